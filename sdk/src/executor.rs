@@ -1,0 +1,476 @@
+//! The replay executor: (past events, new events) -> (actions, custom status), and the session
+//! cache that keeps a running orchestration suspended between episodes (SEMANTICS.md sections 2-5,
+//! DESIGN.md "The plugin boundary").
+//!
+//! An episode applies events one at a time, in history order: `OrchestratorStarted` sets the
+//! orchestrator's clock, call events (`TaskScheduled`, `TimerCreated`, ...) confirm the pending
+//! action with the same sequence id or reveal nondeterminism, completion events fill task slots,
+//! and after each event that can unblock the code, the code is polled until it blocks again.
+//! Because the code is deterministic, continuing a cached session with the new events gives the
+//! same actions as replaying the whole history; a cache miss simply replays.
+//!
+//! Owns `Session` and [`SessionCache`]. Knows nothing of the C ABI or of how the host stores
+//! history.
+
+use crate::context::{LocalTask, OrchestrationContext, OrchestrationState};
+use crate::failure::FailureDetails;
+use crate::history::{EventKind, HistoryEvent, RuntimeStatus};
+use crate::panic::catch_panic;
+use crate::protocol::{
+    Action, ActionKind, CallKind, DurableCall, NonDeterminism, OrchestratorRequest,
+    OrchestratorResponse,
+};
+use crate::registry::Registry;
+use crate::task::resolve;
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use lru::LruCache;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// How many suspended orchestrations a [`SessionCache`] keeps by default.
+pub const DEFAULT_SESSION_CAPACITY: usize = 10_000;
+
+/// Running orchestrations kept between episodes, least recently used evicted first.
+///
+/// Keyed by (instance id, execution id); a session is used only if the request's `history_len`
+/// equals the length the session expects, so any disagreement falls back to full replay.
+pub struct SessionCache {
+    sessions: LruCache<(String, String), Session>,
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("sessions", &self.sessions.len())
+            .field("capacity", &self.sessions.cap())
+            .finish()
+    }
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_SESSION_CAPACITY)
+    }
+}
+
+impl SessionCache {
+    /// A cache that keeps at most `capacity` sessions (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            sessions: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+
+    /// How many sessions are cached.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is cached.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Forgets every session (the next episode of each instance replays its full history).
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+    }
+}
+
+/// One execution's code and state, suspended between episodes.
+struct Session {
+    state: Rc<RefCell<OrchestrationState>>,
+    root: Option<LocalBoxFuture<'static, Result<Value, FailureDetails>>>,
+    spawned: FuturesUnordered<LocalTask>,
+    /// The code produced its completion (or was terminated): later events change nothing.
+    finished: bool,
+    suspended: bool,
+    held_while_suspended: Vec<HistoryEvent>,
+    nondeterminism: Option<NonDeterminism>,
+    warnings: Vec<String>,
+    /// The history length the next episode must report for this session to be reused.
+    history_len: usize,
+}
+
+pub(crate) fn run_episode(
+    registry: &Registry,
+    cache: Option<&mut SessionCache>,
+    request: OrchestratorRequest,
+) -> OrchestratorResponse {
+    let key = (request.instance_id.clone(), request.execution_id.clone());
+    let full_replay = !request.past_events.is_empty() || request.history_len == 0;
+    let mut cache = cache;
+    let mut session = if full_replay {
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.sessions.pop(&key);
+        }
+        let mut session = Session::new(&request);
+        session.history_len = request.past_events.len();
+        session.state.borrow_mut().replaying = true;
+        for event in request.past_events {
+            session.apply(registry, event);
+        }
+        session
+    } else {
+        match cache.as_deref_mut().and_then(|cache| cache.sessions.pop(&key)) {
+            Some(session) if session.history_len == request.history_len => session,
+            _ => {
+                return OrchestratorResponse {
+                    needs_history: true,
+                    ..OrchestratorResponse::default()
+                };
+            }
+        }
+    };
+    {
+        let mut state = session.state.borrow_mut();
+        state.replaying = false;
+        state.include_replay_logs = request.include_replay_logs;
+    }
+    let new_event_count = request.new_events.len();
+    for event in request.new_events {
+        session.apply(registry, event);
+    }
+    let response = session.finish_episode(new_event_count);
+    if let Some(cache) = cache {
+        if !session.finished {
+            cache.sessions.put(key, session);
+        }
+    }
+    response
+}
+
+/// Events that wait while the instance is suspended; everything else (clock ticks, confirmations
+/// of actions the code made before the suspension, resume, terminate) is applied at once.
+fn waits_while_suspended(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::TaskCompleted { .. }
+            | EventKind::TaskFailed { .. }
+            | EventKind::SubOrchestrationInstanceCompleted { .. }
+            | EventKind::SubOrchestrationInstanceFailed { .. }
+            | EventKind::TimerFired { .. }
+            | EventKind::EventRaised { .. }
+    )
+}
+
+impl Session {
+    fn new(request: &OrchestratorRequest) -> Self {
+        let state = OrchestrationState::new(request.instance_id.clone(), request.execution_id.clone());
+        Self {
+            state: Rc::new(RefCell::new(state)),
+            root: None,
+            spawned: FuturesUnordered::new(),
+            finished: false,
+            suspended: false,
+            held_while_suspended: Vec::new(),
+            nondeterminism: None,
+            warnings: Vec::new(),
+            history_len: 0,
+        }
+    }
+
+    fn apply(&mut self, registry: &Registry, event: HistoryEvent) {
+        if self.nondeterminism.is_some() {
+            return;
+        }
+        if self.suspended && waits_while_suspended(&event.kind) {
+            self.held_while_suspended.push(event);
+            return;
+        }
+        let HistoryEvent {
+            event_id,
+            timestamp,
+            kind,
+        } = event;
+        match kind {
+            EventKind::OrchestratorStarted => self.state.borrow_mut().now = timestamp,
+            EventKind::ExecutionStarted {
+                name,
+                input,
+                parent,
+                ..
+            } => self.start(registry, name, input, parent),
+            EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. }
+            | EventKind::EventSent { .. } => {
+                if let Some(call) = DurableCall::from_event(&kind) {
+                    self.confirm(event_id, call);
+                }
+            }
+            EventKind::TaskCompleted {
+                task_scheduled_id,
+                result,
+            }
+            | EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id,
+                result,
+            } => self.complete_task(task_scheduled_id, Ok(result), "completion"),
+            EventKind::TaskFailed {
+                task_scheduled_id,
+                failure,
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id,
+                failure,
+            } => self.complete_task(task_scheduled_id, Err(failure), "failure"),
+            EventKind::TimerFired { timer_id, .. } => {
+                self.complete_task(timer_id, Ok(Value::Null), "TimerFired")
+            }
+            EventKind::EventRaised { .. } => {
+                if !self.finished {
+                    self.state.borrow_mut().deliver_event(HistoryEvent {
+                        event_id,
+                        timestamp,
+                        kind,
+                    });
+                    self.run_code();
+                }
+            }
+            EventKind::ExecutionSuspended { .. } => self.suspended = true,
+            EventKind::ExecutionResumed { .. } => {
+                self.suspended = false;
+                for held in std::mem::take(&mut self.held_while_suspended) {
+                    self.apply(registry, held);
+                }
+            }
+            EventKind::ExecutionTerminated { reason, .. } => {
+                if !self.finished {
+                    self.state.borrow_mut().unconfirmed.clear();
+                    self.finish(ActionKind::CompleteOrchestration {
+                        status: RuntimeStatus::Terminated,
+                        result: reason,
+                        failure: None,
+                        carryover_events: Vec::new(),
+                    });
+                }
+            }
+            EventKind::ContinueAsNew { .. } | EventKind::ExecutionCompleted { .. } => {
+                self.confirm_completion(event_id)
+            }
+            EventKind::OrchestratorCompleted => self.check_episode_end(),
+        }
+    }
+
+    fn start(
+        &mut self,
+        registry: &Registry,
+        name: String,
+        input: Value,
+        parent: Option<crate::history::ParentInstance>,
+    ) {
+        if self.root.is_some() || self.finished {
+            self.warnings
+                .push("a second ExecutionStarted in one execution was ignored".to_string());
+            return;
+        }
+        {
+            let mut state = self.state.borrow_mut();
+            state.name = name.clone();
+            state.parent = parent;
+        }
+        let Some(orchestrator) = registry.find_orchestrator(&name) else {
+            let known = registry.orchestrator_names().join(", ");
+            self.finish_with(Err(FailureDetails::new(
+                "OrchestratorNotFound",
+                format!("no orchestrator named '{name}' is registered (known: {known})"),
+            )
+            .non_retriable()));
+            return;
+        };
+        let context = OrchestrationContext::new(Rc::clone(&self.state));
+        match catch_panic(|| orchestrator(context, input)) {
+            Ok(root) => {
+                self.root = Some(root);
+                self.run_code();
+            }
+            Err(panic) => self.finish_with(Err(panic)),
+        }
+    }
+
+    /// A call event in history: the code must have made the same call under the same id.
+    fn confirm(&mut self, sequence_id: i32, recorded: DurableCall) {
+        if self.finished && self.state.borrow().unconfirmed.is_empty() {
+            return;
+        }
+        let made = self.state.borrow_mut().unconfirmed.remove(&sequence_id);
+        match made {
+            Some(action) if action.kind.call() == recorded => {}
+            Some(action) => self.fail_nondeterministic(NonDeterminism {
+                sequence_id,
+                expected: Some(recorded),
+                actual: Some(action.kind.call()),
+            }),
+            None => self.fail_nondeterministic(NonDeterminism {
+                sequence_id,
+                expected: Some(recorded),
+                actual: None,
+            }),
+        }
+    }
+
+    fn confirm_completion(&mut self, event_id: i32) {
+        let mut state = self.state.borrow_mut();
+        let completion = state.unconfirmed.iter().find_map(|(id, action)| {
+            matches!(action.kind, ActionKind::CompleteOrchestration { .. }).then_some(*id)
+        });
+        match completion {
+            Some(id) => {
+                state.unconfirmed.remove(&id);
+            }
+            None if self.finished => {}
+            None => {
+                drop(state);
+                self.fail_nondeterministic(NonDeterminism {
+                    sequence_id: event_id,
+                    expected: Some(DurableCall::new(CallKind::Complete, "")),
+                    actual: None,
+                });
+            }
+        }
+    }
+
+    /// `OrchestratorCompleted` in past history: the host recorded every action of that episode
+    /// before it, so an action still unconfirmed is one history never had.
+    fn check_episode_end(&mut self) {
+        let extra = self
+            .state
+            .borrow()
+            .unconfirmed
+            .values()
+            .next()
+            .map(|action| (action.id, action.kind.call()));
+        if let Some((sequence_id, call)) = extra {
+            self.fail_nondeterministic(NonDeterminism {
+                sequence_id,
+                expected: None,
+                actual: Some(call),
+            });
+        }
+    }
+
+    fn complete_task(
+        &mut self,
+        task_id: i32,
+        outcome: Result<Value, FailureDetails>,
+        what: &str,
+    ) {
+        if self.finished {
+            return;
+        }
+        let slot = self.state.borrow_mut().open_tasks.remove(&task_id);
+        match slot {
+            Some(slot) => {
+                let arrival = self.state.borrow_mut().next_arrival();
+                resolve(&slot, outcome, arrival);
+                self.run_code();
+            }
+            None => self.warnings.push(format!(
+                "a {what} for task #{task_id} matched no pending task of the code and was ignored"
+            )),
+        }
+    }
+
+    /// Polls retry loops and the orchestrator until nothing more can run without new events.
+    fn run_code(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let newly_spawned = std::mem::take(&mut self.state.borrow_mut().spawn_queue);
+            self.spawned.extend(newly_spawned);
+            let spawned = &mut self.spawned;
+            let root = &mut self.root;
+            let polled = catch_panic(|| {
+                while let Poll::Ready(Some(())) = spawned.poll_next_unpin(&mut cx) {}
+                root.as_mut().map(|root| root.as_mut().poll(&mut cx))
+            });
+            match polled {
+                Err(panic) => return self.finish_with(Err(panic)),
+                Ok(Some(Poll::Ready(result))) => return self.finish_with(result),
+                Ok(_) => {}
+            }
+            if self.state.borrow().spawn_queue.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn finish_with(&mut self, result: Result<Value, FailureDetails>) {
+        let continue_as_new = self.state.borrow_mut().continue_as_new.take();
+        let completion = match (result, continue_as_new) {
+            (Err(failure), _) => ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::Failed,
+                result: Value::Null,
+                failure: Some(failure),
+                carryover_events: Vec::new(),
+            },
+            (Ok(_), Some(next)) => {
+                let carryover_events = if next.keep_unprocessed_events {
+                    self.state.borrow_mut().buffered_events.drain(..).collect()
+                } else {
+                    Vec::new()
+                };
+                ActionKind::CompleteOrchestration {
+                    status: RuntimeStatus::ContinuedAsNew,
+                    result: next.input,
+                    failure: None,
+                    carryover_events,
+                }
+            }
+            (Ok(output), None) => ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::Completed,
+                result: output,
+                failure: None,
+                carryover_events: Vec::new(),
+            },
+        };
+        self.finish(completion);
+    }
+
+    fn finish(&mut self, completion: ActionKind) {
+        self.finished = true;
+        // Dropped outside any borrow of the state: the futures hold clones of it.
+        let root = self.root.take();
+        let spawned = std::mem::take(&mut self.spawned);
+        drop((root, spawned));
+        let mut state = self.state.borrow_mut();
+        let id = state.take_sequence();
+        state.unconfirmed.insert(
+            id,
+            Action {
+                id,
+                kind: completion,
+            },
+        );
+    }
+
+    fn fail_nondeterministic(&mut self, diff: NonDeterminism) {
+        let failure = diff.to_failure_details();
+        self.nondeterminism = Some(diff);
+        self.finished = false;
+        self.state.borrow_mut().unconfirmed.clear();
+        self.finish_with(Err(failure));
+    }
+
+    /// Hands out the episode's actions; the host records them, so they count as confirmed.
+    fn finish_episode(&mut self, new_event_count: usize) -> OrchestratorResponse {
+        let mut state = self.state.borrow_mut();
+        let actions: Vec<Action> = std::mem::take(&mut state.unconfirmed).into_values().collect();
+        self.history_len += new_event_count + actions.len() + 1;
+        OrchestratorResponse {
+            needs_history: false,
+            actions,
+            custom_status: state.custom_status.clone(),
+            logs: std::mem::take(&mut state.logs),
+            nondeterminism: self.nondeterminism.clone(),
+            warnings: std::mem::take(&mut self.warnings),
+        }
+    }
+}

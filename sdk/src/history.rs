@@ -1,0 +1,372 @@
+//! History: the append-only list of events that is an instance's only source of truth
+//! (SEMANTICS.md section 1).
+//!
+//! Owns the event types and the runtime status. Knows nothing of how events are produced (the
+//! executor and the host do that) or stored (the emulator's store does that).
+
+use crate::failure::FailureDetails;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One event of an instance's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    /// The sequence id of the action that produced this event, or -1 for events no action
+    /// produced (completions, external events, episode markers).
+    pub event_id: i32,
+    /// When the host recorded the event, on the emulator's clock.
+    pub timestamp: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Where a sub-orchestration came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentInstance {
+    /// The parent's instance id.
+    pub instance_id: String,
+    /// The parent's execution id at the time it scheduled the child.
+    pub execution_id: String,
+    /// The parent's orchestration name.
+    pub name: String,
+    /// The sequence id of the parent's `SubOrchestrationInstanceCreated` event.
+    pub task_scheduled_id: i32,
+}
+
+/// The payload of a [`HistoryEvent`]; the variant names are the Durable Task event names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "eventType")]
+pub enum EventKind {
+    /// Start of an episode; its timestamp is the orchestrator's "now" for the episode.
+    OrchestratorStarted,
+    /// First event of an execution.
+    #[serde(rename_all = "camelCase")]
+    ExecutionStarted {
+        /// Orchestration name.
+        name: String,
+        /// Orchestration version, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// Orchestration input (JSON).
+        #[serde(default)]
+        input: Value,
+        /// Instance id.
+        instance_id: String,
+        /// Execution id (changes on continue-as-new).
+        execution_id: String,
+        /// Set when this is a sub-orchestration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentInstance>,
+        /// When the instance was asked to start, if scheduled for later.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_start: Option<DateTime<Utc>>,
+    },
+    /// An activity was scheduled (`event_id` = the call's sequence id).
+    #[serde(rename_all = "camelCase")]
+    TaskScheduled {
+        /// Activity name.
+        name: String,
+        /// Activity input (JSON).
+        #[serde(default)]
+        input: Value,
+    },
+    /// An activity returned a result.
+    #[serde(rename_all = "camelCase")]
+    TaskCompleted {
+        /// Sequence id of the `TaskScheduled` this completes.
+        task_scheduled_id: i32,
+        /// The result (JSON).
+        #[serde(default)]
+        result: Value,
+    },
+    /// An activity failed.
+    #[serde(rename_all = "camelCase")]
+    TaskFailed {
+        /// Sequence id of the `TaskScheduled` this completes.
+        task_scheduled_id: i32,
+        /// Why it failed.
+        failure: FailureDetails,
+    },
+    /// A sub-orchestration was started (`event_id` = the call's sequence id).
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceCreated {
+        /// Orchestration name.
+        name: String,
+        /// The child's instance id.
+        instance_id: String,
+        /// The child's input (JSON).
+        #[serde(default)]
+        input: Value,
+    },
+    /// A sub-orchestration completed.
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceCompleted {
+        /// Sequence id of the `SubOrchestrationInstanceCreated` this completes.
+        task_scheduled_id: i32,
+        /// The child's output (JSON).
+        #[serde(default)]
+        result: Value,
+    },
+    /// A sub-orchestration failed.
+    #[serde(rename_all = "camelCase")]
+    SubOrchestrationInstanceFailed {
+        /// Sequence id of the `SubOrchestrationInstanceCreated` this completes.
+        task_scheduled_id: i32,
+        /// The child's failure, with its own chain.
+        failure: FailureDetails,
+    },
+    /// A durable timer was created (`event_id` = the call's sequence id).
+    #[serde(rename_all = "camelCase")]
+    TimerCreated {
+        /// When it fires, on the emulator's clock.
+        fire_at: DateTime<Utc>,
+    },
+    /// A durable timer fired.
+    #[serde(rename_all = "camelCase")]
+    TimerFired {
+        /// When it was due.
+        fire_at: DateTime<Utc>,
+        /// Sequence id of the `TimerCreated` this completes.
+        timer_id: i32,
+    },
+    /// An external event arrived for this instance.
+    #[serde(rename_all = "camelCase")]
+    EventRaised {
+        /// Event name (compared case-insensitively).
+        name: String,
+        /// Event payload (JSON).
+        #[serde(default)]
+        input: Value,
+    },
+    /// This instance sent an event to another (`event_id` = the call's sequence id).
+    #[serde(rename_all = "camelCase")]
+    EventSent {
+        /// Target instance id.
+        instance_id: String,
+        /// Event name.
+        name: String,
+        /// Event payload (JSON).
+        #[serde(default)]
+        input: Value,
+    },
+    /// The instance was suspended: only resume and terminate are processed until resumed.
+    #[serde(rename_all = "camelCase")]
+    ExecutionSuspended {
+        /// Why, if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The instance was resumed.
+    #[serde(rename_all = "camelCase")]
+    ExecutionResumed {
+        /// Why, if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The instance was asked to terminate.
+    #[serde(rename_all = "camelCase")]
+    ExecutionTerminated {
+        /// Why, if given; becomes the instance's output.
+        #[serde(default)]
+        reason: Value,
+        /// Whether running sub-orchestrations are terminated too.
+        #[serde(default)]
+        recurse: bool,
+    },
+    /// The execution ended by continuing as new with this input.
+    #[serde(rename_all = "camelCase")]
+    ContinueAsNew {
+        /// The next execution's input (JSON).
+        #[serde(default)]
+        input: Value,
+    },
+    /// The execution reached a terminal status.
+    #[serde(rename_all = "camelCase")]
+    ExecutionCompleted {
+        /// Completed, Failed or Terminated.
+        status: RuntimeStatus,
+        /// The output, when completed or terminated.
+        #[serde(default)]
+        result: Value,
+        /// The failure, when failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureDetails>,
+    },
+    /// End of an episode: every action of the episode is recorded before it.
+    OrchestratorCompleted,
+}
+
+impl EventKind {
+    /// The Durable Task name of this event kind, e.g. `TaskScheduled`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::OrchestratorStarted => "OrchestratorStarted",
+            EventKind::ExecutionStarted { .. } => "ExecutionStarted",
+            EventKind::TaskScheduled { .. } => "TaskScheduled",
+            EventKind::TaskCompleted { .. } => "TaskCompleted",
+            EventKind::TaskFailed { .. } => "TaskFailed",
+            EventKind::SubOrchestrationInstanceCreated { .. } => "SubOrchestrationInstanceCreated",
+            EventKind::SubOrchestrationInstanceCompleted { .. } => {
+                "SubOrchestrationInstanceCompleted"
+            }
+            EventKind::SubOrchestrationInstanceFailed { .. } => "SubOrchestrationInstanceFailed",
+            EventKind::TimerCreated { .. } => "TimerCreated",
+            EventKind::TimerFired { .. } => "TimerFired",
+            EventKind::EventRaised { .. } => "EventRaised",
+            EventKind::EventSent { .. } => "EventSent",
+            EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
+            EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
+            EventKind::ContinueAsNew { .. } => "ContinueAsNew",
+            EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
+            EventKind::OrchestratorCompleted => "OrchestratorCompleted",
+        }
+    }
+
+    /// The activity, orchestration or event name this event is about, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            EventKind::ExecutionStarted { name, .. }
+            | EventKind::TaskScheduled { name, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name, .. }
+            | EventKind::EventRaised { name, .. }
+            | EventKind::EventSent { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The sequence id of the task this event completes, for completion events.
+    pub fn completes_task(&self) -> Option<i32> {
+        match self {
+            EventKind::TaskCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::TaskFailed {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id, ..
+            }
+            | EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => Some(*task_scheduled_id),
+            EventKind::TimerFired { timer_id, .. } => Some(*timer_id),
+            _ => None,
+        }
+    }
+
+    /// The failure this event carries, if it is a failure.
+    pub fn failure(&self) -> Option<&FailureDetails> {
+        match self {
+            EventKind::TaskFailed { failure, .. }
+            | EventKind::SubOrchestrationInstanceFailed { failure, .. } => Some(failure),
+            EventKind::ExecutionCompleted { failure, .. } => failure.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The runtime status of an instance (SEMANTICS.md section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RuntimeStatus {
+    /// Created, not yet run.
+    Pending,
+    /// Running (waiting for work or events counts as running).
+    Running,
+    /// Suspended: only resume and terminate are processed.
+    Suspended,
+    /// Transient: the execution ended and a new one is starting.
+    ContinuedAsNew,
+    /// Terminal: returned an output.
+    Completed,
+    /// Terminal: ended with a failure.
+    Failed,
+    /// Terminal: cancelled.
+    Canceled,
+    /// Terminal: terminated by request.
+    Terminated,
+}
+
+impl RuntimeStatus {
+    /// Completed, Failed, Canceled and Terminated are terminal: nothing more happens.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RuntimeStatus::Completed
+                | RuntimeStatus::Failed
+                | RuntimeStatus::Canceled
+                | RuntimeStatus::Terminated
+        )
+    }
+
+    /// The Durable Functions spelling, e.g. `Completed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeStatus::Pending => "Pending",
+            RuntimeStatus::Running => "Running",
+            RuntimeStatus::Suspended => "Suspended",
+            RuntimeStatus::ContinuedAsNew => "ContinuedAsNew",
+            RuntimeStatus::Completed => "Completed",
+            RuntimeStatus::Failed => "Failed",
+            RuntimeStatus::Canceled => "Canceled",
+            RuntimeStatus::Terminated => "Terminated",
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuntimeStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const ALL: [RuntimeStatus; 8] = [
+            RuntimeStatus::Pending,
+            RuntimeStatus::Running,
+            RuntimeStatus::Suspended,
+            RuntimeStatus::ContinuedAsNew,
+            RuntimeStatus::Completed,
+            RuntimeStatus::Failed,
+            RuntimeStatus::Canceled,
+            RuntimeStatus::Terminated,
+        ];
+        ALL.into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                format!(
+                    "unknown runtime status '{text}'; expected one of {}",
+                    ALL.map(RuntimeStatus::as_str).join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json_with_the_durable_task_event_names() {
+        let event = HistoryEvent {
+            event_id: 3,
+            timestamp: DateTime::UNIX_EPOCH,
+            kind: EventKind::TaskScheduled {
+                name: "Charge".into(),
+                input: serde_json::json!({"amount": 5}),
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["eventType"], "TaskScheduled");
+        assert_eq!(json["eventId"], 3);
+        let back: HistoryEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}

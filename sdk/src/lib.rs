@@ -1,0 +1,195 @@
+//! # durable-sdk: durable orchestrations and activities in Rust
+//!
+//! Everything a function author needs to write a plugin for durable-emu: an orchestrator
+//! coordinates activities through an event-sourced history that is replayed deterministically
+//! (the Durable Task model of Azure Durable Functions; see SEMANTICS.md in the repository).
+//!
+//! - [`OrchestrationContext`]: activities (with or without [`RetryPolicy`]), sub-orchestrations,
+//!   durable timers, external events, sending events, continue-as-new, custom status,
+//!   deterministic time and GUIDs, replay-safe logging.
+//! - [`when_all`] (fan-out/fan-in) and [`when_any`] (races, e.g. an event against a timeout).
+//! - [`ActivityContext`] and [`FailureDetails`]: activities are plain async functions; errors and
+//!   panics become failures the orchestrator can match on ([`TaskError`]).
+//! - [`Registry`] + [`export_plugin!`]: name your functions and make the crate a plugin.
+//!
+//! ## A complete plugin
+//!
+//! `Cargo.toml` of the functions crate:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]
+//!
+//! [dependencies]
+//! durable-sdk = "0.1"
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```
+//! use durable_sdk::{
+//!     ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy, when_all,
+//! };
+//! use std::time::Duration;
+//!
+//! /// Chaining: each call starts after the previous one finished.
+//! async fn hello_sequence(
+//!     ctx: OrchestrationContext,
+//!     _input: (),
+//! ) -> Result<Vec<String>, FailureDetails> {
+//!     let mut greetings = Vec::new();
+//!     for city in ["Tokyo", "Seattle", "London"] {
+//!         greetings.push(ctx.call_activity::<String>("SayHello", city).await?);
+//!     }
+//!     Ok(greetings)
+//! }
+//!
+//! /// Fan-out/fan-in with a retry policy on every call.
+//! async fn sum_of_squares(ctx: OrchestrationContext, n: u64) -> Result<u64, FailureDetails> {
+//!     let retry = RetryPolicy::new(3, Duration::from_secs(5)).with_backoff(2.0);
+//!     let calls = (1..=n).map(|i| ctx.call_activity_with_retry::<u64>("Square", i, retry.clone()));
+//!     Ok(when_all(calls).await?.into_iter().sum())
+//! }
+//!
+//! async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, FailureDetails> {
+//!     Ok(format!("Hello {city}!"))
+//! }
+//!
+//! async fn square(_ctx: ActivityContext, i: u64) -> Result<u64, FailureDetails> {
+//!     Ok(i * i)
+//! }
+//!
+//! pub fn registry() -> Registry {
+//!     Registry::new()
+//!         .orchestrator("HelloSequence", hello_sequence)
+//!         .orchestrator("SumOfSquares", sum_of_squares)
+//!         .activity("SayHello", say_hello)
+//!         .activity("Square", square)
+//! }
+//!
+//! durable_sdk::export_plugin!(registry);
+//! # fn main() {
+//! #     let manifest = durable_plugin_handle().manifest().unwrap();
+//! #     assert_eq!(manifest.orchestrators, ["HelloSequence", "SumOfSquares"]);
+//! # }
+//! ```
+//!
+//! Then `durable-emu path/to/crate` builds, loads and runs it.
+//!
+//! ## Rules for orchestrator code
+//! Orchestrators are replayed from the start of their history, so they must be deterministic:
+//! take time from [`OrchestrationContext::current_utc_date_time`], ids from
+//! [`OrchestrationContext::new_guid`], and wait only on durable tasks. Do I/O in activities.
+//! A durable call is scheduled when it is made, not when it is awaited.
+//!
+//! ## The boundary
+//! [`ffi`] holds the C ABI (version, vtable, buffers); [`protocol`] the JSON messages; [`history`]
+//! the events. Module map: `context` (the calls), `task` (futures and combinators), `retry`,
+//! `executor` (replay + session cache), `registry`, `activity`, `failure`, `panic`.
+
+mod activity;
+mod context;
+mod executor;
+mod failure;
+pub mod ffi;
+pub mod history;
+mod panic;
+pub mod protocol;
+mod registry;
+mod retry;
+mod task;
+
+pub use activity::ActivityContext;
+pub use context::{OrchestrationContext, SubOrchestrationOptions};
+pub use executor::{DEFAULT_SESSION_CAPACITY, SessionCache};
+pub use failure::{
+    FailureDetails, NON_DETERMINISM, PANIC, SERIALIZATION, TASK_FAILED, TaskError, TaskKind,
+};
+pub use history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+pub use protocol::LogLevel;
+pub use registry::Registry;
+pub use retry::RetryPolicy;
+pub use task::{DurableTask, TaskHandle, WhenAll, WhenAny, when_all, when_any};
+
+/// Re-exported for plugins and hosts, so both use the same version.
+pub use chrono;
+/// Re-exported for plugins and hosts, so both use the same version.
+pub use serde_json;
+
+#[doc(hidden)]
+pub use durable_sdk_macros::build_id;
+
+/// The version of this SDK, recorded in every plugin's manifest.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Makes the crate a durable-emu plugin from a `fn() -> Registry`.
+///
+/// Generates the C-ABI entry points `durable_plugin_abi_version` (checked by the host before
+/// anything else) and `durable_plugin_vtable`, plus `durable_plugin_handle()` for calling the same
+/// plugin in-process (how durable-emu embeds its built-in samples). The registry is built once, on
+/// first use; the manifest carries the crate name and version, the SDK version and a build id that
+/// is new on every compilation. Every entry runs inside `catch_unwind`.
+///
+/// Build the crate as a `cdylib` with `panic = "unwind"` (the default).
+#[macro_export]
+macro_rules! export_plugin {
+    ($registry:path) => {
+        static __DURABLE_REGISTRY: ::std::sync::OnceLock<$crate::Registry> =
+            ::std::sync::OnceLock::new();
+
+        fn __durable_registry() -> &'static $crate::Registry {
+            __DURABLE_REGISTRY.get_or_init($registry)
+        }
+
+        extern "C" fn __durable_manifest() -> $crate::ffi::CallResult {
+            $crate::ffi::manifest_entry(
+                __durable_registry,
+                ::core::env!("CARGO_PKG_NAME"),
+                ::core::env!("CARGO_PKG_VERSION"),
+                $crate::build_id!(),
+            )
+        }
+
+        unsafe extern "C" fn __durable_orchestrate(
+            request: *const u8,
+            len: usize,
+        ) -> $crate::ffi::CallResult {
+            // SAFETY: the host passes `len` readable bytes that live for the call (ffi docs).
+            unsafe { $crate::ffi::orchestrate_entry(__durable_registry, request, len) }
+        }
+
+        unsafe extern "C" fn __durable_run_activity(
+            request: *const u8,
+            len: usize,
+        ) -> $crate::ffi::CallResult {
+            // SAFETY: the host passes `len` readable bytes that live for the call (ffi docs).
+            unsafe { $crate::ffi::run_activity_entry(__durable_registry, request, len) }
+        }
+
+        static __DURABLE_VTABLE: $crate::ffi::PluginVTable = $crate::ffi::PluginVTable {
+            abi_version: $crate::ffi::ABI_VERSION,
+            manifest: __durable_manifest,
+            orchestrate: __durable_orchestrate,
+            run_activity: __durable_run_activity,
+            free_buf: $crate::ffi::free_buf,
+        };
+
+        /// The plugin's ABI version (read by the host before anything else).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn durable_plugin_abi_version() -> u32 {
+            $crate::ffi::ABI_VERSION
+        }
+
+        /// The plugin's entry points.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn durable_plugin_vtable() -> &'static $crate::ffi::PluginVTable {
+            &__DURABLE_VTABLE
+        }
+
+        /// This plugin, called in-process through the same entry points a host would use.
+        pub fn durable_plugin_handle() -> $crate::ffi::PluginHandle {
+            $crate::ffi::PluginHandle::new(&__DURABLE_VTABLE)
+        }
+    };
+}

@@ -1,0 +1,399 @@
+//! The wire types of the plugin boundary: what the host sends and what the plugin answers
+//! (SEMANTICS.md section 2). Serialized as JSON; versioned by [`crate::ffi::ABI_VERSION`].
+//!
+//! Owns the episode request/response, actions, the structured nondeterminism diff, replay-safe log
+//! lines, activity requests/outcomes and the plugin manifest. Knows nothing of how an episode is
+//! executed (see `executor`) or how bytes cross the C ABI (see `ffi`).
+
+use crate::failure::FailureDetails;
+use crate::history::{EventKind, HistoryEvent, RuntimeStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// One episode's input: the history so far and what is new.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchestratorRequest {
+    /// The instance.
+    pub instance_id: String,
+    /// The current execution of the instance.
+    pub execution_id: String,
+    /// How many events the execution's history had before this episode.
+    pub history_len: usize,
+    /// The history before this episode: either all `history_len` events (full replay) or none, in
+    /// which case the plugin continues its cached session and answers `needs_history` on a miss.
+    #[serde(default)]
+    pub past_events: Vec<HistoryEvent>,
+    /// The events of this episode, starting with `OrchestratorStarted`.
+    pub new_events: Vec<HistoryEvent>,
+    /// Also report log lines written while replaying (marked as such), for replay debugging.
+    #[serde(default)]
+    pub include_replay_logs: bool,
+}
+
+/// One episode's output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchestratorResponse {
+    /// Set when `past_events` was empty and the plugin has no matching session: send the request
+    /// again with the full history. Nothing else in the response is meaningful then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_history: bool,
+    /// Every action history has not confirmed yet, in sequence order. The host records each as a
+    /// history event with `event_id = action.id`, then appends `OrchestratorCompleted`.
+    pub actions: Vec<Action>,
+    /// The orchestration's custom status after this episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_status: Option<Value>,
+    /// Replay-safe log lines written during the episode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+    /// Set when replay disagreed with history; the actions then fail the orchestration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nondeterminism: Option<NonDeterminism>,
+    /// Completion events that matched no task of the code (ignored, per SEMANTICS.md section 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// A durable call the orchestrator made, waiting to be recorded and carried out by the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    /// The call's sequence id; its history event gets this `event_id`.
+    pub id: i32,
+    /// What to do.
+    #[serde(flatten)]
+    pub kind: ActionKind,
+}
+
+/// What an [`Action`] asks the host to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action")]
+pub enum ActionKind {
+    /// Run an activity (recorded as `TaskScheduled`).
+    #[serde(rename_all = "camelCase")]
+    ScheduleTask {
+        /// Activity name.
+        name: String,
+        /// Activity input (JSON).
+        input: Value,
+    },
+    /// Start a durable timer (recorded as `TimerCreated`).
+    #[serde(rename_all = "camelCase")]
+    CreateTimer {
+        /// When it fires.
+        fire_at: DateTime<Utc>,
+    },
+    /// Start a sub-orchestration (recorded as `SubOrchestrationInstanceCreated`).
+    #[serde(rename_all = "camelCase")]
+    CreateSubOrchestration {
+        /// Orchestration name.
+        name: String,
+        /// The child's instance id.
+        instance_id: String,
+        /// The child's input (JSON).
+        input: Value,
+    },
+    /// Deliver an event to another instance (recorded as `EventSent`).
+    #[serde(rename_all = "camelCase")]
+    SendEvent {
+        /// Target instance id.
+        instance_id: String,
+        /// Event name.
+        name: String,
+        /// Event payload (JSON).
+        input: Value,
+    },
+    /// End the execution (recorded as `ExecutionCompleted`, or `ContinueAsNew`).
+    #[serde(rename_all = "camelCase")]
+    CompleteOrchestration {
+        /// Completed, Failed, Terminated or ContinuedAsNew.
+        status: RuntimeStatus,
+        /// The output; for ContinuedAsNew, the next execution's input.
+        result: Value,
+        /// The failure, when Failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureDetails>,
+        /// For ContinuedAsNew: external events not yet consumed that the next execution keeps.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        carryover_events: Vec<HistoryEvent>,
+    },
+}
+
+impl ActionKind {
+    /// The history event that records this action (`CompleteOrchestration` with ContinuedAsNew
+    /// becomes `ContinueAsNew`; carried-over events are the host's to deliver).
+    pub fn to_event_kind(&self) -> EventKind {
+        match self {
+            ActionKind::ScheduleTask { name, input } => EventKind::TaskScheduled {
+                name: name.clone(),
+                input: input.clone(),
+            },
+            ActionKind::CreateTimer { fire_at } => EventKind::TimerCreated { fire_at: *fire_at },
+            ActionKind::CreateSubOrchestration {
+                name,
+                instance_id,
+                input,
+            } => EventKind::SubOrchestrationInstanceCreated {
+                name: name.clone(),
+                instance_id: instance_id.clone(),
+                input: input.clone(),
+            },
+            ActionKind::SendEvent {
+                instance_id,
+                name,
+                input,
+            } => EventKind::EventSent {
+                instance_id: instance_id.clone(),
+                name: name.clone(),
+                input: input.clone(),
+            },
+            ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::ContinuedAsNew,
+                result,
+                ..
+            } => EventKind::ContinueAsNew {
+                input: result.clone(),
+            },
+            ActionKind::CompleteOrchestration {
+                status,
+                result,
+                failure,
+                ..
+            } => EventKind::ExecutionCompleted {
+                status: *status,
+                result: result.clone(),
+                failure: failure.clone(),
+            },
+        }
+    }
+
+    /// The kind and name used when comparing this action with history.
+    pub fn call(&self) -> DurableCall {
+        match self {
+            ActionKind::ScheduleTask { name, .. } => DurableCall::new(CallKind::Activity, name),
+            ActionKind::CreateTimer { .. } => DurableCall::new(CallKind::Timer, ""),
+            ActionKind::CreateSubOrchestration { name, .. } => {
+                DurableCall::new(CallKind::SubOrchestration, name)
+            }
+            ActionKind::SendEvent { name, .. } => DurableCall::new(CallKind::SendEvent, name),
+            ActionKind::CompleteOrchestration { status, .. } => {
+                DurableCall::new(CallKind::Complete, status.as_str())
+            }
+        }
+    }
+}
+
+/// The kinds of durable call that take a sequence id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CallKind {
+    /// `call_activity` (history: TaskScheduled).
+    Activity,
+    /// `create_timer` (history: TimerCreated).
+    Timer,
+    /// `call_sub_orchestrator` (history: SubOrchestrationInstanceCreated).
+    SubOrchestration,
+    /// `send_event` (history: EventSent).
+    SendEvent,
+    /// Completing the orchestration (history: ExecutionCompleted / ContinueAsNew).
+    Complete,
+}
+
+impl CallKind {
+    /// The SDK method that makes this kind of call, as the diff shows it.
+    pub fn method(self) -> &'static str {
+        match self {
+            CallKind::Activity => "call_activity",
+            CallKind::Timer => "create_timer",
+            CallKind::SubOrchestration => "call_sub_orchestrator",
+            CallKind::SendEvent => "send_event",
+            CallKind::Complete => "complete",
+        }
+    }
+
+    /// The history event that records this kind of call.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            CallKind::Activity => "TaskScheduled",
+            CallKind::Timer => "TimerCreated",
+            CallKind::SubOrchestration => "SubOrchestrationInstanceCreated",
+            CallKind::SendEvent => "EventSent",
+            CallKind::Complete => "ExecutionCompleted",
+        }
+    }
+}
+
+/// A durable call's kind and name: what the nondeterminism diff compares.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DurableCall {
+    /// The kind of call.
+    pub kind: CallKind,
+    /// Activity/orchestration/event name; empty for timers.
+    pub name: String,
+}
+
+impl DurableCall {
+    /// A call of `kind` named `name`.
+    pub fn new(kind: CallKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// The call recorded by a history event, if the event records a call.
+    pub fn from_event(kind: &EventKind) -> Option<Self> {
+        Some(match kind {
+            EventKind::TaskScheduled { name, .. } => Self::new(CallKind::Activity, name),
+            EventKind::TimerCreated { .. } => Self::new(CallKind::Timer, ""),
+            EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+                Self::new(CallKind::SubOrchestration, name)
+            }
+            EventKind::EventSent { name, .. } => Self::new(CallKind::SendEvent, name),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DurableCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            CallKind::Timer => write!(f, "{} ({})", self.kind.method(), self.kind.event_name()),
+            _ => write!(
+                f,
+                "{} \"{}\" ({})",
+                self.kind.method(),
+                self.name,
+                self.kind.event_name()
+            ),
+        }
+    }
+}
+
+/// A structured difference between history and what the code does on replay
+/// (SEMANTICS.md section 3, **Ours**), so front ends can show both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NonDeterminism {
+    /// The sequence id where history and code disagree.
+    pub sequence_id: i32,
+    /// What history recorded at this id (`None`: history has no call with this id).
+    pub expected: Option<DurableCall>,
+    /// What the code does at this id (`None`: the code never makes this call).
+    pub actual: Option<DurableCall>,
+}
+
+impl NonDeterminism {
+    /// The failure the orchestration ends with.
+    pub fn to_failure_details(&self) -> FailureDetails {
+        FailureDetails::new(crate::failure::NON_DETERMINISM, self.to_string()).non_retriable()
+    }
+}
+
+impl fmt::Display for NonDeterminism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.sequence_id;
+        match (&self.expected, &self.actual) {
+            (Some(expected), Some(actual)) => write!(
+                f,
+                "history has {expected} as call #{id}, but the code now makes {actual} as call #{id}"
+            ),
+            (Some(expected), None) => write!(
+                f,
+                "history has {expected} as call #{id}, but the code never makes call #{id}"
+            ),
+            (None, Some(actual)) => write!(
+                f,
+                "the code makes {actual} as call #{id}, but history has no call #{id} at this point"
+            ),
+            (None, None) => write!(f, "history and code disagree at call #{id}"),
+        }
+    }
+}
+
+/// Severity of a replay-safe log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// Fine detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected but handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// A line an orchestrator logged through `OrchestrationContext::log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// Severity.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+    /// Written while replaying history (only reported with `include_replay_logs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaying: bool,
+    /// The orchestrator's time when it was written.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A request to run one activity attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityRequest {
+    /// Activity name.
+    pub name: String,
+    /// Activity input (JSON).
+    #[serde(default)]
+    pub input: Value,
+    /// The instance that scheduled it.
+    pub instance_id: String,
+    /// The sequence id of its `TaskScheduled` event.
+    pub task_id: i32,
+    /// Which delivery of this task this is (1 for the first; redeliveries count up).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// The outcome of one activity attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum ActivityOutcome {
+    /// The activity returned a result.
+    Completed {
+        /// The result (JSON).
+        result: Value,
+    },
+    /// The activity returned an error or panicked.
+    Failed {
+        /// Why.
+        failure: FailureDetails,
+    },
+}
+
+/// What a plugin contains, read by the host right after the ABI check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// The plugin crate's name.
+    pub crate_name: String,
+    /// The plugin crate's version.
+    pub crate_version: String,
+    /// The `durable-sdk` version it was built with.
+    pub sdk_version: String,
+    /// Unique per compilation of the plugin crate.
+    pub build_id: String,
+    /// Registered orchestrator names, sorted.
+    pub orchestrators: Vec<String>,
+    /// Registered activity names, sorted.
+    pub activities: Vec<String>,
+}

@@ -1,0 +1,216 @@
+//! The registry: the named orchestrators and activities a plugin offers, and the two operations
+//! the host calls on them (run an episode, run an activity).
+//!
+//! Owns [`Registry`] and the type erasure from typed user functions to JSON in / JSON out.
+//! Episodes go through `executor`; the C ABI around these calls is `ffi`'s business.
+
+use crate::activity::ActivityContext;
+use crate::context::OrchestrationContext;
+use crate::executor::{self, SessionCache};
+use crate::failure::{FailureDetails, SERIALIZATION};
+use crate::panic::catch_panic;
+use crate::protocol::{
+    ActivityOutcome, ActivityRequest, Manifest, OrchestratorRequest, OrchestratorResponse,
+};
+use futures::future::LocalBoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+pub(crate) type OrchestratorFn = Box<
+    dyn Fn(OrchestrationContext, Value) -> LocalBoxFuture<'static, Result<Value, FailureDetails>>
+        + Send
+        + Sync,
+>;
+
+type ActivityFn = Box<
+    dyn Fn(ActivityContext, Value) -> LocalBoxFuture<'static, Result<Value, FailureDetails>>
+        + Send
+        + Sync,
+>;
+
+/// The orchestrators and activities of one plugin, by name.
+///
+/// ```
+/// use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
+///
+/// async fn greet(ctx: OrchestrationContext, name: String) -> Result<String, FailureDetails> {
+///     Ok(ctx.call_activity::<String>("SayHello", name).await?)
+/// }
+/// async fn say_hello(_ctx: ActivityContext, name: String) -> Result<String, FailureDetails> {
+///     Ok(format!("Hello {name}!"))
+/// }
+///
+/// let registry = Registry::new()
+///     .orchestrator("Greet", greet)
+///     .activity("SayHello", say_hello);
+/// assert_eq!(registry.orchestrator_names(), ["Greet"]);
+/// ```
+#[derive(Default)]
+pub struct Registry {
+    orchestrators: BTreeMap<String, OrchestratorFn>,
+    activities: BTreeMap<String, ActivityFn>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("orchestrators", &self.orchestrator_names())
+            .field("activities", &self.activity_names())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an orchestrator: an async function of the context and a deserializable input,
+    /// returning a serializable output or an error convertible to [`FailureDetails`].
+    /// A later registration under the same name replaces the earlier one.
+    #[must_use]
+    pub fn orchestrator<F, Fut, I, O, E>(mut self, name: &str, orchestrator: F) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + 'static,
+        I: DeserializeOwned,
+        O: Serialize,
+        E: Into<FailureDetails>,
+    {
+        let label = name.to_string();
+        let erased: OrchestratorFn = Box::new(move |context, input| {
+            match decode_input::<I>("orchestrator", &label, input) {
+                Ok(input) => {
+                    let running = orchestrator(context, input);
+                    Box::pin(async move { encode_output(running.await) })
+                }
+                Err(failure) => Box::pin(std::future::ready(Err(failure))),
+            }
+        });
+        self.orchestrators.insert(name.to_string(), erased);
+        self
+    }
+
+    /// Registers an activity: an async function of its [`ActivityContext`] and a deserializable
+    /// input, returning a serializable output or an error convertible to [`FailureDetails`].
+    #[must_use]
+    pub fn activity<F, Fut, I, O, E>(mut self, name: &str, activity: F) -> Self
+    where
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + 'static,
+        I: DeserializeOwned,
+        O: Serialize,
+        E: Into<FailureDetails>,
+    {
+        let label = name.to_string();
+        let erased: ActivityFn = Box::new(move |context, input| {
+            match decode_input::<I>("activity", &label, input) {
+                Ok(input) => {
+                    let running = activity(context, input);
+                    Box::pin(async move { encode_output(running.await) })
+                }
+                Err(failure) => Box::pin(std::future::ready(Err(failure))),
+            }
+        });
+        self.activities.insert(name.to_string(), erased);
+        self
+    }
+
+    /// Registered orchestrator names, sorted.
+    pub fn orchestrator_names(&self) -> Vec<String> {
+        self.orchestrators.keys().cloned().collect()
+    }
+
+    /// Registered activity names, sorted.
+    pub fn activity_names(&self) -> Vec<String> {
+        self.activities.keys().cloned().collect()
+    }
+
+    pub(crate) fn find_orchestrator(&self, name: &str) -> Option<&OrchestratorFn> {
+        self.orchestrators.get(name)
+    }
+
+    /// The manifest of a plugin built from this registry.
+    pub fn manifest(&self, crate_name: &str, crate_version: &str, build_id: &str) -> Manifest {
+        Manifest {
+            crate_name: crate_name.to_string(),
+            crate_version: crate_version.to_string(),
+            sdk_version: crate::SDK_VERSION.to_string(),
+            build_id: build_id.to_string(),
+            orchestrators: self.orchestrator_names(),
+            activities: self.activity_names(),
+        }
+    }
+
+    /// Runs one episode, continuing a cached session when the request carries no past events.
+    pub fn orchestrate(
+        &self,
+        cache: &mut SessionCache,
+        request: OrchestratorRequest,
+    ) -> OrchestratorResponse {
+        executor::run_episode(self, Some(cache), request)
+    }
+
+    /// Runs one episode by replaying the full history, with no session cache.
+    pub fn orchestrate_uncached(&self, request: OrchestratorRequest) -> OrchestratorResponse {
+        executor::run_episode(self, None, request)
+    }
+
+    /// Runs one activity attempt to completion on the calling thread. An unknown name, an input
+    /// that does not decode, an error and a panic all become `Failed` with details.
+    pub fn run_activity(&self, request: ActivityRequest) -> ActivityOutcome {
+        let Some(activity) = self.activities.get(&request.name) else {
+            return ActivityOutcome::Failed {
+                failure: FailureDetails::new(
+                    "ActivityNotFound",
+                    format!(
+                        "no activity named '{}' is registered (known: {})",
+                        request.name,
+                        self.activity_names().join(", ")
+                    ),
+                )
+                .non_retriable(),
+            };
+        };
+        let context = ActivityContext::from_request(&request);
+        let outcome = catch_panic(|| futures::executor::block_on(activity(context, request.input)));
+        match outcome.and_then(|result| result) {
+            Ok(result) => ActivityOutcome::Completed { result },
+            Err(failure) => ActivityOutcome::Failed { failure },
+        }
+    }
+}
+
+fn decode_input<I: DeserializeOwned>(
+    what: &str,
+    name: &str,
+    input: Value,
+) -> Result<I, FailureDetails> {
+    serde_json::from_value(input).map_err(|error| {
+        FailureDetails::new(
+            SERIALIZATION,
+            format!(
+                "the input of {what} '{name}' does not decode as {}: {error}",
+                std::any::type_name::<I>()
+            ),
+        )
+        .non_retriable()
+    })
+}
+
+fn encode_output<O: Serialize, E: Into<FailureDetails>>(
+    result: Result<O, E>,
+) -> Result<Value, FailureDetails> {
+    let output = result.map_err(Into::into)?;
+    serde_json::to_value(output).map_err(|error| {
+        FailureDetails::new(
+            SERIALIZATION,
+            format!("the output did not serialize: {error}"),
+        )
+        .non_retriable()
+    })
+}
