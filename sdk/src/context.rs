@@ -193,7 +193,9 @@ impl OrchestrationContext {
         let name = format!(
             "{}_{}_{}",
             state.instance_id,
-            state.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            state
+                .now
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             state.guid_counter
         );
         Uuid::new_v5(&GUID_NAMESPACE, name.as_bytes())
@@ -277,7 +279,9 @@ impl OrchestrationContext {
                 options.instance_id,
                 policy,
             ),
-            None => self.schedule_call(TaskKind::SubOrchestration, name, input, options.instance_id),
+            None => {
+                self.schedule_call(TaskKind::SubOrchestration, name, input, options.instance_id)
+            }
         };
         DurableTask::from_slot(slot)
     }
@@ -394,8 +398,7 @@ impl OrchestrationContext {
         let action_kind = match kind {
             TaskKind::SubOrchestration => ActionKind::CreateSubOrchestration {
                 name: name.to_string(),
-                instance_id: instance_id
-                    .unwrap_or_else(|| format!("{}:{id}", state.instance_id)),
+                instance_id: instance_id.unwrap_or_else(|| format!("{}:{id}", state.instance_id)),
                 input,
             },
             _ => ActionKind::ScheduleTask {
@@ -463,7 +466,10 @@ impl OrchestrationContext {
             let arrival = context.state.borrow_mut().next_arrival();
             resolve_with(&result_slot, outcome, arrival);
         };
-        self.state.borrow_mut().spawn_queue.push(Box::pin(retry_loop));
+        self.state
+            .borrow_mut()
+            .spawn_queue
+            .push(Box::pin(retry_loop));
         result
     }
 }

@@ -116,7 +116,10 @@ pub(crate) fn run_episode(
         }
         session
     } else {
-        match cache.as_deref_mut().and_then(|cache| cache.sessions.pop(&key)) {
+        match cache
+            .as_deref_mut()
+            .and_then(|cache| cache.sessions.pop(&key))
+        {
             Some(session) if session.history_len == request.history_len => session,
             _ => {
                 return OrchestratorResponse {
@@ -160,7 +163,8 @@ fn waits_while_suspended(kind: &EventKind) -> bool {
 
 impl Session {
     fn new(request: &OrchestratorRequest) -> Self {
-        let state = OrchestrationState::new(request.instance_id.clone(), request.execution_id.clone());
+        let state =
+            OrchestrationState::new(request.instance_id.clone(), request.execution_id.clone());
         Self {
             state: Rc::new(RefCell::new(state)),
             root: None,
@@ -354,12 +358,7 @@ impl Session {
         }
     }
 
-    fn complete_task(
-        &mut self,
-        task_id: i32,
-        outcome: Result<Value, FailureDetails>,
-        what: &str,
-    ) {
+    fn complete_task(&mut self, task_id: i32, outcome: Result<Value, FailureDetails>, what: &str) {
         if self.finished {
             return;
         }
@@ -462,7 +461,9 @@ impl Session {
     /// Hands out the episode's actions; the host records them, so they count as confirmed.
     fn finish_episode(&mut self, new_event_count: usize) -> OrchestratorResponse {
         let mut state = self.state.borrow_mut();
-        let actions: Vec<Action> = std::mem::take(&mut state.unconfirmed).into_values().collect();
+        let actions: Vec<Action> = std::mem::take(&mut state.unconfirmed)
+            .into_values()
+            .collect();
         self.history_len += new_event_count + actions.len() + 1;
         OrchestratorResponse {
             needs_history: false,

@@ -91,7 +91,8 @@ impl CallResult {
     }
 
     fn failure(status: u32, failure: &FailureDetails) -> Self {
-        let bytes = serde_json::to_vec(failure).unwrap_or_else(|_| failure.to_string().into_bytes());
+        let bytes =
+            serde_json::to_vec(failure).unwrap_or_else(|_| failure.to_string().into_bytes());
         Self {
             status,
             buf: Buf::from_vec(bytes),
@@ -299,7 +300,10 @@ impl PluginHandle {
     }
 
     /// Runs one activity attempt. An error or panic in the activity is an `Ok(Failed)`.
-    pub fn run_activity(&self, request: &ActivityRequest) -> Result<ActivityOutcome, BoundaryError> {
+    pub fn run_activity(
+        &self,
+        request: &ActivityRequest,
+    ) -> Result<ActivityOutcome, BoundaryError> {
         let bytes = encode(request)?;
         // SAFETY: `bytes` is a live Vec for the whole call; the plugin only reads it.
         let answer = unsafe { (self.vtable.run_activity)(bytes.as_ptr(), bytes.len()) };

@@ -25,10 +25,17 @@ fn install_hook() {
                 previous(info);
                 return;
             }
-            let location = info
-                .location()
-                .map(|location| format!("at {}:{}:{}", location.file(), location.line(), location.column()));
-            LAST_PANIC.with(|last| *last.borrow_mut() = Some((payload_message(info.payload()), location)));
+            let location = info.location().map(|location| {
+                format!(
+                    "at {}:{}:{}",
+                    location.file(),
+                    location.line(),
+                    location.column()
+                )
+            });
+            LAST_PANIC.with(|last| {
+                *last.borrow_mut() = Some((payload_message(info.payload()), location))
+            });
         }));
     });
 }

@@ -107,15 +107,16 @@ impl Registry {
         E: Into<FailureDetails>,
     {
         let label = name.to_string();
-        let erased: ActivityFn = Box::new(move |context, input| {
-            match decode_input::<I>("activity", &label, input) {
-                Ok(input) => {
-                    let running = activity(context, input);
-                    Box::pin(async move { encode_output(running.await) })
-                }
-                Err(failure) => Box::pin(std::future::ready(Err(failure))),
-            }
-        });
+        let erased: ActivityFn =
+            Box::new(
+                move |context, input| match decode_input::<I>("activity", &label, input) {
+                    Ok(input) => {
+                        let running = activity(context, input);
+                        Box::pin(async move { encode_output(running.await) })
+                    }
+                    Err(failure) => Box::pin(std::future::ready(Err(failure))),
+                },
+            );
         self.activities.insert(name.to_string(), erased);
         self
     }

@@ -1,0 +1,14 @@
+//! # durable-emu: the engine behind every front end
+//!
+//! durable-emu runs durable orchestrations written with `durable-sdk` on a developer's machine.
+//! This library is the engine side; the binary (`main.rs`) is the command-line front end.
+//!
+//! Modules:
+//! - [`plugin`]: load a function library (or the built-in samples) and call it through the C ABI.
+//! - [`cargo_build`]: build a function crate and find its cdylib.
+//!
+//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. Nothing here knows about a
+//! terminal UI. See `docs/architecture.md` for the whole map.
+
+pub mod cargo_build;
+pub mod plugin;
