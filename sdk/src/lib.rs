@@ -88,6 +88,8 @@
 //! the events. Module map: `context` (the calls), `task` (futures and combinators), `retry`,
 //! `executor` (replay + session cache), `registry`, `activity`, `failure`, `panic`.
 
+#![warn(missing_docs)]
+
 mod activity;
 mod context;
 mod executor;

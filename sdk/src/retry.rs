@@ -28,8 +28,11 @@ pub struct RetryPolicy {
     /// Stop retrying once this much orchestration time has passed since the first attempt was
     /// scheduled (default: no limit). Measured on the orchestration clock, never the wall clock.
     pub retry_timeout: Option<Duration>,
-    handle: Option<Rc<dyn Fn(&FailureDetails) -> bool>>,
+    handle: Option<HandlePredicate>,
 }
+
+/// Decides whether a failure is worth another attempt.
+type HandlePredicate = Rc<dyn Fn(&FailureDetails) -> bool>;
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -209,10 +209,9 @@ pub struct WhenAll<T> {
     first_failure: Option<TaskError>,
 }
 
-type IndexedTask<T> = futures::future::Map<
-    DurableTask<T>,
-    Box<dyn FnOnce(Result<T, TaskError>) -> (usize, Result<T, TaskError>)>,
->;
+/// Tags a task's result with its position in the `when_all` input.
+type IndexTag<T> = Box<dyn FnOnce(Result<T, TaskError>) -> (usize, Result<T, TaskError>)>;
+type IndexedTask<T> = futures::future::Map<DurableTask<T>, IndexTag<T>>;
 
 // Nothing in a WhenAll is pinned structurally: results sit in a Vec and the tasks are Unpin.
 impl<T> Unpin for WhenAll<T> {}
@@ -236,8 +235,7 @@ pub fn when_all<T: DeserializeOwned + 'static>(
         .into_iter()
         .enumerate()
         .map(|(index, task)| {
-            let tag: Box<dyn FnOnce(Result<T, TaskError>) -> (usize, Result<T, TaskError>)> =
-                Box::new(move |result| (index, result));
+            let tag: IndexTag<T> = Box::new(move |result| (index, result));
             task.map(tag)
         })
         .collect();
