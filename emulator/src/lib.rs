@@ -11,4 +11,6 @@
 //! terminal UI. See `docs/architecture.md` for the whole map.
 
 pub mod cargo_build;
+pub mod clock;
+pub mod store;
 pub mod plugin;

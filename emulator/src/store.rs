@@ -1,0 +1,803 @@
+//! The SQLite store: instances, their histories (per execution), pending messages, outstanding
+//! activity work and timers, and engine metadata such as virtual time.
+//!
+//! One connection, owned by the engine's core thread; the engine groups everything one batch did
+//! into one transaction (`begin` / `commit`). The schema is versioned with `PRAGMA user_version`
+//! and migrated forward; a file that is not a database, or one written by a newer durable-emu, is
+//! refused before anything in it changes. The connection holds SQLite's exclusive lock for its
+//! whole life, so a second emulator on the same file is refused at open with a clear message.
+//!
+//! Owns SQL and row <-> type mapping. Knows nothing of plugins, episodes or front ends.
+
+use chrono::{DateTime, Utc};
+use durable_sdk::history::{HistoryEvent, ParentInstance, RuntimeStatus};
+use durable_sdk::FailureDetails;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Migrations from version `index` to `index + 1`.
+const MIGRATIONS: [&str; 1] = [r"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE instances (
+    instance_id   TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    execution_id  TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    input         TEXT NOT NULL,
+    output        TEXT NOT NULL,
+    failure       TEXT,
+    custom_status TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    parent        TEXT,
+    history_len   INTEGER NOT NULL
+);
+CREATE INDEX instances_by_status ON instances(status);
+CREATE TABLE executions (
+    instance_id  TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    ordinal      INTEGER NOT NULL,
+    input        TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id)
+) WITHOUT ROWID;
+CREATE TABLE history (
+    instance_id  TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    event        TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE inbox (
+    id          INTEGER PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    event       TEXT NOT NULL
+);
+CREATE INDEX inbox_by_instance ON inbox(instance_id, id);
+CREATE TABLE activity_work (
+    instance_id  TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    task_id      INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    input        TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id, task_id)
+) WITHOUT ROWID;
+CREATE TABLE timers (
+    instance_id  TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    timer_id     INTEGER NOT NULL,
+    fire_at      TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id, timer_id)
+) WITHOUT ROWID;
+"];
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    /// A throwaway in-memory database (`--db :memory:`).
+    Memory,
+    /// A database file, created (with its directory) if missing.
+    File(PathBuf),
+}
+
+impl DbLocation {
+    /// `:memory:` or a path.
+    pub fn parse(text: &str) -> Self {
+        if text == ":memory:" {
+            DbLocation::Memory
+        } else {
+            DbLocation::File(PathBuf::from(text))
+        }
+    }
+
+    /// `.durable-emu/state.db` under the working directory.
+    pub fn default_file() -> Self {
+        DbLocation::File(Path::new(".durable-emu").join("state.db"))
+    }
+}
+
+impl std::fmt::Display for DbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbLocation::Memory => f.write_str(":memory:"),
+            DbLocation::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not an SQLite database.
+    #[error("{path} is not a durable-emu database (not an SQLite file); it was left untouched. Use --db to choose another file")]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer durable-emu.
+    #[error("{path} was written by a newer durable-emu (schema {found}, this build reads up to {supported}); it was left untouched. Upgrade durable-emu or use --db to choose another file")]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i32,
+        /// The newest this build reads.
+        supported: i32,
+    },
+    /// Another process holds the database.
+    #[error("{path} is in use by another running durable-emu (or another program holds a lock on it); stop that one or use --db to choose another file")]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The directory could not be created.
+    #[error("cannot create {dir}: {source}")]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A stored value did not decode.
+    #[error("the store holds a value that does not decode ({what}): {detail}")]
+    Corrupt {
+        /// Which value.
+        what: String,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// Any other SQLite failure.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// One instance's current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    /// The instance id.
+    pub instance_id: String,
+    /// The orchestration name.
+    pub name: String,
+    /// The current execution.
+    pub execution_id: String,
+    /// Runtime status.
+    pub status: RuntimeStatus,
+    /// The current execution's input.
+    pub input: Value,
+    /// The output (Completed), or the reason (Terminated).
+    pub output: Value,
+    /// The failure (Failed).
+    pub failure: Option<FailureDetails>,
+    /// The last custom status.
+    pub custom_status: Option<Value>,
+    /// When the instance was created.
+    pub created_at: DateTime<Utc>,
+    /// When anything about it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Set for sub-orchestrations.
+    pub parent: Option<ParentInstance>,
+    /// Length of the current execution's history.
+    pub history_len: usize,
+}
+
+/// One execution of an instance (a new one starts on each continue-as-new).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRecord {
+    /// The execution id.
+    pub execution_id: String,
+    /// 0 for the first execution, then 1, 2, ...
+    pub ordinal: i64,
+    /// The execution's input.
+    pub input: Value,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// A message waiting to be delivered to an instance in its next episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRow {
+    /// Row id (delivery order).
+    pub id: i64,
+    /// The receiving instance.
+    pub instance_id: String,
+    /// The event to deliver.
+    pub event: HistoryEvent,
+}
+
+/// An activity scheduled and not yet completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkRow {
+    /// The scheduling instance.
+    pub instance_id: String,
+    /// Its execution.
+    pub execution_id: String,
+    /// The `TaskScheduled` sequence id.
+    pub task_id: i32,
+    /// Activity name.
+    pub name: String,
+    /// Activity input.
+    pub input: Value,
+}
+
+/// A durable timer not yet fired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRow {
+    /// The instance.
+    pub instance_id: String,
+    /// Its execution.
+    pub execution_id: String,
+    /// The `TimerCreated` sequence id.
+    pub timer_id: i32,
+    /// When it is due.
+    pub fire_at: DateTime<Utc>,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    location: DbLocation,
+    in_transaction: bool,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store, holding it exclusively.
+    pub fn open(location: &DbLocation) -> Result<Self, StoreError> {
+        let conn = match location {
+            DbLocation::Memory => Connection::open_in_memory()?,
+            DbLocation::File(path) => {
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                Connection::open(path)?
+            }
+        };
+        let path = match location {
+            DbLocation::Memory => PathBuf::from(":memory:"),
+            DbLocation::File(path) => path.clone(),
+        };
+        let classify = |error: rusqlite::Error| match error.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path: path.clone() },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Locked { path: path.clone() }
+            }
+            _ => StoreError::Sqlite(error),
+        };
+        // Nothing else may share the file, so waiting for a lock would only delay the refusal.
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        // Read the version before changing anything: a foreign or newer file stays untouched.
+        let version: i32 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(classify)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(classify)?;
+        if matches!(location, DbLocation::File(_)) {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(classify)?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(classify)?;
+        // Take the exclusive lock now, so a second emulator fails here rather than mid-run.
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(classify)?;
+        let mut store = Self {
+            conn,
+            location: location.clone(),
+            in_transaction: false,
+        };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: i32) -> Result<(), StoreError> {
+        let start = usize::try_from(from).unwrap_or(0);
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(start) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", index as i32 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Where this store lives.
+    pub fn location(&self) -> &DbLocation {
+        &self.location
+    }
+
+    /// Starts the batch transaction (no-op if one is open).
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_transaction {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch transaction (no-op if none is open).
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_transaction {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// Abandons the batch transaction (no-op if none is open).
+    pub fn rollback(&mut self) -> Result<(), StoreError> {
+        if self.in_transaction {
+            self.conn.execute_batch("ROLLBACK")?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Sets a metadata value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+            .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Inserts or replaces an instance row.
+    pub fn put_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                record.instance_id,
+                record.name,
+                record.execution_id,
+                record.status.as_str(),
+                record.input.to_string(),
+                record.output.to_string(),
+                record.failure.as_ref().map(to_json),
+                record.custom_status.as_ref().map(Value::to_string),
+                record.created_at.to_rfc3339(),
+                record.updated_at.to_rfc3339(),
+                record.parent.as_ref().map(to_json),
+                record.history_len as i64,
+            ])?;
+        Ok(())
+    }
+
+    /// One instance, if it exists.
+    pub fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1"))?
+            .query_row([instance_id], raw_instance)
+            .optional()?;
+        row.map(decode_instance).transpose()
+    }
+
+    /// Every instance, newest first.
+    pub fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY created_at DESC, instance_id"
+        ))?;
+        let rows = statement.query_map([], raw_instance)?;
+        rows.map(|row| decode_instance(row?)).collect()
+    }
+
+    /// Instances that are not terminal (they resume when the engine starts).
+    pub fn active_instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE status NOT IN ('Completed', 'Failed', 'Canceled', 'Terminated') ORDER BY created_at, instance_id"
+        ))?;
+        let rows = statement.query_map([], raw_instance)?;
+        rows.map(|row| decode_instance(row?)).collect()
+    }
+
+    /// Records the start of an execution.
+    pub fn add_execution(&self, instance_id: &str, execution: &ExecutionRecord) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO executions(instance_id, execution_id, ordinal, input, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                instance_id,
+                execution.execution_id,
+                execution.ordinal,
+                execution.input.to_string(),
+                execution.started_at.to_rfc3339(),
+            ])?;
+        Ok(())
+    }
+
+    /// An instance's executions, oldest first.
+    pub fn executions(&self, instance_id: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT execution_id, ordinal, input, started_at FROM executions WHERE instance_id = ?1 ORDER BY ordinal",
+        )?;
+        let rows = statement.query_map([instance_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (execution_id, ordinal, input, started_at) = row?;
+            Ok(ExecutionRecord {
+                execution_id,
+                ordinal,
+                input: from_json(&input, "execution input")?,
+                started_at: parse_time(&started_at)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Appends events to an execution's history, numbered from `first_seq`.
+    pub fn append_history(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        first_seq: usize,
+        events: &[HistoryEvent],
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "INSERT INTO history(instance_id, execution_id, seq, event) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (offset, event) in events.iter().enumerate() {
+            statement.execute(params![
+                instance_id,
+                execution_id,
+                (first_seq + offset) as i64,
+                to_json(event)
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// An execution's history, in order.
+    pub fn history(&self, instance_id: &str, execution_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
+        )?;
+        let rows = statement.query_map([instance_id, execution_id], |row| row.get::<_, String>(0))?;
+        rows.map(|row| from_json(&row?, "history event")).collect()
+    }
+
+    /// Queues a message for an instance; returns its row id.
+    pub fn push_inbox(&self, instance_id: &str, event: &HistoryEvent) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO inbox(instance_id, event) VALUES (?1, ?2)")?
+            .execute(params![instance_id, to_json(event)])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Removes a delivered message.
+    pub fn remove_inbox(&self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM inbox WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// Every undelivered message, in arrival order.
+    pub fn inbox(&self) -> Result<Vec<InboxRow>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT id, instance_id, event FROM inbox ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        })?;
+        rows.map(|row| {
+            let (id, instance_id, event) = row?;
+            Ok(InboxRow {
+                id,
+                instance_id,
+                event: from_json(&event, "inbox event")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Records scheduled activity work.
+    pub fn add_work(&self, work: &WorkRow) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO activity_work(instance_id, execution_id, task_id, name, input) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                work.instance_id,
+                work.execution_id,
+                work.task_id,
+                work.name,
+                work.input.to_string()
+            ])?;
+        Ok(())
+    }
+
+    /// Removes completed activity work.
+    pub fn remove_work(&self, instance_id: &str, execution_id: &str, task_id: i32) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM activity_work WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3",
+            )?
+            .execute(params![instance_id, execution_id, task_id])?;
+        Ok(())
+    }
+
+    /// Every outstanding activity.
+    pub fn work(&self) -> Result<Vec<WorkRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT instance_id, execution_id, task_id, name, input FROM activity_work ORDER BY instance_id, execution_id, task_id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i32>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (instance_id, execution_id, task_id, name, input) = row?;
+            Ok(WorkRow {
+                instance_id,
+                execution_id,
+                task_id,
+                name,
+                input: from_json(&input, "activity input")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Records a pending timer.
+    pub fn add_timer(&self, timer: &TimerRow) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO timers(instance_id, execution_id, timer_id, fire_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                timer.instance_id,
+                timer.execution_id,
+                timer.timer_id,
+                timer.fire_at.to_rfc3339()
+            ])?;
+        Ok(())
+    }
+
+    /// Removes a fired or cancelled timer.
+    pub fn remove_timer(&self, instance_id: &str, execution_id: &str, timer_id: i32) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM timers WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3",
+            )?
+            .execute(params![instance_id, execution_id, timer_id])?;
+        Ok(())
+    }
+
+    /// Every pending timer.
+    pub fn timers(&self) -> Result<Vec<TimerRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT instance_id, execution_id, timer_id, fire_at FROM timers ORDER BY fire_at",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i32>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (instance_id, execution_id, timer_id, fire_at) = row?;
+            Ok(TimerRow {
+                instance_id,
+                execution_id,
+                timer_id,
+                fire_at: parse_time(&fire_at)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Removes outstanding work, timers and messages of an instance (it reached a terminal state).
+    pub fn clear_pending(&self, instance_id: &str) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM activity_work WHERE instance_id = ?1",
+            "DELETE FROM timers WHERE instance_id = ?1",
+            "DELETE FROM inbox WHERE instance_id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([instance_id])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an instance and everything recorded about it; returns whether it existed.
+    pub fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
+        self.clear_pending(instance_id)?;
+        for sql in [
+            "DELETE FROM history WHERE instance_id = ?1",
+            "DELETE FROM executions WHERE instance_id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([instance_id])?;
+        }
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM instances WHERE instance_id = ?1")?
+            .execute([instance_id])?;
+        Ok(deleted > 0)
+    }
+}
+
+const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len";
+
+type RawInstance = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
+
+fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
+    let (
+        instance_id,
+        name,
+        execution_id,
+        status,
+        input,
+        output,
+        failure,
+        custom_status,
+        created_at,
+        updated_at,
+        parent,
+        history_len,
+    ) = raw;
+    Ok(InstanceRecord {
+        status: status.parse().map_err(|detail| StoreError::Corrupt {
+            what: format!("status of {instance_id}"),
+            detail,
+        })?,
+        input: from_json(&input, "instance input")?,
+        output: from_json(&output, "instance output")?,
+        failure: failure.map(|text| from_json(&text, "instance failure")).transpose()?,
+        custom_status: custom_status
+            .map(|text| from_json(&text, "custom status"))
+            .transpose()?,
+        created_at: parse_time(&created_at)?,
+        updated_at: parse_time(&updated_at)?,
+        parent: parent.map(|text| from_json(&text, "parent")).transpose()?,
+        history_len: usize::try_from(history_len).unwrap_or(0),
+        instance_id,
+        name,
+        execution_id,
+    })
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    // Serializing our own types to a String cannot fail: they hold no maps with non-string keys.
+    serde_json::to_string(value).unwrap_or_else(|error| format!("\"unserializable: {error}\""))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        what: what.to_string(),
+        detail: error.to_string(),
+    })
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| StoreError::Corrupt {
+            what: "timestamp".to_string(),
+            detail: error.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        let content = "these are my notes, not a database ".repeat(200);
+        std::fs::write(&path, &content).unwrap();
+        let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(matches!(error, StoreError::NotADatabase { .. }), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 7;")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(
+            matches!(error, StoreError::NewerSchema { found: 7, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("schema 7, this build reads up to 1"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_database_held_by_another_emulator_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = DbLocation::File(dir.path().join("state.db"));
+        let _first = Store::open(&location).unwrap();
+        let error = Store::open(&location).unwrap_err();
+        assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+        assert!(error.to_string().contains("in use by another running durable-emu"));
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_and_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = DbLocation::File(dir.path().join("nested").join("state.db"));
+        {
+            let store = Store::open(&location).unwrap();
+            store.set_meta("virtual_now", "x").unwrap();
+        }
+        let store = Store::open(&location).unwrap();
+        assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("x"));
+    }
+}
