@@ -12,5 +12,7 @@
 
 pub mod cargo_build;
 pub mod clock;
+pub mod engine;
+pub mod export;
 pub mod store;
 pub mod plugin;

@@ -86,6 +86,8 @@ pub enum PluginError {
 pub enum PluginOrigin {
     /// Linked into this binary (the sample functions).
     BuiltIn,
+    /// Linked into this process under another name (tests, embedders).
+    InProcess(String),
     /// Loaded from a library file.
     Library {
         /// The path the user gave (or cargo produced).
@@ -97,6 +99,7 @@ impl fmt::Display for PluginOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PluginOrigin::BuiltIn => f.write_str("the built-in sample functions"),
+            PluginOrigin::InProcess(name) => write!(f, "in-process plugin {name}"),
             PluginOrigin::Library { path } => write!(f, "{}", path.display()),
         }
     }
@@ -119,8 +122,11 @@ pub struct LoadedPlugin {
 impl LoadedPlugin {
     /// The sample functions linked into this binary, through the same entry points a library has.
     pub fn builtin() -> Result<Self, PluginError> {
-        let handle = sample_functions::durable_plugin_handle();
-        let origin = PluginOrigin::BuiltIn;
+        Self::in_process(sample_functions::durable_plugin_handle(), PluginOrigin::BuiltIn)
+    }
+
+    /// A plugin linked into this process (its `durable_plugin_handle()`), e.g. in tests.
+    pub fn in_process(handle: PluginHandle, origin: PluginOrigin) -> Result<Self, PluginError> {
         let manifest = handle.manifest().map_err(|source| PluginError::Manifest {
             origin: origin.clone(),
             source,

@@ -625,6 +625,17 @@ impl Store {
         .collect()
     }
 
+    /// Removes outstanding activity work and timers of an instance (its execution ended).
+    pub fn clear_work_and_timers(&self, instance_id: &str) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM activity_work WHERE instance_id = ?1",
+            "DELETE FROM timers WHERE instance_id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([instance_id])?;
+        }
+        Ok(())
+    }
+
     /// Removes outstanding work, timers and messages of an instance (it reached a terminal state).
     pub fn clear_pending(&self, instance_id: &str) -> Result<(), StoreError> {
         for sql in [

@@ -1,0 +1,108 @@
+//! Engine events: what front ends hear about, as a broadcast stream. Serializable, so
+//! `serve --events jsonl` can print them one per line.
+
+use chrono::{DateTime, Utc};
+use durable_sdk::history::{HistoryEvent, RuntimeStatus};
+use durable_sdk::protocol::NonDeterminism;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Something that happened in the engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum EngineEvent {
+    /// A new instance exists.
+    #[serde(rename_all = "camelCase")]
+    InstanceCreated {
+        /// The instance.
+        instance_id: String,
+        /// Its orchestration.
+        name: String,
+        /// Its parent, for sub-orchestrations.
+        parent_instance_id: Option<String>,
+    },
+    /// An instance's status or custom status changed.
+    #[serde(rename_all = "camelCase")]
+    InstanceChanged {
+        /// The instance.
+        instance_id: String,
+        /// Its status now.
+        status: RuntimeStatus,
+        /// Its custom status now.
+        custom_status: Option<Value>,
+    },
+    /// Events were appended to an execution's history.
+    #[serde(rename_all = "camelCase")]
+    HistoryAppended {
+        /// The instance.
+        instance_id: String,
+        /// The execution.
+        execution_id: String,
+        /// Position of the first appended event.
+        first_seq: usize,
+        /// The events.
+        events: Vec<HistoryEvent>,
+    },
+    /// A worker started an activity.
+    #[serde(rename_all = "camelCase")]
+    ActivityStarted {
+        /// The scheduling instance.
+        instance_id: String,
+        /// Its `TaskScheduled` id.
+        task_id: i32,
+        /// Activity name.
+        name: String,
+    },
+    /// An activity finished.
+    #[serde(rename_all = "camelCase")]
+    ActivityFinished {
+        /// The scheduling instance.
+        instance_id: String,
+        /// Its `TaskScheduled` id.
+        task_id: i32,
+        /// Activity name.
+        name: String,
+        /// Whether it failed.
+        failed: bool,
+    },
+    /// A durable timer was scheduled.
+    #[serde(rename_all = "camelCase")]
+    TimerScheduled {
+        /// The instance.
+        instance_id: String,
+        /// Its `TimerCreated` id.
+        timer_id: i32,
+        /// When it is due.
+        fire_at: DateTime<Utc>,
+    },
+    /// A durable timer fired.
+    #[serde(rename_all = "camelCase")]
+    TimerFired {
+        /// The instance.
+        instance_id: String,
+        /// Its `TimerCreated` id.
+        timer_id: i32,
+    },
+    /// Virtual time moved.
+    #[serde(rename_all = "camelCase")]
+    ClockMoved {
+        /// The new now.
+        now: DateTime<Utc>,
+    },
+    /// Replay of an instance disagreed with its history.
+    #[serde(rename_all = "camelCase")]
+    NonDeterminism {
+        /// The instance.
+        instance_id: String,
+        /// The structured diff.
+        diff: NonDeterminism,
+    },
+    /// Something worth a user's attention that is not an error of the engine.
+    #[serde(rename_all = "camelCase")]
+    Warning {
+        /// The instance concerned, if any.
+        instance_id: Option<String>,
+        /// What happened.
+        message: String,
+    },
+}

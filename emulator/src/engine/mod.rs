@@ -1,0 +1,347 @@
+//! The durable engine: runs instances of a plugin's orchestrations against the store and the
+//! clock, and tells front ends what happened.
+//!
+//! Threads (DESIGN.md "Engine"): one core thread owns the store, the clock and every instance, and
+//! runs every orchestration episode (so a plugin's session cache lives on one thread); a bounded
+//! pool of worker threads runs activities. Front ends talk to the core only through an
+//! [`EngineHandle`]: commands in (each a closure run on the core thread, answered on a channel) and
+//! a broadcast stream of [`EngineEvent`]s out.
+//!
+//! Owns orchestration execution semantics on the host side (SEMANTICS.md sections 2 and 4).
+//! Knows nothing of terminals or command lines. See `core` for the batch loop.
+
+mod core;
+mod events;
+
+pub use events::EngineEvent;
+
+use crate::clock::{ClockError, ClockKind};
+use crate::plugin::LoadedPlugin;
+use crate::store::{DbLocation, ExecutionRecord, InstanceRecord, StoreError, TimerRow};
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, Sender};
+use durable_sdk::history::HistoryEvent;
+use serde_json::Value;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How to run an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the store lives.
+    pub db: DbLocation,
+    /// Real or virtual time.
+    pub clock: ClockKind,
+    /// Under virtual time, jump to the next timer whenever nothing else can run.
+    pub auto_skip: bool,
+    /// Activity worker threads (at least 1).
+    pub workers: usize,
+    /// The functions to run; without one the engine only answers queries.
+    pub plugin: Option<LoadedPlugin>,
+}
+
+impl EngineConfig {
+    /// An in-memory engine on virtual time with auto-skip: what tests and benchmarks use.
+    pub fn in_memory(plugin: LoadedPlugin) -> Self {
+        Self {
+            db: DbLocation::Memory,
+            clock: ClockKind::Virtual,
+            auto_skip: true,
+            workers: default_workers(),
+            plugin: Some(plugin),
+        }
+    }
+}
+
+/// One worker per core, as `--workers` defaults to.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Why an engine command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The clock refused.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// No such orchestration in the loaded functions.
+    #[error("no orchestration named '{name}' in the loaded functions (known: {known})")]
+    UnknownOrchestration {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+    /// No functions are loaded.
+    #[error("no function library is loaded, so nothing can run")]
+    NoPlugin,
+    /// The instance id is taken by a running instance.
+    #[error("instance '{0}' already exists and is still running; pick another id or terminate it first")]
+    InstanceExists(String),
+    /// No such instance.
+    #[error("no instance '{0}' in this database")]
+    InstanceNotFound(String),
+    /// The instance is terminal and cannot take this command.
+    #[error("instance '{id}' is {status} and can no longer {action}")]
+    InstanceTerminal {
+        /// The instance.
+        id: String,
+        /// Its terminal status.
+        status: String,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The instance is still running and cannot take this command.
+    #[error("instance '{0}' is still running; terminate it before purging it")]
+    InstanceRunning(String),
+    /// The engine has stopped.
+    #[error("the engine has stopped")]
+    Stopped,
+    /// A request was malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One execution's history, for views and exports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionHistory {
+    /// The execution.
+    pub execution: ExecutionRecord,
+    /// Its events, in order.
+    pub events: Vec<HistoryEvent>,
+}
+
+type CoreCall = Box<dyn FnOnce(&mut core::Core) + Send>;
+
+pub(crate) enum CoreMessage {
+    Call(CoreCall),
+    ActivityDone(core::ActivityDone),
+    Shutdown,
+}
+
+/// A running engine. Dropping it shuts it down (committed state stays in the store).
+#[derive(Debug)]
+pub struct Engine {
+    handle: EngineHandle,
+    core: Option<JoinHandle<()>>,
+}
+
+/// Commands in, events out. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    commands: Sender<CoreMessage>,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+impl std::fmt::Debug for CoreMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CoreMessage::Call(_) => "Call",
+            CoreMessage::ActivityDone(_) => "ActivityDone",
+            CoreMessage::Shutdown => "Shutdown",
+        })
+    }
+}
+
+impl Engine {
+    /// Opens the store, resumes every non-terminal instance and starts the threads.
+    pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        let (events, _) = broadcast::channel(16_384);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let core_commands = commands.clone();
+        let core_events = events.clone();
+        let core = std::thread::Builder::new()
+            .name("durable-emu-core".into())
+            .spawn(move || {
+                match core::Core::open(config, core_commands, core_events) {
+                    Ok(mut core) => {
+                        let _ = ready_tx.send(Ok(()));
+                        core.run(inbox);
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                    }
+                }
+            })
+            .map_err(|error| EngineError::Invalid(format!("cannot start the engine thread: {error}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self {
+                handle: EngineHandle { commands, events },
+                core: Some(core),
+            }),
+            Ok(Err(error)) => {
+                let _ = core.join();
+                Err(error)
+            }
+            Err(_) => {
+                let _ = core.join();
+                Err(EngineError::Stopped)
+            }
+        }
+    }
+
+    /// A handle for commands and events.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the engine after its current batch; everything committed stays in the store.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.handle.commands.send(CoreMessage::Shutdown);
+        if let Some(core) = self.core.take() {
+            let _ = core.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl EngineHandle {
+    /// Runs `f` on the core thread and returns its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
+    ) -> Result<R, EngineError> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let call: CoreCall = Box::new(move |core| {
+            let _ = reply_tx.send(f(core));
+        });
+        self.commands
+            .send(CoreMessage::Call(call))
+            .map_err(|_| EngineError::Stopped)?;
+        reply_rx.recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Subscribes to engine events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Starts an instance of orchestration `name`; returns its instance id.
+    pub fn start_orchestration(
+        &self,
+        name: &str,
+        input: Value,
+        instance_id: Option<String>,
+    ) -> Result<String, EngineError> {
+        let name = name.to_string();
+        self.call(move |core| core.start_instance(&name, input, instance_id, None))
+    }
+
+    /// Raises an external event on an instance.
+    pub fn raise_event(&self, instance_id: &str, name: &str, data: Value) -> Result<(), EngineError> {
+        let (instance_id, name) = (instance_id.to_string(), name.to_string());
+        self.call(move |core| core.raise_event(&instance_id, &name, data))
+    }
+
+    /// Terminates an instance (and, with `recursive`, its running sub-orchestrations).
+    pub fn terminate(&self, instance_id: &str, reason: Value, recursive: bool) -> Result<(), EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.terminate(&instance_id, reason, recursive))
+    }
+
+    /// Suspends an instance: only resume and terminate are processed until it resumes.
+    pub fn suspend(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.suspend(&instance_id, reason))
+    }
+
+    /// Resumes a suspended instance.
+    pub fn resume(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.resume(&instance_id, reason))
+    }
+
+    /// Deletes a terminal instance and all its history; returns whether it existed.
+    pub fn purge(&self, instance_id: &str) -> Result<bool, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.purge(&instance_id))
+    }
+
+    /// Starts a new instance of the same orchestration with the same input; returns its id.
+    pub fn restart(&self, instance_id: &str) -> Result<String, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.restart(&instance_id))
+    }
+
+    /// Moves virtual time forward; returns the new now.
+    pub fn advance_clock(&self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
+        self.call(move |core| core.advance_clock(by))
+    }
+
+    /// Moves virtual time to the next pending timer; returns the new now, or None if no timer.
+    pub fn advance_to_next_timer(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        self.call(|core| core.advance_to_next_timer())
+    }
+
+    /// Turns auto-skip on or off.
+    pub fn set_auto_skip(&self, on: bool) -> Result<(), EngineError> {
+        self.call(move |core| {
+            core.set_auto_skip(on);
+            Ok(())
+        })
+    }
+
+    /// The clock's now.
+    pub fn now(&self) -> Result<DateTime<Utc>, EngineError> {
+        self.call(|core| Ok(core.now()))
+    }
+
+    /// Pending timers, soonest first.
+    pub fn pending_timers(&self) -> Result<Vec<TimerRow>, EngineError> {
+        self.call(|core| Ok(core.pending_timers()))
+    }
+
+    /// One instance.
+    pub fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.instance(&instance_id))
+    }
+
+    /// Every instance, newest first.
+    pub fn instances(&self) -> Result<Vec<InstanceRecord>, EngineError> {
+        self.call(|core| core.instances())
+    }
+
+    /// Every execution's history of an instance, oldest execution first.
+    pub fn history(&self, instance_id: &str) -> Result<Vec<ExecutionHistory>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.history(&instance_id))
+    }
+
+    /// Waits (real time) until the instance is terminal; `Ok(None)` on timeout.
+    pub fn wait_until_terminal(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let id = instance_id.to_string();
+        self.call(move |core| core.notify_when_terminal(&id, done_tx))?;
+        match done_rx.recv_timeout(timeout) {
+            Ok(record) => Ok(Some(record)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Re-creates an instance from an export (its histories and state); returns its id.
+    pub fn import(&self, export: crate::export::InstanceExport) -> Result<String, EngineError> {
+        self.call(move |core| core.import(export))
+    }
+}
+
+pub(crate) type CoreInbox = Receiver<CoreMessage>;
