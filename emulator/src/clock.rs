@@ -148,12 +148,18 @@ mod tests {
     #[test]
     fn real_time_cannot_be_advanced() {
         let mut clock = Clock::real();
-        assert_eq!(clock.advance(Duration::from_secs(1)), Err(ClockError::NotVirtual));
+        assert_eq!(
+            clock.advance(Duration::from_secs(1)),
+            Err(ClockError::NotVirtual)
+        );
     }
 
     #[test]
     fn durations_parse_in_human_units() {
-        assert_eq!(parse_duration("3d").unwrap(), Duration::from_secs(3 * 86_400));
+        assert_eq!(
+            parse_duration("3d").unwrap(),
+            Duration::from_secs(3 * 86_400)
+        );
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
         assert!(parse_duration("soon").unwrap_err().contains("examples"));
     }

@@ -14,5 +14,5 @@ pub mod cargo_build;
 pub mod clock;
 pub mod engine;
 pub mod export;
-pub mod store;
 pub mod plugin;
+pub mod store;

@@ -122,7 +122,10 @@ pub struct LoadedPlugin {
 impl LoadedPlugin {
     /// The sample functions linked into this binary, through the same entry points a library has.
     pub fn builtin() -> Result<Self, PluginError> {
-        Self::in_process(sample_functions::durable_plugin_handle(), PluginOrigin::BuiltIn)
+        Self::in_process(
+            sample_functions::durable_plugin_handle(),
+            PluginOrigin::BuiltIn,
+        )
     }
 
     /// A plugin linked into this process (its `durable_plugin_handle()`), e.g. in tests.

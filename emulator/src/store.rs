@@ -10,8 +10,8 @@
 //! Owns SQL and row <-> type mapping. Knows nothing of plugins, episodes or front ends.
 
 use chrono::{DateTime, Utc};
-use durable_sdk::history::{HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::FailureDetails;
+use durable_sdk::history::{HistoryEvent, ParentInstance, RuntimeStatus};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -113,13 +113,17 @@ impl std::fmt::Display for DbLocation {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file exists but is not an SQLite database.
-    #[error("{path} is not a durable-emu database (not an SQLite file); it was left untouched. Use --db to choose another file")]
+    #[error(
+        "{path} is not a durable-emu database (not an SQLite file); it was left untouched. Use --db to choose another file"
+    )]
     NotADatabase {
         /// The file.
         path: PathBuf,
     },
     /// The file was written by a newer durable-emu.
-    #[error("{path} was written by a newer durable-emu (schema {found}, this build reads up to {supported}); it was left untouched. Upgrade durable-emu or use --db to choose another file")]
+    #[error(
+        "{path} was written by a newer durable-emu (schema {found}, this build reads up to {supported}); it was left untouched. Upgrade durable-emu or use --db to choose another file"
+    )]
     NewerSchema {
         /// The file.
         path: PathBuf,
@@ -129,7 +133,9 @@ pub enum StoreError {
         supported: i32,
     },
     /// Another process holds the database.
-    #[error("{path} is in use by another running durable-emu (or another program holds a lock on it); stop that one or use --db to choose another file")]
+    #[error(
+        "{path} is in use by another running durable-emu (or another program holds a lock on it); stop that one or use --db to choose another file"
+    )]
     Locked {
         /// The file.
         path: PathBuf,
@@ -391,7 +397,9 @@ impl Store {
     pub fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let row = self
             .conn
-            .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1"
+            ))?
             .query_row([instance_id], raw_instance)
             .optional()?;
         row.map(decode_instance).transpose()
@@ -416,7 +424,11 @@ impl Store {
     }
 
     /// Records the start of an execution.
-    pub fn add_execution(&self, instance_id: &str, execution: &ExecutionRecord) -> Result<(), StoreError> {
+    pub fn add_execution(
+        &self,
+        instance_id: &str,
+        execution: &ExecutionRecord,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO executions(instance_id, execution_id, ordinal, input, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -479,11 +491,16 @@ impl Store {
     }
 
     /// An execution's history, in order.
-    pub fn history(&self, instance_id: &str, execution_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+    pub fn history(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
         let mut statement = self.conn.prepare_cached(
             "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
         )?;
-        let rows = statement.query_map([instance_id, execution_id], |row| row.get::<_, String>(0))?;
+        let rows =
+            statement.query_map([instance_id, execution_id], |row| row.get::<_, String>(0))?;
         rows.map(|row| from_json(&row?, "history event")).collect()
     }
 
@@ -509,7 +526,11 @@ impl Store {
             .conn
             .prepare_cached("SELECT id, instance_id, event FROM inbox ORDER BY id")?;
         let rows = statement.query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         rows.map(|row| {
             let (id, instance_id, event) = row?;
@@ -539,7 +560,12 @@ impl Store {
     }
 
     /// Removes completed activity work.
-    pub fn remove_work(&self, instance_id: &str, execution_id: &str, task_id: i32) -> Result<(), StoreError> {
+    pub fn remove_work(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        task_id: i32,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "DELETE FROM activity_work WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3",
@@ -591,7 +617,12 @@ impl Store {
     }
 
     /// Removes a fired or cancelled timer.
-    pub fn remove_timer(&self, instance_id: &str, execution_id: &str, timer_id: i32) -> Result<(), StoreError> {
+    pub fn remove_timer(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        timer_id: i32,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "DELETE FROM timers WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3",
@@ -721,7 +752,9 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         })?,
         input: from_json(&input, "instance input")?,
         output: from_json(&output, "instance output")?,
-        failure: failure.map(|text| from_json(&text, "instance failure")).transpose()?,
+        failure: failure
+            .map(|text| from_json(&text, "instance failure"))
+            .transpose()?,
         custom_status: custom_status
             .map(|text| from_json(&text, "custom status"))
             .transpose()?,
@@ -786,7 +819,11 @@ mod tests {
             matches!(error, StoreError::NewerSchema { found: 7, .. }),
             "{error}"
         );
-        assert!(error.to_string().contains("schema 7, this build reads up to 1"));
+        assert!(
+            error
+                .to_string()
+                .contains("schema 7, this build reads up to 1")
+        );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
@@ -797,7 +834,11 @@ mod tests {
         let _first = Store::open(&location).unwrap();
         let error = Store::open(&location).unwrap_err();
         assert!(matches!(error, StoreError::Locked { .. }), "{error}");
-        assert!(error.to_string().contains("in use by another running durable-emu"));
+        assert!(
+            error
+                .to_string()
+                .contains("in use by another running durable-emu")
+        );
     }
 
     #[test]

@@ -269,6 +269,11 @@ impl PluginHandle {
         Self { vtable }
     }
 
+    /// The vtable behind this handle.
+    pub fn vtable(&self) -> &'static PluginVTable {
+        self.vtable
+    }
+
     /// The ABI version the vtable reports.
     pub fn abi_version(&self) -> u32 {
         self.vtable.abi_version

@@ -133,9 +133,32 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// first use; the manifest carries the crate name and version, the SDK version and a build id that
 /// is new on every compilation. Every entry runs inside `catch_unwind`.
 ///
-/// Build the crate as a `cdylib` with `panic = "unwind"` (the default).
+/// Build the crate as a `cdylib` with `panic = "unwind"` (the default). Use it once per library;
+/// for a second plugin in the same binary (tests), use [`in_process_plugin!`].
 #[macro_export]
 macro_rules! export_plugin {
+    ($registry:path) => {
+        $crate::in_process_plugin!($registry);
+
+        /// The plugin's ABI version (read by the host before anything else).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn durable_plugin_abi_version() -> u32 {
+            $crate::ffi::ABI_VERSION
+        }
+
+        /// The plugin's entry points.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn durable_plugin_vtable() -> &'static $crate::ffi::PluginVTable {
+            durable_plugin_handle().vtable()
+        }
+    };
+}
+
+/// Like [`export_plugin!`] but without the exported C symbols: only `durable_plugin_handle()`,
+/// which calls the plugin through the same vtable. For tests and hosts that embed a plugin beside
+/// another one (exported symbol names must be unique in a binary).
+#[macro_export]
+macro_rules! in_process_plugin {
     ($registry:path) => {
         static __DURABLE_REGISTRY: ::std::sync::OnceLock<$crate::Registry> =
             ::std::sync::OnceLock::new();
@@ -176,18 +199,6 @@ macro_rules! export_plugin {
             run_activity: __durable_run_activity,
             free_buf: $crate::ffi::free_buf,
         };
-
-        /// The plugin's ABI version (read by the host before anything else).
-        #[unsafe(no_mangle)]
-        pub extern "C" fn durable_plugin_abi_version() -> u32 {
-            $crate::ffi::ABI_VERSION
-        }
-
-        /// The plugin's entry points.
-        #[unsafe(no_mangle)]
-        pub extern "C" fn durable_plugin_vtable() -> &'static $crate::ffi::PluginVTable {
-            &__DURABLE_VTABLE
-        }
 
         /// This plugin, called in-process through the same entry points a host would use.
         pub fn durable_plugin_handle() -> $crate::ffi::PluginHandle {

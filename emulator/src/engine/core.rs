@@ -15,9 +15,7 @@ use super::{CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent, Exec
 use crate::clock::{Clock, ClockKind};
 use crate::export::InstanceExport;
 use crate::plugin::LoadedPlugin;
-use crate::store::{
-    ExecutionRecord, InstanceRecord, Store, StoreError, TimerRow, WorkRow,
-};
+use crate::store::{ExecutionRecord, InstanceRecord, Store, StoreError, TimerRow, WorkRow};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 use durable_sdk::FailureDetails;
@@ -283,8 +281,14 @@ impl Core {
             else {
                 break;
             };
-            if let Err(error) = self.store.remove_timer(&instance_id, &execution_id, timer_id) {
-                self.warn(Some(&instance_id), format!("cannot remove a fired timer: {error}"));
+            if let Err(error) = self
+                .store
+                .remove_timer(&instance_id, &execution_id, timer_id)
+            {
+                self.warn(
+                    Some(&instance_id),
+                    format!("cannot remove a fired timer: {error}"),
+                );
             }
             let current = self
                 .live
@@ -295,10 +299,7 @@ impl Core {
                     instance_id: instance_id.clone(),
                     timer_id,
                 });
-                self.deliver(
-                    &instance_id,
-                    EventKind::TimerFired { fire_at, timer_id },
-                );
+                self.deliver(&instance_id, EventKind::TimerFired { fire_at, timer_id });
             }
         }
     }
@@ -338,7 +339,10 @@ impl Core {
         }
         self.pending.retain(|_, messages| !messages.is_empty());
         for (instance_id, messages) in &mut self.pending {
-            for message in messages.iter_mut().filter(|message| message.inbox_id.is_none()) {
+            for message in messages
+                .iter_mut()
+                .filter(|message| message.inbox_id.is_none())
+            {
                 message.inbox_id = Some(self.store.push_inbox(instance_id, &message.event)?);
             }
         }
@@ -412,17 +416,24 @@ impl Core {
     }
 
     fn accept_activity_result(&mut self, done: ActivityDone) {
-        let key = (done.instance_id.clone(), done.execution_id.clone(), done.task_id);
+        let key = (
+            done.instance_id.clone(),
+            done.execution_id.clone(),
+            done.task_id,
+        );
         if self.in_flight.remove(&key).is_none() {
             // A duplicate delivery, or a result for an execution that has ended: history already
             // has (or no longer wants) it.
             return;
         }
-        if let Err(error) = self
-            .store
-            .remove_work(&done.instance_id, &done.execution_id, done.task_id)
+        if let Err(error) =
+            self.store
+                .remove_work(&done.instance_id, &done.execution_id, done.task_id)
         {
-            self.warn(Some(&done.instance_id), format!("cannot remove finished work: {error}"));
+            self.warn(
+                Some(&done.instance_id),
+                format!("cannot remove finished work: {error}"),
+            );
         }
         let failed = matches!(done.outcome, ActivityOutcome::Failed { .. });
         self.outbox.push(EngineEvent::ActivityFinished {
@@ -563,7 +574,13 @@ impl Core {
             self.warn(Some(instance_id), warning);
         }
         for action in response.actions {
-            self.carry_out(instance_id, &execution_id, &parent_name, action.id, action.kind)?;
+            self.carry_out(
+                instance_id,
+                &execution_id,
+                &parent_name,
+                action.id,
+                action.kind,
+            )?;
         }
         // Messages that arrived while suspended become deliverable after a resume.
         self.mark_runnable(instance_id);
@@ -753,7 +770,11 @@ impl Core {
             status,
             custom_status: live.record.custom_status.clone(),
         });
-        for waiter in self.terminal_waiters.remove(instance_id).unwrap_or_default() {
+        for waiter in self
+            .terminal_waiters
+            .remove(instance_id)
+            .unwrap_or_default()
+        {
             let _ = waiter.send(live.record.clone());
         }
         if let Some(parent) = &live.record.parent {
@@ -782,7 +803,8 @@ impl Core {
     /// Forgets an instance's outstanding activities and timers (its execution ended).
     fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
         self.in_flight.retain(|(id, ..), _| id != instance_id);
-        self.to_dispatch.retain(|(work, _)| work.instance_id != instance_id);
+        self.to_dispatch
+            .retain(|(work, _)| work.instance_id != instance_id);
         self.timers.retain(|(_, id, ..)| id != instance_id);
         self.store.clear_work_and_timers(instance_id)?;
         Ok(())
@@ -798,7 +820,12 @@ impl Core {
         parent: Option<ParentInstance>,
     ) -> Result<String, EngineError> {
         let plugin = self.plugin.as_ref().ok_or(EngineError::NoPlugin)?;
-        if !plugin.manifest.orchestrators.iter().any(|known| known == name) {
+        if !plugin
+            .manifest
+            .orchestrators
+            .iter()
+            .any(|known| known == name)
+        {
             return Err(EngineError::UnknownOrchestration {
                 name: name.to_string(),
                 known: plugin.manifest.orchestrators.join(", "),
@@ -806,7 +833,9 @@ impl Core {
         }
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
-            return Err(EngineError::Invalid("an instance id cannot be empty".into()));
+            return Err(EngineError::Invalid(
+                "an instance id cannot be empty".into(),
+            ));
         }
         if self.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));
@@ -929,13 +958,21 @@ impl Core {
         Ok(())
     }
 
-    pub(crate) fn suspend(&mut self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+    pub(crate) fn suspend(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
         self.live_or_error(instance_id, "be suspended")?;
         self.deliver(instance_id, EventKind::ExecutionSuspended { reason });
         Ok(())
     }
 
-    pub(crate) fn resume(&mut self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+    pub(crate) fn resume(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
         self.live_or_error(instance_id, "be resumed")?;
         self.deliver(instance_id, EventKind::ExecutionResumed { reason });
         Ok(())
@@ -998,7 +1035,10 @@ impl Core {
             .collect()
     }
 
-    pub(crate) fn instance(&self, instance_id: &str) -> Result<Option<InstanceRecord>, EngineError> {
+    pub(crate) fn instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
         Ok(self.store.instance(instance_id)?)
     }
 
@@ -1076,7 +1116,10 @@ impl Core {
         self.outbox.push(EngineEvent::InstanceCreated {
             instance_id: instance_id.clone(),
             name: record.name.clone(),
-            parent_instance_id: record.parent.as_ref().map(|parent| parent.instance_id.clone()),
+            parent_instance_id: record
+                .parent
+                .as_ref()
+                .map(|parent| parent.instance_id.clone()),
         });
         Ok(instance_id)
     }
@@ -1163,7 +1206,11 @@ fn processed_while_suspended(kind: &EventKind) -> bool {
 }
 
 fn work_key(work: &WorkRow) -> WorkKey {
-    (work.instance_id.clone(), work.execution_id.clone(), work.task_id)
+    (
+        work.instance_id.clone(),
+        work.execution_id.clone(),
+        work.task_id,
+    )
 }
 
 fn new_id() -> String {
@@ -1237,9 +1284,11 @@ fn run_job(job: Job) -> ActivityDone {
         task_id: work.task_id,
         attempt: delivery,
     };
-    let outcome = plugin.run_activity(&request).unwrap_or_else(|error| ActivityOutcome::Failed {
-        failure: FailureDetails::new("PluginError", error.to_string()),
-    });
+    let outcome = plugin
+        .run_activity(&request)
+        .unwrap_or_else(|error| ActivityOutcome::Failed {
+            failure: FailureDetails::new("PluginError", error.to_string()),
+        });
     ActivityDone {
         instance_id: work.instance_id,
         execution_id: work.execution_id,

@@ -80,7 +80,9 @@ pub enum EngineError {
     #[error("no function library is loaded, so nothing can run")]
     NoPlugin,
     /// The instance id is taken by a running instance.
-    #[error("instance '{0}' already exists and is still running; pick another id or terminate it first")]
+    #[error(
+        "instance '{0}' already exists and is still running; pick another id or terminate it first"
+    )]
     InstanceExists(String),
     /// No such instance.
     #[error("no instance '{0}' in this database")]
@@ -157,8 +159,8 @@ impl Engine {
         let core_events = events.clone();
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())
-            .spawn(move || {
-                match core::Core::open(config, core_commands, core_events) {
+            .spawn(
+                move || match core::Core::open(config, core_commands, core_events) {
                     Ok(mut core) => {
                         let _ = ready_tx.send(Ok(()));
                         core.run(inbox);
@@ -166,9 +168,11 @@ impl Engine {
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
                     }
-                }
-            })
-            .map_err(|error| EngineError::Invalid(format!("cannot start the engine thread: {error}")))?;
+                },
+            )
+            .map_err(|error| {
+                EngineError::Invalid(format!("cannot start the engine thread: {error}"))
+            })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Self {
                 handle: EngineHandle { commands, events },
@@ -242,13 +246,23 @@ impl EngineHandle {
     }
 
     /// Raises an external event on an instance.
-    pub fn raise_event(&self, instance_id: &str, name: &str, data: Value) -> Result<(), EngineError> {
+    pub fn raise_event(
+        &self,
+        instance_id: &str,
+        name: &str,
+        data: Value,
+    ) -> Result<(), EngineError> {
         let (instance_id, name) = (instance_id.to_string(), name.to_string());
         self.call(move |core| core.raise_event(&instance_id, &name, data))
     }
 
     /// Terminates an instance (and, with `recursive`, its running sub-orchestrations).
-    pub fn terminate(&self, instance_id: &str, reason: Value, recursive: bool) -> Result<(), EngineError> {
+    pub fn terminate(
+        &self,
+        instance_id: &str,
+        reason: Value,
+        recursive: bool,
+    ) -> Result<(), EngineError> {
         let instance_id = instance_id.to_string();
         self.call(move |core| core.terminate(&instance_id, reason, recursive))
     }
