@@ -110,7 +110,12 @@ pub(crate) fn run_episode(
         }
         let mut session = Session::new(&request);
         session.history_len = request.past_events.len();
-        session.state.borrow_mut().replaying = true;
+        {
+            // Set before replaying: it decides whether the past's log lines are reported.
+            let mut state = session.state.borrow_mut();
+            state.replaying = true;
+            state.include_replay_logs = request.include_replay_logs;
+        }
         for event in request.past_events {
             session.apply(registry, event);
         }
