@@ -1,0 +1,660 @@
+//! Test support for the durable-sdk suite: a compact text form of histories and actions, and
+//! runners that replay a history every way a host can and check that they agree.
+//!
+//! Each file in `sdk/tests/` is its own crate and uses a different part of this module, hence the
+//! `dead_code` (and unused macro) allowance. The simulated host of the property test lives in [`host`].
+//!
+//! ## The text form of a history
+//! One event per line, named as in SEMANTICS.md section 1; `---` separates the past events (already
+//! recorded) from the new events of the episode under test. Lines starting with `//` are comments.
+//! Times are `@<minutes>` (or `@<minutes>:<seconds>`) after [`base_time`]; every event is stamped
+//! with the time of the latest `OrchestratorStarted` above it. Payloads are JSON (default `null`);
+//! failures are `Type: message` segments, outermost first, joined by ` > ` (the inner-failure
+//! chain), each optionally followed by `[non-retriable]`.
+//!
+//! ```text
+//! OrchestratorStarted @0
+//! ExecutionStarted HelloSequence null
+//! TaskScheduled #0 SayHello "Tokyo"
+//! OrchestratorCompleted
+//! ---
+//! OrchestratorStarted @1
+//! TaskFailed #0 CardDeclined: insufficient funds
+//! ```
+//!
+//! Other lines: `TaskCompleted #0 "Hello Tokyo!"`, `TimerCreated #1 @60`, `TimerFired #1 @60`,
+//! `SubOrchestrationInstanceCreated #2 Child inst:2 "input"`, `SubOrchestrationInstanceCompleted
+//! #2 "out"`, `SubOrchestrationInstanceFailed #2 <failure>`, `EventRaised Approval true`,
+//! `EventSent #3 other-instance Approval true`, `ExecutionSuspended [reason]`,
+//! `ExecutionResumed [reason]`, `ExecutionTerminated "reason"`, `ContinueAsNew #4 5`,
+//! `ExecutionCompleted #4 Completed "out"` / `ExecutionCompleted #4 Failed <failure>`,
+//! `OrchestratorCompleted`. Events that record an action carry its id (`#4`), as the host writes
+//! them; the host appends them after the episode's new events.
+//!
+//! ## The text form of actions
+//! `ScheduleTask #1 SayHello "Seattle"`, `CreateTimer #2 @60`,
+//! `CreateSubOrchestration #1 Child inst:1 "input"`, `SendEvent #2 other Approval true`,
+//! `Complete #3 Completed ["a","b"]`, `Complete #3 Failed <failure>`,
+//! `Complete #3 ContinuedAsNew 5` followed by one `carry <event>` line per carried-over event.
+#![allow(dead_code, unused_macros)]
+
+pub mod host;
+
+use chrono::{DateTime, TimeZone, Utc};
+use durable_sdk::protocol::{Action, ActionKind, OrchestratorRequest, OrchestratorResponse};
+use durable_sdk::{EventKind, FailureDetails, HistoryEvent, Registry, RuntimeStatus, SessionCache};
+use serde_json::Value;
+
+/// The instance every text-form request is for.
+pub const INSTANCE: &str = "inst";
+/// The execution every text-form request is for.
+pub const EXECUTION: &str = "inst-e1";
+
+/// Time zero of the text form: `@0`.
+pub fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// `@minutes` of the text form.
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    base_time() + chrono::Duration::minutes(minutes)
+}
+
+fn parse_time(token: &str) -> DateTime<Utc> {
+    let text = token
+        .strip_prefix('@')
+        .unwrap_or_else(|| panic!("expected a time like @60, found '{token}'"));
+    let (minutes, seconds) = text.split_once(':').unwrap_or((text, "0"));
+    let minutes: i64 = minutes
+        .parse()
+        .unwrap_or_else(|_| panic!("bad minutes in '{token}'"));
+    let seconds: i64 = seconds
+        .parse()
+        .unwrap_or_else(|_| panic!("bad seconds in '{token}'"));
+    at(minutes) + chrono::Duration::seconds(seconds)
+}
+
+/// A time in the text form: `@90`, `@1:30`, or an RFC 3339 string for times before `@0`.
+pub fn render_time(time: &DateTime<Utc>) -> String {
+    let seconds = (*time - base_time()).num_seconds();
+    if seconds < 0 {
+        return time.to_rfc3339();
+    }
+    match (seconds / 60, seconds % 60) {
+        (minutes, 0) => format!("@{minutes}"),
+        (minutes, seconds) => format!("@{minutes}:{seconds:02}"),
+    }
+}
+
+fn json(value: &Value) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+fn parse_json(text: &str, line: &str) -> Value {
+    if text.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|error| panic!("bad JSON '{text}' in line '{line}': {error}"))
+}
+
+/// Splits off the first space-separated word.
+fn word(text: &str) -> (&str, &str) {
+    let text = text.trim_start();
+    text.split_once(' ').unwrap_or((text, ""))
+}
+
+fn parse_id(token: &str, line: &str) -> i32 {
+    token
+        .strip_prefix('#')
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("expected an id like #3, found '{token}' in line '{line}'"))
+}
+
+const NON_RETRIABLE: &str = " [non-retriable]";
+
+/// Parses a failure chain: `TaskFailed: outer message > CardDeclined: insufficient funds`.
+pub fn failure(text: &str) -> FailureDetails {
+    let segments: Vec<&str> = text.split(" > ").collect();
+    segments
+        .into_iter()
+        .rev()
+        .fold(None, |inner: Option<FailureDetails>, segment| {
+            let segment = segment.trim();
+            let (segment, non_retriable) = match segment.strip_suffix(NON_RETRIABLE.trim_start()) {
+                Some(rest) => (rest.trim_end(), true),
+                None => (segment, false),
+            };
+            let (error_type, message) = segment.split_once(": ").unwrap_or((segment, ""));
+            let mut failure = FailureDetails::new(error_type, message);
+            failure.is_non_retriable = non_retriable;
+            failure.inner_failure = inner.map(Box::new);
+            Some(failure)
+        })
+        .unwrap_or_else(|| panic!("empty failure '{text}'"))
+}
+
+/// A failure chain in the text form (stack traces left out: they name source lines).
+pub fn render_failure(failure: &FailureDetails) -> String {
+    failure
+        .chain()
+        .map(|failure| {
+            let marker = if failure.is_non_retriable {
+                NON_RETRIABLE
+            } else {
+                ""
+            };
+            format!("{}: {}{marker}", failure.error_type, failure.error_message)
+        })
+        .collect::<Vec<_>>()
+        .join(" > ")
+}
+
+fn event_kind(line: &str) -> (EventKind, i32) {
+    let (name, rest) = word(line);
+    let no_id = -1;
+    let kind = match name {
+        "OrchestratorStarted" => EventKind::OrchestratorStarted,
+        "OrchestratorCompleted" => EventKind::OrchestratorCompleted,
+        "ExecutionStarted" => {
+            let (name, input) = word(rest);
+            EventKind::ExecutionStarted {
+                name: name.to_string(),
+                version: None,
+                input: parse_json(input, line),
+                instance_id: INSTANCE.to_string(),
+                execution_id: EXECUTION.to_string(),
+                parent: None,
+                scheduled_start: None,
+            }
+        }
+        "TaskScheduled" => {
+            let (id, rest) = word(rest);
+            let (name, input) = word(rest);
+            let kind = EventKind::TaskScheduled {
+                name: name.to_string(),
+                input: parse_json(input, line),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "TaskCompleted" => {
+            let (id, result) = word(rest);
+            EventKind::TaskCompleted {
+                task_scheduled_id: parse_id(id, line),
+                result: parse_json(result, line),
+            }
+        }
+        "TaskFailed" => {
+            let (id, details) = word(rest);
+            EventKind::TaskFailed {
+                task_scheduled_id: parse_id(id, line),
+                failure: failure(details),
+            }
+        }
+        "SubOrchestrationInstanceCreated" => {
+            let (id, rest) = word(rest);
+            let (name, rest) = word(rest);
+            let (instance_id, input) = word(rest);
+            let kind = EventKind::SubOrchestrationInstanceCreated {
+                name: name.to_string(),
+                instance_id: instance_id.to_string(),
+                input: parse_json(input, line),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "SubOrchestrationInstanceCompleted" => {
+            let (id, result) = word(rest);
+            EventKind::SubOrchestrationInstanceCompleted {
+                task_scheduled_id: parse_id(id, line),
+                result: parse_json(result, line),
+            }
+        }
+        "SubOrchestrationInstanceFailed" => {
+            let (id, details) = word(rest);
+            EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id: parse_id(id, line),
+                failure: failure(details),
+            }
+        }
+        "TimerCreated" => {
+            let (id, time) = word(rest);
+            let kind = EventKind::TimerCreated {
+                fire_at: parse_time(time.trim()),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "TimerFired" => {
+            let (id, time) = word(rest);
+            EventKind::TimerFired {
+                fire_at: parse_time(time.trim()),
+                timer_id: parse_id(id, line),
+            }
+        }
+        "EventRaised" => {
+            let (name, input) = word(rest);
+            EventKind::EventRaised {
+                name: name.to_string(),
+                input: parse_json(input, line),
+            }
+        }
+        "EventSent" => {
+            let (id, rest) = word(rest);
+            let (instance_id, rest) = word(rest);
+            let (name, input) = word(rest);
+            let kind = EventKind::EventSent {
+                instance_id: instance_id.to_string(),
+                name: name.to_string(),
+                input: parse_json(input, line),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "ExecutionSuspended" => EventKind::ExecutionSuspended {
+            reason: Some(rest.trim().to_string()).filter(|reason| !reason.is_empty()),
+        },
+        "ExecutionResumed" => EventKind::ExecutionResumed {
+            reason: Some(rest.trim().to_string()).filter(|reason| !reason.is_empty()),
+        },
+        "ExecutionTerminated" => EventKind::ExecutionTerminated {
+            reason: parse_json(rest, line),
+            recurse: false,
+        },
+        "ContinueAsNew" => {
+            let (id, input) = word(rest);
+            let kind = EventKind::ContinueAsNew {
+                input: parse_json(input, line),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "ExecutionCompleted" => {
+            let (id, rest) = word(rest);
+            let (status, rest) = word(rest);
+            let status: RuntimeStatus = status.parse().unwrap();
+            let (result, failure) = match status {
+                RuntimeStatus::Failed => (Value::Null, Some(failure(rest))),
+                _ => (parse_json(rest, line), None),
+            };
+            let kind = EventKind::ExecutionCompleted {
+                status,
+                result,
+                failure,
+            };
+            return (kind, parse_id(id, line));
+        }
+        other => panic!("unknown event '{other}' in line '{line}'"),
+    };
+    (kind, no_id)
+}
+
+/// The meaningful lines of a text block: trimmed, without blanks and `//` comments.
+fn text_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+}
+
+/// Parses a text-form history into (past events, new events).
+pub fn parse_history(text: &str) -> (Vec<HistoryEvent>, Vec<HistoryEvent>) {
+    let mut past = Vec::new();
+    let mut new = Vec::new();
+    let mut seen_separator = false;
+    let mut now = base_time();
+    for line in text_lines(text) {
+        if line == "---" {
+            assert!(!seen_separator, "more than one '---' in history");
+            seen_separator = true;
+            continue;
+        }
+        if line.starts_with("OrchestratorStarted") {
+            now = parse_time(word(line).1.trim());
+        }
+        let (kind, event_id) = event_kind(line);
+        let event = HistoryEvent {
+            event_id,
+            timestamp: now,
+            kind,
+        };
+        if seen_separator {
+            new.push(event);
+        } else {
+            past.push(event);
+        }
+    }
+    (past, new)
+}
+
+/// Parses a text-form list of events (no `---`).
+pub fn events(text: &str) -> Vec<HistoryEvent> {
+    let (past, new) = parse_history(text);
+    assert!(new.is_empty(), "events() takes no '---'");
+    past
+}
+
+/// The episode request a host sends for this text-form history (full replay of the past).
+pub fn request(text: &str) -> OrchestratorRequest {
+    let (past_events, new_events) = parse_history(text);
+    OrchestratorRequest {
+        instance_id: INSTANCE.to_string(),
+        execution_id: EXECUTION.to_string(),
+        history_len: past_events.len(),
+        past_events,
+        new_events,
+        include_replay_logs: false,
+    }
+}
+
+/// One event in the text form.
+pub fn render_event(event: &HistoryEvent) -> String {
+    let id = event.event_id;
+    match &event.kind {
+        EventKind::OrchestratorStarted => {
+            format!("OrchestratorStarted {}", render_time(&event.timestamp))
+        }
+        EventKind::OrchestratorCompleted => "OrchestratorCompleted".to_string(),
+        EventKind::ExecutionStarted { name, input, .. } => {
+            format!("ExecutionStarted {name} {}", json(input))
+        }
+        EventKind::TaskScheduled { name, input } => {
+            format!("TaskScheduled #{id} {name} {}", json(input))
+        }
+        EventKind::TaskCompleted {
+            task_scheduled_id,
+            result,
+        } => format!("TaskCompleted #{task_scheduled_id} {}", json(result)),
+        EventKind::TaskFailed {
+            task_scheduled_id,
+            failure,
+        } => format!(
+            "TaskFailed #{task_scheduled_id} {}",
+            render_failure(failure)
+        ),
+        EventKind::SubOrchestrationInstanceCreated {
+            name,
+            instance_id,
+            input,
+        } => format!(
+            "SubOrchestrationInstanceCreated #{id} {name} {instance_id} {}",
+            json(input)
+        ),
+        EventKind::SubOrchestrationInstanceCompleted {
+            task_scheduled_id,
+            result,
+        } => format!(
+            "SubOrchestrationInstanceCompleted #{task_scheduled_id} {}",
+            json(result)
+        ),
+        EventKind::SubOrchestrationInstanceFailed {
+            task_scheduled_id,
+            failure,
+        } => format!(
+            "SubOrchestrationInstanceFailed #{task_scheduled_id} {}",
+            render_failure(failure)
+        ),
+        EventKind::TimerCreated { fire_at } => {
+            format!("TimerCreated #{id} {}", render_time(fire_at))
+        }
+        EventKind::TimerFired { fire_at, timer_id } => {
+            format!("TimerFired #{timer_id} {}", render_time(fire_at))
+        }
+        EventKind::EventRaised { name, input } => format!("EventRaised {name} {}", json(input)),
+        EventKind::EventSent {
+            instance_id,
+            name,
+            input,
+        } => format!("EventSent #{id} {instance_id} {name} {}", json(input)),
+        EventKind::ExecutionSuspended { reason } => format!(
+            "ExecutionSuspended {}",
+            reason.as_deref().unwrap_or_default()
+        )
+        .trim_end()
+        .to_string(),
+        EventKind::ExecutionResumed { reason } => {
+            format!("ExecutionResumed {}", reason.as_deref().unwrap_or_default())
+                .trim_end()
+                .to_string()
+        }
+        EventKind::ExecutionTerminated { reason, .. } => {
+            format!("ExecutionTerminated {}", json(reason))
+        }
+        EventKind::ContinueAsNew { input } => format!("ContinueAsNew #{id} {}", json(input)),
+        EventKind::ExecutionCompleted {
+            status,
+            result,
+            failure,
+        } => match failure {
+            Some(failure) => format!(
+                "ExecutionCompleted #{id} {status} {}",
+                render_failure(failure)
+            ),
+            None => format!("ExecutionCompleted #{id} {status} {}", json(result)),
+        },
+    }
+}
+
+/// Events in the text form, one a line.
+pub fn render_events(events: &[HistoryEvent]) -> String {
+    events
+        .iter()
+        .map(render_event)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One action in the text form (a completion that carries events over takes several lines).
+pub fn render_action(action: &Action) -> String {
+    let id = action.id;
+    match &action.kind {
+        ActionKind::ScheduleTask { name, input } => {
+            format!("ScheduleTask #{id} {name} {}", json(input))
+        }
+        ActionKind::CreateTimer { fire_at } => {
+            format!("CreateTimer #{id} {}", render_time(fire_at))
+        }
+        ActionKind::CreateSubOrchestration {
+            name,
+            instance_id,
+            input,
+        } => format!(
+            "CreateSubOrchestration #{id} {name} {instance_id} {}",
+            json(input)
+        ),
+        ActionKind::SendEvent {
+            instance_id,
+            name,
+            input,
+        } => format!("SendEvent #{id} {instance_id} {name} {}", json(input)),
+        ActionKind::CompleteOrchestration {
+            status,
+            result,
+            failure,
+            carryover_events,
+        } => {
+            let mut text = match failure {
+                Some(failure) => format!("Complete #{id} {status} {}", render_failure(failure)),
+                None => format!("Complete #{id} {status} {}", json(result)),
+            };
+            for event in carryover_events {
+                text.push_str("\ncarry ");
+                text.push_str(&render_event(event));
+            }
+            text
+        }
+    }
+}
+
+/// Actions in the text form, one a line.
+pub fn render_actions(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(render_action)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An expected text block as [`render_actions`] writes it: trimmed lines, no blanks or comments.
+pub fn lines(text: &str) -> String {
+    text_lines(text).collect::<Vec<_>>().join("\n")
+}
+
+/// Events that record an action (the host appends them after an episode's new events).
+pub fn records_an_action(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::TaskScheduled { .. }
+            | EventKind::TimerCreated { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. }
+            | EventKind::EventSent { .. }
+            | EventKind::ContinueAsNew { .. }
+            | EventKind::ExecutionCompleted { .. }
+    )
+}
+
+/// A replay table: `replay_table! { registry_fn; name: "history" => "expected actions"; ... }`
+/// makes one `#[test]` per row, each running [`assert_actions`].
+macro_rules! replay_table {
+    ($registry:path; $( $(#[$meta:meta])* $name:ident: $history:expr => $actions:expr; )*) => {
+        $(
+            $(#[$meta])*
+            #[test]
+            fn $name() {
+                $crate::support::assert_actions(&$registry(), $history, $actions);
+            }
+        )*
+    };
+}
+#[allow(unused_imports)] // Not every test crate has a replay table.
+pub(crate) use replay_table;
+
+/// Replays a text-form history with full replay and through a fresh session cache, asserts the
+/// two agree, and returns the response.
+pub fn replay(registry: &Registry, history: &str) -> OrchestratorResponse {
+    let request = request(history);
+    let uncached = registry.orchestrate_uncached(request.clone());
+    let cached = registry.orchestrate(&mut SessionCache::default(), request);
+    assert_eq!(
+        cached, uncached,
+        "a fresh session cache answered differently from a full replay of\n{history}"
+    );
+    uncached
+}
+
+/// Asserts that replaying `history` gives exactly `expected` actions (text form), deterministically
+/// (no nondeterminism), and that a host driving the same history episode by episode through one
+/// session cache gets the actions the history recorded and then the same answer.
+pub fn assert_actions(registry: &Registry, history: &str, expected: &str) -> OrchestratorResponse {
+    let response = replay(registry, history);
+    assert_eq!(
+        response.nondeterminism,
+        None,
+        "unexpected nondeterminism; actions:\n{}",
+        render_actions(&response.actions)
+    );
+    let actual = render_actions(&response.actions);
+    let expected = lines(expected);
+    assert!(
+        actual == expected,
+        "actions differ\n--- expected\n{expected}\n--- actual\n{actual}\n--- history\n{}",
+        lines(history)
+    );
+    assert_same_episode_by_episode(registry, history, &response);
+    response
+}
+
+/// What two answers to the same episode must agree on. Warnings are left out: a full replay
+/// reports again the warnings of past episodes.
+pub fn comparable(
+    response: &OrchestratorResponse,
+) -> (
+    bool,
+    &[Action],
+    &Option<Value>,
+    &[durable_sdk::protocol::LogLine],
+    &Option<durable_sdk::protocol::NonDeterminism>,
+) {
+    (
+        response.needs_history,
+        &response.actions,
+        &response.custom_status,
+        &response.logs,
+        &response.nondeterminism,
+    )
+}
+
+/// Drives the past of `history` through one session cache the way a live host does (first episode
+/// with no past, later ones with only their new events), checking each episode's actions against
+/// the events the history recorded for them; then the new events must give `expected`.
+fn assert_same_episode_by_episode(
+    registry: &Registry,
+    history: &str,
+    expected: &OrchestratorResponse,
+) {
+    let (past, new) = parse_history(history);
+    let mut cache = SessionCache::new(4);
+    let mut history_len = 0;
+    for episode in past.split_inclusive(|event| event.kind == EventKind::OrchestratorCompleted) {
+        assert_eq!(
+            episode.last().map(|event| &event.kind),
+            Some(&EventKind::OrchestratorCompleted),
+            "every past episode must end with OrchestratorCompleted:\n{}",
+            render_events(episode)
+        );
+        let (recorded, new_events): (Vec<_>, Vec<_>) = episode[..episode.len() - 1]
+            .iter()
+            .cloned()
+            .partition(|event| records_an_action(&event.kind));
+        let response = registry.orchestrate(
+            &mut cache,
+            OrchestratorRequest {
+                instance_id: INSTANCE.to_string(),
+                execution_id: EXECUTION.to_string(),
+                history_len,
+                past_events: Vec::new(),
+                new_events,
+                include_replay_logs: false,
+            },
+        );
+        assert!(!response.needs_history, "the session cache lost a session");
+        let made: Vec<(i32, EventKind)> = response
+            .actions
+            .iter()
+            .map(|action| (action.id, action.kind.to_event_kind()))
+            .collect();
+        let recorded: Vec<(i32, EventKind)> = recorded
+            .into_iter()
+            .map(|event| (event.event_id, event.kind))
+            .collect();
+        assert!(
+            made == recorded,
+            "driving the history episode by episode, this episode's actions differ from what \
+             history recorded\n--- episode\n{}\n--- actions\n{}",
+            render_events(episode),
+            render_actions(&response.actions)
+        );
+        history_len += episode.len();
+    }
+    let mut request = OrchestratorRequest {
+        instance_id: INSTANCE.to_string(),
+        execution_id: EXECUTION.to_string(),
+        history_len,
+        past_events: Vec::new(),
+        new_events: new,
+        include_replay_logs: false,
+    };
+    let mut response = registry.orchestrate(&mut cache, request.clone());
+    let execution_ended = past.iter().any(|event| {
+        matches!(
+            event.kind,
+            EventKind::ExecutionCompleted { .. } | EventKind::ContinueAsNew { .. }
+        )
+    });
+    if execution_ended {
+        // A finished execution is not cached: a host resends the full history.
+        assert!(response.needs_history, "a finished execution stayed cached");
+        request.past_events = past;
+        response = registry.orchestrate(&mut cache, request);
+    }
+    assert_eq!(
+        comparable(&response),
+        comparable(expected),
+        "continuing a cached session answered differently from a full replay"
+    );
+}
