@@ -6,14 +6,15 @@
 //! One module per orchestration; [`registry`] names everything; `export_plugin!` makes the crate a
 //! plugin. Knows nothing of the emulator: it depends on `durable-sdk` only.
 
+pub mod bench;
 pub mod hello_sequence;
 
 use durable_sdk::Registry;
 
 /// Every orchestrator and activity of the samples, by name.
 pub fn registry() -> Registry {
-    let registry = Registry::new();
-    hello_sequence::register(registry)
+    let registry = hello_sequence::register(Registry::new());
+    bench::register(registry)
 }
 
 durable_sdk::export_plugin!(registry);

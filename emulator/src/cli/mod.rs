@@ -1,0 +1,157 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own module and talks to the
+//! engine only through `Engine` / `EngineHandle`; none of them opens the store itself.
+
+mod bench;
+mod manage;
+mod replay;
+mod run;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use durable_emu::cargo_build::{BuildOptions, build_cdylib};
+use durable_emu::clock::ClockKind;
+use durable_emu::engine::{Engine, EngineConfig, default_workers};
+use durable_emu::plugin::LoadedPlugin;
+use durable_emu::store::DbLocation;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Run and debug durable orchestrations locally.
+#[derive(Debug, Parser)]
+#[command(name = "durable-emu", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A plugin library (.so/.dylib/.dll) or a crate directory to build; default: the built-in
+    /// sample functions.
+    target: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start one instance, run it until it ends, print its status as JSON.
+    Run(run::RunArgs),
+    /// List the instances in a database.
+    List(manage::ListArgs),
+    /// Print one instance's status as JSON.
+    Status(manage::StatusArgs),
+    /// Raise an external event on an instance.
+    Raise(manage::RaiseArgs),
+    /// Terminate an instance.
+    Terminate(manage::TerminateArgs),
+    /// Delete an ended instance and its history.
+    Purge(manage::PurgeArgs),
+    /// Print an instance's histories (all executions) as JSON.
+    Export(manage::ExportArgs),
+    /// Add an exported instance to a database.
+    Import(manage::ImportArgs),
+    /// Replay recorded histories against a library and report nondeterminism (exit 1 if any).
+    Replay(replay::ReplayArgs),
+    /// Measure the engine on standard workloads.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The database file, or `:memory:` for a throwaway run.
+    #[arg(long, value_name = "PATH", default_value = ".durable-emu/state.db")]
+    db: String,
+}
+
+impl DbArgs {
+    fn location(&self) -> DbLocation {
+        DbLocation::parse(&self.db)
+    }
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Real time, or virtual time that jumps to the next timer whenever nothing else can run.
+    #[arg(long, value_name = "real|virtual", default_value = "virtual")]
+    clock: ClockKind,
+    /// Activity worker threads; default: the number of cores.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+impl EngineArgs {
+    fn config(&self, plugin: Option<LoadedPlugin>) -> EngineConfig {
+        EngineConfig {
+            db: self.db.location(),
+            clock: self.clock,
+            auto_skip: true,
+            workers: self.workers.unwrap_or_else(default_workers).max(1),
+            plugin,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            let plugin = load_target(cli.target.as_deref())?;
+            print_manifest(&plugin);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Run(args)) => run::run(args),
+        Some(Command::List(args)) => manage::list(args),
+        Some(Command::Status(args)) => manage::status(args),
+        Some(Command::Raise(args)) => manage::raise(args),
+        Some(Command::Terminate(args)) => manage::terminate(args),
+        Some(Command::Purge(args)) => manage::purge(args),
+        Some(Command::Export(args)) => manage::export(args),
+        Some(Command::Import(args)) => manage::import(args),
+        Some(Command::Replay(args)) => replay::replay(args),
+        Some(Command::Bench(command)) => bench::bench(command),
+    }
+}
+
+/// Loads a library file, builds and loads a crate directory, or takes the built-in samples.
+pub fn load_target(target: Option<&Path>) -> anyhow::Result<LoadedPlugin> {
+    let Some(target) = target else {
+        return LoadedPlugin::builtin().context("loading the built-in sample functions");
+    };
+    let library = if target.is_dir() {
+        eprintln!("building {} ...", target.display());
+        build_cdylib(target, &BuildOptions::default())?
+    } else {
+        target.to_path_buf()
+    };
+    Ok(LoadedPlugin::load(&library)?)
+}
+
+/// An engine over a database that only answers queries and records commands (no functions are
+/// loaded, so nothing runs).
+fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
+    Engine::start(EngineConfig {
+        db: db.location(),
+        clock: ClockKind::Virtual,
+        auto_skip: false,
+        workers: 1,
+        plugin: None,
+    })
+    .with_context(|| format!("opening {}", db.db))
+}
+
+/// Parses a JSON argument, saying which one was wrong and how to quote it.
+fn parse_json(what: &str, text: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).with_context(|| {
+        format!("{what} is not valid JSON: {text:?} (a string needs its quotes, e.g. '\"Tokyo\"')")
+    })
+}
+
+fn print_manifest(plugin: &LoadedPlugin) {
+    let manifest = &plugin.manifest;
+    println!("loaded {}", plugin.origin);
+    println!(
+        "  crate {} {} (durable-sdk {}, build {})",
+        manifest.crate_name, manifest.crate_version, manifest.sdk_version, manifest.build_id
+    );
+    println!("  orchestrators: {}", manifest.orchestrators.join(", "));
+    println!("  activities:    {}", manifest.activities.join(", "));
+}
