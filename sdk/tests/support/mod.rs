@@ -490,9 +490,24 @@ pub fn render_actions(actions: &[Action]) -> String {
         .join("\n")
 }
 
-/// An expected text block as [`render_actions`] writes it: trimmed lines, no blanks or comments.
+/// An expected text block as [`render_actions`] writes it: trimmed lines, no blanks or comments;
+/// a line ending in `\` continues on the next (joined with one space), for long failure messages.
 pub fn lines(text: &str) -> String {
-    text_lines(text).collect::<Vec<_>>().join("\n")
+    let mut joined = Vec::new();
+    let mut pending = String::new();
+    for line in text_lines(text) {
+        match line.strip_suffix('\\') {
+            Some(start) => {
+                pending.push_str(start.trim_end());
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(line);
+                joined.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    joined.join("\n")
 }
 
 /// Events that record an action (the host appends them after an episode's new events).
