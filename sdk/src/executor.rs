@@ -88,6 +88,9 @@ struct Session {
     spawned: FuturesUnordered<LocalTask>,
     /// The code produced its completion (or was terminated): later events change nothing.
     finished: bool,
+    /// The code continued as new keeping unprocessed events: external events that arrive after
+    /// that in the same episode go to the next execution too (as in DurableTask.Core).
+    carrying_over_events: bool,
     suspended: bool,
     held_while_suspended: Vec<HistoryEvent>,
     nondeterminism: Option<NonDeterminism>,
@@ -175,6 +178,7 @@ impl Session {
             root: None,
             spawned: FuturesUnordered::new(),
             finished: false,
+            carrying_over_events: false,
             suspended: false,
             held_while_suspended: Vec::new(),
             nondeterminism: None,
@@ -232,13 +236,16 @@ impl Session {
                 self.complete_task(timer_id, Ok(Value::Null), "TimerFired")
             }
             EventKind::EventRaised { .. } => {
+                let event = HistoryEvent {
+                    event_id,
+                    timestamp,
+                    kind,
+                };
                 if !self.finished {
-                    self.state.borrow_mut().deliver_event(HistoryEvent {
-                        event_id,
-                        timestamp,
-                        kind,
-                    });
+                    self.state.borrow_mut().deliver_event(event);
                     self.run_code();
+                } else if self.carrying_over_events {
+                    self.carry_over(event);
                 }
             }
             EventKind::ExecutionSuspended { .. } => self.suspended = true,
@@ -299,6 +306,25 @@ impl Session {
                 self.run_code();
             }
             Err(panic) => self.finish_with(Err(panic)),
+        }
+    }
+
+    /// Adds an external event to the continue-as-new completion still waiting to be recorded.
+    fn carry_over(&mut self, event: HistoryEvent) {
+        let mut state = self.state.borrow_mut();
+        let completion = state
+            .unconfirmed
+            .values_mut()
+            .find_map(|action| match &mut action.kind {
+                ActionKind::CompleteOrchestration {
+                    status: RuntimeStatus::ContinuedAsNew,
+                    carryover_events,
+                    ..
+                } => Some(carryover_events),
+                _ => None,
+            });
+        if let Some(carryover_events) = completion {
+            carryover_events.push(event);
         }
     }
 
@@ -416,6 +442,7 @@ impl Session {
                 carryover_events: Vec::new(),
             },
             (Ok(_), Some(next)) => {
+                self.carrying_over_events = next.keep_unprocessed_events;
                 let carryover_events = if next.keep_unprocessed_events {
                     self.state.borrow_mut().buffered_events.drain(..).collect()
                 } else {
