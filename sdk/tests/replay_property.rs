@@ -1,0 +1,476 @@
+//! Property: replay is a pure function of history. For generated orchestrations, run live by the
+//! simulated host (support/host.rs) through one session cache in a generated order, replaying
+//! ANY prefix of the recorded history at an episode boundary gives the actions, custom status and
+//! log lines of the live run, with full replay and with a fresh session cache
+//! (SEMANTICS.md section 2; executor.rs: "continuing a cached session ... gives the same actions as
+//! replaying the whole history").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy, RuntimeStatus,
+    SubOrchestrationOptions, when_all, when_any,
+};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::host::{Host, Scripted, check_every_prefix_replays_like_the_live_run};
+
+/// A retry policy in generator-friendly units.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Retry {
+    attempts: u32,
+    first_minutes: u64,
+    backoff_tenths: u32,
+    max_minutes: Option<u64>,
+    timeout_minutes: Option<u64>,
+}
+
+impl Retry {
+    fn policy(&self) -> RetryPolicy {
+        let mut policy = RetryPolicy::new(self.attempts, minutes(self.first_minutes))
+            .with_backoff(f64::from(self.backoff_tenths) / 10.0);
+        if let Some(max) = self.max_minutes {
+            policy = policy.with_max_retry_interval(minutes(max));
+        }
+        if let Some(timeout) = self.timeout_minutes {
+            policy = policy.with_retry_timeout(minutes(timeout));
+        }
+        policy
+    }
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+/// One step of a generated orchestration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Step {
+    /// `call_activity("Work")`; with `propagate`, a failure ends the orchestration (`?`).
+    Call {
+        input: u32,
+        propagate: bool,
+    },
+    /// `call_activity_with_retry("Flaky")`.
+    CallWithRetry {
+        input: u32,
+        retry: Retry,
+    },
+    /// `create_timer_after`.
+    Timer {
+        minutes: u64,
+    },
+    /// `when_all` over activity calls (with or without retries).
+    FanOut {
+        inputs: Vec<u32>,
+        retry: Option<Retry>,
+    },
+    /// `when_any` of an external event against a timer.
+    Race {
+        event: String,
+        minutes: u64,
+    },
+    /// `wait_for_external_event`.
+    Wait {
+        event: String,
+    },
+    /// `call_sub_orchestrator_with` running a nested program.
+    Child {
+        steps: Vec<Step>,
+        retry: Option<Retry>,
+    },
+    /// `send_event` to this very instance.
+    SendToSelf {
+        event: String,
+        value: u32,
+    },
+    /// `continue_as_new` (or `continue_as_new_keeping_events`) with the rest of the program.
+    ContinueAsNew {
+        keep_events: bool,
+    },
+    Status(u32),
+    Log(u32),
+    Guid,
+    Now,
+    Panic,
+}
+
+/// The input of the `Program` orchestrator: steps, and where to start (after a continue-as-new).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Program {
+    steps: Vec<Step>,
+    start: usize,
+}
+
+/// Runs a program, recording what every step saw in the output.
+async fn interpret(
+    ctx: OrchestrationContext,
+    program: Program,
+) -> Result<Vec<Value>, FailureDetails> {
+    let mut trace = Vec::new();
+    for (index, step) in program.steps.iter().enumerate().skip(program.start) {
+        ctx.log_info(format!("step {index}: {step:?}"));
+        match step {
+            Step::Call { input, propagate } => {
+                match ctx.call_activity::<u32>("Work", input).await {
+                    Ok(value) => trace.push(json!(value)),
+                    Err(error) if *propagate => return Err(error.into()),
+                    Err(error) => trace.push(json!(error.to_string())),
+                }
+            }
+            Step::CallWithRetry { input, retry } => {
+                let result = ctx
+                    .call_activity_with_retry::<u32>("Flaky", input, retry.policy())
+                    .await;
+                trace.push(outcome(result));
+            }
+            Step::Timer { minutes: delay } => {
+                ctx.create_timer_after(minutes(*delay)).await?;
+                trace.push(json!(ctx.current_utc_date_time()));
+            }
+            Step::FanOut { inputs, retry } => {
+                let calls: Vec<_> = inputs
+                    .iter()
+                    .map(|input| match retry {
+                        Some(retry) => {
+                            ctx.call_activity_with_retry::<u32>("Flaky", input, retry.policy())
+                        }
+                        None => ctx.call_activity::<u32>("Work", input),
+                    })
+                    .collect();
+                trace.push(outcome(when_all(calls).await));
+            }
+            Step::Race {
+                event,
+                minutes: delay,
+            } => {
+                let raised = ctx.wait_for_external_event::<Value>(event);
+                let timeout = ctx.create_timer_after(minutes(*delay));
+                match when_any([raised.handle(), timeout.handle()]).await {
+                    0 => trace.push(json!({ "event": outcome(raised.await) })),
+                    _ => trace.push(json!("timed out")),
+                }
+            }
+            Step::Wait { event } => {
+                trace.push(outcome(ctx.wait_for_external_event::<Value>(event).await));
+            }
+            Step::Child { steps, retry } => {
+                let child = Program {
+                    steps: steps.clone(),
+                    start: 0,
+                };
+                let options = SubOrchestrationOptions {
+                    instance_id: None,
+                    retry: retry.as_ref().map(Retry::policy),
+                };
+                let result = ctx
+                    .call_sub_orchestrator_with::<Value>("Program", child, options)
+                    .await;
+                trace.push(outcome(result));
+            }
+            Step::SendToSelf { event, value } => {
+                ctx.send_event(&ctx.instance_id(), event, value);
+            }
+            Step::ContinueAsNew { keep_events } => {
+                let next = Program {
+                    steps: program.steps.clone(),
+                    start: index + 1,
+                };
+                if *keep_events {
+                    ctx.continue_as_new_keeping_events(next);
+                } else {
+                    ctx.continue_as_new(next);
+                }
+                return Ok(trace);
+            }
+            Step::Status(status) => ctx.set_custom_status(json!({ "step": index, "n": status })),
+            Step::Log(n) => ctx.log_warn(format!("log {n} at {}", ctx.current_utc_date_time())),
+            Step::Guid => trace.push(json!(ctx.new_guid().to_string())),
+            Step::Now => trace.push(json!(ctx.current_utc_date_time())),
+            Step::Panic => panic!("step {index} panics"),
+        }
+    }
+    Ok(trace)
+}
+
+fn outcome<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Value {
+    match result {
+        Ok(value) => json!({ "ok": value }),
+        Err(error) => json!({ "error": error.to_string() }),
+    }
+}
+
+/// Fails deterministically by input: multiples of 7 fail for good, multiples of 5 fail.
+async fn work(_ctx: ActivityContext, input: u32) -> Result<u32, FailureDetails> {
+    if input % 7 == 0 {
+        return Err(
+            FailureDetails::new("Fatal", format!("input {input} is fatal")).non_retriable(),
+        );
+    }
+    if input % 5 == 0 {
+        return Err(FailureDetails::new(
+            "WorkFailed",
+            format!("input {input} failed"),
+        ));
+    }
+    Ok(input * 2)
+}
+
+/// Fails deterministically by input and task id, so a retry (a new task id) may succeed.
+async fn flaky(ctx: ActivityContext, input: u32) -> Result<u32, FailureDetails> {
+    if input % 7 == 0 {
+        return Err(
+            FailureDetails::new("Fatal", format!("input {input} is fatal")).non_retriable(),
+        );
+    }
+    if (input + ctx.task_id.unsigned_abs()) % 3 != 0 {
+        return Err(FailureDetails::new(
+            "Flaky",
+            format!("input {input} failed as task #{}", ctx.task_id),
+        ));
+    }
+    Ok(input)
+}
+
+fn registry() -> Registry {
+    Registry::new()
+        .orchestrator("Program", interpret)
+        .activity("Work", work)
+        .activity("Flaky", flaky)
+}
+
+fn retry() -> impl Strategy<Value = Retry> {
+    (
+        1u32..=4,
+        1u64..=10,
+        10u32..=30,
+        proptest::option::of(1u64..=15),
+        proptest::option::of(1u64..=40),
+    )
+        .prop_map(
+            |(attempts, first_minutes, backoff_tenths, max_minutes, timeout_minutes)| Retry {
+                attempts,
+                first_minutes,
+                backoff_tenths,
+                max_minutes,
+                timeout_minutes,
+            },
+        )
+}
+
+/// Names differ in case on purpose: event names compare case-insensitively.
+fn event_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("Approval"),
+        Just("approval"),
+        Just("APPROVAL"),
+        Just("Payment"),
+        Just("payment"),
+    ]
+    .prop_map(str::to_string)
+}
+
+/// Steps a sub-orchestration may take: anything but waiting for events only the root receives
+/// and nesting further.
+fn child_step() -> BoxedStrategy<Step> {
+    prop_oneof![
+        12 => (0u32..40, prop::bool::weighted(0.2))
+            .prop_map(|(input, propagate)| Step::Call { input, propagate }),
+        8 => (0u32..40, retry()).prop_map(|(input, retry)| Step::CallWithRetry { input, retry }),
+        6 => (1u64..120).prop_map(|minutes| Step::Timer { minutes }),
+        8 => (prop::collection::vec(0u32..40, 0..4), proptest::option::of(retry()))
+            .prop_map(|(inputs, retry)| Step::FanOut { inputs, retry }),
+        4 => (event_name(), 1u64..120).prop_map(|(event, minutes)| Step::Race { event, minutes }),
+        3 => (event_name(), 0u32..10).prop_map(|(event, value)| Step::SendToSelf { event, value }),
+        3 => any::<bool>().prop_map(|keep_events| Step::ContinueAsNew { keep_events }),
+        2 => (0u32..10).prop_map(Step::Status),
+        2 => (0u32..10).prop_map(Step::Log),
+        2 => Just(Step::Guid),
+        2 => Just(Step::Now),
+        1 => Just(Step::Panic),
+    ]
+    .boxed()
+}
+
+fn step() -> BoxedStrategy<Step> {
+    prop_oneof![
+        50 => child_step(),
+        6 => event_name().prop_map(|event| Step::Wait { event }),
+        5 => (prop::collection::vec(child_step(), 1..5), proptest::option::of(retry()))
+            .prop_map(|(steps, retry)| Step::Child { steps, retry }),
+    ]
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+enum ScriptItem {
+    Raise(String, u32),
+    Suspend,
+    Resume,
+}
+
+/// A script of outside input: raised events, and suspensions that are always resumed later.
+fn script() -> impl Strategy<Value = Vec<Scripted>> {
+    let item = prop_oneof![
+        8 => (event_name(), 0u32..100).prop_map(|(name, value)| ScriptItem::Raise(name, value)),
+        1 => Just(ScriptItem::Suspend),
+        1 => Just(ScriptItem::Resume),
+    ];
+    (
+        prop::collection::vec(item, 0..10),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(items, terminate)| {
+            let mut suspended = false;
+            let mut script = Vec::new();
+            for item in items {
+                match item {
+                    ScriptItem::Raise(name, value) => script.push(Scripted::Raise {
+                        name,
+                        input: json!(value),
+                    }),
+                    ScriptItem::Suspend if !suspended => {
+                        suspended = true;
+                        script.push(Scripted::Suspend);
+                    }
+                    ScriptItem::Resume if suspended => {
+                        suspended = false;
+                        script.push(Scripted::Resume);
+                    }
+                    ScriptItem::Suspend | ScriptItem::Resume => {}
+                }
+            }
+            if suspended {
+                script.push(Scripted::Resume);
+            }
+            if terminate {
+                script.push(Scripted::Terminate);
+            }
+            script
+        })
+}
+
+fn run(steps: Vec<Step>, script: Vec<Scripted>, choices: &[u8], cache_capacity: usize) {
+    let registry = registry();
+    let program = serde_json::to_value(Program { steps, start: 0 }).unwrap();
+    let mut host = Host::new(
+        &registry,
+        cache_capacity,
+        "root",
+        "Program",
+        program,
+        script,
+    );
+    host.run(choices, 5_000);
+    assert!(host.episodes_run > 0);
+    for instance in host.all_instances() {
+        check_every_prefix_replays_like_the_live_run(&registry, instance);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // Integration tests have no lib.rs for proptest to find: keep regressions beside this file.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn replaying_any_prefix_gives_the_live_actions(
+        steps in prop::collection::vec(step(), 1..14),
+        script in script(),
+        choices in prop::collection::vec(any::<u8>(), 0..400),
+        cache_capacity in 1usize..4,
+    ) {
+        run(steps, script, &choices, cache_capacity);
+    }
+}
+
+/// The simulated host is not vacuous: a program using every kind of step runs to completion,
+/// across a continue-as-new, with a child that retries.
+#[test]
+fn the_simulated_host_runs_a_program_through_every_kind_of_step() {
+    let retry = Retry {
+        attempts: 4,
+        first_minutes: 2,
+        backoff_tenths: 20,
+        max_minutes: Some(5),
+        timeout_minutes: None,
+    };
+    let steps = vec![
+        Step::Call {
+            input: 1,
+            propagate: true,
+        },
+        Step::CallWithRetry {
+            input: 1,
+            retry: retry.clone(),
+        },
+        Step::Timer { minutes: 30 },
+        Step::FanOut {
+            inputs: vec![2, 4, 5],
+            retry: None,
+        },
+        Step::Race {
+            event: "Approval".to_string(),
+            minutes: 600,
+        },
+        Step::Status(3),
+        Step::ContinueAsNew { keep_events: true },
+        Step::Wait {
+            event: "payment".to_string(),
+        },
+        Step::SendToSelf {
+            event: "Approval".to_string(),
+            value: 9,
+        },
+        Step::Wait {
+            event: "APPROVAL".to_string(),
+        },
+        Step::Child {
+            steps: vec![Step::CallWithRetry { input: 4, retry }, Step::Guid],
+            retry: None,
+        },
+        Step::Log(1),
+        Step::Now,
+    ];
+    let script = vec![
+        Scripted::Raise {
+            name: "approval".to_string(),
+            input: json!(true),
+        },
+        Scripted::Suspend,
+        Scripted::Raise {
+            name: "Payment".to_string(),
+            input: json!(12),
+        },
+        Scripted::Resume,
+    ];
+    let registry = registry();
+    let program = serde_json::to_value(Program { steps, start: 0 }).unwrap();
+    let mut host = Host::new(&registry, 1, "root", "Program", program, script);
+    host.run(&[], 5_000);
+    let root = host.root();
+    assert_eq!(root.status, RuntimeStatus::Completed, "{:#?}", root.output);
+    assert_eq!(root.executions.len(), 2, "one continue-as-new");
+    let output = root.output.as_array().unwrap();
+    assert_eq!(output[0], json!({ "ok": 12 }), "the carried-over payment");
+    assert_eq!(
+        output[1],
+        json!({ "ok": true }),
+        "the older approval, not the one sent to itself"
+    );
+    assert!(
+        host.history_resends > 0,
+        "a one-session cache with a child must have resent full histories"
+    );
+    for instance in host.all_instances() {
+        check_every_prefix_replays_like_the_live_run(&registry, instance);
+    }
+}
