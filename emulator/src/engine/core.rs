@@ -466,7 +466,7 @@ impl Core {
 
     fn run_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
         let Some(plugin) = self.plugin.as_ref().map(|plugin| plugin.handle) else {
-            return Ok(());
+            return self.terminate_without_plugin(instance_id);
         };
         let Some(live) = self.live.get(instance_id) else {
             self.pending.remove(instance_id);
@@ -585,6 +585,57 @@ impl Core {
         // Messages that arrived while suspended become deliverable after a resume.
         self.mark_runnable(instance_id);
         Ok(())
+    }
+
+    /// With no functions loaded, a terminate request is carried out by the host alone (the code
+    /// would only have confirmed it); every other message waits for the functions.
+    fn terminate_without_plugin(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let Some(messages) = self.pending.get_mut(instance_id) else {
+            return Ok(());
+        };
+        let Some(position) = messages.iter().position(|message| {
+            matches!(message.event.kind, EventKind::ExecutionTerminated { .. })
+        }) else {
+            return Ok(());
+        };
+        let Some(message) = messages.remove(position) else {
+            return Ok(());
+        };
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
+        };
+        let EventKind::ExecutionTerminated { reason, .. } = message.event.kind.clone() else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let at = |kind| HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind,
+        };
+        let appended = [
+            at(EventKind::OrchestratorStarted),
+            message.event,
+            at(EventKind::ExecutionCompleted {
+                status: RuntimeStatus::Terminated,
+                result: reason.clone(),
+                failure: None,
+            }),
+            at(EventKind::OrchestratorCompleted),
+        ];
+        self.store.append_history(
+            instance_id,
+            &live.record.execution_id,
+            live.record.history_len,
+            &appended,
+        )?;
+        if let Some(inbox_id) = message.inbox_id {
+            self.store.remove_inbox(inbox_id)?;
+        }
+        if let Some(live) = self.live.get_mut(instance_id) {
+            live.record.history_len += appended.len();
+        }
+        self.finish_instance(instance_id, RuntimeStatus::Terminated, reason, None)
     }
 
     /// Does the work an action asks for (its history event is already recorded).

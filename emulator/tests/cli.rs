@@ -1,0 +1,349 @@
+//! The headless command line, through the real binary: what a user or a CI script types.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn durable_emu(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_durable-emu"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the durable-emu binary runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_prints_the_durable_functions_status_and_exits_0_when_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            "--orchestration",
+            "HelloSequence",
+            "--db",
+            ":memory:",
+            "--history",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let status = stdout_json(&output);
+    assert_eq!(status["name"], "HelloSequence");
+    assert_eq!(status["runtimeStatus"], "Completed");
+    assert_eq!(
+        status["output"],
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+    for field in [
+        "instanceId",
+        "input",
+        "customStatus",
+        "createdTime",
+        "lastUpdatedTime",
+    ] {
+        assert!(status.get(field).is_some(), "missing {field}");
+    }
+    let kinds: Vec<&str> = status["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"OrchestratorStarted"));
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "TaskCompleted")
+            .count(),
+        3
+    );
+    assert!(kinds.contains(&"ExecutionCompleted"));
+    // Nothing was written to the working directory with --db :memory:.
+    assert!(!dir.path().join(".durable-emu").exists());
+}
+
+#[test]
+fn run_uses_the_default_database_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            "BenchChain",
+            "--input",
+            "1",
+            "--instance-id",
+            "c1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output)["output"], json!(6));
+    assert!(dir.path().join(".durable-emu/state.db").exists());
+    let listed = durable_emu(&["list"], dir.path());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("c1"));
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message_and_no_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "-o", "NoSuchOrchestration", "--db", ":memory:"],
+            "no orchestration named 'NoSuchOrchestration'",
+        ),
+        (
+            &[
+                "run",
+                "-o",
+                "HelloSequence",
+                "--input",
+                "{not json",
+                "--db",
+                ":memory:",
+            ],
+            "--input is not valid JSON",
+        ),
+        (
+            &[
+                "run",
+                "-o",
+                "HelloSequence",
+                "--timeout",
+                "soon",
+                "--db",
+                ":memory:",
+            ],
+            "is not a duration",
+        ),
+        (
+            &[
+                "run",
+                "/nonexistent/libfunctions.so",
+                "-o",
+                "HelloSequence",
+                "--db",
+                ":memory:",
+            ],
+            "cannot read function library",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = durable_emu(args, dir.path());
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn a_database_that_is_not_one_is_refused_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let content = "my notes ".repeat(500);
+    std::fs::write(&path, &content).unwrap();
+    let output = durable_emu(
+        &["run", "-o", "HelloSequence", "--db", path.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not a durable-emu database"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+}
+
+#[test]
+fn status_export_purge_import_and_replay_work_against_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let db = db.to_str().unwrap();
+    let ran = durable_emu(
+        &[
+            "run",
+            "-o",
+            "HelloSequence",
+            "--instance-id",
+            "hello-1",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+
+    let status = durable_emu(&["status", "hello-1", "--db", db], dir.path());
+    assert_eq!(stdout_json(&status)["runtimeStatus"], "Completed");
+
+    let export = durable_emu(&["export", "hello-1", "--db", db], dir.path());
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let export_path = dir.path().join("hello-1.json");
+    std::fs::write(&export_path, &export.stdout).unwrap();
+
+    let purged = durable_emu(&["purge", "hello-1", "--db", db], dir.path());
+    assert_eq!(stdout_json(&purged), json!({"instancesDeleted": 1}));
+    let gone = durable_emu(&["status", "hello-1", "--db", db], dir.path());
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(stderr(&gone).contains("no instance 'hello-1'"));
+
+    let imported = durable_emu(
+        &["import", export_path.to_str().unwrap(), "--db", db],
+        dir.path(),
+    );
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    let status = durable_emu(&["status", "hello-1", "--history", "--db", db], dir.path());
+    let status = stdout_json(&status);
+    assert_eq!(
+        status["output"],
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+
+    let replayed = durable_emu(&["replay", "--db", db], dir.path());
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replayed.stdout)
+    );
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("0 nondeterministic"));
+}
+
+#[test]
+fn replay_reports_a_history_the_code_no_longer_matches_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let db = db.to_str().unwrap();
+    durable_emu(
+        &[
+            "run",
+            "-o",
+            "HelloSequence",
+            "--instance-id",
+            "h",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    let export = durable_emu(&["export", "h", "--db", db], dir.path());
+    // Pretend the history was recorded by code that called another activity as call #1.
+    let mut export = stdout_json(&export);
+    let events = export["executions"][0]["history"].as_array_mut().unwrap();
+    let second_call = events
+        .iter_mut()
+        .find(|event| event["eventType"] == "TaskScheduled" && event["eventId"] == 1)
+        .unwrap();
+    second_call["name"] = json!("ChargeCard");
+    let path = dir.path().join("changed.json");
+    std::fs::write(&path, serde_json::to_vec(&export).unwrap()).unwrap();
+
+    let replayed = durable_emu(
+        &["replay", "--history-file", path.to_str().unwrap()],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("NONDETERMINISM instance=h"), "{stdout}");
+    assert!(stdout.contains(r#"history has call_activity "ChargeCard" (TaskScheduled) as call #1, but the code now makes call_activity "SayHello" (TaskScheduled) as call #1"#), "{stdout}");
+    assert!(stdout.contains(r#""sequenceId":1"#), "{stdout}");
+}
+
+#[test]
+fn import_rejects_a_file_that_is_not_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.json");
+    std::fs::write(&path, "{\"hello\": 1}").unwrap();
+    let output = durable_emu(
+        &["import", path.to_str().unwrap(), "--db", ":memory:"],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not a durable-emu instance export"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn terminate_without_functions_loaded_ends_the_instance_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let db = db.to_str().unwrap();
+    // A fan-out whose run is cut short by a tiny timeout leaves a running instance behind.
+    let ran = durable_emu(
+        &[
+            "run",
+            "-o",
+            "BenchFanOut",
+            "--input",
+            "20000",
+            "--instance-id",
+            "big",
+            "--timeout",
+            "1ms",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    assert_eq!(ran.status.code(), Some(1), "{}", stderr(&ran));
+    assert!(stderr(&ran).contains("is still"), "{}", stderr(&ran));
+    let terminated = durable_emu(
+        &["terminate", "big", "--reason", "enough", "--db", db],
+        dir.path(),
+    );
+    assert_eq!(terminated.status.code(), Some(0), "{}", stderr(&terminated));
+    let status = stdout_json(&durable_emu(&["status", "big", "--db", db], dir.path()));
+    assert_eq!(status["runtimeStatus"], "Terminated");
+    assert_eq!(status["output"], "enough");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for subcommand in [
+        "run",
+        "list",
+        "status",
+        "raise",
+        "terminate",
+        "purge",
+        "export",
+        "import",
+        "replay",
+        "bench",
+    ] {
+        let output = durable_emu(&[subcommand, "--help"], dir.path());
+        assert_eq!(output.status.code(), Some(0), "{subcommand}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{subcommand}"
+        );
+    }
+    for bench in ["fanout", "chain", "replay"] {
+        let output = durable_emu(&["bench", bench, "--help"], dir.path());
+        assert_eq!(output.status.code(), Some(0), "bench {bench}");
+    }
+}
