@@ -55,6 +55,12 @@ async fn long_timer(ctx: OrchestrationContext, days: u64) -> Result<String, Fail
     ))
 }
 
+async fn short_timer(ctx: OrchestrationContext, millis: u64) -> Result<i64, FailureDetails> {
+    let started = ctx.current_utc_date_time();
+    ctx.create_timer_after(Duration::from_millis(millis)).await?;
+    Ok((ctx.current_utc_date_time() - started).num_milliseconds())
+}
+
 async fn wait_for_go(ctx: OrchestrationContext, _input: ()) -> Result<Value, FailureDetails> {
     ctx.set_custom_status("waiting");
     let first: Value = ctx.wait_for_external_event("Go").await?;
@@ -125,6 +131,7 @@ fn registry() -> Registry {
         .orchestrator("Chain", chain)
         .orchestrator("FanOut", fan_out)
         .orchestrator("LongTimer", long_timer)
+        .orchestrator("ShortTimer", short_timer)
         .orchestrator("WaitForGo", wait_for_go)
         .orchestrator("Approval", approval)
         .orchestrator("ChildFails", child_fails)
@@ -239,6 +246,23 @@ fn a_thirty_day_timer_completes_at_once_under_auto_skip() {
     assert!(handle.now().unwrap() - before >= chrono::Duration::days(30));
     let history = current_history(&handle, &record.instance_id);
     assert!(kinds(&history).contains(&"TimerFired"));
+}
+
+#[test]
+fn under_the_real_clock_a_timer_waits_for_real_time() {
+    let engine = Engine::start(EngineConfig {
+        clock: ClockKind::Real,
+        ..EngineConfig::in_memory(plugin())
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    let record = run(&engine.handle(), "ShortTimer", json!(300));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(record.output.as_i64().unwrap() >= 300);
+    assert!(matches!(
+        engine.handle().advance_clock(Duration::from_secs(1)),
+        Err(EngineError::Clock(_))
+    ));
 }
 
 #[test]
