@@ -206,11 +206,12 @@ impl std::fmt::Debug for TaskHandle {
 pub struct WhenAll<T> {
     pending: FuturesUnordered<IndexedTask<T>>,
     results: Vec<Option<T>>,
-    first_failure: Option<TaskError>,
+    /// The failure that arrived first so far, with its arrival number.
+    first_failure: Option<(u64, TaskError)>,
 }
 
-/// Tags a task's result with its position in the `when_all` input.
-type IndexTag<T> = Box<dyn FnOnce(Result<T, TaskError>) -> (usize, Result<T, TaskError>)>;
+/// Tags a task's result with its position in the `when_all` input and its arrival number.
+type IndexTag<T> = Box<dyn FnOnce(Result<T, TaskError>) -> (usize, u64, Result<T, TaskError>)>;
 type IndexedTask<T> = futures::future::Map<DurableTask<T>, IndexTag<T>>;
 
 // Nothing in a WhenAll is pinned structurally: results sit in a Vec and the tasks are Unpin.
@@ -235,7 +236,8 @@ pub fn when_all<T: DeserializeOwned + 'static>(
         .into_iter()
         .enumerate()
         .map(|(index, task)| {
-            let tag: IndexTag<T> = Box::new(move |result| (index, result));
+            let slot = Rc::clone(&task.slot);
+            let tag: IndexTag<T> = Box::new(move |result| (index, slot.borrow().arrival, result));
             task.map(tag)
         })
         .collect();
@@ -252,18 +254,26 @@ impl<T: DeserializeOwned> Future for WhenAll<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        while let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
+        // Tasks that finished before the first poll come out in input order, not arrival order:
+        // compare arrival numbers to find the first failure (SEMANTICS.md section 4).
+        while let Poll::Ready(Some((index, arrival, result))) = this.pending.poll_next_unpin(cx) {
             match result {
                 Ok(value) => this.results[index] = Some(value),
                 Err(error) => {
-                    this.first_failure.get_or_insert(error);
+                    if this
+                        .first_failure
+                        .as_ref()
+                        .is_none_or(|(first, _)| arrival < *first)
+                    {
+                        this.first_failure = Some((arrival, error));
+                    }
                 }
             }
         }
         if !this.pending.is_empty() {
             return Poll::Pending;
         }
-        if let Some(error) = this.first_failure.take() {
+        if let Some((_, error)) = this.first_failure.take() {
             return Poll::Ready(Err(error));
         }
         let results = std::mem::take(&mut this.results);
