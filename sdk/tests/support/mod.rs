@@ -8,7 +8,8 @@
 //! One event per line, named as in SEMANTICS.md section 1; `---` separates the past events (already
 //! recorded) from the new events of the episode under test. Lines starting with `//` are comments.
 //! Times are `@<minutes>` (or `@<minutes>:<seconds>`) after [`base_time`]; every event is stamped
-//! with the time of the latest `OrchestratorStarted` above it. Payloads are JSON (default `null`);
+//! with the time of the latest `OrchestratorStarted` above it. A line ending in `\` continues on
+//! the next. Payloads are JSON (default `null`);
 //! failures are `Type: message` segments, outermost first, joined by ` > ` (the inner-failure
 //! chain), each optionally followed by `[non-retriable]`.
 //!
@@ -285,11 +286,28 @@ fn event_kind(line: &str) -> (EventKind, i32) {
     (kind, no_id)
 }
 
-/// The meaningful lines of a text block: trimmed, without blanks and `//` comments.
-fn text_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
+/// The meaningful lines of a text block: trimmed, without blanks and `//` comments; a line ending
+/// in `\` continues on the next (joined with one space), for long failure messages.
+fn text_lines(text: &str) -> Vec<String> {
+    let mut joined = Vec::new();
+    let mut pending = String::new();
+    let lines = text
+        .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .filter(|line| !line.is_empty() && !line.starts_with("//"));
+    for line in lines {
+        match line.strip_suffix('\\') {
+            Some(start) => {
+                pending.push_str(start.trim_end());
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(line);
+                joined.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    joined
 }
 
 /// Parses a text-form history into (past events, new events).
@@ -299,6 +317,7 @@ pub fn parse_history(text: &str) -> (Vec<HistoryEvent>, Vec<HistoryEvent>) {
     let mut seen_separator = false;
     let mut now = base_time();
     for line in text_lines(text) {
+        let line = line.as_str();
         if line == "---" {
             assert!(!seen_separator, "more than one '---' in history");
             seen_separator = true;
@@ -490,24 +509,9 @@ pub fn render_actions(actions: &[Action]) -> String {
         .join("\n")
 }
 
-/// An expected text block as [`render_actions`] writes it: trimmed lines, no blanks or comments;
-/// a line ending in `\` continues on the next (joined with one space), for long failure messages.
+/// An expected text block as [`render_actions`] writes it (see `text_lines`).
 pub fn lines(text: &str) -> String {
-    let mut joined = Vec::new();
-    let mut pending = String::new();
-    for line in text_lines(text) {
-        match line.strip_suffix('\\') {
-            Some(start) => {
-                pending.push_str(start.trim_end());
-                pending.push(' ');
-            }
-            None => {
-                pending.push_str(line);
-                joined.push(std::mem::take(&mut pending));
-            }
-        }
-    }
-    joined.join("\n")
+    text_lines(text).join("\n")
 }
 
 /// Events that record an action (the host appends them after an episode's new events).
