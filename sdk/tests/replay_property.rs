@@ -373,7 +373,7 @@ fn run(steps: Vec<Step>, script: Vec<Scripted>, choices: &[u8], cache_capacity: 
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        // 256 cases by default; PROPTEST_CASES=5000 for a longer search.
         // Integration tests have no lib.rs for proptest to find: keep regressions beside this file.
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
