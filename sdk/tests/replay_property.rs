@@ -366,6 +366,10 @@ fn run(steps: Vec<Step>, script: Vec<Scripted>, choices: &[u8], cache_capacity: 
     );
     host.run(choices, 5_000);
     assert!(host.episodes_run > 0);
+    if host.all_instances().count() == 1 {
+        // One instance never loses its session: the live run continued it from the cache.
+        assert_eq!(host.history_resends, 0);
+    }
     for instance in host.all_instances() {
         check_every_prefix_replays_like_the_live_run(&registry, instance);
     }
