@@ -380,7 +380,7 @@ proptest! {
         // 256 cases by default; PROPTEST_CASES=5000 for a longer search.
         // Integration tests have no lib.rs for proptest to find: keep regressions beside this file.
         failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
         )),
         ..ProptestConfig::default()
     })]
