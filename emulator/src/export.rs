@@ -161,6 +161,9 @@ impl InstanceExport {
             updated_at: self.instance.last_updated_time,
             parent: self.instance.parent.clone(),
             history_len,
+            build: None,
+            pinned: false,
+            divergence: None,
         })
     }
 

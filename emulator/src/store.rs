@@ -17,10 +17,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
     instance_id   TEXT PRIMARY KEY,
@@ -73,7 +74,23 @@ CREATE TABLE timers (
     fire_at      TEXT NOT NULL,
     PRIMARY KEY (instance_id, execution_id, timer_id)
 ) WITHOUT ROWID;
-"];
+",
+    r"
+CREATE TABLE builds (
+    number        INTEGER PRIMARY KEY,
+    build_id      TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    origin        TEXT NOT NULL,
+    loaded_at     TEXT NOT NULL,
+    orchestrators TEXT NOT NULL,
+    activities    TEXT NOT NULL
+);
+ALTER TABLE instances ADD COLUMN build INTEGER;
+ALTER TABLE instances ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN divergence TEXT;
+ALTER TABLE history ADD COLUMN build INTEGER;
+",
+];
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +205,44 @@ pub struct InstanceRecord {
     pub parent: Option<ParentInstance>,
     /// Length of the current execution's history.
     pub history_len: usize,
+    /// The build (number) the instance runs on; `None` before its first episode.
+    pub build: Option<u32>,
+    /// Kept on its build by the user after a reload it did not replay on.
+    pub pinned: bool,
+    /// Why the newest build cannot run it, when a reload check found it diverging.
+    pub divergence: Option<Divergence>,
+}
+
+/// A reload check's finding: the instance's history does not replay on a newer build.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Divergence {
+    /// The build that does not replay the history.
+    pub build: u32,
+    /// What went wrong, for people.
+    pub reason: String,
+    /// The structured diff, when it is a nondeterminism.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<durable_sdk::protocol::NonDeterminism>,
+}
+
+/// A loaded build of the functions, as recorded in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildRecord {
+    /// 1, 2, 3, ... in load order.
+    pub number: u32,
+    /// The plugin's own build id (new on every compilation).
+    pub build_id: String,
+    /// SHA-256 of the library file.
+    pub content_hash: String,
+    /// Where it was loaded from.
+    pub origin: String,
+    /// When it became active.
+    pub loaded_at: DateTime<Utc>,
+    /// Its orchestrators.
+    pub orchestrators: Vec<String>,
+    /// Its activities.
+    pub activities: Vec<String>,
 }
 
 /// One execution of an instance (a new one starts on each continue-as-new).
@@ -373,8 +428,8 @@ impl Store {
     pub fn put_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 record.instance_id,
@@ -389,6 +444,9 @@ impl Store {
                 record.updated_at.to_rfc3339(),
                 record.parent.as_ref().map(to_json),
                 record.history_len as i64,
+                record.build,
+                record.pinned,
+                record.divergence.as_ref().map(to_json),
             ])?;
         Ok(())
     }
@@ -468,26 +526,104 @@ impl Store {
         .collect()
     }
 
-    /// Appends events to an execution's history, numbered from `first_seq`.
+    /// Appends events to an execution's history, numbered from `first_seq`, recording which
+    /// build (if any) ran the episode that produced them.
     pub fn append_history(
         &self,
         instance_id: &str,
         execution_id: &str,
         first_seq: usize,
         events: &[HistoryEvent],
+        build: Option<u32>,
     ) -> Result<(), StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "INSERT INTO history(instance_id, execution_id, seq, event) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO history(instance_id, execution_id, seq, event, build) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for (offset, event) in events.iter().enumerate() {
             statement.execute(params![
                 instance_id,
                 execution_id,
                 (first_seq + offset) as i64,
-                to_json(event)
+                to_json(event),
+                build
             ])?;
         }
         Ok(())
+    }
+
+    /// For each event of an execution's history, the build that recorded it (`None` for events
+    /// the host recorded without running code, or imported ones).
+    pub fn history_builds(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+    ) -> Result<Vec<Option<u32>>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT build FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
+        )?;
+        let rows = statement.query_map([instance_id, execution_id], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a newly loaded build and returns its number.
+    pub fn add_build(
+        &self,
+        build_id: &str,
+        content_hash: &str,
+        origin: &str,
+        loaded_at: DateTime<Utc>,
+        orchestrators: &[String],
+        activities: &[String],
+    ) -> Result<u32, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO builds(number, build_id, content_hash, origin, loaded_at, orchestrators, activities)
+                 VALUES ((SELECT COALESCE(MAX(number), 0) + 1 FROM builds), ?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                build_id,
+                content_hash,
+                origin,
+                loaded_at.to_rfc3339(),
+                to_json(&orchestrators),
+                to_json(&activities)
+            ])?;
+        let number: i64 = self
+            .conn
+            .query_row("SELECT MAX(number) FROM builds", [], |row| row.get(0))?;
+        Ok(u32::try_from(number).unwrap_or(u32::MAX))
+    }
+
+    /// Every build ever loaded into this database, oldest first.
+    pub fn builds(&self) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT number, build_id, content_hash, origin, loaded_at, orchestrators, activities FROM builds ORDER BY number",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, u32>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (number, build_id, content_hash, origin, loaded_at, orchestrators, activities) =
+                row?;
+            Ok(BuildRecord {
+                number,
+                build_id,
+                content_hash,
+                origin,
+                loaded_at: parse_time(&loaded_at)?,
+                orchestrators: from_json(&orchestrators, "build orchestrators")?,
+                activities: from_json(&activities, "build activities")?,
+            })
+        })
+        .collect()
     }
 
     /// An execution's history, in order.
@@ -696,7 +832,7 @@ impl Store {
     }
 }
 
-const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len";
+const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence";
 
 type RawInstance = (
     String,
@@ -711,6 +847,9 @@ type RawInstance = (
     String,
     Option<String>,
     i64,
+    Option<u32>,
+    bool,
+    Option<String>,
 );
 
 fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
@@ -727,6 +866,9 @@ fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
         row.get(9)?,
         row.get(10)?,
         row.get(11)?,
+        row.get(12)?,
+        row.get(13)?,
+        row.get(14)?,
     ))
 }
 
@@ -744,6 +886,9 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         updated_at,
         parent,
         history_len,
+        build,
+        pinned,
+        divergence,
     ) = raw;
     Ok(InstanceRecord {
         status: status.parse().map_err(|detail| StoreError::Corrupt {
@@ -762,6 +907,11 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         updated_at: parse_time(&updated_at)?,
         parent: parent.map(|text| from_json(&text, "parent")).transpose()?,
         history_len: usize::try_from(history_len).unwrap_or(0),
+        build,
+        pinned,
+        divergence: divergence
+            .map(|text| from_json(&text, "divergence"))
+            .transpose()?,
         instance_id,
         name,
         execution_id,
@@ -822,7 +972,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("schema 7, this build reads up to 1")
+                .contains("schema 7, this build reads up to 2")
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -57,7 +57,8 @@ async fn long_timer(ctx: OrchestrationContext, days: u64) -> Result<String, Fail
 
 async fn short_timer(ctx: OrchestrationContext, millis: u64) -> Result<i64, FailureDetails> {
     let started = ctx.current_utc_date_time();
-    ctx.create_timer_after(Duration::from_millis(millis)).await?;
+    ctx.create_timer_after(Duration::from_millis(millis))
+        .await?;
     Ok((ctx.current_utc_date_time() - started).num_milliseconds())
 }
 

@@ -11,6 +11,8 @@
 //!
 //! Knows nothing of front ends; talks to plugins only through `LoadedPlugin`'s handle.
 
+mod reload;
+
 use super::{CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent, ExecutionHistory};
 use crate::clock::{Clock, ClockKind};
 use crate::export::InstanceExport;
@@ -25,7 +27,7 @@ use durable_sdk::protocol::{
     ActionKind, ActivityOutcome, ActivityRequest, OrchestratorRequest, OrchestratorResponse,
 };
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -74,7 +76,10 @@ pub(crate) struct Core {
     store: Store,
     clock: Clock,
     clock_dirty: bool,
-    plugin: Option<LoadedPlugin>,
+    /// Every build loaded in this process, by number; never unloaded.
+    builds: BTreeMap<u32, LoadedPlugin>,
+    /// The newest build: new instances and reload checks use it.
+    active_build: Option<u32>,
     live: HashMap<String, Live>,
     pending: HashMap<String, VecDeque<Message>>,
     runnable: VecDeque<String>,
@@ -111,7 +116,8 @@ impl Core {
             store,
             clock,
             clock_dirty: true,
-            plugin: config.plugin,
+            builds: BTreeMap::new(),
+            active_build: None,
             live: HashMap::new(),
             pending: HashMap::new(),
             runnable: VecDeque::new(),
@@ -125,7 +131,12 @@ impl Core {
             workers,
             terminal_waiters: HashMap::new(),
         };
+        core.store.begin()?;
         core.recover()?;
+        if let Some(plugin) = config.plugin {
+            core.adopt_build(plugin)?;
+        }
+        core.finish_batch();
         Ok(core)
     }
 
@@ -168,7 +179,6 @@ impl Core {
                 timer.timer_id,
             ));
         }
-        self.finish_batch();
         Ok(())
     }
 
@@ -258,7 +268,7 @@ impl Core {
     }
 
     fn idle(&self) -> bool {
-        self.plugin.is_some()
+        self.active_build.is_some()
             && self.runnable.is_empty()
             && self.in_flight.is_empty()
             && self.to_dispatch.is_empty()
@@ -314,9 +324,12 @@ impl Core {
             let _ = self.store.rollback();
         }
         if let Some(jobs) = &self.jobs {
-            let plugin = self.plugin.as_ref().map(|plugin| plugin.handle);
-            for (work, delivery) in self.to_dispatch.drain(..) {
-                if let Some(plugin) = plugin {
+            for (work, delivery) in std::mem::take(&mut self.to_dispatch) {
+                let build = self
+                    .live
+                    .get(&work.instance_id)
+                    .and_then(|live| live.record.build);
+                if let Some((_, plugin)) = self.plugin_for(build) {
                     let _ = jobs.send(Job {
                         work,
                         delivery,
@@ -465,12 +478,12 @@ impl Core {
     // ----- episodes -------------------------------------------------------------------------
 
     fn run_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        let Some(plugin) = self.plugin.as_ref().map(|plugin| plugin.handle) else {
-            return self.terminate_without_plugin(instance_id);
-        };
         let Some(live) = self.live.get(instance_id) else {
             self.pending.remove(instance_id);
             return Ok(());
+        };
+        let Some((build, plugin)) = self.plugin_for(live.record.build) else {
+            return self.terminate_without_plugin(instance_id);
         };
         let suspended = live.record.status == RuntimeStatus::Suspended;
         let execution_id = live.record.execution_id.clone();
@@ -516,8 +529,13 @@ impl Core {
             timestamp: now,
             kind: EventKind::OrchestratorCompleted,
         });
-        self.store
-            .append_history(instance_id, &execution_id, history_len, &appended)?;
+        self.store.append_history(
+            instance_id,
+            &execution_id,
+            history_len,
+            &appended,
+            Some(build),
+        )?;
         for message in &delivered {
             if let Some(inbox_id) = message.inbox_id {
                 self.store.remove_inbox(inbox_id)?;
@@ -528,6 +546,7 @@ impl Core {
             return Ok(());
         };
         live.has_session = true;
+        live.record.build = Some(build);
         live.record.history_len = history_len + appended.len();
         live.record.updated_at = now;
         if response.custom_status.is_some() {
@@ -628,6 +647,7 @@ impl Core {
             &live.record.execution_id,
             live.record.history_len,
             &appended,
+            None,
         )?;
         if let Some(inbox_id) = message.inbox_id {
             self.store.remove_inbox(inbox_id)?;
@@ -870,7 +890,10 @@ impl Core {
         instance_id: Option<String>,
         parent: Option<ParentInstance>,
     ) -> Result<String, EngineError> {
-        let plugin = self.plugin.as_ref().ok_or(EngineError::NoPlugin)?;
+        let plugin = self
+            .active_build
+            .and_then(|number| self.builds.get(&number))
+            .ok_or(EngineError::NoPlugin)?;
         if !plugin
             .manifest
             .orchestrators
@@ -908,6 +931,9 @@ impl Core {
             updated_at: now,
             parent: parent.clone(),
             history_len: 0,
+            build: None,
+            pinned: false,
+            divergence: None,
         };
         self.store.put_instance(&record)?;
         self.store.add_execution(
@@ -1025,6 +1051,7 @@ impl Core {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         self.live_or_error(instance_id, "be resumed")?;
+        self.pin_if_diverged(instance_id)?;
         self.deliver(instance_id, EventKind::ExecutionResumed { reason });
         Ok(())
     }
@@ -1047,7 +1074,17 @@ impl Core {
             .into_iter()
             .next()
             .map_or(record.input, |execution| execution.input);
-        self.start_instance(&record.name, first_input, None, None)
+        let restarted = self.start_instance(&record.name, first_input, None, None)?;
+        if self.is_diverged(instance_id) {
+            // Restarting a diverged instance means "run it again on the new build instead".
+            let build = self.active_build.unwrap_or_default();
+            self.terminate(
+                instance_id,
+                Value::String(format!("restarted on build #{build} as {restarted}")),
+                true,
+            )?;
+        }
+        Ok(restarted)
     }
 
     pub(crate) fn advance_clock(&mut self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
@@ -1064,6 +1101,14 @@ impl Core {
         let now = self.clock.advance_to(fire_at)?;
         self.clock_moved();
         Ok(Some(now))
+    }
+
+    pub(crate) fn builds(&self) -> Result<Vec<crate::store::BuildRecord>, EngineError> {
+        Ok(self.store.builds()?)
+    }
+
+    pub(crate) fn active_build(&self) -> Option<u32> {
+        self.active_build
     }
 
     pub(crate) fn set_auto_skip(&mut self, on: bool) {
@@ -1146,6 +1191,7 @@ impl Core {
                 &execution.execution_id,
                 0,
                 &exported.history,
+                None,
             )?;
         }
         if !record.status.is_terminal() {

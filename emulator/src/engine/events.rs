@@ -97,6 +97,49 @@ pub enum EngineEvent {
         /// The structured diff.
         diff: NonDeterminism,
     },
+    /// A build of the functions was loaded and is now active.
+    #[serde(rename_all = "camelCase")]
+    BuildLoaded {
+        /// Its number (#1, #2, ...).
+        number: u32,
+        /// The plugin's build id.
+        build_id: String,
+        /// Where it came from.
+        origin: String,
+        /// Its orchestrators.
+        orchestrators: Vec<String>,
+        /// Its activities.
+        activities: Vec<String>,
+    },
+    /// A build of a crate started (its source changed, or the session started).
+    #[serde(rename_all = "camelCase")]
+    BuildStarted {
+        /// The crate directory or library file.
+        target: String,
+    },
+    /// A build or load failed; the previous build stays active.
+    #[serde(rename_all = "camelCase")]
+    BuildFailed {
+        /// The crate directory or library file.
+        target: String,
+        /// Why, in one line.
+        reason: String,
+        /// Compiler errors as cargo renders them (empty when the failure was not a compile error).
+        errors: Vec<String>,
+    },
+    /// A reload check found an instance whose history the new build does not replay; the instance
+    /// was suspended and stays on its old build.
+    #[serde(rename_all = "camelCase")]
+    InstanceDiverged {
+        /// The instance.
+        instance_id: String,
+        /// The build that does not replay it.
+        build: u32,
+        /// Why.
+        reason: String,
+        /// The structured diff, for a nondeterminism.
+        diff: Option<NonDeterminism>,
+    },
     /// Something worth a user's attention that is not an error of the engine.
     #[serde(rename_all = "camelCase")]
     Warning {

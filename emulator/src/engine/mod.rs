@@ -352,6 +352,27 @@ impl EngineHandle {
         }
     }
 
+    /// Makes `plugin` the active build (numbered in load order) and checks every running instance
+    /// against it; returns its number.
+    pub fn load_build(&self, plugin: LoadedPlugin) -> Result<u32, EngineError> {
+        self.call(move |core| core.adopt_build(plugin))
+    }
+
+    /// Every build recorded in the database, oldest first.
+    pub fn builds(&self) -> Result<Vec<crate::store::BuildRecord>, EngineError> {
+        self.call(|core| core.builds())
+    }
+
+    /// The number of the active build, if any.
+    pub fn active_build(&self) -> Result<Option<u32>, EngineError> {
+        self.call(|core| Ok(core.active_build()))
+    }
+
+    /// Publishes an event from a component beside the engine (the watcher) to every subscriber.
+    pub fn announce(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// Re-creates an instance from an export (its histories and state); returns its id.
     pub fn import(&self, export: crate::export::InstanceExport) -> Result<String, EngineError> {
         self.call(move |core| core.import(export))

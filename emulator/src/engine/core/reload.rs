@@ -1,0 +1,255 @@
+//! Builds on the core: which build runs an instance, adopting a new build, and the check that
+//! every running instance still replays on it (the nondeterminism check on every change).
+//!
+//! An instance runs on the build its last episode ran on until a newer build replays its whole
+//! current history cleanly; then it moves. One that does not replay is suspended (by the host,
+//! without running either build's code) with a [`Divergence`] carrying the structured diff; the
+//! user then resumes it pinned to its old build, restarts it on the new one, or terminates it.
+
+use super::{Core, HistoryEvent};
+use crate::engine::{EngineError, EngineEvent};
+use crate::plugin::LoadedPlugin;
+use crate::store::Divergence;
+use durable_sdk::PANIC;
+use durable_sdk::ffi::PluginHandle;
+use durable_sdk::history::{EventKind, RuntimeStatus};
+use durable_sdk::protocol::{ActionKind, OrchestratorRequest};
+
+impl Core {
+    /// The build to run code of an instance on: its own if still loaded, else the active one.
+    pub(super) fn plugin_for(&self, build: Option<u32>) -> Option<(u32, PluginHandle)> {
+        build
+            .filter(|number| self.builds.contains_key(number))
+            .or(self.active_build)
+            .and_then(|number| {
+                self.builds
+                    .get(&number)
+                    .map(|plugin| (number, plugin.handle))
+            })
+    }
+
+    /// Records a new build, makes it active, and checks every running instance against it.
+    pub(crate) fn adopt_build(&mut self, plugin: LoadedPlugin) -> Result<u32, EngineError> {
+        let now = self.clock.now();
+        let number = self.store.add_build(
+            &plugin.manifest.build_id,
+            &plugin.content_hash,
+            &plugin.origin.to_string(),
+            now,
+            &plugin.manifest.orchestrators,
+            &plugin.manifest.activities,
+        )?;
+        self.outbox.push(EngineEvent::BuildLoaded {
+            number,
+            build_id: plugin.manifest.build_id.clone(),
+            origin: plugin.origin.to_string(),
+            orchestrators: plugin.manifest.orchestrators.clone(),
+            activities: plugin.manifest.activities.clone(),
+        });
+        self.builds.insert(number, plugin);
+        self.active_build = Some(number);
+        let mut ids: Vec<String> = self.live.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            self.check_instance_on(&id, number)?;
+        }
+        Ok(number)
+    }
+
+    fn check_instance_on(&mut self, instance_id: &str, number: u32) -> Result<(), EngineError> {
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
+        };
+        let current = live.record.build;
+        if current == Some(number) {
+            return Ok(());
+        }
+        let pinned_and_loaded =
+            live.record.pinned && current.is_some_and(|build| self.builds.contains_key(&build));
+        if pinned_and_loaded {
+            return Ok(());
+        }
+        let divergence = if live.record.history_len == 0 {
+            None
+        } else {
+            self.replay_on(instance_id, number)?
+        };
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        match divergence {
+            None => {
+                live.record.build = Some(number);
+                live.record.pinned = false;
+                live.record.divergence = None;
+                live.has_session = false;
+                self.store.put_instance(&live.record)?;
+            }
+            Some(divergence) => {
+                live.record.divergence = Some(divergence.clone());
+                self.store.put_instance(&live.record)?;
+                self.outbox.push(EngineEvent::InstanceDiverged {
+                    instance_id: instance_id.to_string(),
+                    build: number,
+                    reason: divergence.reason.clone(),
+                    diff: divergence.diff.clone(),
+                });
+                if let Some(diff) = &divergence.diff {
+                    self.outbox.push(EngineEvent::NonDeterminism {
+                        instance_id: instance_id.to_string(),
+                        diff: diff.clone(),
+                    });
+                }
+                self.suspend_by_host(
+                    instance_id,
+                    format!(
+                        "build #{number} does not replay this instance: {}",
+                        divergence.reason
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays the instance's current execution on build `number`; `Some` if it diverges.
+    fn replay_on(
+        &mut self,
+        instance_id: &str,
+        number: u32,
+    ) -> Result<Option<Divergence>, EngineError> {
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(None);
+        };
+        let Some(plugin) = self.builds.get(&number) else {
+            return Ok(None);
+        };
+        if !plugin.manifest.orchestrators.contains(&live.record.name) {
+            return Ok(Some(Divergence {
+                build: number,
+                reason: format!(
+                    "build #{number} has no orchestration '{}'",
+                    live.record.name
+                ),
+                diff: None,
+            }));
+        }
+        let history = self.store.history(instance_id, &live.record.execution_id)?;
+        let request = OrchestratorRequest {
+            instance_id: instance_id.to_string(),
+            execution_id: live.record.execution_id.clone(),
+            history_len: history.len(),
+            past_events: history,
+            new_events: Vec::new(),
+            include_replay_logs: false,
+        };
+        let response = match plugin.handle.orchestrate(&request) {
+            Ok(response) => response,
+            Err(error) => {
+                return Ok(Some(Divergence {
+                    build: number,
+                    reason: error.to_string(),
+                    diff: None,
+                }));
+            }
+        };
+        if let Some(diff) = response.nondeterminism {
+            return Ok(Some(Divergence {
+                build: number,
+                reason: diff.to_string(),
+                diff: Some(diff),
+            }));
+        }
+        let panicked = response
+            .actions
+            .iter()
+            .find_map(|action| match &action.kind {
+                ActionKind::CompleteOrchestration {
+                    status: RuntimeStatus::Failed,
+                    failure: Some(failure),
+                    ..
+                } if failure.error_type == PANIC => Some(failure.clone()),
+                _ => None,
+            });
+        Ok(panicked.map(|failure| Divergence {
+            build: number,
+            reason: format!(
+                "the code panics replaying this history: {}",
+                failure.error_message
+            ),
+            diff: None,
+        }))
+    }
+
+    /// Suspends an instance without running any code: history gets the suspension as its own
+    /// episode, exactly as if the code had processed it (suspension produces no actions).
+    fn suspend_by_host(&mut self, instance_id: &str, reason: String) -> Result<(), EngineError> {
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        if live.record.status == RuntimeStatus::Suspended {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let at = |kind| HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind,
+        };
+        let appended = [
+            at(EventKind::OrchestratorStarted),
+            at(EventKind::ExecutionSuspended {
+                reason: Some(reason),
+            }),
+            at(EventKind::OrchestratorCompleted),
+        ];
+        self.store.append_history(
+            instance_id,
+            &live.record.execution_id,
+            live.record.history_len,
+            &appended,
+            None,
+        )?;
+        let first_seq = live.record.history_len;
+        live.record.history_len += appended.len();
+        live.record.status = RuntimeStatus::Suspended;
+        live.record.updated_at = now;
+        live.has_session = false;
+        self.store.put_instance(&live.record)?;
+        let execution_id = live.record.execution_id.clone();
+        let custom_status = live.record.custom_status.clone();
+        if self.wants_history_events() {
+            self.outbox.push(EngineEvent::HistoryAppended {
+                instance_id: instance_id.to_string(),
+                execution_id,
+                first_seq,
+                events: appended.to_vec(),
+            });
+        }
+        self.outbox.push(EngineEvent::InstanceChanged {
+            instance_id: instance_id.to_string(),
+            status: RuntimeStatus::Suspended,
+            custom_status,
+        });
+        Ok(())
+    }
+
+    /// Resuming an instance a reload check suspended keeps it on its old build (pinned).
+    pub(super) fn pin_if_diverged(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        if live.record.divergence.take().is_some() {
+            live.record.pinned = true;
+            self.store.put_instance(&live.record)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a reload check found the instance not replaying on a newer build.
+    pub(super) fn is_diverged(&self, instance_id: &str) -> bool {
+        self.live
+            .get(instance_id)
+            .is_some_and(|live| live.record.divergence.is_some())
+    }
+}
