@@ -59,6 +59,18 @@ pub struct BuildOptions {
 
 /// Builds the crate in `dir` and returns the path of its cdylib.
 pub fn build_cdylib(dir: &Path, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    build_cdylib_with_progress(dir, options, &mut |_| {})
+}
+
+/// Like [`build_cdylib`], calling `progress` with a short line for each crate cargo finishes
+/// (`compiled serde`), as it happens.
+pub fn build_cdylib_with_progress(
+    dir: &Path,
+    options: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, BuildError> {
+    // Absolute, because cargo runs with the crate as its working directory.
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NotACrate {
@@ -84,15 +96,30 @@ pub fn build_cdylib(dir: &Path, options: &BuildOptions) -> Result<PathBuf, Build
     if let Some(package) = &options.package {
         command.args(["-p", package]);
     }
-    let output = command.output().map_err(|source| BuildError::Spawn {
+    let mut child = command.spawn().map_err(|source| BuildError::Spawn {
         dir: dir.to_path_buf(),
         source,
+    })?;
+    // cargo's stderr (its human progress) is drained beside stdout so neither pipe fills up.
+    let stderr = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        })
+    });
+    let stdout = child.stdout.take().ok_or_else(|| BuildError::Spawn {
+        dir: dir.to_path_buf(),
+        source: std::io::Error::other("cargo's output could not be captured"),
     })?;
 
     let mut cdylibs = Vec::new();
     let mut errors = Vec::new();
     let mut succeeded = false;
-    for message in Message::parse_stream(output.stdout.as_slice()).flatten() {
+    for message in Message::parse_stream(std::io::BufReader::new(stdout)).flatten() {
+        if let Message::CompilerArtifact(artifact) = &message {
+            progress(&format!("compiled {}", artifact.target.name));
+        }
         match message {
             Message::CompilerArtifact(artifact)
                 if artifact.target.kind.contains(&TargetKind::CDyLib) =>
@@ -121,9 +148,16 @@ pub fn build_cdylib(dir: &Path, options: &BuildOptions) -> Result<PathBuf, Build
             _ => {}
         }
     }
-    if !succeeded || !output.status.success() {
+    let status = child.wait().map_err(|source| BuildError::Spawn {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let stderr = stderr
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
+    if !succeeded || !status.success() {
         if errors.is_empty() {
-            errors.push(String::from_utf8_lossy(&output.stderr).trim().to_string());
+            errors.push(stderr.trim().to_string());
         }
         return Err(BuildError::Failed {
             dir: dir.to_path_buf(),

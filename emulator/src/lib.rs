@@ -6,6 +6,10 @@
 //! Modules:
 //! - [`plugin`]: load a function library (or the built-in samples) and call it through the C ABI.
 //! - [`cargo_build`]: build a function crate and find its cdylib.
+//! - [`watch`]: hot reload: watch a crate or library and load every good new build.
+//! - [`store`]: the SQLite store. [`clock`]: real and virtual time.
+//! - [`engine`]: the core thread, workers, commands in and events out.
+//! - [`export`]: the status and export JSON shapes.
 //!
 //! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. Nothing here knows about a
 //! terminal UI. See `docs/architecture.md` for the whole map.
@@ -16,3 +20,4 @@ pub mod engine;
 pub mod export;
 pub mod plugin;
 pub mod store;
+pub mod watch;

@@ -233,7 +233,7 @@ pub struct BuildRecord {
     pub number: u32,
     /// The plugin's own build id (new on every compilation).
     pub build_id: String,
-    /// SHA-256 of the library file.
+    /// BLAKE3 hash of the library file.
     pub content_hash: String,
     /// Where it was loaded from.
     pub origin: String,

@@ -22,6 +22,22 @@ pub enum BenchCommand {
     Chain(BenchArgs),
     /// Replays a recorded history of about N events (made by a fan-out of N/2) through the plugin.
     Replay(BenchArgs),
+    /// Reload latency: a library file changes N times; time from the change settling to the new
+    /// build being active (cargo build excluded), with waiting instances to check on each reload.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// How many reloads to time.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    n: usize,
+    /// The plugin library to reload; default: build `sample-functions` in the working directory.
+    #[arg(long, value_name = "PATH")]
+    library: Option<std::path::PathBuf>,
+    /// Waiting `ApprovalWorkflow` instances each reload replays (if the library has it).
+    #[arg(long, default_value_t = 100)]
+    instances: usize,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +58,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Fanout(args) => fanout(&args),
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
+        BenchCommand::Reload(args) => reload(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -162,6 +179,115 @@ fn replay(args: &BenchArgs) -> anyhow::Result<()> {
     println!(
         "RESULT workload=replay n={events} secs={secs:.3} events_per_sec={:.1}",
         events as f64 / secs
+    );
+    Ok(())
+}
+
+fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
+    use durable_emu::engine::EngineEvent;
+    use durable_emu::watch::{Target, WatchOptions, Watcher};
+
+    let source = match &args.library {
+        Some(path) => path.clone(),
+        None => {
+            let dir = std::path::Path::new("sample-functions");
+            println!("building {} (not timed) ...", dir.display());
+            durable_emu::cargo_build::build_cdylib(dir, &Default::default())
+                .context("building sample-functions; pass --library PATH to use another library")?
+        }
+    };
+    let original =
+        std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let library = dir.path().join("libbench_functions.so");
+    std::fs::write(&library, &original)?;
+    let plugin = LoadedPlugin::load(&library)?;
+    let waiting = plugin
+        .manifest
+        .orchestrators
+        .iter()
+        .any(|name| name == "ApprovalWorkflow");
+    let active_hash = plugin.content_hash.clone();
+    let engine = Engine::start(EngineConfig {
+        db: DbLocation::Memory,
+        clock: ClockKind::Virtual,
+        auto_skip: false,
+        workers: default_workers(),
+        plugin: Some(plugin),
+    })?;
+    let handle = engine.handle();
+    let instances = if waiting { args.instances } else { 0 };
+    for i in 0..instances {
+        handle.start_orchestration(
+            "ApprovalWorkflow",
+            json!({"request": format!("bench {i}"), "timeout_hours": 24}),
+            None,
+        )?;
+    }
+    let mut events = handle.subscribe();
+    let _watcher = Watcher::start(
+        Target::Library(library.clone()),
+        WatchOptions::default(),
+        handle.clone(),
+        Some(active_hash),
+    )?;
+    println!(
+        "reloading {} ({} bytes) {} times with {instances} waiting instances",
+        source.display(),
+        original.len(),
+        args.n
+    );
+    let mut settled_ms = Vec::new();
+    let mut write_ms = Vec::new();
+    for round in 0..args.n {
+        // Trailing bytes change the file's hash without changing the code; written aside and
+        // renamed into place, as cargo does.
+        let mut bytes = original.clone();
+        bytes.extend_from_slice(format!("durable-emu bench reload {round}").as_bytes());
+        let staged = dir.path().join("staged.so");
+        std::fs::write(&staged, &bytes)?;
+        let written = Instant::now();
+        std::fs::rename(&staged, &library)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!("reload {round} did not happen within 30 s");
+            }
+            match events.try_recv() {
+                Ok(EngineEvent::ReloadFinished {
+                    settled_to_active_ms,
+                    ..
+                }) => {
+                    settled_ms.push(settled_to_active_ms);
+                    write_ms.push(written.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                Ok(EngineEvent::BuildFailed { reason, .. }) => {
+                    bail!("reload {round} failed: {reason}")
+                }
+                Ok(EngineEvent::InstanceDiverged { reason, .. }) => {
+                    bail!("reload {round} diverged: {reason}")
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let max = settled_ms.iter().copied().fold(0.0, f64::max);
+    let p50 = median(&mut settled_ms);
+    let write_p50 = median(&mut write_ms);
+    println!(
+        "settled -> active: median {p50:.1} ms, max {max:.1} ms; file written -> active (includes the 200 ms debounce): median {write_p50:.1} ms"
+    );
+    println!(
+        "RESULT workload=reload n={} instances={instances} secs={:.4} p50_ms={p50:.1} max_ms={max:.1}",
+        args.n,
+        p50 / 1000.0
     );
     Ok(())
 }

@@ -5,14 +5,16 @@ mod bench;
 mod manage;
 mod replay;
 mod run;
+mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use durable_emu::cargo_build::{BuildOptions, build_cdylib};
+use durable_emu::cargo_build::BuildOptions;
 use durable_emu::clock::ClockKind;
 use durable_emu::engine::{Engine, EngineConfig, default_workers};
 use durable_emu::plugin::LoadedPlugin;
 use durable_emu::store::DbLocation;
+use durable_emu::watch::{Target, load_once};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,6 +49,8 @@ enum Command {
     Import(manage::ImportArgs),
     /// Replay recorded histories against a library and report nondeterminism (exit 1 if any).
     Replay(replay::ReplayArgs),
+    /// Run the engine and watch the functions, with no UI, until interrupted.
+    Serve(serve::ServeArgs),
     /// Measure the engine on standard workloads.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -107,22 +111,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Export(args)) => manage::export(args),
         Some(Command::Import(args)) => manage::import(args),
         Some(Command::Replay(args)) => replay::replay(args),
+        Some(Command::Serve(args)) => serve::serve(args),
         Some(Command::Bench(command)) => bench::bench(command),
     }
 }
 
 /// Loads a library file, builds and loads a crate directory, or takes the built-in samples.
 pub fn load_target(target: Option<&Path>) -> anyhow::Result<LoadedPlugin> {
-    let Some(target) = target else {
-        return LoadedPlugin::builtin().context("loading the built-in sample functions");
+    Ok(target_or_builtin(target)?.1)
+}
+
+/// Like [`load_target`], also returning the watchable target (none for the built-in samples).
+pub fn target_or_builtin(target: Option<&Path>) -> anyhow::Result<(Option<Target>, LoadedPlugin)> {
+    let Some(path) = target else {
+        let plugin = LoadedPlugin::builtin().context("loading the built-in sample functions")?;
+        return Ok((None, plugin));
     };
-    let library = if target.is_dir() {
-        eprintln!("building {} ...", target.display());
-        build_cdylib(target, &BuildOptions::default())?
-    } else {
-        target.to_path_buf()
-    };
-    Ok(LoadedPlugin::load(&library)?)
+    let target = Target::from_path(path);
+    if matches!(target, Target::Crate(_)) {
+        eprintln!("building {target} ...");
+    }
+    let plugin = load_once(&target, &BuildOptions::default(), &mut |_| {})?;
+    Ok((Some(target), plugin))
 }
 
 /// An engine over a database that only answers queries and records commands (no functions are

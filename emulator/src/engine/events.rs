@@ -117,6 +117,23 @@ pub enum EngineEvent {
         /// The crate directory or library file.
         target: String,
     },
+    /// A build made progress (cargo finished compiling one crate).
+    #[serde(rename_all = "camelCase")]
+    BuildProgress {
+        /// The crate directory.
+        target: String,
+        /// What happened, e.g. `compiled serde`.
+        message: String,
+    },
+    /// A watched change became the active build.
+    #[serde(rename_all = "camelCase")]
+    ReloadFinished {
+        /// The build now active.
+        number: u32,
+        /// Milliseconds from the change settling (after debounce) to the build being active,
+        /// including any cargo build.
+        settled_to_active_ms: f64,
+    },
     /// A build or load failed; the previous build stays active.
     #[serde(rename_all = "camelCase")]
     BuildFailed {

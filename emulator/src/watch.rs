@@ -1,0 +1,269 @@
+//! Hot reload: build and load the user's functions, watch them, and hand every new build to the
+//! engine (DESIGN.md "The plugin boundary", Watching).
+//!
+//! A [`Target`] is a crate directory (built with `cargo build --message-format=json`; its `src/`
+//! and `Cargo.toml` are watched) or a library file (its directory is watched, so the watch survives
+//! cargo replacing the file, and a write that leaves the content unchanged does not reload).
+//! Changes are debounced, so a burst of saves gives one build. A failed build, a deleted file or a
+//! library that does not load is announced as an engine event and changes nothing: the previous
+//! build stays active and the store is untouched.
+//!
+//! Owns the watcher thread. Talks to the engine only through its handle; knows nothing of front
+//! ends.
+
+use crate::cargo_build::{BuildError, BuildOptions, build_cdylib_with_progress};
+use crate::engine::{EngineEvent, EngineHandle};
+use crate::plugin::{LoadedPlugin, PluginError};
+use notify::RecursiveMode;
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the functions come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A crate directory, built with cargo.
+    Crate(PathBuf),
+    /// A plugin library file.
+    Library(PathBuf),
+}
+
+impl Target {
+    /// A directory is a crate; anything else a library file.
+    pub fn from_path(path: &Path) -> Self {
+        if path.is_dir() {
+            Target::Crate(path.to_path_buf())
+        } else {
+            Target::Library(path.to_path_buf())
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Target::Crate(path) | Target::Library(path) => path,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path().display())
+    }
+}
+
+/// Why a build could not become active.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// cargo failed (compile errors included).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The library did not load as a plugin.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The library file is gone.
+    #[error("{0} was deleted; the previous build stays active until it is back")]
+    Deleted(PathBuf),
+}
+
+impl LoadError {
+    /// The compiler's rendered errors, when this is a compile failure.
+    pub fn compiler_errors(&self) -> Vec<String> {
+        match self {
+            LoadError::Build(BuildError::Failed { errors, .. }) => errors.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// How to build and how long to wait for a burst of changes to settle.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// cargo options for crate targets.
+    pub build: BuildOptions,
+    /// Changes closer together than this count as one.
+    pub debounce: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            build: BuildOptions::default(),
+            debounce: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Builds (for a crate) and loads the target once, reporting cargo's progress.
+pub fn load_once(
+    target: &Target,
+    options: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<LoadedPlugin, LoadError> {
+    let library = match target {
+        Target::Crate(dir) => build_cdylib_with_progress(dir, options, progress)?,
+        Target::Library(path) => {
+            if !path.exists() {
+                return Err(LoadError::Deleted(path.clone()));
+            }
+            path.clone()
+        }
+    };
+    Ok(LoadedPlugin::load(&library)?)
+}
+
+/// A running watcher; dropping it stops watching.
+#[derive(Debug)]
+pub struct Watcher {
+    _debouncer: Debouncer<notify::RecommendedWatcher>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Watches `target` and loads every good new build into the engine. `active_hash` is the
+    /// content hash of the build already loaded (a change back to it does not reload).
+    pub fn start(
+        target: Target,
+        options: WatchOptions,
+        engine: EngineHandle,
+        active_hash: Option<String>,
+    ) -> Result<Self, notify::Error> {
+        let (changes_tx, changes) = crossbeam_channel::unbounded::<DebounceEventResult>();
+        let mut debouncer = new_debouncer(options.debounce, move |batch: DebounceEventResult| {
+            let _ = changes_tx.send(batch);
+        })?;
+        match &target {
+            Target::Crate(dir) => {
+                let src = dir.join("src");
+                if src.is_dir() {
+                    debouncer.watcher().watch(&src, RecursiveMode::Recursive)?;
+                }
+                debouncer
+                    .watcher()
+                    .watch(dir, RecursiveMode::NonRecursive)?;
+            }
+            Target::Library(path) => {
+                let dir = path
+                    .parent()
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                debouncer
+                    .watcher()
+                    .watch(dir, RecursiveMode::NonRecursive)?;
+            }
+        }
+        let thread = std::thread::Builder::new()
+            .name("durable-emu-watch".into())
+            .spawn(move || {
+                let mut reloader = Reloader {
+                    target,
+                    options,
+                    engine,
+                    active_hash,
+                };
+                reloader.run(changes);
+            })
+            .map_err(|error| notify::Error::generic(&error.to_string()))?;
+        Ok(Self {
+            _debouncer: debouncer,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Dropping the debouncer closes the channel, which ends the thread after its current
+        // build; the thread is not joined so a long cargo build never blocks shutdown.
+        self.thread.take();
+    }
+}
+
+struct Reloader {
+    target: Target,
+    options: WatchOptions,
+    engine: EngineHandle,
+    active_hash: Option<String>,
+}
+
+impl Reloader {
+    fn run(&mut self, changes: crossbeam_channel::Receiver<DebounceEventResult>) {
+        while let Ok(batch) = changes.recv() {
+            let mut relevant = self.is_relevant(&batch);
+            // Changes that arrived while the previous build ran are folded into one more build.
+            for more in changes.try_iter() {
+                relevant |= self.is_relevant(&more);
+            }
+            if relevant {
+                self.reload(Instant::now());
+            }
+        }
+    }
+
+    fn is_relevant(&self, batch: &DebounceEventResult) -> bool {
+        let Ok(events) = batch else {
+            return false;
+        };
+        events.iter().any(|event| match &self.target {
+            Target::Library(path) => same_file_name(&event.path, path),
+            Target::Crate(dir) => {
+                event.path.starts_with(dir.join("src"))
+                    || event
+                        .path
+                        .file_name()
+                        .is_some_and(|name| name == "Cargo.toml")
+            }
+        })
+    }
+
+    fn reload(&mut self, settled: Instant) {
+        let target = self.target.to_string();
+        if matches!(self.target, Target::Crate(_)) {
+            self.engine.announce(EngineEvent::BuildStarted {
+                target: target.clone(),
+            });
+        }
+        let engine = self.engine.clone();
+        let progress_target = target.clone();
+        let mut progress = move |line: &str| {
+            engine.announce(EngineEvent::BuildProgress {
+                target: progress_target.clone(),
+                message: line.to_string(),
+            });
+        };
+        let loaded = load_once(&self.target, &self.options.build, &mut progress);
+        let plugin = match loaded {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                self.engine.announce(EngineEvent::BuildFailed {
+                    target,
+                    reason: error.to_string(),
+                    errors: error.compiler_errors(),
+                });
+                return;
+            }
+        };
+        if self.active_hash.as_deref() == Some(plugin.content_hash.as_str()) {
+            return;
+        }
+        let hash = plugin.content_hash.clone();
+        match self.engine.load_build(plugin) {
+            Ok(number) => {
+                self.active_hash = Some(hash);
+                self.engine.announce(EngineEvent::ReloadFinished {
+                    number,
+                    settled_to_active_ms: settled.elapsed().as_secs_f64() * 1000.0,
+                });
+            }
+            Err(error) => self.engine.announce(EngineEvent::BuildFailed {
+                target,
+                reason: error.to_string(),
+                errors: Vec::new(),
+            }),
+        }
+    }
+}
+
+fn same_file_name(changed: &Path, watched: &Path) -> bool {
+    changed.file_name().is_some() && changed.file_name() == watched.file_name()
+}
