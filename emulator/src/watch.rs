@@ -102,12 +102,7 @@ pub fn load_once(
 ) -> Result<LoadedPlugin, LoadError> {
     let library = match target {
         Target::Crate(dir) => build_cdylib_with_progress(dir, options, progress)?,
-        Target::Library(path) => {
-            if !path.exists() {
-                return Err(LoadError::Deleted(path.clone()));
-            }
-            path.clone()
-        }
+        Target::Library(path) => path.clone(),
     };
     Ok(LoadedPlugin::load(&library)?)
 }
@@ -231,7 +226,10 @@ impl Reloader {
                 message: line.to_string(),
             });
         };
-        let loaded = load_once(&self.target, &self.options.build, &mut progress);
+        let loaded = match &self.target {
+            Target::Library(path) if !path.exists() => Err(LoadError::Deleted(path.clone())),
+            _ => load_once(&self.target, &self.options.build, &mut progress),
+        };
         let plugin = match loaded {
             Ok(plugin) => plugin,
             Err(error) => {
