@@ -1,8 +1,13 @@
 //! Support for the end-to-end tests: where the workspace is, and building real plugin crates
 //! into a target directory of their own (a `cargo build` run from inside `cargo test` would
-//! otherwise wait on the outer build's lock on `target/`).
+//! otherwise wait on the outer build's lock on `target/`). `binary` builds and runs the real
+//! `durable-emu` the same way; `printed_status` runs the samples through it and reads the status
+//! JSON it prints.
 
 #![allow(clippy::expect_used)]
+
+pub mod binary;
+pub mod printed_status;
 
 use durable_emu::cargo_build::{BuildOptions, build_cdylib};
 use std::path::{Path, PathBuf};
