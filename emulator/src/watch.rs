@@ -15,7 +15,8 @@ use crate::cargo_build::{BuildError, BuildOptions, build_cdylib_with_progress};
 use crate::engine::{EngineEvent, EngineHandle};
 use crate::plugin::{LoadedPlugin, PluginError};
 use notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{Event, EventKind, Watcher as _};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ pub fn load_once(
 /// A running watcher; dropping it stops watching.
 #[derive(Debug)]
 pub struct Watcher {
-    _debouncer: Debouncer<notify::RecommendedWatcher>,
+    _watcher: notify::RecommendedWatcher,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -123,28 +124,34 @@ impl Watcher {
         engine: EngineHandle,
         active_hash: Option<String>,
     ) -> Result<Self, notify::Error> {
-        let (changes_tx, changes) = crossbeam_channel::unbounded::<DebounceEventResult>();
-        let mut debouncer = new_debouncer(options.debounce, move |batch: DebounceEventResult| {
-            let _ = changes_tx.send(batch);
+        let (changes_tx, changes) = crossbeam_channel::unbounded::<()>();
+        let filter = target.clone();
+        // Debouncing is done here rather than with notify's debouncers because the event kind
+        // matters: cargo's compiler *reads* the sources during every build, and those reads must
+        // not count as changes (they would trigger a rebuild after every build).
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            if let Ok(event) = event {
+                if is_change(&event.kind)
+                    && event.paths.iter().any(|path| filter.is_affected_by(path))
+                {
+                    let _ = changes_tx.send(());
+                }
+            }
         })?;
         match &target {
             Target::Crate(dir) => {
                 let src = dir.join("src");
                 if src.is_dir() {
-                    debouncer.watcher().watch(&src, RecursiveMode::Recursive)?;
+                    watcher.watch(&src, RecursiveMode::Recursive)?;
                 }
-                debouncer
-                    .watcher()
-                    .watch(dir, RecursiveMode::NonRecursive)?;
+                watcher.watch(dir, RecursiveMode::NonRecursive)?;
             }
             Target::Library(path) => {
                 let dir = path
                     .parent()
                     .filter(|dir| !dir.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
-                debouncer
-                    .watcher()
-                    .watch(dir, RecursiveMode::NonRecursive)?;
+                watcher.watch(dir, RecursiveMode::NonRecursive)?;
             }
         }
         let thread = std::thread::Builder::new()
@@ -160,7 +167,7 @@ impl Watcher {
             })
             .map_err(|error| notify::Error::generic(&error.to_string()))?;
         Ok(Self {
-            _debouncer: debouncer,
+            _watcher: watcher,
             thread: Some(thread),
         })
     }
@@ -168,9 +175,32 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        // Dropping the debouncer closes the channel, which ends the thread after its current
-        // build; the thread is not joined so a long cargo build never blocks shutdown.
+        // Dropping the notify watcher closes the channel, which ends the thread after its
+        // current build; it is not joined, so a long cargo build never blocks shutdown.
         self.thread.take();
+    }
+}
+
+/// Writes, creations, removals and renames count; reads and metadata-only touches do not.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
+}
+
+impl Target {
+    fn is_affected_by(&self, changed: &Path) -> bool {
+        match self {
+            Target::Library(path) => same_file_name(changed, path),
+            Target::Crate(dir) => {
+                changed.starts_with(dir.join("src"))
+                    || changed.file_name().is_some_and(|name| name == "Cargo.toml")
+            }
+        }
     }
 }
 
@@ -182,33 +212,19 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn run(&mut self, changes: crossbeam_channel::Receiver<DebounceEventResult>) {
-        while let Ok(batch) = changes.recv() {
-            let mut relevant = self.is_relevant(&batch);
-            // Changes that arrived while the previous build ran are folded into one more build.
-            for more in changes.try_iter() {
-                relevant |= self.is_relevant(&more);
+    fn run(&mut self, changes: crossbeam_channel::Receiver<()>) {
+        while changes.recv().is_ok() {
+            // Settled: no further change for one debounce interval. Changes made while a build
+            // runs are caught by the next round, so a burst of saves gives one build.
+            loop {
+                match changes.recv_timeout(self.options.debounce) {
+                    Ok(()) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                }
             }
-            if relevant {
-                self.reload(Instant::now());
-            }
+            self.reload(Instant::now());
         }
-    }
-
-    fn is_relevant(&self, batch: &DebounceEventResult) -> bool {
-        let Ok(events) = batch else {
-            return false;
-        };
-        events.iter().any(|event| match &self.target {
-            Target::Library(path) => same_file_name(&event.path, path),
-            Target::Crate(dir) => {
-                event.path.starts_with(dir.join("src"))
-                    || event
-                        .path
-                        .file_name()
-                        .is_some_and(|name| name == "Cargo.toml")
-            }
-        })
     }
 
     fn reload(&mut self, settled: Instant) {

@@ -45,8 +45,8 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<34} {:<22} {:<11} {:<25} {}",
-        "INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"
+        "{:<34} {:<22} {:<11} {:<25} UPDATED",
+        "INSTANCE", "NAME", "STATUS", "CREATED"
     );
     for record in &instances {
         println!(
