@@ -347,3 +347,92 @@ fn every_subcommand_has_help() {
         assert_eq!(output.status.code(), Some(0), "bench {bench}");
     }
 }
+
+/// `serve` on a library file: prints engine events as JSON lines, reloads a changed library,
+/// and stops cleanly on SIGINT with the database released.
+#[cfg(unix)]
+#[test]
+fn serve_prints_events_reloads_and_stops_cleanly_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let built = durable_emu::cargo_build::build_cdylib(
+        &root.join("sample-functions"),
+        &durable_emu::cargo_build::BuildOptions {
+            target_dir: Some(root.join("target").join("e2e")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libsamples.so");
+    std::fs::copy(&built, &library).unwrap();
+    let db = dir.path().join("state.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-emu"))
+        .args([
+            "serve",
+            library.to_str().unwrap(),
+            "--events",
+            "jsonl",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_event = |kind: &str| -> Value {
+        for line in lines.by_ref() {
+            let event: Value = serde_json::from_str(&line.unwrap()).expect("each line is JSON");
+            if event["event"] == kind {
+                return event;
+            }
+        }
+        panic!("serve ended before a {kind} event");
+    };
+    let first = next_event("buildLoaded");
+    assert_eq!(first["number"], 1);
+    assert!(
+        first["orchestrators"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("HelloSequence"))
+    );
+
+    let mut bytes = std::fs::read(&built).unwrap();
+    bytes.extend_from_slice(b"new content, same code");
+    std::fs::write(dir.path().join("staged"), bytes).unwrap();
+    std::fs::rename(dir.path().join("staged"), &library).unwrap();
+    assert_eq!(next_event("buildLoaded")["number"], 2);
+    assert!(
+        next_event("reloadFinished")["settledToActiveMs"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("stopped; the database is consistent"),
+        "{stderr}"
+    );
+    // The database was released and holds both builds.
+    let listed = durable_emu(&["list", "--db", db.to_str().unwrap()], dir.path());
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+}

@@ -39,10 +39,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (target, plugin) = target_or_builtin(args.target.as_deref())?;
     let active_hash = plugin.content_hash.clone();
-    let engine = Engine::start(args.engine.config(Some(plugin)))
+    let (engine, mut events) = Engine::start_subscribed(args.engine.config(Some(plugin)))
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
-    let mut events = handle.subscribe();
     let _watcher = match target {
         Some(target) => Some(
             Watcher::start(

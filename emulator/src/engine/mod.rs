@@ -152,8 +152,16 @@ impl std::fmt::Debug for CoreMessage {
 impl Engine {
     /// Opens the store, resumes every non-terminal instance and starts the threads.
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        Self::start_subscribed(config).map(|(engine, _)| engine)
+    }
+
+    /// Like [`start`](Self::start), with a subscription that also sees the events of start-up
+    /// (the first build loaded, the reload check of resumed instances).
+    pub fn start_subscribed(
+        config: EngineConfig,
+    ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
         let (commands, inbox) = crossbeam_channel::unbounded();
-        let (events, _) = broadcast::channel(16_384);
+        let (events, subscription) = broadcast::channel(16_384);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let core_commands = commands.clone();
         let core_events = events.clone();
@@ -174,10 +182,13 @@ impl Engine {
                 EngineError::Invalid(format!("cannot start the engine thread: {error}"))
             })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self {
-                handle: EngineHandle { commands, events },
-                core: Some(core),
-            }),
+            Ok(Ok(())) => Ok((
+                Self {
+                    handle: EngineHandle { commands, events },
+                    core: Some(core),
+                },
+                subscription,
+            )),
             Ok(Err(error)) => {
                 let _ = core.join();
                 Err(error)
