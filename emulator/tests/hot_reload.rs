@@ -195,6 +195,17 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     assert_eq!(wait_for_load(&mut events), 2);
     assert_eq!(handle.instance(&a).unwrap().unwrap().build, Some(2));
     assert_eq!(finish(&handle, &a), json!(["GREETING one", "HELLO two"]));
+    let recorded_by: Vec<Option<u32>> = handle.history(&a).unwrap()[0].builds.clone();
+    assert_eq!(
+        recorded_by.first(),
+        Some(&Some(1)),
+        "the first episode ran on build #1"
+    );
+    assert_eq!(
+        recorded_by.last(),
+        Some(&Some(2)),
+        "the last episode ran on build #2"
+    );
 
     // An incompatible edit: a timer now comes before the first activity. The instance started on
     // build #2 is suspended with the diff and stays on build #2.

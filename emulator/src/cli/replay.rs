@@ -68,6 +68,7 @@ fn collect_histories(args: &ReplayArgs) -> anyhow::Result<Vec<(String, Vec<Execu
             .zip(export.executions)
             .map(|(execution, exported)| ExecutionHistory {
                 execution,
+                builds: vec![None; exported.history.len()],
                 events: exported.history,
             })
             .collect();

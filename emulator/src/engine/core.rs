@@ -1151,7 +1151,14 @@ impl Core {
             .into_iter()
             .map(|execution| {
                 let events = self.store.history(instance_id, &execution.execution_id)?;
-                Ok(ExecutionHistory { execution, events })
+                let builds = self
+                    .store
+                    .history_builds(instance_id, &execution.execution_id)?;
+                Ok(ExecutionHistory {
+                    execution,
+                    events,
+                    builds,
+                })
             })
             .collect()
     }

@@ -115,6 +115,9 @@ pub struct ExecutionHistory {
     pub execution: ExecutionRecord,
     /// Its events, in order.
     pub events: Vec<HistoryEvent>,
+    /// For each event, the build whose episode recorded it (`None`: recorded by the host alone,
+    /// or imported).
+    pub builds: Vec<Option<u32>>,
 }
 
 type CoreCall = Box<dyn FnOnce(&mut core::Core) + Send>;
