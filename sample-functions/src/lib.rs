@@ -15,7 +15,7 @@
 //! | `ProcessPayment` | sub-orchestration with a retry policy | [`process_payment`] |
 //! | `PeriodicCleanup` | eternal orchestration | [`periodic_cleanup`] |
 //! | `BatchOrders` | fan-out over sub-orchestrations | [`batch_orders`] |
-//! | `BenchFanOut`, `BenchChain` | benchmark workloads | [`bench`] |
+//! | `BenchFanOut`, `BenchChain` | benchmark workloads | [`mod@bench`] |
 //!
 //! Every activity that simulates work is deterministic from its input, so every run of a sample
 //! gives the same results. `README.md` beside this crate shows how to run each one headless.
