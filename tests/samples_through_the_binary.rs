@@ -6,12 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu_tests::binary::ScratchDir;
+use durable_emu_tests::binary::{ScratchDir, Serving, durable_emu};
+use durable_emu_tests::built_cdylib;
 use durable_emu_tests::printed_status::{
     Library, PrintedStatus, instance_status, run_sample, run_sample_with,
 };
 use durable_sdk::chrono::{DateTime, FixedOffset};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn time(value: &Value) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(value.as_str().unwrap())
@@ -252,7 +254,7 @@ fn monitor_job_without_a_job_id_fails_as_undecodable_input() {
 }
 
 // ----- ApprovalWorkflow -------------------------------------------------------------------------
-// Approved and Rejected need an event raised mid-run: see samples_through_the_engine.rs.
+// samples_through_the_engine.rs covers Approved and Rejected through the engine library too.
 
 #[test]
 fn approval_workflow_without_an_answer_escalates_when_the_timer_fires() {
@@ -278,6 +280,69 @@ fn approval_workflow_without_an_answer_escalates_when_the_timer_fires() {
     let request = &run.events_of("TaskScheduled")[0]["input"];
     assert_eq!(request["request"], "Buy a bigger server");
     assert_eq!(request["instance_id"], "approval");
+}
+
+#[test]
+fn approval_workflow_answered_with_raise_is_decided_when_serve_runs_it() {
+    // What the README shows: start it on the real clock (the 72-hour timer cannot fire), raise the
+    // answer into the database, and let `serve` deliver it.
+    let scratch = ScratchDir::new("approval-raise");
+    let db = scratch.file("state.db");
+    let cdylib = built_cdylib("sample-functions");
+    let cdylib = cdylib.to_str().unwrap();
+    let input = json!({"request": "Buy a bigger server", "timeout_hours": 72}).to_string();
+    let started = durable_emu(
+        &[
+            "run",
+            cdylib,
+            "-o",
+            "ApprovalWorkflow",
+            "--instance-id",
+            "ask",
+            "--input",
+            &input,
+            "--clock",
+            "real",
+            "--timeout",
+            "1s",
+            "--db",
+            &db,
+        ],
+        scratch.path(),
+    );
+    assert_eq!(
+        started.status.code(),
+        Some(1),
+        "still waiting for the answer"
+    );
+    let waiting = instance_status(&db, "ask");
+    assert_eq!(waiting.runtime_status(), "Running", "{}", waiting.explain());
+    assert_eq!(waiting.custom_status()["waiting_for"], "Approval");
+
+    let raised = durable_emu(
+        &["raise", "ask", "Approval", "false", "--db", &db],
+        scratch.path(),
+    );
+    assert_eq!(raised.status.code(), Some(0));
+
+    let serving = Serving::start(&[cdylib, "--clock", "real", "--db", &db], scratch.path());
+    let finished = serving.wait_for(Duration::from_secs(60), |event| {
+        event["event"] == "instanceChanged"
+            && event["instanceId"] == "ask"
+            && event["status"] == "Completed"
+    });
+    serving.stop();
+    assert!(finished.is_some(), "serve never completed the instance");
+    let decided = instance_status(&db, "ask");
+    assert_eq!(
+        decided.output(),
+        &json!("Rejected"),
+        "{}",
+        decided.explain()
+    );
+    assert_eq!(decided.scheduled_activities(), ["RequestApproval"]);
+    assert_eq!(decided.names_of("EventRaised"), ["Approval"]);
+    assert_eq!(decided.count("TimerFired"), 0);
 }
 
 #[test]
