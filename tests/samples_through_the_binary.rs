@@ -477,6 +477,10 @@ fn order_saga_failing_at_charge_card_retries_in_the_child_and_keeps_the_three_le
     );
     // Nothing was done, so nothing is compensated.
     assert_eq!(run.count("TaskScheduled"), 0);
+    assert_eq!(
+        run.custom_status(),
+        &json!({"step": "Failed", "failed_at": "ProcessPayment"})
+    );
 
     // The child shows every attempt and the backoff between them: 5 s, then 10 s, no timer
     // after the third failure.

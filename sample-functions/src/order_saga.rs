@@ -36,9 +36,10 @@
 //!   units or a decimal type.
 
 use crate::process_payment::Payment;
-use durable_sdk::serde_json::{self, Value};
+use durable_sdk::serde_json::Value;
 use durable_sdk::{
-    ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy, TaskError,
+    ActivityContext, DurableTask, FailureDetails, OrchestrationContext, Registry, RetryPolicy,
+    TaskError,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -117,7 +118,7 @@ pub struct Shipment {
 /// The custom status: the step in progress, or how the saga ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaStatus {
-    /// The step running now, `Shipped`, or `Compensated`.
+    /// The step running now; at the end `Shipped`, `Compensated`, or `Failed` (nothing to undo).
     pub step: String,
     /// After a failure: the step that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,11 +142,34 @@ impl SagaStatus {
     }
 }
 
-/// The activity that undoes a completed step, with its input.
+/// What undoes a completed step: the compensating activity and what it needs.
 #[derive(Debug, Clone, PartialEq)]
-struct Compensation {
-    activity: &'static str,
-    input: Value,
+enum Compensation {
+    RefundPayment(Payment),
+    ReleaseInventory(Reservation),
+}
+
+impl Compensation {
+    fn activity(&self) -> &'static str {
+        match self {
+            Compensation::RefundPayment(_) => "RefundPayment",
+            Compensation::ReleaseInventory(_) => "ReleaseInventory",
+        }
+    }
+
+    /// Schedules the compensating activity. Retried: an undo that gives up at the first
+    /// hiccup leaves the order half done.
+    fn schedule(&self, ctx: &OrchestrationContext) -> DurableTask<Value> {
+        let retry = RetryPolicy::new(3, Duration::from_secs(5));
+        match self {
+            Compensation::RefundPayment(payment) => {
+                ctx.call_activity_with_retry(self.activity(), payment, retry)
+            }
+            Compensation::ReleaseInventory(reservation) => {
+                ctx.call_activity_with_retry(self.activity(), reservation, retry)
+            }
+        }
+    }
 }
 
 /// Orchestrator `OrderSaga`: see the module docs.
@@ -164,14 +188,14 @@ pub async fn order_saga(
         Ok(payment) => payment,
         Err(failure) => return Err(compensate(&ctx, undo, failure).await),
     };
-    undo.push(compensation("RefundPayment", &payment)?);
+    undo.push(Compensation::RefundPayment(payment));
 
     ctx.set_custom_status(SagaStatus::at("ReserveInventory"));
     let reservation: Reservation = match ctx.call_activity("ReserveInventory", &order).await {
         Ok(reservation) => reservation,
         Err(failure) => return Err(compensate(&ctx, undo, failure).await),
     };
-    undo.push(compensation("ReleaseInventory", &reservation)?);
+    undo.push(Compensation::ReleaseInventory(reservation));
 
     ctx.set_custom_status(SagaStatus::at("ShipOrder"));
     let shipment: Shipment = match ctx.call_activity("ShipOrder", &order).await {
@@ -189,16 +213,6 @@ pub async fn order_saga(
     })
 }
 
-fn compensation(
-    activity: &'static str,
-    input: &impl Serialize,
-) -> Result<Compensation, FailureDetails> {
-    Ok(Compensation {
-        activity,
-        input: serde_json::to_value(input)?,
-    })
-}
-
 /// Runs the compensations newest first, records them in the custom status, and returns the
 /// original failure unchanged (`TaskFailed` wrapping the step's own failure).
 async fn compensate(
@@ -212,20 +226,22 @@ async fn compensate(
         ..SagaStatus::at("Compensating")
     };
     ctx.set_custom_status(&status);
-    let retry = RetryPolicy::new(3, Duration::from_secs(5));
-    while let Some(step) = undo.pop() {
-        let undone = ctx
-            .call_activity_with_retry::<Value>(step.activity, &step.input, retry.clone())
-            .await;
-        match undone {
-            Ok(_) => status.compensated.push(step.activity.to_string()),
+    while let Some(compensation) = undo.pop() {
+        match compensation.schedule(ctx).await {
+            Ok(_) => status.compensated.push(compensation.activity().to_string()),
             Err(error) => {
                 ctx.log_warn(format!("compensation failed: {error}"));
                 status.compensation_failures.push(error.to_string());
             }
         }
     }
-    status.step = "Compensated".into();
+    let nothing_to_undo = status.compensated.is_empty() && status.compensation_failures.is_empty();
+    status.step = if nothing_to_undo {
+        "Failed"
+    } else {
+        "Compensated"
+    }
+    .into();
     ctx.set_custom_status(&status);
     failure.into()
 }
