@@ -54,3 +54,125 @@ pub fn registry() -> Registry {
 }
 
 durable_sdk::export_plugin!(registry);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use durable_sdk::protocol::{ActivityOutcome, ActivityRequest};
+    use serde_json::{Value, json};
+
+    /// Runs activity `name` through this crate's own plugin entry points.
+    fn run_activity(name: &str, input: &Value, instance_id: &str, attempt: u32) -> ActivityOutcome {
+        let request = ActivityRequest {
+            name: name.into(),
+            input: input.clone(),
+            instance_id: instance_id.into(),
+            task_id: attempt as i32,
+            attempt,
+        };
+        super::durable_plugin_handle()
+            .run_activity(&request)
+            .unwrap()
+    }
+
+    /// Reproducible samples: what a simulated activity returns depends on its input alone, not on
+    /// which instance called it or how often it was delivered.
+    #[test]
+    fn every_simulated_activity_answers_from_its_input_alone() {
+        let order = json!({"order_id": "o-1", "amount": 20.0});
+        let failing = |step: &str| json!({"order_id": "o-1", "amount": 20.0, "fail_at": step});
+        let cases = [
+            ("SayHello", json!("Oslo")),
+            ("Square", json!(12)),
+            (
+                "CheckJobStatus",
+                json!({"job_id": "j", "polls_needed": 3, "check": 2}),
+            ),
+            (
+                "CheckJobStatus",
+                json!({"job_id": "j", "polls_needed": 3, "check": 3}),
+            ),
+            (
+                "RequestApproval",
+                json!({"request": "r", "instance_id": "i", "respond_by": "2026-01-01T00:00:00Z"}),
+            ),
+            (
+                "Escalate",
+                json!({"request": "r", "instance_id": "i", "respond_by": "2026-01-01T00:00:00Z"}),
+            ),
+            ("ChargeCard", order.clone()),
+            ("ChargeCard", failing("ChargeCard")),
+            ("ReserveInventory", order.clone()),
+            ("ReserveInventory", failing("ReserveInventory")),
+            ("ShipOrder", order.clone()),
+            ("ShipOrder", failing("ShipOrder")),
+            (
+                "RefundPayment",
+                json!({"payment_id": "pay-o-1", "order_id": "o-1", "amount": 20.0}),
+            ),
+            (
+                "ReleaseInventory",
+                json!({"reservation_id": "res-o-1", "order_id": "o-1"}),
+            ),
+            ("Cleanup", json!({"run": 2, "interval_hours": 6})),
+        ];
+        for (name, input) in &cases {
+            let first = run_activity(name, input, "instance-a", 1);
+            let again = run_activity(name, input, "instance-b", 3);
+            assert_eq!(first, again, "{name}({input})");
+        }
+        assert_eq!(
+            run_activity("Square", &json!(12), "i", 1),
+            ActivityOutcome::Completed { result: json!(144) }
+        );
+        assert_eq!(
+            run_activity("Cleanup", &json!({"run": 2, "interval_hours": 6}), "i", 1),
+            ActivityOutcome::Completed {
+                result: json!({"run": 2, "removed": 72})
+            }
+        );
+        let ActivityOutcome::Failed { failure } =
+            run_activity("ShipOrder", &failing("ShipOrder"), "i", 1)
+        else {
+            panic!("ShipOrder was told to fail");
+        };
+        assert_eq!(failure.error_type, "CarrierUnavailable");
+    }
+    /// The names are the contract the README, the tests and users' scripts rely on.
+    #[test]
+    fn the_registry_names_every_sample_orchestration_and_activity() {
+        let registry = super::registry();
+        assert_eq!(
+            registry.orchestrator_names(),
+            [
+                "ApprovalWorkflow",
+                "BatchOrders",
+                "BenchChain",
+                "BenchFanOut",
+                "FanOutFanIn",
+                "HelloSequence",
+                "MonitorJob",
+                "OrderSaga",
+                "PeriodicCleanup",
+                "ProcessPayment",
+            ]
+        );
+        assert_eq!(
+            registry.activity_names(),
+            [
+                "ChargeCard",
+                "CheckJobStatus",
+                "Cleanup",
+                "Echo",
+                "Escalate",
+                "RefundPayment",
+                "ReleaseInventory",
+                "RequestApproval",
+                "ReserveInventory",
+                "SayHello",
+                "ShipOrder",
+                "Square",
+            ]
+        );
+    }
+}
