@@ -18,6 +18,7 @@ pub mod cargo_build;
 pub mod clock;
 pub mod engine;
 pub mod export;
+pub mod faults;
 pub mod plugin;
 pub mod store;
 pub mod watch;

@@ -270,6 +270,8 @@ impl Session {
                 self.confirm_completion(event_id)
             }
             EventKind::OrchestratorCompleted => self.check_episode_end(),
+            // A marker for people and tools (SEMANTICS.md **Ours**); the code never sees it.
+            EventKind::FaultInjected { .. } => {}
         }
     }
 

@@ -198,6 +198,20 @@ pub enum EventKind {
     },
     /// End of an episode: every action of the episode is recorded before it.
     OrchestratorCompleted,
+    /// **Ours**: the emulator injected a fault here (a failure, delay, lost result, dropped event,
+    /// crash, ...). Recorded for people and tools; orchestrator code never sees it.
+    #[serde(rename_all = "camelCase")]
+    FaultInjected {
+        /// The rule that fired (its name, or `rule <id>`).
+        rule: String,
+        /// What it did, e.g. `fail CardDeclined: insufficient funds`.
+        effect: String,
+        /// What it hit, e.g. `activity ChargeCard (attempt 1)`.
+        target: String,
+        /// The sequence id of the task it hit, when it hit a task.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_scheduled_id: Option<i32>,
+    },
 }
 
 impl EventKind {
@@ -224,6 +238,7 @@ impl EventKind {
             EventKind::ContinueAsNew { .. } => "ContinueAsNew",
             EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
             EventKind::OrchestratorCompleted => "OrchestratorCompleted",
+            EventKind::FaultInjected { .. } => "FaultInjected",
         }
     }
 

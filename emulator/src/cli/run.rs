@@ -18,7 +18,13 @@ pub struct RunArgs {
     #[arg(long, short = 'o', value_name = "NAME")]
     orchestration: String,
     /// Its input, as JSON (e.g. `5`, `'"Tokyo"'`, `'{"order_id":"o1"}'`).
-    #[arg(long, short = 'i', value_name = "JSON", default_value = "null")]
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "JSON",
+        default_value = "null",
+        allow_hyphen_values = true
+    )]
     input: String,
     /// The instance id; default: a new random id.
     #[arg(long, value_name = "ID")]

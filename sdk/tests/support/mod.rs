@@ -368,6 +368,7 @@ pub fn render_event(event: &HistoryEvent) -> String {
             format!("OrchestratorStarted {}", render_time(&event.timestamp))
         }
         EventKind::OrchestratorCompleted => "OrchestratorCompleted".to_string(),
+        EventKind::FaultInjected { rule, effect, .. } => format!("FaultInjected {rule}: {effect}"),
         EventKind::ExecutionStarted { name, input, .. } => {
             format!("ExecutionStarted {name} {}", json(input))
         }

@@ -1,0 +1,893 @@
+//! Fault injection rules: what can go wrong on purpose, where, and when (issue "Fault injection").
+//!
+//! A rule has a target (an activity, orchestration, sub-orchestration or external event, by name
+//! glob, optionally narrowed to instance ids), a trigger (attempts, the n-th call, every call, a
+//! seeded probability, or from a virtual time on), an optional limit, and one effect. Rules come
+//! from TOML scenario files, a compact command-line form, or the engine handle; both text forms go
+//! through one validation that names the field at fault and the values it accepts.
+//!
+//! Pure: deciding whether a rule fires is a function of the rule, the call and the rule's own
+//! counters. A seeded probability hashes (seed, instance, name, attempt), so the same scenario
+//! gives the same decisions whatever the order work is dispatched in. Carrying out an effect is
+//! the engine's job (`engine/core/faults.rs`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// What kind of thing a rule targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// An activity, when it is dispatched.
+    Activity,
+    /// Any orchestration instance (sub-orchestrations included), when it starts.
+    Orchestration,
+    /// A sub-orchestration instance, when it starts.
+    SubOrchestration,
+    /// An external event, when it is raised or sent.
+    Event,
+}
+
+impl TargetKind {
+    fn label(self) -> &'static str {
+        match self {
+            TargetKind::Activity => "activity",
+            TargetKind::Orchestration => "orchestration",
+            TargetKind::SubOrchestration => "sub-orchestration",
+            TargetKind::Event => "event",
+        }
+    }
+}
+
+/// Where a rule applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultTarget {
+    /// The kind of thing.
+    pub kind: TargetKind,
+    /// Name glob (`*` and `?`), e.g. `Charge*`.
+    pub name: String,
+    /// Instance id glob; any instance when absent.
+    pub instance: Option<String>,
+}
+
+/// When a rule fires (among calls its target matches).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Every matching call.
+    Every,
+    /// Attempts `first..=last`: the n-th time an instance makes the same call (same name and
+    /// input), which is the retry attempt for calls retried by a policy.
+    Attempts {
+        /// First attempt that fails (1-based).
+        first: u32,
+        /// Last attempt that fails.
+        last: u32,
+    },
+    /// Only the n-th matching call seen by this rule.
+    NthCall(u64),
+    /// Each matching call with probability `p`, decided by a hash of `seed` and the call.
+    Probability {
+        /// Between 0 and 1.
+        p: f64,
+        /// Seed of the decision.
+        seed: u64,
+    },
+    /// Every matching call at or after this virtual time.
+    From(DateTime<Utc>),
+}
+
+/// What a fired rule does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultEffect {
+    /// The call fails with this error instead of running.
+    Fail {
+        /// Error type, e.g. `CardDeclined`.
+        error_type: String,
+        /// Message.
+        message: String,
+        /// Retry policies give up at once.
+        non_retriable: bool,
+    },
+    /// The call fails as if the code panicked.
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// The call starts this much virtual time later.
+    Delay(Duration),
+    /// The call never finishes (as if it hung past every timeout).
+    Timeout,
+    /// The activity runs but its result is lost; it is delivered again (at-least-once).
+    LoseResult,
+    /// The activity runs twice; the second result is a duplicate the engine ignores.
+    RunTwice,
+    /// The event is never delivered.
+    Drop,
+    /// The event is delivered twice.
+    Duplicate,
+    /// The host crashes at this point: everything since the last commit is lost and the engine
+    /// recovers from the store, as after a restart.
+    Crash,
+}
+
+impl FaultEffect {
+    fn keyword(&self) -> &'static str {
+        match self {
+            FaultEffect::Fail { .. } => "fail",
+            FaultEffect::Panic { .. } => "panic",
+            FaultEffect::Delay(_) => "delay",
+            FaultEffect::Timeout => "timeout",
+            FaultEffect::LoseResult => "lose-result",
+            FaultEffect::RunTwice => "run-twice",
+            FaultEffect::Drop => "drop",
+            FaultEffect::Duplicate => "duplicate",
+            FaultEffect::Crash => "crash",
+        }
+    }
+
+    fn applies_to(&self, kind: TargetKind) -> bool {
+        match self {
+            FaultEffect::Fail { .. } | FaultEffect::Panic { .. } | FaultEffect::Timeout => {
+                kind != TargetKind::Event
+            }
+            FaultEffect::LoseResult | FaultEffect::RunTwice => kind == TargetKind::Activity,
+            FaultEffect::Drop | FaultEffect::Duplicate => kind == TargetKind::Event,
+            FaultEffect::Delay(_) | FaultEffect::Crash => true,
+        }
+    }
+}
+
+impl fmt::Display for FaultEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultEffect::Fail {
+                error_type,
+                message,
+                non_retriable,
+            } => {
+                write!(f, "fail {error_type}: {message}")?;
+                if *non_retriable {
+                    f.write_str(" (non-retriable)")?;
+                }
+                Ok(())
+            }
+            FaultEffect::Panic { message } => write!(f, "panic: {message}"),
+            FaultEffect::Delay(by) => write!(f, "delay {}", humantime::format_duration(*by)),
+            FaultEffect::Timeout => f.write_str("timeout (never finishes)"),
+            FaultEffect::LoseResult => f.write_str("lose the result (redelivered)"),
+            FaultEffect::RunTwice => f.write_str("run twice"),
+            FaultEffect::Drop => f.write_str("drop the event"),
+            FaultEffect::Duplicate => f.write_str("deliver the event twice"),
+            FaultEffect::Crash => f.write_str("crash the host"),
+        }
+    }
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// A label shown where it fires; default `rule <id>`.
+    pub name: Option<String>,
+    /// Where.
+    pub target: FaultTarget,
+    /// When.
+    pub trigger: Trigger,
+    /// Fire at most this many times.
+    pub limit: Option<u32>,
+    /// What.
+    pub effect: FaultEffect,
+}
+
+/// A rule that was refused, with what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fault rule{}: {message}", context.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+pub struct FaultRuleError {
+    /// Which rule (its text, or its position in a file).
+    pub context: Option<String>,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+fn invalid(message: impl Into<String>) -> FaultRuleError {
+    FaultRuleError {
+        context: None,
+        message: message.into(),
+    }
+}
+
+/// The fields of a rule as written in TOML or the compact form, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    name: Option<String>,
+    activity: Option<String>,
+    orchestration: Option<String>,
+    sub_orchestration: Option<String>,
+    event: Option<String>,
+    instance: Option<String>,
+    attempts: Option<NumberOrText>,
+    call: Option<u64>,
+    every: Option<bool>,
+    probability: Option<f64>,
+    seed: Option<u64>,
+    from: Option<String>,
+    limit: Option<u32>,
+    effect: Option<String>,
+    error_type: Option<String>,
+    message: Option<String>,
+    non_retriable: Option<bool>,
+    delay: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u32),
+    Text(String),
+}
+
+const EFFECTS: &str = "fail, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash";
+const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, effect";
+
+impl RawRule {
+    /// Validates the fields into a rule. `now` resolves relative `from` times (`from = "2h"`);
+    /// `default_seed` is used by probability rules without their own seed.
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        default_seed: u64,
+    ) -> Result<FaultRule, FaultRuleError> {
+        let targets = [
+            (TargetKind::Activity, self.activity),
+            (TargetKind::Orchestration, self.orchestration),
+            (TargetKind::SubOrchestration, self.sub_orchestration),
+            (TargetKind::Event, self.event),
+        ];
+        let mut given = targets
+            .into_iter()
+            .filter_map(|(kind, name)| name.map(|name| (kind, name)));
+        let (kind, name) = given.next().ok_or_else(|| {
+            invalid("a target is required: one of `activity`, `orchestration`, `sub_orchestration` or `event`, set to a name or glob")
+        })?;
+        if given.next().is_some() {
+            return Err(invalid(
+                "only one target per rule: `activity`, `orchestration`, `sub_orchestration` or `event`",
+            ));
+        }
+        check_glob("the target name", &name)?;
+        if let Some(instance) = &self.instance {
+            check_glob("`instance`", instance)?;
+        }
+
+        let mut triggers = Vec::new();
+        if let Some(attempts) = self.attempts {
+            triggers.push(parse_attempts(attempts)?);
+        }
+        if let Some(call) = self.call {
+            if call == 0 {
+                return Err(invalid("`call` counts from 1 (got 0)"));
+            }
+            triggers.push(Trigger::NthCall(call));
+        }
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(invalid(format!(
+                    "`probability` must be between 0 and 1 (got {p})"
+                )));
+            }
+            triggers.push(Trigger::Probability {
+                p,
+                seed: self.seed.unwrap_or(default_seed),
+            });
+        } else if self.seed.is_some() {
+            return Err(invalid("`seed` goes with `probability`"));
+        }
+        if let Some(from) = self.from {
+            triggers.push(Trigger::From(parse_from(&from, now)?));
+        }
+        if self.every == Some(true) {
+            triggers.push(Trigger::Every);
+        }
+        if triggers.len() > 1 {
+            return Err(invalid(
+                "one trigger per rule: `attempts`, `call`, `every`, `probability` or `from`",
+            ));
+        }
+        let trigger = triggers.pop().unwrap_or(Trigger::Every);
+
+        let effect_name = match (&self.effect, &self.error_type) {
+            (Some(effect), _) => effect.to_ascii_lowercase().replace('_', "-"),
+            (None, Some(_)) => "fail".to_string(),
+            (None, None) => {
+                return Err(invalid(format!(
+                    "an `effect` is required: one of {EFFECTS}"
+                )));
+            }
+        };
+        let effect = match effect_name.as_str() {
+            "fail" => FaultEffect::Fail {
+                error_type: self
+                    .error_type
+                    .clone()
+                    .filter(|text| !text.trim().is_empty())
+                    .ok_or_else(|| {
+                        invalid("effect `fail` needs `error_type`, e.g. CardDeclined")
+                    })?,
+                message: self
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "injected failure".to_string()),
+                non_retriable: self.non_retriable.unwrap_or(false),
+            },
+            "panic" => FaultEffect::Panic {
+                message: self
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "injected panic".to_string()),
+            },
+            "delay" => {
+                let text = self.delay.clone().ok_or_else(|| {
+                    invalid("effect `delay` needs `delay`, a duration such as 90s, 15m or 2h")
+                })?;
+                FaultEffect::Delay(
+                    crate::clock::parse_duration(&text)
+                        .map_err(|error| invalid(format!("`delay`: {error}")))?,
+                )
+            }
+            "timeout" => FaultEffect::Timeout,
+            "lose-result" => FaultEffect::LoseResult,
+            "run-twice" => FaultEffect::RunTwice,
+            "drop" => FaultEffect::Drop,
+            "duplicate" => FaultEffect::Duplicate,
+            "crash" => FaultEffect::Crash,
+            other => {
+                return Err(invalid(format!(
+                    "`effect` must be one of {EFFECTS} (got '{other}')"
+                )));
+            }
+        };
+        if !matches!(effect, FaultEffect::Fail { .. }) && self.error_type.is_some() {
+            return Err(invalid(format!(
+                "`error_type` goes with effect `fail`, not `{}`",
+                effect.keyword()
+            )));
+        }
+        if !effect.applies_to(kind) {
+            return Err(invalid(format!(
+                "effect `{}` does not apply to {} targets (activities: fail, panic, delay, timeout, lose-result, run-twice, crash; orchestrations and sub-orchestrations: fail, panic, delay, timeout, crash; events: drop, duplicate, delay, crash)",
+                effect.keyword(),
+                kind.label()
+            )));
+        }
+        if self.limit == Some(0) {
+            return Err(invalid(
+                "`limit` must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        Ok(FaultRule {
+            name: self.name,
+            target: FaultTarget {
+                kind,
+                name,
+                instance: self.instance,
+            },
+            trigger,
+            limit: self.limit,
+            effect,
+        })
+    }
+}
+
+fn check_glob(what: &str, pattern: &str) -> Result<(), FaultRuleError> {
+    if pattern.trim().is_empty() {
+        return Err(invalid(format!("{what} cannot be empty (use * for any)")));
+    }
+    glob::Pattern::new(pattern)
+        .map(|_| ())
+        .map_err(|error| invalid(format!("{what} '{pattern}' is not a valid glob: {error}")))
+}
+
+fn parse_attempts(attempts: NumberOrText) -> Result<Trigger, FaultRuleError> {
+    let bad = |text: &str| {
+        invalid(format!(
+            "`attempts` must be N or N-M with 1 <= N <= M, e.g. 3 or 1-2 (got '{text}')"
+        ))
+    };
+    let (first, last) = match attempts {
+        NumberOrText::Number(n) => (n, n),
+        NumberOrText::Text(text) => {
+            let (first, last) = text.split_once('-').unwrap_or((&text, &text));
+            let first: u32 = first.trim().parse().map_err(|_| bad(&text))?;
+            let last: u32 = last.trim().parse().map_err(|_| bad(&text))?;
+            if first == 0 || first > last {
+                return Err(bad(&text));
+            }
+            (first, last)
+        }
+    };
+    if first == 0 {
+        return Err(bad(&first.to_string()));
+    }
+    Ok(Trigger::Attempts { first, last })
+}
+
+fn parse_from(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FaultRuleError> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let relative = text.trim().trim_start_matches('+');
+    let by = crate::clock::parse_duration(relative).map_err(|_| {
+        invalid(format!(
+            "`from` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration from now (2h, 3d) (got '{text}')"
+        ))
+    })?;
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| now.checked_add_signed(by))
+        .ok_or_else(|| invalid(format!("`from` {text} is too far away")))
+}
+
+/// Parses the compact command-line form, e.g.
+/// `activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds`.
+/// Fields are separated by commas (so a message cannot contain one).
+pub fn parse_compact(
+    spec: &str,
+    now: DateTime<Utc>,
+    default_seed: u64,
+) -> Result<FaultRule, FaultRuleError> {
+    compact_to_raw(spec)
+        .and_then(|raw| raw.validate(now, default_seed))
+        .map_err(|error| FaultRuleError {
+            context: Some(format!("'{spec}'")),
+            message: error.message,
+        })
+}
+
+fn compact_to_raw(spec: &str) -> Result<RawRule, FaultRuleError> {
+    let mut raw = RawRule::default();
+    for field in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|field| !field.is_empty())
+    {
+        let (key, value) = match field.split_once('=') {
+            Some((key, value)) => (
+                key.trim().to_ascii_lowercase().replace('_', "-"),
+                Some(value.trim().to_string()),
+            ),
+            None => (field.to_ascii_lowercase().replace('_', "-"), None),
+        };
+        let required = |value: Option<String>| {
+            value
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| invalid(format!("`{key}` needs a value (`{key}=...`)")))
+        };
+        let number = |value: Option<String>, what: &str| -> Result<u64, FaultRuleError> {
+            let text = value.unwrap_or_default();
+            text.parse()
+                .map_err(|_| invalid(format!("`{what}` must be a whole number (got '{text}')")))
+        };
+        match key.as_str() {
+            "activity" => raw.activity = Some(required(value)?),
+            "orchestration" => raw.orchestration = Some(required(value)?),
+            "sub-orchestration" | "suborchestration" => {
+                raw.sub_orchestration = Some(required(value)?)
+            }
+            "event" => raw.event = Some(required(value)?),
+            "instance" => raw.instance = Some(required(value)?),
+            "name" => raw.name = Some(required(value)?),
+            "attempts" | "attempt" => raw.attempts = Some(NumberOrText::Text(required(value)?)),
+            "call" => raw.call = Some(number(value, "call")?),
+            "every" => raw.every = Some(true),
+            "probability" => {
+                let text = value.unwrap_or_default();
+                raw.probability = Some(text.parse().map_err(|_| {
+                    invalid(format!(
+                        "`probability` must be a number between 0 and 1 (got '{text}')"
+                    ))
+                })?);
+            }
+            "seed" => raw.seed = Some(number(value, "seed")?),
+            "from" => raw.from = Some(required(value)?),
+            "limit" => {
+                let limit = number(value, "limit")?;
+                raw.limit =
+                    Some(u32::try_from(limit).map_err(|_| invalid("`limit` is too large"))?);
+            }
+            "error" => {
+                let text = required(value)?;
+                let (error_type, message) = match text.split_once(':') {
+                    Some((error_type, message)) => (
+                        error_type.trim().to_string(),
+                        Some(message.trim().to_string()),
+                    ),
+                    None => (text.trim().to_string(), None),
+                };
+                raw.error_type = Some(error_type);
+                raw.message = message.or(raw.message);
+                raw.effect = Some("fail".into());
+            }
+            "message" => raw.message = Some(required(value)?),
+            "non-retriable" | "nonretriable" => raw.non_retriable = Some(true),
+            "panic" => {
+                raw.effect = Some("panic".into());
+                if let Some(message) = value {
+                    raw.message = Some(message);
+                }
+            }
+            "delay" => {
+                raw.effect = Some("delay".into());
+                raw.delay = Some(required(value)?);
+            }
+            "timeout" | "lose-result" | "run-twice" | "drop" | "duplicate" | "crash" => {
+                raw.effect = Some(key.clone());
+            }
+            "effect" => raw.effect = Some(required(value)?),
+            other => {
+                return Err(invalid(format!(
+                    "unknown field `{other}`; accepted: {COMPACT_KEYS}"
+                )));
+            }
+        }
+    }
+    Ok(raw)
+}
+
+/// A scenario file: an optional default seed and a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scenario {
+    seed: Option<u64>,
+    #[serde(default)]
+    fault: Vec<RawRule>,
+}
+
+/// Parses a TOML scenario (`[[fault]]` tables; see `assets/scenarios/`).
+pub fn parse_scenario(text: &str, now: DateTime<Utc>) -> Result<Vec<FaultRule>, FaultRuleError> {
+    let scenario: Scenario = toml::from_str(text).map_err(|error| invalid(error.to_string()))?;
+    let seed = scenario.seed.unwrap_or(0);
+    scenario
+        .fault
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            raw.validate(now, seed).map_err(|error| FaultRuleError {
+                context: Some(format!("#{} ([[fault]] number {})", index + 1, index + 1)),
+                message: error.message,
+            })
+        })
+        .collect()
+}
+
+/// One call a rule may hit.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// What kind of call.
+    pub kind: TargetKind,
+    /// Activity, orchestration or event name.
+    pub name: &'a str,
+    /// The instance making (or receiving) it.
+    pub instance_id: &'a str,
+    /// 1 for the first time this instance makes this exact call (name and input), 2 for the
+    /// second, ... (the retry attempt for calls retried by a policy).
+    pub attempt: u32,
+    /// The virtual time now.
+    pub now: DateTime<Utc>,
+}
+
+/// A rule in the engine, with its switch and counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleState {
+    /// Its id in this session.
+    pub id: u32,
+    /// The rule.
+    pub rule: FaultRule,
+    /// Whether it is consulted.
+    pub enabled: bool,
+    /// Calls its target matched.
+    pub matched: u64,
+    /// Times it fired.
+    pub fired: u32,
+}
+
+impl RuleState {
+    /// The label markers carry: the rule's name, or `rule <id>`.
+    pub fn label(&self) -> String {
+        self.rule
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("rule {}", self.id))
+    }
+}
+
+/// A rule that fired on a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    /// The rule's id.
+    pub rule_id: u32,
+    /// Its label.
+    pub label: String,
+    /// What to do.
+    pub effect: FaultEffect,
+    /// What it hit, for the marker: `activity ChargeCard (attempt 1)`.
+    pub target: String,
+}
+
+/// The rules of a session, consulted in the order they were added; the first that fires wins.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRules {
+    rules: Vec<RuleState>,
+    next_id: u32,
+}
+
+impl FaultRules {
+    /// Adds a rule (enabled); returns its id.
+    pub fn add(&mut self, rule: FaultRule) -> u32 {
+        self.next_id += 1;
+        self.rules.push(RuleState {
+            id: self.next_id,
+            rule,
+            enabled: true,
+            matched: 0,
+            fired: 0,
+        });
+        self.next_id
+    }
+
+    /// Every rule with its state.
+    pub fn list(&self) -> Vec<RuleState> {
+        self.rules.clone()
+    }
+
+    /// Turns a rule on or off; false if there is no such rule.
+    pub fn set_enabled(&mut self, id: u32, enabled: bool) -> bool {
+        match self.rules.iter_mut().find(|state| state.id == id) {
+            Some(state) => {
+                state.enabled = enabled;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a rule; false if there is no such rule.
+    pub fn remove(&mut self, id: u32) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|state| state.id != id);
+        self.rules.len() != before
+    }
+
+    /// Whether any enabled rule targets this kind (lets the engine skip work when none does).
+    pub fn targets(&self, kind: TargetKind) -> bool {
+        self.rules.iter().any(|state| {
+            state.enabled
+                && (state.rule.target.kind == kind
+                    || (kind == TargetKind::SubOrchestration
+                        && state.rule.target.kind == TargetKind::Orchestration))
+        })
+    }
+
+    /// Decides whether a rule fires on `call`, counting it for every rule whose target matches.
+    pub fn decide(&mut self, call: &Call<'_>) -> Option<Fired> {
+        let mut fired = None;
+        for state in &mut self.rules {
+            if !state.enabled || !target_matches(&state.rule.target, call) {
+                continue;
+            }
+            state.matched += 1;
+            if fired.is_some() {
+                continue;
+            }
+            if state.rule.limit.is_some_and(|limit| state.fired >= limit) {
+                continue;
+            }
+            if trigger_fires(&state.rule.trigger, state.matched, call) {
+                state.fired += 1;
+                fired = Some(Fired {
+                    rule_id: state.id,
+                    label: state.label(),
+                    effect: state.rule.effect.clone(),
+                    target: format!(
+                        "{} {} (attempt {})",
+                        call.kind.label(),
+                        call.name,
+                        call.attempt
+                    ),
+                });
+            }
+        }
+        fired
+    }
+}
+
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|pattern| pattern.matches(text))
+}
+
+fn target_matches(target: &FaultTarget, call: &Call<'_>) -> bool {
+    let kind_matches = target.kind == call.kind
+        || (target.kind == TargetKind::Orchestration && call.kind == TargetKind::SubOrchestration);
+    kind_matches
+        && glob_matches(&target.name, call.name)
+        && target
+            .instance
+            .as_deref()
+            .is_none_or(|pattern| glob_matches(pattern, call.instance_id))
+}
+
+fn trigger_fires(trigger: &Trigger, matched: u64, call: &Call<'_>) -> bool {
+    match trigger {
+        Trigger::Every => true,
+        Trigger::Attempts { first, last } => (*first..=*last).contains(&call.attempt),
+        Trigger::NthCall(n) => matched == *n,
+        Trigger::Probability { p, seed } => {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&seed.to_le_bytes());
+            hasher.update(call.instance_id.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(call.name.as_bytes());
+            hasher.update(&call.attempt.to_le_bytes());
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+            let draw = u64::from_le_bytes(bytes) as f64 / u64::MAX as f64;
+            draw < *p
+        }
+        Trigger::From(time) => call.now >= *time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+    }
+
+    fn call<'a>(name: &'a str, attempt: u32) -> Call<'a> {
+        Call {
+            kind: TargetKind::Activity,
+            name,
+            instance_id: "order-1",
+            attempt,
+            now: now(),
+        }
+    }
+
+    #[test]
+    fn the_compact_form_of_the_readme_parses() {
+        let rule = parse_compact(
+            "activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds",
+            now(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(rule.target.kind, TargetKind::Activity);
+        assert_eq!(rule.trigger, Trigger::Attempts { first: 1, last: 2 });
+        assert_eq!(
+            rule.effect,
+            FaultEffect::Fail {
+                error_type: "CardDeclined".into(),
+                message: "insufficient funds".into(),
+                non_retriable: false
+            }
+        );
+    }
+
+    #[test]
+    fn attempts_fire_only_on_their_attempts() {
+        let mut rules = FaultRules::default();
+        rules.add(parse_compact("activity=Charge*,attempts=1-2,error=X", now(), 0).unwrap());
+        assert!(rules.decide(&call("ChargeCard", 1)).is_some());
+        assert!(rules.decide(&call("ChargeCard", 2)).is_some());
+        assert!(rules.decide(&call("ChargeCard", 3)).is_none());
+        assert!(rules.decide(&call("ShipOrder", 1)).is_none());
+    }
+
+    #[test]
+    fn limits_nth_calls_and_switches_are_honoured() {
+        let mut rules = FaultRules::default();
+        let id = rules.add(parse_compact("activity=*,call=2,crash", now(), 0).unwrap());
+        assert!(rules.decide(&call("A", 1)).is_none());
+        assert_eq!(
+            rules.decide(&call("A", 1)).unwrap().effect,
+            FaultEffect::Crash
+        );
+        assert!(rules.decide(&call("A", 1)).is_none());
+        let limited =
+            rules.add(parse_compact("activity=B,every,limit=1,timeout", now(), 0).unwrap());
+        assert!(rules.decide(&call("B", 1)).is_some());
+        assert!(rules.decide(&call("B", 1)).is_none());
+        assert!(rules.set_enabled(id, false));
+        assert!(rules.remove(limited));
+        assert_eq!(rules.list().len(), 1);
+    }
+
+    #[test]
+    fn a_seeded_probability_is_the_same_decision_every_time() {
+        let decide = |seed: u64| {
+            let mut rules = FaultRules::default();
+            rules.add(
+                parse_compact(
+                    &format!("activity=*,probability=0.5,seed={seed},timeout"),
+                    now(),
+                    0,
+                )
+                .unwrap(),
+            );
+            (1..=200)
+                .map(|attempt| rules.decide(&call("Echo", attempt)).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(decide(7), decide(7));
+        assert_ne!(decide(7), decide(8));
+        let fired = decide(7).iter().filter(|fired| **fired).count();
+        assert!((60..140).contains(&fired), "{fired} of 200");
+    }
+
+    #[test]
+    fn invalid_rules_name_the_field_and_the_accepted_values() {
+        let cases = [
+            (
+                "activity=A,attempts=2-1,timeout",
+                "`attempts` must be N or N-M",
+            ),
+            (
+                "activity=A,effect=explode",
+                "`effect` must be one of fail, panic",
+            ),
+            (
+                "activity=A,probability=1.5,timeout",
+                "`probability` must be between 0 and 1",
+            ),
+            ("attempts=1,timeout", "a target is required"),
+            ("activity=A,event=B,timeout", "only one target"),
+            (
+                "event=Approval,lose-result",
+                "does not apply to event targets",
+            ),
+            ("activity=A,delay=soon", "`delay`"),
+            ("activity=A,colour=red", "unknown field `colour`"),
+            ("activity=A", "an `effect` is required"),
+        ];
+        for (spec, expected) in cases {
+            let error = parse_compact(spec, now(), 0).unwrap_err().to_string();
+            assert!(error.contains(expected), "{spec}: {error}");
+            assert!(error.contains(spec), "{spec}: {error}");
+        }
+    }
+
+    #[test]
+    fn scenario_files_parse_and_report_the_rule_at_fault() {
+        let rules = parse_scenario(
+            r#"
+            seed = 42
+            [[fault]]
+            name = "flaky"
+            activity = "ChargeCard"
+            probability = 0.3
+            effect = "fail"
+            error_type = "Timeout"
+            "#,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(rules[0].trigger, Trigger::Probability { p: 0.3, seed: 42 });
+        let error = parse_scenario(
+            "[[fault]]\nactivity = \"A\"\neffect = \"timeout\"\n[[fault]]\nactivity = \"B\"\n",
+            now(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("number 2"), "{error}");
+        let error = parse_scenario("[[fault]]\nactivty = \"A\"\n", now())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("activty"), "{error}");
+    }
+}
