@@ -77,6 +77,9 @@ pub enum Trigger {
     },
     /// Every matching call at or after this virtual time.
     From(DateTime<Utc>),
+    /// Every matching call once this much virtual time has passed since the rule was added
+    /// (becomes `From` when the engine adds it).
+    After(Duration),
 }
 
 /// What a fired rule does.
@@ -234,13 +237,9 @@ const EFFECTS: &str = "fail, panic, delay, timeout, lose-result, run-twice, drop
 const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, effect";
 
 impl RawRule {
-    /// Validates the fields into a rule. `now` resolves relative `from` times (`from = "2h"`);
-    /// `default_seed` is used by probability rules without their own seed.
-    pub fn validate(
-        self,
-        now: DateTime<Utc>,
-        default_seed: u64,
-    ) -> Result<FaultRule, FaultRuleError> {
+    /// Validates the fields into a rule; `default_seed` is used by probability rules without
+    /// their own seed.
+    pub fn validate(self, default_seed: u64) -> Result<FaultRule, FaultRuleError> {
         let targets = [
             (TargetKind::Activity, self.activity),
             (TargetKind::Orchestration, self.orchestration),
@@ -287,7 +286,7 @@ impl RawRule {
             return Err(invalid("`seed` goes with `probability`"));
         }
         if let Some(from) = self.from {
-            triggers.push(Trigger::From(parse_from(&from, now)?));
+            triggers.push(parse_from(&from)?);
         }
         if self.every == Some(true) {
             triggers.push(Trigger::Every);
@@ -415,32 +414,26 @@ fn parse_attempts(attempts: NumberOrText) -> Result<Trigger, FaultRuleError> {
     Ok(Trigger::Attempts { first, last })
 }
 
-fn parse_from(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FaultRuleError> {
+fn parse_from(text: &str) -> Result<Trigger, FaultRuleError> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
+        return Ok(Trigger::From(time.with_timezone(&Utc)));
     }
     let relative = text.trim().trim_start_matches('+');
-    let by = crate::clock::parse_duration(relative).map_err(|_| {
-        invalid(format!(
-            "`from` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration from now (2h, 3d) (got '{text}')"
-        ))
-    })?;
-    chrono::Duration::from_std(by)
-        .ok()
-        .and_then(|by| now.checked_add_signed(by))
-        .ok_or_else(|| invalid(format!("`from` {text} is too far away")))
+    crate::clock::parse_duration(relative)
+        .map(Trigger::After)
+        .map_err(|_| {
+            invalid(format!(
+                "`from` must be an RFC 3339 time (2026-01-01T00:00:00Z) or a duration from now (2h, 3d) (got '{text}')"
+            ))
+        })
 }
 
 /// Parses the compact command-line form, e.g.
 /// `activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds`.
 /// Fields are separated by commas (so a message cannot contain one).
-pub fn parse_compact(
-    spec: &str,
-    now: DateTime<Utc>,
-    default_seed: u64,
-) -> Result<FaultRule, FaultRuleError> {
+pub fn parse_compact(spec: &str, default_seed: u64) -> Result<FaultRule, FaultRuleError> {
     compact_to_raw(spec)
-        .and_then(|raw| raw.validate(now, default_seed))
+        .and_then(|raw| raw.validate(default_seed))
         .map_err(|error| FaultRuleError {
             context: Some(format!("'{spec}'")),
             message: error.message,
@@ -547,7 +540,7 @@ struct Scenario {
 }
 
 /// Parses a TOML scenario (`[[fault]]` tables; see `assets/scenarios/`).
-pub fn parse_scenario(text: &str, now: DateTime<Utc>) -> Result<Vec<FaultRule>, FaultRuleError> {
+pub fn parse_scenario(text: &str) -> Result<Vec<FaultRule>, FaultRuleError> {
     let scenario: Scenario = toml::from_str(text).map_err(|error| invalid(error.to_string()))?;
     let seed = scenario.seed.unwrap_or(0);
     scenario
@@ -555,7 +548,7 @@ pub fn parse_scenario(text: &str, now: DateTime<Utc>) -> Result<Vec<FaultRule>, 
         .into_iter()
         .enumerate()
         .map(|(index, raw)| {
-            raw.validate(now, seed).map_err(|error| FaultRuleError {
+            raw.validate(seed).map_err(|error| FaultRuleError {
                 context: Some(format!("#{} ([[fault]] number {})", index + 1, index + 1)),
                 message: error.message,
             })
@@ -626,8 +619,15 @@ pub struct FaultRules {
 }
 
 impl FaultRules {
-    /// Adds a rule (enabled); returns its id.
-    pub fn add(&mut self, rule: FaultRule) -> u32 {
+    /// Adds a rule (enabled), resolving a relative `from` against `now`; returns its id.
+    pub fn add(&mut self, mut rule: FaultRule, now: DateTime<Utc>) -> u32 {
+        if let Trigger::After(by) = rule.trigger {
+            let from = chrono::Duration::from_std(by)
+                .ok()
+                .and_then(|by| now.checked_add_signed(by))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            rule.trigger = Trigger::From(from);
+        }
         self.next_id += 1;
         self.rules.push(RuleState {
             id: self.next_id,
@@ -670,6 +670,13 @@ impl FaultRules {
                     || (kind == TargetKind::SubOrchestration
                         && state.rule.target.kind == TargetKind::Orchestration))
         })
+    }
+
+    /// Whether any enabled rule can crash the host (the engine then commits before episodes).
+    pub fn has_crash_rules(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|state| state.enabled && state.rule.effect == FaultEffect::Crash)
     }
 
     /// Decides whether a rule fires on `call`, counting it for every rule whose target matches.
@@ -738,6 +745,8 @@ fn trigger_fires(trigger: &Trigger, matched: u64, call: &Call<'_>) -> bool {
             draw < *p
         }
         Trigger::From(time) => call.now >= *time,
+        // Resolved to `From` when the rule is added; a rule never added never fires.
+        Trigger::After(_) => false,
     }
 }
 
@@ -763,7 +772,6 @@ mod tests {
     fn the_compact_form_of_the_readme_parses() {
         let rule = parse_compact(
             "activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds",
-            now(),
             0,
         )
         .unwrap();
@@ -782,7 +790,10 @@ mod tests {
     #[test]
     fn attempts_fire_only_on_their_attempts() {
         let mut rules = FaultRules::default();
-        rules.add(parse_compact("activity=Charge*,attempts=1-2,error=X", now(), 0).unwrap());
+        rules.add(
+            parse_compact("activity=Charge*,attempts=1-2,error=X", 0).unwrap(),
+            now(),
+        );
         assert!(rules.decide(&call("ChargeCard", 1)).is_some());
         assert!(rules.decide(&call("ChargeCard", 2)).is_some());
         assert!(rules.decide(&call("ChargeCard", 3)).is_none());
@@ -792,15 +803,17 @@ mod tests {
     #[test]
     fn limits_nth_calls_and_switches_are_honoured() {
         let mut rules = FaultRules::default();
-        let id = rules.add(parse_compact("activity=*,call=2,crash", now(), 0).unwrap());
+        let id = rules.add(parse_compact("activity=*,call=2,crash", 0).unwrap(), now());
         assert!(rules.decide(&call("A", 1)).is_none());
         assert_eq!(
             rules.decide(&call("A", 1)).unwrap().effect,
             FaultEffect::Crash
         );
         assert!(rules.decide(&call("A", 1)).is_none());
-        let limited =
-            rules.add(parse_compact("activity=B,every,limit=1,timeout", now(), 0).unwrap());
+        let limited = rules.add(
+            parse_compact("activity=B,every,limit=1,timeout", 0).unwrap(),
+            now(),
+        );
         assert!(rules.decide(&call("B", 1)).is_some());
         assert!(rules.decide(&call("B", 1)).is_none());
         assert!(rules.set_enabled(id, false));
@@ -815,10 +828,10 @@ mod tests {
             rules.add(
                 parse_compact(
                     &format!("activity=*,probability=0.5,seed={seed},timeout"),
-                    now(),
                     0,
                 )
                 .unwrap(),
+                now(),
             );
             (1..=200)
                 .map(|attempt| rules.decide(&call("Echo", attempt)).is_some())
@@ -856,7 +869,7 @@ mod tests {
             ("activity=A", "an `effect` is required"),
         ];
         for (spec, expected) in cases {
-            let error = parse_compact(spec, now(), 0).unwrap_err().to_string();
+            let error = parse_compact(spec, 0).unwrap_err().to_string();
             assert!(error.contains(expected), "{spec}: {error}");
             assert!(error.contains(spec), "{spec}: {error}");
         }
@@ -874,18 +887,16 @@ mod tests {
             effect = "fail"
             error_type = "Timeout"
             "#,
-            now(),
         )
         .unwrap();
         assert_eq!(rules[0].trigger, Trigger::Probability { p: 0.3, seed: 42 });
         let error = parse_scenario(
             "[[fault]]\nactivity = \"A\"\neffect = \"timeout\"\n[[fault]]\nactivity = \"B\"\n",
-            now(),
         )
         .unwrap_err()
         .to_string();
         assert!(error.contains("number 2"), "{error}");
-        let error = parse_scenario("[[fault]]\nactivty = \"A\"\n", now())
+        let error = parse_scenario("[[fault]]\nactivty = \"A\"\n")
             .unwrap_err()
             .to_string();
         assert!(error.contains("activty"), "{error}");

@@ -51,6 +51,8 @@ pub struct BenchArgs {
     /// Activity worker threads; default: the number of cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    #[command(flatten)]
+    faults: super::FaultArgs,
 }
 
 pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -87,6 +89,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         auto_skip: true,
         workers,
         plugin: Some(plugin),
+        faults: args.faults.rules()?,
     })?;
     println!("database: {label}; workers: {workers}");
     Ok(BenchEngine {
@@ -214,6 +217,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         auto_skip: false,
         workers: default_workers(),
         plugin: Some(plugin),
+        faults: Vec::new(),
     })?;
     let handle = engine.handle();
     let instances = if waiting { args.instances } else { 0 };

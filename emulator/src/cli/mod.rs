@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use durable_emu::cargo_build::BuildOptions;
 use durable_emu::clock::ClockKind;
 use durable_emu::engine::{Engine, EngineConfig, default_workers};
+use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu::plugin::LoadedPlugin;
 use durable_emu::store::DbLocation;
 use durable_emu::watch::{Target, load_once};
@@ -81,17 +82,49 @@ pub struct EngineArgs {
     /// Activity worker threads; default: the number of cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl EngineArgs {
-    fn config(&self, plugin: Option<LoadedPlugin>) -> EngineConfig {
-        EngineConfig {
+    fn config(&self, plugin: Option<LoadedPlugin>) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
             db: self.db.location(),
             clock: self.clock,
             auto_skip: true,
             workers: self.workers.unwrap_or_else(default_workers).max(1),
             plugin,
+            faults: self.faults.rules()?,
+        })
+    }
+}
+
+/// Fault injection rules for the session.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FaultArgs {
+    /// A fault rule in the compact form, repeatable, e.g.
+    /// `activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds`
+    /// (see docs/faults.md for every field).
+    #[arg(long = "fault", value_name = "RULE")]
+    fault: Vec<String>,
+    /// A TOML scenario file of `[[fault]]` rules (examples in assets/scenarios/).
+    #[arg(long = "faults", value_name = "FILE")]
+    faults: Option<PathBuf>,
+}
+
+impl FaultArgs {
+    /// The rules of the scenario file (first) and of each `--fault`, validated.
+    pub fn rules(&self) -> anyhow::Result<Vec<FaultRule>> {
+        let mut rules = Vec::new();
+        if let Some(file) = &self.faults {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the fault scenario {}", file.display()))?;
+            rules.extend(parse_scenario(&text).with_context(|| format!("in {}", file.display()))?);
         }
+        for spec in &self.fault {
+            rules.push(parse_compact(spec, 0)?);
+        }
+        Ok(rules)
     }
 }
 
@@ -144,6 +177,7 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         auto_skip: false,
         workers: 1,
         plugin: None,
+        faults: Vec::new(),
     })
     .with_context(|| format!("opening {}", db.db))
 }

@@ -43,7 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = parse_json("--input", &args.input)?;
     let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
     let plugin = load_target(args.target.as_deref())?;
-    let engine = Engine::start(args.engine.config(Some(plugin)))
+    let engine = Engine::start(args.engine.config(Some(plugin))?)
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let instance_id = handle.start_orchestration(&args.orchestration, input, args.instance_id)?;

@@ -39,7 +39,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (target, plugin) = target_or_builtin(args.target.as_deref())?;
     let active_hash = plugin.content_hash.clone();
-    let (engine, mut events) = Engine::start_subscribed(args.engine.config(Some(plugin)))
+    let (engine, mut events) = Engine::start_subscribed(args.engine.config(Some(plugin))?)
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let _watcher = match target {

@@ -11,11 +11,13 @@
 //!
 //! Knows nothing of front ends; talks to plugins only through `LoadedPlugin`'s handle.
 
+mod faults;
 mod reload;
 
 use super::{CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent, ExecutionHistory};
 use crate::clock::{Clock, ClockKind};
 use crate::export::InstanceExport;
+use crate::faults::FaultRules;
 use crate::plugin::LoadedPlugin;
 use crate::store::{ExecutionRecord, InstanceRecord, Store, StoreError, TimerRow, WorkRow};
 use chrono::{DateTime, Utc};
@@ -70,6 +72,9 @@ struct Live {
     record: InstanceRecord,
     /// Whether the plugin probably holds this execution's session (otherwise send full history).
     has_session: bool,
+    /// How often each exact call was made in the current execution (for fault attempts); built
+    /// from history when first needed.
+    calls: Option<HashMap<String, u32>>,
 }
 
 pub(crate) struct Core {
@@ -92,6 +97,12 @@ pub(crate) struct Core {
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     terminal_waiters: HashMap<String, Vec<Sender<InstanceRecord>>>,
+    faults: FaultRules,
+    deferred: BTreeMap<(DateTime<Utc>, u64), faults::Deferred>,
+    deferred_seq: u64,
+    lose_result: HashSet<WorkKey>,
+    /// Set by a fired `crash` rule: the instance that triggered it.
+    crash: Option<String>,
 }
 
 impl Core {
@@ -130,7 +141,16 @@ impl Core {
             jobs: Some(jobs),
             workers,
             terminal_waiters: HashMap::new(),
+            faults: FaultRules::default(),
+            deferred: BTreeMap::new(),
+            deferred_seq: 0,
+            lose_result: HashSet::new(),
+            crash: None,
         };
+        let now = core.clock.now();
+        for rule in config.faults {
+            core.faults.add(rule, now);
+        }
         core.store.begin()?;
         core.recover()?;
         if let Some(plugin) = config.plugin {
@@ -149,6 +169,7 @@ impl Core {
                 Live {
                     record,
                     has_session: false,
+                    calls: None,
                 },
             );
         }
@@ -209,6 +230,12 @@ impl Core {
                     }
                 }
             }
+            if self.faults.has_crash_rules() {
+                // With crashes injected, what was acknowledged (commands, accepted results) is
+                // committed before episodes run, as a host that answers only after a durable
+                // write would; a crash then loses just the episodes' work.
+                self.commit_checkpoint();
+            }
             self.process();
             self.finish_batch();
             if stopping {
@@ -243,6 +270,7 @@ impl Core {
     /// skipping virtual time to the next timer when auto-skip is on and everything is idle.
     fn process(&mut self) {
         loop {
+            self.handle_crash();
             self.fire_due_timers();
             while let Some(instance_id) = self.runnable.pop_front() {
                 self.runnable_set.remove(&instance_id);
@@ -252,19 +280,66 @@ impl Core {
                         format!("the episode could not be recorded: {error}"),
                     );
                 }
+                self.handle_crash();
                 self.fire_due_timers();
             }
             if !self.idle() || !self.clock.is_virtual() || !self.clock.auto_skip {
                 return;
             }
-            let Some((fire_at, ..)) = self.timers.first() else {
+            let next_timer = self.timers.first().map(|(fire_at, ..)| *fire_at);
+            let Some(next) = [next_timer, self.next_deferred()]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
                 return;
             };
-            let fire_at = *fire_at;
-            if self.clock.advance_to(fire_at).is_ok() {
+            if self.clock.advance_to(next).is_ok() {
                 self.clock_moved();
             }
         }
+    }
+
+    fn handle_crash(&mut self) {
+        if let Some(instance_id) = self.crash.take() {
+            if let Err(error) = self.crash_now(instance_id) {
+                self.warn(
+                    None,
+                    format!("recovering from an injected crash failed: {error}"),
+                );
+            }
+        }
+    }
+
+    fn commit_checkpoint(&mut self) {
+        if let Err(error) = self
+            .persist_leftovers()
+            .map_err(EngineError::from)
+            .and_then(|()| {
+                self.store.commit()?;
+                self.store.begin()?;
+                Ok(())
+            })
+        {
+            self.warn(
+                None,
+                format!("cannot commit before running episodes: {error}"),
+            );
+        }
+    }
+
+    /// Virtual time as last committed (after an injected crash).
+    fn reload_clock(&mut self) -> Result<(), EngineError> {
+        if self.clock.is_virtual() {
+            if let Some(time) = self
+                .store
+                .meta(VIRTUAL_NOW)?
+                .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
+            {
+                self.clock = Clock::virtual_at(time.with_timezone(&Utc), self.clock.auto_skip);
+            }
+        }
+        Ok(())
     }
 
     fn idle(&self) -> bool {
@@ -282,6 +357,7 @@ impl Core {
     }
 
     fn fire_due_timers(&mut self) {
+        self.release_deferred();
         let now = self.clock.now();
         while let Some(first) = self.timers.first() {
             if first.0 > now {
@@ -434,6 +510,9 @@ impl Core {
             done.execution_id.clone(),
             done.task_id,
         );
+        if self.lose_result_once(&key) {
+            return;
+        }
         if self.in_flight.remove(&key).is_none() {
             // A duplicate delivery, or a result for an execution that has ended: history already
             // has (or no longer wants) it.
@@ -484,6 +563,10 @@ impl Core {
         };
         let Some((build, plugin)) = self.plugin_for(live.record.build) else {
             return self.terminate_without_plugin(instance_id);
+        };
+        self.prepare_call_counts(instance_id)?;
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
         };
         let suspended = live.record.status == RuntimeStatus::Suspended;
         let execution_id = live.record.execution_id.clone();
@@ -676,9 +759,29 @@ impl Core {
                     name,
                     input,
                 };
-                self.store.add_work(&work)?;
-                self.in_flight.insert(work_key(&work), (work.clone(), 1));
-                self.to_dispatch.push((work, 1));
+                match self.plan_activity(&work) {
+                    faults::ActivityPlan::Dispatch { twice, lose_result } => {
+                        self.store.add_work(&work)?;
+                        let key = work_key(&work);
+                        if lose_result {
+                            self.lose_result.insert(key.clone());
+                        }
+                        self.in_flight.insert(key, (work.clone(), 1));
+                        if twice {
+                            self.to_dispatch.push((work.clone(), 1));
+                        }
+                        self.to_dispatch.push((work, 1));
+                    }
+                    // Outstanding (so a restart redelivers it) but not running yet, or ever.
+                    faults::ActivityPlan::Withhold => self.store.add_work(&work)?,
+                    faults::ActivityPlan::FailWith(failure) => self.deliver(
+                        instance_id,
+                        EventKind::TaskFailed {
+                            task_scheduled_id: action_id,
+                            failure,
+                        },
+                    ),
+                }
             }
             ActionKind::CreateTimer { fire_at } => {
                 self.store.add_timer(&TimerRow {
@@ -710,8 +813,16 @@ impl Core {
                     name: name.to_string(),
                     task_scheduled_id: action_id,
                 };
+                let attempt = if self
+                    .faults
+                    .targets(crate::faults::TargetKind::SubOrchestration)
+                {
+                    self.next_call_attempt(instance_id, "sub-orchestration", &child_name, &input)
+                } else {
+                    1
+                };
                 if let Err(error) =
-                    self.start_instance(&child_name, input, Some(child_id), Some(parent))
+                    self.start_instance(&child_name, input, Some(child_id), Some(parent), attempt)
                 {
                     self.deliver(
                         instance_id,
@@ -732,13 +843,7 @@ impl Core {
                 input,
             } => {
                 if self.live.contains_key(&target) {
-                    self.deliver(
-                        &target,
-                        EventKind::EventRaised {
-                            name: event_name,
-                            input,
-                        },
-                    );
+                    self.deliver_event(&target, &event_name, input)?;
                 } else {
                     self.warn(
                         Some(instance_id),
@@ -790,6 +895,7 @@ impl Core {
         live.record.status = RuntimeStatus::Running;
         live.record.updated_at = now;
         live.has_session = false;
+        live.calls = None;
         let started = ExecutionStarted {
             name: live.record.name.clone(),
             input,
@@ -874,6 +980,11 @@ impl Core {
     /// Forgets an instance's outstanding activities and timers (its execution ended).
     fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
         self.in_flight.retain(|(id, ..), _| id != instance_id);
+        self.lose_result.retain(|(id, ..)| id != instance_id);
+        self.deferred.retain(|_, deferred| match deferred {
+            faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
+            faults::Deferred::Deliver(id, _) => id != instance_id,
+        });
         self.to_dispatch
             .retain(|(work, _)| work.instance_id != instance_id);
         self.timers.retain(|(_, id, ..)| id != instance_id);
@@ -889,6 +1000,7 @@ impl Core {
         input: Value,
         instance_id: Option<String>,
         parent: Option<ParentInstance>,
+        attempt: u32,
     ) -> Result<String, EngineError> {
         let plugin = self
             .active_build
@@ -955,8 +1067,10 @@ impl Core {
             Live {
                 record,
                 has_session: false,
+                calls: None,
             },
         );
+        let is_sub_orchestration = parent.is_some();
         let started = ExecutionStarted {
             name: name.to_string(),
             input,
@@ -964,7 +1078,13 @@ impl Core {
             execution_id,
             parent,
         };
-        self.deliver(&instance_id, started.into_event());
+        self.plan_start(
+            &instance_id,
+            name,
+            is_sub_orchestration,
+            attempt,
+            started.into_event(),
+        )?;
         Ok(instance_id)
     }
 
@@ -992,14 +1112,7 @@ impl Core {
             return Err(EngineError::Invalid("an event name cannot be empty".into()));
         }
         self.live_or_error(instance_id, "receive events")?;
-        self.deliver(
-            instance_id,
-            EventKind::EventRaised {
-                name: name.to_string(),
-                input,
-            },
-        );
-        Ok(())
+        self.deliver_event(instance_id, name, input)
     }
 
     pub(crate) fn terminate(
@@ -1074,7 +1187,7 @@ impl Core {
             .into_iter()
             .next()
             .map_or(record.input, |execution| execution.input);
-        let restarted = self.start_instance(&record.name, first_input, None, None)?;
+        let restarted = self.start_instance(&record.name, first_input, None, None, 1)?;
         if self.is_diverged(instance_id) {
             // Restarting a diverged instance means "run it again on the new build instead".
             let build = self.active_build.unwrap_or_default();
@@ -1109,6 +1222,79 @@ impl Core {
 
     pub(crate) fn active_build(&self) -> Option<u32> {
         self.active_build
+    }
+
+    pub(crate) fn add_fault(&mut self, rule: crate::faults::FaultRule) -> u32 {
+        self.faults.add(rule, self.clock.now())
+    }
+
+    pub(crate) fn faults(&self) -> Vec<crate::faults::RuleState> {
+        self.faults.list()
+    }
+
+    pub(crate) fn set_fault_enabled(&mut self, id: u32, enabled: bool) -> Result<(), EngineError> {
+        if self.faults.set_enabled(id, enabled) {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(format!("no fault rule {id}")))
+        }
+    }
+
+    pub(crate) fn remove_fault(&mut self, id: u32) -> Result<(), EngineError> {
+        if self.faults.remove(id) {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(format!("no fault rule {id}")))
+        }
+    }
+
+    /// Ends an instance without running its code: what is queued for it, then its completion,
+    /// as one host-recorded episode.
+    fn finish_by_host(
+        &mut self,
+        instance_id: &str,
+        status: RuntimeStatus,
+        output: Value,
+        failure: Option<FailureDetails>,
+    ) -> Result<(), EngineError> {
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let at = |kind| HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind,
+        };
+        let queued: Vec<Message> = self
+            .pending
+            .remove(instance_id)
+            .map(Vec::from)
+            .unwrap_or_default();
+        let mut appended = vec![at(EventKind::OrchestratorStarted)];
+        appended.extend(queued.iter().map(|message| message.event.clone()));
+        appended.push(at(EventKind::ExecutionCompleted {
+            status,
+            result: output.clone(),
+            failure: failure.clone(),
+        }));
+        appended.push(at(EventKind::OrchestratorCompleted));
+        self.store.append_history(
+            instance_id,
+            &live.record.execution_id,
+            live.record.history_len,
+            &appended,
+            None,
+        )?;
+        for message in &queued {
+            if let Some(inbox_id) = message.inbox_id {
+                self.store.remove_inbox(inbox_id)?;
+            }
+        }
+        if let Some(live) = self.live.get_mut(instance_id) {
+            live.record.history_len += appended.len();
+        }
+        self.finish_instance(instance_id, status, output, failure)
     }
 
     pub(crate) fn set_auto_skip(&mut self, on: bool) {
@@ -1213,6 +1399,7 @@ impl Core {
                 Live {
                     record: record.clone(),
                     has_session: false,
+                    calls: None,
                 },
             );
             self.reschedule_open_work(&record, &current)?;

@@ -157,6 +157,18 @@ pub enum EngineEvent {
         /// The structured diff, for a nondeterminism.
         diff: Option<NonDeterminism>,
     },
+    /// A fault rule fired.
+    #[serde(rename_all = "camelCase")]
+    FaultFired {
+        /// The instance it hit.
+        instance_id: String,
+        /// The rule's label.
+        rule: String,
+        /// What it did.
+        effect: String,
+        /// What it hit.
+        target: String,
+    },
     /// Something worth a user's attention that is not an error of the engine.
     #[serde(rename_all = "camelCase")]
     Warning {

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub workers: usize,
     /// The functions to run; without one the engine only answers queries.
     pub plugin: Option<LoadedPlugin>,
+    /// Fault rules active from the start (more can be added through the handle).
+    pub faults: Vec<crate::faults::FaultRule>,
 }
 
 impl EngineConfig {
@@ -50,6 +52,7 @@ impl EngineConfig {
             auto_skip: true,
             workers: default_workers(),
             plugin: Some(plugin),
+            faults: Vec::new(),
         }
     }
 }
@@ -256,7 +259,7 @@ impl EngineHandle {
         instance_id: Option<String>,
     ) -> Result<String, EngineError> {
         let name = name.to_string();
-        self.call(move |core| core.start_instance(&name, input, instance_id, None))
+        self.call(move |core| core.start_instance(&name, input, instance_id, None, 1))
     }
 
     /// Raises an external event on an instance.
@@ -370,6 +373,26 @@ impl EngineHandle {
     /// against it; returns its number.
     pub fn load_build(&self, plugin: LoadedPlugin) -> Result<u32, EngineError> {
         self.call(move |core| core.adopt_build(plugin))
+    }
+
+    /// Adds a fault rule (enabled); returns its id.
+    pub fn add_fault(&self, rule: crate::faults::FaultRule) -> Result<u32, EngineError> {
+        self.call(move |core| Ok(core.add_fault(rule)))
+    }
+
+    /// Every fault rule with its switch and counters.
+    pub fn faults(&self) -> Result<Vec<crate::faults::RuleState>, EngineError> {
+        self.call(|core| Ok(core.faults()))
+    }
+
+    /// Turns a fault rule on or off.
+    pub fn set_fault_enabled(&self, id: u32, enabled: bool) -> Result<(), EngineError> {
+        self.call(move |core| core.set_fault_enabled(id, enabled))
+    }
+
+    /// Removes a fault rule.
+    pub fn remove_fault(&self, id: u32) -> Result<(), EngineError> {
+        self.call(move |core| core.remove_fault(id))
     }
 
     /// Every build recorded in the database, oldest first.

@@ -1,0 +1,421 @@
+//! Carrying out injected faults on the core (the rules and decisions are in `crate::faults`).
+//!
+//! Rules are consulted where work is dispatched: an activity when its `TaskScheduled` is carried
+//! out, an orchestration when its instance is created, an external event when it is raised or
+//! sent. Every fired rule leaves a `FaultInjected` marker in the instance's history (rule, effect,
+//! what it hit), so views and exports can tell an injected failure from a real one.
+//! The host decides everything; no fault needs cooperation from the plugin.
+
+use super::{Core, Live, WorkKey, work_key};
+use crate::engine::{EngineError, EngineEvent};
+use crate::faults::{Call, FaultEffect, Fired, TargetKind};
+use crate::store::WorkRow;
+use chrono::{DateTime, Utc};
+use durable_sdk::FailureDetails;
+use durable_sdk::history::EventKind;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Work postponed by a `delay` effect until a virtual time.
+#[derive(Debug, Clone)]
+pub(super) enum Deferred {
+    /// Hand an activity to the workers.
+    Dispatch(WorkRow),
+    /// Deliver events to an instance.
+    Deliver(String, Vec<EventKind>),
+}
+
+/// What the engine must do with an activity after consulting the rules.
+pub(super) enum ActivityPlan {
+    /// Dispatch it now (possibly twice, or losing its first result).
+    Dispatch { twice: bool, lose_result: bool },
+    /// Record it as outstanding but do not dispatch it yet (delayed) or ever (timeout).
+    Withhold,
+    /// Do not run it: deliver this failure instead.
+    FailWith(FailureDetails),
+}
+
+impl Core {
+    /// How many times this instance has made this exact call (name and input) in its current
+    /// execution, counting this one: the "attempt" fault rules match.
+    pub(super) fn next_call_attempt(
+        &mut self,
+        instance_id: &str,
+        kind: &str,
+        name: &str,
+        input: &Value,
+    ) -> u32 {
+        let key = format!("{kind}\u{0}{name}\u{0}{input}");
+        let counts = match self.live.get_mut(instance_id) {
+            Some(Live {
+                calls: Some(counts),
+                ..
+            }) => counts,
+            _ => return 1,
+        };
+        let count = counts.entry(key).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    /// Before an episode: make sure the instance's call counts reflect its recorded history, when
+    /// any rule needs attempts (counts are kept in memory and rebuilt after a restart).
+    pub(super) fn prepare_call_counts(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let needed = self.faults.targets(TargetKind::Activity)
+            || self.faults.targets(TargetKind::SubOrchestration)
+            || self.faults.targets(TargetKind::Event);
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
+        };
+        if !needed || live.calls.is_some() {
+            return Ok(());
+        }
+        let history = if live.record.history_len == 0 {
+            Vec::new()
+        } else {
+            self.store.history(instance_id, &live.record.execution_id)?
+        };
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for event in &history {
+            let key = match &event.kind {
+                EventKind::TaskScheduled { name, input } => {
+                    format!("activity\u{0}{name}\u{0}{input}")
+                }
+                EventKind::SubOrchestrationInstanceCreated { name, input, .. } => {
+                    format!("sub-orchestration\u{0}{name}\u{0}{input}")
+                }
+                EventKind::EventRaised { name, .. } => format!("event\u{0}{name}\u{0}"),
+                _ => continue,
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        if let Some(live) = self.live.get_mut(instance_id) {
+            live.calls = Some(counts);
+        }
+        Ok(())
+    }
+
+    fn decide(
+        &mut self,
+        kind: TargetKind,
+        name: &str,
+        instance_id: &str,
+        attempt: u32,
+    ) -> Option<Fired> {
+        if !self.faults.targets(kind) {
+            return None;
+        }
+        let now = self.clock.now();
+        self.faults.decide(&Call {
+            kind,
+            name,
+            instance_id,
+            attempt,
+            now,
+        })
+    }
+
+    /// Leaves the marker of a fired rule in the instance's history (delivered with its next
+    /// episode, before whatever the effect delivers).
+    fn mark(&mut self, instance_id: &str, fired: &Fired, task_scheduled_id: Option<i32>) {
+        self.outbox.push(EngineEvent::FaultFired {
+            instance_id: instance_id.to_string(),
+            rule: fired.label.clone(),
+            effect: fired.effect.to_string(),
+            target: fired.target.clone(),
+        });
+        self.deliver(instance_id, marker(fired, task_scheduled_id));
+    }
+
+    /// Consults the rules for an activity the instance just scheduled.
+    pub(super) fn plan_activity(&mut self, work: &WorkRow) -> ActivityPlan {
+        let dispatch = ActivityPlan::Dispatch {
+            twice: false,
+            lose_result: false,
+        };
+        if !self.faults.targets(TargetKind::Activity) {
+            return dispatch;
+        }
+        let attempt =
+            self.next_call_attempt(&work.instance_id, "activity", &work.name, &work.input);
+        let Some(fired) = self.decide(TargetKind::Activity, &work.name, &work.instance_id, attempt)
+        else {
+            return dispatch;
+        };
+        self.mark(&work.instance_id, &fired, Some(work.task_id));
+        match fired.effect {
+            FaultEffect::Fail {
+                error_type,
+                message,
+                non_retriable,
+            } => {
+                let failure = FailureDetails::new(error_type, message);
+                ActivityPlan::FailWith(if non_retriable {
+                    failure.non_retriable()
+                } else {
+                    failure
+                })
+            }
+            FaultEffect::Panic { message } => ActivityPlan::FailWith(
+                FailureDetails::new(durable_sdk::PANIC, message)
+                    .with_stack_trace(format!("injected by fault rule '{}'", fired.label)),
+            ),
+            FaultEffect::Delay(by) => {
+                let due = self.later(by);
+                self.defer(due, Deferred::Dispatch(work.clone()));
+                ActivityPlan::Withhold
+            }
+            FaultEffect::Timeout => ActivityPlan::Withhold,
+            FaultEffect::LoseResult => ActivityPlan::Dispatch {
+                twice: false,
+                lose_result: true,
+            },
+            FaultEffect::RunTwice => ActivityPlan::Dispatch {
+                twice: true,
+                lose_result: false,
+            },
+            FaultEffect::Crash => {
+                self.crash = Some(work.instance_id.clone());
+                dispatch
+            }
+            FaultEffect::Drop | FaultEffect::Duplicate => dispatch,
+        }
+    }
+
+    /// Consults the rules for a new instance; returns the events to deliver now (normally just
+    /// its `ExecutionStarted`).
+    pub(super) fn plan_start(
+        &mut self,
+        instance_id: &str,
+        name: &str,
+        is_sub_orchestration: bool,
+        attempt: u32,
+        started: EventKind,
+    ) -> Result<(), EngineError> {
+        let kind = if is_sub_orchestration {
+            TargetKind::SubOrchestration
+        } else {
+            TargetKind::Orchestration
+        };
+        let Some(fired) = self.decide(kind, name, instance_id, attempt) else {
+            self.deliver(instance_id, started);
+            return Ok(());
+        };
+        self.outbox.push(EngineEvent::FaultFired {
+            instance_id: instance_id.to_string(),
+            rule: fired.label.clone(),
+            effect: fired.effect.to_string(),
+            target: fired.target.clone(),
+        });
+        let marked = marker(&fired, None);
+        match fired.effect {
+            FaultEffect::Fail {
+                error_type,
+                message,
+                non_retriable,
+            } => {
+                let failure = FailureDetails::new(error_type, message);
+                let failure = if non_retriable {
+                    failure.non_retriable()
+                } else {
+                    failure
+                };
+                self.fail_at_start(instance_id, started, marked, failure)
+            }
+            FaultEffect::Panic { message } => {
+                let failure = FailureDetails::new(durable_sdk::PANIC, message)
+                    .with_stack_trace(format!("injected by fault rule '{}'", fired.label));
+                self.fail_at_start(instance_id, started, marked, failure)
+            }
+            FaultEffect::Delay(by) => {
+                let due = self.later(by);
+                self.defer(
+                    due,
+                    Deferred::Deliver(instance_id.to_string(), vec![marked, started]),
+                );
+                Ok(())
+            }
+            FaultEffect::Timeout => {
+                // Never starts: the marker alone is recorded.
+                self.deliver(instance_id, marked);
+                Ok(())
+            }
+            FaultEffect::Crash => {
+                self.deliver(instance_id, started);
+                self.crash = Some(instance_id.to_string());
+                Ok(())
+            }
+            FaultEffect::LoseResult
+            | FaultEffect::RunTwice
+            | FaultEffect::Drop
+            | FaultEffect::Duplicate => {
+                self.deliver(instance_id, started);
+                Ok(())
+            }
+        }
+    }
+
+    fn fail_at_start(
+        &mut self,
+        instance_id: &str,
+        started: EventKind,
+        marked: EventKind,
+        failure: FailureDetails,
+    ) -> Result<(), EngineError> {
+        self.deliver(instance_id, started);
+        self.deliver(instance_id, marked);
+        self.finish_by_host(
+            instance_id,
+            durable_sdk::RuntimeStatus::Failed,
+            Value::Null,
+            Some(failure),
+        )
+    }
+
+    /// Delivers an external event to a running instance, through the rules.
+    pub(super) fn deliver_event(
+        &mut self,
+        instance_id: &str,
+        name: &str,
+        input: Value,
+    ) -> Result<(), EngineError> {
+        let raised = EventKind::EventRaised {
+            name: name.to_string(),
+            input,
+        };
+        if !self.faults.targets(TargetKind::Event) {
+            self.deliver(instance_id, raised);
+            return Ok(());
+        }
+        self.prepare_call_counts(instance_id)?;
+        let attempt = self.next_call_attempt(instance_id, "event", name, &Value::Null);
+        let Some(fired) = self.decide(TargetKind::Event, name, instance_id, attempt) else {
+            self.deliver(instance_id, raised);
+            return Ok(());
+        };
+        self.mark(instance_id, &fired, None);
+        match fired.effect {
+            FaultEffect::Drop => {}
+            FaultEffect::Duplicate => {
+                self.deliver(instance_id, raised.clone());
+                self.deliver(instance_id, raised);
+            }
+            FaultEffect::Delay(by) => {
+                let due = self.later(by);
+                self.defer(
+                    due,
+                    Deferred::Deliver(instance_id.to_string(), vec![raised]),
+                );
+            }
+            FaultEffect::Crash => {
+                self.deliver(instance_id, raised);
+                self.crash = Some(instance_id.to_string());
+            }
+            _ => self.deliver(instance_id, raised),
+        }
+        Ok(())
+    }
+
+    fn later(&self, by: std::time::Duration) -> DateTime<Utc> {
+        chrono::Duration::from_std(by)
+            .ok()
+            .and_then(|by| self.clock.now().checked_add_signed(by))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    fn defer(&mut self, due: DateTime<Utc>, work: Deferred) {
+        self.deferred_seq += 1;
+        self.deferred.insert((due, self.deferred_seq), work);
+    }
+
+    /// The earliest postponed work, for auto-skip.
+    pub(super) fn next_deferred(&self) -> Option<DateTime<Utc>> {
+        self.deferred.keys().next().map(|(due, _)| *due)
+    }
+
+    /// Releases postponed work whose time has come.
+    pub(super) fn release_deferred(&mut self) {
+        let now = self.clock.now();
+        while let Some(entry) = self.deferred.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            match entry.remove() {
+                Deferred::Dispatch(work) => {
+                    let current = self
+                        .live
+                        .get(&work.instance_id)
+                        .is_some_and(|live| live.record.execution_id == work.execution_id);
+                    if current {
+                        self.in_flight.insert(work_key(&work), (work.clone(), 1));
+                        self.to_dispatch.push((work, 1));
+                    }
+                }
+                Deferred::Deliver(instance_id, events) => {
+                    if self.live.contains_key(&instance_id) {
+                        for kind in events {
+                            self.deliver(&instance_id, kind);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A result of an activity whose first result a rule said to lose: drop it and deliver the
+    /// activity again (at-least-once). Returns true if the result was lost.
+    pub(super) fn lose_result_once(&mut self, key: &WorkKey) -> bool {
+        if !self.lose_result.remove(key) {
+            return false;
+        }
+        if let Some((work, delivery)) = self.in_flight.get_mut(key) {
+            *delivery += 1;
+            self.to_dispatch.push((work.clone(), *delivery));
+        }
+        true
+    }
+
+    /// An injected crash: everything since the last commit is lost and the engine recovers from
+    /// the store as a restarted process would. The marker goes to the instance that triggered it.
+    pub(super) fn crash_now(&mut self, instance_id: String) -> Result<(), EngineError> {
+        let _ = self.store.rollback();
+        self.live.clear();
+        self.pending.clear();
+        self.runnable.clear();
+        self.runnable_set.clear();
+        self.in_flight.clear();
+        self.timers.clear();
+        self.to_dispatch.clear();
+        self.outbox.clear();
+        self.deferred.clear();
+        self.lose_result.clear();
+        self.reload_clock()?;
+        self.store.begin()?;
+        self.recover()?;
+        self.warn(
+            Some(&instance_id),
+            "injected crash: the host lost everything since its last commit and recovered from the store".to_string(),
+        );
+        if self.live.contains_key(&instance_id) {
+            self.deliver(
+                &instance_id,
+                EventKind::FaultInjected {
+                    rule: "crash".to_string(),
+                    effect: "crash the host; recovered from the store".to_string(),
+                    target: format!("instance {instance_id}"),
+                    task_scheduled_id: None,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+fn marker(fired: &Fired, task_scheduled_id: Option<i32>) -> EventKind {
+    EventKind::FaultInjected {
+        rule: fired.label.clone(),
+        effect: fired.effect.to_string(),
+        target: fired.target.clone(),
+        task_scheduled_id,
+    }
+}
