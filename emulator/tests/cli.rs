@@ -436,3 +436,102 @@ fn serve_prints_events_reloads_and_stops_cleanly_on_sigint() {
         String::from_utf8_lossy(&listed.stderr)
     );
 }
+
+#[test]
+fn run_takes_fault_rules_from_the_command_line_and_scenario_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            "OrderSaga",
+            "--input",
+            r#"{"order_id":"f1","amount":5}"#,
+            "--db",
+            ":memory:",
+            "--history",
+            "--fault",
+            "activity=ShipOrder,error=CarrierDown:no trucks today",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let status = stdout_json(&output);
+    assert_eq!(status["runtimeStatus"], "Failed");
+    let root = status["failureDetails"]["innerFailure"]["errorType"].clone();
+    assert_eq!(root, "CarrierDown");
+    let markers: Vec<&Value> = status["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["eventType"] == "FaultInjected")
+        .collect();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0]["effect"], "fail CarrierDown: no trucks today");
+
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/scenarios/saga-crash.toml");
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            "OrderSaga",
+            "--input",
+            r#"{"order_id":"f2","amount":5}"#,
+            "--db",
+            ":memory:",
+            "--faults",
+            scenario.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output)["output"]["status"], "Shipped");
+}
+
+#[test]
+fn an_invalid_fault_rule_is_refused_with_the_field_and_the_accepted_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            "HelloSequence",
+            "--db",
+            ":memory:",
+            "--fault",
+            "activity=SayHello,attempts=3-1,timeout",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`attempts` must be N or N-M"),
+        "{}",
+        stderr(&output)
+    );
+    let bad_file = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad_file,
+        "[[fault]]\nactivity = \"X\"\neffect = \"explode\"\n",
+    )
+    .unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            "HelloSequence",
+            "--db",
+            ":memory:",
+            "--faults",
+            bad_file.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("bad.toml") && message.contains("`effect` must be one of"),
+        "{message}"
+    );
+}
