@@ -703,42 +703,66 @@ impl Core {
         let Some(message) = messages.remove(position) else {
             return Ok(());
         };
-        let Some(live) = self.live.get(instance_id) else {
-            return Ok(());
-        };
         let EventKind::ExecutionTerminated { reason, .. } = message.event.kind.clone() else {
             return Ok(());
         };
+        let completed = EventKind::ExecutionCompleted {
+            status: RuntimeStatus::Terminated,
+            result: reason.clone(),
+            failure: None,
+        };
+        self.record_host_episode(instance_id, vec![message], vec![completed])?;
+        self.finish_instance(instance_id, RuntimeStatus::Terminated, reason, None)
+    }
+
+    /// Records an episode the host writes alone, without running code: `OrchestratorStarted`,
+    /// the delivered messages, `extra`, `OrchestratorCompleted`. Any plugin session of the
+    /// instance no longer matches its history afterwards.
+    fn record_host_episode(
+        &mut self,
+        instance_id: &str,
+        delivered: Vec<Message>,
+        extra: Vec<EventKind>,
+    ) -> Result<(), EngineError> {
         let now = self.clock.now();
         let at = |kind| HistoryEvent {
             event_id: -1,
             timestamp: now,
             kind,
         };
-        let appended = [
-            at(EventKind::OrchestratorStarted),
-            message.event,
-            at(EventKind::ExecutionCompleted {
-                status: RuntimeStatus::Terminated,
-                result: reason.clone(),
-                failure: None,
-            }),
-            at(EventKind::OrchestratorCompleted),
-        ];
+        let mut appended = vec![at(EventKind::OrchestratorStarted)];
+        appended.extend(delivered.iter().map(|message| message.event.clone()));
+        appended.extend(extra.into_iter().map(at));
+        appended.push(at(EventKind::OrchestratorCompleted));
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        let first_seq = live.record.history_len;
         self.store.append_history(
             instance_id,
             &live.record.execution_id,
-            live.record.history_len,
+            first_seq,
             &appended,
             None,
         )?;
-        if let Some(inbox_id) = message.inbox_id {
-            self.store.remove_inbox(inbox_id)?;
+        for message in &delivered {
+            if let Some(inbox_id) = message.inbox_id {
+                self.store.remove_inbox(inbox_id)?;
+            }
         }
-        if let Some(live) = self.live.get_mut(instance_id) {
-            live.record.history_len += appended.len();
+        live.record.history_len += appended.len();
+        live.record.updated_at = now;
+        live.has_session = false;
+        let execution_id = live.record.execution_id.clone();
+        if self.wants_history_events() {
+            self.outbox.push(EngineEvent::HistoryAppended {
+                instance_id: instance_id.to_string(),
+                execution_id,
+                first_seq,
+                events: appended,
+            });
         }
-        self.finish_instance(instance_id, RuntimeStatus::Terminated, reason, None)
+        Ok(())
     }
 
     /// Does the work an action asks for (its history event is already recorded).
@@ -1257,43 +1281,17 @@ impl Core {
         output: Value,
         failure: Option<FailureDetails>,
     ) -> Result<(), EngineError> {
-        let Some(live) = self.live.get(instance_id) else {
-            return Ok(());
-        };
-        let now = self.clock.now();
-        let at = |kind| HistoryEvent {
-            event_id: -1,
-            timestamp: now,
-            kind,
-        };
         let queued: Vec<Message> = self
             .pending
             .remove(instance_id)
             .map(Vec::from)
             .unwrap_or_default();
-        let mut appended = vec![at(EventKind::OrchestratorStarted)];
-        appended.extend(queued.iter().map(|message| message.event.clone()));
-        appended.push(at(EventKind::ExecutionCompleted {
+        let completed = EventKind::ExecutionCompleted {
             status,
             result: output.clone(),
             failure: failure.clone(),
-        }));
-        appended.push(at(EventKind::OrchestratorCompleted));
-        self.store.append_history(
-            instance_id,
-            &live.record.execution_id,
-            live.record.history_len,
-            &appended,
-            None,
-        )?;
-        for message in &queued {
-            if let Some(inbox_id) = message.inbox_id {
-                self.store.remove_inbox(inbox_id)?;
-            }
-        }
-        if let Some(live) = self.live.get_mut(instance_id) {
-            live.record.history_len += appended.len();
-        }
+        };
+        self.record_host_episode(instance_id, queued, vec![completed])?;
         self.finish_instance(instance_id, status, output, failure)
     }
 

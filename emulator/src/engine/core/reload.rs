@@ -6,7 +6,7 @@
 //! without running either build's code) with a [`Divergence`] carrying the structured diff; the
 //! user then resumes it pinned to its old build, restarts it on the new one, or terminates it.
 
-use super::{Core, HistoryEvent};
+use super::Core;
 use crate::engine::{EngineError, EngineEvent};
 use crate::plugin::LoadedPlugin;
 use crate::store::Divergence;
@@ -184,48 +184,23 @@ impl Core {
     /// Suspends an instance without running any code: history gets the suspension as its own
     /// episode, exactly as if the code had processed it (suspension produces no actions).
     fn suspend_by_host(&mut self, instance_id: &str, reason: String) -> Result<(), EngineError> {
+        let suspended = self
+            .live
+            .get(instance_id)
+            .is_none_or(|live| live.record.status == RuntimeStatus::Suspended);
+        if suspended {
+            return Ok(());
+        }
+        let suspension = EventKind::ExecutionSuspended {
+            reason: Some(reason),
+        };
+        self.record_host_episode(instance_id, Vec::new(), vec![suspension])?;
         let Some(live) = self.live.get_mut(instance_id) else {
             return Ok(());
         };
-        if live.record.status == RuntimeStatus::Suspended {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let at = |kind| HistoryEvent {
-            event_id: -1,
-            timestamp: now,
-            kind,
-        };
-        let appended = [
-            at(EventKind::OrchestratorStarted),
-            at(EventKind::ExecutionSuspended {
-                reason: Some(reason),
-            }),
-            at(EventKind::OrchestratorCompleted),
-        ];
-        self.store.append_history(
-            instance_id,
-            &live.record.execution_id,
-            live.record.history_len,
-            &appended,
-            None,
-        )?;
-        let first_seq = live.record.history_len;
-        live.record.history_len += appended.len();
         live.record.status = RuntimeStatus::Suspended;
-        live.record.updated_at = now;
-        live.has_session = false;
         self.store.put_instance(&live.record)?;
-        let execution_id = live.record.execution_id.clone();
         let custom_status = live.record.custom_status.clone();
-        if self.wants_history_events() {
-            self.outbox.push(EngineEvent::HistoryAppended {
-                instance_id: instance_id.to_string(),
-                execution_id,
-                first_seq,
-                events: appended.to_vec(),
-            });
-        }
         self.outbox.push(EngineEvent::InstanceChanged {
             instance_id: instance_id.to_string(),
             status: RuntimeStatus::Suspended,
