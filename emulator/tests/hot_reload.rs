@@ -212,15 +212,21 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     let b = handle
         .start_orchestration("Flow", Value::Null, None)
         .unwrap();
+    let b2 = handle
+        .start_orchestration("Flow", Value::Null, None)
+        .unwrap();
     wait_until_waiting_for_continue(&handle, &b);
+    wait_until_waiting_for_continue(&handle, &b2);
     functions.write(
         "HELLO",
         "ctx.create_timer_after(Duration::from_secs(60)).await?;",
     );
     assert_eq!(wait_for_load(&mut events), 3);
-    let diverged = next_event(&mut events, Duration::from_secs(10), |event| {
-        matches!(event, EngineEvent::InstanceDiverged { .. })
-    });
+    let diverged = next_event(
+        &mut events,
+        Duration::from_secs(10),
+        |event| matches!(event, EngineEvent::InstanceDiverged { instance_id, .. } if *instance_id == b),
+    );
     let Some(EngineEvent::InstanceDiverged {
         instance_id,
         build,
@@ -247,6 +253,21 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     let record = handle.instance(&b).unwrap().unwrap();
     assert!(record.pinned);
     assert_eq!(record.build, Some(2));
+    // Restarted instead, it runs again from the start on the new build; the old one ends.
+    assert!(handle.instance(&b2).unwrap().unwrap().divergence.is_some());
+    let again = handle.restart(&b2).unwrap();
+    let ended = handle
+        .wait_until_terminal(&b2, Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, RuntimeStatus::Terminated);
+    assert_eq!(
+        ended.output,
+        json!(format!("restarted on build #3 as {again}"))
+    );
+    wait_until_waiting_for_continue(&handle, &again);
+    assert_eq!(handle.instance(&again).unwrap().unwrap().build, Some(3));
+    assert_eq!(finish(&handle, &again), json!(["HELLO one", "HELLO two"]));
     // New instances run the new build.
     let c = handle
         .start_orchestration("Flow", Value::Null, None)
