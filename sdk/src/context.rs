@@ -186,7 +186,9 @@ impl OrchestrationContext {
     }
 
     /// A deterministic UUIDv5 of (instance id, current time, call counter): the same on every
-    /// replay.
+    /// replay. **Ours**: the counter runs over the whole execution (as .NET's does) rather than
+    /// restarting each episode, because under the virtual clock consecutive episodes often share
+    /// one timestamp, and a per-episode counter would then repeat ids.
     pub fn new_guid(&self) -> Uuid {
         let mut state = self.state.borrow_mut();
         state.guid_counter += 1;

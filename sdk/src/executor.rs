@@ -97,6 +97,8 @@ struct Session {
     warnings: Vec<String>,
     /// The history length the next episode must report for this session to be reused.
     history_len: usize,
+    /// A `FaultInjected` marker was seen: a following completion may be the host's own.
+    host_may_complete: bool,
 }
 
 pub(crate) fn run_episode(
@@ -184,6 +186,7 @@ impl Session {
             nondeterminism: None,
             warnings: Vec::new(),
             history_len: 0,
+            host_may_complete: false,
         }
     }
 
@@ -266,12 +269,16 @@ impl Session {
                     });
                 }
             }
-            EventKind::ContinueAsNew { .. } | EventKind::ExecutionCompleted { .. } => {
-                self.confirm_completion(event_id)
+            EventKind::ContinueAsNew { .. } => {
+                self.confirm_completion(event_id, RuntimeStatus::ContinuedAsNew)
+            }
+            EventKind::ExecutionCompleted { status, .. } => {
+                self.confirm_completion(event_id, status)
             }
             EventKind::OrchestratorCompleted => self.check_episode_end(),
-            // A marker for people and tools (SEMANTICS.md **Ours**); the code never sees it.
-            EventKind::FaultInjected { .. } => {}
+            // A marker for people and tools (SEMANTICS.md **Ours**); the code never sees it. A
+            // completion right after one was made by the host (an injected failure), not the code.
+            EventKind::FaultInjected { .. } => self.host_may_complete = true,
         }
     }
 
@@ -351,21 +358,45 @@ impl Session {
         }
     }
 
-    fn confirm_completion(&mut self, event_id: i32) {
+    /// A completion in history: the code must have completed the same way (status).
+    fn confirm_completion(&mut self, event_id: i32, recorded: RuntimeStatus) {
         let mut state = self.state.borrow_mut();
-        let completion = state.unconfirmed.iter().find_map(|(id, action)| {
-            matches!(action.kind, ActionKind::CompleteOrchestration { .. }).then_some(*id)
-        });
+        let completion = state
+            .unconfirmed
+            .iter()
+            .find_map(|(id, action)| match action.kind {
+                ActionKind::CompleteOrchestration { status, .. } => Some((*id, status)),
+                _ => None,
+            });
+        let expected = DurableCall::new(CallKind::Complete, recorded.as_str());
         match completion {
-            Some(id) => {
+            Some((id, status)) if status == recorded => {
                 state.unconfirmed.remove(&id);
             }
+            Some((id, status)) => {
+                drop(state);
+                self.fail_nondeterministic(NonDeterminism {
+                    sequence_id: id,
+                    expected: Some(expected),
+                    actual: Some(DurableCall::new(CallKind::Complete, status.as_str())),
+                });
+            }
             None if self.finished => {}
+            None if self.host_may_complete => {
+                // The host ended the execution without the code (an injected failure at start):
+                // nothing the code did in that episode was recorded, and nothing more runs.
+                state.unconfirmed.clear();
+                drop(state);
+                self.finished = true;
+                let root = self.root.take();
+                let spawned = std::mem::take(&mut self.spawned);
+                drop((root, spawned));
+            }
             None => {
                 drop(state);
                 self.fail_nondeterministic(NonDeterminism {
                     sequence_id: event_id,
-                    expected: Some(DurableCall::new(CallKind::Complete, "")),
+                    expected: Some(expected),
                     actual: None,
                 });
             }

@@ -216,3 +216,61 @@ fn a_different_input_is_not_nondeterminism() {
         r#"Complete #4 Completed "receipt-1""#
     );
 }
+
+/// The recorded version, whose execution ended by continuing as new.
+async fn renew(ctx: OrchestrationContext, round: u32) -> Result<u32, FailureDetails> {
+    ctx.call_activity::<Value>("Work", round).await?;
+    ctx.continue_as_new(round + 1);
+    Ok(round)
+}
+
+/// Now completes where it used to continue as new.
+async fn finish_instead(ctx: OrchestrationContext, round: u32) -> Result<u32, FailureDetails> {
+    ctx.call_activity::<Value>("Work", round).await?;
+    Ok(round)
+}
+
+const RENEWED: &str = r#"
+    OrchestratorStarted @0
+    ExecutionStarted Renew 1
+    TaskScheduled #0 Work 1
+    OrchestratorCompleted
+    OrchestratorStarted @1
+    TaskCompleted #0 null
+    ContinueAsNew #1 2
+    OrchestratorCompleted
+"#;
+
+#[test]
+fn completing_where_history_continued_as_new_is_nondeterminism() {
+    let response = replay(&Registry::new().orchestrator("Renew", renew), RENEWED);
+    assert_eq!(response.nondeterminism, None);
+    let response = replay(
+        &Registry::new().orchestrator("Renew", finish_instead),
+        RENEWED,
+    );
+    assert_eq!(
+        response.nondeterminism,
+        Some(NonDeterminism {
+            sequence_id: 1,
+            expected: call(CallKind::Complete, "ContinuedAsNew"),
+            actual: call(CallKind::Complete, "Completed"),
+        })
+    );
+}
+
+#[test]
+fn a_failure_the_host_injected_at_start_replays_without_nondeterminism() {
+    // The host failed the instance before its code ran (a fault rule on the orchestration): the
+    // code's own first call was never recorded, and that is not a divergence.
+    let history = r#"
+        OrchestratorStarted @0
+        ExecutionStarted Checkout 42
+        FaultInjected rule 1: fail Boom: injected
+        ExecutionCompleted #0 Failed Boom: injected
+        OrchestratorCompleted
+    "#;
+    let response = replay(&registry_with(checkout_v1), history);
+    assert_eq!(response.nondeterminism, None);
+    assert!(response.actions.is_empty(), "{:?}", response.actions);
+}

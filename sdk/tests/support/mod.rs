@@ -280,6 +280,16 @@ fn event_kind(line: &str) -> (EventKind, i32) {
             };
             return (kind, parse_id(id, line));
         }
+        // `FaultInjected <rule>: <effect>`: a host marker the code never sees.
+        "FaultInjected" => {
+            let (rule, effect) = rest.split_once(':').unwrap_or((rest, ""));
+            EventKind::FaultInjected {
+                rule: rule.trim().to_string(),
+                effect: effect.trim().to_string(),
+                target: String::new(),
+                task_scheduled_id: None,
+            }
+        }
         other => panic!("unknown event '{other}' in line '{line}'"),
     };
     (kind, no_id)
