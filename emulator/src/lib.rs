@@ -10,9 +10,12 @@
 //! - [`store`]: the SQLite store. [`clock`]: real and virtual time.
 //! - [`engine`]: the core thread, workers, commands in and events out.
 //! - [`export`]: the status and export JSON shapes.
+//! - [`tui`]: the terminal UI, a front end over [`engine::EngineHandle`] (in the library so its
+//!   model and views can be tested and benchmarked without a terminal).
 //!
-//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. Nothing here knows about a
-//! terminal UI. See `docs/architecture.md` for the whole map.
+//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. The engine modules know
+//! nothing of the terminal UI and never import ratatui; only `tui` does. See
+//! `docs/architecture.md` for the whole map.
 
 pub mod cargo_build;
 pub mod clock;
@@ -21,4 +24,5 @@ pub mod export;
 pub mod faults;
 pub mod plugin;
 pub mod store;
+pub mod tui;
 pub mod watch;

@@ -6,6 +6,7 @@ mod manage;
 mod replay;
 mod run;
 mod serve;
+mod ui;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -22,12 +23,16 @@ use std::process::ExitCode;
 /// Run and debug durable orchestrations locally.
 #[derive(Debug, Parser)]
 #[command(name = "durable-emu", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// A plugin library (.so/.dylib/.dll) or a crate directory to build; default: the built-in
-    /// sample functions.
+    /// A plugin library (.so/.dylib/.dll) or a crate directory to build (watched and reloaded);
+    /// default: the built-in sample functions. Without a subcommand, opens the terminal UI.
     target: Option<PathBuf>,
+    /// How the terminal UI's engine runs.
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,11 +135,7 @@ impl FaultArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => {
-            let plugin = load_target(cli.target.as_deref())?;
-            print_manifest(&plugin);
-            Ok(ExitCode::SUCCESS)
-        }
+        None => ui::ui(cli.target.as_deref(), &cli.engine),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),

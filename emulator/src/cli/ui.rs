@@ -1,0 +1,53 @@
+//! `durable-emu [TARGET]` with no subcommand: the terminal UI over the engine and the hot-reload
+//! watcher, with the same engine options as `serve`. Virtual time starts with auto-skip off in
+//! the UI, so a timer waits until the user moves time (`n`, `:advance 3d`) or turns auto-skip on
+//! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
+//! UI to draw: it prints what it loaded, as before, and points at `serve`.
+
+use super::{EngineArgs, print_manifest, target_or_builtin};
+use anyhow::Context;
+use durable_emu::engine::Engine;
+use durable_emu::tui::{self, AppOptions};
+use durable_emu::watch::{WatchOptions, Watcher};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+    let (target, plugin) = target_or_builtin(target)?;
+    if !std::io::stdout().is_terminal() {
+        print_manifest(&plugin);
+        eprintln!(
+            "the terminal UI needs a terminal; for a headless engine use `durable-emu serve`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let active_hash = plugin.content_hash.clone();
+    let mut config = engine_args.config(Some(plugin.clone()))?;
+    config.auto_skip = false;
+    let clock = config.clock;
+    let (engine, events) = Engine::start_subscribed(config)
+        .with_context(|| format!("opening {}", engine_args.db.db))?;
+    let handle = engine.handle();
+    let _watcher = match target {
+        Some(target) => Some(
+            Watcher::start(
+                target.clone(),
+                WatchOptions::default(),
+                handle.clone(),
+                Some(active_hash),
+            )
+            .with_context(|| format!("watching {target}"))?,
+        ),
+        None => None,
+    };
+    let options = AppOptions {
+        clock,
+        auto_skip: false,
+        log_dir: Path::new(".durable-emu").join("logs"),
+    };
+    let result = tui::run(handle, events, Some(plugin), options);
+    engine.shutdown();
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
