@@ -1,0 +1,298 @@
+//! Commands: what `update` asks the outside world to do, and the [`Executor`] that does it on
+//! background threads so the UI never waits on SQLite or a plugin call.
+//!
+//! Two lanes, each one thread, each in order: engine calls (queries and user actions; in order,
+//! so `start` then `load instances` sees the new instance) and plugin calls (replay steps and
+//! forks, which may replay a long history). Every answer comes back as a [`Msg::Done`].
+
+use crate::engine::EngineHandle;
+use crate::plugin::LoadedPlugin;
+use crate::tui::msg::{Msg, Outcome};
+use crate::tui::replay::{ForkPlan, StepResult, fork_export};
+use crossbeam_channel::{Receiver, Sender};
+use durable_sdk::protocol::OrchestratorRequest;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Something for the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Load every instance.
+    LoadInstances,
+    /// Load an instance's histories (as the selected instance, or as a child for the errors view).
+    LoadHistory {
+        /// The instance.
+        instance_id: String,
+        /// For the errors view's tree.
+        child: bool,
+    },
+    /// Load the pending timers and the clock's now.
+    LoadTimers,
+    /// Load the builds.
+    LoadBuilds,
+    /// Start an instance.
+    Start {
+        /// Orchestration name.
+        name: String,
+        /// Its input.
+        input: Value,
+    },
+    /// Raise an external event.
+    Raise {
+        /// The instance.
+        instance_id: String,
+        /// Event name.
+        name: String,
+        /// Payload.
+        data: Value,
+    },
+    /// Terminate (recursively).
+    Terminate {
+        /// The instance.
+        instance_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Suspend.
+    Suspend(String),
+    /// Resume.
+    Resume(String),
+    /// Start the same orchestration again with the same input.
+    Restart(String),
+    /// Delete an ended instance and its history.
+    Purge(String),
+    /// Move virtual time forward.
+    Advance(Duration),
+    /// Jump to the next pending timer.
+    NextTimer,
+    /// Turn auto-skip on or off.
+    SetAutoSkip(bool),
+    /// Replay a prefix of history through the plugin (the stepper).
+    Step {
+        /// Answers carry it back; older ones are ignored.
+        token: u64,
+        /// The replay request.
+        request: Box<OrchestratorRequest>,
+    },
+    /// Run a fork's episode (if any) and import it.
+    Fork(Box<ForkPlan>),
+}
+
+impl Command {
+    fn lane(&self) -> Lane {
+        match self {
+            Command::Step { .. } | Command::Fork(_) => Lane::Plugin,
+            _ => Lane::Engine,
+        }
+    }
+}
+
+enum Lane {
+    Engine,
+    Plugin,
+}
+
+/// Runs commands in the background and answers on `answers`.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    engine_lane: Sender<Command>,
+    plugin_lane: Sender<Command>,
+}
+
+impl Executor {
+    /// Starts the two lanes. `plugin` is what the stepper and forks replay with.
+    pub fn start(engine: EngineHandle, plugin: Option<LoadedPlugin>, answers: Sender<Msg>) -> Self {
+        let (engine_lane, engine_rx) = crossbeam_channel::unbounded::<Command>();
+        let (plugin_lane, plugin_rx) = crossbeam_channel::unbounded::<Command>();
+        spawn_lane("durable-emu-ui-engine", engine_rx, {
+            let engine = engine.clone();
+            let plugin = plugin.clone();
+            let answers = answers.clone();
+            move |command| execute(&engine, plugin.as_ref(), command, &answers)
+        });
+        spawn_lane("durable-emu-ui-replay", plugin_rx, move |command| {
+            execute(&engine, plugin.as_ref(), command, &answers);
+        });
+        Self {
+            engine_lane,
+            plugin_lane,
+        }
+    }
+
+    /// Queues a command.
+    pub fn submit(&self, command: Command) {
+        let lane = match command.lane() {
+            Lane::Engine => &self.engine_lane,
+            Lane::Plugin => &self.plugin_lane,
+        };
+        let _ = lane.send(command);
+    }
+}
+
+fn spawn_lane(
+    name: &str,
+    commands: Receiver<Command>,
+    mut run: impl FnMut(Command) + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            for command in commands {
+                run(command);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the UI's {name} thread: {error}");
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Runs one command to completion and sends its answer (blocking: only on an executor lane).
+pub fn execute(
+    engine: &EngineHandle,
+    plugin: Option<&LoadedPlugin>,
+    command: Command,
+    answers: &Sender<Msg>,
+) {
+    let text = |error: crate::engine::EngineError| error.to_string();
+    let outcome = match command {
+        Command::LoadInstances => Outcome::Instances(engine.instances().map_err(text)),
+        Command::LoadHistory { instance_id, child } => Outcome::History {
+            result: engine.history(&instance_id).map_err(text),
+            instance_id,
+            child,
+        },
+        Command::LoadTimers => Outcome::Timers(
+            engine
+                .pending_timers()
+                .and_then(|timers| Ok((timers, engine.now()?)))
+                .map_err(text),
+        ),
+        Command::LoadBuilds => Outcome::Builds(
+            engine
+                .builds()
+                .and_then(|builds| Ok((builds, engine.active_build()?)))
+                .map_err(text),
+        ),
+        Command::Start { name, input } => Outcome::Started {
+            label: format!("start {name}"),
+            result: engine.start_orchestration(&name, input, None).map_err(text),
+        },
+        Command::Raise {
+            instance_id,
+            name,
+            data,
+        } => Outcome::Action {
+            label: format!("raise {name} on {}", short(&instance_id)),
+            result: engine
+                .raise_event(&instance_id, &name, data)
+                .map(|()| "event raised".to_string())
+                .map_err(text),
+        },
+        Command::Terminate {
+            instance_id,
+            reason,
+        } => Outcome::Action {
+            label: format!("terminate {}", short(&instance_id)),
+            result: engine
+                .terminate(&instance_id, Value::String(reason), true)
+                .map(|()| "terminated".to_string())
+                .map_err(text),
+        },
+        Command::Suspend(instance_id) => Outcome::Action {
+            label: format!("suspend {}", short(&instance_id)),
+            result: engine
+                .suspend(&instance_id, Some("suspended from the UI".into()))
+                .map(|()| "suspended".to_string())
+                .map_err(text),
+        },
+        Command::Resume(instance_id) => Outcome::Action {
+            label: format!("resume {}", short(&instance_id)),
+            result: engine
+                .resume(&instance_id, Some("resumed from the UI".into()))
+                .map(|()| "resumed".to_string())
+                .map_err(text),
+        },
+        Command::Restart(instance_id) => Outcome::Started {
+            label: format!("restart {}", short(&instance_id)),
+            result: engine.restart(&instance_id).map_err(text),
+        },
+        Command::Purge(instance_id) => Outcome::Action {
+            label: format!("purge {}", short(&instance_id)),
+            result: engine
+                .purge(&instance_id)
+                .map(|existed| if existed { "purged" } else { "already gone" }.to_string())
+                .map_err(text),
+        },
+        Command::Advance(by) => Outcome::Action {
+            label: format!("advance {}", humantime::format_duration(by)),
+            result: engine
+                .advance_clock(by)
+                .map(|now| format!("now {}", now.format("%Y-%m-%d %H:%M:%S")))
+                .map_err(text),
+        },
+        Command::NextTimer => Outcome::Action {
+            label: "next timer".into(),
+            result: engine
+                .advance_to_next_timer()
+                .map(|now| match now {
+                    Some(now) => format!("now {}", now.format("%Y-%m-%d %H:%M:%S")),
+                    None => "no timer is pending".to_string(),
+                })
+                .map_err(text),
+        },
+        Command::SetAutoSkip(on) => Outcome::Action {
+            label: "auto-skip".into(),
+            result: engine
+                .set_auto_skip(on)
+                .map(|()| if on { "auto-skip on" } else { "auto-skip off" }.to_string())
+                .map_err(text),
+        },
+        Command::Step { token, request } => Outcome::Stepped {
+            token,
+            result: match plugin {
+                None => Err("no functions are loaded, so nothing can be replayed".into()),
+                Some(plugin) => plugin
+                    .handle
+                    .orchestrate(&request)
+                    .map(|response| {
+                        Box::new(StepResult {
+                            step: request.history_len,
+                            response,
+                        })
+                    })
+                    .map_err(|error| error.to_string()),
+            },
+        },
+        Command::Fork(plan) => Outcome::Started {
+            label: format!("fork of {}", short(&plan.source_id)),
+            result: fork(engine, plugin, &plan),
+        },
+    };
+    let _ = answers.send(Msg::Done(outcome));
+}
+
+fn fork(
+    engine: &EngineHandle,
+    plugin: Option<&LoadedPlugin>,
+    plan: &ForkPlan,
+) -> Result<String, String> {
+    let now = engine.now().map_err(|error| error.to_string())?;
+    let response = match plan.episode() {
+        None => None,
+        Some(request) => {
+            let plugin = plugin.ok_or("no functions are loaded, so nothing can run the fork")?;
+            Some(
+                plugin
+                    .handle
+                    .orchestrate(&request)
+                    .map_err(|error| error.to_string())?,
+            )
+        }
+    };
+    let export = fork_export(plan, response.as_ref(), now)?;
+    engine.import(export).map_err(|error| error.to_string())
+}

@@ -1,0 +1,163 @@
+//! Fan-out groups: the calls one episode scheduled together (two or more activities or
+//! sub-orchestrations: what a `when_all` over them waits for), with how many are done, failed
+//! and still running, and the throughput: completions per later episode, one sparkline bar each.
+//! Pure: a history in, groups out; recomputed as the history grows.
+
+use durable_sdk::history::{EventKind, HistoryEvent};
+use std::collections::HashMap;
+
+/// One group of calls scheduled together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanOutGroup {
+    /// What the calls are, e.g. `Square` or `ProcessPayment, ChargeCard`.
+    pub name: String,
+    /// Index of the first call's event.
+    pub first_event: usize,
+    /// Calls in the group.
+    pub total: u64,
+    /// Completed.
+    pub done: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Completions per episode that delivered any, in order.
+    pub throughput: Vec<u64>,
+}
+
+impl FanOutGroup {
+    /// Neither done nor failed.
+    pub fn running(&self) -> u64 {
+        self.total.saturating_sub(self.done + self.failed)
+    }
+}
+
+/// The fan-out groups of `events`, in the order they were scheduled.
+pub fn fanout_groups(events: &[HistoryEvent]) -> Vec<FanOutGroup> {
+    let mut groups: Vec<FanOutGroup> = Vec::new();
+    let mut member_of: HashMap<i32, usize> = HashMap::new();
+    // Calls of the episode in progress: (id, name, event index).
+    let mut episode_calls: Vec<(i32, String, usize)> = Vec::new();
+    // Completions per group in the episode in progress.
+    let mut episode_completions: HashMap<usize, u64> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        match &event.kind {
+            EventKind::TaskScheduled { name, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+                episode_calls.push((event.event_id, name.clone(), index));
+            }
+            EventKind::OrchestratorCompleted => {
+                close_episode(
+                    &mut groups,
+                    &mut member_of,
+                    &mut episode_calls,
+                    &mut episode_completions,
+                );
+            }
+            kind => {
+                if let Some(id) = kind.completes_task() {
+                    if let Some(&group) = member_of.get(&id) {
+                        if kind.failure().is_some() {
+                            groups[group].failed += 1;
+                        } else {
+                            groups[group].done += 1;
+                        }
+                        *episode_completions.entry(group).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    // A history read mid-episode: its calls count as scheduled.
+    close_episode(
+        &mut groups,
+        &mut member_of,
+        &mut episode_calls,
+        &mut episode_completions,
+    );
+    groups
+}
+
+fn close_episode(
+    groups: &mut Vec<FanOutGroup>,
+    member_of: &mut HashMap<i32, usize>,
+    calls: &mut Vec<(i32, String, usize)>,
+    completions: &mut HashMap<usize, u64>,
+) {
+    let mut delivered: Vec<(usize, u64)> = completions.drain().collect();
+    delivered.sort_unstable();
+    for (group, count) in delivered {
+        groups[group].throughput.push(count);
+    }
+    if calls.len() >= 2 {
+        let group = groups.len();
+        let mut names: Vec<&str> = Vec::new();
+        for (_, name, _) in calls.iter() {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        groups.push(FanOutGroup {
+            name: names.join(", "),
+            first_event: calls[0].2,
+            total: calls.len() as u64,
+            ..FanOutGroup::default()
+        });
+        for (id, _, _) in calls.iter() {
+            member_of.insert(*id, group);
+        }
+    }
+    calls.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use serde_json::json;
+
+    fn event(event_id: i32, kind: EventKind) -> HistoryEvent {
+        HistoryEvent {
+            event_id,
+            timestamp: DateTime::UNIX_EPOCH,
+            kind,
+        }
+    }
+
+    #[test]
+    fn calls_scheduled_in_one_episode_form_a_group_that_counts_up() {
+        let square = |id| {
+            event(
+                id,
+                EventKind::TaskScheduled {
+                    name: "Square".into(),
+                    input: json!(id),
+                },
+            )
+        };
+        let done = |id| {
+            event(
+                -1,
+                EventKind::TaskCompleted {
+                    task_scheduled_id: id,
+                    result: json!(1),
+                },
+            )
+        };
+        let events = vec![
+            event(-1, EventKind::OrchestratorStarted),
+            square(0),
+            square(1),
+            square(2),
+            event(-1, EventKind::OrchestratorCompleted),
+            event(-1, EventKind::OrchestratorStarted),
+            done(0),
+            done(2),
+            event(-1, EventKind::OrchestratorCompleted),
+        ];
+        let groups = fanout_groups(&events);
+        assert_eq!(groups.len(), 1);
+        let group = &groups[0];
+        assert_eq!((group.total, group.done, group.running()), (3, 2, 1));
+        assert_eq!(group.name, "Square");
+        assert_eq!(group.throughput, [2]);
+    }
+}
