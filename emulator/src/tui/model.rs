@@ -343,6 +343,8 @@ pub struct HistoryState {
     pub revision: u64,
     /// Per execution: the name of each call by sequence id (for completion rows).
     pub names: Vec<HashMap<i32, String>>,
+    /// Events that arrived while loading: (execution, first seq, events).
+    pub held: Vec<(String, usize, Vec<HistoryEvent>)>,
 }
 
 impl HistoryState {
@@ -358,6 +360,7 @@ impl HistoryState {
             loading: true,
             revision: 0,
             names: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -459,7 +462,7 @@ fn add_call_names(names: &mut HashMap<i32, String>, events: &[HistoryEvent]) {
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
     /// (instance, execution index, history revision, child histories loaded) they were made from.
-    pub source: Option<(String, usize, u64, usize)>,
+    pub source: Option<(String, usize, u64, u64)>,
     /// Timeline bars.
     pub timeline: Timeline,
     /// `when_all` groups.
@@ -635,6 +638,8 @@ pub struct Model {
     pub history: Option<HistoryState>,
     /// Histories of children, for the errors tree.
     pub children: HashMap<String, Vec<ExecutionHistory>>,
+    /// Bumped when a child history arrives.
+    pub children_revision: u64,
     /// First visible row of the derived views (timeline, fan-out, errors).
     pub derived_offset: usize,
     /// Derived views of the history.
@@ -676,6 +681,7 @@ impl Model {
             instances: Instances::default(),
             history: None,
             children: HashMap::new(),
+            children_revision: 0,
             derived_offset: 0,
             derived: Derived::default(),
             stepper: None,

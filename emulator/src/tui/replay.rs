@@ -56,7 +56,7 @@ pub fn step_request(
 pub struct CallRow {
     /// Its sequence id.
     pub sequence_id: i32,
-    /// What it was (kind and name), e.g. `call_activity "SayHello"`.
+    /// What it was (method and name), e.g. `call_activity SayHello`.
     pub call: String,
     /// Index of the history event that recorded it.
     pub scheduled_at: usize,
@@ -77,7 +77,11 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
             by_id.insert(event.event_id, rows.len());
             rows.push(CallRow {
                 sequence_id: event.event_id,
-                call: call.to_string(),
+                call: if call.name.is_empty() {
+                    call.kind.method().to_string()
+                } else {
+                    format!("{} {}", call.kind.method(), call.name)
+                },
                 scheduled_at: index,
                 completed_at: None,
                 failed: false,

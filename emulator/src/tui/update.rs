@@ -193,7 +193,7 @@ fn derive(model: &mut Model, out: &mut Vec<Command>) {
         history.instance_id.clone(),
         history.execution,
         history.revision,
-        model.children.len(),
+        model.children_revision,
     );
     if model.derived.source.as_ref() == Some(&source) {
         return;
@@ -222,7 +222,7 @@ fn derive(model: &mut Model, out: &mut Vec<Command>) {
         history.instance_id.clone(),
         history.execution,
         history.revision,
-        model.children.len(),
+        model.children_revision,
     ));
 }
 
@@ -291,6 +291,8 @@ fn on_engine(model: &mut Model, event: EngineEvent) {
         } => {
             let now = model.clock.now;
             match model.instances.rows.get_mut(&instance_id) {
+                // An older event overtaken by a snapshot: an ended instance stays ended.
+                Some(row) if row.status.is_terminal() && !status.is_terminal() => {}
                 Some(row) => {
                     if row.status != status {
                         model.instances.dirty = true;
@@ -331,11 +333,13 @@ fn on_engine(model: &mut Model, event: EngineEvent) {
                 }
             }
             if let Some(history) = &mut model.history {
-                if history.instance_id == instance_id
-                    && !history.loading
-                    && !history.append(&execution_id, first_seq, &events)
-                {
-                    model.history_stale = true;
+                if history.instance_id == instance_id {
+                    if history.loading {
+                        // Applied once the load arrives (it may or may not contain them).
+                        history.held.push((execution_id, first_seq, events));
+                    } else if !history.append(&execution_id, first_seq, &events) {
+                        model.history_stale = true;
+                    }
                 }
             }
         }
@@ -444,6 +448,13 @@ fn on_outcome(model: &mut Model, outcome: Outcome) {
                     row.scheduled = previous.scheduled;
                     row.completed = previous.completed;
                     row.failed = previous.failed;
+                    // A snapshot can be older than events already applied (they travel on
+                    // different threads); an ended instance never runs again, so keep its end.
+                    if previous.status.is_terminal() && !row.status.is_terminal() {
+                        row.status = previous.status;
+                        row.custom_status.clone_from(&previous.custom_status);
+                        row.history_len = row.history_len.max(previous.history_len);
+                    }
                 }
                 model.instances.rows.insert(row.id.clone(), row);
             }
@@ -456,6 +467,7 @@ fn on_outcome(model: &mut Model, outcome: Outcome) {
         } => {
             if let Ok(executions) = result {
                 model.children.insert(instance_id, executions);
+                model.children_revision += 1;
             }
         }
         Outcome::History {
@@ -470,7 +482,14 @@ fn on_outcome(model: &mut Model, outcome: Outcome) {
                 return;
             }
             match result {
-                Ok(executions) => history.set_executions(executions),
+                Ok(executions) => {
+                    history.set_executions(executions);
+                    for (execution_id, first_seq, events) in std::mem::take(&mut history.held) {
+                        if !history.append(&execution_id, first_seq, &events) {
+                            model.history_stale = true;
+                        }
+                    }
+                }
                 Err(error) => {
                     history.loading = false;
                     model.status = Some((error, true));
@@ -1054,7 +1073,7 @@ fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
                 form.field = (form.field + count - 1) % count;
                 Some(Overlay::Fork(form))
             }
-            KeyCode::Char(' ') | KeyCode::Enter if form.field == 0 => {
+            KeyCode::Char(' ') if form.field == 0 => {
                 form.fail = !form.fail;
                 Some(Overlay::Fork(form))
             }

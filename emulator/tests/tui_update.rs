@@ -1,0 +1,546 @@
+//! The terminal UI's update function (DESIGN.md test layer 3): keys and engine events in, model
+//! out, with the real engine and the built-in samples behind the executor. One test per action.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod tui_support;
+
+use durable_emu::tui::command::Command;
+use durable_emu::tui::model::{Overlay, SortKey, View};
+use durable_emu::tui::msg::Msg;
+use durable_sdk::history::{EventKind, RuntimeStatus};
+use ratatui::crossterm::event::KeyCode;
+use serde_json::json;
+use tui_support::Harness;
+
+fn harness() -> Harness {
+    Harness::new(100, 30)
+}
+
+#[test]
+fn start_from_the_command_line_selects_the_instance_and_history_follows_it_live() {
+    let mut ui = harness();
+    ui.command("start HelloSequence");
+    ui.wait_until("HelloSequence to complete", |model| {
+        model.selected().is_some_and(|row| {
+            row.name == "HelloSequence" && row.status == RuntimeStatus::Completed
+        })
+    });
+    ui.press(KeyCode::Enter);
+    assert_eq!(ui.model.view, View::History);
+    ui.wait_until("the history to load", |model| {
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
+    });
+    let history = ui.model.history.as_ref().unwrap();
+    let last = history.events().last().unwrap();
+    assert!(matches!(last.kind, EventKind::OrchestratorCompleted));
+    assert_eq!(
+        history.selected,
+        history.events().len() - 1,
+        "follows the end"
+    );
+    // Enter opens the event's JSON.
+    ui.press(KeyCode::Up);
+    ui.press(KeyCode::Enter);
+    match &ui.model.overlay {
+        Some(Overlay::Json { lines, .. }) => {
+            assert!(lines.iter().any(|line| line.contains("ExecutionCompleted")));
+        }
+        other => panic!("expected the JSON overlay, got {other:?}"),
+    }
+    ui.press(KeyCode::Esc);
+    assert!(ui.model.overlay.is_none());
+}
+
+#[test]
+fn the_start_form_validates_json_before_submitting() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('n'));
+    let Some(Overlay::Start(form)) = &ui.model.overlay else {
+        panic!("the start form is open");
+    };
+    let target = form
+        .names
+        .iter()
+        .position(|name| name == "FanOutFanIn")
+        .unwrap();
+    for _ in 0..target {
+        ui.press(KeyCode::Char('j'));
+    }
+    ui.press(KeyCode::Enter); // to the input
+    ui.type_text("{oops");
+    ui.press(KeyCode::Enter);
+    assert!(
+        matches!(ui.model.overlay, Some(Overlay::Start(_))),
+        "invalid JSON is not submitted"
+    );
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Start { .. }))
+    );
+    for _ in 0..5 {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("12");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    assert!(ui.commands.contains(&Command::Start {
+        name: "FanOutFanIn".into(),
+        input: json!(12)
+    }));
+    ui.wait_until("FanOutFanIn to complete", |model| {
+        model
+            .selected()
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    assert_eq!(ui.model.selected().unwrap().progress(), Some((12, 12)));
+}
+
+#[test]
+fn raise_delivers_an_event_to_the_selected_instance() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 24}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.command("raise Approval true");
+    ui.wait_until("the approval to complete", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    let record = ui.handle.instance("approval").unwrap().unwrap();
+    assert_eq!(record.output, json!("Approved"));
+}
+
+#[test]
+fn advance_fast_forwards_virtual_time_and_the_clock_view_shows_timers() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 72}),
+        "approval",
+    );
+    ui.press(KeyCode::Char('7'));
+    ui.wait_until("the timer to show", |model| model.clock.timers.len() == 1);
+    let before = ui.model.clock.now.unwrap();
+    ui.command("advance 3d");
+    ui.wait_until("the escalation", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    assert!(ui.model.clock.now.unwrap() - before >= chrono::Duration::days(3));
+    assert_eq!(
+        ui.handle.instance("approval").unwrap().unwrap().output,
+        json!("Escalated")
+    );
+    ui.wait_until("no timers left", |model| model.clock.timers.is_empty());
+}
+
+#[test]
+fn next_timer_and_auto_skip_keys_in_the_clock_view() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.press(KeyCode::Char('7'));
+    ui.press(KeyCode::Char('n'));
+    ui.wait_until("the timer to fire", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    ui.press(KeyCode::Char('a'));
+    assert!(ui.model.clock.auto_skip);
+    assert!(ui.commands.contains(&Command::SetAutoSkip(true)));
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "y", "timeout_hours": 5}),
+        "approval-2",
+    );
+    ui.wait_until("auto-skip to escalate", |model| {
+        model
+            .instances
+            .rows
+            .get("approval-2")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+}
+
+#[test]
+fn terminate_asks_first_and_can_be_cancelled() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.press(KeyCode::Char('t'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    ui.press(KeyCode::Char('n'));
+    assert!(ui.model.overlay.is_none());
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Terminate { .. }))
+    );
+    assert_eq!(ui.status_of("approval"), Some(RuntimeStatus::Running));
+    ui.press(KeyCode::Char('t'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the termination", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+}
+
+#[test]
+fn suspend_resume_restart_and_purge() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.press(KeyCode::Char('p'));
+    ui.wait_until("suspended", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Suspended
+    });
+    ui.press(KeyCode::Char('u'));
+    ui.wait_until("resumed", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Running
+    });
+    ui.press(KeyCode::Char('R'));
+    ui.wait_until("a restarted instance selected", |model| {
+        model.selected_id().is_some_and(|id| id != "approval") && model.instances.rows.len() == 2
+    });
+    // Purging a running instance is refused by the engine, with its reason on the status line.
+    ui.select("approval");
+    ui.command("purge");
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the refusal", |model| {
+        model.status.as_ref().is_some_and(|(_, error)| *error)
+    });
+    ui.command("terminate approval no longer needed");
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("terminated", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+    ui.press(KeyCode::Char('D'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("purged", |model| {
+        !model.instances.rows.contains_key("approval")
+    });
+}
+
+#[test]
+fn filter_and_sort_the_instance_list() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.start("OrderSaga", json!({"fail_at": "ShipOrder"}), "saga");
+    ui.press(KeyCode::Char('/'));
+    ui.type_text("approv");
+    let visible: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(visible, ["approval"]);
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Char('c'));
+    assert!(
+        ui.model.instances.visible.len() >= 4,
+        "the saga's child shows under it"
+    );
+    // A status filter, from the command line.
+    ui.command("filter failed");
+    let visible: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(visible, ["saga"]);
+    ui.command("filter");
+    ui.press(KeyCode::Char('s'));
+    assert_eq!(ui.model.instances.sort, Some(SortKey::Name));
+    let names: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .filter(|(_, depth)| *depth == 0)
+        .map(|(id, _)| ui.model.instances.rows[id].name.as_str())
+        .collect();
+    assert_eq!(names, ["ApprovalWorkflow", "HelloSequence", "OrderSaga"]);
+    // Sub-orchestrations are listed right under their parent.
+    let saga = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .position(|(id, _)| id == "saga")
+        .unwrap();
+    assert_eq!(ui.model.instances.visible[saga + 1].1, 1);
+}
+
+#[test]
+fn the_replay_stepper_steps_both_ways_and_shows_what_the_code_did() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    assert_eq!(ui.model.view, View::Replay);
+    ui.wait_until("the last step", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| stepper.result.is_some())
+    });
+    let len = ui.model.stepper.as_ref().unwrap().events.len();
+    assert_eq!(ui.model.stepper.as_ref().unwrap().step, len);
+    ui.press(KeyCode::Char('g'));
+    // Step to just after the first activity completed: the code then calls the second one.
+    let first_completion = ui
+        .model
+        .stepper
+        .as_ref()
+        .unwrap()
+        .events
+        .iter()
+        .position(|event| matches!(event.kind, EventKind::TaskCompleted { .. }))
+        .unwrap();
+    for _ in 0..=first_completion {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('h'));
+    ui.press(KeyCode::Char('l'));
+    ui.wait_until("the step's answer", |model| {
+        let stepper = model.stepper.as_ref().unwrap();
+        matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
+    });
+    let stepper = ui.model.stepper.as_ref().unwrap();
+    assert_eq!(stepper.step, first_completion + 1);
+    assert_eq!(stepper.calls.len(), 1);
+    assert_eq!(stepper.calls[0].completed_at, Some(first_completion));
+    let response = &stepper.result.as_ref().unwrap().as_ref().unwrap().response;
+    assert!(response.nondeterminism.is_none());
+    assert_eq!(response.actions.len(), 1, "emits the call for Seattle next");
+    assert!(
+        response
+            .logs
+            .iter()
+            .any(|log| log.message == "Tokyo greeted")
+    );
+    // Older answers never overwrite the newest step's.
+    let tokens: Vec<u64> = ui
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Step { token, .. } => Some(*token),
+            _ => None,
+        })
+        .collect();
+    assert!(tokens.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+#[test]
+fn a_fork_from_a_step_runs_live_and_an_edited_completion_changes_its_outcome() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    // Fork after the first activity was scheduled: it runs the rest live.
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..4 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('f'));
+    ui.wait_until("the fork", |model| {
+        model
+            .instances
+            .rows
+            .get("hello-fork1")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    assert_eq!(ui.model.view, View::History, "a fork is watched live");
+    assert_eq!(
+        ui.handle.instance("hello-fork1").unwrap().unwrap().output,
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+    // Back on the source, fork with the next completion turned into a failure.
+    ui.select("hello");
+    ui.press(KeyCode::Char('6'));
+    ui.wait_until("the stepper on hello", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| stepper.instance_id == "hello")
+    });
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..4 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('e'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Fork(_))));
+    ui.press(KeyCode::BackTab); // to "becomes"
+    ui.press(KeyCode::Char(' ')); // a failure
+    ui.press(KeyCode::Enter);
+    ui.wait_until("the edited fork", |model| {
+        model
+            .instances
+            .rows
+            .get("hello-fork2")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    let failure = ui
+        .handle
+        .instance("hello-fork2")
+        .unwrap()
+        .unwrap()
+        .failure
+        .unwrap();
+    assert_eq!(failure.root_cause().error_type, "EditedFailure");
+}
+
+#[test]
+fn the_errors_view_draws_the_chain_with_retries_and_compensation() {
+    let mut ui = harness();
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("OrderSaga", json!({"fail_at": "ChargeCard"}), "saga");
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("saga");
+    ui.press(KeyCode::Char('5'));
+    ui.wait_until("the child's attempts", |model| {
+        model
+            .derived
+            .errors
+            .iter()
+            .any(|row| row.text.contains("attempt 3"))
+    });
+    let text: Vec<&str> = ui
+        .model
+        .derived
+        .errors
+        .iter()
+        .map(|row| row.text.as_str())
+        .collect();
+    assert!(text[0].starts_with("✗ OrderSaga Failed"), "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|row| row.contains("sub-orchestration ProcessPayment")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter().any(|row| row.contains("retried after 5s")),
+        "{text:#?}"
+    );
+    assert!(text.iter().any(|row| *row == "→ rethrew"), "{text:#?}");
+}
+
+#[test]
+fn the_fan_out_view_counts_a_when_all_group() {
+    let mut ui = harness();
+    ui.start("FanOutFanIn", json!(30), "fan");
+    ui.wait_until("the fan-out", |model| {
+        model
+            .instances
+            .rows
+            .get("fan")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.select("fan");
+    ui.press(KeyCode::Char('4'));
+    ui.wait_until("the group", |model| !model.derived.fanout.is_empty());
+    let group = &ui.model.derived.fanout[0];
+    assert_eq!(
+        (group.total, group.done, group.failed, group.running()),
+        (30, 30, 0, 0)
+    );
+    assert_eq!(group.throughput.iter().sum::<u64>(), 30);
+}
+
+#[test]
+fn mouse_clicks_select_rows_and_tabs_and_the_wheel_scrolls() {
+    let mut ui = harness();
+    for i in 0..40 {
+        ui.handle
+            .start_orchestration("HelloSequence", json!(null), Some(format!("h{i:02}")))
+            .unwrap();
+    }
+    ui.settle();
+    ui.wait_until("every instance listed", |model| {
+        model.instances.visible.len() == 40
+    });
+    // Row 2 of the screen is the second instance (tabs, header, first row).
+    ui.click(5, 3);
+    assert_eq!(ui.model.instances.selected, 1);
+    ui.scroll_down();
+    assert_eq!(ui.model.instances.selected, 4);
+    // The "7 Clock" tab.
+    let (start, _, _) =
+        durable_emu::tui::layout::tab_positions(ratatui::layout::Rect::new(0, 0, 100, 1))
+            .into_iter()
+            .find(|(_, _, view)| *view == View::Clock)
+            .unwrap();
+    ui.click(start + 1, 0);
+    assert_eq!(ui.model.view, View::Clock);
+}
+
+#[test]
+fn help_lists_the_keys_of_every_view_and_q_quits() {
+    let mut ui = harness();
+    for view in View::ALL {
+        assert!(
+            !durable_emu::tui::keys::view_keys(view).is_empty(),
+            "{view:?}"
+        );
+    }
+    ui.press(KeyCode::Char('?'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Help { .. })));
+    assert!(ui.screen().contains("Keys · Instances view"));
+    ui.press(KeyCode::Esc);
+    ui.press(KeyCode::Tab);
+    assert_eq!(ui.model.view, View::History);
+    ui.press(KeyCode::BackTab);
+    assert_eq!(ui.model.view, View::Instances);
+    ui.press(KeyCode::Char('q'));
+    assert!(ui.model.quit);
+}
+
+#[test]
+fn a_bad_command_keeps_the_line_open_with_the_reason() {
+    let mut ui = harness();
+    ui.command("advance soon");
+    assert!(matches!(ui.model.overlay, Some(Overlay::Command(_))));
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("not a duration"), "{message}");
+}
+
+#[test]
+fn lost_events_reload_what_is_shown() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.model.instances.rows.clear();
+    ui.send(Msg::EventsLost(42));
+    ui.settle();
+    assert!(ui.model.instances.rows.contains_key("hello"));
+}
