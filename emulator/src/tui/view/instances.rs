@@ -25,11 +25,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         fit("STATUS", 11),
         fit("PROGRESS", 15),
         fit("AGE", 7),
-        fit("BUILD", 5),
+        col("BUILD", 6),
     );
     let mut count = format!("{}/{}", instances.visible.len(), instances.rows.len());
     if instances.sort_key() != crate::tui::model::SortKey::Created {
-        count.push_str(&format!(" by {}", instances.sort_key().label()));
+        count.push_str(&format!(" ↕{}", instances.sort_key().label()));
     }
     if !instances.filter.is_empty() {
         count.push_str(&format!(" /{}", instances.filter));
