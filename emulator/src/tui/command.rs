@@ -8,10 +8,11 @@
 use crate::engine::EngineHandle;
 use crate::plugin::LoadedPlugin;
 use crate::tui::msg::{Msg, Outcome};
-use crate::tui::replay::{ForkPlan, StepResult, fork_export};
+use crate::tui::replay::{ForkPlan, StepResult, fork_export, step_request};
 use crossbeam_channel::{Receiver, Sender};
-use durable_sdk::protocol::OrchestratorRequest;
+use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Something for the outside world to do.
@@ -71,8 +72,14 @@ pub enum Command {
     Step {
         /// Answers carry it back; older ones are ignored.
         token: u64,
-        /// The replay request.
-        request: Box<OrchestratorRequest>,
+        /// The instance.
+        instance_id: String,
+        /// The execution.
+        execution_id: String,
+        /// Its history (shared: the prefix is copied on the executor, not the UI thread).
+        events: Arc<Vec<HistoryEvent>>,
+        /// How many events to replay.
+        step: usize,
     },
     /// Run a fork's episode (if any) and import it.
     Fork(Box<ForkPlan>),
@@ -110,7 +117,7 @@ impl Executor {
             let answers = answers.clone();
             move |command| execute(&engine, plugin.as_ref(), command, &answers)
         });
-        spawn_lane("durable-emu-ui-replay", plugin_rx, move |command| {
+        spawn_replay_lane(plugin_rx, move |command| {
             execute(&engine, plugin.as_ref(), command, &answers);
         });
         Self {
@@ -143,6 +150,31 @@ fn spawn_lane(
         });
     if let Err(error) = spawned {
         tracing::error!("cannot start the UI's {name} thread: {error}");
+    }
+}
+
+/// The plugin lane: a key held down asks for many steps; only the newest waiting one is worth
+/// replaying (older answers would be ignored anyway), so waiting steps are coalesced.
+fn spawn_replay_lane(commands: Receiver<Command>, mut run: impl FnMut(Command) + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("durable-emu-ui-replay".into())
+        .spawn(move || {
+            while let Ok(first) = commands.recv() {
+                let mut batch = vec![first];
+                batch.extend(commands.try_iter());
+                let newest_step = batch
+                    .iter()
+                    .rposition(|command| matches!(command, Command::Step { .. }));
+                for (index, command) in batch.into_iter().enumerate() {
+                    if matches!(command, Command::Step { .. }) && Some(index) != newest_step {
+                        continue;
+                    }
+                    run(command);
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the UI's replay thread: {error}");
     }
 }
 
@@ -251,16 +283,22 @@ pub fn execute(
                 .map(|()| if on { "auto-skip on" } else { "auto-skip off" }.to_string())
                 .map_err(text),
         },
-        Command::Step { token, request } => Outcome::Stepped {
+        Command::Step {
+            token,
+            instance_id,
+            execution_id,
+            events,
+            step,
+        } => Outcome::Stepped {
             token,
             result: match plugin {
                 None => Err("no functions are loaded, so nothing can be replayed".into()),
                 Some(plugin) => plugin
                     .handle
-                    .orchestrate(&request)
+                    .orchestrate(&step_request(&instance_id, &execution_id, &events, step))
                     .map(|response| {
                         Box::new(StepResult {
-                            step: request.history_len,
+                            step: step.min(events.len()),
                             response,
                         })
                     })

@@ -461,8 +461,8 @@ fn add_call_names(names: &mut HashMap<i32, String>, events: &[HistoryEvent]) {
 /// Derived views of the selected history, recomputed when it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
-    /// (instance, execution index, history revision, child histories loaded) they were made from.
-    pub source: Option<(String, usize, u64, u64)>,
+    /// (view, instance, execution index, history revision, children revision) it was made from.
+    pub source: Option<(View, String, usize, u64, u64)>,
     /// Timeline bars.
     pub timeline: Timeline,
     /// `when_all` groups.
@@ -488,6 +488,10 @@ pub struct Stepper {
     pub result: Option<Result<StepResult, String>>,
     /// Durable calls in the prefix.
     pub calls: Vec<CallRow>,
+    /// Durable calls of the whole history (the prefix's are cut from these at each step).
+    pub all_calls: Vec<CallRow>,
+    /// Call names by sequence id, for the history column.
+    pub names: HashMap<i32, String>,
     /// First visible history row on the left.
     pub offset: usize,
 }

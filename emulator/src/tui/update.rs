@@ -16,7 +16,7 @@ use crate::tui::model::{
     Stepper, Tone, View, short_id,
 };
 use crate::tui::msg::{Msg, Outcome};
-use crate::tui::replay::{CompletionEdit, calls_at, next_completion, plan_fork, step_request};
+use crate::tui::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
 use crate::tui::timeline::timeline;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use ratatui::crossterm::event::{
@@ -149,6 +149,8 @@ fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
     }
     let events = Arc::new(execution.events.clone());
     let step = events.len();
+    let all_calls = calls_at(&events, step);
+    let names = crate::tui::model::call_names(&events);
     model.stepper = Some(Stepper {
         instance_id: history.instance_id.clone(),
         execution_id: execution.execution.execution_id.clone(),
@@ -157,6 +159,8 @@ fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
         token: 0,
         result: None,
         calls: Vec::new(),
+        all_calls,
+        names,
         offset: 0,
     });
     step_to(model, step, out);
@@ -169,16 +173,28 @@ fn step_to(model: &mut Model, step: usize, out: &mut Vec<Command>) {
     };
     model.next_token += 1;
     stepper.step = step.min(stepper.events.len());
-    stepper.calls = calls_at(&stepper.events, stepper.step);
+    let step = stepper.step;
+    // The prefix's calls: those scheduled before the step, completed only if that was too.
+    stepper.calls = stepper
+        .all_calls
+        .iter()
+        .take_while(|call| call.scheduled_at < step)
+        .map(|call| {
+            let mut call = call.clone();
+            if call.completed_at.is_some_and(|at| at >= step) {
+                call.completed_at = None;
+                call.failed = false;
+            }
+            call
+        })
+        .collect();
     stepper.token = token;
     out.push(Command::Step {
         token,
-        request: Box::new(step_request(
-            &stepper.instance_id,
-            &stepper.execution_id,
-            &stepper.events,
-            stepper.step,
-        )),
+        instance_id: stepper.instance_id.clone(),
+        execution_id: stepper.execution_id.clone(),
+        events: Arc::clone(&stepper.events),
+        step: stepper.step,
     });
 }
 
@@ -190,6 +206,7 @@ fn derive(model: &mut Model, out: &mut Vec<Command>) {
         return;
     }
     let source = (
+        model.view,
         history.instance_id.clone(),
         history.execution,
         history.revision,
@@ -215,10 +232,14 @@ fn derive(model: &mut Model, out: &mut Vec<Command>) {
         .map_or(("?".to_string(), RuntimeStatus::Running), |row| {
             (row.name.clone(), row.status)
         });
-    model.derived.timeline = timeline(events, model.clock.now);
-    model.derived.fanout = fanout_groups(events);
-    model.derived.errors = error_tree(&name, status, events, &model.children);
+    // Only the view shown: each derivation reads the whole history.
+    match model.view {
+        View::Timeline => model.derived.timeline = timeline(events, model.clock.now),
+        View::FanOut => model.derived.fanout = fanout_groups(events),
+        _ => model.derived.errors = error_tree(&name, status, events, &model.children),
+    }
     model.derived.source = Some((
+        model.view,
         history.instance_id.clone(),
         history.execution,
         history.revision,

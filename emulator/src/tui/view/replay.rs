@@ -74,7 +74,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         .first()
         .map(|event| event.timestamp)
         .unwrap_or_default();
-    let names = crate::tui::model::call_names(events);
+    let names = &stepper.names;
     let last = (stepper.offset + usize::from(list.height)).min(events.len());
     let left_width = usize::from(left.width).saturating_sub(1);
     let lines: Vec<Line<'_>> = (stepper.offset..last)
