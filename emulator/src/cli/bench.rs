@@ -25,6 +25,25 @@ pub enum BenchCommand {
     /// Reload latency: a library file changes N times; time from the change settling to the new
     /// build being active (cargo build excluded), with waiting instances to check on each reload.
     Reload(ReloadArgs),
+    /// Terminal UI frame time: a key, a tick and a redraw of each view, with 10,000 instances and
+    /// a 100,000-event history selected (drawn off-screen).
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Instances in the list.
+    #[arg(long, default_value_t = 10_000)]
+    instances: usize,
+    /// Events in the selected instance's history.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Frames timed per view.
+    #[arg(long, default_value_t = 200)]
+    frames: usize,
+    /// Terminal size, columns x rows.
+    #[arg(long, default_value = "200x50")]
+    size: String,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +80,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Reload(args) => reload(&args),
+        BenchCommand::Ui(args) => ui(&args),
     }
     .map(|()| ExitCode::SUCCESS)
 }
@@ -293,5 +313,36 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         args.n,
         p50 / 1000.0
     );
+    Ok(())
+}
+
+fn ui(args: &UiArgs) -> anyhow::Result<()> {
+    use durable_emu::tui::bench::{frame_times, synthetic_model};
+    let (width, height) = args
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+        .context("--size is COLUMNSxROWS, e.g. 200x50")?;
+    let setup = std::time::Instant::now();
+    let mut model = synthetic_model(args.instances, args.events, width, height);
+    println!(
+        "ui: {} instances, {} events in the selected history, {width}x{height}; model built in {:.0} ms",
+        args.instances,
+        args.events,
+        setup.elapsed().as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>10}",
+        "view", "median ms", "p99 ms", "max ms"
+    );
+    for times in frame_times(&mut model, args.frames.max(1))? {
+        println!(
+            "{:<10} {:>10.2} {:>10.2} {:>10.2}",
+            times.view.title(),
+            times.median.as_secs_f64() * 1000.0,
+            times.p99.as_secs_f64() * 1000.0,
+            times.max.as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
 }
