@@ -291,18 +291,21 @@ fn terminate_without_functions_loaded_ends_the_instance_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let db = db.to_str().unwrap();
-    // A fan-out whose run is cut short by a tiny timeout leaves a running instance behind.
+    // Waiting for a person on the real clock, a run cut short by its timeout leaves a running
+    // instance behind.
     let ran = durable_emu(
         &[
             "run",
             "-o",
-            "BenchFanOut",
+            "ApprovalWorkflow",
             "--input",
-            "20000",
+            r#"{"request":"r","timeout_hours":24}"#,
+            "--clock",
+            "real",
             "--instance-id",
             "big",
             "--timeout",
-            "1ms",
+            "200ms",
             "--db",
             db,
         ],

@@ -123,7 +123,9 @@ pub struct ExecutionHistory {
     pub builds: Vec<Option<u32>>,
 }
 
-type CoreCall = Box<dyn FnOnce(&mut core::Core) + Send>;
+/// A command run on the core thread; it returns the reply to send once the batch has committed.
+type CoreCall = Box<dyn FnOnce(&mut core::Core) -> CoreReply + Send>;
+pub(crate) type CoreReply = Box<dyn FnOnce() + Send>;
 
 pub(crate) enum CoreMessage {
     Call(CoreCall),
@@ -238,7 +240,10 @@ impl EngineHandle {
     ) -> Result<R, EngineError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let call: CoreCall = Box::new(move |core| {
-            let _ = reply_tx.send(f(core));
+            let result = f(core);
+            Box::new(move || {
+                let _ = reply_tx.send(result);
+            })
         });
         self.commands
             .send(CoreMessage::Call(call))

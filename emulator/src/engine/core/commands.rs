@@ -1,0 +1,465 @@
+//! Commands on the core: what front ends ask through the engine handle (start, raise,
+//! terminate, suspend, resume, purge, restart, the clock, fault rules, queries, import).
+
+use super::{Core, ExecutionStarted, Live, Message, new_id};
+use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
+use crate::export::InstanceExport;
+use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
+use durable_sdk::FailureDetails;
+use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+use durable_sdk::protocol::ActionKind;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::Duration;
+
+impl Core {
+    pub(crate) fn start_instance(
+        &mut self,
+        name: &str,
+        input: Value,
+        instance_id: Option<String>,
+        parent: Option<ParentInstance>,
+        attempt: u32,
+    ) -> Result<String, EngineError> {
+        let plugin = self
+            .active_build
+            .and_then(|number| self.builds.get(&number))
+            .ok_or(EngineError::NoPlugin)?;
+        if !plugin
+            .manifest
+            .orchestrators
+            .iter()
+            .any(|known| known == name)
+        {
+            return Err(EngineError::UnknownOrchestration {
+                name: name.to_string(),
+                known: plugin.manifest.orchestrators.join(", "),
+            });
+        }
+        let instance_id = instance_id.unwrap_or_else(new_id);
+        if instance_id.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "an instance id cannot be empty".into(),
+            ));
+        }
+        if self.live.contains_key(&instance_id) {
+            return Err(EngineError::InstanceExists(instance_id));
+        }
+        // Starting over a terminal instance's id replaces it, as Durable Functions does.
+        self.store.purge(&instance_id)?;
+        let now = self.clock.now();
+        let execution_id = new_id();
+        let record = InstanceRecord {
+            instance_id: instance_id.clone(),
+            name: name.to_string(),
+            execution_id: execution_id.clone(),
+            status: RuntimeStatus::Pending,
+            input: input.clone(),
+            output: Value::Null,
+            failure: None,
+            custom_status: None,
+            created_at: now,
+            updated_at: now,
+            parent: parent.clone(),
+            history_len: 0,
+            build: None,
+            pinned: false,
+            divergence: None,
+        };
+        self.store.put_instance(&record)?;
+        self.store.add_execution(
+            &instance_id,
+            &ExecutionRecord {
+                execution_id: execution_id.clone(),
+                ordinal: 0,
+                input: input.clone(),
+                started_at: now,
+            },
+        )?;
+        self.outbox.push(EngineEvent::InstanceCreated {
+            instance_id: instance_id.clone(),
+            name: name.to_string(),
+            parent_instance_id: parent.as_ref().map(|parent| parent.instance_id.clone()),
+        });
+        self.live.insert(
+            instance_id.clone(),
+            Live {
+                record,
+                has_session: false,
+                calls: None,
+            },
+        );
+        let is_sub_orchestration = parent.is_some();
+        let started = ExecutionStarted {
+            name: name.to_string(),
+            input,
+            instance_id: instance_id.clone(),
+            execution_id,
+            parent,
+        };
+        self.plan_start(
+            &instance_id,
+            name,
+            is_sub_orchestration,
+            attempt,
+            started.into_event(),
+        )?;
+        Ok(instance_id)
+    }
+
+    pub(super) fn live_or_error(
+        &self,
+        instance_id: &str,
+        action: &'static str,
+    ) -> Result<&Live, EngineError> {
+        if let Some(live) = self.live.get(instance_id) {
+            return Ok(live);
+        }
+        match self.store.instance(instance_id)? {
+            Some(record) => Err(EngineError::InstanceTerminal {
+                id: instance_id.to_string(),
+                status: record.status.to_string(),
+                action,
+            }),
+            None => Err(EngineError::InstanceNotFound(instance_id.to_string())),
+        }
+    }
+
+    pub(crate) fn raise_event(
+        &mut self,
+        instance_id: &str,
+        name: &str,
+        input: Value,
+    ) -> Result<(), EngineError> {
+        if name.trim().is_empty() {
+            return Err(EngineError::Invalid("an event name cannot be empty".into()));
+        }
+        self.live_or_error(instance_id, "receive events")?;
+        self.deliver_event(instance_id, name, input)
+    }
+
+    pub(crate) fn terminate(
+        &mut self,
+        instance_id: &str,
+        reason: Value,
+        recursive: bool,
+    ) -> Result<(), EngineError> {
+        self.live_or_error(instance_id, "be terminated")?;
+        self.deliver(
+            instance_id,
+            EventKind::ExecutionTerminated {
+                reason: reason.clone(),
+                recurse: recursive,
+            },
+        );
+        if recursive {
+            let children: Vec<String> = self
+                .live
+                .values()
+                .filter(|live| {
+                    live.record
+                        .parent
+                        .as_ref()
+                        .is_some_and(|parent| parent.instance_id == instance_id)
+                })
+                .map(|live| live.record.instance_id.clone())
+                .collect();
+            for child in children {
+                self.terminate(&child, reason.clone(), true)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn suspend(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.live_or_error(instance_id, "be suspended")?;
+        self.deliver(instance_id, EventKind::ExecutionSuspended { reason });
+        Ok(())
+    }
+
+    pub(crate) fn resume(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.live_or_error(instance_id, "be resumed")?;
+        self.pin_if_diverged(instance_id)?;
+        self.deliver(instance_id, EventKind::ExecutionResumed { reason });
+        Ok(())
+    }
+
+    pub(crate) fn purge(&mut self, instance_id: &str) -> Result<bool, EngineError> {
+        if self.live.contains_key(instance_id) {
+            return Err(EngineError::InstanceRunning(instance_id.to_string()));
+        }
+        Ok(self.store.purge(instance_id)?)
+    }
+
+    pub(crate) fn restart(&mut self, instance_id: &str) -> Result<String, EngineError> {
+        let record = self
+            .store
+            .instance(instance_id)?
+            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
+        let first_input = self
+            .store
+            .executions(instance_id)?
+            .into_iter()
+            .next()
+            .map_or(record.input, |execution| execution.input);
+        let restarted = self.start_instance(&record.name, first_input, None, None, 1)?;
+        if self.is_diverged(instance_id) {
+            // Restarting a diverged instance means "run it again on the new build instead".
+            let build = self.active_build.unwrap_or_default();
+            self.terminate(
+                instance_id,
+                Value::String(format!("restarted on build #{build} as {restarted}")),
+                true,
+            )?;
+        }
+        Ok(restarted)
+    }
+
+    pub(crate) fn advance_clock(&mut self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
+        let now = self.clock.advance(by)?;
+        self.clock_moved();
+        Ok(now)
+    }
+
+    pub(crate) fn advance_to_next_timer(&mut self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        let Some((fire_at, ..)) = self.timers.first() else {
+            return Ok(None);
+        };
+        let fire_at = *fire_at;
+        let now = self.clock.advance_to(fire_at)?;
+        self.clock_moved();
+        Ok(Some(now))
+    }
+
+    pub(crate) fn builds(&self) -> Result<Vec<crate::store::BuildRecord>, EngineError> {
+        Ok(self.store.builds()?)
+    }
+
+    pub(crate) fn active_build(&self) -> Option<u32> {
+        self.active_build
+    }
+
+    pub(crate) fn add_fault(&mut self, rule: crate::faults::FaultRule) -> u32 {
+        self.faults.add(rule, self.clock.now())
+    }
+
+    pub(crate) fn faults(&self) -> Vec<crate::faults::RuleState> {
+        self.faults.list()
+    }
+
+    pub(crate) fn set_fault_enabled(&mut self, id: u32, enabled: bool) -> Result<(), EngineError> {
+        if self.faults.set_enabled(id, enabled) {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(format!("no fault rule {id}")))
+        }
+    }
+
+    pub(crate) fn remove_fault(&mut self, id: u32) -> Result<(), EngineError> {
+        if self.faults.remove(id) {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(format!("no fault rule {id}")))
+        }
+    }
+
+    /// Ends an instance without running its code: what is queued for it, then its completion,
+    /// as one host-recorded episode.
+    pub(super) fn finish_by_host(
+        &mut self,
+        instance_id: &str,
+        status: RuntimeStatus,
+        output: Value,
+        failure: Option<FailureDetails>,
+    ) -> Result<(), EngineError> {
+        let queued: Vec<Message> = self
+            .pending
+            .remove(instance_id)
+            .map(Vec::from)
+            .unwrap_or_default();
+        let completed = EventKind::ExecutionCompleted {
+            status,
+            result: output.clone(),
+            failure: failure.clone(),
+        };
+        self.record_host_episode(instance_id, queued, vec![completed])?;
+        self.finish_instance(instance_id, status, output, failure)
+    }
+
+    pub(crate) fn set_auto_skip(&mut self, on: bool) {
+        self.clock.auto_skip = on;
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub(crate) fn pending_timers(&self) -> Vec<TimerRow> {
+        self.timers
+            .iter()
+            .map(|(fire_at, instance_id, execution_id, timer_id)| TimerRow {
+                instance_id: instance_id.clone(),
+                execution_id: execution_id.clone(),
+                timer_id: *timer_id,
+                fire_at: *fire_at,
+            })
+            .collect()
+    }
+
+    pub(crate) fn instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
+        Ok(self.store.instance(instance_id)?)
+    }
+
+    pub(crate) fn instances(&self) -> Result<Vec<InstanceRecord>, EngineError> {
+        Ok(self.store.instances()?)
+    }
+
+    pub(crate) fn history(&self, instance_id: &str) -> Result<Vec<ExecutionHistory>, EngineError> {
+        if self.store.instance(instance_id)?.is_none() {
+            return Err(EngineError::InstanceNotFound(instance_id.to_string()));
+        }
+        self.store
+            .executions(instance_id)?
+            .into_iter()
+            .map(|execution| {
+                let events = self.store.history(instance_id, &execution.execution_id)?;
+                let builds = self
+                    .store
+                    .history_builds(instance_id, &execution.execution_id)?;
+                Ok(ExecutionHistory {
+                    execution,
+                    events,
+                    builds,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn notify_when_terminal(
+        &mut self,
+        instance_id: &str,
+        waiter: Sender<InstanceRecord>,
+    ) -> Result<(), EngineError> {
+        if self.live.contains_key(instance_id) {
+            self.terminal_waiters
+                .entry(instance_id.to_string())
+                .or_default()
+                .push(waiter);
+            return Ok(());
+        }
+        match self.store.instance(instance_id)? {
+            Some(record) => {
+                let _ = waiter.send(record);
+                Ok(())
+            }
+            None => Err(EngineError::InstanceNotFound(instance_id.to_string())),
+        }
+    }
+
+    pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
+        let record = export.to_record().map_err(EngineError::Invalid)?;
+        let instance_id = record.instance_id.clone();
+        if self.store.instance(&instance_id)?.is_some() {
+            return Err(EngineError::InstanceExists(instance_id));
+        }
+        self.store.put_instance(&record)?;
+        for (execution, exported) in export.execution_records().iter().zip(&export.executions) {
+            self.store.add_execution(&instance_id, execution)?;
+            self.store.append_history(
+                &instance_id,
+                &execution.execution_id,
+                0,
+                &exported.history,
+                None,
+            )?;
+        }
+        if !record.status.is_terminal() {
+            let current = export
+                .executions
+                .iter()
+                .find(|execution| execution.execution_id == record.execution_id)
+                .map(|execution| execution.history.clone())
+                .unwrap_or_default();
+            self.live.insert(
+                instance_id.clone(),
+                Live {
+                    record: record.clone(),
+                    has_session: false,
+                    calls: None,
+                },
+            );
+            self.reschedule_open_work(&record, &current)?;
+        }
+        self.outbox.push(EngineEvent::InstanceCreated {
+            instance_id: instance_id.clone(),
+            name: record.name.clone(),
+            parent_instance_id: record
+                .parent
+                .as_ref()
+                .map(|parent| parent.instance_id.clone()),
+        });
+        Ok(instance_id)
+    }
+
+    /// For an imported running instance: activities and timers its history scheduled but never
+    /// completed are scheduled again.
+    pub(super) fn reschedule_open_work(
+        &mut self,
+        record: &InstanceRecord,
+        history: &[HistoryEvent],
+    ) -> Result<(), EngineError> {
+        let completed: HashSet<i32> = history
+            .iter()
+            .filter_map(|event| event.kind.completes_task())
+            .collect();
+        for event in history {
+            if completed.contains(&event.event_id) {
+                continue;
+            }
+            match &event.kind {
+                EventKind::TaskScheduled { name, input } => {
+                    self.carry_out(
+                        &record.instance_id,
+                        &record.execution_id,
+                        &record.name,
+                        event.event_id,
+                        ActionKind::ScheduleTask {
+                            name: name.clone(),
+                            input: input.clone(),
+                        },
+                    )?;
+                }
+                EventKind::TimerCreated { fire_at } => {
+                    self.carry_out(
+                        &record.instance_id,
+                        &record.execution_id,
+                        &record.name,
+                        event.event_id,
+                        ActionKind::CreateTimer { fire_at: *fire_at },
+                    )?;
+                }
+                EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
+                    self.warn(
+                        Some(&record.instance_id),
+                        format!("imported instance waits for sub-orchestration '{instance_id}', which was not imported"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,476 @@
+//! Episodes on the core: running one for an instance, recording it, and carrying out its
+//! actions (work, timers, children, events, completion), plus the episodes the host records
+//! alone (terminations without functions, failures injected at start).
+
+use super::{Core, ExecutionStarted, Message, call_orchestrator, faults, new_id, work_key};
+use crate::engine::{EngineError, EngineEvent};
+use crate::store::{ExecutionRecord, TimerRow, WorkRow};
+use durable_sdk::FailureDetails;
+use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+use durable_sdk::protocol::{ActionKind, OrchestratorRequest};
+use serde_json::Value;
+
+impl Core {
+    pub(super) fn run_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let Some(live) = self.live.get(instance_id) else {
+            self.pending.remove(instance_id);
+            return Ok(());
+        };
+        let Some((build, plugin)) = self.plugin_for(live.record.build) else {
+            return self.terminate_without_plugin(instance_id);
+        };
+        self.prepare_call_counts(instance_id)?;
+        let Some(live) = self.live.get(instance_id) else {
+            return Ok(());
+        };
+        let suspended = live.record.status == RuntimeStatus::Suspended;
+        let execution_id = live.record.execution_id.clone();
+        let history_len = live.record.history_len;
+        let has_session = live.has_session;
+        let delivered = self.take_deliverable(instance_id, suspended);
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let mut new_events = Vec::with_capacity(delivered.len() + 1);
+        new_events.push(HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind: EventKind::OrchestratorStarted,
+        });
+        new_events.extend(delivered.iter().map(|message| message.event.clone()));
+        let mut request = OrchestratorRequest {
+            instance_id: instance_id.to_string(),
+            execution_id: execution_id.clone(),
+            history_len,
+            past_events: Vec::new(),
+            new_events,
+            include_replay_logs: false,
+        };
+        if !has_session && history_len > 0 {
+            request.past_events = self.store.history(instance_id, &execution_id)?;
+        }
+        let mut response = call_orchestrator(plugin, &request);
+        if response.needs_history {
+            request.past_events = self.store.history(instance_id, &execution_id)?;
+            response = call_orchestrator(plugin, &request);
+        }
+
+        let mut appended = request.new_events;
+        appended.extend(response.actions.iter().map(|action| HistoryEvent {
+            event_id: action.id,
+            timestamp: now,
+            kind: action.kind.to_event_kind(),
+        }));
+        appended.push(HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind: EventKind::OrchestratorCompleted,
+        });
+        self.store.append_history(
+            instance_id,
+            &execution_id,
+            history_len,
+            &appended,
+            Some(build),
+        )?;
+        for message in &delivered {
+            if let Some(inbox_id) = message.inbox_id {
+                self.store.remove_inbox(inbox_id)?;
+            }
+        }
+
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        live.has_session = true;
+        live.record.build = Some(build);
+        live.record.history_len = history_len + appended.len();
+        live.record.updated_at = now;
+        if response.custom_status.is_some() {
+            live.record.custom_status = response.custom_status.clone();
+        }
+        for message in &delivered {
+            match message.event.kind {
+                EventKind::ExecutionSuspended { .. } => {
+                    live.record.status = RuntimeStatus::Suspended;
+                }
+                EventKind::ExecutionResumed { .. } | EventKind::ExecutionStarted { .. } => {
+                    live.record.status = RuntimeStatus::Running;
+                }
+                _ => {}
+            }
+        }
+        if live.record.status == RuntimeStatus::Pending {
+            live.record.status = RuntimeStatus::Running;
+        }
+        let parent_name = live.record.name.clone();
+        self.store.put_instance(&live.record)?;
+        let status = live.record.status;
+        let custom_status = live.record.custom_status.clone();
+        if self.wants_history_events() {
+            self.outbox.push(EngineEvent::HistoryAppended {
+                instance_id: instance_id.to_string(),
+                execution_id: execution_id.clone(),
+                first_seq: history_len,
+                events: appended,
+            });
+        }
+        self.outbox.push(EngineEvent::InstanceChanged {
+            instance_id: instance_id.to_string(),
+            status,
+            custom_status,
+        });
+        if let Some(diff) = response.nondeterminism {
+            self.outbox.push(EngineEvent::NonDeterminism {
+                instance_id: instance_id.to_string(),
+                diff,
+            });
+        }
+        for warning in response.warnings {
+            self.warn(Some(instance_id), warning);
+        }
+        for action in response.actions {
+            self.carry_out(
+                instance_id,
+                &execution_id,
+                &parent_name,
+                action.id,
+                action.kind,
+            )?;
+        }
+        // Messages that arrived while suspended become deliverable after a resume.
+        self.mark_runnable(instance_id);
+        Ok(())
+    }
+
+    /// With no functions loaded, a terminate request is carried out by the host alone (the code
+    /// would only have confirmed it); every other message waits for the functions.
+    pub(super) fn terminate_without_plugin(
+        &mut self,
+        instance_id: &str,
+    ) -> Result<(), EngineError> {
+        let Some(messages) = self.pending.get_mut(instance_id) else {
+            return Ok(());
+        };
+        let Some(position) = messages.iter().position(|message| {
+            matches!(message.event.kind, EventKind::ExecutionTerminated { .. })
+        }) else {
+            return Ok(());
+        };
+        let Some(message) = messages.remove(position) else {
+            return Ok(());
+        };
+        let EventKind::ExecutionTerminated { reason, .. } = message.event.kind.clone() else {
+            return Ok(());
+        };
+        let completed = EventKind::ExecutionCompleted {
+            status: RuntimeStatus::Terminated,
+            result: reason.clone(),
+            failure: None,
+        };
+        self.record_host_episode(instance_id, vec![message], vec![completed])?;
+        self.finish_instance(instance_id, RuntimeStatus::Terminated, reason, None)
+    }
+
+    /// Records an episode the host writes alone, without running code: `OrchestratorStarted`,
+    /// the delivered messages, `extra`, `OrchestratorCompleted`. Any plugin session of the
+    /// instance no longer matches its history afterwards.
+    pub(super) fn record_host_episode(
+        &mut self,
+        instance_id: &str,
+        delivered: Vec<Message>,
+        extra: Vec<EventKind>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let at = |kind| HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind,
+        };
+        let mut appended = vec![at(EventKind::OrchestratorStarted)];
+        appended.extend(delivered.iter().map(|message| message.event.clone()));
+        appended.extend(extra.into_iter().map(at));
+        appended.push(at(EventKind::OrchestratorCompleted));
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        let first_seq = live.record.history_len;
+        self.store.append_history(
+            instance_id,
+            &live.record.execution_id,
+            first_seq,
+            &appended,
+            None,
+        )?;
+        for message in &delivered {
+            if let Some(inbox_id) = message.inbox_id {
+                self.store.remove_inbox(inbox_id)?;
+            }
+        }
+        live.record.history_len += appended.len();
+        live.record.updated_at = now;
+        live.has_session = false;
+        let execution_id = live.record.execution_id.clone();
+        if self.wants_history_events() {
+            self.outbox.push(EngineEvent::HistoryAppended {
+                instance_id: instance_id.to_string(),
+                execution_id,
+                first_seq,
+                events: appended,
+            });
+        }
+        Ok(())
+    }
+
+    /// Does the work an action asks for (its history event is already recorded).
+    pub(super) fn carry_out(
+        &mut self,
+        instance_id: &str,
+        execution_id: &str,
+        name: &str,
+        action_id: i32,
+        action: ActionKind,
+    ) -> Result<(), EngineError> {
+        match action {
+            ActionKind::ScheduleTask { name, input } => {
+                let work = WorkRow {
+                    instance_id: instance_id.to_string(),
+                    execution_id: execution_id.to_string(),
+                    task_id: action_id,
+                    name,
+                    input,
+                };
+                match self.plan_activity(&work) {
+                    faults::ActivityPlan::Dispatch { twice, lose_result } => {
+                        self.store.add_work(&work)?;
+                        let key = work_key(&work);
+                        if lose_result {
+                            self.lose_result.insert(key.clone());
+                        }
+                        self.in_flight.insert(key, (work.clone(), 1));
+                        if twice {
+                            self.to_dispatch.push((work.clone(), 1));
+                        }
+                        self.to_dispatch.push((work, 1));
+                    }
+                    // Outstanding (so a restart redelivers it) but not running yet, or ever.
+                    faults::ActivityPlan::Withhold => self.store.add_work(&work)?,
+                    faults::ActivityPlan::FailWith(failure) => self.deliver(
+                        instance_id,
+                        EventKind::TaskFailed {
+                            task_scheduled_id: action_id,
+                            failure,
+                        },
+                    ),
+                }
+            }
+            ActionKind::CreateTimer { fire_at } => {
+                self.store.add_timer(&TimerRow {
+                    instance_id: instance_id.to_string(),
+                    execution_id: execution_id.to_string(),
+                    timer_id: action_id,
+                    fire_at,
+                })?;
+                self.timers.insert((
+                    fire_at,
+                    instance_id.to_string(),
+                    execution_id.to_string(),
+                    action_id,
+                ));
+                self.outbox.push(EngineEvent::TimerScheduled {
+                    instance_id: instance_id.to_string(),
+                    timer_id: action_id,
+                    fire_at,
+                });
+            }
+            ActionKind::CreateSubOrchestration {
+                name: child_name,
+                instance_id: child_id,
+                input,
+            } => {
+                let parent = ParentInstance {
+                    instance_id: instance_id.to_string(),
+                    execution_id: execution_id.to_string(),
+                    name: name.to_string(),
+                    task_scheduled_id: action_id,
+                };
+                let attempt = if self
+                    .faults
+                    .targets(crate::faults::TargetKind::SubOrchestration)
+                {
+                    self.next_call_attempt(instance_id, "sub-orchestration", &child_name, &input)
+                } else {
+                    1
+                };
+                if let Err(error) =
+                    self.start_instance(&child_name, input, Some(child_id), Some(parent), attempt)
+                {
+                    self.deliver(
+                        instance_id,
+                        EventKind::SubOrchestrationInstanceFailed {
+                            task_scheduled_id: action_id,
+                            failure: FailureDetails::new(
+                                "SubOrchestrationNotStarted",
+                                error.to_string(),
+                            )
+                            .non_retriable(),
+                        },
+                    );
+                }
+            }
+            ActionKind::SendEvent {
+                instance_id: target,
+                name: event_name,
+                input,
+            } => {
+                if self.live.contains_key(&target) {
+                    self.deliver_event(&target, &event_name, input)?;
+                } else {
+                    self.warn(
+                        Some(instance_id),
+                        format!("event '{event_name}' was sent to '{target}', which is not running; it was dropped"),
+                    );
+                }
+            }
+            ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::ContinuedAsNew,
+                result,
+                carryover_events,
+                ..
+            } => self.continue_as_new(instance_id, result, carryover_events)?,
+            ActionKind::CompleteOrchestration {
+                status,
+                result,
+                failure,
+                ..
+            } => self.finish_instance(instance_id, status, result, failure)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn continue_as_new(
+        &mut self,
+        instance_id: &str,
+        input: Value,
+        carryover: Vec<HistoryEvent>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let ordinal = self.store.executions(instance_id)?.len() as i64;
+        let execution_id = new_id();
+        self.drop_outstanding(instance_id)?;
+        self.store.add_execution(
+            instance_id,
+            &ExecutionRecord {
+                execution_id: execution_id.clone(),
+                ordinal,
+                input: input.clone(),
+                started_at: now,
+            },
+        )?;
+        let Some(live) = self.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        live.record.execution_id = execution_id.clone();
+        live.record.input = input.clone();
+        live.record.history_len = 0;
+        live.record.status = RuntimeStatus::Running;
+        live.record.updated_at = now;
+        live.has_session = false;
+        live.calls = None;
+        let started = ExecutionStarted {
+            name: live.record.name.clone(),
+            input,
+            instance_id: instance_id.to_string(),
+            execution_id,
+            parent: live.record.parent.clone(),
+        };
+        self.store.put_instance(&live.record)?;
+        let mut first = vec![Message {
+            event: HistoryEvent {
+                event_id: -1,
+                timestamp: now,
+                kind: started.into_event(),
+            },
+            inbox_id: None,
+        }];
+        first.extend(carryover.into_iter().map(|event| Message {
+            event,
+            inbox_id: None,
+        }));
+        let queue = self.pending.entry(instance_id.to_string()).or_default();
+        for message in first.into_iter().rev() {
+            queue.push_front(message);
+        }
+        self.mark_runnable(instance_id);
+        Ok(())
+    }
+
+    pub(super) fn finish_instance(
+        &mut self,
+        instance_id: &str,
+        status: RuntimeStatus,
+        output: Value,
+        failure: Option<FailureDetails>,
+    ) -> Result<(), EngineError> {
+        let Some(mut live) = self.live.remove(instance_id) else {
+            return Ok(());
+        };
+        self.drop_outstanding(instance_id)?;
+        self.store.clear_pending(instance_id)?;
+        self.pending.remove(instance_id);
+        live.record.status = status;
+        live.record.output = output.clone();
+        live.record.failure = failure.clone();
+        live.record.updated_at = self.clock.now();
+        self.store.put_instance(&live.record)?;
+        self.outbox.push(EngineEvent::InstanceChanged {
+            instance_id: instance_id.to_string(),
+            status,
+            custom_status: live.record.custom_status.clone(),
+        });
+        for waiter in self
+            .terminal_waiters
+            .remove(instance_id)
+            .unwrap_or_default()
+        {
+            let _ = waiter.send(live.record.clone());
+        }
+        if let Some(parent) = &live.record.parent {
+            let kind = match status {
+                RuntimeStatus::Completed => EventKind::SubOrchestrationInstanceCompleted {
+                    task_scheduled_id: parent.task_scheduled_id,
+                    result: output,
+                },
+                _ => EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id: parent.task_scheduled_id,
+                    failure: failure.unwrap_or_else(|| {
+                        FailureDetails::new(
+                            status.as_str(),
+                            format!("sub-orchestration '{instance_id}' was {status}: {output}"),
+                        )
+                    }),
+                },
+            };
+            if self.live.contains_key(&parent.instance_id) {
+                self.deliver(&parent.instance_id.clone(), kind);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets an instance's outstanding activities and timers (its execution ended).
+    pub(super) fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        self.in_flight.retain(|(id, ..), _| id != instance_id);
+        self.lose_result.retain(|(id, ..)| id != instance_id);
+        self.deferred.retain(|_, deferred| match deferred {
+            faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
+            faults::Deferred::Deliver(id, _) => id != instance_id,
+        });
+        self.to_dispatch
+            .retain(|(work, _)| work.instance_id != instance_id);
+        self.timers.retain(|(_, id, ..)| id != instance_id);
+        self.store.clear_work_and_timers(instance_id)?;
+        Ok(())
+    }
+}
