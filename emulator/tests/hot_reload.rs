@@ -268,6 +268,9 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     wait_until_waiting_for_continue(&handle, &again);
     assert_eq!(handle.instance(&again).unwrap().unwrap().build, Some(3));
     assert_eq!(finish(&handle, &again), json!(["HELLO one", "HELLO two"]));
+    // Front ends can still reach every loaded build (the replay stepper uses it).
+    assert!(handle.plugin(Some(2)).unwrap().is_some());
+    assert!(handle.plugin(Some(99)).unwrap().is_none());
     // New instances run the new build.
     let c = handle
         .start_orchestration("Flow", Value::Null, None)

@@ -405,6 +405,12 @@ impl EngineHandle {
         self.call(|core| core.builds())
     }
 
+    /// A loaded build by number (`None`: the active build), for front ends that replay history
+    /// themselves (the replay stepper); `Ok(None)` if that build is not loaded in this process.
+    pub fn plugin(&self, build: Option<u32>) -> Result<Option<LoadedPlugin>, EngineError> {
+        self.call(move |core| Ok(core.plugin(build)))
+    }
+
     /// The number of the active build, if any.
     pub fn active_build(&self) -> Result<Option<u32>, EngineError> {
         self.call(|core| Ok(core.active_build()))

@@ -28,6 +28,13 @@ impl Core {
             })
     }
 
+    /// A loaded build by number, or the active build.
+    pub(crate) fn plugin(&self, build: Option<u32>) -> Option<LoadedPlugin> {
+        build
+            .or(self.active_build)
+            .and_then(|number| self.builds.get(&number).cloned())
+    }
+
     /// Records a new build, makes it active, and checks every running instance against it.
     pub(crate) fn adopt_build(&mut self, plugin: LoadedPlugin) -> Result<u32, EngineError> {
         let now = self.clock.now();
