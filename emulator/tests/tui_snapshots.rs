@@ -18,6 +18,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[date]"),
         (r"[0-9a-f]{32}", "[hex]"),
         (r"build [0-9a-f-]{8,}", "build [id]"),
+        // A build id shortened in a column: it changes with every compilation.
+        (r"\b[0-9a-f]{8}…", "[build id]…"),
         // How completions batch into episodes depends on worker timing.
         (r"completions/episode .*", "completions/episode [sparkline]"),
     ]
