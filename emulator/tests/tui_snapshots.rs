@@ -178,3 +178,42 @@ fn terminate_confirmation() {
     ui.press(KeyCode::Char('t'));
     snapshot!("confirm_terminate", ui.screen());
 }
+
+#[test]
+fn faults_view() {
+    let mut ui = Harness::new(80, 24);
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.command(
+        "fault activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds,name=flaky card",
+    );
+    ui.command("fault event=Approval,instance=approval-*,drop,limit=1");
+    ui.start("OrderSaga", json!({"order_id": "o1", "amount": 5}), "saga");
+    ui.press(KeyCode::Char('9'));
+    ui.wait_until("both rules, the first fired twice", |model| {
+        model.faults.rules.len() == 2 && model.faults.rules[0].fired == 2
+    });
+    ui.press(KeyCode::Char('j'));
+    ui.press(KeyCode::Char('t'));
+    ui.wait_until("the second rule off", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("disabled"))
+    });
+    ui.press(KeyCode::Char('k'));
+    snapshot!("faults", ui.screen());
+}
+
+#[test]
+fn fault_form_with_an_invalid_rule() {
+    let mut ui = Harness::new(80, 24);
+    ui.press(KeyCode::Char('9'));
+    ui.press(KeyCode::Char('a'));
+    ui.type_text("ChargeCard");
+    ui.press(KeyCode::Tab);
+    ui.press(KeyCode::Tab);
+    ui.press(KeyCode::Char(' '));
+    ui.press(KeyCode::Tab);
+    ui.type_text("3-1");
+    snapshot!("fault_form", ui.screen());
+}

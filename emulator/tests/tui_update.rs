@@ -544,3 +544,174 @@ fn lost_events_reload_what_is_shown() {
     ui.settle();
     assert!(ui.model.instances.rows.contains_key("hello"));
 }
+
+// ----- faults view ------------------------------------------------------------------------------
+
+const CARD_RULE: &str = "activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds";
+
+fn with_a_rule() -> Harness {
+    let mut ui = harness();
+    ui.command(&format!("fault {CARD_RULE}"));
+    ui.press(KeyCode::Char('9'));
+    assert_eq!(ui.model.view, View::Faults);
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+    ui
+}
+
+#[test]
+fn the_fault_form_refuses_an_invalid_rule_naming_the_field_then_adds_a_valid_one() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('9'));
+    ui.press(KeyCode::Char('a'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Fault(_))));
+    ui.type_text("ChargeCard");
+    ui.press(KeyCode::Tab); // instance glob
+    ui.press(KeyCode::Tab); // trigger
+    ui.press(KeyCode::Char(' ')); // every -> attempts
+    ui.press(KeyCode::Tab); // its value
+    ui.type_text("3-1");
+    ui.press(KeyCode::Enter);
+    assert!(
+        matches!(ui.model.overlay, Some(Overlay::Fault(_))),
+        "an invalid rule is not submitted"
+    );
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("`attempts`"), "{message}");
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::AddFault { .. }))
+    );
+    for _ in 0..3 {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("1-2");
+    ui.press(KeyCode::Tab); // limit
+    ui.press(KeyCode::Tab); // effect: error
+    ui.press(KeyCode::Tab); // error type
+    for _ in 0.."InjectedFailure".len() {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("CardDeclined");
+    ui.press(KeyCode::Tab); // message
+    ui.type_text("insufficient funds");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    assert!(
+        ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::AddFault { spec, .. } if spec == CARD_RULE))
+    );
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+    let state = &ui.model.faults.rules[0];
+    assert_eq!(state.rule.target.name, "ChargeCard");
+    assert!(state.enabled);
+    // A fired rule's counters are refreshed by the engine's faultFired events.
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("OrderSaga", json!({"order_id": "o1", "amount": 5}), "saga");
+    ui.wait_until("the rule to fire twice", |model| {
+        model
+            .faults
+            .rules
+            .first()
+            .is_some_and(|rule| rule.fired == 2)
+    });
+}
+
+#[test]
+fn t_and_space_switch_the_selected_rule_off_and_on() {
+    let mut ui = with_a_rule();
+    let id = ui.model.faults.rules[0].id;
+    ui.press(KeyCode::Char('t'));
+    assert!(!ui.model.faults.rules[0].enabled, "shown at once");
+    assert!(
+        ui.commands
+            .contains(&Command::SetFaultEnabled { id, enabled: false })
+    );
+    ui.wait_until("the engine to agree", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("disabled"))
+    });
+    assert!(!ui.handle.faults().unwrap()[0].enabled);
+    assert!(!ui.model.faults.rules[0].enabled);
+    ui.press(KeyCode::Char(' '));
+    ui.wait_until("enabled again", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("enabled"))
+    });
+    assert!(ui.handle.faults().unwrap()[0].enabled);
+}
+
+#[test]
+fn d_removes_the_selected_rule_after_asking() {
+    let mut ui = with_a_rule();
+    ui.press(KeyCode::Char('d'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    ui.press(KeyCode::Char('n'));
+    assert!(ui.model.overlay.is_none());
+    assert_eq!(ui.handle.faults().unwrap().len(), 1);
+    ui.press(KeyCode::Char('d'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the rule removed", |model| {
+        model.faults.loaded && model.faults.rules.is_empty()
+    });
+    assert!(ui.handle.faults().unwrap().is_empty());
+}
+
+#[test]
+fn fault_on_the_command_line_adds_a_rule_and_faults_shows_them() {
+    let mut ui = harness();
+    ui.command(&format!("fault {CARD_RULE}"));
+    assert!(ui.model.overlay.is_none());
+    let rules = ui.handle.faults().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].rule.target.name, "ChargeCard");
+    // An invalid rule keeps the line open with the reason, which names the field.
+    ui.command("fault activity=A,attempts=3-1,timeout");
+    assert!(matches!(ui.model.overlay, Some(Overlay::Command(_))));
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("`attempts`"), "{message}");
+    ui.press(KeyCode::Esc);
+    ui.command("faults");
+    assert_eq!(ui.model.view, View::Faults);
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+}
+
+#[test]
+fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.wait_until("hello to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("hello")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    let recorded = ui.handle.instance("hello").unwrap().unwrap().build;
+    assert!(recorded.is_some());
+    // A hot reload makes another build active; the stepper still asks for the recorded one.
+    let reloaded = ui
+        .handle
+        .load_build(durable_emu::plugin::LoadedPlugin::builtin().unwrap())
+        .unwrap();
+    assert_ne!(Some(reloaded), recorded);
+    ui.settle();
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the step's answer", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| matches!(stepper.result, Some(Ok(_))))
+    });
+    assert!(
+        ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Step { build, .. } if *build == recorded))
+    );
+}

@@ -3,6 +3,7 @@
 //! does (and asks before destructive ones).
 
 use crate::clock::parse_duration;
+use crate::faults::{FaultRule, parse_compact};
 use crate::tui::model::{SortKey, View};
 use serde_json::Value;
 use std::time::Duration;
@@ -49,6 +50,13 @@ pub enum Action {
     AutoSkip(Option<bool>),
     /// `fork`: fork the stepper's instance at its step.
     Fork,
+    /// `fault RULE`: add a fault rule in the compact form (docs/faults.md).
+    Fault {
+        /// The rule as written.
+        spec: String,
+        /// The rule, validated.
+        rule: Box<FaultRule>,
+    },
     /// `view NAME`.
     View(View),
     /// `filter TEXT` (empty clears).
@@ -62,7 +70,7 @@ pub enum Action {
 }
 
 /// Every command with its syntax, for the help overlay and errors.
-pub const COMMANDS: [(&str, &str); 15] = [
+pub const COMMANDS: [(&str, &str); 17] = [
     ("start NAME [JSON]", "start an orchestration"),
     (
         "raise [ID] EVENT [JSON]",
@@ -82,6 +90,11 @@ pub const COMMANDS: [(&str, &str); 15] = [
         "jump to the next timer whenever nothing else can run",
     ),
     ("fork", "fork the replayed instance at the current step"),
+    (
+        "fault RULE",
+        "add a fault rule: activity=ChargeCard,attempts=1,error=T:msg",
+    ),
+    ("faults", "show the fault rules"),
     (
         "view NAME",
         "switch view: instances, history, timeline, ...",
@@ -175,6 +188,20 @@ pub fn parse(text: &str, is_instance: impl Fn(&str) -> bool) -> Result<Action, S
             other => return Err(format!("autoskip takes on or off, not '{other}'")),
         }),
         "fork" => Action::Fork,
+        "fault" => {
+            if rest.is_empty() {
+                return Err(
+                    "fault needs a rule, e.g. fault activity=ChargeCard,attempts=1-2,error=CardDeclined:no funds"
+                        .into(),
+                );
+            }
+            let rule = parse_compact(rest, 0).map_err(|error| error.to_string())?;
+            Action::Fault {
+                spec: rest.to_string(),
+                rule: Box::new(rule),
+            }
+        }
+        "faults" => Action::View(View::Faults),
         "view" | "v" => {
             Action::View(View::parse(rest).ok_or_else(|| format!("no view named '{rest}'"))?)
         }
@@ -262,6 +289,23 @@ mod tests {
             Ok(Action::Advance(Duration::from_secs(5_400)))
         );
         assert!(parse_known("advance soon").is_err());
+    }
+
+    #[test]
+    fn fault_takes_a_compact_rule_and_refuses_an_invalid_one_naming_the_field() {
+        let Ok(Action::Fault { spec, rule }) = parse_known(
+            "fault activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds",
+        ) else {
+            panic!("a fault action");
+        };
+        assert_eq!(
+            spec,
+            "activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds"
+        );
+        assert_eq!(rule.target.name, "ChargeCard");
+        let error = parse_known("fault activity=A,attempts=3-1,timeout").unwrap_err();
+        assert!(error.contains("`attempts`"), "{error}");
+        assert_eq!(parse_known("faults"), Ok(Action::View(View::Faults)));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! forks, which may replay a long history). Every answer comes back as a [`Msg::Done`].
 
 use crate::engine::EngineHandle;
+use crate::faults::FaultRule;
 use crate::plugin::LoadedPlugin;
 use crate::tui::msg::{Msg, Outcome};
 use crate::tui::replay::{ForkPlan, StepResult, fork_export, step_request};
 use crossbeam_channel::{Receiver, Sender};
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +33,24 @@ pub enum Command {
     LoadTimers,
     /// Load the builds.
     LoadBuilds,
+    /// Load the fault rules with their switches and counters.
+    LoadFaults,
+    /// Add a fault rule (validated already).
+    AddFault {
+        /// The rule as it was written (compact form), for the status line.
+        spec: String,
+        /// The rule.
+        rule: Box<FaultRule>,
+    },
+    /// Turn a fault rule on or off.
+    SetFaultEnabled {
+        /// The rule's id.
+        id: u32,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Remove a fault rule.
+    RemoveFault(u32),
     /// Start an instance.
     Start {
         /// Orchestration name.
@@ -80,15 +100,22 @@ pub enum Command {
         events: Arc<Vec<HistoryEvent>>,
         /// How many events to replay.
         step: usize,
+        /// The build that recorded the instance (`None`: the active build).
+        build: Option<u32>,
     },
     /// Run a fork's episode (if any) and import it.
-    Fork(Box<ForkPlan>),
+    Fork {
+        /// What to import.
+        plan: Box<ForkPlan>,
+        /// The build that recorded the source instance (`None`: the active build).
+        build: Option<u32>,
+    },
 }
 
 impl Command {
     fn lane(&self) -> Lane {
         match self {
-            Command::Step { .. } | Command::Fork(_) => Lane::Plugin,
+            Command::Step { .. } | Command::Fork { .. } => Lane::Plugin,
             _ => Lane::Engine,
         }
     }
@@ -107,18 +134,20 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Starts the two lanes. `plugin` is what the stepper and forks replay with.
+    /// Starts the two lanes. `plugin` is what the stepper and forks replay with when the engine
+    /// cannot hand out the build that recorded an instance.
     pub fn start(engine: EngineHandle, plugin: Option<LoadedPlugin>, answers: Sender<Msg>) -> Self {
         let (engine_lane, engine_rx) = crossbeam_channel::unbounded::<Command>();
         let (plugin_lane, plugin_rx) = crossbeam_channel::unbounded::<Command>();
         spawn_lane("durable-emu-ui-engine", engine_rx, {
             let engine = engine.clone();
-            let plugin = plugin.clone();
+            let mut plugins = Plugins::new(plugin.clone());
             let answers = answers.clone();
-            move |command| execute(&engine, plugin.as_ref(), command, &answers)
+            move |command| execute(&engine, &mut plugins, command, &answers)
         });
+        let mut plugins = Plugins::new(plugin);
         spawn_replay_lane(plugin_rx, move |command| {
-            execute(&engine, plugin.as_ref(), command, &answers);
+            execute(&engine, &mut plugins, command, &answers);
         });
         Self {
             engine_lane,
@@ -178,6 +207,43 @@ fn spawn_replay_lane(commands: Receiver<Command>, mut run: impl FnMut(Command) +
     }
 }
 
+/// The builds the stepper and forks replay with, asked of the engine once per build number (a
+/// build never changes once loaded), so a hot reload does not change how an older instance
+/// replays.
+#[derive(Debug, Clone, Default)]
+pub struct Plugins {
+    fallback: Option<LoadedPlugin>,
+    by_build: HashMap<u32, LoadedPlugin>,
+}
+
+impl Plugins {
+    /// `fallback` is used when the engine has no build loaded (e.g. it runs without functions).
+    pub fn new(fallback: Option<LoadedPlugin>) -> Self {
+        Self {
+            fallback,
+            by_build: HashMap::new(),
+        }
+    }
+
+    /// The build that recorded an instance (`None`: the active one); the active build if that
+    /// one is not loaded in this process; else the fallback.
+    pub fn get(&mut self, engine: &EngineHandle, build: Option<u32>) -> Option<LoadedPlugin> {
+        if let Some(number) = build {
+            if let Some(plugin) = self.by_build.get(&number) {
+                return Some(plugin.clone());
+            }
+            if let Ok(Some(plugin)) = engine.plugin(Some(number)) {
+                self.by_build.insert(number, plugin.clone());
+                return Some(plugin);
+            }
+        }
+        match engine.plugin(None) {
+            Ok(Some(plugin)) => Some(plugin),
+            _ => self.fallback.clone(),
+        }
+    }
+}
+
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
@@ -185,7 +251,7 @@ fn short(id: &str) -> &str {
 /// Runs one command to completion and sends its answer (blocking: only on an executor lane).
 pub fn execute(
     engine: &EngineHandle,
-    plugin: Option<&LoadedPlugin>,
+    plugins: &mut Plugins,
     command: Command,
     answers: &Sender<Msg>,
 ) {
@@ -209,6 +275,28 @@ pub fn execute(
                 .and_then(|builds| Ok((builds, engine.active_build()?)))
                 .map_err(text),
         ),
+        Command::LoadFaults => Outcome::Faults(engine.faults().map_err(text)),
+        Command::AddFault { spec, rule } => Outcome::FaultChanged {
+            label: format!("fault {spec}"),
+            result: engine
+                .add_fault(*rule)
+                .map(|id| format!("added as rule {id}"))
+                .map_err(text),
+        },
+        Command::SetFaultEnabled { id, enabled } => Outcome::FaultChanged {
+            label: format!("rule {id}"),
+            result: engine
+                .set_fault_enabled(id, enabled)
+                .map(|()| if enabled { "enabled" } else { "disabled" }.to_string())
+                .map_err(text),
+        },
+        Command::RemoveFault(id) => Outcome::FaultChanged {
+            label: format!("rule {id}"),
+            result: engine
+                .remove_fault(id)
+                .map(|()| "removed".to_string())
+                .map_err(text),
+        },
         Command::Start { name, input } => Outcome::Started {
             label: format!("start {name}"),
             result: engine.start_orchestration(&name, input, None).map_err(text),
@@ -289,9 +377,10 @@ pub fn execute(
             execution_id,
             events,
             step,
+            build,
         } => Outcome::Stepped {
             token,
-            result: match plugin {
+            result: match plugins.get(engine, build) {
                 None => Err("no functions are loaded, so nothing can be replayed".into()),
                 Some(plugin) => plugin
                     .handle
@@ -305,9 +394,9 @@ pub fn execute(
                     .map_err(|error| error.to_string()),
             },
         },
-        Command::Fork(plan) => Outcome::Started {
+        Command::Fork { plan, build } => Outcome::Started {
             label: format!("fork of {}", short(&plan.source_id)),
-            result: fork(engine, plugin, &plan),
+            result: fork(engine, plugins.get(engine, build).as_ref(), &plan),
         },
     };
     let _ = answers.send(Msg::Done(outcome));

@@ -8,7 +8,7 @@ pub const GLOBAL: &[(&str, &str)] = &[
     ("?", "this help"),
     ("q", "quit"),
     ("Tab / Shift-Tab", "next / previous view"),
-    ("1-8", "jump to a view"),
+    ("1-9", "jump to a view"),
     (":", "command line (:help lists commands)"),
     ("/", "filter instances"),
     ("j k / ↓ ↑", "move"),
@@ -59,12 +59,21 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("+", "advance by a duration (:advance 90m)"),
         ],
         View::Builds => &[("j k", "scroll the log back / forward")],
+        View::Faults => &[
+            ("a", "add a rule (a form; :fault RULE types one)"),
+            ("t / Space", "switch the selected rule on / off"),
+            ("d", "remove the selected rule (asks first)"),
+            ("j k", "select a rule"),
+        ],
     }
 }
 
 /// Whether the instance actions apply in `view`.
 pub fn has_instance_actions(view: View) -> bool {
-    !matches!(view, View::Clock | View::Builds | View::Replay)
+    !matches!(
+        view,
+        View::Clock | View::Builds | View::Replay | View::Faults
+    )
 }
 
 /// A one-line hint for the status bar.
@@ -78,5 +87,6 @@ pub fn hint(view: View) -> &'static str {
         View::Replay => "h/l step · g/G ends · f fork · e edit+fork · ? help",
         View::Clock => "n next timer · a auto-skip · + advance · ? help",
         View::Builds => "j/k scroll logs · ? help",
+        View::Faults => "a add · t on/off · d remove · :fault RULE · ? help",
     }
 }

@@ -35,22 +35,40 @@ pub fn areas(area: Rect) -> Areas {
     Areas { tabs, body, status }
 }
 
-/// The tab labels, e.g. `1 Instances`.
-pub fn tab_label(view: View) -> String {
-    format!("{} {}", view.index() + 1, view.title())
+/// The tab labels, e.g. `1 Instances` (`1 Inst` when `short`).
+pub fn tab_label(view: View, short: bool) -> String {
+    let title = if short {
+        view.short_title()
+    } else {
+        view.title()
+    };
+    format!("{} {title}", view.index() + 1)
+}
+
+/// Whether the tab bar uses short titles: when the full ones do not fit (80 columns).
+pub fn short_tabs(area: Rect) -> bool {
+    let full: usize = View::ALL
+        .iter()
+        .map(|view| tab_label(*view, false).chars().count() + 1)
+        .sum();
+    full.saturating_sub(1) > usize::from(area.width)
 }
 
 /// Each tab's columns `[start, end)` on the tab bar.
 pub fn tab_positions(area: Rect) -> Vec<(u16, u16, View)> {
     let mut x = area.x;
     let mut positions = Vec::new();
+    let short = short_tabs(area);
     for view in View::ALL {
-        let width = tab_label(view).chars().count() as u16;
+        let width = tab_label(view, short).chars().count() as u16;
         positions.push((x, x + width, view));
         x += width + 1;
     }
     positions
 }
+
+/// Lines under the fault rules for the selected rule in full.
+pub const FAULT_DETAIL_HEIGHT: u16 = 7;
 
 /// Lines above the list in each view (headers, summaries).
 fn header_lines(view: View) -> u16 {
@@ -59,6 +77,7 @@ fn header_lines(view: View) -> u16 {
         View::History | View::Timeline | View::Replay => 2,
         View::Clock => 5,
         View::Builds => 0,
+        View::Faults => 1,
     }
 }
 
@@ -76,6 +95,7 @@ pub fn list_area(view: View, body: Rect) -> Rect {
             let (_, _, logs) = builds_split(body);
             list = logs;
         }
+        View::Faults => list.height = list.height.saturating_sub(FAULT_DETAIL_HEIGHT),
         _ => {}
     }
     list

@@ -17,7 +17,8 @@
 //! Pure derivations from a history live beside the model: [`rows`] (one line per event),
 //! [`errors`] (the failure-propagation tree), [`timeline`] (bars over virtual time), [`fanout`]
 //! (`when_all` groups), [`replay`] (the stepper's requests and the fork's history). The command
-//! line is parsed in [`cmdline`]; the keys of every view are listed once, in [`keys`], which both
+//! line is parsed in [`cmdline`]; the add-a-fault-rule form writes the compact form in
+//! [`fault_form`]; the keys of every view are listed once, in [`keys`], which both
 //! the help overlay and the README read from. [`theme`] loads colours from `assets/theme.toml`
 //! and honours `NO_COLOR`; [`logs`] sends tracing output to a rolling file and to the logs view.
 //!
@@ -30,6 +31,7 @@ pub mod cmdline;
 pub mod command;
 pub mod errors;
 pub mod fanout;
+pub mod fault_form;
 pub mod input;
 pub mod keys;
 pub mod layout;

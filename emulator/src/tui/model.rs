@@ -6,10 +6,12 @@
 
 use crate::clock::ClockKind;
 use crate::engine::ExecutionHistory;
+use crate::faults::RuleState;
 use crate::store::{BuildRecord, InstanceRecord, TimerRow};
 use crate::tui::command::Command;
 use crate::tui::errors::ErrorRow;
 use crate::tui::fanout::FanOutGroup;
+use crate::tui::fault_form::FaultForm;
 use crate::tui::input::TextInput;
 use crate::tui::logs::LogEntry;
 use crate::tui::replay::{CallRow, StepResult};
@@ -43,11 +45,13 @@ pub enum View {
     Clock,
     /// Builds, reloads and the log stream.
     Builds,
+    /// Fault injection rules: add, switch, remove.
+    Faults,
 }
 
 impl View {
     /// Every view, in Tab order.
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Instances,
         View::History,
         View::Timeline,
@@ -56,6 +60,7 @@ impl View {
         View::Replay,
         View::Clock,
         View::Builds,
+        View::Faults,
     ];
 
     /// The tab title.
@@ -69,6 +74,17 @@ impl View {
             View::Replay => "Replay",
             View::Clock => "Clock",
             View::Builds => "Builds",
+            View::Faults => "Faults",
+        }
+    }
+
+    /// A shorter title, for a tab bar too narrow for every full one (80 columns).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            View::Instances => "Inst",
+            View::History => "Hist",
+            View::Timeline => "Time",
+            view => view.title(),
         }
     }
 
@@ -494,6 +510,8 @@ pub struct Stepper {
     pub names: HashMap<i32, String>,
     /// First visible history row on the left.
     pub offset: usize,
+    /// The build that recorded the instance (what steps and forks replay with).
+    pub build: Option<u32>,
 }
 
 /// The virtual clock and its timers.
@@ -552,6 +570,28 @@ pub struct BuildsState {
     pub logs_back: usize,
 }
 
+/// The fault rules, as the engine last listed them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultsState {
+    /// Every rule, in the order they are consulted.
+    pub rules: Vec<RuleState>,
+    /// Selected rule.
+    pub selected: usize,
+    /// First visible rule.
+    pub offset: usize,
+    /// A list has been received at least once.
+    pub loaded: bool,
+    /// A load is under way.
+    pub loading: bool,
+}
+
+impl FaultsState {
+    /// The selected rule.
+    pub fn selected_rule(&self) -> Option<&RuleState> {
+        self.rules.get(self.selected)
+    }
+}
+
 /// A modal layer over the current view.
 #[derive(Debug, Clone)]
 pub enum Overlay {
@@ -584,6 +624,8 @@ pub enum Overlay {
     Start(StartForm),
     /// Fork with an edited completion.
     Fork(ForkForm),
+    /// Add a fault rule.
+    Fault(Box<FaultForm>),
 }
 
 /// The start form: a name from the manifest and a JSON input, validated as typed.
@@ -654,6 +696,8 @@ pub struct Model {
     pub clock: ClockState,
     /// Builds and logs.
     pub builds: BuildsState,
+    /// Fault rules.
+    pub faults: FaultsState,
     /// Orchestrations the active build offers.
     pub orchestrators: Vec<String>,
     /// The overlay, if any.
@@ -666,6 +710,8 @@ pub struct Model {
     pub timers_stale: bool,
     /// Load the builds at the next tick.
     pub builds_stale: bool,
+    /// Load the fault rules at the next tick.
+    pub faults_stale: bool,
     /// Reload the selected history at the next tick.
     pub history_stale: bool,
     /// A timer load is under way.
@@ -695,12 +741,14 @@ impl Model {
                 ..ClockState::default()
             },
             builds: BuildsState::default(),
+            faults: FaultsState::default(),
             orchestrators,
             overlay: None,
             status: None,
             instances_stale: true,
             timers_stale: true,
             builds_stale: true,
+            faults_stale: true,
             history_stale: false,
             timers_loading: false,
             next_token: 1,

@@ -4,6 +4,7 @@
 //! `update` do work that waits for a quiet moment (loading what went stale) before a frame.
 
 use crate::engine::{EngineEvent, ExecutionHistory};
+use crate::faults::RuleState;
 use crate::store::{BuildRecord, InstanceRecord, TimerRow};
 use crate::tui::logs::LogEntry;
 use crate::tui::replay::StepResult;
@@ -49,6 +50,15 @@ pub enum Outcome {
     Timers(Result<(Vec<TimerRow>, DateTime<Utc>), String>),
     /// Builds recorded and the active one.
     Builds(Result<(Vec<BuildRecord>, Option<u32>), String>),
+    /// The fault rules.
+    Faults(Result<Vec<RuleState>, String>),
+    /// A fault rule was added, switched or removed (the list is reloaded).
+    FaultChanged {
+        /// What was done, e.g. `rule 3`.
+        label: String,
+        /// A message, or why it failed.
+        result: Result<String, String>,
+    },
     /// A user action finished; `result` is a message for the status line.
     Action {
         /// What was done, e.g. `terminate 3f2a…`.

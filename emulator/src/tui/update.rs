@@ -81,6 +81,11 @@ fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
         model.timers_loading = true;
         out.push(Command::LoadTimers);
     }
+    if model.faults_stale && !model.faults.loading && model.view == View::Faults {
+        model.faults_stale = false;
+        model.faults.loading = true;
+        out.push(Command::LoadFaults);
+    }
     if model.history_stale {
         model.history_stale = false;
         if let Some(history) = &mut model.history {
@@ -151,6 +156,11 @@ fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
     let step = events.len();
     let all_calls = calls_at(&events, step);
     let names = crate::tui::model::call_names(&events);
+    let build = model
+        .instances
+        .rows
+        .get(&history.instance_id)
+        .and_then(|row| row.build);
     model.stepper = Some(Stepper {
         instance_id: history.instance_id.clone(),
         execution_id: execution.execution.execution_id.clone(),
@@ -162,6 +172,7 @@ fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
         all_calls,
         names,
         offset: 0,
+        build,
     });
     step_to(model, step, out);
 }
@@ -195,6 +206,7 @@ fn step_to(model: &mut Model, step: usize, out: &mut Vec<Command>) {
         execution_id: stepper.execution_id.clone(),
         events: Arc::clone(&stepper.events),
         step: stepper.step,
+        build: stepper.build,
     });
 }
 
@@ -261,6 +273,9 @@ fn keep_in_view(model: &mut Model) {
     let clock = &mut model.clock;
     clock.selected = clock.selected.min(clock.timers.len().saturating_sub(1));
     clock.offset = scroll_to(clock.selected, clock.offset, page(View::Clock, area));
+    let faults = &mut model.faults;
+    faults.selected = faults.selected.min(faults.rules.len().saturating_sub(1));
+    faults.offset = scroll_to(faults.selected, faults.offset, page(View::Faults, area));
     if let Some(stepper) = &mut model.stepper {
         let cursor = stepper.step.saturating_sub(1);
         stepper.offset = scroll_to(cursor, stepper.offset, page(View::Replay, area));
@@ -438,6 +453,24 @@ fn on_engine(model: &mut Model, event: EngineEvent) {
             );
             model.instances_stale = true;
         }
+        EngineEvent::FaultFired {
+            instance_id,
+            rule,
+            effect,
+            target,
+        } => {
+            // Counters changed; reloaded at the next tick in the faults view (one load however
+            // many fire in between).
+            model.faults_stale = true;
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "fault {rule} fired on {target} of {}: {effect}",
+                    short_id(&instance_id)
+                ),
+            );
+        }
         EngineEvent::Warning {
             instance_id,
             message,
@@ -534,6 +567,24 @@ fn on_outcome(model: &mut Model, outcome: Outcome) {
         Outcome::Instances(Err(error)) | Outcome::Builds(Err(error)) => {
             model.status = Some((error, true));
         }
+        Outcome::Faults(Ok(rules)) => {
+            model.faults.rules = rules;
+            model.faults.loaded = true;
+            model.faults.loading = false;
+            let last = model.faults.rules.len().saturating_sub(1);
+            model.faults.selected = model.faults.selected.min(last);
+        }
+        Outcome::Faults(Err(error)) => {
+            model.faults.loading = false;
+            model.status = Some((error, true));
+        }
+        Outcome::FaultChanged { label, result } => {
+            model.faults_stale = true;
+            model.status = Some(match result {
+                Ok(message) => (format!("{label}: {message}"), false),
+                Err(error) => (format!("{label} failed: {error}"), true),
+            });
+        }
         Outcome::Action { label, result } => {
             model.instances_stale = true;
             model.status = Some(match result {
@@ -608,7 +659,7 @@ fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
             switch_view(model, previous, out);
             return;
         }
-        KeyCode::Char(digit @ '1'..='8') => {
+        KeyCode::Char(digit @ '1'..='9') => {
             let index = usize::from(digit as u8 - b'1');
             switch_view(model, View::ALL[index], out);
             return;
@@ -629,6 +680,9 @@ pub fn switch_view(model: &mut Model, view: View, out: &mut Vec<Command>) {
     model.derived_offset = 0;
     if view == View::Clock {
         model.timers_stale = true;
+    }
+    if view == View::Faults {
+        model.faults_stale = true;
     }
     if needs_history(view) {
         ensure_history(model, out);
@@ -761,6 +815,7 @@ fn view_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) -> bool {
             }
             true
         }
+        View::Faults => fault_key(model, key, out, page_rows),
         View::Builds => {
             let logs = &mut model.builds;
             match key.code {
@@ -781,6 +836,49 @@ fn view_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) -> bool {
             true
         }
     }
+}
+
+fn fault_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>, page_rows: usize) -> bool {
+    let faults = &mut model.faults;
+    if let Some(next) = moved(key.code, faults.selected, faults.rules.len(), page_rows) {
+        faults.selected = next;
+        return true;
+    }
+    match key.code {
+        KeyCode::Char('a') => {
+            model.overlay = Some(Overlay::Fault(Box::default()));
+        }
+        KeyCode::Char('t') | KeyCode::Char(' ') => {
+            let Some(rule) = faults.rules.get_mut(faults.selected) else {
+                model.status = Some(("no rule to switch; a adds one".into(), true));
+                return true;
+            };
+            // Shown at once; the reload after the engine's answer confirms it.
+            rule.enabled = !rule.enabled;
+            out.push(Command::SetFaultEnabled {
+                id: rule.id,
+                enabled: rule.enabled,
+            });
+        }
+        KeyCode::Char('d') | KeyCode::Delete => {
+            let Some(rule) = faults.selected_rule() else {
+                model.status = Some(("no rule to remove".into(), true));
+                return true;
+            };
+            model.overlay = Some(Overlay::Confirm {
+                prompt: format!(
+                    "Remove fault rule #{} \"{}\" ({}, {})?",
+                    rule.id,
+                    rule.label(),
+                    crate::tui::view::target_text(&rule.rule),
+                    rule.rule.effect
+                ),
+                command: Command::RemoveFault(rule.id),
+            });
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn select_instance(model: &mut Model, position: usize) {
@@ -959,7 +1057,10 @@ fn fork_here(model: &mut Model, edit: Option<&CompletionEdit>, out: &mut Vec<Com
     ) {
         Ok(plan) => {
             model.status = Some((format!("forking at step {} ...", stepper.step), false));
-            out.push(Command::Fork(Box::new(plan)));
+            out.push(Command::Fork {
+                plan: Box::new(plan),
+                build: stepper.build,
+            });
         }
         Err(error) => model.status = Some((error, true)),
     }
@@ -1081,6 +1182,40 @@ fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
             _ => {
                 form.input.edit(key);
                 Some(Overlay::Start(form))
+            }
+        },
+        Overlay::Fault(mut form) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Tab | KeyCode::Down => {
+                form.focus_next(true);
+                Some(Overlay::Fault(form))
+            }
+            KeyCode::BackTab | KeyCode::Up => {
+                form.focus_next(false);
+                Some(Overlay::Fault(form))
+            }
+            KeyCode::Enter => match form.rule() {
+                Ok(rule) => {
+                    out.push(Command::AddFault {
+                        spec: form.compact(),
+                        rule: Box::new(rule),
+                    });
+                    None
+                }
+                Err(error) => {
+                    model.status = Some((error, true));
+                    Some(Overlay::Fault(form))
+                }
+            },
+            KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right if form.field.is_choice() => {
+                form.cycle(key.code != KeyCode::Left);
+                Some(Overlay::Fault(form))
+            }
+            _ => {
+                if let Some(input) = form.focused_input() {
+                    input.edit(key);
+                }
+                Some(Overlay::Fault(form))
             }
         },
         Overlay::Fork(mut form) => match key.code {
@@ -1217,6 +1352,7 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
                 fork_here(model, None, out);
             }
         }
+        Action::Fault { spec, rule } => out.push(Command::AddFault { spec, rule }),
         Action::View(view) => switch_view(model, view, out),
         Action::Filter(text) => {
             model.instances.filter = text;
@@ -1282,6 +1418,12 @@ fn on_mouse(model: &mut Model, mouse: MouseEvent, out: &mut Vec<Command>) {
                     let position = model.clock.offset + row;
                     if position < model.clock.timers.len() {
                         model.clock.selected = position;
+                    }
+                }
+                View::Faults => {
+                    let position = model.faults.offset + row;
+                    if position < model.faults.rules.len() {
+                        model.faults.selected = position;
                     }
                 }
                 View::Replay => {

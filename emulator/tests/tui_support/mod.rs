@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use durable_emu::clock::ClockKind;
 use durable_emu::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
 use durable_emu::plugin::LoadedPlugin;
-use durable_emu::tui::command::{Command, execute};
+use durable_emu::tui::command::{Command, Plugins, execute};
 use durable_emu::tui::model::Model;
 use durable_emu::tui::msg::Msg;
 use durable_emu::tui::theme::Theme;
@@ -29,6 +29,8 @@ pub struct Harness {
     pub handle: EngineHandle,
     events: broadcast::Receiver<EngineEvent>,
     pub plugin: LoadedPlugin,
+    /// The builds steps and forks replay with (asked of the engine, as the executor does).
+    pub plugins: Plugins,
     pub model: Model,
     answers_tx: Sender<Msg>,
     answers: Receiver<Msg>,
@@ -55,6 +57,7 @@ impl Harness {
             engine: Some(engine),
             handle,
             events,
+            plugins: Plugins::new(Some(plugin.clone())),
             plugin,
             model,
             answers_tx,
@@ -69,7 +72,7 @@ impl Harness {
     pub fn send(&mut self, msg: Msg) {
         for command in update(&mut self.model, msg) {
             self.commands.push(command.clone());
-            execute(&self.handle, Some(&self.plugin), command, &self.answers_tx);
+            execute(&self.handle, &mut self.plugins, command, &self.answers_tx);
         }
     }
 

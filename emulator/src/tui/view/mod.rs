@@ -4,13 +4,16 @@
 mod builds;
 mod clock;
 mod derived;
+mod faults;
 mod history;
 mod instances;
 mod overlay;
 mod replay;
 
+pub use faults::{target_text, trigger_text};
+
 use crate::tui::keys;
-use crate::tui::layout::{areas, tab_label, tab_positions};
+use crate::tui::layout::{areas, short_tabs, tab_label, tab_positions};
 use crate::tui::model::{Model, Tone, View};
 use crate::tui::theme::Theme;
 use ratatui::Frame;
@@ -33,6 +36,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme) {
         View::Replay => replay::render(frame, model, theme, bands.body),
         View::Clock => clock::render(frame, model, theme, bands.body),
         View::Builds => builds::render(frame, model, theme, bands.body),
+        View::Faults => faults::render(frame, model, theme, bands.body),
     }
     status_line(frame, model, theme, bands.status);
     if let Some(overlay) = &model.overlay {
@@ -43,11 +47,12 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme) {
 fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
     let mut spans = Vec::new();
     let mut x = area.x;
+    let short = short_tabs(area);
     for (start, _, view) in tab_positions(area) {
         if start > x {
             spans.push(Span::raw(" ".repeat(usize::from(start - x))));
         }
-        let label = tab_label(view);
+        let label = tab_label(view, short);
         x = start + label.chars().count() as u16;
         let style = if view == model.view {
             theme.accent().add_modifier(Modifier::REVERSED)

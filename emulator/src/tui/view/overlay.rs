@@ -3,6 +3,7 @@
 
 use super::fit;
 use crate::tui::cmdline::COMMANDS;
+use crate::tui::fault_form::FaultForm;
 use crate::tui::input::TextInput;
 use crate::tui::keys;
 use crate::tui::model::{Model, Overlay};
@@ -101,6 +102,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             });
             frame.render_widget(Paragraph::new(lines), inner);
         }
+        Overlay::Fault(form) => fault_form(frame, theme, body, form),
         Overlay::Fork(form) => {
             let area = centered(body, 70, 11);
             let block = boxed(theme, "Fork with the next completion edited");
@@ -149,6 +151,65 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Paragraph::new(lines), inner);
         }
     }
+}
+
+fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm) {
+    let fields = form.fields();
+    let area = centered(body, 76, fields.len() as u16 + 6);
+    let block = boxed(theme, "Add a fault rule");
+    let inner = block.inner(area);
+    frame.render_widget(Clear, area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let caption_width = 15;
+    let mut lines: Vec<Line<'_>> = fields
+        .iter()
+        .map(|field| {
+            let focused = *field == form.field;
+            let caption = Span::styled(
+                fit(field.caption(), caption_width),
+                if focused { theme.accent() } else { theme.dim() },
+            );
+            match form.input(*field) {
+                Some(input) => {
+                    let mut line =
+                        input_line(theme, input, focused, width.saturating_sub(caption_width));
+                    line.spans.insert(0, caption);
+                    line
+                }
+                None => Line::from(vec![
+                    caption,
+                    Span::styled("< ", theme.dim()),
+                    Span::styled(
+                        form.choice_text(*field),
+                        if focused {
+                            theme.selected()
+                        } else {
+                            theme.text()
+                        },
+                    ),
+                    Span::styled(" >", theme.dim()),
+                ]),
+            }
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        fit(&format!("rule: {}", form.compact()), width),
+        theme.dim(),
+    )));
+    // Validated as typed, with the message `--fault` would print (it names the field).
+    lines.push(match form.rule() {
+        Ok(_) => Line::from(Span::styled("✓ valid rule · Enter adds it", theme.ok())),
+        Err(error) => Line::from(Span::styled(format!("✗ {error}"), theme.error())),
+    });
+    lines.push(Line::from(Span::styled(
+        fit(
+            "Tab/↓ next field · Space/←→ choose · Enter adds · Esc cancels",
+            width,
+        ),
+        theme.dim(),
+    )));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 fn boxed<'a>(theme: &Theme, title: &str) -> Block<'a> {
