@@ -44,6 +44,9 @@ pub struct UiArgs {
     /// Terminal size, columns x rows.
     #[arg(long, default_value = "200x50")]
     size: String,
+    /// Also time keys and frames while a real `BenchFanOut` of N activities runs (0: skip).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    live_fanout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +345,25 @@ fn ui(args: &UiArgs) -> anyhow::Result<()> {
             times.median.as_secs_f64() * 1000.0,
             times.p99.as_secs_f64() * 1000.0,
             times.max.as_secs_f64() * 1000.0
+        );
+    }
+    if args.live_fanout > 0 {
+        let live = durable_emu::tui::bench::live_fanout(args.live_fanout, width, height)?;
+        let ms = |time: Duration| time.as_secs_f64() * 1000.0;
+        println!(
+            "live fan-out of {} activities: {:.2} s, {} engine events applied, {} keys fed",
+            args.live_fanout,
+            live.fan_out.as_secs_f64(),
+            live.events,
+            live.keys
+        );
+        println!(
+            "  key -> model handled: p99 {:.3} ms, max {:.3} ms; frame (key + tick + render): p99 {:.2} ms, max {:.2} ms; slowest event batch between frames {:.2} ms",
+            ms(live.key_p99),
+            ms(live.key_max),
+            ms(live.frame_p99),
+            ms(live.frame_max),
+            ms(live.batch_max)
         );
     }
     Ok(())

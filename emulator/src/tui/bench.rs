@@ -195,3 +195,126 @@ pub fn frame_times(model: &mut Model, frames: usize) -> std::io::Result<Vec<View
     }
     Ok(results)
 }
+
+/// What the UI thread paid while a real fan-out ran (`bench ui --live-fanout N`).
+#[derive(Debug, Clone)]
+pub struct LiveTimes {
+    /// Keys fed (one per frame).
+    pub keys: usize,
+    /// Engine events applied to the model.
+    pub events: usize,
+    /// Wall time of the fan-out, start to completion as the model saw it.
+    pub fan_out: Duration,
+    /// A key message to its handled model state (`update` of the key): p99 and max.
+    pub key_p99: Duration,
+    /// See `key_p99`.
+    pub key_max: Duration,
+    /// A frame (key, tick, render): p99 and max.
+    pub frame_p99: Duration,
+    /// See `frame_p99`.
+    pub frame_max: Duration,
+    /// The slowest batch of engine events and answers applied between two frames.
+    pub batch_max: Duration,
+}
+
+/// Runs a real `BenchFanOut` of `activities` activities on the built-in samples (in-memory
+/// engine, virtual clock, auto-skip) with the UI's own executor, and, until it completes, feeds
+/// the model a key per frame (Down/Up in the instances view) and every engine event and answer,
+/// as the event loop does. Times are measured on this (the UI) thread.
+pub fn live_fanout(activities: u64, width: u16, height: u16) -> anyhow::Result<LiveTimes> {
+    use crate::engine::{Engine, EngineConfig};
+    use crate::plugin::LoadedPlugin;
+    use crate::tui::command::Executor;
+
+    let plugin = LoadedPlugin::builtin()?;
+    let mut config = EngineConfig::in_memory(plugin.clone());
+    config.auto_skip = true;
+    let (engine, mut events) = Engine::start_subscribed(config)?;
+    let handle = engine.handle();
+    let (answers_tx, answers) = crossbeam_channel::unbounded();
+    let executor = Executor::start(handle.clone(), Some(plugin.clone()), answers_tx);
+    let mut model = Model::new(
+        Rect::new(0, 0, width, height),
+        ClockKind::Virtual,
+        true,
+        plugin.manifest.orchestrators.clone(),
+    );
+    let mut terminal = Terminal::new(TestBackend::new(width, height))?;
+    let theme = Theme::default_colors();
+    let id = handle.start_orchestration("BenchFanOut", json!(activities), None)?;
+    let started = Instant::now();
+    let (mut keys, mut frames, mut batches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut applied = 0;
+    let deadline = started + Duration::from_secs(600);
+    let mut finished = None;
+    while finished.is_none() && Instant::now() < deadline {
+        let batch = Instant::now();
+        let mut msgs = Vec::new();
+        loop {
+            match events.try_recv() {
+                Ok(event) => msgs.push(Msg::Engine(event)),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(count)) => {
+                    msgs.push(Msg::EventsLost(count));
+                }
+                Err(_) => break,
+            }
+        }
+        msgs.extend(answers.try_iter());
+        for msg in msgs {
+            applied += usize::from(matches!(msg, Msg::Engine(_)));
+            for command in update(&mut model, msg) {
+                executor.submit(command);
+            }
+        }
+        batches.push(batch.elapsed());
+        let code = if keys.len() % 2 == 0 {
+            KeyCode::Down
+        } else {
+            KeyCode::Up
+        };
+        let frame = Instant::now();
+        let commands = update(
+            &mut model,
+            Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        );
+        keys.push(frame.elapsed());
+        let mut commands = commands;
+        commands.extend(update(&mut model, Msg::Tick));
+        terminal.draw(|f| view::render(f, &model, &theme))?;
+        frames.push(frame.elapsed());
+        for command in commands {
+            executor.submit(command);
+        }
+        if model
+            .instances
+            .rows
+            .get(&id)
+            .is_some_and(|row| row.status.is_terminal())
+        {
+            finished = Some(started.elapsed());
+        }
+        // About a frame at 60 Hz: a user types far slower than this.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let fan_out = finished.ok_or_else(|| anyhow::anyhow!("the fan-out did not finish"))?;
+    engine.shutdown();
+    let quantiles = |mut times: Vec<Duration>| {
+        times.sort_unstable();
+        let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+        (p99, times[times.len() - 1])
+    };
+    let count = keys.len();
+    let (key_p99, key_max) = quantiles(keys);
+    let (frame_p99, frame_max) = quantiles(frames);
+    let (_, batch_max) = quantiles(batches);
+    Ok(LiveTimes {
+        keys: count,
+        events: applied,
+        fan_out,
+        key_p99,
+        key_max,
+        frame_p99,
+        frame_max,
+        batch_max,
+    })
+}
