@@ -12,11 +12,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use durable_emu::cargo_build::BuildOptions;
 use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, default_workers};
+use durable_emu::engine::{Engine, EngineConfig, EngineHandle, default_workers};
 use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu::plugin::LoadedPlugin;
 use durable_emu::store::DbLocation;
-use durable_emu::watch::{Target, load_once};
+use durable_emu::watch::{Target, WatchOptions, Watcher, load_once};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -167,6 +167,25 @@ pub fn target_or_builtin(target: Option<&Path>) -> anyhow::Result<(Option<Target
     }
     let plugin = load_once(&target, &BuildOptions::default(), &mut |_| {})?;
     Ok((Some(target), plugin))
+}
+
+/// Starts hot reload for a target the user gave (the built-in samples are not watched).
+fn watch_target(
+    target: Option<Target>,
+    engine: &EngineHandle,
+    active_hash: String,
+) -> anyhow::Result<Option<Watcher>> {
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let watcher = Watcher::start(
+        target.clone(),
+        WatchOptions::default(),
+        engine.clone(),
+        Some(active_hash),
+    )
+    .with_context(|| format!("watching {target}"))?;
+    Ok(Some(watcher))
 }
 
 /// An engine over a database that only answers queries and records commands (no functions are

@@ -2,11 +2,10 @@
 //! With `--events jsonl` every engine event is printed as one JSON object per line on stdout.
 //! SIGINT (Ctrl-C) and SIGTERM stop it cleanly: the current batch commits, then it exits 0.
 
-use super::{EngineArgs, target_or_builtin};
+use super::{EngineArgs, target_or_builtin, watch_target};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use durable_emu::engine::Engine;
-use durable_emu::watch::{WatchOptions, Watcher};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,18 +41,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (engine, mut events) = Engine::start_subscribed(args.engine.config(Some(plugin))?)
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
-    let _watcher = match target {
-        Some(target) => Some(
-            Watcher::start(
-                target.clone(),
-                WatchOptions::default(),
-                handle.clone(),
-                Some(active_hash),
-            )
-            .with_context(|| format!("watching {target}"))?,
-        ),
-        None => None,
-    };
+    let _watcher = watch_target(target, &handle, active_hash)?;
     eprintln!(
         "durable-emu is serving {}; Ctrl-C stops it",
         args.engine.db.db

@@ -4,11 +4,10 @@
 //! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
 //! UI to draw: it prints what it loaded, as before, and points at `serve`.
 
-use super::{EngineArgs, print_manifest, target_or_builtin};
+use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
 use durable_emu::engine::Engine;
 use durable_emu::tui::{self, AppOptions};
-use durable_emu::watch::{WatchOptions, Watcher};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,18 +28,7 @@ pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<Exi
     let (engine, events) = Engine::start_subscribed(config)
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
-    let _watcher = match target {
-        Some(target) => Some(
-            Watcher::start(
-                target.clone(),
-                WatchOptions::default(),
-                handle.clone(),
-                Some(active_hash),
-            )
-            .with_context(|| format!("watching {target}"))?,
-        ),
-        None => None,
-    };
+    let _watcher = watch_target(target, &handle, active_hash)?;
     let options = AppOptions {
         clock,
         auto_skip: false,

@@ -118,13 +118,18 @@ impl Core {
     /// Leaves the marker of a fired rule in the instance's history (delivered with its next
     /// episode, before whatever the effect delivers).
     fn mark(&mut self, instance_id: &str, fired: &Fired, task_scheduled_id: Option<i32>) {
+        self.announce(instance_id, fired);
+        self.deliver(instance_id, marker(fired, task_scheduled_id));
+    }
+
+    /// Tells front ends a rule fired.
+    fn announce(&mut self, instance_id: &str, fired: &Fired) {
         self.outbox.push(EngineEvent::FaultFired {
             instance_id: instance_id.to_string(),
             rule: fired.label.clone(),
             effect: fired.effect.to_string(),
             target: fired.target.clone(),
         });
-        self.deliver(instance_id, marker(fired, task_scheduled_id));
     }
 
     /// Consults the rules for an activity the instance just scheduled.
@@ -143,23 +148,11 @@ impl Core {
             return dispatch;
         };
         self.mark(&work.instance_id, &fired, Some(work.task_id));
+        if let Some(failure) = injected_failure(&fired) {
+            return ActivityPlan::FailWith(failure);
+        }
         match fired.effect {
-            FaultEffect::Fail {
-                error_type,
-                message,
-                non_retriable,
-            } => {
-                let failure = FailureDetails::new(error_type, message);
-                ActivityPlan::FailWith(if non_retriable {
-                    failure.non_retriable()
-                } else {
-                    failure
-                })
-            }
-            FaultEffect::Panic { message } => ActivityPlan::FailWith(
-                FailureDetails::new(durable_sdk::PANIC, message)
-                    .with_stack_trace(format!("injected by fault rule '{}'", fired.label)),
-            ),
+            FaultEffect::Fail { .. } | FaultEffect::Panic { .. } => dispatch,
             FaultEffect::Delay(by) => {
                 let due = self.later(by);
                 self.defer(due, Deferred::Dispatch(work.clone()));
@@ -201,32 +194,12 @@ impl Core {
             self.deliver(instance_id, started);
             return Ok(());
         };
-        self.outbox.push(EngineEvent::FaultFired {
-            instance_id: instance_id.to_string(),
-            rule: fired.label.clone(),
-            effect: fired.effect.to_string(),
-            target: fired.target.clone(),
-        });
+        self.announce(instance_id, &fired);
         let marked = marker(&fired, None);
+        if let Some(failure) = injected_failure(&fired) {
+            return self.fail_at_start(instance_id, started, marked, failure);
+        }
         match fired.effect {
-            FaultEffect::Fail {
-                error_type,
-                message,
-                non_retriable,
-            } => {
-                let failure = FailureDetails::new(error_type, message);
-                let failure = if non_retriable {
-                    failure.non_retriable()
-                } else {
-                    failure
-                };
-                self.fail_at_start(instance_id, started, marked, failure)
-            }
-            FaultEffect::Panic { message } => {
-                let failure = FailureDetails::new(durable_sdk::PANIC, message)
-                    .with_stack_trace(format!("injected by fault rule '{}'", fired.label));
-                self.fail_at_start(instance_id, started, marked, failure)
-            }
             FaultEffect::Delay(by) => {
                 let due = self.later(by);
                 self.defer(
@@ -245,7 +218,9 @@ impl Core {
                 self.crash = Some(instance_id.to_string());
                 Ok(())
             }
-            FaultEffect::LoseResult
+            FaultEffect::Fail { .. }
+            | FaultEffect::Panic { .. }
+            | FaultEffect::LoseResult
             | FaultEffect::RunTwice
             | FaultEffect::Drop
             | FaultEffect::Duplicate => {
@@ -408,6 +383,29 @@ impl Core {
             );
         }
         Ok(())
+    }
+}
+
+/// The failure a `fail` or `panic` effect stands for; none for the other effects.
+fn injected_failure(fired: &Fired) -> Option<FailureDetails> {
+    match &fired.effect {
+        FaultEffect::Fail {
+            error_type,
+            message,
+            non_retriable,
+        } => {
+            let failure = FailureDetails::new(error_type.clone(), message.clone());
+            Some(if *non_retriable {
+                failure.non_retriable()
+            } else {
+                failure
+            })
+        }
+        FaultEffect::Panic { message } => Some(
+            FailureDetails::new(durable_sdk::PANIC, message.clone())
+                .with_stack_trace(format!("injected by fault rule '{}'", fired.label)),
+        ),
+        _ => None,
     }
 }
 
