@@ -1,13 +1,12 @@
 //! Commands on the core: what front ends ask through the engine handle (start, raise,
 //! terminate, suspend, resume, purge, restart, the clock, fault rules, queries, import).
 
-use super::{Core, ExecutionStarted, Live, Message, new_id};
+use super::{Core, ExecutionStarted, Live, new_id};
 use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
 use crate::export::InstanceExport;
 use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
-use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::ActionKind;
 use serde_json::Value;
@@ -271,29 +270,6 @@ impl Core {
         } else {
             Err(EngineError::Invalid(format!("no fault rule {id}")))
         }
-    }
-
-    /// Ends an instance without running its code: what is queued for it, then its completion,
-    /// as one host-recorded episode.
-    pub(super) fn finish_by_host(
-        &mut self,
-        instance_id: &str,
-        status: RuntimeStatus,
-        output: Value,
-        failure: Option<FailureDetails>,
-    ) -> Result<(), EngineError> {
-        let queued: Vec<Message> = self
-            .pending
-            .remove(instance_id)
-            .map(Vec::from)
-            .unwrap_or_default();
-        let completed = EventKind::ExecutionCompleted {
-            status,
-            result: output.clone(),
-            failure: failure.clone(),
-        };
-        self.record_host_episode(instance_id, queued, vec![completed])?;
-        self.finish_instance(instance_id, status, output, failure)
     }
 
     pub(crate) fn set_auto_skip(&mut self, on: bool) {

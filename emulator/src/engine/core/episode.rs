@@ -406,6 +406,29 @@ impl Core {
         Ok(())
     }
 
+    /// Ends an instance without running its code: what is queued for it, then its completion,
+    /// as one host-recorded episode.
+    pub(super) fn finish_by_host(
+        &mut self,
+        instance_id: &str,
+        status: RuntimeStatus,
+        output: Value,
+        failure: Option<FailureDetails>,
+    ) -> Result<(), EngineError> {
+        let queued: Vec<Message> = self
+            .pending
+            .remove(instance_id)
+            .map(Vec::from)
+            .unwrap_or_default();
+        let completed = EventKind::ExecutionCompleted {
+            status,
+            result: output.clone(),
+            failure: failure.clone(),
+        };
+        self.record_host_episode(instance_id, queued, vec![completed])?;
+        self.finish_instance(instance_id, status, output, failure)
+    }
+
     pub(super) fn finish_instance(
         &mut self,
         instance_id: &str,
