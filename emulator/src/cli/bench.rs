@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, default_workers};
+use durable_emu::engine::{Engine, EngineConfig, Limits, StoreFailurePolicy, default_workers};
 use durable_emu::plugin::LoadedPlugin;
 use durable_emu::store::DbLocation;
 use durable_sdk::history::RuntimeStatus;
@@ -113,6 +113,11 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         workers,
         plugin: Some(plugin),
         faults: args.faults.rules()?,
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits {
+            max_actions_per_episode: u32::MAX,
+            ..Limits::default()
+        },
     })?;
     println!("database: {label}; workers: {workers}");
     Ok(BenchEngine {
@@ -241,6 +246,8 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         workers: default_workers(),
         plugin: Some(plugin),
         faults: Vec::new(),
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits::default(),
     })?;
     let handle = engine.handle();
     let instances = if waiting { args.instances } else { 0 };

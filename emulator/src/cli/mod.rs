@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use durable_emu::cargo_build::BuildOptions;
 use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, EngineHandle, default_workers};
+use durable_emu::engine::{
+    Engine, EngineConfig, EngineHandle, Limits, StoreFailurePolicy, default_workers,
+};
 use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu::plugin::LoadedPlugin;
 use durable_emu::store::DbLocation;
@@ -89,6 +91,36 @@ pub struct EngineArgs {
     workers: Option<usize>,
     #[command(flatten)]
     faults: FaultArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Limits that keep one instance from taking the emulator down.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Deliveries of an activity (or starts of an orchestrator episode) that never finished
+    /// because the emulator stopped, before the call fails instead of running again.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_deliveries,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_deliveries: u32,
+    /// Durable calls one orchestrator episode may make before the orchestration fails.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_actions_per_episode,
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    max_actions_per_episode: u32,
+    /// Largest input, result, output or event payload in bytes (serialized JSON).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_payload_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=512 * 1024 * 1024))]
+    max_payload: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_deliveries: self.max_deliveries,
+            max_actions_per_episode: self.max_actions_per_episode,
+            max_payload_bytes: usize::try_from(self.max_payload).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 impl EngineArgs {
@@ -100,6 +132,8 @@ impl EngineArgs {
             workers: self.workers.unwrap_or_else(default_workers).max(1),
             plugin,
             faults: self.faults.rules()?,
+            on_store_failure: StoreFailurePolicy::Retry,
+            limits: self.limits.limits(),
         })
     }
 }
@@ -198,6 +232,8 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         workers: 1,
         plugin: None,
         faults: Vec::new(),
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits::default(),
     })
     .with_context(|| format!("opening {}", db.db))
 }

@@ -4,7 +4,7 @@ use super::{EngineArgs, load_target, parse_json};
 use anyhow::Context;
 use clap::Args;
 use durable_emu::clock::parse_duration;
-use durable_emu::engine::Engine;
+use durable_emu::engine::{Engine, StoreFailurePolicy};
 use durable_emu::export::InstanceStatus;
 use durable_sdk::history::RuntimeStatus;
 use std::path::PathBuf;
@@ -43,8 +43,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = parse_json("--input", &args.input)?;
     let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
     let plugin = load_target(args.target.as_deref())?;
-    let engine = Engine::start(args.engine.config(Some(plugin))?)
-        .with_context(|| format!("opening {}", args.engine.db.db))?;
+    let mut config = args.engine.config(Some(plugin))?;
+    // A one-shot run reports a failing store and exits rather than waiting for it to recover.
+    config.on_store_failure = StoreFailurePolicy::Stop;
+    let engine = Engine::start(config).with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let instance_id = handle.start_orchestration(&args.orchestration, input, args.instance_id)?;
     let finished = handle.wait_until_terminal(&instance_id, timeout)?;

@@ -16,7 +16,10 @@ mod episode;
 mod faults;
 mod reload;
 
-use super::{CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent};
+use super::{
+    CoreInbox, CoreMessage, CoreReply, EngineConfig, EngineError, EngineEvent, Limits,
+    StoreFailurePolicy,
+};
 use crate::clock::{Clock, ClockKind};
 use crate::faults::FaultRules;
 use crate::plugin::LoadedPlugin;
@@ -31,6 +34,7 @@ use durable_sdk::protocol::{
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -39,6 +43,9 @@ use tokio::sync::broadcast;
 const MAX_BATCH: usize = 20_000;
 /// Metadata key of the persisted virtual time.
 const VIRTUAL_NOW: &str = "virtual_now";
+/// Pauses between attempts to get going again after the store refused a batch.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(8);
 
 /// An activity attempt finished on a worker.
 #[derive(Debug)]
@@ -104,6 +111,21 @@ pub(crate) struct Core {
     lose_result: HashSet<WorkKey>,
     /// Set by a fired `crash` rule: the instance that triggered it.
     crash: Option<String>,
+    /// Instances that reached a terminal state in this batch, told to their waiters after commit.
+    finished: Vec<InstanceRecord>,
+    /// Why this batch cannot be committed (the first store failure seen); set, the batch is
+    /// rolled back and nothing of it is dispatched or published.
+    batch_failure: Option<String>,
+    /// Set after a failed batch until in-memory state has been reloaded from the store; while
+    /// set, commands are refused unrun.
+    unrecovered: Option<String>,
+    retry_pause: Duration,
+    on_store_failure: StoreFailurePolicy,
+    /// Where the core says why it stopped on its own, for the handle's errors.
+    stopped_because: Arc<OnceLock<String>>,
+    /// Instances whose stored history does not decode: set aside for this process, not run.
+    quarantined: HashSet<String>,
+    limits: Limits,
 }
 
 impl Core {
@@ -111,6 +133,7 @@ impl Core {
         config: EngineConfig,
         commands: Sender<CoreMessage>,
         events: broadcast::Sender<EngineEvent>,
+        stopped_because: Arc<OnceLock<String>>,
     ) -> Result<Self, EngineError> {
         let store = Store::open(&config.db)?;
         let clock = match config.clock {
@@ -147,6 +170,14 @@ impl Core {
             deferred_seq: 0,
             lose_result: HashSet::new(),
             crash: None,
+            finished: Vec::new(),
+            batch_failure: None,
+            unrecovered: None,
+            retry_pause: RETRY_FIRST,
+            on_store_failure: config.on_store_failure,
+            stopped_because,
+            quarantined: HashSet::new(),
+            limits: config.limits,
         };
         let now = core.clock.now();
         for rule in config.faults {
@@ -157,13 +188,17 @@ impl Core {
         if let Some(plugin) = config.plugin {
             core.adopt_build(plugin)?;
         }
-        core.finish_batch();
+        core.store.commit()?;
+        core.dispatch_and_publish();
         Ok(core)
     }
 
     /// Loads every non-terminal instance with its messages, outstanding work and timers.
     fn recover(&mut self) -> Result<(), EngineError> {
         for record in self.store.active_instances()? {
+            if self.quarantined.contains(&record.instance_id) {
+                continue;
+            }
             let id = record.instance_id.clone();
             self.live.insert(
                 id,
@@ -217,16 +252,26 @@ impl Core {
                     Err(_) => return self.stop(),
                 },
             };
+            let messages = first.into_iter().chain(inbox.try_iter().take(MAX_BATCH));
+            if let Some(cause) = self.unrecovered.clone() {
+                if let Err(error) = self.recover_after_failure() {
+                    let cause = format!("{cause}; reloading from the store failed too: {error}");
+                    if self.refuse_while_failing(messages, &cause) {
+                        return self.stop();
+                    }
+                    continue;
+                }
+            }
             if let Err(error) = self.store.begin() {
-                self.warn(None, format!("cannot start a transaction: {error}"));
+                self.fail_batch(format!("cannot start a transaction: {error}"));
             }
             let mut stopping = false;
             // Commands are answered after the batch commits and its events are published, so
             // an answer never runs ahead of what it caused (or of its durability).
-            let mut replies = Vec::new();
-            for message in first.into_iter().chain(inbox.try_iter().take(MAX_BATCH)) {
+            let mut replies: Vec<CoreReply> = Vec::new();
+            for message in messages {
                 match message {
-                    CoreMessage::Call(call) => replies.push(call(self)),
+                    CoreMessage::Call(call) => replies.push(call(Some(self))),
                     CoreMessage::ActivityDone(done) => self.accept_activity_result(done),
                     CoreMessage::Shutdown => {
                         stopping = true;
@@ -234,19 +279,47 @@ impl Core {
                     }
                 }
             }
-            if self.faults.has_crash_rules() {
+            if self.faults.has_crash_rules() && self.batch_failure.is_none() {
                 // With crashes injected, what was acknowledged (commands, accepted results) is
                 // committed before episodes run, as a host that answers only after a durable
                 // write would; a crash then loses just the episodes' work.
                 self.commit_checkpoint();
             }
-            self.process();
-            self.finish_batch();
-            replies.into_iter().for_each(|reply| reply());
-            if stopping {
+            if self.batch_failure.is_none() {
+                self.process();
+            }
+            let failure = self.finish_batch();
+            replies
+                .into_iter()
+                .for_each(|reply| reply(failure.as_deref()));
+            if stopping || (failure.is_some() && self.on_store_failure == StoreFailurePolicy::Stop)
+            {
                 return self.stop();
             }
         }
+    }
+
+    /// While the store keeps failing: commands are refused unrun (answered with the cause),
+    /// results are dropped (their work stays outstanding in the store and is redelivered), and
+    /// the core pauses before trying again. Returns whether to stop.
+    fn refuse_while_failing(
+        &mut self,
+        messages: impl Iterator<Item = CoreMessage>,
+        cause: &str,
+    ) -> bool {
+        let mut stopping = false;
+        for message in messages {
+            match message {
+                CoreMessage::Call(call) => call(None)(Some(cause)),
+                CoreMessage::ActivityDone(_) => {}
+                CoreMessage::Shutdown => stopping = true,
+            }
+        }
+        let _ = self.events.send(EngineEvent::StoreFailed {
+            message: cause.to_string(),
+            retrying: !stopping,
+        });
+        stopping
     }
 
     fn stop(&mut self) {
@@ -257,6 +330,9 @@ impl Core {
     }
 
     fn wait_timeout(&self) -> Option<Duration> {
+        if self.unrecovered.is_some() {
+            return Some(self.retry_pause);
+        }
         if !self.runnable.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -280,13 +356,16 @@ impl Core {
             while let Some(instance_id) = self.runnable.pop_front() {
                 self.runnable_set.remove(&instance_id);
                 if let Err(error) = self.run_episode(&instance_id) {
-                    self.warn(
-                        Some(&instance_id),
-                        format!("the episode could not be recorded: {error}"),
-                    );
+                    self.episode_not_recorded(&instance_id, error);
+                }
+                if self.batch_failure.is_some() {
+                    return;
                 }
                 self.handle_crash();
                 self.fire_due_timers();
+            }
+            if self.batch_failure.is_some() {
+                return;
             }
             if !self.idle() || !self.clock.is_virtual() || !self.clock.auto_skip {
                 return;
@@ -308,10 +387,7 @@ impl Core {
     fn handle_crash(&mut self) {
         if let Some(instance_id) = self.crash.take() {
             if let Err(error) = self.crash_now(instance_id) {
-                self.warn(
-                    None,
-                    format!("recovering from an injected crash failed: {error}"),
-                );
+                self.fail_batch(format!("recovering from an injected crash failed: {error}"));
             }
         }
     }
@@ -326,10 +402,7 @@ impl Core {
                 Ok(())
             })
         {
-            self.warn(
-                None,
-                format!("cannot commit before running episodes: {error}"),
-            );
+            self.fail_batch(format!("cannot commit before running episodes: {error}"));
         }
     }
 
@@ -376,10 +449,10 @@ impl Core {
                 .store
                 .remove_timer(&instance_id, &execution_id, timer_id)
             {
-                self.warn(
-                    Some(&instance_id),
-                    format!("cannot remove a fired timer: {error}"),
-                );
+                self.fail_batch(format!(
+                    "cannot remove a fired timer of instance '{instance_id}': {error}"
+                ));
+                return;
             }
             let current = self
                 .live
@@ -395,15 +468,32 @@ impl Core {
         }
     }
 
-    /// Persists what is left over, commits, then dispatches work and publishes events.
-    fn finish_batch(&mut self) {
-        if let Err(error) = self.persist_leftovers() {
-            self.warn(None, format!("cannot persist pending messages: {error}"));
+    /// Persists what is left over and commits; only then dispatches work, publishes events and
+    /// answers terminal waiters. If any write of the batch failed (or the commit does), the batch
+    /// is rolled back instead, nothing of it leaves the core, and in-memory state goes back to
+    /// the store's; returns the cause then.
+    fn finish_batch(&mut self) -> Option<String> {
+        if self.batch_failure.is_none() {
+            if let Err(error) = self.persist_leftovers() {
+                self.fail_batch(format!("cannot persist pending messages: {error}"));
+            }
         }
-        if let Err(error) = self.store.commit() {
-            self.warn(None, format!("cannot commit: {error}"));
-            let _ = self.store.rollback();
+        if self.batch_failure.is_none() {
+            if let Err(error) = self.store.commit() {
+                self.fail_batch(format!("cannot commit: {error}"));
+            }
         }
+        let Some(cause) = self.batch_failure.take() else {
+            self.retry_pause = RETRY_FIRST;
+            self.dispatch_and_publish();
+            return None;
+        };
+        self.abandon_batch(&cause);
+        Some(cause)
+    }
+
+    /// After a commit: work to the workers, events to subscribers, records to terminal waiters.
+    fn dispatch_and_publish(&mut self) {
         if let Some(jobs) = &self.jobs {
             for (work, delivery) in std::mem::take(&mut self.to_dispatch) {
                 let build = self
@@ -423,6 +513,125 @@ impl Core {
             // No subscriber is not an error: events are for whoever listens.
             let _ = self.events.send(event);
         }
+        for record in std::mem::take(&mut self.finished) {
+            for waiter in self
+                .terminal_waiters
+                .remove(&record.instance_id)
+                .unwrap_or_default()
+            {
+                let _ = waiter.send(record.clone());
+            }
+        }
+    }
+
+    /// The first store failure of a batch decides its fate; later ones are consequences.
+    pub(crate) fn fail_batch(&mut self, cause: String) {
+        tracing::error!(target: "durable_emu::store", "{cause}");
+        self.batch_failure.get_or_insert(cause);
+    }
+
+    /// A command's store error: a failed write (SQLite refused it) spoils the whole batch; a
+    /// value that does not decode is only that command's failure.
+    pub(crate) fn store_error_in_command(&mut self, error: &StoreError) {
+        if !matches!(error, StoreError::Corrupt { .. }) {
+            self.fail_batch(format!("a command could not be recorded: {error}"));
+        }
+    }
+
+    /// An episode that failed part-way leaves memory ahead of the store: the batch is abandoned.
+    /// An instance whose stored history does not decode would fail every batch, so it is set
+    /// aside for the rest of this process (and named).
+    fn episode_not_recorded(&mut self, instance_id: &str, error: EngineError) {
+        if let EngineError::Store(StoreError::Corrupt { .. }) = &error {
+            self.quarantined.insert(instance_id.to_string());
+            self.fail_batch(format!(
+                "instance '{instance_id}' cannot run: {error}; it is set aside until the emulator restarts"
+            ));
+        } else {
+            self.fail_batch(format!(
+                "an episode of instance '{instance_id}' could not be recorded: {error}"
+            ));
+        }
+    }
+
+    /// Rolls the failed batch back and forgets everything it did in memory.
+    fn abandon_batch(&mut self, cause: &str) {
+        let _ = self.store.rollback();
+        self.forget_memory();
+        let retrying = self.on_store_failure == StoreFailurePolicy::Retry;
+        if !retrying {
+            let _ = self.stopped_because.set(cause.to_string());
+        }
+        let _ = self.events.send(EngineEvent::StoreFailed {
+            message: cause.to_string(),
+            retrying,
+        });
+        if retrying {
+            self.unrecovered = Some(cause.to_string());
+        }
+    }
+
+    /// Reloads in-memory state from the store after a failed batch and commits what recovery
+    /// wrote; backs off when that fails too.
+    fn recover_after_failure(&mut self) -> Result<(), EngineError> {
+        let reloaded = self.reload_from_store().and_then(|()| {
+            self.store.commit()?;
+            Ok(())
+        });
+        if let Err(error) = reloaded {
+            let _ = self.store.rollback();
+            self.forget_memory();
+            self.retry_pause = (self.retry_pause * 2).min(RETRY_MAX);
+            return Err(error);
+        }
+        self.unrecovered = None;
+        self.dispatch_and_publish();
+        Ok(())
+    }
+
+    /// Drops every in-memory mirror of the store (what a restarted process would not have).
+    /// Terminal waiters stay: they belong to callers, and are answered once their instance ends.
+    fn forget_memory(&mut self) {
+        self.live.clear();
+        self.pending.clear();
+        self.runnable.clear();
+        self.runnable_set.clear();
+        self.in_flight.clear();
+        self.timers.clear();
+        self.to_dispatch.clear();
+        self.outbox.clear();
+        self.deferred.clear();
+        self.lose_result.clear();
+        self.finished.clear();
+        self.crash = None;
+    }
+
+    /// Memory as a freshly started process would build it from the store (inside a transaction
+    /// the caller commits).
+    fn reload_from_store(&mut self) -> Result<(), EngineError> {
+        let _ = self.store.rollback();
+        self.forget_memory();
+        self.reload_clock()?;
+        self.store.begin()?;
+        self.recover()?;
+        // A waiter whose instance no longer exists (its start was rolled back) is let go; one
+        // whose instance has ended is answered now.
+        let waiting: Vec<String> = self.terminal_waiters.keys().cloned().collect();
+        for instance_id in waiting {
+            if self.live.contains_key(&instance_id) {
+                continue;
+            }
+            let waiters = self
+                .terminal_waiters
+                .remove(&instance_id)
+                .unwrap_or_default();
+            if let Some(record) = self.store.instance(&instance_id)? {
+                for waiter in waiters {
+                    let _ = waiter.send(record.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn persist_leftovers(&mut self) -> Result<(), StoreError> {
@@ -527,10 +736,11 @@ impl Core {
             self.store
                 .remove_work(&done.instance_id, &done.execution_id, done.task_id)
         {
-            self.warn(
-                Some(&done.instance_id),
-                format!("cannot remove finished work: {error}"),
-            );
+            self.fail_batch(format!(
+                "cannot record a result of instance '{}': {error}",
+                done.instance_id
+            ));
+            return;
         }
         let failed = matches!(done.outcome, ActivityOutcome::Failed { .. });
         self.outbox.push(EngineEvent::ActivityFinished {

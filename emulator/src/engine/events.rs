@@ -177,4 +177,25 @@ pub enum EngineEvent {
         /// What happened.
         message: String,
     },
+    /// The store refused a batch (disk full, an I/O error): nothing of it was recorded,
+    /// dispatched or published, and the engine went back to what the store holds.
+    #[serde(rename_all = "camelCase")]
+    StoreFailed {
+        /// The cause, as the store reported it.
+        message: String,
+        /// Whether the engine tries again after a pause (else it stopped).
+        retrying: bool,
+    },
+    /// Work that was running when the emulator stopped is being delivered again.
+    #[serde(rename_all = "camelCase")]
+    Redelivered {
+        /// The instance.
+        instance_id: String,
+        /// What is redelivered, e.g. `activity 'ChargeCard' (#4)` or `orchestrator episode`.
+        what: String,
+        /// This delivery's number (2 = the first redelivery).
+        delivery: u32,
+        /// The most deliveries before the call is failed instead.
+        max_deliveries: u32,
+    },
 }

@@ -41,6 +41,42 @@ pub struct EngineConfig {
     pub plugin: Option<LoadedPlugin>,
     /// Fault rules active from the start (more can be added through the handle).
     pub faults: Vec<crate::faults::FaultRule>,
+    /// What to do when the store refuses a batch (disk full, I/O error).
+    pub on_store_failure: StoreFailurePolicy,
+    /// Limits that keep one instance's demands from taking the emulator down.
+    pub limits: Limits,
+}
+
+/// What the engine does when the store refuses a batch: either way nothing of the batch is
+/// dispatched or published, and in-memory state goes back to what the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailurePolicy {
+    /// Report the cause and stop the engine (one-shot commands such as `run`).
+    Stop,
+    /// Report the cause, reload from the store and try again after a pause (serve, the UI).
+    Retry,
+}
+
+/// Limits on what one instance may ask of the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deliveries of one activity (or starts of one orchestrator episode) that never finished
+    /// because the emulator stopped, before the call is failed instead of run again.
+    pub max_deliveries: u32,
+    /// Durable calls one episode may make before the orchestration fails.
+    pub max_actions_per_episode: u32,
+    /// Largest input, result, output or event payload (serialized JSON bytes) the store accepts.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_deliveries: 3,
+            max_actions_per_episode: 100_000,
+            max_payload_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -53,6 +89,8 @@ impl EngineConfig {
             workers: default_workers(),
             plugin: Some(plugin),
             faults: Vec::new(),
+            on_store_failure: StoreFailurePolicy::Retry,
+            limits: Limits::default(),
         }
     }
 }
@@ -109,6 +147,9 @@ pub enum EngineError {
     /// A request was malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The store refused a write, so nothing of the batch the command was part of was recorded.
+    #[error("the store refused a write, so nothing of this batch was recorded: {0}")]
+    StoreFailed(String),
 }
 
 /// One execution's history, for views and exports.
@@ -123,9 +164,10 @@ pub struct ExecutionHistory {
     pub builds: Vec<Option<u32>>,
 }
 
-/// A command run on the core thread; it returns the reply to send once the batch has committed.
-type CoreCall = Box<dyn FnOnce(&mut core::Core) -> CoreReply + Send>;
-pub(crate) type CoreReply = Box<dyn FnOnce() + Send>;
+/// A command run on the core thread (`None`: refused unrun, the store is failing); it returns the
+/// reply to send once the batch has committed, which is told the cause if the batch failed.
+type CoreCall = Box<dyn FnOnce(Option<&mut core::Core>) -> CoreReply + Send>;
+pub(crate) type CoreReply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 pub(crate) enum CoreMessage {
     Call(CoreCall),
@@ -145,6 +187,8 @@ pub struct Engine {
 pub struct EngineHandle {
     commands: Sender<CoreMessage>,
     events: broadcast::Sender<EngineEvent>,
+    /// Why the core stopped on its own (a store failure under [`StoreFailurePolicy::Stop`]).
+    stopped_because: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl std::fmt::Debug for CoreMessage {
@@ -173,10 +217,12 @@ impl Engine {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let core_commands = commands.clone();
         let core_events = events.clone();
+        let stopped_because = std::sync::Arc::new(std::sync::OnceLock::new());
+        let core_stopped_because = stopped_because.clone();
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())
-            .spawn(
-                move || match core::Core::open(config, core_commands, core_events) {
+            .spawn(move || {
+                match core::Core::open(config, core_commands, core_events, core_stopped_because) {
                     Ok(mut core) => {
                         let _ = ready_tx.send(Ok(()));
                         core.run(inbox);
@@ -184,15 +230,19 @@ impl Engine {
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
                     }
-                },
-            )
+                }
+            })
             .map_err(|error| {
                 EngineError::Invalid(format!("cannot start the engine thread: {error}"))
             })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok((
                 Self {
-                    handle: EngineHandle { commands, events },
+                    handle: EngineHandle {
+                        commands,
+                        events,
+                        stopped_because,
+                    },
                     core: Some(core),
                 },
                 subscription,
@@ -240,15 +290,35 @@ impl EngineHandle {
     ) -> Result<R, EngineError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let call: CoreCall = Box::new(move |core| {
-            let result = f(core);
-            Box::new(move || {
-                let _ = reply_tx.send(result);
+            let result = core.map(|core| {
+                let result = f(core);
+                if let Err(EngineError::Store(error)) = &result {
+                    core.store_error_in_command(error);
+                }
+                result
+            });
+            Box::new(move |failure: Option<&str>| {
+                let answer = match (failure, result) {
+                    (None, Some(result)) => result,
+                    (Some(cause), _) => Err(EngineError::StoreFailed(cause.to_string())),
+                    // Refused unrun without a cause: cannot happen, the core always gives one.
+                    (None, None) => Err(EngineError::Stopped),
+                };
+                let _ = reply_tx.send(answer);
             })
         });
         self.commands
             .send(CoreMessage::Call(call))
-            .map_err(|_| EngineError::Stopped)?;
-        reply_rx.recv().map_err(|_| EngineError::Stopped)?
+            .map_err(|_| self.stopped())?;
+        reply_rx.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Why calls fail now that the core has stopped.
+    fn stopped(&self) -> EngineError {
+        match self.stopped_because.get() {
+            Some(cause) => EngineError::StoreFailed(cause.clone()),
+            None => EngineError::Stopped,
+        }
     }
 
     /// Subscribes to engine events from now on.
@@ -370,7 +440,7 @@ impl EngineHandle {
         match done_rx.recv_timeout(timeout) {
             Ok(record) => Ok(Some(record)),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(EngineError::Stopped),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(self.stopped()),
         }
     }
 

@@ -452,13 +452,7 @@ impl Core {
             status,
             custom_status: live.record.custom_status.clone(),
         });
-        for waiter in self
-            .terminal_waiters
-            .remove(instance_id)
-            .unwrap_or_default()
-        {
-            let _ = waiter.send(live.record.clone());
-        }
+        self.finished.push(live.record.clone());
         if let Some(parent) = &live.record.parent {
             let kind = match status {
                 RuntimeStatus::Completed => EventKind::SubOrchestrationInstanceCompleted {

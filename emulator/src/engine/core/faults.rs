@@ -353,20 +353,7 @@ impl Core {
     /// An injected crash: everything since the last commit is lost and the engine recovers from
     /// the store as a restarted process would. The marker goes to the instance that triggered it.
     pub(super) fn crash_now(&mut self, instance_id: String) -> Result<(), EngineError> {
-        let _ = self.store.rollback();
-        self.live.clear();
-        self.pending.clear();
-        self.runnable.clear();
-        self.runnable_set.clear();
-        self.in_flight.clear();
-        self.timers.clear();
-        self.to_dispatch.clear();
-        self.outbox.clear();
-        self.deferred.clear();
-        self.lose_result.clear();
-        self.reload_clock()?;
-        self.store.begin()?;
-        self.recover()?;
+        self.reload_from_store()?;
         self.warn(
             Some(&instance_id),
             "injected crash: the host lost everything since its last commit and recovered from the store".to_string(),
