@@ -17,10 +17,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -89,6 +89,17 @@ ALTER TABLE instances ADD COLUMN build INTEGER;
 ALTER TABLE instances ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE instances ADD COLUMN divergence TEXT;
 ALTER TABLE history ADD COLUMN build INTEGER;
+",
+    // v3: deliveries that never finished are counted durably; messages can wait for a time.
+    r"
+ALTER TABLE activity_work ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inbox ADD COLUMN due_at TEXT;
+CREATE TABLE unfinished_episodes (
+    instance_id  TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    history_len  INTEGER NOT NULL,
+    starts       INTEGER NOT NULL
+) WITHOUT ROWID;
 ",
 ];
 
@@ -815,6 +826,101 @@ impl Store {
         Ok(())
     }
 
+    /// Adds `starts` unfinished deliveries to outstanding work; returns the new total (0 if the
+    /// work is no longer outstanding).
+    pub fn add_work_deliveries(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        task_id: i32,
+        starts: u32,
+    ) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE activity_work SET deliveries = deliveries + ?4 WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3 RETURNING deliveries",
+            )?
+            .query_row(params![instance_id, execution_id, task_id, starts], |row| {
+                row.get::<_, u32>(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Adds `starts` unfinished starts of the episode an instance is at (execution and history
+    /// length); starts counted at another point of its history are forgotten. Returns the total.
+    pub fn add_episode_starts(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        history_len: usize,
+        starts: u32,
+    ) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "INSERT INTO unfinished_episodes(instance_id, execution_id, history_len, starts) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(instance_id) DO UPDATE SET
+                   starts = CASE WHEN execution_id = excluded.execution_id AND history_len = excluded.history_len
+                                 THEN starts + excluded.starts ELSE excluded.starts END,
+                   execution_id = excluded.execution_id, history_len = excluded.history_len
+                 RETURNING starts",
+            )?
+            .query_row(
+                params![instance_id, execution_id, history_len as i64, starts],
+                |row| row.get::<_, u32>(0),
+            )?)
+    }
+
+    /// Forgets counted episode starts of instances that have moved on or ended.
+    pub fn prune_unfinished_episodes(&self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM unfinished_episodes WHERE NOT EXISTS (
+                 SELECT 1 FROM instances i WHERE i.instance_id = unfinished_episodes.instance_id
+                   AND i.execution_id = unfinished_episodes.execution_id
+                   AND i.history_len = unfinished_episodes.history_len
+                   AND i.status IN ('Pending', 'Running', 'Suspended'))",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Queues a message that may only be delivered from `due_at` on (a delay); returns its id.
+    pub fn push_inbox_due(
+        &self,
+        instance_id: &str,
+        event: &HistoryEvent,
+        due_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO inbox(instance_id, event, due_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![instance_id, to_json(event), due_at.to_rfc3339()])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The messages that wait for a time, by row id.
+    pub fn inbox_due_times(&self) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT id, due_at FROM inbox WHERE due_at IS NOT NULL ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, due_at) = row?;
+            Ok((id, parse_time(&due_at)?))
+        })
+        .collect()
+    }
+
+    /// A delayed message's time has come: it is an ordinary message from now on.
+    pub fn clear_inbox_due(&self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE inbox SET due_at = NULL WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
     /// Deletes an instance and everything recorded about it; returns whether it existed.
     pub fn purge(&self, instance_id: &str) -> Result<bool, StoreError> {
         self.clear_pending(instance_id)?;
@@ -972,7 +1078,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("schema 7, this build reads up to 2")
+                .contains("schema 7, this build reads up to 3")
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -12,6 +12,7 @@
 //! Knows nothing of front ends; talks to plugins only through `LoadedPlugin`'s handle.
 
 mod commands;
+mod deliveries;
 mod episode;
 mod faults;
 mod reload;
@@ -126,6 +127,10 @@ pub(crate) struct Core {
     /// Instances whose stored history does not decode: set aside for this process, not run.
     quarantined: HashSet<String>,
     limits: Limits,
+    /// Starts of user code not yet known to have ended (see `deliveries`); none in memory.
+    journal: Option<Arc<deliveries::StartJournal>>,
+    /// Recovery counted the journal's starts into the store: empty it after the next commit.
+    journal_counted: bool,
 }
 
 impl Core {
@@ -146,7 +151,20 @@ impl Core {
                 Clock::virtual_at(start, config.auto_skip)
             }
         };
-        let (jobs, workers) = spawn_workers(config.workers.max(1), commands, events.clone());
+        let journal = match deliveries::StartJournal::beside(&config.db) {
+            Ok(journal) => journal.map(Arc::new),
+            Err(error) => {
+                // Without it, work that ends the process is still redelivered, just not counted.
+                tracing::warn!(target: "durable_emu::engine", "cannot open the start journal beside {}: {error}", config.db);
+                None
+            }
+        };
+        let (jobs, workers) = spawn_workers(
+            config.workers.max(1),
+            commands,
+            events.clone(),
+            journal.clone(),
+        );
         let mut core = Self {
             store,
             clock,
@@ -178,6 +196,8 @@ impl Core {
             stopped_because,
             quarantined: HashSet::new(),
             limits: config.limits,
+            journal,
+            journal_counted: false,
         };
         let now = core.clock.now();
         for rule in config.faults {
@@ -209,24 +229,26 @@ impl Core {
                 },
             );
         }
+        let due_times: HashMap<i64, DateTime<Utc>> =
+            self.store.inbox_due_times()?.into_iter().collect();
+        let now = self.clock.now();
         for row in self.store.inbox()? {
-            if self.live.contains_key(&row.instance_id) {
-                self.enqueue(
-                    &row.instance_id,
-                    Message {
-                        event: row.event,
-                        inbox_id: Some(row.id),
-                    },
-                );
-            } else {
+            if !self.live.contains_key(&row.instance_id) {
                 self.store.remove_inbox(row.id)?;
+                continue;
             }
-        }
-        for work in self.store.work()? {
-            // Redelivery after a restart: the activity may have run before; at-least-once.
-            let key = work_key(&work);
-            self.in_flight.insert(key, (work.clone(), 2));
-            self.to_dispatch.push((work, 2));
+            let message = Message {
+                event: row.event,
+                inbox_id: Some(row.id),
+            };
+            match due_times.get(&row.id) {
+                // Still held back by a delay: it waits in memory as it did before the restart.
+                Some(due) if *due > now => self.defer(
+                    *due,
+                    faults::Deferred::Deliver(row.instance_id, vec![message]),
+                ),
+                _ => self.enqueue(&row.instance_id, message),
+            }
         }
         for timer in self.store.timers()? {
             self.timers.insert((
@@ -236,6 +258,15 @@ impl Core {
                 timer.timer_id,
             ));
         }
+        // Outstanding work is delivered again (it may have run before: at-least-once), counting
+        // the deliveries that never finished because the process ended.
+        let starts = match &self.journal {
+            Some(journal) => journal.read().unwrap_or_default(),
+            None => deliveries::Starts::default(),
+        };
+        self.recover_work(&starts)?;
+        self.recover_episodes(&starts)?;
+        self.journal_counted = true;
         Ok(())
     }
 
@@ -494,6 +525,12 @@ impl Core {
 
     /// After a commit: work to the workers, events to subscribers, records to terminal waiters.
     fn dispatch_and_publish(&mut self) {
+        if let Some(journal) = &self.journal {
+            // Counted starts are in the store now; with nothing in flight, every start ended.
+            if std::mem::take(&mut self.journal_counted) || self.in_flight.is_empty() {
+                journal.clear();
+            }
+        }
         if let Some(jobs) = &self.jobs {
             for (work, delivery) in std::mem::take(&mut self.to_dispatch) {
                 let build = self
@@ -813,10 +850,45 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Calls the plugin; a failure at the boundary (not in user code) fails the orchestration with
-/// the reason, so the instance ends visibly instead of hanging.
-fn call_orchestrator(plugin: PluginHandle, request: &OrchestratorRequest) -> OrchestratorResponse {
-    match plugin.orchestrate(request) {
+impl Core {
+    /// Runs orchestrator code, noting its start and end in the start journal (so code that ends
+    /// the process is counted).
+    fn orchestrate_journaled(
+        &self,
+        plugin: PluginHandle,
+        request: &OrchestratorRequest,
+    ) -> Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError> {
+        let note = |end| {
+            if let Some(journal) = &self.journal {
+                journal.episode(
+                    &request.instance_id,
+                    &request.execution_id,
+                    request.history_len,
+                    end,
+                );
+            }
+        };
+        note(false);
+        let response = plugin.orchestrate(request);
+        note(true);
+        response
+    }
+
+    /// Calls the plugin; a failure at the boundary (not in user code) fails the orchestration
+    /// with the reason, so the instance ends visibly instead of hanging.
+    fn call_orchestrator(
+        &self,
+        plugin: PluginHandle,
+        request: &OrchestratorRequest,
+    ) -> OrchestratorResponse {
+        call_outcome(self.orchestrate_journaled(plugin, request))
+    }
+}
+
+fn call_outcome(
+    answer: Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError>,
+) -> OrchestratorResponse {
+    match answer {
         Ok(response) => response,
         Err(error) => OrchestratorResponse {
             actions: vec![durable_sdk::protocol::Action {
@@ -837,6 +909,7 @@ fn spawn_workers(
     count: usize,
     results: Sender<CoreMessage>,
     events: broadcast::Sender<EngineEvent>,
+    journal: Option<Arc<deliveries::StartJournal>>,
 ) -> (Sender<Job>, Vec<JoinHandle<()>>) {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let workers = (0..count)
@@ -844,6 +917,7 @@ fn spawn_workers(
             let queue = queue.clone();
             let results = results.clone();
             let events = events.clone();
+            let journal = journal.clone();
             std::thread::Builder::new()
                 .name(format!("durable-emu-worker-{index}"))
                 .spawn(move || {
@@ -855,7 +929,26 @@ fn spawn_workers(
                                 name: job.work.name.clone(),
                             });
                         }
+                        let note = |end| {
+                            if let Some(journal) = &journal {
+                                journal.activity(
+                                    &job.work.instance_id,
+                                    &job.work.execution_id,
+                                    job.work.task_id,
+                                    end,
+                                );
+                            }
+                        };
+                        note(false);
+                        let (instance_id, execution_id, task_id) = (
+                            job.work.instance_id.clone(),
+                            job.work.execution_id.clone(),
+                            job.work.task_id,
+                        );
                         let done = run_job(job);
+                        if let Some(journal) = &journal {
+                            journal.activity(&instance_id, &execution_id, task_id, true);
+                        }
                         if results.send(CoreMessage::ActivityDone(done)).is_err() {
                             return;
                         }

@@ -6,7 +6,7 @@
 //! what it hit), so views and exports can tell an injected failure from a real one.
 //! The host decides everything; no fault needs cooperation from the plugin.
 
-use super::{Core, Live, WorkKey, work_key};
+use super::{Core, Live, Message, WorkKey, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::faults::{Call, FaultEffect, Fired, TargetKind};
 use crate::store::WorkRow;
@@ -21,8 +21,9 @@ use std::collections::HashMap;
 pub(super) enum Deferred {
     /// Hand an activity to the workers.
     Dispatch(WorkRow),
-    /// Deliver events to an instance.
-    Deliver(String, Vec<EventKind>),
+    /// Deliver messages to an instance (already in its inbox with their due time, so a restart
+    /// keeps them waiting rather than losing them).
+    Deliver(String, Vec<Message>),
 }
 
 /// What the engine must do with an activity after consulting the rules.
@@ -202,11 +203,7 @@ impl Core {
         match fired.effect {
             FaultEffect::Delay(by) => {
                 let due = self.later(by);
-                self.defer(
-                    due,
-                    Deferred::Deliver(instance_id.to_string(), vec![marked, started]),
-                );
-                Ok(())
+                self.defer_delivery(due, instance_id, vec![marked, started])
             }
             FaultEffect::Timeout => {
                 // Never starts: the marker alone is recorded.
@@ -277,10 +274,7 @@ impl Core {
             }
             FaultEffect::Delay(by) => {
                 let due = self.later(by);
-                self.defer(
-                    due,
-                    Deferred::Deliver(instance_id.to_string(), vec![raised]),
-                );
+                self.defer_delivery(due, instance_id, vec![raised])?;
             }
             FaultEffect::Crash => {
                 self.deliver(instance_id, raised);
@@ -298,7 +292,32 @@ impl Core {
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    fn defer(&mut self, due: DateTime<Utc>, work: Deferred) {
+    /// Postpones messages to an instance until `due`, keeping them in its inbox meanwhile.
+    fn defer_delivery(
+        &mut self,
+        due: DateTime<Utc>,
+        instance_id: &str,
+        kinds: Vec<EventKind>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut messages = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let event = durable_sdk::history::HistoryEvent {
+                event_id: -1,
+                timestamp: now,
+                kind,
+            };
+            let inbox_id = self.store.push_inbox_due(instance_id, &event, due)?;
+            messages.push(Message {
+                event,
+                inbox_id: Some(inbox_id),
+            });
+        }
+        self.defer(due, Deferred::Deliver(instance_id.to_string(), messages));
+        Ok(())
+    }
+
+    pub(super) fn defer(&mut self, due: DateTime<Utc>, work: Deferred) {
         self.deferred_seq += 1;
         self.deferred.insert((due, self.deferred_seq), work);
     }
@@ -326,10 +345,11 @@ impl Core {
                         self.to_dispatch.push((work, 1));
                     }
                 }
-                Deferred::Deliver(instance_id, events) => {
+                Deferred::Deliver(instance_id, messages) => {
                     if self.live.contains_key(&instance_id) {
-                        for kind in events {
-                            self.deliver(&instance_id, kind);
+                        for mut message in messages {
+                            message.event.timestamp = now;
+                            self.enqueue(&instance_id, message);
                         }
                     }
                 }

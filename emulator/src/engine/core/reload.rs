@@ -150,7 +150,7 @@ impl Core {
             new_events: Vec::new(),
             include_replay_logs: false,
         };
-        let response = match plugin.handle.orchestrate(&request) {
+        let response = match self.orchestrate_journaled(plugin.handle, &request) {
             Ok(response) => response,
             Err(error) => {
                 return Ok(Some(Divergence {
