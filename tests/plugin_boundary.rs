@@ -76,6 +76,7 @@ fn a_real_cdylib_runs_an_orchestration_and_its_activities_through_the_c_abi() {
             past_events: Vec::new(),
             new_events: new_events.clone(),
             include_replay_logs: false,
+            max_actions: None,
         };
         let response: OrchestratorResponse = plugin.handle.orchestrate(&request).unwrap();
         assert!(
@@ -185,6 +186,7 @@ fn a_panicking_orchestrator_fails_the_orchestration_instead_of_crashing() {
             ),
         ],
         include_replay_logs: false,
+        max_actions: None,
     };
     let response = plugin.handle.orchestrate(&request).unwrap();
     let [action] = response.actions.as_slice() else {

@@ -55,6 +55,8 @@ pub(crate) struct OrchestrationState {
     pub continue_as_new: Option<ContinueAsNewRequest>,
     pub logs: Vec<LogLine>,
     pub include_replay_logs: bool,
+    /// Most durable calls not yet recorded in history (the host's per-episode limit).
+    pub max_actions: Option<u32>,
     guid_counter: u64,
     arrival_counter: u64,
     /// Composite tasks (retry loops) created during a poll, handed to the executor after it.
@@ -79,6 +81,7 @@ impl OrchestrationState {
             continue_as_new: None,
             logs: Vec::new(),
             include_replay_logs: false,
+            max_actions: None,
             guid_counter: 0,
             arrival_counter: 0,
             spawn_queue: Vec::new(),
@@ -94,6 +97,18 @@ impl OrchestrationState {
         let id = self.next_sequence;
         self.next_sequence += 1;
         id
+    }
+
+    /// A sequence id for a durable call the code makes. Past the host's limit on calls not yet
+    /// recorded (`max_actions`), the code is stopped: an orchestration that asks for an endless
+    /// fan-out must fail, not grow until memory runs out.
+    pub(crate) fn take_call_sequence(&mut self) -> i32 {
+        if let Some(limit) = self.max_actions {
+            if self.unconfirmed.len() >= limit as usize {
+                std::panic::panic_any(crate::failure::ActionLimitExceeded { limit });
+            }
+        }
+        self.take_sequence()
     }
 
     /// Delivers an `EventRaised` to the oldest waiter for its name, or buffers it (FIFO per name,
@@ -291,7 +306,7 @@ impl OrchestrationContext {
     /// A durable timer that fires at `fire_at` (orchestration clock).
     pub fn create_timer(&self, fire_at: DateTime<Utc>) -> DurableTask<()> {
         let mut state = self.state.borrow_mut();
-        let id = state.take_sequence();
+        let id = state.take_call_sequence();
         state.unconfirmed.insert(
             id,
             Action {
@@ -348,7 +363,7 @@ impl OrchestrationContext {
     pub fn send_event(&self, instance_id: &str, name: &str, input: impl Serialize) {
         let input = serde_json::to_value(input).unwrap_or(Value::Null);
         let mut state = self.state.borrow_mut();
-        let id = state.take_sequence();
+        let id = state.take_call_sequence();
         state.unconfirmed.insert(
             id,
             Action {
@@ -396,7 +411,7 @@ impl OrchestrationContext {
             Err(error) => return failed_before_scheduling(kind, name, error),
         };
         let mut state = self.state.borrow_mut();
-        let id = state.take_sequence();
+        let id = state.take_call_sequence();
         let action_kind = match kind {
             TaskKind::SubOrchestration => ActionKind::CreateSubOrchestration {
                 name: name.to_string(),

@@ -120,6 +120,7 @@ pub(crate) fn run_episode(
             let mut state = session.state.borrow_mut();
             state.replaying = true;
             state.include_replay_logs = request.include_replay_logs;
+            state.max_actions = request.max_actions;
         }
         for event in request.past_events {
             session.apply(registry, event);
@@ -143,6 +144,7 @@ pub(crate) fn run_episode(
         let mut state = session.state.borrow_mut();
         state.replaying = false;
         state.include_replay_logs = request.include_replay_logs;
+        state.max_actions = request.max_actions;
     }
     let new_event_count = request.new_events.len();
     for event in request.new_events {
@@ -466,6 +468,13 @@ impl Session {
     }
 
     fn finish_with(&mut self, result: Result<Value, FailureDetails>) {
+        if let Err(failure) = &result {
+            if failure.error_type == crate::failure::ACTION_LIMIT {
+                // The calls made up to the limit are not recorded: the failure is the episode's
+                // only action, so the host schedules none of them.
+                self.state.borrow_mut().unconfirmed.clear();
+            }
+        }
         let continue_as_new = self.state.borrow_mut().continue_as_new.take();
         let completion = match (result, continue_as_new) {
             (Err(failure), _) => ActionKind::CompleteOrchestration {

@@ -35,6 +35,30 @@ pub struct FailureDetails {
 pub const TASK_FAILED: &str = "TaskFailed";
 /// `error_type` of a panic caught at a plugin entry point or while polling an orchestrator.
 pub const PANIC: &str = "Panic";
+
+/// The `error_type` of an orchestration stopped for making more durable calls in one episode
+/// than the host allows.
+pub const ACTION_LIMIT: &str = "ActionLimitExceeded";
+
+/// The panic payload that stops orchestrator code at the host's action limit (turned into an
+/// [`ACTION_LIMIT`] failure, not reported as a panic).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ActionLimitExceeded {
+    pub limit: u32,
+}
+
+impl ActionLimitExceeded {
+    pub(crate) fn to_failure(self) -> FailureDetails {
+        FailureDetails::new(
+            ACTION_LIMIT,
+            format!(
+                "the orchestration made more than {} durable calls in one episode without awaiting any; the host's limit is {} (durable-emu: --max-actions-per-episode)",
+                self.limit, self.limit
+            ),
+        )
+        .non_retriable()
+    }
+}
 /// `error_type` of a replay that disagreed with history (SEMANTICS.md section 3).
 pub const NON_DETERMINISM: &str = "NonDeterminism";
 /// `error_type` of an input or output that could not be (de)serialized.

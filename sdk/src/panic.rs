@@ -58,6 +58,9 @@ pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, FailureDetails>
     CATCH_DEPTH.with(|depth| depth.set(depth.get() - 1));
     result.map_err(|payload| {
         let recorded = LAST_PANIC.with(|last| last.borrow_mut().take());
+        if let Some(limit) = payload.downcast_ref::<crate::failure::ActionLimitExceeded>() {
+            return limit.to_failure();
+        }
         let (message, location) =
             recorded.unwrap_or_else(|| (payload_message(payload.as_ref()), None));
         let mut failure = FailureDetails::new(PANIC, message);

@@ -31,6 +31,10 @@ pub struct OrchestratorRequest {
     /// Also report log lines written while replaying (marked as such), for replay debugging.
     #[serde(default)]
     pub include_replay_logs: bool,
+    /// Most durable calls the code may have outstanding (made and not yet recorded) in this
+    /// episode; beyond it the orchestration fails with `ActionLimitExceeded`. `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_actions: Option<u32>,
 }
 
 /// One episode's output.

@@ -196,6 +196,7 @@ fn replay(args: &BenchArgs) -> anyhow::Result<()> {
         past_events: execution.events,
         new_events: Vec::new(),
         include_replay_logs: false,
+        max_actions: None,
     };
     let replaying = Instant::now();
     let response = plugin.handle.orchestrate(&request)?;

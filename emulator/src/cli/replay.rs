@@ -108,6 +108,7 @@ fn replay_execution(
         past_events: execution.events.clone(),
         new_events: Vec::new(),
         include_replay_logs: false,
+        max_actions: None,
     };
     let response = plugin
         .handle

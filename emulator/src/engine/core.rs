@@ -15,6 +15,7 @@ mod commands;
 mod deliveries;
 mod episode;
 mod faults;
+mod payload;
 mod reload;
 
 use super::{
@@ -63,6 +64,7 @@ struct Job {
     work: WorkRow,
     delivery: u32,
     plugin: PluginHandle,
+    max_payload: usize,
 }
 
 type WorkKey = (String, String, i32);
@@ -542,6 +544,7 @@ impl Core {
                         work,
                         delivery,
                         plugin,
+                        max_payload: self.limits.max_payload_bytes,
                     });
                 }
             }
@@ -965,6 +968,7 @@ fn run_job(job: Job) -> ActivityDone {
         work,
         delivery,
         plugin,
+        max_payload,
     } = job;
     let request = ActivityRequest {
         name: work.name.clone(),
@@ -973,11 +977,22 @@ fn run_job(job: Job) -> ActivityDone {
         task_id: work.task_id,
         attempt: delivery,
     };
-    let outcome = plugin
-        .run_activity(&request)
-        .unwrap_or_else(|error| ActivityOutcome::Failed {
+    let outcome = match plugin.run_activity(&request) {
+        Ok(ActivityOutcome::Completed { result }) => {
+            let what = format!("the result of activity '{}' (#{})", work.name, work.task_id);
+            match payload::over_limit(&what, &result, max_payload) {
+                Some(reason) => ActivityOutcome::Failed {
+                    failure: FailureDetails::new(payload::PAYLOAD_TOO_LARGE, reason)
+                        .non_retriable(),
+                },
+                None => ActivityOutcome::Completed { result },
+            }
+        }
+        Ok(failed) => failed,
+        Err(error) => ActivityOutcome::Failed {
             failure: FailureDetails::new("PluginError", error.to_string()),
-        });
+        },
+    };
     ActivityDone {
         instance_id: work.instance_id,
         execution_id: work.execution_id,

@@ -48,6 +48,7 @@ pub fn step_request(
         past_events: events[..step].to_vec(),
         new_events: Vec::new(),
         include_replay_logs: true,
+        max_actions: None,
     }
 }
 
@@ -220,6 +221,7 @@ impl ForkPlan {
             past_events: self.past.clone(),
             new_events: self.new_events.clone(),
             include_replay_logs: false,
+            max_actions: None,
         })
     }
 }

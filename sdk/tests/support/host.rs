@@ -352,6 +352,7 @@ impl<'r> Host<'r> {
             past_events: Vec::new(),
             new_events: new_events.clone(),
             include_replay_logs: false,
+            max_actions: None,
         };
         let mut response = self.registry.orchestrate(&mut self.cache, request.clone());
         if response.needs_history {
@@ -508,6 +509,7 @@ pub fn check_every_prefix_replays_like_the_live_run(registry: &Registry, instanc
                 new_events: execution.history[episode.start..episode.start + episode.new_len]
                     .to_vec(),
                 include_replay_logs: false,
+                max_actions: None,
             };
             let context = || {
                 format!(
@@ -536,6 +538,7 @@ pub fn check_every_prefix_replays_like_the_live_run(registry: &Registry, instanc
             );
             let with_replay_logs = registry.orchestrate_uncached(OrchestratorRequest {
                 include_replay_logs: true,
+                max_actions: None,
                 ..request.clone()
             });
             let (replayed, live): (Vec<_>, Vec<_>) = with_replay_logs

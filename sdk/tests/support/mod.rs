@@ -367,6 +367,7 @@ pub fn request(text: &str) -> OrchestratorRequest {
         past_events,
         new_events,
         include_replay_logs: false,
+        max_actions: None,
     }
 }
 
@@ -639,6 +640,7 @@ fn assert_same_episode_by_episode(
                 past_events: Vec::new(),
                 new_events,
                 include_replay_logs: false,
+                max_actions: None,
             },
         );
         assert!(!response.needs_history, "the session cache lost a session");
@@ -667,6 +669,7 @@ fn assert_same_episode_by_episode(
         past_events: Vec::new(),
         new_events: new,
         include_replay_logs: false,
+        max_actions: None,
     };
     let mut response = registry.orchestrate(&mut cache, request.clone());
     let execution_ended = past.iter().any(|event| {

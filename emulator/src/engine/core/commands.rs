@@ -37,6 +37,7 @@ impl Core {
                 known: plugin.manifest.orchestrators.join(", "),
             });
         }
+        self.check_payload("the input", &input)?;
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
             return Err(EngineError::Invalid(
@@ -136,6 +137,7 @@ impl Core {
             return Err(EngineError::Invalid("an event name cannot be empty".into()));
         }
         self.live_or_error(instance_id, "receive events")?;
+        self.check_payload(&format!("the data of event '{name}'"), &input)?;
         self.deliver_event(instance_id, name, input)
     }
 

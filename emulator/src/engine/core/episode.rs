@@ -46,6 +46,7 @@ impl Core {
             past_events: Vec::new(),
             new_events,
             include_replay_logs: false,
+            max_actions: Some(self.limits.max_actions_per_episode),
         };
         if !has_session && history_len > 0 {
             request.past_events = self.store.history(instance_id, &execution_id)?;
@@ -56,6 +57,11 @@ impl Core {
             response = self.call_orchestrator(plugin, &request);
         }
 
+        let refused = self.refuse_oversized(
+            instance_id,
+            &mut response.actions,
+            &mut response.custom_status,
+        );
         let mut appended = request.new_events;
         appended.extend(response.actions.iter().map(|action| HistoryEvent {
             event_id: action.id,
@@ -131,6 +137,15 @@ impl Core {
             self.warn(Some(instance_id), warning);
         }
         for action in response.actions {
+            if let Some(refused) = refused
+                .iter()
+                .find(|refused| refused.action_id == action.id)
+            {
+                if let Some(instead) = refused.instead.clone() {
+                    self.deliver(instance_id, instead);
+                }
+                continue;
+            }
             self.carry_out(
                 instance_id,
                 &execution_id,

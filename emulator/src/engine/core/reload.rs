@@ -149,6 +149,7 @@ impl Core {
             past_events: history,
             new_events: Vec::new(),
             include_replay_logs: false,
+            max_actions: None,
         };
         let response = match self.orchestrate_journaled(plugin.handle, &request) {
             Ok(response) => response,
