@@ -30,7 +30,7 @@ pub(super) enum Deferred {
 }
 
 /// The calls an instance's current execution has made, for the occurrence of its next one.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct CallCounts {
     /// Which execution this is (0, then one more per continue-as-new).
     generation: u32,
