@@ -7,9 +7,12 @@
 //! through one validation that names the field at fault and the values it accepts.
 //!
 //! Pure: deciding whether a rule fires is a function of the rule, the call and the rule's own
-//! counters. A seeded probability hashes (seed, instance, name, attempt), so the same scenario
-//! gives the same decisions whatever the order work is dispatched in. Carrying out an effect is
-//! the engine's job (`engine/core/faults.rs`).
+//! counters. A seeded probability draws once per call and attempt: it hashes the seed with the
+//! call's identity (kind, instance, name, input, the execution's generation) and its attempt, so
+//! every call of a fan-out gets its own draw, and the same scenario gives the same decisions
+//! whatever the order work is dispatched in or however many workers run it. Carrying out an
+//! effect, and counting the calls an execution made, is the engine's job
+//! (`engine/core/faults.rs`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,7 +71,8 @@ pub enum Trigger {
     },
     /// Only the n-th matching call seen by this rule.
     NthCall(u64),
-    /// Each matching call with probability `p`, decided by a hash of `seed` and the call.
+    /// Each matching call with probability `p`, decided by a hash of `seed`, the call's identity
+    /// and its attempt (see [`Call`]).
     Probability {
         /// Between 0 and 1.
         p: f64,
@@ -556,6 +560,31 @@ pub fn parse_scenario(text: &str) -> Result<Vec<FaultRule>, FaultRuleError> {
         .collect()
 }
 
+/// Where a call stands among the calls of the execution that made it.
+///
+/// Together with the call's kind, instance, name and input this is the call's identity, which a
+/// seeded probability hashes. Sequence (task) ids are deliberately not part of it: a retry policy
+/// schedules each attempt under a new sequence id, so they cannot tie an attempt to its call,
+/// and the order in which calls are scheduled should not decide which of them fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Occurrence {
+    /// Which execution of the calling instance made the call: 0, then one more per
+    /// continue-as-new (for a sub-orchestration, the parent's execution).
+    pub generation: u32,
+    /// 1 the first time the execution makes this exact call (same kind, name and input), 2 the
+    /// second, ...: the retry attempt for calls retried by a policy. For an event, the how-many-th
+    /// event of that name the execution receives.
+    pub attempt: u32,
+}
+
+impl Occurrence {
+    /// The first attempt of a call made by an instance's first execution (a top-level start).
+    pub const FIRST: Occurrence = Occurrence {
+        generation: 0,
+        attempt: 1,
+    };
+}
+
 /// One call a rule may hit.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
@@ -563,13 +592,43 @@ pub struct Call<'a> {
     pub kind: TargetKind,
     /// Activity, orchestration or event name.
     pub name: &'a str,
-    /// The instance making (or receiving) it.
+    /// The instance making (or receiving) it: for an orchestration or sub-orchestration, the new
+    /// instance.
     pub instance_id: &'a str,
-    /// 1 for the first time this instance makes this exact call (name and input), 2 for the
-    /// second, ... (the retry attempt for calls retried by a policy).
-    pub attempt: u32,
+    /// Its input: an activity's or orchestration's input; null for events, whose occurrence
+    /// already tells one from the next.
+    pub input: &'a serde_json::Value,
+    /// Which execution made it and which attempt it is.
+    pub occurrence: Occurrence,
     /// The virtual time now.
     pub now: DateTime<Utc>,
+}
+
+impl Call<'_> {
+    /// A number in [0, 1) drawn from `seed` and this call's identity and attempt: uniform over
+    /// calls, and the same for the same call in every run.
+    fn draw(&self, seed: u64) -> f64 {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&seed.to_le_bytes());
+        // Variable-length fields are length-prefixed so no two calls hash the same bytes.
+        for field in [
+            self.kind.label().as_bytes(),
+            self.instance_id.as_bytes(),
+            self.name.as_bytes(),
+        ] {
+            hasher.update(&(field.len() as u64).to_le_bytes());
+            hasher.update(field);
+        }
+        let input = self.input.to_string();
+        hasher.update(&(input.len() as u64).to_le_bytes());
+        hasher.update(input.as_bytes());
+        hasher.update(&self.occurrence.generation.to_le_bytes());
+        hasher.update(&self.occurrence.attempt.to_le_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+        // The top 53 bits give an exactly representable fraction strictly below 1.
+        (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// A rule in the engine, with its switch and counters.
@@ -703,7 +762,7 @@ impl FaultRules {
                         "{} {} (attempt {})",
                         call.kind.label(),
                         call.name,
-                        call.attempt
+                        call.occurrence.attempt
                     ),
                 });
             }
@@ -730,20 +789,9 @@ fn target_matches(target: &FaultTarget, call: &Call<'_>) -> bool {
 fn trigger_fires(trigger: &Trigger, matched: u64, call: &Call<'_>) -> bool {
     match trigger {
         Trigger::Every => true,
-        Trigger::Attempts { first, last } => (*first..=*last).contains(&call.attempt),
+        Trigger::Attempts { first, last } => (*first..=*last).contains(&call.occurrence.attempt),
         Trigger::NthCall(n) => matched == *n,
-        Trigger::Probability { p, seed } => {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(&seed.to_le_bytes());
-            hasher.update(call.instance_id.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(call.name.as_bytes());
-            hasher.update(&call.attempt.to_le_bytes());
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-            let draw = u64::from_le_bytes(bytes) as f64 / u64::MAX as f64;
-            draw < *p
-        }
+        Trigger::Probability { p, seed } => call.draw(*seed) < *p,
         Trigger::From(time) => call.now >= *time,
         // Resolved to `From` when the rule is added; a rule never added never fires.
         Trigger::After(_) => false,
@@ -758,14 +806,43 @@ mod tests {
         DateTime::UNIX_EPOCH
     }
 
+    static NULL: serde_json::Value = serde_json::Value::Null;
+
     fn call<'a>(name: &'a str, attempt: u32) -> Call<'a> {
         Call {
             kind: TargetKind::Activity,
             name,
             instance_id: "order-1",
-            attempt,
+            input: &NULL,
+            occurrence: Occurrence {
+                generation: 0,
+                attempt,
+            },
             now: now(),
         }
+    }
+
+    /// Which of `calls` (all of one kind) a `probability=p,seed=seed` rule fires on.
+    fn fired_on(p: f64, seed: u64, calls: &[Call<'_>]) -> Vec<bool> {
+        let target = match calls[0].kind {
+            TargetKind::Activity => "activity=*,timeout",
+            TargetKind::Orchestration => "orchestration=*,timeout",
+            TargetKind::SubOrchestration => "sub-orchestration=*,timeout",
+            TargetKind::Event => "event=*,drop",
+        };
+        let mut rules = FaultRules::default();
+        rules.add(
+            parse_compact(&format!("{target},probability={p},seed={seed}"), 0).unwrap(),
+            now(),
+        );
+        calls
+            .iter()
+            .map(|call| rules.decide(call).is_some())
+            .collect()
+    }
+
+    fn count(fired: &[bool]) -> usize {
+        fired.iter().filter(|fired| **fired).count()
     }
 
     #[test]
@@ -841,6 +918,77 @@ mod tests {
         assert_ne!(decide(7), decide(8));
         let fired = decide(7).iter().filter(|fired| **fired).count();
         assert!((60..140).contains(&fired), "{fired} of 200");
+    }
+
+    #[test]
+    fn a_probability_draws_once_per_call_of_a_fan_out_not_once_for_all() {
+        let inputs: Vec<serde_json::Value> = (1..=1000).map(serde_json::Value::from).collect();
+        let calls: Vec<Call<'_>> = inputs
+            .iter()
+            .map(|input| Call {
+                input,
+                ..call("Square", 1)
+            })
+            .collect();
+        for seed in [15, 16, 17, 18, 19] {
+            let fired = fired_on(0.1, seed, &calls);
+            assert!(
+                (60..=140).contains(&count(&fired)),
+                "seed {seed}: {}",
+                count(&fired)
+            );
+            assert_eq!(fired, fired_on(0.1, seed, &calls), "seed {seed} again");
+        }
+        assert_ne!(fired_on(0.1, 15, &calls), fired_on(0.1, 16, &calls));
+    }
+
+    #[test]
+    fn the_attempts_of_one_call_draw_apart_and_so_do_generations() {
+        // One call retried 1,000 times: each attempt has its own draw.
+        let attempts: Vec<Call<'_>> = (1..=1000).map(|attempt| call("Charge", attempt)).collect();
+        assert!((60..=140).contains(&count(&fired_on(0.1, 3, &attempts))));
+        // The same first call in 1,000 executions after continue-as-new: one draw each.
+        let generations: Vec<Call<'_>> = (0..1000)
+            .map(|generation| Call {
+                occurrence: Occurrence {
+                    generation,
+                    attempt: 1,
+                },
+                ..call("Poll", 1)
+            })
+            .collect();
+        assert!((60..=140).contains(&count(&fired_on(0.1, 3, &generations))));
+    }
+
+    #[test]
+    fn sub_orchestrations_and_events_draw_per_call_too() {
+        let children: Vec<String> = (0..1000).map(|task| format!("parent:{task}")).collect();
+        let starts: Vec<Call<'_>> = children
+            .iter()
+            .map(|child| Call {
+                kind: TargetKind::SubOrchestration,
+                instance_id: child,
+                ..call("Child", 1)
+            })
+            .collect();
+        let fired = fired_on(0.1, 9, &starts);
+        assert!((60..=140).contains(&count(&fired)), "{}", count(&fired));
+        // The n-th "Approval" one instance receives.
+        let events: Vec<Call<'_>> = (1..=1000)
+            .map(|nth| Call {
+                kind: TargetKind::Event,
+                ..call("Approval", nth)
+            })
+            .collect();
+        let fired = fired_on(0.1, 9, &events);
+        assert!((60..=140).contains(&count(&fired)), "{}", count(&fired));
+    }
+
+    #[test]
+    fn probability_zero_never_fires_and_one_always_does() {
+        let attempts: Vec<Call<'_>> = (1..=500).map(|attempt| call("A", attempt)).collect();
+        assert_eq!(count(&fired_on(0.0, 1, &attempts)), 0);
+        assert_eq!(count(&fired_on(1.0, 1, &attempts)), 500);
     }
 
     #[test]

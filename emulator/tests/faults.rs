@@ -1,6 +1,7 @@
 //! Fault injection, effect by effect: each test shows the effect and what the orchestration did
 //! about it. Runs on the built-in samples (OrderSaga, ApprovalWorkflow, FanOutFanIn) and on a
 //! small plugin defined here, in memory (or a temporary file for the crash), on the virtual clock.
+//! Seeded probabilities are also checked through the real binary, as a user would run them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,8 +12,9 @@ use durable_emu::store::{DbLocation, InstanceRecord};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_any};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -50,6 +52,27 @@ async fn two_events(ctx: OrchestrationContext, _input: ()) -> Result<Vec<Value>,
     Ok(vec![first, second])
 }
 
+/// Waits for `n` events named "Tick".
+async fn ticks(ctx: OrchestrationContext, n: u32) -> Result<u32, FailureDetails> {
+    for _ in 0..n {
+        let _: Value = ctx.wait_for_external_event("Tick").await?;
+    }
+    Ok(n)
+}
+
+/// Makes the same call (`Counted("same")`) once per execution, for `n` executions.
+async fn same_call_each_execution(
+    ctx: OrchestrationContext,
+    n: u32,
+) -> Result<u32, FailureDetails> {
+    if n == 0 {
+        return Ok(0);
+    }
+    let _: Value = ctx.call_activity("Counted", "same").await?;
+    ctx.continue_as_new(n - 1);
+    Ok(n)
+}
+
 fn registry() -> Registry {
     Registry::new()
         .activity("Delivery", delivery)
@@ -57,6 +80,8 @@ fn registry() -> Registry {
         .orchestrator("CallOnce", call_once)
         .orchestrator("WithTimeout", with_timeout)
         .orchestrator("TwoEvents", two_events)
+        .orchestrator("Ticks", ticks)
+        .orchestrator("SameCallEachExecution", same_call_each_execution)
 }
 
 durable_sdk::in_process_plugin!(registry);
@@ -505,4 +530,238 @@ fn rules_are_added_listed_switched_and_removed_at_runtime() {
     handle.remove_fault(id).unwrap();
     assert!(handle.faults().unwrap().is_empty());
     assert!(handle.remove_fault(id).is_err());
+}
+
+// ----- seeded probabilities decide per call -----------------------------------------------------
+
+fn durable_emu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_durable-emu"))
+        .args(args)
+        .output()
+        .expect("the durable-emu binary runs")
+}
+
+/// `run` through the binary with `--db :memory: --history`; the printed status and exit code.
+fn run_binary(args: &[&str]) -> (Value, Option<i32>) {
+    let mut all = vec!["run", "--db", ":memory:", "--history"];
+    all.extend_from_slice(args);
+    let output = durable_emu(&all);
+    let status = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (status, output.status.code())
+}
+
+fn history_of(status: &Value) -> &Vec<Value> {
+    status["historyEvents"].as_array().unwrap()
+}
+
+/// FanOutFanIn over 1,000 Squares with `probability=0.1,seed=SEED`: the sequence ids of the
+/// calls the rule fired on. Every Square is called once, so each is a first attempt.
+fn fan_out_fired(seed: u64, workers: &str) -> BTreeSet<i64> {
+    let rule = format!("activity=Square,probability=0.1,seed={seed},error=Flaky:injected");
+    let (status, code) = run_binary(&[
+        "-o",
+        "FanOutFanIn",
+        "--input",
+        "1000",
+        "--instance-id",
+        "fan",
+        "--workers",
+        workers,
+        "--fault",
+        &rule,
+    ]);
+    let history = history_of(&status);
+    let scheduled = history
+        .iter()
+        .filter(|event| event["eventType"] == "TaskScheduled")
+        .count();
+    assert_eq!(scheduled, 1000);
+    let mut fired = BTreeSet::new();
+    for marker in history
+        .iter()
+        .filter(|event| event["eventType"] == "FaultInjected")
+    {
+        assert_eq!(marker["target"], "activity Square (attempt 1)");
+        fired.insert(marker["taskScheduledId"].as_i64().unwrap());
+    }
+    let failed: BTreeSet<i64> = history
+        .iter()
+        .filter(|event| event["eventType"] == "TaskFailed")
+        .filter(|event| event["failure"]["errorType"] == "Flaky")
+        .map(|event| event["taskScheduledId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(failed, fired, "each fired call failed, and no other");
+    if !fired.is_empty() {
+        assert_eq!(
+            (status["runtimeStatus"].clone(), code),
+            (json!("Failed"), Some(1))
+        );
+    }
+    fired
+}
+
+#[test]
+fn a_probability_fires_on_6_to_14_percent_of_1000_first_attempts_the_same_calls_in_every_run_and_with_any_workers()
+ {
+    let mut picks = Vec::new();
+    for seed in [15, 16, 17, 18, 19] {
+        let fired = fan_out_fired(seed, "1");
+        assert!(
+            (60..=140).contains(&fired.len()),
+            "seed {seed}: {} of 1000 calls fired",
+            fired.len()
+        );
+        assert_eq!(
+            fired,
+            fan_out_fired(seed, "4"),
+            "seed {seed} with 4 workers"
+        );
+        picks.push(fired);
+    }
+    assert_eq!(picks[0], fan_out_fired(15, "2"), "seed 15, a third run");
+    for (index, pick) in picks.iter().enumerate().skip(1) {
+        assert_ne!(
+            &picks[0],
+            pick,
+            "seeds 15 and {} pick other calls",
+            15 + index
+        );
+    }
+}
+
+/// BatchOrders over 1,000 OrderSaga sub-orchestrations with `probability=0.1,seed=SEED`: the
+/// sequence ids of the children that failed with the injected error.
+fn batch_fired(seed: u64, workers: &str) -> BTreeSet<i64> {
+    let rule =
+        format!("sub-orchestration=OrderSaga,probability=0.1,seed={seed},error=Flaky:injected");
+    let (status, code) = run_binary(&[
+        "-o",
+        "BatchOrders",
+        "--input",
+        "1000",
+        "--instance-id",
+        "batch",
+        "--workers",
+        workers,
+        "--fault",
+        &rule,
+    ]);
+    assert_eq!(
+        (status["runtimeStatus"].clone(), code),
+        (json!("Completed"), Some(0))
+    );
+    history_of(&status)
+        .iter()
+        .filter(|event| event["eventType"] == "SubOrchestrationInstanceFailed")
+        .filter(|event| event["failure"]["errorType"] == "Flaky")
+        .map(|event| event["taskScheduledId"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_probability_on_sub_orchestrations_fires_per_child_the_same_children_with_any_workers() {
+    let fired = batch_fired(21, "1");
+    assert!(
+        (60..=140).contains(&fired.len()),
+        "{} of 1000 children failed at start",
+        fired.len()
+    );
+    assert_eq!(fired, batch_fired(21, "4"));
+}
+
+#[test]
+fn the_shipped_timeout_storm_hangs_about_a_fifth_of_the_calls_and_the_fan_out_never_completes() {
+    let scenario = scenarios().join("timeout-storm.toml");
+    let (status, code) = run_binary(&[
+        "-o",
+        "FanOutFanIn",
+        "--input",
+        "100",
+        "--instance-id",
+        "storm",
+        "--timeout",
+        "10s",
+        "--faults",
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (status["runtimeStatus"].clone(), code),
+        (json!("Running"), Some(1))
+    );
+    let markers: Vec<&Value> = history_of(&status)
+        .iter()
+        .filter(|event| event["eventType"] == "FaultInjected")
+        .collect();
+    let hung = markers
+        .iter()
+        .filter(|marker| marker["rule"] == "storm")
+        .count();
+    let slow = markers
+        .iter()
+        .filter(|marker| marker["rule"] == "slow network")
+        .count();
+    assert!((10..=30).contains(&hung), "{hung} of 100 calls hung");
+    assert_eq!(hung + slow, 100, "every call is either hung or slow");
+    // What answered is every call that did not hang, each 10 virtual minutes late.
+    assert_eq!(
+        status["customStatus"],
+        json!({"done": 100 - hung, "total": 100})
+    );
+}
+
+/// Raises 1,000 "Tick" events under `event=Tick,probability=0.1,seed=SEED,delay=1m`: which
+/// occurrences (the n-th Tick) the rule fired on.
+fn ticks_fired(seed: u64) -> BTreeSet<String> {
+    let engine = local_with(vec![rule(&format!(
+        "event=Tick,probability=0.1,seed={seed},delay=1m"
+    ))]);
+    let handle = engine.handle();
+    handle
+        .start_orchestration("Ticks", json!(1000), Some("t1".into()))
+        .unwrap();
+    for tick in 0..1000 {
+        handle.raise_event("t1", "Tick", json!(tick)).unwrap();
+    }
+    assert_eq!(wait(&handle, "t1").status, RuntimeStatus::Completed);
+    events(&handle, "t1")
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::FaultInjected { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_probability_on_events_fires_per_occurrence_the_same_occurrences_every_run() {
+    let fired = ticks_fired(5);
+    assert!(
+        (60..=140).contains(&fired.len()),
+        "{} of 1000 events",
+        fired.len()
+    );
+    assert_eq!(fired, ticks_fired(5));
+}
+
+#[test]
+fn a_probability_draws_again_for_the_same_call_in_each_execution_after_continue_as_new() {
+    let engine = local_with(vec![rule(
+        "activity=Counted,probability=0.5,seed=11,delay=1m",
+    )]);
+    let handle = engine.handle();
+    run(&handle, "SameCallEachExecution", json!(40), "eternal");
+    let executions = handle.history("eternal").unwrap();
+    assert_eq!(executions.len(), 41);
+    let hit = executions
+        .iter()
+        .filter(|execution| !markers(&execution.events).is_empty())
+        .count();
+    // One draw for all 40 would give 0 or 40.
+    assert!((8..=32).contains(&hit), "{hit} of 40 executions hit");
 }

@@ -83,9 +83,9 @@ struct Live {
     record: InstanceRecord,
     /// Whether the plugin probably holds this execution's session (otherwise send full history).
     has_session: bool,
-    /// How often each exact call was made in the current execution (for fault attempts); built
-    /// from history when first needed.
-    calls: Option<HashMap<String, u32>>,
+    /// How often each exact call was made in the current execution, and which execution it is
+    /// (for fault attempts and probabilities); built from the store when first needed.
+    calls: Option<faults::CallCounts>,
 }
 
 pub(crate) struct Core {

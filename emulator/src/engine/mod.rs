@@ -334,7 +334,15 @@ impl EngineHandle {
         instance_id: Option<String>,
     ) -> Result<String, EngineError> {
         let name = name.to_string();
-        self.call(move |core| core.start_instance(&name, input, instance_id, None, 1))
+        self.call(move |core| {
+            core.start_instance(
+                &name,
+                input,
+                instance_id,
+                None,
+                crate::faults::Occurrence::FIRST,
+            )
+        })
     }
 
     /// Raises an external event on an instance.

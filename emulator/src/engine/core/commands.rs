@@ -20,7 +20,7 @@ impl Core {
         input: Value,
         instance_id: Option<String>,
         parent: Option<ParentInstance>,
-        attempt: u32,
+        occurrence: crate::faults::Occurrence,
     ) -> Result<String, EngineError> {
         let plugin = self
             .active_build
@@ -103,7 +103,7 @@ impl Core {
             &instance_id,
             name,
             is_sub_orchestration,
-            attempt,
+            occurrence,
             started.into_event(),
         )?;
         Ok(instance_id)
@@ -213,7 +213,13 @@ impl Core {
             .into_iter()
             .next()
             .map_or(record.input, |execution| execution.input);
-        let restarted = self.start_instance(&record.name, first_input, None, None, 1)?;
+        let restarted = self.start_instance(
+            &record.name,
+            first_input,
+            None,
+            None,
+            crate::faults::Occurrence::FIRST,
+        )?;
         if self.is_diverged(instance_id) {
             // Restarting a diverged instance means "run it again on the new build instead".
             let build = self.active_build.unwrap_or_default();

@@ -310,17 +310,21 @@ impl Core {
                     name: name.to_string(),
                     task_scheduled_id: action_id,
                 };
-                let attempt = if self
+                let occurrence = if self
                     .faults
                     .targets(crate::faults::TargetKind::SubOrchestration)
                 {
                     self.next_call_attempt(instance_id, "sub-orchestration", &child_name, &input)
                 } else {
-                    1
+                    crate::faults::Occurrence::FIRST
                 };
-                if let Err(error) =
-                    self.start_instance(&child_name, input, Some(child_id), Some(parent), attempt)
-                {
+                if let Err(error) = self.start_instance(
+                    &child_name,
+                    input,
+                    Some(child_id),
+                    Some(parent),
+                    occurrence,
+                ) {
                     self.deliver(
                         instance_id,
                         EventKind::SubOrchestrationInstanceFailed {

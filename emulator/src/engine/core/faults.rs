@@ -5,10 +5,14 @@
 //! sent. Every fired rule leaves a `FaultInjected` marker in the instance's history (rule, effect,
 //! what it hit), so views and exports can tell an injected failure from a real one.
 //! The host decides everything; no fault needs cooperation from the plugin.
+//!
+//! It also keeps, per live instance, what a call's identity needs and the history alone cannot
+//! give cheaply: how often the current execution made each exact call (the attempt) and which
+//! execution it is (the generation), both rebuilt from the store after a restart.
 
 use super::{Core, Live, Message, WorkKey, work_key};
 use crate::engine::{EngineError, EngineEvent};
-use crate::faults::{Call, FaultEffect, Fired, TargetKind};
+use crate::faults::{Call, FaultEffect, Fired, Occurrence, TargetKind};
 use crate::store::WorkRow;
 use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
@@ -26,6 +30,15 @@ pub(super) enum Deferred {
     Deliver(String, Vec<Message>),
 }
 
+/// The calls an instance's current execution has made, for the occurrence of its next one.
+#[derive(Debug, Clone)]
+pub(super) struct CallCounts {
+    /// Which execution this is (0, then one more per continue-as-new).
+    generation: u32,
+    /// How often each exact call (kind, name and input) was made in it.
+    counts: HashMap<String, u32>,
+}
+
 /// What the engine must do with an activity after consulting the rules.
 pub(super) enum ActivityPlan {
     /// Dispatch it now (possibly twice, or losing its first result).
@@ -37,26 +50,29 @@ pub(super) enum ActivityPlan {
 }
 
 impl Core {
-    /// How many times this instance has made this exact call (name and input) in its current
-    /// execution, counting this one: the "attempt" fault rules match.
+    /// Counts a call this instance makes and returns its occurrence: which execution makes it,
+    /// and how many times that execution has made this exact call (name and input), counting
+    /// this one (the "attempt" fault rules match).
     pub(super) fn next_call_attempt(
         &mut self,
         instance_id: &str,
         kind: &str,
         name: &str,
         input: &Value,
-    ) -> u32 {
-        let key = format!("{kind}\u{0}{name}\u{0}{input}");
-        let counts = match self.live.get_mut(instance_id) {
+    ) -> Occurrence {
+        let calls = match self.live.get_mut(instance_id) {
             Some(Live {
-                calls: Some(counts),
-                ..
-            }) => counts,
-            _ => return 1,
+                calls: Some(calls), ..
+            }) => calls,
+            // Only when no rule needed counts before this episode, so none consults them now.
+            _ => return Occurrence::FIRST,
         };
-        let count = counts.entry(key).or_insert(0);
+        let count = calls.counts.entry(call_key(kind, name, input)).or_insert(0);
         *count += 1;
-        *count
+        Occurrence {
+            generation: calls.generation,
+            attempt: *count,
+        }
     }
 
     /// Before an episode: make sure the instance's call counts reflect its recorded history, when
@@ -76,22 +92,29 @@ impl Core {
         } else {
             self.store.history(instance_id, &live.record.execution_id)?
         };
+        let execution_id = live.record.execution_id.clone();
         let mut counts: HashMap<String, u32> = HashMap::new();
         for event in &history {
             let key = match &event.kind {
-                EventKind::TaskScheduled { name, input } => {
-                    format!("activity\u{0}{name}\u{0}{input}")
-                }
+                EventKind::TaskScheduled { name, input } => call_key("activity", name, input),
                 EventKind::SubOrchestrationInstanceCreated { name, input, .. } => {
-                    format!("sub-orchestration\u{0}{name}\u{0}{input}")
+                    call_key("sub-orchestration", name, input)
                 }
-                EventKind::EventRaised { name, .. } => format!("event\u{0}{name}\u{0}"),
+                EventKind::EventRaised { name, .. } => call_key("event", name, &Value::Null),
                 _ => continue,
             };
             *counts.entry(key).or_insert(0) += 1;
         }
+        let generation = self
+            .store
+            .executions(instance_id)?
+            .iter()
+            .find(|execution| execution.execution_id == execution_id)
+            .map_or(0, |execution| {
+                u32::try_from(execution.ordinal).unwrap_or(u32::MAX)
+            });
         if let Some(live) = self.live.get_mut(instance_id) {
-            live.calls = Some(counts);
+            live.calls = Some(CallCounts { generation, counts });
         }
         Ok(())
     }
@@ -101,7 +124,8 @@ impl Core {
         kind: TargetKind,
         name: &str,
         instance_id: &str,
-        attempt: u32,
+        input: &Value,
+        occurrence: Occurrence,
     ) -> Option<Fired> {
         if !self.faults.targets(kind) {
             return None;
@@ -111,7 +135,8 @@ impl Core {
             kind,
             name,
             instance_id,
-            attempt,
+            input,
+            occurrence,
             now,
         })
     }
@@ -142,10 +167,15 @@ impl Core {
         if !self.faults.targets(TargetKind::Activity) {
             return dispatch;
         }
-        let attempt =
+        let occurrence =
             self.next_call_attempt(&work.instance_id, "activity", &work.name, &work.input);
-        let Some(fired) = self.decide(TargetKind::Activity, &work.name, &work.instance_id, attempt)
-        else {
+        let Some(fired) = self.decide(
+            TargetKind::Activity,
+            &work.name,
+            &work.instance_id,
+            &work.input,
+            occurrence,
+        ) else {
             return dispatch;
         };
         self.mark(&work.instance_id, &fired, Some(work.task_id));
@@ -176,14 +206,15 @@ impl Core {
         }
     }
 
-    /// Consults the rules for a new instance; returns the events to deliver now (normally just
-    /// its `ExecutionStarted`).
+    /// Consults the rules for a new instance (`occurrence`: of the parent's call, for a
+    /// sub-orchestration) and delivers what it should get now (normally just its
+    /// `ExecutionStarted`).
     pub(super) fn plan_start(
         &mut self,
         instance_id: &str,
         name: &str,
         is_sub_orchestration: bool,
-        attempt: u32,
+        occurrence: Occurrence,
         started: EventKind,
     ) -> Result<(), EngineError> {
         let kind = if is_sub_orchestration {
@@ -191,7 +222,12 @@ impl Core {
         } else {
             TargetKind::Orchestration
         };
-        let Some(fired) = self.decide(kind, name, instance_id, attempt) else {
+        let no_input = Value::Null;
+        let input = match &started {
+            EventKind::ExecutionStarted { input, .. } => input,
+            _ => &no_input,
+        };
+        let Some(fired) = self.decide(kind, name, instance_id, input, occurrence) else {
             self.deliver(instance_id, started);
             return Ok(());
         };
@@ -260,8 +296,15 @@ impl Core {
             return Ok(());
         }
         self.prepare_call_counts(instance_id)?;
-        let attempt = self.next_call_attempt(instance_id, "event", name, &Value::Null);
-        let Some(fired) = self.decide(TargetKind::Event, name, instance_id, attempt) else {
+        // The payload is not part of the identity: the n-th event of a name is the call.
+        let occurrence = self.next_call_attempt(instance_id, "event", name, &Value::Null);
+        let Some(fired) = self.decide(
+            TargetKind::Event,
+            name,
+            instance_id,
+            &Value::Null,
+            occurrence,
+        ) else {
             self.deliver(instance_id, raised);
             return Ok(());
         };
@@ -391,6 +434,11 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// What makes two calls of one execution "the same call" for attempts.
+fn call_key(kind: &str, name: &str, input: &Value) -> String {
+    format!("{kind}\u{0}{name}\u{0}{input}")
 }
 
 /// The failure a `fail` or `panic` effect stands for; none for the other effects.
