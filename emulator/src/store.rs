@@ -403,17 +403,22 @@ impl Store {
     /// Commits the batch transaction (no-op if none is open).
     pub fn commit(&mut self) -> Result<(), StoreError> {
         if self.in_transaction {
-            self.conn.execute_batch("COMMIT")?;
-            self.in_transaction = false;
+            let committed = self.conn.execute_batch("COMMIT");
+            // SQLite ends the transaction itself after some errors (an I/O error, a full disk).
+            self.in_transaction = !self.conn.is_autocommit();
+            committed?;
         }
         Ok(())
     }
 
-    /// Abandons the batch transaction (no-op if none is open).
+    /// Abandons the batch transaction (no-op if none is open, or if SQLite already ended it
+    /// after an error).
     pub fn rollback(&mut self) -> Result<(), StoreError> {
         if self.in_transaction {
-            self.conn.execute_batch("ROLLBACK")?;
             self.in_transaction = false;
+            if !self.conn.is_autocommit() {
+                self.conn.execute_batch("ROLLBACK")?;
+            }
         }
         Ok(())
     }

@@ -372,12 +372,18 @@ impl Core {
         if self.clock.is_virtual() {
             return None;
         }
-        self.timers.first().map(|(fire_at, ..)| {
-            (*fire_at - self.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(Duration::from_secs(3600))
-        })
+        // Under real time the core sleeps until the next timer or delayed delivery is due.
+        let next_timer = self.timers.first().map(|(fire_at, ..)| *fire_at);
+        [next_timer, self.next_deferred()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|due| {
+                (due - self.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(3600))
+            })
     }
 
     /// Fires due timers and runs episodes until nothing more can happen without new input,
