@@ -63,7 +63,7 @@ fn list(db: &str, cwd: &Path) -> Vec<Value> {
     json(&output).as_array().cloned().unwrap_or_default()
 }
 
-/// Every execution's history of a status: each episode complete (an `OrchestratorStarted` is
+/// Every execution's history of a status (executions one after another): each episode complete (an `OrchestratorStarted` is
 /// always followed by its `OrchestratorCompleted`), no task completed twice.
 fn assert_history_whole(status: &Value) {
     let id = status["instanceId"]
@@ -86,6 +86,8 @@ fn assert_history_whole(status: &Value) {
                 assert!(open, "{id}: an episode ended that never started");
                 open = false;
             }
+            // Task ids start again in each execution (continue-as-new).
+            "ExecutionStarted" => completed.clear(),
             "TaskCompleted" | "TaskFailed" => {
                 let task = event["taskScheduledId"].as_i64().unwrap_or(-1);
                 assert!(completed.insert(task), "{id}: task #{task} completed twice");
@@ -395,4 +397,175 @@ fn a_delayed_start_survives_a_restart() {
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let late = status(db, "late", dir.path());
     assert_eq!(late["runtimeStatus"], "Completed", "{late}");
+}
+
+/// A small deterministic generator, so a failing soak can be replayed from its printed seed.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    *state >> 33
+}
+
+/// The mixed workload: (orchestration, input, instance id).
+const SOAK_WORKLOAD: [(&str, &str, &str); 5] = [
+    ("FanOutFanIn", "3000", "fan"),
+    ("BatchOrders", "150", "batch"),
+    (
+        "OrderSaga",
+        r#"{"order_id":"o1","amount":5,"fail_at":"ShipOrder"}"#,
+        "saga",
+    ),
+    ("HelloSequence", "null", "hello"),
+    (
+        "PeriodicCleanup",
+        r#"{"iterations":20,"interval_hours":6}"#,
+        "cleanup",
+    ),
+];
+
+#[test]
+fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = "soak.db";
+    let seed: u64 = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |now| now.as_nanos() as u64)
+        });
+    println!("kill -9 soak: seed {seed} (SOAK_SEED={seed} replays these kill points)");
+
+    // What an uncrashed run gives, per instance.
+    let mut expected = std::collections::HashMap::new();
+    for (name, input, id) in SOAK_WORKLOAD {
+        let output = durable_emu(
+            &[
+                "run",
+                "-o",
+                name,
+                "--input",
+                input,
+                "--db",
+                ":memory:",
+                "--instance-id",
+                id,
+            ],
+            dir.path(),
+        );
+        let status = json(&output);
+        expected.insert(
+            id,
+            (status["runtimeStatus"].clone(), status["output"].clone()),
+        );
+    }
+
+    // Every instance starts held back 1 s (real time), so the work happens under the kills.
+    for (name, input, id) in SOAK_WORKLOAD {
+        let seeded = durable_emu(
+            &[
+                "run",
+                "-o",
+                name,
+                "--input",
+                input,
+                "--db",
+                db,
+                "--instance-id",
+                id,
+                "--clock",
+                "real",
+                "--fault",
+                &format!("orchestration={name},delay=1s"),
+                "--timeout",
+                "0s",
+            ],
+            dir.path(),
+        );
+        assert!(seeded.status.code() == Some(1), "{}", stderr(&seeded));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+
+    let mut random = seed;
+    let mut ended_after_kill = Vec::new();
+    for kill in 1..=20 {
+        // A kill while user code runs counts as a delivery that never finished (as a worker
+        // crash costs an attempt in Temporal, or a dequeue in Azure Functions); 20 kills must
+        // not exhaust the limit here, since this test is about exact recovery.
+        let mut serve = Command::new(binary())
+            .args(["serve", "--db", db, "--max-deliveries", "25"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let after = Duration::from_millis(50 + next_random(&mut random) % 1500);
+        std::thread::sleep(after);
+        serve.kill().unwrap(); // SIGKILL
+        serve.wait().unwrap();
+        let ended = list(db, dir.path())
+            .iter()
+            .filter(|instance| {
+                !matches!(
+                    instance["runtimeStatus"].as_str(),
+                    Some("Running" | "Pending" | "Suspended")
+                )
+            })
+            .count();
+        println!(
+            "kill {kill:2} after {:3} ms: {ended} instances ended",
+            after.as_millis()
+        );
+        ended_after_kill.push(ended);
+    }
+
+    // Then let it finish, and compare with the uncrashed run.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let finish = durable_emu(
+            &[
+                "run",
+                "-o",
+                "HelloSequence",
+                "--db",
+                db,
+                "--timeout",
+                "30s",
+                "--max-deliveries",
+                "25",
+            ],
+            dir.path(),
+        );
+        assert!(finish.status.success(), "{}", stderr(&finish));
+        let done = SOAK_WORKLOAD.iter().all(|(_, _, id)| {
+            !matches!(
+                status(db, id, dir.path())["runtimeStatus"].as_str(),
+                Some("Running" | "Pending" | "Suspended")
+            )
+        });
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    for (_, _, id) in SOAK_WORKLOAD {
+        let status = status(db, id, dir.path());
+        let (runtime_status, output) = &expected[id];
+        assert_eq!(&status["runtimeStatus"], runtime_status, "{id}: {status}");
+        assert_eq!(&status["output"], output, "{id}");
+    }
+    let instances = list(db, dir.path());
+    for instance in &instances {
+        assert_history_whole(&status(
+            db,
+            instance["instanceId"].as_str().unwrap(),
+            dir.path(),
+        ));
+    }
+    println!(
+        "kill -9 soak: 20 kills, {} instances (children included) checked whole, none duplicated; ended after each kill: {ended_after_kill:?}",
+        instances.len()
+    );
 }

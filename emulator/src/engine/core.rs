@@ -153,7 +153,13 @@ impl Core {
                 Clock::virtual_at(start, config.auto_skip)
             }
         };
-        let journal = match deliveries::StartJournal::beside(&config.db) {
+        // Only an engine that runs code keeps the journal: a query-only one (list, status, ...)
+        // leaves the counting, and the judging against --max-deliveries, to the next that runs.
+        let journal = match config
+            .plugin
+            .as_ref()
+            .map_or(Ok(None), |_| deliveries::StartJournal::beside(&config.db))
+        {
             Ok(journal) => journal.map(Arc::new),
             Err(error) => {
                 // Without it, work that ends the process is still redelivered, just not counted.
