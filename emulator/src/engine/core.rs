@@ -16,7 +16,9 @@ mod episode;
 mod faults;
 mod reload;
 
-use super::{CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent};
+use super::{
+    CoreInbox, CoreMessage, EngineConfig, EngineError, EngineEvent, RunningEpisode, RunningSlot,
+};
 use crate::clock::{Clock, ClockKind};
 use crate::faults::FaultRules;
 use crate::plugin::LoadedPlugin;
@@ -95,6 +97,10 @@ pub(crate) struct Core {
     to_dispatch: Vec<(WorkRow, u32)>,
     outbox: Vec<EngineEvent>,
     events: broadcast::Sender<EngineEvent>,
+    /// The lossless subscription (`Engine::start_with_sink`): every event, blocking when full.
+    sink: Option<Sender<EngineEvent>>,
+    /// The episode inside the plugin right now, for handles (see `orchestrate`).
+    running: RunningSlot,
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     terminal_waiters: HashMap<String, Vec<Sender<InstanceRecord>>>,
@@ -111,6 +117,8 @@ impl Core {
         config: EngineConfig,
         commands: Sender<CoreMessage>,
         events: broadcast::Sender<EngineEvent>,
+        sink: Option<Sender<EngineEvent>>,
+        running: RunningSlot,
     ) -> Result<Self, EngineError> {
         let store = Store::open(&config.db)?;
         let clock = match config.clock {
@@ -123,7 +131,12 @@ impl Core {
                 Clock::virtual_at(start, config.auto_skip)
             }
         };
-        let (jobs, workers) = spawn_workers(config.workers.max(1), commands, events.clone());
+        let (jobs, workers) = spawn_workers(
+            config.workers.max(1),
+            commands,
+            events.clone(),
+            sink.clone(),
+        );
         let mut core = Self {
             store,
             clock,
@@ -139,6 +152,8 @@ impl Core {
             to_dispatch: Vec::new(),
             outbox: Vec::new(),
             events,
+            sink,
+            running,
             jobs: Some(jobs),
             workers,
             terminal_waiters: HashMap::new(),
@@ -420,6 +435,11 @@ impl Core {
             }
         }
         for event in self.outbox.drain(..) {
+            if let Some(sink) = &self.sink {
+                // Blocks while the sink is full: a slow reader slows the engine, nothing is
+                // dropped. A gone reader is not an error.
+                let _ = sink.send(event.clone());
+            }
             // No subscriber is not an error: events are for whoever listens.
             let _ = self.events.send(event);
         }
@@ -451,7 +471,36 @@ impl Core {
     }
 
     fn wants_history_events(&self) -> bool {
-        self.events.receiver_count() > 0
+        self.sink.is_some() || self.events.receiver_count() > 0
+    }
+
+    /// Calls the plugin for an episode of `request`'s instance, publishing which episode runs
+    /// and since when: while an orchestrator that never yields holds the core, this is the only
+    /// way a front end can say which instance is stuck.
+    fn orchestrate(
+        &self,
+        plugin: PluginHandle,
+        request: &OrchestratorRequest,
+    ) -> OrchestratorResponse {
+        let name = self
+            .live
+            .get(&request.instance_id)
+            .map(|live| live.record.name.clone())
+            .unwrap_or_default();
+        let set = |episode| {
+            *self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = episode;
+        };
+        set(Some(RunningEpisode {
+            instance_id: request.instance_id.clone(),
+            name,
+            since: std::time::Instant::now(),
+        }));
+        let response = call_orchestrator(plugin, request);
+        set(None);
+        response
     }
 
     // ----- messages -------------------------------------------------------------------------
@@ -627,6 +676,7 @@ fn spawn_workers(
     count: usize,
     results: Sender<CoreMessage>,
     events: broadcast::Sender<EngineEvent>,
+    sink: Option<Sender<EngineEvent>>,
 ) -> (Sender<Job>, Vec<JoinHandle<()>>) {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let workers = (0..count)
@@ -634,16 +684,21 @@ fn spawn_workers(
             let queue = queue.clone();
             let results = results.clone();
             let events = events.clone();
+            let sink = sink.clone();
             std::thread::Builder::new()
                 .name(format!("durable-emu-worker-{index}"))
                 .spawn(move || {
                     for job in queue {
-                        if events.receiver_count() > 0 {
-                            let _ = events.send(EngineEvent::ActivityStarted {
+                        if sink.is_some() || events.receiver_count() > 0 {
+                            let started = EngineEvent::ActivityStarted {
                                 instance_id: job.work.instance_id.clone(),
                                 task_id: job.work.task_id,
                                 name: job.work.name.clone(),
-                            });
+                            };
+                            if let Some(sink) = &sink {
+                                let _ = sink.send(started.clone());
+                            }
+                            let _ = events.send(started);
                         }
                         let done = run_job(job);
                         if results.send(CoreMessage::ActivityDone(done)).is_err() {

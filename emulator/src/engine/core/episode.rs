@@ -2,7 +2,7 @@
 //! actions (work, timers, children, events, completion), plus the episodes the host records
 //! alone (terminations without functions, failures injected at start).
 
-use super::{Core, ExecutionStarted, Message, call_orchestrator, faults, new_id, work_key};
+use super::{Core, ExecutionStarted, Message, faults, new_id, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::{ExecutionRecord, TimerRow, WorkRow};
 use durable_sdk::FailureDetails;
@@ -50,10 +50,10 @@ impl Core {
         if !has_session && history_len > 0 {
             request.past_events = self.store.history(instance_id, &execution_id)?;
         }
-        let mut response = call_orchestrator(plugin, &request);
+        let mut response = self.orchestrate(plugin, &request);
         if response.needs_history {
             request.past_events = self.store.history(instance_id, &execution_id)?;
-            response = call_orchestrator(plugin, &request);
+            response = self.orchestrate(plugin, &request);
         }
 
         let mut appended = request.new_events;
