@@ -478,7 +478,9 @@ impl Followed {
                     execution_id: execution_id.clone(),
                     ordinal: i64::try_from(ordinal).unwrap_or(i64::MAX),
                     input: Value::Null,
-                    started_at: events.first().map_or_else(Utc::now, |event| event.timestamp),
+                    started_at: events
+                        .first()
+                        .map_or_else(Utc::now, |event| event.timestamp),
                 },
                 builds: vec![None; events.len()],
                 events: events.clone(),
@@ -497,12 +499,12 @@ impl Followed {
         let fired: Vec<String> = self
             .other_timers
             .iter()
-            .map(|(id, timer)| {
-                match names.iter().find(|(known, _)| known == id) {
+            .map(
+                |(id, timer)| match names.iter().find(|(known, _)| known == id) {
                     Some((_, name)) => format!("{id} ({name}) timer #{timer}"),
                     None => format!("{id} timer #{timer}"),
-                }
-            })
+                },
+            )
             .collect();
         eprintln!(
             "note: this run moved the shared virtual clock from {} to {}, so timers of other \
