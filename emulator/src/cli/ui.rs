@@ -2,7 +2,9 @@
 //! watcher, with the same engine options as `serve`. Virtual time starts with auto-skip off in
 //! the UI, so a timer waits until the user moves time (`n`, `:advance 3d`) or turns auto-skip on
 //! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
-//! UI to draw: it prints what it loaded, as before, and points at `serve`.
+//! UI to draw: it prints what it loaded, as before, and points at `serve`. Quitting (`q`,
+//! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
+//! yields is left behind unrecorded, named on stderr, and the exit status is 1.
 
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
