@@ -4,7 +4,8 @@
 //! first; the built-in samples when omitted) and prints what it loaded. The subcommands run the
 //! engine headless for scripts and CI (see `cli`). Exit codes: 0 success (or Completed), 1 an
 //! instance ended Failed/Terminated/Canceled (or replay found nondeterminism), 2 usage or load
-//! errors, with the reason on stderr.
+//! errors, with the reason on stderr; output to a closed pipe ends the process by `SIGPIPE`
+//! (141 in a shell), quietly.
 
 mod cli;
 

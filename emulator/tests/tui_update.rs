@@ -715,3 +715,41 @@ fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
             .any(|c| matches!(c, Command::Step { build, .. } if *build == recorded))
     );
 }
+
+#[test]
+fn the_status_line_names_an_episode_running_for_more_than_three_seconds() {
+    use durable_emu::tui::msg::EpisodeRunning;
+    use std::time::Duration;
+
+    let mut ui = harness();
+    let running = |secs| {
+        Msg::Episode(Some(EpisodeRunning {
+            instance_id: "spin-1".into(),
+            name: "Spin".into(),
+            elapsed: Duration::from_secs(secs),
+        }))
+    };
+    let status_line = |ui: &Harness| ui.screen().lines().last().unwrap_or_default().to_string();
+
+    ui.send(running(1));
+    assert!(
+        !status_line(&ui).contains("spin-1"),
+        "a short episode is not news: {}",
+        status_line(&ui)
+    );
+    ui.send(running(7));
+    assert!(
+        status_line(&ui).contains("episode of spin-1 (Spin) running for 7s"),
+        "{}",
+        status_line(&ui)
+    );
+    ui.send(Msg::Episode(None));
+    assert!(!status_line(&ui).contains("spin-1"), "gone when it ends");
+}
+
+#[test]
+fn a_termination_signal_quits_like_q() {
+    let mut ui = harness();
+    ui.send(Msg::Quit);
+    assert!(ui.model.quit);
+}

@@ -70,9 +70,9 @@ pub struct BenchArgs {
     /// The database: a file (default: a fresh one in a temporary directory) or `:memory:`.
     #[arg(long, value_name = "PATH")]
     db: Option<String>,
-    /// Activity worker threads; default: the number of cores.
-    #[arg(long, value_name = "N")]
-    workers: Option<usize>,
+    /// Activity worker threads, 1 to 256; default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = super::workers_in_range())]
+    workers: Option<u16>,
     #[command(flatten)]
     faults: super::FaultArgs,
 }
@@ -104,7 +104,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         }
     };
     let plugin = LoadedPlugin::builtin()?;
-    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let workers = super::workers_or_default(args.workers);
     let label = db.to_string();
     let engine = Engine::start(EngineConfig {
         db,

@@ -1,5 +1,11 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module and talks to the
 //! engine only through `Engine` / `EngineHandle`; none of them opens the store itself.
+//!
+//! Output to a closed pipe (`durable-emu list | head -1`) ends the process quietly, the way the
+//! shell's own tools do: every subcommand but `serve` restores the default `SIGPIPE` action, so
+//! the write that finds no reader ends the process with that signal (status 141 in a shell),
+//! with no message and no panic. `serve` keeps `SIGPIPE` ignored and treats the broken pipe as
+//! a request to stop, so its engine stops cleanly.
 
 mod bench;
 mod manage;
@@ -86,9 +92,9 @@ pub struct EngineArgs {
     /// Real time, or virtual time that jumps to the next timer whenever nothing else can run.
     #[arg(long, value_name = "real|virtual", default_value = "virtual")]
     clock: ClockKind,
-    /// Activity worker threads; default: the number of cores.
-    #[arg(long, value_name = "N")]
-    workers: Option<usize>,
+    /// Activity worker threads, 1 to 256; default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = workers_in_range())]
+    workers: Option<u16>,
     #[command(flatten)]
     faults: FaultArgs,
     #[command(flatten)]
@@ -123,13 +129,30 @@ impl LimitArgs {
     }
 }
 
+/// Most `--workers`: each is a thread with its own stack, and activities rarely gain anything
+/// from more threads than this.
+pub const MAX_WORKERS: i64 = 256;
+
+/// `--workers` parsed as 1..=[`MAX_WORKERS`], so clap's refusal names the range.
+pub fn workers_in_range() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..=MAX_WORKERS)
+}
+
+/// The worker count to use: the one given, or one per core (never more than the range allows).
+pub fn workers_or_default(workers: Option<u16>) -> usize {
+    workers.map_or_else(
+        || default_workers().clamp(1, MAX_WORKERS as usize),
+        usize::from,
+    )
+}
+
 impl EngineArgs {
     fn config(&self, plugin: Option<LoadedPlugin>) -> anyhow::Result<EngineConfig> {
         Ok(EngineConfig {
             db: self.db.location(),
             clock: self.clock,
             auto_skip: true,
-            workers: self.workers.unwrap_or_else(default_workers).max(1),
+            workers: workers_or_default(self.workers),
             plugin,
             faults: self.faults.rules()?,
             on_store_failure: StoreFailurePolicy::Retry,
@@ -168,6 +191,9 @@ impl FaultArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(cli.command, Some(Command::Serve(_))) {
+        die_quietly_on_a_closed_pipe();
+    }
     match cli.command {
         None => ui::ui(cli.target.as_deref(), &cli.engine),
         Some(Command::Run(args)) => run::run(args),
@@ -183,6 +209,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Bench(command)) => bench::bench(command),
     }
 }
+
+/// Restores the default action of `SIGPIPE` (Rust ignores it, so a write to a closed pipe fails
+/// and `println!` panics): the process then ends quietly on the write that finds no reader.
+#[cfg(unix)]
+fn die_quietly_on_a_closed_pipe() {
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    // SAFETY: `signal` is the C library's; setting SIGPIPE's action to SIG_DFL installs no
+    // handler code, and happens on the main thread before any output is written. SIGPIPE is 13
+    // on every unix Rust supports.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_a_closed_pipe() {}
 
 /// Loads a library file, builds and loads a crate directory, or takes the built-in samples.
 pub fn load_target(target: Option<&Path>) -> anyhow::Result<LoadedPlugin> {

@@ -2,7 +2,9 @@
 //! watcher, with the same engine options as `serve`. Virtual time starts with auto-skip off in
 //! the UI, so a timer waits until the user moves time (`n`, `:advance 3d`) or turns auto-skip on
 //! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
-//! UI to draw: it prints what it loaded, as before, and points at `serve`.
+//! UI to draw: it prints what it loaded, as before, and points at `serve`. Quitting (`q`,
+//! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
+//! yields is left behind unrecorded, named on stderr, and the exit status is 1.
 
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
@@ -11,6 +13,10 @@ use durable_emu::tui::{self, AppOptions};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long quitting waits for the engine's current batch before leaving it behind.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
     let (target, plugin) = target_or_builtin(target)?;
@@ -34,8 +40,16 @@ pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<Exi
         auto_skip: false,
         log_dir: Path::new(".durable-emu").join("logs"),
     };
-    let result = tui::run(handle, events, Some(plugin), options);
-    engine.shutdown();
+    let result = tui::run(handle.clone(), events, Some(plugin), options);
+    // The terminal is restored by now; an episode that never yields must not keep the process.
+    let running = handle.running_episode();
+    if !engine.shutdown_within(STOP_WAIT) {
+        if let Some(episode) = running {
+            eprintln!("{episode} without yielding; quit without it: what it did is not recorded");
+        }
+        result?;
+        return Ok(ExitCode::from(1));
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@ mod reload;
 
 use super::{
     CoreInbox, CoreMessage, CoreReply, EngineConfig, EngineError, EngineEvent, Limits,
-    StoreFailurePolicy,
+    RunningEpisode, RunningSlot, StoreFailurePolicy,
 };
 use crate::clock::{Clock, ClockKind};
 use crate::faults::FaultRules;
@@ -105,6 +105,10 @@ pub(crate) struct Core {
     to_dispatch: Vec<(WorkRow, u32)>,
     outbox: Vec<EngineEvent>,
     events: broadcast::Sender<EngineEvent>,
+    /// The lossless subscription (`Engine::start_with_sink`): every event, blocking when full.
+    sink: Option<Sender<EngineEvent>>,
+    /// The episode inside the plugin right now, for handles (see `orchestrate`).
+    running: RunningSlot,
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     terminal_waiters: HashMap<String, Vec<Sender<InstanceRecord>>>,
@@ -141,6 +145,8 @@ impl Core {
         commands: Sender<CoreMessage>,
         events: broadcast::Sender<EngineEvent>,
         stopped_because: Arc<OnceLock<String>>,
+        sink: Option<Sender<EngineEvent>>,
+        running: RunningSlot,
     ) -> Result<Self, EngineError> {
         let store = Store::open(&config.db)?;
         let clock = match config.clock {
@@ -172,6 +178,7 @@ impl Core {
             commands,
             events.clone(),
             journal.clone(),
+            sink.clone(),
         );
         let mut core = Self {
             store,
@@ -188,6 +195,8 @@ impl Core {
             to_dispatch: Vec::new(),
             outbox: Vec::new(),
             events,
+            sink,
+            running,
             jobs: Some(jobs),
             workers,
             terminal_waiters: HashMap::new(),
@@ -354,7 +363,7 @@ impl Core {
                 CoreMessage::Shutdown => stopping = true,
             }
         }
-        let _ = self.events.send(EngineEvent::StoreFailed {
+        self.publish_now(EngineEvent::StoreFailed {
             message: cause.to_string(),
             retrying: !stopping,
         });
@@ -545,6 +554,11 @@ impl Core {
                 journal.clear();
             }
         }
+        // Events first, so a subscriber hears of an activity's scheduling before a worker
+        // reports it started.
+        for event in std::mem::take(&mut self.outbox) {
+            self.publish_now(event);
+        }
         if let Some(jobs) = &self.jobs {
             for (work, delivery) in std::mem::take(&mut self.to_dispatch) {
                 let build = self
@@ -561,10 +575,6 @@ impl Core {
                 }
             }
         }
-        for event in self.outbox.drain(..) {
-            // No subscriber is not an error: events are for whoever listens.
-            let _ = self.events.send(event);
-        }
         for record in std::mem::take(&mut self.finished) {
             for waiter in self
                 .terminal_waiters
@@ -574,6 +584,17 @@ impl Core {
                 let _ = waiter.send(record.clone());
             }
         }
+    }
+
+    /// Sends one event to every subscriber now (committed state, or a failure report).
+    fn publish_now(&self, event: EngineEvent) {
+        if let Some(sink) = &self.sink {
+            // Blocks while the sink is full: a slow reader slows the engine, nothing is
+            // dropped. A gone reader is not an error.
+            let _ = sink.send(event.clone());
+        }
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(event);
     }
 
     /// The first store failure of a batch decides its fate; later ones are consequences.
@@ -614,7 +635,7 @@ impl Core {
         if !retrying {
             let _ = self.stopped_because.set(cause.to_string());
         }
-        let _ = self.events.send(EngineEvent::StoreFailed {
+        self.publish_now(EngineEvent::StoreFailed {
             message: cause.to_string(),
             retrying,
         });
@@ -712,7 +733,7 @@ impl Core {
     }
 
     fn wants_history_events(&self) -> bool {
-        self.events.receiver_count() > 0
+        self.sink.is_some() || self.events.receiver_count() > 0
     }
 
     // ----- messages -------------------------------------------------------------------------
@@ -866,13 +887,31 @@ fn new_id() -> String {
 }
 
 impl Core {
-    /// Runs orchestrator code, noting its start and end in the start journal (so code that ends
-    /// the process is counted).
+    /// Runs orchestrator code (an episode, or a replay of one), noting its start and end in the
+    /// start journal (so code that ends the process is counted) and publishing which instance's
+    /// code runs and since when: while an orchestrator that never yields holds the core, that is
+    /// the only way a front end can say which instance is stuck.
     fn orchestrate_journaled(
         &self,
         plugin: PluginHandle,
         request: &OrchestratorRequest,
     ) -> Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError> {
+        let name = self
+            .live
+            .get(&request.instance_id)
+            .map(|live| live.record.name.clone())
+            .unwrap_or_default();
+        let set_running = |episode| {
+            *self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = episode;
+        };
+        set_running(Some(RunningEpisode {
+            instance_id: request.instance_id.clone(),
+            name,
+            since: std::time::Instant::now(),
+        }));
         let note = |end| {
             if let Some(journal) = &self.journal {
                 journal.episode(
@@ -886,6 +925,7 @@ impl Core {
         note(false);
         let response = plugin.orchestrate(request);
         note(true);
+        set_running(None);
         response
     }
 
@@ -925,6 +965,7 @@ fn spawn_workers(
     results: Sender<CoreMessage>,
     events: broadcast::Sender<EngineEvent>,
     journal: Option<Arc<deliveries::StartJournal>>,
+    sink: Option<Sender<EngineEvent>>,
 ) -> (Sender<Job>, Vec<JoinHandle<()>>) {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let workers = (0..count)
@@ -933,16 +974,21 @@ fn spawn_workers(
             let results = results.clone();
             let events = events.clone();
             let journal = journal.clone();
+            let sink = sink.clone();
             std::thread::Builder::new()
                 .name(format!("durable-emu-worker-{index}"))
                 .spawn(move || {
                     for job in queue {
-                        if events.receiver_count() > 0 {
-                            let _ = events.send(EngineEvent::ActivityStarted {
+                        if sink.is_some() || events.receiver_count() > 0 {
+                            let started = EngineEvent::ActivityStarted {
                                 instance_id: job.work.instance_id.clone(),
                                 task_id: job.work.task_id,
                                 name: job.work.name.clone(),
-                            });
+                            };
+                            if let Some(sink) = &sink {
+                                let _ = sink.send(started.clone());
+                            }
+                            let _ = events.send(started);
                         }
                         let note = |end| {
                             if let Some(journal) = &journal {

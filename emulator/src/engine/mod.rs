@@ -5,7 +5,16 @@
 //! runs every orchestration episode (so a plugin's session cache lives on one thread); a bounded
 //! pool of worker threads runs activities. Front ends talk to the core only through an
 //! [`EngineHandle`]: commands in (each a closure run on the core thread, answered on a channel) and
-//! a broadcast stream of [`EngineEvent`]s out.
+//! a broadcast stream of [`EngineEvent`]s out. The broadcast is lossy by design (a slow front end
+//! lags and reloads); a front end that must see every event (`serve --events jsonl`) starts the
+//! engine with a bounded *sink* instead ([`Engine::start_with_sink`]), which the core fills with a
+//! blocking send after each commit, so a slow reader slows the engine down rather than losing
+//! events.
+//!
+//! The core can be stuck inside a plugin call (an orchestrator that never yields) and then
+//! answers nothing; the handle therefore has deadline-bounded calls (`*_within`), publishes
+//! which episode is running and since when ([`EngineHandle::running_episode`], readable without
+//! the core), and [`Engine::shutdown_within`] gives up on a core that does not stop in time.
 //!
 //! Owns orchestration execution semantics on the host side (SEMANTICS.md sections 2 and 4).
 //! Knows nothing of terminals or command lines. See `core` for the batch loop.
@@ -22,8 +31,9 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender};
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// How to run an engine.
@@ -144,6 +154,15 @@ pub enum EngineError {
     /// The engine has stopped.
     #[error("the engine has stopped")]
     Stopped,
+    /// The core did not answer in time: it is busy, most likely inside an episode of the
+    /// functions' code that does not yield.
+    #[error("the engine did not answer within {waited:?}: {}", describe_busy(.running.as_ref()))]
+    Unresponsive {
+        /// How long the caller waited.
+        waited: Duration,
+        /// The episode running at that moment, if any.
+        running: Option<RunningEpisode>,
+    },
     /// A request was malformed.
     #[error("{0}")]
     Invalid(String),
@@ -163,6 +182,37 @@ pub struct ExecutionHistory {
     /// or imported).
     pub builds: Vec<Option<u32>>,
 }
+
+/// The orchestration episode the core is running: set just before the plugin call, cleared just
+/// after it, so it is readable while the core itself is stuck in that call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningEpisode {
+    /// The instance whose episode runs.
+    pub instance_id: String,
+    /// Its orchestration.
+    pub name: String,
+    /// When the plugin call began.
+    pub since: Instant,
+}
+
+impl std::fmt::Display for RunningEpisode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the episode of {} ({}) has been running for {}s",
+            self.instance_id,
+            self.name,
+            self.since.elapsed().as_secs()
+        )
+    }
+}
+
+fn describe_busy(running: Option<&RunningEpisode>) -> String {
+    running.map_or_else(|| "it is busy".to_string(), ToString::to_string)
+}
+
+/// Where the core publishes its [`RunningEpisode`].
+pub(crate) type RunningSlot = Arc<Mutex<Option<RunningEpisode>>>;
 
 /// A command run on the core thread (`None`: refused unrun, the store is failing); it returns the
 /// reply to send once the batch has committed, which is told the cause if the batch failed.
@@ -189,6 +239,9 @@ pub struct EngineHandle {
     events: broadcast::Sender<EngineEvent>,
     /// Why the core stopped on its own (a store failure under [`StoreFailurePolicy::Stop`]).
     stopped_because: std::sync::Arc<std::sync::OnceLock<String>>,
+    /// The lossless subscription, when the engine was started with one.
+    sink: Option<Sender<EngineEvent>>,
+    running: RunningSlot,
 }
 
 impl std::fmt::Debug for CoreMessage {
@@ -212,17 +265,46 @@ impl Engine {
     pub fn start_subscribed(
         config: EngineConfig,
     ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
+        Self::launch(config, None)
+    }
+
+    /// Like [`start`](Self::start), also sending every event, start-up included, to `sink`
+    /// (events of the core after each commit, `activityStarted` from the workers, and what
+    /// [`EngineHandle::announce`] publishes). Sends block while `sink` is full: whoever holds
+    /// the receiver must keep draining it (or drop it) or the engine stops making progress.
+    pub fn start_with_sink(
+        config: EngineConfig,
+        sink: Sender<EngineEvent>,
+    ) -> Result<Self, EngineError> {
+        Self::launch(config, Some(sink)).map(|(engine, _)| engine)
+    }
+
+    fn launch(
+        config: EngineConfig,
+        sink: Option<Sender<EngineEvent>>,
+    ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
         let (commands, inbox) = crossbeam_channel::unbounded();
         let (events, subscription) = broadcast::channel(16_384);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let running = RunningSlot::default();
         let core_commands = commands.clone();
         let core_events = events.clone();
         let stopped_because = std::sync::Arc::new(std::sync::OnceLock::new());
         let core_stopped_because = stopped_because.clone();
+        let core_sink = sink.clone();
+        let core_running = Arc::clone(&running);
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())
             .spawn(move || {
-                match core::Core::open(config, core_commands, core_events, core_stopped_because) {
+                let core = core::Core::open(
+                    config,
+                    core_commands,
+                    core_events,
+                    core_stopped_because,
+                    core_sink,
+                    core_running,
+                );
+                match core {
                     Ok(mut core) => {
                         let _ = ready_tx.send(Ok(()));
                         core.run(inbox);
@@ -242,6 +324,8 @@ impl Engine {
                         commands,
                         events,
                         stopped_because,
+                        sink,
+                        running,
                     },
                     core: Some(core),
                 },
@@ -268,8 +352,40 @@ impl Engine {
         self.stop();
     }
 
-    fn stop(&mut self) {
+    /// Asks the core to stop after its current batch, without waiting (see
+    /// [`has_stopped`](Self::has_stopped)). Whoever holds a sink keeps draining it meanwhile:
+    /// the core may be waiting to publish into it.
+    pub fn request_stop(&self) {
         let _ = self.handle.commands.send(CoreMessage::Shutdown);
+    }
+
+    /// Whether the core thread has ended (everything it committed is in the store).
+    pub fn has_stopped(&self) -> bool {
+        self.core.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the engine like [`shutdown`](Self::shutdown), waiting at most `timeout`. Returns
+    /// false if the core is still running then (stuck in a plugin call): its thread is left
+    /// behind, and whatever its open batch did is rolled back by SQLite when the process exits.
+    pub fn shutdown_within(mut self, timeout: Duration) -> bool {
+        self.request_stop();
+        let deadline = Instant::now() + timeout;
+        while !self.has_stopped() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stopped = self.has_stopped();
+        match self.core.take() {
+            Some(core) if stopped => {
+                let _ = core.join();
+            }
+            // Dropping the join handle detaches the thread; joining it would wait forever.
+            _ => {}
+        }
+        stopped
+    }
+
+    fn stop(&mut self) {
+        self.request_stop();
         if let Some(core) = self.core.take() {
             let _ = core.join();
         }
@@ -286,6 +402,24 @@ impl EngineHandle {
     /// Runs `f` on the core thread and returns its answer.
     fn call<R: Send + 'static>(
         &self,
+        f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
+    ) -> Result<R, EngineError> {
+        self.call_deadline(None, f)
+    }
+
+    /// Like [`call`](Self::call), giving up after `timeout` (the command stays queued and is
+    /// carried out if the core gets to it; only the answer is abandoned).
+    fn call_within<R: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
+    ) -> Result<R, EngineError> {
+        self.call_deadline(Some(timeout), f)
+    }
+
+    fn call_deadline<R: Send + 'static>(
+        &self,
+        timeout: Option<Duration>,
         f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
     ) -> Result<R, EngineError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
@@ -310,7 +444,17 @@ impl EngineHandle {
         self.commands
             .send(CoreMessage::Call(call))
             .map_err(|_| self.stopped())?;
-        reply_rx.recv().map_err(|_| self.stopped())?
+        let Some(timeout) = timeout else {
+            return reply_rx.recv().map_err(|_| self.stopped())?;
+        };
+        match reply_rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(EngineError::Unresponsive {
+                waited: timeout,
+                running: self.running_episode(),
+            }),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(self.stopped()),
+        }
     }
 
     /// Why calls fail now that the core has stopped.
@@ -319,6 +463,15 @@ impl EngineHandle {
             Some(cause) => EngineError::StoreFailed(cause.clone()),
             None => EngineError::Stopped,
         }
+    }
+
+    /// The orchestration episode the core is inside right now, if any. Answered without the
+    /// core, so it works while an episode that never yields holds the core.
+    pub fn running_episode(&self) -> Option<RunningEpisode> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Subscribes to engine events from now on.
@@ -335,6 +488,27 @@ impl EngineHandle {
     ) -> Result<String, EngineError> {
         let name = name.to_string();
         self.call(move |core| {
+            core.start_instance(
+                &name,
+                input,
+                instance_id,
+                None,
+                crate::faults::Occurrence::FIRST,
+            )
+        })
+    }
+
+    /// Like [`start_orchestration`](Self::start_orchestration), waiting at most `timeout` for
+    /// the answer (which comes once the batch that started it has committed).
+    pub fn start_orchestration_within(
+        &self,
+        name: &str,
+        input: Value,
+        instance_id: Option<String>,
+        timeout: Duration,
+    ) -> Result<String, EngineError> {
+        let name = name.to_string();
+        self.call_within(timeout, move |core| {
             core.start_instance(
                 &name,
                 input,
@@ -425,6 +599,16 @@ impl EngineHandle {
         self.call(move |core| core.instance(&instance_id))
     }
 
+    /// Like [`instance`](Self::instance), waiting at most `timeout` for the answer.
+    pub fn instance_within(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call_within(timeout, move |core| core.instance(&instance_id))
+    }
+
     /// Every instance, newest first.
     pub fn instances(&self) -> Result<Vec<InstanceRecord>, EngineError> {
         self.call(|core| core.instances())
@@ -434,6 +618,16 @@ impl EngineHandle {
     pub fn history(&self, instance_id: &str) -> Result<Vec<ExecutionHistory>, EngineError> {
         let instance_id = instance_id.to_string();
         self.call(move |core| core.history(&instance_id))
+    }
+
+    /// Like [`history`](Self::history), waiting at most `timeout` for the answer.
+    pub fn history_within(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ExecutionHistory>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call_within(timeout, move |core| core.history(&instance_id))
     }
 
     /// Waits (real time) until the instance is terminal; `Ok(None)` on timeout.
@@ -496,6 +690,10 @@ impl EngineHandle {
 
     /// Publishes an event from a component beside the engine (the watcher) to every subscriber.
     pub fn announce(&self, event: EngineEvent) {
+        if let Some(sink) = &self.sink {
+            // A gone receiver is not an error: nobody wants the events any more.
+            let _ = sink.send(event.clone());
+        }
         let _ = self.events.send(event);
     }
 

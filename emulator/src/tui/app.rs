@@ -6,6 +6,9 @@
 //! `EventsLost` so the model reloads instead of silently missing events); the executor's lanes and
 //! the log layer also answer on the data channel. The loop handles input first, then data under a
 //! time budget, so keys respond at once even while a 10,000-activity fan-out floods the engine;
+//! one polls the handle for the episode the engine is running (a stuck orchestrator publishes no
+//! event, so only polling can name it) and a SIGTERM/SIGINT handler asks the loop to quit. No
+//! thread of the loop waits on the engine, so quitting works while an episode holds it;
 //! it draws at most every [`FRAME_INTERVAL`] unless a key asks for an immediate redraw. The data
 //! channel is bounded: when the UI cannot keep up, the forwarder blocks, the broadcast lags, and
 //! the model reloads what it shows, so memory stays bounded.
@@ -15,7 +18,7 @@ use crate::engine::{EngineEvent, EngineHandle};
 use crate::plugin::LoadedPlugin;
 use crate::tui::command::{Command, Executor};
 use crate::tui::model::Model;
-use crate::tui::msg::Msg;
+use crate::tui::msg::{EpisodeRunning, Msg};
 use crate::tui::theme::Theme;
 use crate::tui::{logs, update, view};
 use crossbeam_channel::{Receiver, Sender, select};
@@ -39,6 +42,8 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 const DATA_BUDGET: Duration = Duration::from_millis(12);
 /// Data messages waiting at most (then the engine's broadcast lags and the UI reloads).
 const DATA_CAPACITY: usize = 65_536;
+/// How often the running episode is polled.
+const EPISODE_POLL: Duration = Duration::from_millis(500);
 
 /// How the UI was started.
 #[derive(Debug, Clone)]
@@ -86,8 +91,15 @@ pub fn run(
         orchestrators,
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let signals = input_tx.clone();
+    if let Err(error) = ctrlc::set_handler(move || {
+        let _ = signals.try_send(Msg::Quit);
+    }) {
+        tracing::warn!("SIGTERM/SIGINT will not quit the UI: {error}");
+    }
     let reader = spawn_terminal_reader(input_tx, Arc::clone(&stop));
     spawn_event_forwarder(events, data_tx.clone());
+    spawn_episode_poller(engine.clone(), data_tx.clone(), Arc::clone(&stop));
     let executor = Executor::start(engine, plugin, data_tx);
     let result = event_loop(
         &mut terminal,
@@ -234,6 +246,28 @@ fn spawn_terminal_reader(
             }
         }
     })
+}
+
+/// Reports the running episode while there is one (and once more when it ends), so the status
+/// line can name an orchestrator that does not yield.
+fn spawn_episode_poller(engine: EngineHandle, data: Sender<Msg>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut reported = false;
+        while !stop.load(Ordering::Relaxed) {
+            let running = engine.running_episode().map(|episode| EpisodeRunning {
+                elapsed: episode.since.elapsed(),
+                instance_id: episode.instance_id,
+                name: episode.name,
+            });
+            if running.is_some() || reported {
+                reported = running.is_some();
+                if data.send(Msg::Episode(running)).is_err() {
+                    break;
+                }
+            }
+            std::thread::sleep(EPISODE_POLL);
+        }
+    });
 }
 
 fn spawn_event_forwarder(mut events: broadcast::Receiver<EngineEvent>, data: Sender<Msg>) {

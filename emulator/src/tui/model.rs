@@ -718,9 +718,15 @@ pub struct Model {
     pub timers_loading: bool,
     /// Token for the next replay request.
     pub next_token: u64,
+    /// An episode running for at least [`LONG_EPISODE`] (shown in the status line).
+    pub long_episode: Option<crate::tui::msg::EpisodeRunning>,
     /// Quit.
     pub quit: bool,
 }
+
+/// How long an episode runs before the status line names it: episodes take milliseconds, so one
+/// that takes seconds is most likely an orchestrator that does not yield.
+pub const LONG_EPISODE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Model {
     /// A model for a terminal of `area`, with the clock settings the engine started with.
@@ -752,6 +758,7 @@ impl Model {
             history_stale: false,
             timers_loading: false,
             next_token: 1,
+            long_episode: None,
             quit: false,
         }
     }

@@ -30,6 +30,22 @@ pub enum Msg {
     Log(LogEntry),
     /// The event loop is about to draw: load what went stale.
     Tick,
+    /// What the engine's core is running, polled on a timer through the handle (the core
+    /// cannot report an episode it is stuck in); `None`: no episode is running.
+    Episode(Option<EpisodeRunning>),
+    /// SIGTERM or SIGINT arrived: quit as `q` does.
+    Quit,
+}
+
+/// An orchestration episode inside the functions' code, and for how long so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpisodeRunning {
+    /// The instance.
+    pub instance_id: String,
+    /// Its orchestration.
+    pub name: String,
+    /// How long the episode has been running.
+    pub elapsed: std::time::Duration,
 }
 
 /// The answer of a background call (see `command::Command`).

@@ -55,6 +55,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Command> {
             model.builds.logs.push_back(entry);
         }
         Msg::Tick => on_tick(model, &mut out),
+        Msg::Episode(running) => {
+            model.long_episode =
+                running.filter(|episode| episode.elapsed >= crate::tui::model::LONG_EPISODE);
+        }
+        Msg::Quit => model.quit = true,
     }
     out
 }

@@ -78,10 +78,22 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
         ),
         None => String::new(),
     };
-    let (text, style) = match &model.status {
-        Some((message, true)) => (message.clone(), theme.error()),
-        Some((message, false)) => (message.clone(), theme.text()),
-        None => (keys::hint(model.view).to_string(), theme.dim()),
+    let (text, style) = match (&model.long_episode, &model.status) {
+        // Above any message: while it lasts, nothing else the engine does will happen.
+        (Some(episode), _) => (
+            format!(
+                "episode of {} ({}) running for {}s",
+                episode.instance_id,
+                episode.name,
+                episode.elapsed.as_secs()
+            ),
+            theme.error(),
+        ),
+        (None, status) => match status {
+            Some((message, true)) => (message.clone(), theme.error()),
+            Some((message, false)) => (message.clone(), theme.text()),
+            None => (keys::hint(model.view).to_string(), theme.dim()),
+        },
     };
     let room = usize::from(area.width).saturating_sub(clock.chars().count());
     let text = crate::tui::rows::truncate(&text, room);
