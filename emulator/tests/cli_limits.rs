@@ -213,17 +213,42 @@ fn left_running(dir: &Path, db: &str, args: &[&str]) -> String {
     printed["instanceId"].as_str().unwrap().to_string()
 }
 
+/// An instance recorded but not started yet: its start is held back 1 s (real time) by a fault
+/// rule, so the engine that opens the database next does all of its work. (Leaving one half
+/// done with `--timeout 0s` depends on how far the run got before the deadline.)
+fn left_waiting_to_start(dir: &Path, db: &str, name: &str, input: &str) -> String {
+    let rule = format!("orchestration={name},delay=1s");
+    let output = durable_emu(
+        &[
+            "run",
+            "-o",
+            name,
+            "--input",
+            input,
+            "--db",
+            db,
+            "--clock",
+            "real",
+            "--fault",
+            &rule,
+            "--timeout",
+            "0s",
+        ],
+        dir,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let printed = stdout_json(&output);
+    assert_eq!(printed["runtimeStatus"], "Pending", "{printed}");
+    printed["instanceId"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn serve_events_to_a_slow_reader_lose_none() {
     // Enough events (two per activity and more) to overflow the engine's lossy broadcast (16,384).
     const N: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fan.db").to_str().unwrap().to_string();
-    let id = left_running(
-        dir.path(),
-        &db,
-        &["-o", "FanOutFanIn", "--input", &N.to_string()],
-    );
+    let id = left_waiting_to_start(dir.path(), &db, "FanOutFanIn", &N.to_string());
     let completed_before = status(&id, &db, dir.path())["historyEvents"]
         .as_array()
         .unwrap()
@@ -286,7 +311,7 @@ fn serve_events_to_a_slow_reader_lose_none() {
 fn serve_stops_cleanly_when_the_reader_of_its_events_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gone.db").to_str().unwrap().to_string();
-    let id = left_running(dir.path(), &db, &["-o", "FanOutFanIn", "--input", "3000"]);
+    let id = left_waiting_to_start(dir.path(), &db, "FanOutFanIn", "3000");
     let mut child = spawn(
         &["serve", "--events", "jsonl", "--db", &db],
         dir.path(),

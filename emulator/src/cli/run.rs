@@ -128,15 +128,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let history = args.history.then(|| followed.histories());
                 (record, history)
             }
-            None => {
-                eprintln!(
-                    "instance {instance_id}: nothing was stored; its first episode was still \
-                     running after {}",
-                    args.timeout
-                );
-                explain_stuck(stopped, running.as_ref());
-                return Ok(ExitCode::from(1));
-            }
+            // No episode was recorded (a start held back by a delay, say): once the engine has
+            // stopped, the store itself says what is there.
+            None => match stored_after_stop(stopped, &args.engine, &instance_id, args.history) {
+                Some(answers) => answers,
+                None => {
+                    eprintln!(
+                        "instance {instance_id}: nothing was stored; its first episode was still \
+                         running after {}",
+                        args.timeout
+                    );
+                    explain_stuck(stopped, running.as_ref());
+                    return Ok(ExitCode::from(1));
+                }
+            },
         },
     };
     let status = InstanceStatus::from_record(&record, history.as_deref());
@@ -155,6 +160,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The stored record (and history) of an instance, read from a file database after the engine
+/// stopped; none if it has not stopped, the database is in memory, or there is no such instance.
+fn stored_after_stop(
+    stopped: bool,
+    engine: &EngineArgs,
+    instance_id: &str,
+    with_history: bool,
+) -> Option<(InstanceRecord, Option<Vec<ExecutionHistory>>)> {
+    if !stopped || matches!(engine.db.location(), DbLocation::Memory) {
+        return None;
+    }
+    let query = query_engine(&engine.db).ok()?;
+    let handle = query.handle();
+    let record = handle.instance(instance_id).ok()??;
+    let history = if with_history {
+        Some(handle.history(instance_id).ok()?)
+    } else {
+        None
+    };
+    query.shutdown();
+    Some((record, history))
 }
 
 fn refuse_an_unknown_orchestration(plugin: &LoadedPlugin, name: &str) -> anyhow::Result<()> {

@@ -385,7 +385,10 @@ impl Core {
             return Some(Duration::ZERO);
         }
         if self.clock.is_virtual() {
-            return None;
+            // Auto-skip moves time only inside a batch: right after start-up (or a batch that
+            // left work to skip to), one must run even without a message.
+            let skippable = !self.timers.is_empty() || self.next_deferred().is_some();
+            return (self.clock.auto_skip && self.idle() && skippable).then_some(Duration::ZERO);
         }
         // Under real time the core sleeps until the next timer or delayed delivery is due.
         let next_timer = self.timers.first().map(|(fire_at, ..)| *fire_at);
