@@ -295,7 +295,10 @@ impl Core {
         chrono::Duration::from_std(by)
             .ok()
             .and_then(|by| self.clock.now().checked_add_signed(by))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            // Past the calendar the store can hold, "later" means its last moment.
+            .map_or(durable_sdk::history::LATEST_TIME, |due| {
+                due.min(durable_sdk::history::LATEST_TIME)
+            })
     }
 
     fn defer(&mut self, due: DateTime<Utc>, work: Deferred) {
