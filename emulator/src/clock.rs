@@ -165,7 +165,9 @@ pub fn parse_stored_time(text: &str) -> Result<DateTime<Utc>, StoredTimeError> {
 
 /// The longest duration that fits in the calendar at all (from year 1 to year 9999).
 fn longest_duration() -> Duration {
-    (LATEST_TIME - EARLIEST_TIME).to_std().unwrap_or(Duration::MAX)
+    (LATEST_TIME - EARLIEST_TIME)
+        .to_std()
+        .unwrap_or(Duration::MAX)
 }
 
 /// Parses a human duration such as `90m`, `3d`, `1h 30m` or `45s`.
@@ -205,7 +207,11 @@ mod tests {
         let mut clock = Clock::virtual_at(start, true);
         let error = clock.advance(Duration::from_secs(7_200)).unwrap_err();
         assert!(matches!(error, ClockError::OutOfRange(_)));
-        assert!(error.to_string().contains("latest time durable-emu can store"));
+        assert!(
+            error
+                .to_string()
+                .contains("latest time durable-emu can store")
+        );
         assert_eq!(clock.now(), start);
         let error = clock.advance_to(DateTime::<Utc>::MAX_UTC).unwrap_err();
         assert!(matches!(error, ClockError::PastLatest(_)));
@@ -218,7 +224,10 @@ mod tests {
         let stored = DateTime::UNIX_EPOCH.to_rfc3339();
         assert_eq!(parse_stored_time(&stored).unwrap(), DateTime::UNIX_EPOCH);
         let error = parse_stored_time("+13434-11-11T13:32:49+00:00").unwrap_err();
-        assert!(error.to_string().contains("never goes backwards"), "{error}");
+        assert!(
+            error.to_string().contains("never goes backwards"),
+            "{error}"
+        );
         assert!(parse_stored_time("soon").is_err());
     }
 

@@ -10,8 +10,8 @@ use crate::engine::ExecutionHistory;
 use crate::store::{ExecutionRecord, InstanceRecord};
 use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
-use durable_sdk::history::{HistoryEvent, ParentInstance};
 use durable_sdk::history::{EventKind, check_time};
+use durable_sdk::history::{HistoryEvent, ParentInstance};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -241,14 +241,15 @@ impl InstanceExport {
             if let Err(error) = check_time(execution.started_at) {
                 return refuse(at, format!("its startedAt: {error}"));
             }
-            validate_history(&instance.instance_id, execution)
-                .map_err(|(event, problem)| ImportError {
+            validate_history(&instance.instance_id, execution).map_err(|(event, problem)| {
+                ImportError {
                     at: match event {
                         Some((seq, name)) => format!("{at}, event {seq} ({name})"),
                         None => at.clone(),
                     },
                     problem,
-                })?;
+                }
+            })?;
         }
         Ok(())
     }
@@ -307,7 +308,7 @@ fn validate_history(instance_id: &str, execution: &ExecutionExport) -> Result<()
     let mut episodes = 0usize;
     let mut started = false;
     let mut ids: HashMap<i32, usize> = HashMap::new();
-    let mut scheduled: HashMap<i32, &'static str> = HashMap::new();
+    let mut scheduled: HashMap<i32, (&'static str, &'static str)> = HashMap::new();
     let mut completed: HashMap<i32, usize> = HashMap::new();
     for (seq, event) in history.iter().enumerate() {
         let name = describe(event);
@@ -327,7 +328,10 @@ fn validate_history(instance_id: &str, execution: &ExecutionExport) -> Result<()
             }
             EventKind::OrchestratorCompleted => {
                 if !in_episode {
-                    return fail("it ends an episode that never started (no OrchestratorStarted before it)".into());
+                    return fail(
+                        "it ends an episode that never started (no OrchestratorStarted before it)"
+                            .into(),
+                    );
                 }
                 in_episode = false;
             }
@@ -374,7 +378,7 @@ fn validate_history(instance_id: &str, execution: &ExecutionExport) -> Result<()
                 ));
             }
             if let Some(call) = scheduled_call(&event.kind) {
-                scheduled.insert(event.event_id, call);
+                scheduled.insert(event.event_id, (call, event.kind.type_name()));
             }
         }
         if let Some((call, id)) = completed_call(&event.kind) {
@@ -384,9 +388,9 @@ fn validate_history(instance_id: &str, execution: &ExecutionExport) -> Result<()
                         "it completes #{id}, but no {call} #{id} was scheduled before it"
                     ));
                 }
-                Some(kind) if *kind != call => {
+                Some((kind, by)) if *kind != call => {
                     return fail(format!(
-                        "it completes #{id} as a {call}, but #{id} is a {kind}"
+                        "it completes #{id} as a {call}, but #{id} was scheduled by {by}"
                     ));
                 }
                 Some(_) => {}
@@ -531,8 +535,14 @@ mod tests {
         let mut history = good_history();
         history[6] = completed(7);
         let message = refusal(history);
-        assert!(message.contains("event 6 (TaskCompleted for #7)"), "{message}");
-        assert!(message.contains("no activity #7 was scheduled"), "{message}");
+        assert!(
+            message.contains("event 6 (TaskCompleted for #7)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("no activity #7 was scheduled"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -546,7 +556,10 @@ mod tests {
             },
         );
         let message = refusal(history);
-        assert!(message.contains("as a timer, but #0 is a activity"), "{message}");
+        assert!(
+            message.contains("as a timer, but #0 was scheduled by TaskScheduled"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -554,8 +567,14 @@ mod tests {
         let mut history = good_history();
         history.insert(7, completed(0));
         let message = refusal(history);
-        assert!(message.contains("event 7 (TaskCompleted for #0)"), "{message}");
-        assert!(message.contains("already completed by event 6"), "{message}");
+        assert!(
+            message.contains("event 7 (TaskCompleted for #0)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("already completed by event 6"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -564,7 +583,10 @@ mod tests {
         history[1] = started("someone-else");
         let message = refusal(history);
         assert!(message.contains("event 1 (ExecutionStarted)"), "{message}");
-        assert!(message.contains("names instance 'someone-else'"), "{message}");
+        assert!(
+            message.contains("names instance 'someone-else'"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -587,7 +609,10 @@ mod tests {
         let mut history = good_history();
         history.truncate(7);
         let message = refusal(history);
-        assert!(message.contains("event 6 (TaskCompleted for #0)"), "{message}");
+        assert!(
+            message.contains("event 6 (TaskCompleted for #0)"),
+            "{message}"
+        );
         assert!(message.contains("cut inside an episode"), "{message}");
     }
 
@@ -596,7 +621,10 @@ mod tests {
         let mut history = good_history();
         history.remove(5);
         let message = refusal(history);
-        assert!(message.contains("event 5 (TaskCompleted for #0)"), "{message}");
+        assert!(
+            message.contains("event 5 (TaskCompleted for #0)"),
+            "{message}"
+        );
         assert!(message.contains("outside an episode"), "{message}");
     }
 
@@ -619,6 +647,9 @@ mod tests {
         let mut export = export(good_history());
         export.instance.execution_id = "e9".into();
         let message = export.validate().unwrap_err().to_string();
-        assert!(message.contains("'e9' is none of its executions"), "{message}");
+        assert!(
+            message.contains("'e9' is none of its executions"),
+            "{message}"
+        );
     }
 }

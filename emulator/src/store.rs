@@ -805,7 +805,10 @@ impl Store {
                 content_hash,
                 origin,
                 loaded_at: parse_time(&loaded_at, || format!("load time of build #{number}"))?,
-                orchestrators: from_json(&orchestrators, &format!("build #{number} orchestrators"))?,
+                orchestrators: from_json(
+                    &orchestrators,
+                    &format!("build #{number} orchestrators"),
+                )?,
                 activities: from_json(&activities, &format!("build #{number} activities"))?,
             })
         })
@@ -927,7 +930,7 @@ impl Store {
                     &input,
                     &format!("input of activity #{task_id} of {instance_id}"),
                 )?,
-    instance_id,
+                instance_id,
             })
         })
         .collect()
@@ -985,7 +988,7 @@ impl Store {
                 execution_id,
                 timer_id,
                 fire_at: parse_time(&fire_at, || format!("timer #{timer_id} of {instance_id}"))?,
-    instance_id,
+                instance_id,
             })
         })
         .collect()
@@ -1473,7 +1476,10 @@ mod tests {
             .pragma_update(None, "application_id", 0x1234_5678)
             .unwrap();
         let error = Store::open(&DbLocation::File(path)).unwrap_err();
-        assert!(error.to_string().contains("application_id is 0x12345678"), "{error}");
+        assert!(
+            error.to_string().contains("application_id is 0x12345678"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1589,17 +1595,26 @@ mod tests {
             )
             .unwrap();
         let listing = store.instance_listing().unwrap();
-        let ids: Vec<_> = listing.instances.iter().map(|r| r.instance_id.as_str()).collect();
+        let ids: Vec<_> = listing
+            .instances
+            .iter()
+            .map(|r| r.instance_id.as_str())
+            .collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(listing.unreadable.len(), 1);
         assert_eq!(listing.unreadable[0].instance_id, "b");
         assert!(
-            listing.unreadable[0].reason.contains("updated time of instance b"),
+            listing.unreadable[0]
+                .reason
+                .contains("updated time of instance b"),
             "{}",
             listing.unreadable[0].reason
         );
         let error = store.instance("b").unwrap_err();
-        assert!(error.to_string().contains("updated time of instance b"), "{error}");
+        assert!(
+            error.to_string().contains("updated time of instance b"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1608,7 +1623,10 @@ mod tests {
         let mut far = record("far");
         far.updated_at = DateTime::<Utc>::MAX_UTC;
         let error = store.put_instance(&far).unwrap_err();
-        assert!(matches!(error, StoreError::TimeOutOfRange { .. }), "{error}");
+        assert!(
+            matches!(error, StoreError::TimeOutOfRange { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("updated time of far"), "{error}");
         assert!(store.instance("far").unwrap().is_none());
     }

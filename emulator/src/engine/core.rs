@@ -646,18 +646,21 @@ fn call_orchestrator(plugin: PluginHandle, request: &OrchestratorRequest) -> Orc
 }
 
 fn unstorable_timer(response: &OrchestratorResponse) -> Option<FailureDetails> {
-    response.actions.iter().find_map(|action| match action.kind {
-        ActionKind::CreateTimer { fire_at } => {
-            durable_sdk::history::check_time(fire_at).err().map(|error| {
-                FailureDetails::new(
-                    durable_sdk::TIMER_OUT_OF_RANGE,
-                    format!("create_timer (#{}): {error}", action.id),
-                )
-                .non_retriable()
-            })
-        }
-        _ => None,
-    })
+    response
+        .actions
+        .iter()
+        .find_map(|action| match action.kind {
+            ActionKind::CreateTimer { fire_at } => durable_sdk::history::check_time(fire_at)
+                .err()
+                .map(|error| {
+                    FailureDetails::new(
+                        durable_sdk::TIMER_OUT_OF_RANGE,
+                        format!("create_timer (#{}): {error}", action.id),
+                    )
+                    .non_retriable()
+                }),
+            _ => None,
+        })
 }
 
 fn spawn_workers(
