@@ -1125,6 +1125,8 @@ struct Found {
     user_version: i32,
     /// Every table except SQLite's own, by name, with its column names in order.
     tables: Vec<(String, Vec<String>)>,
+    /// Every object in the schema (tables, indexes, views, triggers), SQLite's own included.
+    objects: i64,
 }
 
 impl Found {
@@ -1145,10 +1147,12 @@ impl Found {
                 .collect::<Result<_, _>>()?;
             tables.push((name, names));
         }
+        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
         Ok(Self {
             application_id,
             user_version,
             tables,
+            objects,
         })
     }
 
@@ -1199,7 +1203,7 @@ fn judge(found: &Found) -> Verdict {
             ),
         };
     }
-    if found.tables.is_empty() && found.user_version == 0 {
+    if found.objects == 0 && found.user_version == 0 {
         return Verdict::Fresh;
     }
     // Written by a durable-emu from before the mark: accepted only with exactly our schema.
@@ -1215,7 +1219,7 @@ fn judge(found: &Found) -> Verdict {
     let more = names.len().saturating_sub(6);
     names.truncate(6);
     let tables = if names.is_empty() {
-        "no tables".to_string()
+        format!("no tables but {} schema objects", found.objects)
     } else if more > 0 {
         format!("tables {} and {more} more", names.join(", "))
     } else {
@@ -1500,6 +1504,23 @@ mod tests {
             assert_eq!(application_id(&path), APPLICATION_ID);
             drop(Store::open_read_only(&location).unwrap());
         }
+    }
+
+    #[test]
+    fn a_database_with_only_a_view_is_not_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("views.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE VIEW answer AS SELECT 42")
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(
+            error.to_string().contains("no tables but 1 schema objects"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]
