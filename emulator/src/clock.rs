@@ -1,10 +1,14 @@
 //! The engine's clock: the one place the engine asks for "now" and for timer deadlines.
 //!
 //! Real time follows the wall clock. Virtual time moves only when told: by a duration, to the
-//! next timer, or (with auto-skip) to the next due timer whenever nothing else can run. Pure:
-//! persisting virtual time and deciding when to skip are the engine's job.
+//! next timer, or (with auto-skip) to the next due timer whenever nothing else can run. It never
+//! goes backwards and never leaves the times a history can hold (years 1 to 9999,
+//! `durable_sdk::history::LATEST_TIME`): moving past that is refused, so nothing the store cannot
+//! write back is ever "now". Pure: persisting virtual time and deciding when to skip are the
+//! engine's job.
 
 use chrono::{DateTime, Utc};
+use durable_sdk::history::{EARLIEST_TIME, LATEST_TIME, check_time};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,8 +52,16 @@ pub enum ClockError {
     #[error("the clock is real; only a virtual clock (--clock virtual) can be advanced")]
     NotVirtual,
     /// The duration does not fit in the calendar.
-    #[error("advancing by {0:?} leaves the representable range of dates")]
+    #[error(
+        "advancing by {} would pass {LATEST_TIME}, the latest time durable-emu can store; virtual time stays where it is",
+        humantime::format_duration(*.0)
+    )]
     OutOfRange(Duration),
+    /// The time asked for is past the calendar.
+    #[error(
+        "virtual time cannot move to {0}: the latest time durable-emu can store is {LATEST_TIME}; it stays where it is"
+    )]
+    PastLatest(DateTime<Utc>),
 }
 
 /// The engine's clock.
@@ -106,6 +118,7 @@ impl Clock {
         let later = chrono::Duration::from_std(by)
             .ok()
             .and_then(|by| self.virtual_now.checked_add_signed(by))
+            .filter(|later| *later <= LATEST_TIME)
             .ok_or(ClockError::OutOfRange(by))?;
         self.virtual_now = later;
         Ok(later)
@@ -116,6 +129,9 @@ impl Clock {
         if !self.is_virtual() {
             return Err(ClockError::NotVirtual);
         }
+        if at > LATEST_TIME {
+            return Err(ClockError::PastLatest(at));
+        }
         if at > self.virtual_now {
             self.virtual_now = at;
         }
@@ -123,11 +139,51 @@ impl Clock {
     }
 }
 
+/// Why a stored virtual time was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the stored virtual time '{text}' is not a time durable-emu can use ({reason}); virtual time never goes backwards, so it is not reset silently. Delete the meta row 'virtual_now' to start virtual time again from the wall clock, or use --db to choose another file"
+)]
+pub struct StoredTimeError {
+    /// The stored text.
+    pub text: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Parses virtual time as the store keeps it (RFC 3339), refusing what is outside the calendar.
+pub fn parse_stored_time(text: &str) -> Result<DateTime<Utc>, StoredTimeError> {
+    let refuse = |reason: String| StoredTimeError {
+        text: text.to_string(),
+        reason,
+    };
+    let time = DateTime::parse_from_rfc3339(text)
+        .map_err(|error| refuse(error.to_string()))?
+        .with_timezone(&Utc);
+    check_time(time).map_err(|error| refuse(error.to_string()))
+}
+
+/// The longest duration that fits in the calendar at all (from year 1 to year 9999).
+fn longest_duration() -> Duration {
+    (LATEST_TIME - EARLIEST_TIME)
+        .to_std()
+        .unwrap_or(Duration::MAX)
+}
+
 /// Parses a human duration such as `90m`, `3d`, `1h 30m` or `45s`.
+///
+/// A duration longer than the whole calendar (years 1 to 9999) is refused: nothing could be
+/// scheduled that far ahead.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|error| {
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
         format!("'{text}' is not a duration ({error}); examples: 90s, 15m, 2h, 3d, 1h30m")
-    })
+    })?;
+    if duration > longest_duration() {
+        return Err(format!(
+            "'{text}' is longer than the calendar durable-emu can store (years 1 to 9999); use a shorter duration"
+        ));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -143,6 +199,43 @@ mod tests {
         assert_eq!(clock.now(), start + chrono::Duration::minutes(90));
         clock.advance_to(start).unwrap();
         assert_eq!(clock.now(), start + chrono::Duration::minutes(90));
+    }
+
+    #[test]
+    fn virtual_time_never_passes_the_latest_storable_time() {
+        let start = LATEST_TIME - chrono::Duration::hours(1);
+        let mut clock = Clock::virtual_at(start, true);
+        let error = clock.advance(Duration::from_secs(7_200)).unwrap_err();
+        assert!(matches!(error, ClockError::OutOfRange(_)));
+        assert!(
+            error
+                .to_string()
+                .contains("latest time durable-emu can store")
+        );
+        assert_eq!(clock.now(), start);
+        let error = clock.advance_to(DateTime::<Utc>::MAX_UTC).unwrap_err();
+        assert!(matches!(error, ClockError::PastLatest(_)));
+        assert_eq!(clock.now(), start);
+        assert_eq!(clock.advance_to(LATEST_TIME).unwrap(), LATEST_TIME);
+    }
+
+    #[test]
+    fn a_stored_time_outside_the_calendar_is_refused_not_replaced() {
+        let stored = DateTime::UNIX_EPOCH.to_rfc3339();
+        assert_eq!(parse_stored_time(&stored).unwrap(), DateTime::UNIX_EPOCH);
+        let error = parse_stored_time("+13434-11-11T13:32:49+00:00").unwrap_err();
+        assert!(
+            error.to_string().contains("never goes backwards"),
+            "{error}"
+        );
+        assert!(parse_stored_time("soon").is_err());
+    }
+
+    #[test]
+    fn a_duration_longer_than_the_calendar_is_refused() {
+        let error = parse_duration("999999999y").unwrap_err();
+        assert!(error.contains("longer than the calendar"), "{error}");
+        assert!(parse_duration("9000y").is_ok());
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! `durable-emu [TARGET]` loads a function library (a cdylib file, or a crate directory it builds
 //! first; the built-in samples when omitted) and prints what it loaded. The subcommands run the
 //! engine headless for scripts and CI (see `cli`). Exit codes: 0 success (or Completed), 1 an
-//! instance ended Failed/Terminated/Canceled (or replay found nondeterminism), 2 usage or load
-//! errors, with the reason on stderr; output to a closed pipe ends the process by `SIGPIPE`
-//! (141 in a shell), quietly.
+//! instance ended Failed/Terminated/Canceled (or replay found nondeterminism, or `list` could not
+//! read every instance), 2 usage or load errors, with the reason on stderr; output to a closed
+//! pipe ends the process by `SIGPIPE` (141 in a shell), quietly.
 
 mod cli;
 

@@ -3,21 +3,34 @@
 //!
 //! One connection, owned by the engine's core thread; the engine groups everything one batch did
 //! into one transaction (`begin` / `commit`). The schema is versioned with `PRAGMA user_version`
-//! and migrated forward; a file that is not a database, or one written by a newer durable-emu, is
-//! refused before anything in it changes. The connection holds SQLite's exclusive lock for its
-//! whole life, so a second emulator on the same file is refused at open with a clear message.
+//! and migrated forward; our databases are marked with `PRAGMA application_id` ([`APPLICATION_ID`]).
+//! Before anything is written (even the switch to WAL), the file is judged: a directory, FIFO or
+//! device, a file that is not SQLite, another program's database (another application id, or
+//! tables that are not ours) and one written by a newer durable-emu are refused untouched. An
+//! unmarked file with exactly our schema (written before the mark existed) is accepted and marked
+//! on its first writable open; an empty file becomes a new database. The writable connection
+//! holds SQLite's exclusive lock for its whole life, so a second emulator on the same file is
+//! refused at open; on close it returns the file to rollback-journal mode so that read-only
+//! openers ([`Store::open_read_only`]: no lock, no migration, nothing created) need no WAL files.
+//!
+//! Times are written as RFC 3339, which only has years 1 to 9999: a time outside that is refused
+//! when written ([`StoreError::TimeOutOfRange`]), and a row that does not decode is named
+//! ([`StoreError::Corrupt`]); [`Store::instance_listing`] returns the other rows beside it.
 //!
 //! Owns SQL and row <-> type mapping. Knows nothing of plugins, episodes or front ends.
 
 use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{HistoryEvent, ParentInstance, RuntimeStatus};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 3;
+
+/// `PRAGMA application_id` of every durable-emu database: "DuEm" in ASCII.
+pub const APPLICATION_ID: i32 = 0x4475_456d;
 
 /// Migrations from version `index` to `index + 1`.
 const MIGRATIONS: [&str; 3] = [
@@ -108,7 +121,7 @@ CREATE TABLE unfinished_episodes (
 pub enum DbLocation {
     /// A throwaway in-memory database (`--db :memory:`).
     Memory,
-    /// A database file, created (with its directory) if missing.
+    /// A database file, created (with its directory) if missing when opened for writing.
     File(PathBuf),
 }
 
@@ -148,6 +161,36 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// The file is an SQLite database of another program.
+    #[error(
+        "{path} is not a durable-emu database: it is an SQLite database of another program ({why}); it was left untouched. Use --db to choose another file"
+    )]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// What gave it away.
+        why: String,
+    },
+    /// The path names something that is not a regular file.
+    #[error(
+        "{path} is {kind}, not a database file; it was left untouched. Use --db to name a file"
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is ("a directory", "a FIFO", ...).
+        kind: &'static str,
+    },
+    /// A read-only open found nothing to read.
+    #[error(
+        "no durable-emu database at {path} ({why}); commands that only read create none. Run an orchestration (run, serve) to create one, or use --db"
+    )]
+    NoDatabase {
+        /// The path.
+        path: PathBuf,
+        /// "no such file" or "the file is empty".
+        why: &'static str,
+    },
     /// The file was written by a newer durable-emu.
     #[error(
         "{path} was written by a newer durable-emu (schema {found}, this build reads up to {supported}); it was left untouched. Upgrade durable-emu or use --db to choose another file"
@@ -159,6 +202,16 @@ pub enum StoreError {
         found: i32,
         /// The newest this build reads.
         supported: i32,
+    },
+    /// A read-only open found an older schema, which only a writable open migrates.
+    #[error(
+        "{path} was written by an older durable-emu (schema {found}); a command that writes (run, serve, import, ...) upgrades it, commands that only read do not"
+    )]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i32,
     },
     /// Another process holds the database.
     #[error(
@@ -176,6 +229,14 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The path could not be inspected.
+    #[error("cannot read {path}: {source}")]
+    Inspect {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A stored value did not decode.
     #[error("the store holds a value that does not decode ({what}): {detail}")]
     Corrupt {
@@ -184,9 +245,44 @@ pub enum StoreError {
         /// The decoder's message.
         detail: String,
     },
+    /// A time to be written is outside what the store can hold.
+    #[error("{what}: {source}")]
+    TimeOutOfRange {
+        /// Which value.
+        what: String,
+        /// The time and the range.
+        source: durable_sdk::history::TimeOutOfRange,
+    },
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Created, migrated, marked and locked: what the engine uses.
+    ReadWrite,
+    /// Read as it is: nothing created, migrated or locked.
+    ReadOnly,
+}
+
+/// What [`Store::instance_listing`] found: the instances that decode, and the others by id.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceListing {
+    /// Every instance that decodes, newest first.
+    pub instances: Vec<InstanceRecord>,
+    /// Every instance that does not, with why.
+    pub unreadable: Vec<UnreadableInstance>,
+}
+
+/// An instance row that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableInstance {
+    /// Its id (the one column always readable: it is the key).
+    pub instance_id: String,
+    /// What does not decode.
+    pub reason: String,
 }
 
 /// One instance's current state.
@@ -314,45 +410,79 @@ pub struct Store {
     conn: Connection,
     location: DbLocation,
     in_transaction: bool,
+    writable: bool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Back to rollback-journal mode (the close checkpoints the WAL first), so a read-only
+        // opener later finds a plain file and creates no -wal/-shm beside it. Mid-transaction
+        // (a crash path) the file is left as SQLite leaves it; the next open recovers it.
+        if self.writable && !self.in_transaction && matches!(self.location, DbLocation::File(_)) {
+            let _ = self.conn.pragma_update(None, "journal_mode", "DELETE");
+        }
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the store, holding it exclusively.
+    /// Opens (creating if needed) and migrates the store, holding it exclusively. Anything that
+    /// is not a durable-emu database is refused before a byte of it changes.
     pub fn open(location: &DbLocation) -> Result<Self, StoreError> {
-        let conn = match location {
-            DbLocation::Memory => Connection::open_in_memory()?,
-            DbLocation::File(path) => {
-                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                        dir: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
-                Connection::open(path)?
-            }
-        };
+        Self::open_with(location, Access::ReadWrite)
+    }
+
+    /// Opens an existing store for reading only: no file or directory is created, nothing is
+    /// migrated, marked or locked, and every write fails. A missing or empty file is
+    /// [`StoreError::NoDatabase`].
+    pub fn open_read_only(location: &DbLocation) -> Result<Self, StoreError> {
+        Self::open_with(location, Access::ReadOnly)
+    }
+
+    fn open_with(location: &DbLocation, access: Access) -> Result<Self, StoreError> {
         let path = match location {
             DbLocation::Memory => PathBuf::from(":memory:"),
             DbLocation::File(path) => path.clone(),
         };
-        let classify = |error: rusqlite::Error| match error.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path: path.clone() },
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Locked { path: path.clone() }
-            }
-            _ => StoreError::Sqlite(error),
+        let conn = match location {
+            DbLocation::Memory => Connection::open_in_memory()?,
+            DbLocation::File(path) => open_file(path, access)?,
         };
+        let classify = |error: rusqlite::Error| classify_error(&path, error);
         // Nothing else may share the file, so waiting for a lock would only delay the refusal.
         conn.busy_timeout(std::time::Duration::ZERO)?;
-        // Read the version before changing anything: a foreign or newer file stays untouched.
-        let version: i32 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(classify)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path,
-                found: version,
-                supported: SCHEMA_VERSION,
+        // Judge the file from reads alone: a foreign or newer file must stay byte-for-byte as it
+        // was, so not even the journal mode may change before this.
+        let found = Found::read(&conn).map_err(classify)?;
+        let (version, marked) = match judge(&found) {
+            Verdict::Fresh => (0, false),
+            Verdict::Ours { version, marked } => (version, marked),
+            Verdict::Newer { version } => {
+                return Err(StoreError::NewerSchema {
+                    path,
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Verdict::Foreign { why } => return Err(StoreError::Foreign { path, why }),
+        };
+        if access == Access::ReadOnly && matches!(location, DbLocation::File(_)) {
+            if version == 0 {
+                return Err(StoreError::NoDatabase {
+                    path,
+                    why: "the file is empty",
+                });
+            }
+            if version < SCHEMA_VERSION {
+                return Err(StoreError::OlderSchema {
+                    path,
+                    found: version,
+                });
+            }
+            return Ok(Self {
+                conn,
+                location: location.clone(),
+                in_transaction: false,
+                writable: false,
             });
         }
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
@@ -370,19 +500,25 @@ impl Store {
             conn,
             location: location.clone(),
             in_transaction: false,
+            writable: true,
         };
-        store.migrate(version)?;
+        store.migrate(version, marked)?;
         Ok(store)
     }
 
-    fn migrate(&mut self, from: i32) -> Result<(), StoreError> {
+    /// Runs the migrations after `from` and marks the file as ours, in one transaction.
+    fn migrate(&mut self, from: i32, marked: bool) -> Result<(), StoreError> {
         let start = usize::try_from(from).unwrap_or(0);
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(start) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(migration)?;
-            tx.pragma_update(None, "user_version", index as i32 + 1)?;
-            tx.commit()?;
+        if start >= MIGRATIONS.len() && marked {
+            return Ok(());
         }
+        let tx = self.conn.transaction()?;
+        for migration in MIGRATIONS.iter().skip(start) {
+            tx.execute_batch(migration)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -442,6 +578,9 @@ impl Store {
 
     /// Inserts or replaces an instance row.
     pub fn put_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        let id = &record.instance_id;
+        let created_at = time_text(record.created_at, || format!("created time of {id}"))?;
+        let updated_at = time_text(record.updated_at, || format!("updated time of {id}"))?;
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence)
@@ -456,8 +595,8 @@ impl Store {
                 record.output.to_string(),
                 record.failure.as_ref().map(to_json),
                 record.custom_status.as_ref().map(Value::to_string),
-                record.created_at.to_rfc3339(),
-                record.updated_at.to_rfc3339(),
+                created_at,
+                updated_at,
                 record.parent.as_ref().map(to_json),
                 record.history_len as i64,
                 record.build,
@@ -475,26 +614,47 @@ impl Store {
                 "SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1"
             ))?
             .query_row([instance_id], raw_instance)
-            .optional()?;
+            .optional()
+            .map_err(|error| row_error(instance_id, error))?;
         row.map(decode_instance).transpose()
     }
 
-    /// Every instance, newest first.
-    pub fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
-        let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY created_at DESC, instance_id"
-        ))?;
-        let rows = statement.query_map([], raw_instance)?;
-        rows.map(|row| decode_instance(row?)).collect()
+    /// Every instance, newest first; a row that does not decode is reported beside the others
+    /// instead of hiding them.
+    pub fn instance_listing(&self) -> Result<InstanceListing, StoreError> {
+        self.listing("ORDER BY created_at DESC, instance_id")
     }
 
-    /// Instances that are not terminal (they resume when the engine starts).
-    pub fn active_instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+    /// Instances that are not terminal (they resume when the engine starts), oldest first; as
+    /// [`instance_listing`](Self::instance_listing), a row that does not decode is reported.
+    pub fn active_instance_listing(&self) -> Result<InstanceListing, StoreError> {
+        self.listing("WHERE status NOT IN ('Completed', 'Failed', 'Canceled', 'Terminated') ORDER BY created_at, instance_id")
+    }
+
+    fn listing(&self, filter_and_order: &str) -> Result<InstanceListing, StoreError> {
         let mut statement = self.conn.prepare_cached(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE status NOT IN ('Completed', 'Failed', 'Canceled', 'Terminated') ORDER BY created_at, instance_id"
+            "SELECT {INSTANCE_COLUMNS} FROM instances {filter_and_order}"
         ))?;
-        let rows = statement.query_map([], raw_instance)?;
-        rows.map(|row| decode_instance(row?)).collect()
+        let mut rows = statement.query([])?;
+        let mut listing = InstanceListing::default();
+        while let Some(row) = rows.next()? {
+            // The key is shown as whatever it holds, so even a row whose id was mangled is named.
+            let instance_id = match row.get::<_, rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Text(text) => text,
+                other => format!("{other:?}"),
+            };
+            let decoded = raw_instance(row)
+                .map_err(|error| row_error(&instance_id, error))
+                .and_then(decode_instance);
+            match decoded {
+                Ok(record) => listing.instances.push(record),
+                Err(error) => listing.unreadable.push(UnreadableInstance {
+                    instance_id,
+                    reason: error.to_string(),
+                }),
+            }
+        }
+        Ok(listing)
     }
 
     /// Records the start of an execution.
@@ -503,6 +663,12 @@ impl Store {
         instance_id: &str,
         execution: &ExecutionRecord,
     ) -> Result<(), StoreError> {
+        let started_at = time_text(execution.started_at, || {
+            format!(
+                "start time of execution {} of {instance_id}",
+                execution.execution_id
+            )
+        })?;
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO executions(instance_id, execution_id, ordinal, input, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -512,7 +678,7 @@ impl Store {
                 execution.execution_id,
                 execution.ordinal,
                 execution.input.to_string(),
-                execution.started_at.to_rfc3339(),
+                started_at,
             ])?;
         Ok(())
     }
@@ -533,10 +699,15 @@ impl Store {
         rows.map(|row| {
             let (execution_id, ordinal, input, started_at) = row?;
             Ok(ExecutionRecord {
-                execution_id,
                 ordinal,
-                input: from_json(&input, "execution input")?,
-                started_at: parse_time(&started_at)?,
+                input: from_json(
+                    &input,
+                    &format!("input of execution {execution_id} of {instance_id}"),
+                )?,
+                started_at: parse_time(&started_at, || {
+                    format!("start time of execution {execution_id} of {instance_id}")
+                })?,
+                execution_id,
             })
         })
         .collect()
@@ -552,6 +723,20 @@ impl Store {
         events: &[HistoryEvent],
         build: Option<u32>,
     ) -> Result<(), StoreError> {
+        for (offset, event) in events.iter().enumerate() {
+            for time in event.times() {
+                durable_sdk::history::check_time(time).map_err(|source| {
+                    StoreError::TimeOutOfRange {
+                        what: format!(
+                            "{} (event {}) of {instance_id}",
+                            event.kind.type_name(),
+                            first_seq + offset
+                        ),
+                        source,
+                    }
+                })?;
+            }
+        }
         let mut statement = self.conn.prepare_cached(
             "INSERT INTO history(instance_id, execution_id, seq, event, build) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -591,6 +776,7 @@ impl Store {
         orchestrators: &[String],
         activities: &[String],
     ) -> Result<u32, StoreError> {
+        let loaded_at = time_text(loaded_at, || format!("load time of build {build_id}"))?;
         self.conn
             .prepare_cached(
                 "INSERT INTO builds(number, build_id, content_hash, origin, loaded_at, orchestrators, activities)
@@ -600,7 +786,7 @@ impl Store {
                 build_id,
                 content_hash,
                 origin,
-                loaded_at.to_rfc3339(),
+                loaded_at,
                 to_json(&orchestrators),
                 to_json(&activities)
             ])?;
@@ -634,9 +820,12 @@ impl Store {
                 build_id,
                 content_hash,
                 origin,
-                loaded_at: parse_time(&loaded_at)?,
-                orchestrators: from_json(&orchestrators, "build orchestrators")?,
-                activities: from_json(&activities, "build activities")?,
+                loaded_at: parse_time(&loaded_at, || format!("load time of build #{number}"))?,
+                orchestrators: from_json(
+                    &orchestrators,
+                    &format!("build #{number} orchestrators"),
+                )?,
+                activities: from_json(&activities, &format!("build #{number} activities"))?,
             })
         })
         .collect()
@@ -653,7 +842,14 @@ impl Store {
         )?;
         let rows =
             statement.query_map([instance_id, execution_id], |row| row.get::<_, String>(0))?;
-        rows.map(|row| from_json(&row?, "history event")).collect()
+        rows.enumerate()
+            .map(|(seq, row)| {
+                from_json(
+                    &row?,
+                    &format!("history event {seq} of {instance_id} (execution {execution_id})"),
+                )
+            })
+            .collect()
     }
 
     /// Queues a message for an instance; returns its row id.
@@ -688,8 +884,8 @@ impl Store {
             let (id, instance_id, event) = row?;
             Ok(InboxRow {
                 id,
+                event: from_json(&event, &format!("message {id} for {instance_id}"))?,
                 instance_id,
-                event: from_json(&event, "inbox event")?,
             })
         })
         .collect()
@@ -743,11 +939,14 @@ impl Store {
         rows.map(|row| {
             let (instance_id, execution_id, task_id, name, input) = row?;
             Ok(WorkRow {
-                instance_id,
                 execution_id,
                 task_id,
                 name,
-                input: from_json(&input, "activity input")?,
+                input: from_json(
+                    &input,
+                    &format!("input of activity #{task_id} of {instance_id}"),
+                )?,
+                instance_id,
             })
         })
         .collect()
@@ -755,6 +954,9 @@ impl Store {
 
     /// Records a pending timer.
     pub fn add_timer(&self, timer: &TimerRow) -> Result<(), StoreError> {
+        let fire_at = time_text(timer.fire_at, || {
+            format!("timer #{} of {}", timer.timer_id, timer.instance_id)
+        })?;
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO timers(instance_id, execution_id, timer_id, fire_at) VALUES (?1, ?2, ?3, ?4)",
@@ -763,7 +965,7 @@ impl Store {
                 timer.instance_id,
                 timer.execution_id,
                 timer.timer_id,
-                timer.fire_at.to_rfc3339()
+                fire_at
             ])?;
         Ok(())
     }
@@ -799,10 +1001,10 @@ impl Store {
         rows.map(|row| {
             let (instance_id, execution_id, timer_id, fire_at) = row?;
             Ok(TimerRow {
-                instance_id,
                 execution_id,
                 timer_id,
-                fire_at: parse_time(&fire_at)?,
+                fire_at: parse_time(&fire_at, || format!("timer #{timer_id} of {instance_id}"))?,
+                instance_id,
             })
         })
         .collect()
@@ -913,7 +1115,10 @@ impl Store {
         })?;
         rows.map(|row| {
             let (id, due_at) = row?;
-            Ok((id, parse_time(&due_at)?))
+            Ok((
+                id,
+                parse_time(&due_at, || format!("due time of inbox message {id}"))?,
+            ))
         })
         .collect()
     }
@@ -940,6 +1145,205 @@ impl Store {
             .prepare_cached("DELETE FROM instances WHERE instance_id = ?1")?
             .execute([instance_id])?;
         Ok(deleted > 0)
+    }
+}
+
+const _: () = assert!(
+    MIGRATIONS.len() == SCHEMA_VERSION as usize,
+    "one migration per schema version"
+);
+
+/// Refuses what is not a regular file and opens the connection: for reading only, a missing file
+/// is refused (nothing is created); for writing, it is created with its directory.
+fn open_file(path: &Path, access: Access) -> Result<Connection, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(metadata) => {
+            if let Some(kind) = not_a_file(&metadata.file_type()) {
+                return Err(StoreError::NotAFile {
+                    path: path.to_path_buf(),
+                    kind,
+                });
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if access == Access::ReadOnly {
+                return Err(StoreError::NoDatabase {
+                    path: path.to_path_buf(),
+                    why: "no such file",
+                });
+            }
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        Err(source) => {
+            return Err(StoreError::Inspect {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let flags = match access {
+        Access::ReadWrite => OpenFlags::default(),
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    };
+    Connection::open_with_flags(path, flags).map_err(|error| classify_error(path, error))
+}
+
+/// What a path that is not a regular file is, for the refusal.
+fn not_a_file(file_type: &std::fs::FileType) -> Option<&'static str> {
+    if file_type.is_file() {
+        return None;
+    }
+    if file_type.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if file_type.is_char_device() {
+            return Some("a character device");
+        }
+        if file_type.is_block_device() {
+            return Some("a block device");
+        }
+        if file_type.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
+}
+
+fn classify_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Sqlite(error),
+    }
+}
+
+/// What a database holds, read without writing: its marks and its tables with their columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    application_id: i32,
+    user_version: i32,
+    /// Every table except SQLite's own, by name, with its column names in order.
+    tables: Vec<(String, Vec<String>)>,
+    /// Every object in the schema (tables, indexes, views, triggers), SQLite's own included.
+    objects: i64,
+}
+
+impl Found {
+    fn read(conn: &Connection) -> rusqlite::Result<Self> {
+        let application_id = conn.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+        let user_version = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let names: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut tables = Vec::with_capacity(names.len());
+        let mut columns = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+        for name in names {
+            let names = columns
+                .query_map([&name], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            tables.push((name, names));
+        }
+        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        Ok(Self {
+            application_id,
+            user_version,
+            tables,
+            objects,
+        })
+    }
+
+    /// The tables and columns our migrations up to `version` create.
+    fn ours_at(version: i32) -> rusqlite::Result<Vec<(String, Vec<String>)>> {
+        let conn = Connection::open_in_memory()?;
+        for migration in MIGRATIONS
+            .iter()
+            .take(usize::try_from(version).unwrap_or(0))
+        {
+            conn.execute_batch(migration)?;
+        }
+        Ok(Self::read(&conn)?.tables)
+    }
+}
+
+/// What a database is, judged before anything is written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// No tables and no marks: an empty file or a new database.
+    Fresh,
+    /// Ours, at `version`; `marked` once it carries our application id.
+    Ours { version: i32, marked: bool },
+    /// Ours, from a newer durable-emu.
+    Newer { version: i32 },
+    /// Another program's.
+    Foreign { why: String },
+}
+
+fn judge(found: &Found) -> Verdict {
+    if found.application_id == APPLICATION_ID {
+        return if found.user_version > SCHEMA_VERSION {
+            Verdict::Newer {
+                version: found.user_version,
+            }
+        } else {
+            Verdict::Ours {
+                version: found.user_version,
+                marked: true,
+            }
+        };
+    }
+    if found.application_id != 0 {
+        return Verdict::Foreign {
+            why: format!(
+                "its application_id is {:#010x}, durable-emu's is {APPLICATION_ID:#010x}",
+                found.application_id
+            ),
+        };
+    }
+    if found.objects == 0 && found.user_version == 0 {
+        return Verdict::Fresh;
+    }
+    // Written by a durable-emu from before the mark: accepted only with exactly our schema.
+    let ours = (1..=SCHEMA_VERSION).contains(&found.user_version)
+        && Found::ours_at(found.user_version).is_ok_and(|tables| tables == found.tables);
+    if ours {
+        return Verdict::Ours {
+            version: found.user_version,
+            marked: false,
+        };
+    }
+    let mut names: Vec<&str> = found.tables.iter().map(|(name, _)| name.as_str()).collect();
+    let more = names.len().saturating_sub(6);
+    names.truncate(6);
+    let tables = if names.is_empty() {
+        format!("no tables but {} schema objects", found.objects)
+    } else if more > 0 {
+        format!("tables {} and {more} more", names.join(", "))
+    } else {
+        format!("tables {}", names.join(", "))
+    };
+    Verdict::Foreign {
+        why: format!(
+            "{tables}, user_version {}, no durable-emu application_id",
+            found.user_version
+        ),
     }
 }
 
@@ -983,6 +1387,19 @@ fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
     ))
 }
 
+/// A column of an instance row that SQLite could not convert, as a named corruption.
+fn row_error(instance_id: &str, error: rusqlite::Error) -> StoreError {
+    match error {
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
+            StoreError::Corrupt {
+                what: format!("a column of instance {instance_id}"),
+                detail: error.to_string(),
+            }
+        }
+        other => StoreError::Sqlite(other),
+    }
+}
+
 fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
     let (
         instance_id,
@@ -1001,27 +1418,30 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         pinned,
         divergence,
     ) = raw;
+    let what = |column: &str| format!("{column} of instance {instance_id}");
     Ok(InstanceRecord {
         status: status.parse().map_err(|detail| StoreError::Corrupt {
-            what: format!("status of {instance_id}"),
+            what: what("status"),
             detail,
         })?,
-        input: from_json(&input, "instance input")?,
-        output: from_json(&output, "instance output")?,
+        input: from_json(&input, &what("input"))?,
+        output: from_json(&output, &what("output"))?,
         failure: failure
-            .map(|text| from_json(&text, "instance failure"))
+            .map(|text| from_json(&text, &what("failure")))
             .transpose()?,
         custom_status: custom_status
-            .map(|text| from_json(&text, "custom status"))
+            .map(|text| from_json(&text, &what("custom status")))
             .transpose()?,
-        created_at: parse_time(&created_at)?,
-        updated_at: parse_time(&updated_at)?,
-        parent: parent.map(|text| from_json(&text, "parent")).transpose()?,
+        created_at: parse_time(&created_at, || what("created time"))?,
+        updated_at: parse_time(&updated_at, || what("updated time"))?,
+        parent: parent
+            .map(|text| from_json(&text, &what("parent")))
+            .transpose()?,
         history_len: usize::try_from(history_len).unwrap_or(0),
         build,
         pinned,
         divergence: divergence
-            .map(|text| from_json(&text, "divergence"))
+            .map(|text| from_json(&text, &what("divergence")))
             .transpose()?,
         instance_id,
         name,
@@ -1041,12 +1461,22 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     })
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+fn parse_time(text: &str, what: impl FnOnce() -> String) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| StoreError::Corrupt {
-            what: "timestamp".to_string(),
-            detail: error.to_string(),
+            what: what(),
+            detail: format!("'{text}' is not an RFC 3339 time: {error}"),
+        })
+}
+
+/// A time as the store writes it, if it can be written (years 1 to 9999: RFC 3339 has no other).
+fn time_text(time: DateTime<Utc>, what: impl FnOnce() -> String) -> Result<String, StoreError> {
+    durable_sdk::history::check_time(time)
+        .map(|time| time.to_rfc3339())
+        .map_err(|source| StoreError::TimeOutOfRange {
+            what: what(),
+            source,
         })
 }
 
@@ -1071,8 +1501,10 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 7;")
-                .unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE future(x); PRAGMA user_version = 7; PRAGMA application_id = {APPLICATION_ID};"
+            ))
+            .unwrap();
         }
         let before = std::fs::read(&path).unwrap();
         let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
@@ -1112,5 +1544,225 @@ mod tests {
         }
         let store = Store::open(&location).unwrap();
         assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("x"));
+    }
+
+    fn legacy_database(path: &Path, version: i32) {
+        let conn = Connection::open(path).unwrap();
+        for migration in &MIGRATIONS[..usize::try_from(version).unwrap()] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    fn application_id(path: &Path) -> i32 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn another_programs_database_is_refused_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('mine');")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+        assert!(error.to_string().contains("tables notes"), "{error}");
+        let error = Store::open_read_only(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("app.db")]);
+    }
+
+    #[test]
+    fn another_application_id_is_refused_even_with_our_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        legacy_database(&path, SCHEMA_VERSION);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "application_id", 0x1234_5678)
+            .unwrap();
+        let error = Store::open(&DbLocation::File(path)).unwrap_err();
+        assert!(
+            error.to_string().contains("application_id is 0x12345678"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unmarked_database_with_our_schema_is_accepted_and_marked_when_written() {
+        for version in 1..=SCHEMA_VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            legacy_database(&path, version);
+            let location = DbLocation::File(path.clone());
+            if version == SCHEMA_VERSION {
+                drop(Store::open_read_only(&location).unwrap());
+                assert_eq!(application_id(&path), 0, "a read-only open marks nothing");
+            } else {
+                let error = Store::open_read_only(&location).unwrap_err();
+                assert!(matches!(error, StoreError::OlderSchema { .. }), "{error}");
+            }
+            drop(Store::open(&location).unwrap());
+            assert_eq!(application_id(&path), APPLICATION_ID);
+            drop(Store::open_read_only(&location).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_database_with_only_a_view_is_not_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("views.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE VIEW answer AS SELECT 42")
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(
+            error.to_string().contains("no tables but 1 schema objects"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_near_copy_of_our_schema_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        legacy_database(&path, SCHEMA_VERSION);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("ALTER TABLE timers ADD COLUMN note TEXT")
+            .unwrap();
+        let error = Store::open(&DbLocation::File(path)).unwrap_err();
+        assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+    }
+
+    #[test]
+    fn an_empty_file_becomes_a_database_but_is_nothing_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, b"").unwrap();
+        let location = DbLocation::File(path.clone());
+        let error = Store::open_read_only(&location).unwrap_err();
+        assert!(error.to_string().contains("the file is empty"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        drop(Store::open(&location).unwrap());
+        assert_eq!(application_id(&path), APPLICATION_ID);
+    }
+
+    #[test]
+    fn a_read_only_open_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("state.db");
+        let error = Store::open_read_only(&DbLocation::File(path)).unwrap_err();
+        assert!(error.to_string().contains("no such file"), "{error}");
+        assert!(!dir.path().join("missing").exists());
+    }
+
+    #[test]
+    fn a_closed_database_is_read_without_wal_files_and_cannot_be_written_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let location = DbLocation::File(path.clone());
+        drop(Store::open(&location).unwrap());
+        let store = Store::open_read_only(&location).unwrap();
+        assert!(store.instance_listing().unwrap().instances.is_empty());
+        assert!(store.set_meta("virtual_now", "x").is_err());
+        drop(store);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.db")]);
+    }
+
+    #[test]
+    fn a_directory_is_refused_with_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = Store::open(&DbLocation::File(dir.path().to_path_buf())).unwrap_err();
+        assert!(error.to_string().contains("is a directory"), "{error}");
+    }
+
+    fn record(id: &str) -> InstanceRecord {
+        InstanceRecord {
+            instance_id: id.into(),
+            name: "Hello".into(),
+            execution_id: "e1".into(),
+            status: RuntimeStatus::Completed,
+            input: Value::Null,
+            output: Value::Null,
+            failure: None,
+            custom_status: None,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            parent: None,
+            history_len: 0,
+            build: None,
+            pinned: false,
+            divergence: None,
+        }
+    }
+
+    #[test]
+    fn an_undecodable_row_is_named_beside_the_others() {
+        let store = Store::open(&DbLocation::Memory).unwrap();
+        for id in ["a", "b", "c"] {
+            store.put_instance(&record(id)).unwrap();
+        }
+        store
+            .conn
+            .execute(
+                "UPDATE instances SET updated_at = '+13434-01-01T00:00:00+00:00' WHERE instance_id = 'b'",
+                [],
+            )
+            .unwrap();
+        let listing = store.instance_listing().unwrap();
+        let ids: Vec<_> = listing
+            .instances
+            .iter()
+            .map(|r| r.instance_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(listing.unreadable.len(), 1);
+        assert_eq!(listing.unreadable[0].instance_id, "b");
+        assert!(
+            listing.unreadable[0]
+                .reason
+                .contains("updated time of instance b"),
+            "{}",
+            listing.unreadable[0].reason
+        );
+        let error = store.instance("b").unwrap_err();
+        assert!(
+            error.to_string().contains("updated time of instance b"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_time_past_year_9999_is_refused_when_written() {
+        let store = Store::open(&DbLocation::Memory).unwrap();
+        let mut far = record("far");
+        far.updated_at = DateTime::<Utc>::MAX_UTC;
+        let error = store.put_instance(&far).unwrap_err();
+        assert!(
+            matches!(error, StoreError::TimeOutOfRange { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("updated time of far"), "{error}");
+        assert!(store.instance("far").unwrap().is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! next sequence id, records a pending action, and returns a [`DurableTask`] whose slot the
 //! executor fills from history. Knows nothing of how episodes are driven (see `executor`).
 
-use crate::failure::{FailureDetails, SERIALIZATION, TaskError, TaskKind};
+use crate::failure::{FailureDetails, SERIALIZATION, TIMER_OUT_OF_RANGE, TaskError, TaskKind};
 use crate::history::{EventKind, HistoryEvent, ParentInstance};
 use crate::protocol::{Action, ActionKind, LogLevel, LogLine};
 use crate::retry::RetryPolicy;
@@ -61,6 +61,8 @@ pub(crate) struct OrchestrationState {
     arrival_counter: u64,
     /// Composite tasks (retry loops) created during a poll, handed to the executor after it.
     pub spawn_queue: Vec<LocalTask>,
+    /// A call the history cannot record was made: the executor fails the execution with this.
+    pub fatal: Option<FailureDetails>,
 }
 
 impl OrchestrationState {
@@ -85,6 +87,7 @@ impl OrchestrationState {
             guid_counter: 0,
             arrival_counter: 0,
             spawn_queue: Vec::new(),
+            fatal: None,
         }
     }
 
@@ -304,8 +307,25 @@ impl OrchestrationContext {
     }
 
     /// A durable timer that fires at `fire_at` (orchestration clock).
+    ///
+    /// `fire_at` must be a time a history can hold (years 1 to 9999, see
+    /// [`LATEST_TIME`](crate::history::LATEST_TIME)); otherwise the orchestration fails with
+    /// `TimerOutOfRange`, non-retriable. It fails as a whole rather than just this task, because a
+    /// timer raced in `when_any` would otherwise look as if it had fired.
     pub fn create_timer(&self, fire_at: DateTime<Utc>) -> DurableTask<()> {
         let mut state = self.state.borrow_mut();
+        if let Err(error) = crate::history::check_time(fire_at) {
+            state.fatal.get_or_insert_with(|| {
+                FailureDetails::new(TIMER_OUT_OF_RANGE, format!("create_timer: {error}"))
+                    .non_retriable()
+            });
+            // Never resolves: the executor ends the execution before anything awaits it again.
+            return DurableTask::from_slot(new_slot(TaskLabel {
+                kind: TaskKind::Timer,
+                name: String::new(),
+                id: -1,
+            }));
+        }
         let id = state.take_call_sequence();
         state.unconfirmed.insert(
             id,

@@ -456,6 +456,12 @@ impl Session {
                 while let Poll::Ready(Some(())) = spawned.poll_next_unpin(&mut cx) {}
                 root.as_mut().map(|root| root.as_mut().poll(&mut cx))
             });
+            if polled.is_ok() {
+                let fatal = self.state.borrow_mut().fatal.take();
+                if let Some(failure) = fatal {
+                    return self.finish_with(Err(failure));
+                }
+            }
             match polled {
                 Err(panic) => return self.finish_with(Err(panic)),
                 Ok(Some(Poll::Ready(result))) => return self.finish_with(result),

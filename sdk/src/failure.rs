@@ -63,6 +63,8 @@ impl ActionLimitExceeded {
 pub const NON_DETERMINISM: &str = "NonDeterminism";
 /// `error_type` of an input or output that could not be (de)serialized.
 pub const SERIALIZATION: &str = "SerializationError";
+/// `error_type` of an orchestration that asked for a timer no history can hold (past year 9999).
+pub const TIMER_OUT_OF_RANGE: &str = "TimerOutOfRange";
 
 impl FailureDetails {
     /// A failure of the given type with the given message and no cause.

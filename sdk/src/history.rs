@@ -333,6 +333,67 @@ impl RuntimeStatus {
     }
 }
 
+/// The earliest time a history can hold. Histories and the emulator's store write times as
+/// RFC 3339, which has four-digit years, so years 1 to 9999 are all there is.
+pub const EARLIEST_TIME: DateTime<Utc> = calendar_time(1, 1, 1, 0, 0, 0, 0);
+
+/// The latest time a history can hold (see [`EARLIEST_TIME`]).
+pub const LATEST_TIME: DateTime<Utc> = calendar_time(9999, 12, 31, 23, 59, 59, 999_999_999);
+
+const fn calendar_time(
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nano: u32,
+) -> DateTime<Utc> {
+    let Some(date) = chrono::NaiveDate::from_ymd_opt(year, month, day) else {
+        panic!("a calendar date of the time range is valid");
+    };
+    let Some(time) = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nano) else {
+        panic!("a clock time of the time range is valid");
+    };
+    chrono::NaiveDateTime::new(date, time).and_utc()
+}
+
+/// A time outside [`EARLIEST_TIME`]..=[`LATEST_TIME`]: no history can record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{time} is outside the times a history can hold (years 1 to 9999; RFC 3339 has four-digit years)"
+)]
+pub struct TimeOutOfRange {
+    /// The time asked for.
+    pub time: DateTime<Utc>,
+}
+
+/// `time` if a history can hold it.
+pub fn check_time(time: DateTime<Utc>) -> Result<DateTime<Utc>, TimeOutOfRange> {
+    if (EARLIEST_TIME..=LATEST_TIME).contains(&time) {
+        Ok(time)
+    } else {
+        Err(TimeOutOfRange { time })
+    }
+}
+
+impl HistoryEvent {
+    /// Every time this event carries: its timestamp and, for timers and scheduled starts, the
+    /// time they name.
+    pub fn times(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let named = match &self.kind {
+            EventKind::TimerCreated { fire_at } | EventKind::TimerFired { fire_at, .. } => {
+                Some(*fire_at)
+            }
+            EventKind::ExecutionStarted {
+                scheduled_start, ..
+            } => *scheduled_start,
+            _ => None,
+        };
+        std::iter::once(self.timestamp).chain(named)
+    }
+}
+
 impl std::fmt::Display for RuntimeStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -383,5 +444,33 @@ mod tests {
         assert_eq!(json["eventId"], 3);
         let back: HistoryEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn only_four_digit_years_are_times_a_history_can_hold() {
+        assert_eq!(EARLIEST_TIME.to_rfc3339(), "0001-01-01T00:00:00+00:00");
+        assert_eq!(
+            LATEST_TIME.to_rfc3339(),
+            "9999-12-31T23:59:59.999999999+00:00"
+        );
+        assert!(check_time(LATEST_TIME).is_ok());
+        assert!(check_time(EARLIEST_TIME).is_ok());
+        let beyond = LATEST_TIME + chrono::TimeDelta::nanoseconds(1);
+        let error = check_time(beyond).unwrap_err();
+        assert!(error.to_string().contains("years 1 to 9999"), "{error}");
+        assert!(check_time(EARLIEST_TIME - chrono::TimeDelta::nanoseconds(1)).is_err());
+        assert!(check_time(DateTime::<Utc>::MAX_UTC).is_err());
+    }
+
+    #[test]
+    fn an_event_names_its_timestamp_and_the_time_it_schedules() {
+        let at = DateTime::UNIX_EPOCH;
+        let fire_at = at + chrono::TimeDelta::hours(1);
+        let event = HistoryEvent {
+            event_id: 2,
+            timestamp: at,
+            kind: EventKind::TimerCreated { fire_at },
+        };
+        assert_eq!(event.times().collect::<Vec<_>>(), vec![at, fire_at]);
     }
 }

@@ -106,7 +106,8 @@ pub use activity::ActivityContext;
 pub use context::{OrchestrationContext, SubOrchestrationOptions};
 pub use executor::{DEFAULT_SESSION_CAPACITY, SessionCache};
 pub use failure::{
-    FailureDetails, NON_DETERMINISM, PANIC, SERIALIZATION, TASK_FAILED, TaskError, TaskKind,
+    FailureDetails, NON_DETERMINISM, PANIC, SERIALIZATION, TASK_FAILED, TIMER_OUT_OF_RANGE,
+    TaskError, TaskKind,
 };
 pub use history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 pub use protocol::LogLevel;

@@ -1,8 +1,9 @@
 //! The management subcommands: list, status, raise, terminate, purge, export, import. They open
-//! the database without loading functions: queries answer at once; raised events wait in the
-//! database until an emulator with the functions runs it; terminate is carried out directly.
+//! the database without loading functions. list, status and export only read it (`Reader`: they
+//! create, migrate and lock nothing); raised events wait in the database until an emulator with
+//! the functions runs it; terminate is carried out directly.
 
-use super::{DbArgs, parse_json, query_engine};
+use super::{DbArgs, parse_json, query_engine, reader};
 use anyhow::Context;
 use clap::Args;
 use durable_emu::export::{InstanceExport, InstanceStatus};
@@ -29,10 +30,22 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         .map(str::parse::<durable_sdk::RuntimeStatus>)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let engine = query_engine(&args.db)?;
-    let instances: Vec<_> = engine
-        .handle()
-        .instances()?
+    let listing = reader(&args.db)?.instances()?;
+    // A row that does not decode is named on stderr and the exit code says the list is
+    // incomplete; the other rows are listed as usual.
+    for unreadable in &listing.unreadable {
+        eprintln!(
+            "warning: instance {} cannot be read and is not listed: {}",
+            unreadable.instance_id, unreadable.reason
+        );
+    }
+    let code = if listing.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    let instances: Vec<_> = listing
+        .instances
         .into_iter()
         .filter(|record| wanted.is_none_or(|status| record.status == status))
         .collect();
@@ -42,7 +55,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             .map(|record| InstanceStatus::from_record(record, None))
             .collect();
         println!("{}", serde_json::to_string_pretty(&statuses)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     println!(
         "{:<34} {:<22} {:<11} {:<25} UPDATED",
@@ -58,7 +71,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             record.updated_at.format("%Y-%m-%d %H:%M:%S")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 #[derive(Debug, Args)]
@@ -73,8 +86,7 @@ pub struct StatusArgs {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let engine = query_engine(&args.db)?;
-    let handle = engine.handle();
+    let handle = reader(&args.db)?;
     let record = handle
         .instance(&args.instance_id)?
         .with_context(|| format!("no instance '{}' in {}", args.instance_id, args.db.db))?;
@@ -175,8 +187,7 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let engine = query_engine(&args.db)?;
-    let handle = engine.handle();
+    let handle = reader(&args.db)?;
     let record = handle
         .instance(&args.instance_id)?
         .with_context(|| format!("no instance '{}' in {}", args.instance_id, args.db.db))?;

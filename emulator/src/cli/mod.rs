@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use durable_emu::cargo_build::BuildOptions;
 use durable_emu::clock::ClockKind;
 use durable_emu::engine::{
-    Engine, EngineConfig, EngineHandle, Limits, StoreFailurePolicy, default_workers,
+    Engine, EngineConfig, EngineHandle, Limits, Reader, StoreFailurePolicy, default_workers,
 };
 use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu::plugin::LoadedPlugin;
@@ -282,6 +282,11 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         limits: Limits::default(),
     })
     .with_context(|| format!("opening {}", db.db))
+}
+
+/// The database opened for reading only (list, status, export): nothing is created or changed.
+fn reader(db: &DbArgs) -> anyhow::Result<Reader> {
+    Reader::open(&db.location()).with_context(|| format!("opening {}", db.db))
 }
 
 /// Parses a JSON argument, saying which one was wrong and how to quote it.

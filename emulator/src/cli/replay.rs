@@ -2,7 +2,7 @@
 //! nondeterminism with its structured diff. The CI check that a code change keeps in-flight
 //! instances replayable.
 
-use super::{DbArgs, load_target, query_engine};
+use super::{DbArgs, load_target, reader};
 use anyhow::Context;
 use clap::Args;
 use durable_emu::engine::ExecutionHistory;
@@ -74,15 +74,23 @@ fn collect_histories(args: &ReplayArgs) -> anyhow::Result<Vec<(String, Vec<Execu
             .collect();
         return Ok(vec![(export.instance.instance_id, executions)]);
     }
-    let engine = query_engine(&args.db)?;
-    let handle = engine.handle();
+    let handle = reader(&args.db)?;
     let ids: Vec<String> = match &args.instance {
         Some(id) => vec![id.clone()],
-        None => handle
-            .instances()?
-            .into_iter()
-            .map(|record| record.instance_id)
-            .collect(),
+        None => {
+            let listing = handle.instances()?;
+            for unreadable in &listing.unreadable {
+                eprintln!(
+                    "warning: instance {} cannot be read and is not replayed: {}",
+                    unreadable.instance_id, unreadable.reason
+                );
+            }
+            listing
+                .instances
+                .into_iter()
+                .map(|record| record.instance_id)
+                .collect()
+        }
     };
     ids.into_iter()
         .map(|id| {

@@ -152,10 +152,12 @@ impl Core {
         let clock = match config.clock {
             ClockKind::Real => Clock::real(),
             ClockKind::Virtual => {
-                let start = store
-                    .meta(VIRTUAL_NOW)?
-                    .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
-                    .map_or_else(Utc::now, |time| time.with_timezone(&Utc));
+                // An unreadable stored time is refused, not replaced by the wall clock: that
+                // would move virtual time backwards.
+                let start = match store.meta(VIRTUAL_NOW)? {
+                    Some(text) => crate::clock::parse_stored_time(&text)?,
+                    None => Utc::now(),
+                };
                 Clock::virtual_at(start, config.auto_skip)
             }
         };
@@ -232,7 +234,18 @@ impl Core {
 
     /// Loads every non-terminal instance with its messages, outstanding work and timers.
     fn recover(&mut self) -> Result<(), EngineError> {
-        for record in self.store.active_instances()? {
+        let listing = self.store.active_instance_listing()?;
+        for unreadable in listing.unreadable {
+            // One bad row must not keep every other instance from running; it stays as it is.
+            self.warn(
+                Some(&unreadable.instance_id),
+                format!(
+                    "instance {} is not resumed: {}",
+                    unreadable.instance_id, unreadable.reason
+                ),
+            );
+        }
+        for record in listing.instances {
             if self.quarantined.contains(&record.instance_id) {
                 continue;
             }
@@ -435,8 +448,14 @@ impl Core {
             else {
                 return;
             };
-            if self.clock.advance_to(next).is_ok() {
-                self.clock_moved();
+            match self.clock.advance_to(next) {
+                Ok(_) => self.clock_moved(),
+                Err(error) => {
+                    // Nothing can run before that time and time cannot get there: stop skipping
+                    // (looping here would hang the engine).
+                    self.warn(None, error.to_string());
+                    return;
+                }
             }
         }
     }
@@ -466,12 +485,9 @@ impl Core {
     /// Virtual time as last committed (after an injected crash).
     fn reload_clock(&mut self) -> Result<(), EngineError> {
         if self.clock.is_virtual() {
-            if let Some(time) = self
-                .store
-                .meta(VIRTUAL_NOW)?
-                .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
-            {
-                self.clock = Clock::virtual_at(time.with_timezone(&Utc), self.clock.auto_skip);
+            if let Some(text) = self.store.meta(VIRTUAL_NOW)? {
+                let time = crate::clock::parse_stored_time(&text)?;
+                self.clock = Clock::virtual_at(time, self.clock.auto_skip);
             }
         }
         Ok(())
@@ -934,6 +950,8 @@ impl Core {
 
     /// Calls the plugin; a failure at the boundary (not in user code) fails the orchestration
     /// with the reason, so the instance ends visibly instead of hanging.
+    /// A timer past what the store can hold (from a plugin whose SDK does not refuse it) fails
+    /// the orchestration the same way, before anything of the episode is recorded.
     fn call_orchestrator(
         &self,
         plugin: PluginHandle,
@@ -946,21 +964,43 @@ impl Core {
 fn call_outcome(
     answer: Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError>,
 ) -> OrchestratorResponse {
+    let failed = |failure: FailureDetails| OrchestratorResponse {
+        actions: vec![durable_sdk::protocol::Action {
+            id: i32::MAX,
+            kind: ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::Failed,
+                result: Value::Null,
+                failure: Some(failure),
+                carryover_events: Vec::new(),
+            },
+        }],
+        ..OrchestratorResponse::default()
+    };
     match answer {
-        Ok(response) => response,
-        Err(error) => OrchestratorResponse {
-            actions: vec![durable_sdk::protocol::Action {
-                id: i32::MAX,
-                kind: ActionKind::CompleteOrchestration {
-                    status: RuntimeStatus::Failed,
-                    result: Value::Null,
-                    failure: Some(FailureDetails::new("PluginError", error.to_string())),
-                    carryover_events: Vec::new(),
-                },
-            }],
-            ..OrchestratorResponse::default()
+        Ok(response) => match unstorable_timer(&response) {
+            Some(failure) => failed(failure),
+            None => response,
         },
+        Err(error) => failed(FailureDetails::new("PluginError", error.to_string())),
     }
+}
+
+fn unstorable_timer(response: &OrchestratorResponse) -> Option<FailureDetails> {
+    response
+        .actions
+        .iter()
+        .find_map(|action| match action.kind {
+            ActionKind::CreateTimer { fire_at } => durable_sdk::history::check_time(fire_at)
+                .err()
+                .map(|error| {
+                    FailureDetails::new(
+                        durable_sdk::TIMER_OUT_OF_RANGE,
+                        format!("create_timer (#{}): {error}", action.id),
+                    )
+                    .non_retriable()
+                }),
+            _ => None,
+        })
 }
 
 fn spawn_workers(

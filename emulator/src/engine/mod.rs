@@ -21,8 +21,10 @@
 
 mod core;
 mod events;
+mod reader;
 
 pub use events::EngineEvent;
+pub use reader::Reader;
 
 use crate::clock::{ClockError, ClockKind};
 use crate::plugin::LoadedPlugin;
@@ -119,6 +121,22 @@ pub enum EngineError {
     /// The clock refused.
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// The stored virtual time cannot be used.
+    #[error(transparent)]
+    StoredTime(#[from] crate::clock::StoredTimeError),
+    /// An import was refused: what it holds cannot be a history.
+    #[error(transparent)]
+    Import(#[from] crate::export::ImportError),
+    /// The instance id is taken by an instance that has ended.
+    #[error(
+        "instance '{id}' already exists in this database and has ended ({status}); purge it first (durable-emu purge {id}) or import it into another database"
+    )]
+    InstanceEnded {
+        /// The instance.
+        id: String,
+        /// Its terminal status.
+        status: String,
+    },
     /// No such orchestration in the loaded functions.
     #[error("no orchestration named '{name}' in the loaded functions (known: {known})")]
     UnknownOrchestration {

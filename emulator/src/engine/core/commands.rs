@@ -307,29 +307,24 @@ impl Core {
         Ok(self.store.instance(instance_id)?)
     }
 
-    pub(crate) fn instances(&self) -> Result<Vec<InstanceRecord>, EngineError> {
-        Ok(self.store.instances()?)
+    /// Every instance that decodes; each one that does not is named in a warning instead of
+    /// hiding the others.
+    pub(crate) fn instances(&mut self) -> Result<Vec<InstanceRecord>, EngineError> {
+        let listing = self.store.instance_listing()?;
+        for unreadable in listing.unreadable {
+            self.warn(
+                Some(&unreadable.instance_id),
+                format!(
+                    "instance {} cannot be read: {}",
+                    unreadable.instance_id, unreadable.reason
+                ),
+            );
+        }
+        Ok(listing.instances)
     }
 
     pub(crate) fn history(&self, instance_id: &str) -> Result<Vec<ExecutionHistory>, EngineError> {
-        if self.store.instance(instance_id)?.is_none() {
-            return Err(EngineError::InstanceNotFound(instance_id.to_string()));
-        }
-        self.store
-            .executions(instance_id)?
-            .into_iter()
-            .map(|execution| {
-                let events = self.store.history(instance_id, &execution.execution_id)?;
-                let builds = self
-                    .store
-                    .history_builds(instance_id, &execution.execution_id)?;
-                Ok(ExecutionHistory {
-                    execution,
-                    events,
-                    builds,
-                })
-            })
-            .collect()
+        crate::engine::reader::execution_histories(&self.store, instance_id)
     }
 
     pub(crate) fn notify_when_terminal(
@@ -354,10 +349,22 @@ impl Core {
     }
 
     pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
+        // Everything is checked before the first write, so a refused import changes nothing.
+        export.validate()?;
         let record = export.to_record().map_err(EngineError::Invalid)?;
         let instance_id = record.instance_id.clone();
-        if self.store.instance(&instance_id)?.is_some() {
+        if self.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));
+        }
+        if let Some(existing) = self.store.instance(&instance_id)? {
+            return Err(if existing.status.is_terminal() {
+                EngineError::InstanceEnded {
+                    id: instance_id,
+                    status: existing.status.to_string(),
+                }
+            } else {
+                EngineError::InstanceExists(instance_id)
+            });
         }
         self.store.put_instance(&record)?;
         for (execution, exported) in export.execution_records().iter().zip(&export.executions) {

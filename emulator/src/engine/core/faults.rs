@@ -332,7 +332,10 @@ impl Core {
         chrono::Duration::from_std(by)
             .ok()
             .and_then(|by| self.clock.now().checked_add_signed(by))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            // Past the calendar the store can hold, "later" means its last moment.
+            .map_or(durable_sdk::history::LATEST_TIME, |due| {
+                due.min(durable_sdk::history::LATEST_TIME)
+            })
     }
 
     /// Postpones messages to an instance until `due`, keeping them in its inbox meanwhile.
