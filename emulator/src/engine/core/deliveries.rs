@@ -159,6 +159,21 @@ impl StartJournal {
     }
 }
 
+impl Drop for StartJournal {
+    /// An empty journal is removed, so a database that ended its work has no file beside it.
+    fn drop(&mut self) {
+        let empty = self
+            .file
+            .lock()
+            .ok()
+            .and_then(|file| file.metadata().ok())
+            .is_some_and(|metadata| metadata.len() == 0);
+        if empty {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl Core {
     /// Recovery of outstanding activities: each gets the starts the journal holds for it added to
     /// its durable counter; one that reached the limit fails (non-retriable, so the orchestration
