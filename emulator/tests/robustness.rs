@@ -569,3 +569,176 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
         instances.len()
     );
 }
+
+/// The hostile fixture plugin (`tests/fixtures/hostile-plugin`), built once.
+fn hostile_plugin() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        durable_emu::cargo_build::build_cdylib(
+            &root.join("tests/fixtures/hostile-plugin"),
+            &durable_emu::cargo_build::BuildOptions {
+                target_dir: Some(root.join("target").join("e2e")),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    })
+}
+
+/// `serve` on the plugin until it ends on its own (the plugin aborts it) or `limit` passes.
+fn serve_until_it_ends(
+    plugin: &str,
+    db: &str,
+    extra: &[&str],
+    cwd: &Path,
+    limit: Duration,
+) -> Output {
+    let child = Command::new(binary())
+        .args(["serve", plugin, "--db", db])
+        .args(extra)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+            done.recv().unwrap().unwrap()
+        }
+    }
+}
+
+#[test]
+fn an_activity_that_aborts_the_process_is_failed_after_max_deliveries_and_the_code_catches_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = hostile_plugin().to_str().unwrap();
+    let db = "state.db";
+
+    // First delivery: the activity ends the process.
+    let first = durable_emu(
+        &[
+            "run",
+            plugin,
+            "-o",
+            "CatchAbort",
+            "--db",
+            db,
+            "--instance-id",
+            "victim",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        first.status.signal(),
+        Some(6),
+        "aborted: {}",
+        stderr(&first)
+    );
+
+    // Each restart redelivers it, naming it and counting; it ends the process again.
+    for delivery in 2..=3 {
+        let restarted = serve_until_it_ends(plugin, db, &[], dir.path(), Duration::from_secs(60));
+        assert_eq!(restarted.status.signal(), Some(6), "{}", stderr(&restarted));
+        let said = stderr(&restarted);
+        assert!(
+            said.contains(&format!(
+                "redelivering activity 'Abort' (#0) of instance 'victim': delivery {delivery} of at most 3"
+            )),
+            "the redelivery is named: {said}"
+        );
+    }
+
+    // The third unfinished delivery was the last: the call fails instead, and the
+    // orchestration's own error handling takes it.
+    let recovered = serve_until_it_ends(plugin, db, &[], dir.path(), Duration::from_secs(5));
+    assert_eq!(recovered.status.signal(), None, "{}", stderr(&recovered));
+    assert!(
+        stderr(&recovered).contains("was started 3 times and the emulator stopped each time"),
+        "{}",
+        stderr(&recovered)
+    );
+    let victim = status(db, "victim", dir.path());
+    assert_eq!(victim["runtimeStatus"], "Completed", "{victim}");
+    assert_eq!(
+        victim["output"],
+        "caught DeliveryLimitReached: activity 'Abort' (#0) was started 3 times and the emulator \
+         stopped each time before it finished (limit: --max-deliveries 3)"
+    );
+}
+
+#[test]
+fn an_orchestrator_that_aborts_the_process_fails_after_max_deliveries() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = hostile_plugin().to_str().unwrap();
+    let db = "state.db";
+    let first = durable_emu(
+        &[
+            "run",
+            plugin,
+            "-o",
+            "AbortEpisode",
+            "--db",
+            db,
+            "--instance-id",
+            "crasher",
+            "--max-deliveries",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        first.status.signal(),
+        Some(6),
+        "aborted: {}",
+        stderr(&first)
+    );
+    let again = Command::new(binary())
+        .args(["serve", plugin, "--db", db, "--max-deliveries", "2"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.signal(), Some(6), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("redelivering orchestrator 'AbortEpisode' (episode at event 4)"),
+        "{}",
+        stderr(&again)
+    );
+    // The next start does not run its code again: the host records the failure.
+    let listed = durable_emu(
+        &[
+            "run",
+            plugin,
+            "-o",
+            "CatchAbort",
+            "--db",
+            db,
+            "--max-deliveries",
+            "2",
+            "--timeout",
+            "0s",
+        ],
+        dir.path(),
+    );
+    let _ = listed;
+    let crasher = status(db, "crasher", dir.path());
+    assert_eq!(crasher["runtimeStatus"], "Failed", "{crasher}");
+    assert_eq!(
+        crasher["failureDetails"]["errorType"],
+        "DeliveryLimitReached"
+    );
+    assert!(crasher["failureDetails"]["isNonRetriable"] == true);
+}

@@ -194,6 +194,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !matches!(cli.command, Some(Command::Serve(_))) {
         die_quietly_on_a_closed_pipe();
     }
+    if matches!(cli.command, Some(Command::Run(_) | Command::Serve(_))) {
+        log_warnings_to_stderr();
+    }
     match cli.command {
         None => ui::ui(cli.target.as_deref(), &cli.engine),
         Some(Command::Run(args)) => run::run(args),
@@ -229,6 +232,18 @@ fn die_quietly_on_a_closed_pipe() {
 
 #[cfg(not(unix))]
 fn die_quietly_on_a_closed_pipe() {}
+
+/// The engine's warnings (work redelivered after the emulator stopped, a call failed for ending
+/// the process too often, a store that refuses writes) on stderr, for the commands that run code
+/// without a UI to show them.
+fn log_warnings_to_stderr() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
 
 /// Loads a library file, builds and loads a crate directory, or takes the built-in samples.
 pub fn load_target(target: Option<&Path>) -> anyhow::Result<LoadedPlugin> {

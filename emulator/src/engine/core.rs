@@ -618,7 +618,7 @@ impl Core {
 
     /// The first store failure of a batch decides its fate; later ones are consequences.
     pub(crate) fn fail_batch(&mut self, cause: String) {
-        tracing::error!(target: "durable_emu::store", "{cause}");
+        tracing::debug!(target: "durable_emu::store", "{cause}");
         self.batch_failure.get_or_insert(cause);
     }
 
@@ -659,6 +659,12 @@ impl Core {
             retrying,
         });
         if retrying {
+            // Stopping, the caller reports the cause; retrying, nobody else would.
+            tracing::warn!(
+                target: "durable_emu::store",
+                "the store refused a batch, so nothing of it was recorded; trying again in {:?}: {cause}",
+                self.retry_pause
+            );
             self.unrecovered = Some(cause.to_string());
         }
     }

@@ -196,6 +196,7 @@ impl Core {
                     "{what} was started {unfinished} times and the emulator stopped each time before it finished (limit: --max-deliveries {})",
                     self.limits.max_deliveries
                 );
+                tracing::warn!(target: "durable_emu::engine", "instance '{}': {message}", work.instance_id);
                 self.warn(Some(&work.instance_id), message.clone());
                 if self.live.contains_key(&work.instance_id) {
                     self.deliver(
@@ -257,6 +258,7 @@ impl Core {
                 "{what} was started {unfinished} times and the emulator stopped each time before it finished (limit: --max-deliveries {})",
                 self.limits.max_deliveries
             );
+            tracing::warn!(target: "durable_emu::engine", "instance '{instance_id}': {message}");
             self.warn(Some(&instance_id), message.clone());
             // Its code is not run again: the queued messages and the failure are recorded by the
             // host, as a terminate without functions is.
