@@ -130,6 +130,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
 fn fanout(args: &BenchArgs) -> anyhow::Result<()> {
     let bench = start_engine(args)?;
     let handle = bench.engine.handle();
+    let resident_before = resident_kib("VmRSS");
     let started = Instant::now();
     let id = handle.start_orchestration("BenchFanOut", json!(args.n), None)?;
     let record = handle
@@ -140,12 +141,29 @@ fn fanout(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("the fan-out ended {} with {}", record.status, record.output);
     }
     println!("fan-out of {} on {}: all results checked", args.n, bench.db);
+    let memory = match (resident_before, resident_kib("VmHWM")) {
+        (Some(before), Some(peak)) => format!(
+            " peak_rss_mib={:.1} bytes_per_activity={:.0}",
+            peak as f64 / 1024.0,
+            (peak.saturating_sub(before) * 1024) as f64 / args.n.max(1) as f64
+        ),
+        _ => String::new(),
+    };
     println!(
-        "RESULT workload=fanout n={} secs={secs:.3} activities_per_sec={:.1}",
+        "RESULT workload=fanout n={} secs={secs:.3} activities_per_sec={:.1}{memory}",
         args.n,
         args.n as f64 / secs
     );
     Ok(())
+}
+
+/// A line of `/proc/self/status` in KiB (`VmRSS` now, `VmHWM` the peak); none off Linux.
+fn resident_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn chain(args: &BenchArgs) -> anyhow::Result<()> {
