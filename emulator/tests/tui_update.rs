@@ -753,3 +753,30 @@ fn a_termination_signal_quits_like_q() {
     ui.send(Msg::Quit);
     assert!(ui.model.quit);
 }
+
+#[test]
+fn a_store_failure_and_a_redelivery_are_said_where_the_user_looks() {
+    use durable_emu::engine::EngineEvent;
+    let mut ui = harness();
+    ui.send(Msg::Engine(EngineEvent::Redelivered {
+        instance_id: "order-1".into(),
+        what: "activity 'ChargeCard' (#4)".into(),
+        delivery: 2,
+        max_deliveries: 3,
+    }));
+    ui.send(Msg::Engine(EngineEvent::StoreFailed {
+        message: "database error: disk I/O error".into(),
+        retrying: true,
+    }));
+    let status_line = ui.screen().lines().last().unwrap_or_default().to_string();
+    assert!(
+        status_line.contains("the store refused a write"),
+        "{status_line}"
+    );
+    let feed = format!("{:?}", ui.model.builds);
+    assert!(
+        feed.contains("redelivering activity 'ChargeCard' (#4) (delivery 2 of at most 3"),
+        "{feed}"
+    );
+    assert!(feed.contains("disk I/O error"), "{feed}");
+}

@@ -486,6 +486,32 @@ fn on_engine(model: &mut Model, event: EngineEvent) {
             };
             feed(model, Tone::Warn, text);
         }
+        EngineEvent::StoreFailed { message, retrying } => {
+            let what = if retrying {
+                "the store refused a write; nothing of that batch was recorded, retrying"
+            } else {
+                "the store refused a write; the engine stopped"
+            };
+            feed(model, Tone::Error, format!("{what}: {message}"));
+            model.status = Some((format!("{what} (see the Builds view, 8)"), true));
+            // Memory went back to what the store holds: what is shown may be ahead of it.
+            model.instances_stale = true;
+        }
+        EngineEvent::Redelivered {
+            instance_id,
+            what,
+            delivery,
+            max_deliveries,
+        } => {
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "{}: redelivering {what} (delivery {delivery} of at most {max_deliveries}; the emulator stopped while it ran)",
+                    short_id(&instance_id)
+                ),
+            );
+        }
         #[allow(unreachable_patterns)]
         other => {
             // Events added to the engine after this view was written still reach the feed.
