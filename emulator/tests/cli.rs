@@ -2,31 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary_support;
+use binary_support::*;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn durable_emu(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_durable-emu"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the durable-emu binary runs")
-}
-
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use std::process::Command;
 
 #[test]
 fn run_prints_the_durable_functions_status_and_exits_0_when_completed() {

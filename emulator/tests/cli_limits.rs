@@ -6,20 +6,17 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary_support;
+use binary_support::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Longer than anything here takes when it works; reaching it means a hang.
 const HANG: Duration = Duration::from_secs(120);
-
-fn durable_emu(args: &[&str], cwd: &Path) -> Output {
-    wait_or_kill(spawn(args, cwd, Stdio::null()))
-}
 
 fn spawn(args: &[&str], cwd: &Path, stdin: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_durable-emu"))
@@ -54,36 +51,6 @@ fn signal(pid: u32, name: &str) {
         .status()
         .unwrap();
     assert!(sent.success(), "kill -{name} {pid}");
-}
-
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(output)
-        )
-    })
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The hostile fixture plugin (`tests/fixtures/hostile-plugin`), built once.
-fn hostile_plugin() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        durable_emu::cargo_build::build_cdylib(
-            &root.join("tests/fixtures/hostile-plugin"),
-            &durable_emu::cargo_build::BuildOptions {
-                target_dir: Some(root.join("target").join("e2e")),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    })
 }
 
 /// A database in `dir` holding an `ApprovalWorkflow` that waits (on a real-clock timer an hour

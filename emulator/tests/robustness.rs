@@ -4,23 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary_support;
+use binary_support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_durable-emu")
-}
-
-fn durable_emu(args: &[&str], cwd: &Path) -> Output {
-    Command::new(binary())
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the durable-emu binary runs")
-}
 
 /// Runs the binary with the file size limited to `blocks` of 1 KiB, as a full disk would: writes
 /// past it fail (`SIGXFSZ` ignored, so the write returns an error instead of killing).
@@ -37,30 +26,16 @@ fn durable_emu_on_a_full_disk(args: &[&str], cwd: &Path, blocks: u64) -> Output 
         .expect("bash runs")
 }
 
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 fn status(db: &str, id: &str, cwd: &Path) -> Value {
     let output = durable_emu(&["status", id, "--db", db, "--history"], cwd);
     assert!(output.status.success(), "status {id}: {}", stderr(&output));
-    json(&output)
+    stdout_json(&output)
 }
 
 fn list(db: &str, cwd: &Path) -> Vec<Value> {
     let output = durable_emu(&["list", "--db", db, "--json"], cwd);
     assert!(output.status.success(), "list: {}", stderr(&output));
-    json(&output).as_array().cloned().unwrap_or_default()
+    stdout_json(&output).as_array().cloned().unwrap_or_default()
 }
 
 /// Every execution's history of a status (executions one after another): each episode complete (an `OrchestratorStarted` is
@@ -285,7 +260,7 @@ fn an_endless_fan_out_fails_at_the_action_limit_with_bounded_memory() {
         dir.path(),
     );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let status = json(&output);
+    let status = stdout_json(&output);
     assert_eq!(status["runtimeStatus"], "Failed");
     assert_eq!(status["failureDetails"]["errorType"], "ActionLimitExceeded");
     assert!(
@@ -343,7 +318,7 @@ fn payloads_over_the_limit_fail_the_call_that_carried_them() {
         dir.path(),
     );
     assert_eq!(saga.status.code(), Some(1), "{}", stderr(&saga));
-    let status = json(&saga);
+    let status = stdout_json(&saga);
     assert_eq!(status["runtimeStatus"], "Failed");
     let text = status.to_string();
     assert!(
@@ -455,7 +430,7 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
             ],
             dir.path(),
         );
-        let status = json(&output);
+        let status = stdout_json(&output);
         expected.insert(
             id,
             (status["runtimeStatus"].clone(), status["output"].clone()),
@@ -568,22 +543,6 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
         "kill -9 soak: 20 kills, {} instances (children included) checked whole, none duplicated; ended after each kill: {ended_after_kill:?}",
         instances.len()
     );
-}
-
-/// The hostile fixture plugin (`tests/fixtures/hostile-plugin`), built once.
-fn hostile_plugin() -> &'static Path {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        durable_emu::cargo_build::build_cdylib(
-            &root.join("tests/fixtures/hostile-plugin"),
-            &durable_emu::cargo_build::BuildOptions {
-                target_dir: Some(root.join("target").join("e2e")),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    })
 }
 
 /// `serve` on the plugin until it ends on its own (the plugin aborts it) or `limit` passes.
