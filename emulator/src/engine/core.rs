@@ -223,17 +223,22 @@ impl Core {
             core.faults.add(rule, now);
         }
         core.store.begin()?;
-        core.recover()?;
+        core.recover(true)?;
         if let Some(plugin) = config.plugin {
             core.adopt_build(plugin)?;
         }
+        // What recovery delivered (a failure for work that reached its delivery limit) must be
+        // as durable as the removal of that work, both in this first commit.
+        core.persist_leftovers()?;
         core.store.commit()?;
         core.dispatch_and_publish();
         Ok(core)
     }
 
     /// Loads every non-terminal instance with its messages, outstanding work and timers.
-    fn recover(&mut self) -> Result<(), EngineError> {
+    /// `after_restart`: counts the start journal's unfinished deliveries (only a new process may:
+    /// in a running one the journal's open starts are work its workers still run).
+    fn recover(&mut self, after_restart: bool) -> Result<(), EngineError> {
         let listing = self.store.active_instance_listing()?;
         for unreadable in listing.unreadable {
             // One bad row must not keep every other instance from running; it stays as it is.
@@ -291,12 +296,12 @@ impl Core {
         // Outstanding work is delivered again (it may have run before: at-least-once), counting
         // the deliveries that never finished because the process ended.
         let starts = match &self.journal {
-            Some(journal) => journal.read().unwrap_or_default(),
-            None => deliveries::Starts::default(),
+            Some(journal) if after_restart => journal.read().unwrap_or_default(),
+            _ => deliveries::Starts::default(),
         };
         self.recover_work(&starts)?;
         self.recover_episodes(&starts)?;
-        self.journal_counted = true;
+        self.journal_counted |= after_restart;
         Ok(())
     }
 
@@ -673,6 +678,7 @@ impl Core {
     /// wrote; backs off when that fails too.
     fn recover_after_failure(&mut self) -> Result<(), EngineError> {
         let reloaded = self.reload_from_store().and_then(|()| {
+            self.persist_leftovers()?;
             self.store.commit()?;
             Ok(())
         });
@@ -711,7 +717,9 @@ impl Core {
         self.forget_memory();
         self.reload_clock()?;
         self.store.begin()?;
-        self.recover()?;
+        // The process did not die: what its workers run now is not a delivery that never
+        // finished, so the journal is not counted.
+        self.recover(false)?;
         // A waiter whose instance no longer exists (its start was rolled back) is let go; one
         // whose instance has ended is answered now.
         let waiting: Vec<String> = self.terminal_waiters.keys().cloned().collect();
