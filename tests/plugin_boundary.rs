@@ -1,5 +1,5 @@
 //! The plugin boundary, end to end: real cdylibs built by cargo, loaded with libloading, called
-//! through the C ABI. Covers DESIGN.md test layer 5.
+//! through the C ABI. A layer of docs/architecture.md#tests-in-layers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

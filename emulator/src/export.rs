@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 /// The format tag of [`InstanceExport`] files.
 pub const EXPORT_FORMAT: &str = "durable-emu/instance-export@1";
 
-/// An instance's status in the Durable Functions HTTP API shape (SEMANTICS.md section 6).
+/// An instance's status in the Durable Functions HTTP API shape (docs/semantics.md#status).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceStatus {

@@ -13,8 +13,8 @@
 //! - [`tui`]: the terminal UI, a front end over [`engine::EngineHandle`] (in the library so its
 //!   model and views can be tested and benchmarked without a terminal).
 //!
-//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. The engine modules know
-//! nothing of the terminal UI and never import ratatui; only `tui` does. See
+//! Layering (docs/architecture.md#crates): `durable-sdk` <- this engine <- front ends. The engine
+//! modules know nothing of the terminal UI and never import ratatui; only `tui` does. See
 //! `docs/architecture.md` for the whole map.
 
 pub mod cargo_build;

@@ -1,7 +1,8 @@
 //! The plugin host: turns a function library into a [`LoadedPlugin`] the engine can call.
 //!
-//! Loading follows DESIGN.md "The plugin boundary": copy the artifact to a unique temporary path
-//! (dlopen caches by path, so a rebuilt file at the same path would not load again), open it with
+//! Loading follows docs/architecture.md#the-plugin-boundary: copy the artifact to a unique
+//! temporary path (dlopen caches by path, so a rebuilt file at the same path would not load again),
+//! open it with
 //! `RTLD_NOW` (missing symbols fail here, not mid-run), read the ABI version before touching
 //! anything else, then read the manifest. Libraries are never unloaded: thread-local destructors
 //! make `dlclose` unsound on Linux, and keeping old builds mapped lets an instance stay pinned to
@@ -113,8 +114,8 @@ pub struct LoadedPlugin {
     pub manifest: Manifest,
     /// Where it came from.
     pub origin: PluginOrigin,
-    /// BLAKE3 hash of the library file (hex), or of the manifest's build id for the built-in plugin:
-    /// two loads with the same hash run the same code.
+    /// BLAKE3 hash of the library file (hex), or of the manifest's build id for the built-in
+    /// plugin: two loads with the same hash run the same code.
     pub content_hash: String,
 }
 

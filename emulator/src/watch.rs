@@ -1,5 +1,5 @@
 //! Hot reload: build and load the user's functions, watch them, and hand every new build to the
-//! engine (DESIGN.md "The plugin boundary", Watching).
+//! engine (docs/architecture.md#builds-and-hot-reload).
 //!
 //! A [`Target`] is a crate directory (built with `cargo build --message-format=json`; its `src/`
 //! and `Cargo.toml` are watched) or a library file (its directory is watched, so the watch survives

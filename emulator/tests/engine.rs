@@ -1,6 +1,6 @@
-//! Engine tests (DESIGN.md test layer 2): an in-memory or temporary store, the virtual clock, and
-//! a plugin defined right here and linked in-process, called through the same C ABI entry points
-//! a library has. Assertions are on statuses, outputs and histories.
+//! Engine tests (docs/architecture.md#tests-in-layers): an in-memory or temporary store, the
+//! virtual clock, and a plugin defined right here and linked in-process, called through the same C
+//! ABI entry points a library has. Assertions are on statuses, outputs and histories.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

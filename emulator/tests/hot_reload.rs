@@ -1,5 +1,5 @@
 //! Hot reload end to end: a real function crate in a temporary directory, built by cargo, watched,
-//! edited and rebuilt while instances run (issue 4's scenarios). Slow-ish: each edit is a real
+//! edited and rebuilt while instances run. Slow-ish: each edit is a real
 //! cargo build (dependencies are shared with the other end-to-end builds in `target/e2e`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,5 @@
-//! Smoke test of the real binary in a real terminal (DESIGN.md test layer 6): tmux runs
+//! Smoke test of the real binary in a real terminal (docs/architecture.md#tests-in-layers): tmux
+//! runs
 //! `durable-emu` with the built-in samples; the test types like a user and reads the screen.
 //! Starts `HelloSequence` and sees it complete in the history view, fast-forwards
 //! `ApprovalWorkflow` to `Escalated`, and quits cleanly (exit code 0).

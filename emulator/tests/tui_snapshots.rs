@@ -1,6 +1,6 @@
 //! Every view of the terminal UI at 80x24 (the smallest supported terminal), drawn on ratatui's
-//! `TestBackend` and compared with insta snapshots (DESIGN.md test layer 4). The instances have
-//! fixed ids; wall-clock dates, build ids and generated ids are filtered out.
+//! `TestBackend` and compared with insta snapshots (docs/architecture.md#tests-in-layers). The
+//! instances have fixed ids; wall-clock dates, build ids and generated ids are filtered out.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,5 +1,6 @@
-//! The terminal UI's update function (DESIGN.md test layer 3): keys and engine events in, model
-//! out, with the real engine and the built-in samples behind the executor. One test per action.
+//! The terminal UI's update function (docs/architecture.md#tests-in-layers): keys and engine events
+//! in, model out, with the real engine and the built-in samples behind the executor. One test per
+//! action.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

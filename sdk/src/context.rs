@@ -1,5 +1,5 @@
-//! The orchestration context: every durable call an orchestrator can make (SEMANTICS.md
-//! sections 2 and 4), and the per-execution state those calls read and write.
+//! The orchestration context: every durable call an orchestrator can make (docs/semantics.md
+//! #episodes to #terminate), and the per-execution state those calls read and write.
 //!
 //! Owns [`OrchestrationContext`] and `OrchestrationState`. A call never does I/O: it takes the
 //! next sequence id, records a pending action, and returns a [`DurableTask`] whose slot the
@@ -206,7 +206,8 @@ impl OrchestrationContext {
     /// A deterministic UUIDv5 of (instance id, current time, call counter): the same on every
     /// replay. **Ours**: the counter runs over the whole execution (as .NET's does) rather than
     /// restarting each episode, because under the virtual clock consecutive episodes often share
-    /// one timestamp, and a per-episode counter would then repeat ids.
+    /// one timestamp, and a per-episode counter would then repeat ids. A new execution counts from
+    /// zero again (docs/semantics.md#deterministic-helpers).
     pub fn new_guid(&self) -> Uuid {
         let mut state = self.state.borrow_mut();
         state.guid_counter += 1;

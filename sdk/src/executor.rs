@@ -1,6 +1,6 @@
 //! The replay executor: (past events, new events) -> (actions, custom status), and the session
-//! cache that keeps a running orchestration suspended between episodes (SEMANTICS.md sections 2-5,
-//! DESIGN.md "The plugin boundary").
+//! cache that keeps a running orchestration suspended between episodes (docs/semantics.md,
+//! docs/architecture.md#the-path-of-one-episode).
 //!
 //! An episode applies events one at a time, in history order: `OrchestratorStarted` sets the
 //! orchestrator's clock, call events (`TaskScheduled`, `TimerCreated`, ...) confirm the pending
@@ -278,8 +278,9 @@ impl Session {
                 self.confirm_completion(event_id, status)
             }
             EventKind::OrchestratorCompleted => self.check_episode_end(),
-            // A marker for people and tools (SEMANTICS.md **Ours**); the code never sees it. A
-            // completion right after one was made by the host (an injected failure), not the code.
+            // A marker for people and tools (docs/semantics.md#faults, **Ours**); the code never
+            // sees it. A completion right after one was made by the host (an injected failure), not
+            // the code.
             EventKind::FaultInjected { .. } => self.host_may_complete = true,
         }
     }

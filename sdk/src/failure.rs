@@ -1,5 +1,5 @@
 //! Failure details: the one error shape that crosses every boundary (activity -> orchestration ->
-//! parent orchestration -> host), as SEMANTICS.md section 5 defines it.
+//! parent orchestration -> host), as docs/semantics.md#failures describes it.
 //!
 //! Owns [`FailureDetails`] and [`TaskError`] (what an awaited durable call returns when the task it
 //! waited for failed). Knows nothing of history or the executor.
@@ -59,7 +59,7 @@ impl ActionLimitExceeded {
         .non_retriable()
     }
 }
-/// `error_type` of a replay that disagreed with history (SEMANTICS.md section 3).
+/// `error_type` of a replay that disagreed with history (docs/semantics.md#nondeterminism).
 pub const NON_DETERMINISM: &str = "NonDeterminism";
 /// `error_type` of an input or output that could not be (de)serialized.
 pub const SERIALIZATION: &str = "SerializationError";

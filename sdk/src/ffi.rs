@@ -1,5 +1,5 @@
 //! The C ABI of a plugin: the only thing that crosses the dynamic-library boundary
-//! (DESIGN.md "The plugin boundary").
+//! (docs/architecture.md#the-plugin-boundary).
 //!
 //! Rust has no stable ABI, so only `#[repr(C)]` types pass: a version number, a vtable of
 //! `extern "C"` functions, and byte buffers holding JSON of the types in `protocol`. Whoever
@@ -124,7 +124,8 @@ pub struct PluginVTable {
 }
 
 thread_local! {
-    /// Episodes of one build run on one thread (DESIGN.md), so the sessions live there.
+    /// Episodes of one build run on one thread (docs/architecture.md#the-engine), so the sessions
+    /// live there.
     static SESSIONS: RefCell<SessionCache> = RefCell::new(SessionCache::default());
 }
 

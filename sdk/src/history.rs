@@ -1,5 +1,5 @@
 //! History: the append-only list of events that is an instance's only source of truth
-//! (SEMANTICS.md section 1).
+//! (docs/semantics.md#history).
 //!
 //! Owns the event types and the runtime status. Knows nothing of how events are produced (the
 //! executor and the host do that) or stored (the emulator's store does that).
@@ -285,7 +285,7 @@ impl EventKind {
     }
 }
 
-/// The runtime status of an instance (SEMANTICS.md section 1).
+/// The runtime status of an instance (docs/semantics.md#history).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RuntimeStatus {
     /// Created, not yet run.

@@ -2,7 +2,7 @@
 //!
 //! Everything a function author needs to write a plugin for durable-emu: an orchestrator
 //! coordinates activities through an event-sourced history that is replayed deterministically
-//! (the Durable Task model of Azure Durable Functions; see SEMANTICS.md in the repository).
+//! (the Durable Task model of Azure Durable Functions; see docs/semantics.md).
 //!
 //! - [`OrchestrationContext`]: activities (with or without [`RetryPolicy`]), sub-orchestrations,
 //!   durable timers, external events, sending events, continue-as-new, custom status,

@@ -1,5 +1,5 @@
 //! The wire types of the plugin boundary: what the host sends and what the plugin answers
-//! (SEMANTICS.md section 2). Serialized as JSON; versioned by [`crate::ffi::ABI_VERSION`].
+//! (docs/semantics.md#episodes). Serialized as JSON; versioned by [`crate::ffi::ABI_VERSION`].
 //!
 //! Owns the episode request/response, actions, the structured nondeterminism diff, replay-safe log
 //! lines, activity requests/outcomes and the plugin manifest. Knows nothing of how an episode is
@@ -57,7 +57,8 @@ pub struct OrchestratorResponse {
     /// Set when replay disagreed with history; the actions then fail the orchestration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nondeterminism: Option<NonDeterminism>,
-    /// Completion events that matched no task of the code (ignored, per SEMANTICS.md section 2).
+    /// Completion events that matched no task of the code (ignored, per
+    /// docs/semantics.md#episodes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -278,7 +279,7 @@ impl fmt::Display for DurableCall {
 }
 
 /// A structured difference between history and what the code does on replay
-/// (SEMANTICS.md section 3, **Ours**), so front ends can show both sides.
+/// (docs/semantics.md#nondeterminism, **Ours**), so front ends can show both sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NonDeterminism {

@@ -1,4 +1,4 @@
-//! Retry policies for activity and sub-orchestration calls (SEMANTICS.md section 5, **Ours**:
+//! Retry policies for activity and sub-orchestration calls (docs/semantics.md#retries, **Ours**:
 //! the DurableTask.Core behaviour). Retries run inside the orchestrator, so history shows every
 //! attempt and every timer between attempts.
 //!

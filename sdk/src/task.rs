@@ -1,5 +1,5 @@
 //! Durable tasks: the futures an orchestrator awaits, and the combinators over them
-//! (SEMANTICS.md section 4).
+//! (docs/semantics.md#combinators).
 //!
 //! A durable task is a slot the executor fills when history says the work finished; awaiting it
 //! never does I/O. Owns [`DurableTask`], [`TaskHandle`], [`when_all`] and [`when_any`]. Knows
@@ -228,7 +228,7 @@ impl<T> std::fmt::Debug for WhenAll<T> {
 
 /// Fan-in: waits for all tasks and returns their results in input order. If any failed, it fails
 /// with the first failure to arrive, but only after every task has finished
-/// (SEMANTICS.md section 4, the .NET behaviour).
+/// (docs/semantics.md#combinators, the .NET behaviour).
 pub fn when_all<T: DeserializeOwned + 'static>(
     tasks: impl IntoIterator<Item = DurableTask<T>>,
 ) -> WhenAll<T> {
@@ -255,7 +255,7 @@ impl<T: DeserializeOwned> Future for WhenAll<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // Tasks that finished before the first poll come out in input order, not arrival order:
-        // compare arrival numbers to find the first failure (SEMANTICS.md section 4).
+        // compare arrival numbers to find the first failure (docs/semantics.md#combinators).
         while let Poll::Ready(Some((index, arrival, result))) = this.pending.poll_next_unpin(cx) {
             match result {
                 Ok(value) => this.results[index] = Some(value),
@@ -290,7 +290,7 @@ pub struct WhenAny {
 
 /// Race: completes with the index of the first task to finish (success or failure). The others
 /// keep running; await the winner to get its result, and ignore the rest
-/// (SEMANTICS.md section 4). Typical use: an external event against a timeout.
+/// (docs/semantics.md#combinators). Typical use: an external event against a timeout.
 ///
 /// ```ignore
 /// let approval = ctx.wait_for_external_event::<bool>("Approval");

@@ -1,6 +1,6 @@
-//! External events and races (SEMANTICS.md section 4): names compare case-insensitively; a wait
-//! takes the oldest event of its name; events nobody waits for are buffered per name in arrival
-//! order; `when_any` completes with the first task to finish and ignores the others.
+//! External events and races (docs/semantics.md#external-events): names compare case-insensitively;
+//! a wait takes the oldest event of its name; events nobody waits for are buffered per name in
+//! arrival order; `when_any` completes with the first task to finish and ignores the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -230,8 +230,8 @@ replay_table! { registry;
     "#;
 }
 
-/// Per SEMANTICS.md section 4 the dropped timer's TimerFired is simply ignored: it still belongs to
-/// a task of the code, so it is not reported as unmatched either.
+/// Per docs/semantics.md#timers the dropped timer's TimerFired is simply ignored: it still belongs
+/// to a task of the code, so it is not reported as unmatched either.
 #[test]
 fn a_timer_that_lost_the_race_is_not_reported_as_unmatched() {
     let response = replay(

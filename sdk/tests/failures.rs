@@ -1,4 +1,4 @@
-//! Failures (SEMANTICS.md sections 4 and 5): an activity failure reaches the code as a TaskError
+//! Failures (docs/semantics.md#failures): an activity failure reaches the code as a TaskError
 //! naming the task; unhandled, it fails the orchestration keeping the chain; a sub-orchestration
 //! failure wraps the child's; a panic fails with `Panic`; `when_all` returns results in input
 //! order and fails with the first failure to arrive, after every task finished.

@@ -1,6 +1,7 @@
-//! The end of an execution other than returning (SEMANTICS.md section 4): continue-as-new (with and
-//! without carrying over events nobody took), suspend (only resume and terminate are processed;
-//! other events wait) and terminate (completes as Terminated with the reason as output).
+//! The end of an execution other than returning (docs/semantics.md#continue-as-new,
+//! #suspend-and-resume, #terminate): continue-as-new (with and without carrying over events nobody
+//! took), suspend (only resume and terminate are processed; other events wait) and terminate
+//! (completes as Terminated with the reason as output).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -1,5 +1,5 @@
-//! Nondeterminism (SEMANTICS.md section 3): when replayed code disagrees with history, the
-//! orchestration fails with a `NonDeterminism` failure whose message says what differs, and the
+//! Nondeterminism (docs/semantics.md#nondeterminism): when replayed code disagrees with history,
+//! the orchestration fails with a `NonDeterminism` failure whose message says what differs, and the
 //! response carries the structured diff {sequence id, expected, actual} (**Ours**).
 //!
 //! Every case replays the same history, recorded by `checkout_v1`, against a changed version of

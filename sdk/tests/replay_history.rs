@@ -1,4 +1,4 @@
-//! History in, actions out: every event of SEMANTICS.md section 1 driving the code, the episode
+//! History in, actions out: every event of docs/semantics.md#history driving the code, the episode
 //! protocol of section 2 (confirmed actions are not sent again, unmatched completions are ignored),
 //! the orchestrator's clock, deterministic GUIDs, replay-safe logs and custom status.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

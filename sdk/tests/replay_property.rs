@@ -2,8 +2,8 @@
 //! simulated host (support/host.rs) through one session cache in a generated order, replaying
 //! ANY prefix of the recorded history at an episode boundary gives the actions, custom status and
 //! log lines of the live run, with full replay and with a fresh session cache
-//! (SEMANTICS.md section 2; executor.rs: "continuing a cached session ... gives the same actions as
-//! replaying the whole history").
+//! (docs/semantics.md#episodes; executor.rs: "continuing a cached session ... gives the same
+//! actions as replaying the whole history").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

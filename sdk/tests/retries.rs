@@ -1,7 +1,7 @@
-//! Retries (SEMANTICS.md section 5, **Ours**: DurableTask.Core): retries run in the orchestrator,
-//! so history shows every attempt: TaskScheduled(n), TaskFailed(n), TimerCreated(n+1),
-//! TimerFired(n+1), TaskScheduled(n+2), ... Each attempt has a new id; the delay is
-//! min(first * coefficient^(attempt-1), max); there is no timer after the last failure;
+//! Retries (docs/semantics.md#retries, **Ours**: DurableTask.Core): retries run in the
+//! orchestrator, so history shows every attempt: TaskScheduled(n), TaskFailed(n),
+//! TimerCreated(n+1), TimerFired(n+1), TaskScheduled(n+2), ... Each attempt has a new id; the delay
+//! is min(first * coefficient^(attempt-1), max); there is no timer after the last failure;
 //! retry_timeout runs on the orchestration clock; non-retriable failures are not retried.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! The session cache (executor.rs; DESIGN.md "The plugin boundary"): a request with no past events
+//! The session cache (executor.rs; docs/semantics.md#episodes): a request with no past events
 //! continues the cached session of (instance, execution) if its `history_len` is the one the
 //! session expects; otherwise the plugin answers `needs_history`, and the host resends the full
 //! history, which gives exactly the actions the cached session would have given.

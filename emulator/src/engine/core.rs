@@ -899,7 +899,7 @@ impl ExecutionStarted {
     }
 }
 
-/// While suspended, only resume and terminate are processed (SEMANTICS.md section 4).
+/// While suspended, only resume and terminate are processed (docs/semantics.md#suspend-and-resume).
 fn processed_while_suspended(kind: &EventKind) -> bool {
     matches!(
         kind,

@@ -1,23 +1,23 @@
 //! The durable engine: runs instances of a plugin's orchestrations against the store and the
 //! clock, and tells front ends what happened.
 //!
-//! Threads (DESIGN.md "Engine"): one core thread owns the store, the clock and every instance, and
-//! runs every orchestration episode (so a plugin's session cache lives on one thread); a bounded
-//! pool of worker threads runs activities. Front ends talk to the core only through an
-//! [`EngineHandle`]: commands in (each a closure run on the core thread, answered on a channel) and
-//! a broadcast stream of [`EngineEvent`]s out. The broadcast is lossy by design (a slow front end
-//! lags and reloads); a front end that must see every event (`serve --events jsonl`) starts the
-//! engine with a bounded *sink* instead ([`Engine::start_with_sink`]), which the core fills with a
-//! blocking send after each commit, so a slow reader slows the engine down rather than losing
-//! events.
+//! Threads (docs/architecture.md#the-engine): one core thread owns the store, the clock and every
+//! instance, and runs every orchestration episode (so a plugin's session cache lives on one
+//! thread); a bounded pool of worker threads runs activities. Front ends talk to the core only
+//! through an [`EngineHandle`]: commands in (each a closure run on the core thread, answered on a
+//! channel) and a broadcast stream of [`EngineEvent`]s out. The broadcast is lossy by design (a
+//! slow front end lags and reloads); a front end that must see every event (`serve --events jsonl`)
+//! starts the engine with a bounded *sink* instead ([`Engine::start_with_sink`]), which the core
+//! fills with a blocking send after each commit, so a slow reader slows the engine down rather than
+//! losing events.
 //!
 //! The core can be stuck inside a plugin call (an orchestrator that never yields) and then
 //! answers nothing; the handle therefore has deadline-bounded calls (`*_within`), publishes
 //! which episode is running and since when ([`EngineHandle::running_episode`], readable without
 //! the core), and [`Engine::shutdown_within`] gives up on a core that does not stop in time.
 //!
-//! Owns orchestration execution semantics on the host side (SEMANTICS.md sections 2 and 4).
-//! Knows nothing of terminals or command lines. See `core` for the batch loop.
+//! Owns orchestration execution semantics on the host side (docs/semantics.md, from #episodes to
+//! #terminate). Knows nothing of terminals or command lines. See `core` for the batch loop.
 
 mod core;
 mod events;

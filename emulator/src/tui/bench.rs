@@ -1,5 +1,5 @@
 //! `durable-emu bench ui`: how long one frame takes with 10,000 instances and a 100,000-event
-//! history selected (issue 7, Performance: at most 10 ms). A synthetic model is drawn on
+//! history selected (the budget is 10 ms). A synthetic model is drawn on
 //! ratatui's `TestBackend` (the terminal's own write is not included: it depends on the terminal
 //! emulator, and ratatui sends only the cells that changed), and a frame is timed as the user
 //! pays for it: `update` for the key, the tick, and `render` of the view.

@@ -1,8 +1,8 @@
-//! The error-propagation tree of an instance (issue 7, view 5): orchestration ->
+//! The error-propagation tree of an instance: orchestration ->
 //! sub-orchestration -> activity, each failed attempt with its error type and message, whether a
 //! fault was injected, and what the orchestrator did next (retried, compensated, rethrew,
-//! handled). Built from history alone (SEMANTICS.md section 5: each level wraps the failure below,
-//! so the chain is recoverable from history); children are expanded when their histories are
+//! handled). Built from history alone (docs/semantics.md#failures: each level wraps the failure
+//! below, so the chain is recoverable from history); children are expanded when their histories are
 //! loaded. Pure.
 
 use crate::engine::ExecutionHistory;

@@ -1,6 +1,7 @@
 //! # The terminal UI: see, step through and steer every orchestration
 //!
-//! An Elm-style split (DESIGN.md "TUI", the shape gitui and helix use):
+//! An Elm-style split (docs/architecture.md#the-terminal-ui-emulatorsrctui, the shape gitui and
+//! helix use):
 //!
 //! - [`model`]: everything the UI knows, as plain data. [`msg`]: what can happen to it (a key, a
 //!   mouse event, an engine event, the answer of a background call, a tick).

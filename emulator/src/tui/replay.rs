@@ -1,4 +1,4 @@
-//! The replay stepper and fork, as pure functions of a history (issue 7, view 6).
+//! The replay stepper and fork, as pure functions of a history.
 //!
 //! Stepping to step `k` means: replay the first `k` events of the execution through the plugin
 //! (`past_events` = that prefix, `include_replay_logs` on) and look at the answer: the actions the

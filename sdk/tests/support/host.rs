@@ -1,4 +1,4 @@
-//! A small simulated host: runs episodes the way durable-emu does (SEMANTICS.md section 2), in
+//! A small simulated host: runs episodes the way durable-emu does (docs/semantics.md#episodes), in
 //! virtual time and in an order chosen by the test, and keeps every execution's history and the
 //! answer of every episode so a test can replay any prefix.
 //!

@@ -5,12 +5,13 @@
 //! `dead_code` (and unused macro) allowance. The property test's simulated host is [`host`].
 //!
 //! ## The text form of a history
-//! One event per line, named as in SEMANTICS.md section 1; `---` separates the past events (already
-//! recorded) from the new events of the episode under test. Lines starting with `//` are comments.
-//! Times are `@<minutes>` (or `@<minutes>:<seconds>`) after [`base_time`]; every event is stamped
-//! with the time of the latest `OrchestratorStarted` above it. A line ending in `\` continues on
-//! the next. Payloads are JSON (default `null`); failures are `Type: message` segments, outermost
-//! first, joined by ` > ` (the inner-failure chain), each optionally followed by `[non-retriable]`.
+//! One event per line, named as in docs/semantics.md#history; `---` separates the past events
+//! (already recorded) from the new events of the episode under test. Lines starting with `//` are
+//! comments. Times are `@<minutes>` (or `@<minutes>:<seconds>`) after [`base_time`]; every event is
+//! stamped with the time of the latest `OrchestratorStarted` above it. A line ending in `\`
+//! continues on the next. Payloads are JSON (default `null`); failures are `Type: message`
+//! segments, outermost first, joined by ` > ` (the inner-failure chain), each optionally followed
+//! by `[non-retriable]`.
 //!
 //! ```text
 //! OrchestratorStarted @0
