@@ -22,9 +22,11 @@
 mod core;
 mod events;
 mod reader;
+mod wire;
 
 pub use events::EngineEvent;
 pub use reader::Reader;
+pub use wire::{WIRE_KINDS, WireKind};
 
 use crate::clock::{ClockError, ClockKind};
 use crate::plugin::LoadedPlugin;
@@ -181,9 +183,18 @@ pub enum EngineError {
         /// The episode running at that moment, if any.
         running: Option<RunningEpisode>,
     },
-    /// A request was malformed.
+    /// A request was malformed (an empty id or event name, an export that is not a history).
     #[error("{0}")]
-    Invalid(String),
+    InvalidArgument(String),
+    /// A value in a request is larger than `--max-payload` allows.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// No fault rule has this id.
+    #[error("no fault rule {0}")]
+    FaultRuleNotFound(u32),
+    /// The operating system refused to start the engine's core thread.
+    #[error("cannot start the engine thread: {0}")]
+    EngineThread(#[source] std::io::Error),
     /// The store refused a write, so nothing of the batch the command was part of was recorded.
     #[error("the store refused a write, so nothing of this batch was recorded: {0}")]
     StoreFailed(String),
@@ -332,9 +343,7 @@ impl Engine {
                     }
                 }
             })
-            .map_err(|error| {
-                EngineError::Invalid(format!("cannot start the engine thread: {error}"))
-            })?;
+            .map_err(EngineError::EngineThread)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok((
                 Self {

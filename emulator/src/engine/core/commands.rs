@@ -40,7 +40,7 @@ impl Core {
         self.check_payload("the input", &input)?;
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
-            return Err(EngineError::Invalid(
+            return Err(EngineError::InvalidArgument(
                 "an instance id cannot be empty".into(),
             ));
         }
@@ -134,7 +134,9 @@ impl Core {
         input: Value,
     ) -> Result<(), EngineError> {
         if name.trim().is_empty() {
-            return Err(EngineError::Invalid("an event name cannot be empty".into()));
+            return Err(EngineError::InvalidArgument(
+                "an event name cannot be empty".into(),
+            ));
         }
         self.live_or_error(instance_id, "receive events")?;
         self.check_payload(&format!("the data of event '{name}'"), &input)?;
@@ -268,7 +270,7 @@ impl Core {
         if self.faults.set_enabled(id, enabled) {
             Ok(())
         } else {
-            Err(EngineError::Invalid(format!("no fault rule {id}")))
+            Err(EngineError::FaultRuleNotFound(id))
         }
     }
 
@@ -276,7 +278,7 @@ impl Core {
         if self.faults.remove(id) {
             Ok(())
         } else {
-            Err(EngineError::Invalid(format!("no fault rule {id}")))
+            Err(EngineError::FaultRuleNotFound(id))
         }
     }
 
@@ -351,7 +353,7 @@ impl Core {
     pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
         // Everything is checked before the first write, so a refused import changes nothing.
         export.validate()?;
-        let record = export.to_record().map_err(EngineError::Invalid)?;
+        let record = export.to_record().map_err(EngineError::InvalidArgument)?;
         let instance_id = record.instance_id.clone();
         if self.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));
