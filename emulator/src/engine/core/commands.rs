@@ -6,7 +6,6 @@ use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
 use crate::export::InstanceExport;
 use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Sender;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::ActionKind;
 use serde_json::Value;
@@ -332,22 +331,29 @@ impl Core {
     pub(crate) fn notify_when_terminal(
         &mut self,
         instance_id: &str,
-        waiter: Sender<InstanceRecord>,
+        waiter: super::TerminalWaiter,
     ) -> Result<(), EngineError> {
         if self.live.contains_key(instance_id) {
-            self.terminal_waiters
-                .entry(instance_id.to_string())
-                .or_default()
-                .push(waiter);
+            self.terminal_waiters.add(instance_id, waiter);
             return Ok(());
         }
         match self.store.instance(instance_id)? {
             Some(record) => {
-                let _ = waiter.send(record);
+                waiter.answer(record);
                 Ok(())
             }
             None => Err(EngineError::InstanceNotFound(instance_id.to_string())),
         }
+    }
+
+    /// Lets go of the waiters for `instance_id` whose callers stopped waiting.
+    pub(crate) fn prune_terminal_waiters(&mut self, instance_id: &str) {
+        self.terminal_waiters.prune(instance_id);
+    }
+
+    /// How many terminal waiters the core holds.
+    pub(crate) fn terminal_waiter_count(&self) -> usize {
+        self.terminal_waiters.len()
     }
 
     pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
