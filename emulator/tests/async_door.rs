@@ -83,7 +83,9 @@ async fn a_deadline_that_passes_ends_the_wait_with_none_and_the_instance_runs_on
     let record = door.instance(&id).await.unwrap().unwrap();
     assert_eq!(record.status, RuntimeStatus::Running);
     // The instance is still reachable and finishes when told to.
-    door.raise_event(&id, "Approval", json!(true)).await.unwrap();
+    door.raise_event(&id, "Approval", json!(true))
+        .await
+        .unwrap();
     let record = door
         .wait_until_terminal(&id, far_deadline())
         .await
@@ -256,7 +258,10 @@ async fn errors_through_the_door_keep_their_messages_and_wire_kinds() {
     let door = engine.handle().asynchronous();
     let error = door.remove_fault(99).await.unwrap_err();
     assert_eq!(error.to_string(), "no fault rule 99");
-    assert_eq!((error.kind(), error.http_status()), (WireKind::NotFound, 404));
+    assert_eq!(
+        (error.kind(), error.http_status()),
+        (WireKind::NotFound, 404)
+    );
     let error = door
         .start_orchestration("Nope", json!(null), None)
         .await
@@ -267,7 +272,10 @@ async fn errors_through_the_door_keep_their_messages_and_wire_kinds() {
         .await
         .unwrap_err();
     assert_eq!(error.to_string(), "an instance id cannot be empty");
-    assert_eq!((error.kind(), error.grpc_code()), (WireKind::InvalidArgument, 3));
+    assert_eq!(
+        (error.kind(), error.grpc_code()),
+        (WireKind::InvalidArgument, 3)
+    );
     let error = door
         .wait_until_terminal("missing", far_deadline())
         .await

@@ -210,11 +210,7 @@ mod tests {
     /// The variant's name as the docs table spells it (its Debug form up to the payload).
     fn variant_name(error: &EngineError) -> String {
         let debug = format!("{error:?}");
-        debug
-            .split(|c: char| c == '(' || c == ' ' || c == '{')
-            .next()
-            .unwrap()
-            .to_string()
+        debug.split(['(', ' ', '{']).next().unwrap().to_string()
     }
 
     /// The rows of the "Errors at the wire" table: variant -> (HTTP status, gRPC code name).
