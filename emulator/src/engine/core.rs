@@ -17,6 +17,9 @@ mod episode;
 mod faults;
 mod payload;
 mod reload;
+mod waiters;
+
+pub(crate) use waiters::TerminalWaiter;
 
 use super::{
     CoreInbox, CoreMessage, CoreReply, EngineConfig, EngineError, EngineEvent, Limits,
@@ -111,7 +114,7 @@ pub(crate) struct Core {
     running: RunningSlot,
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
-    terminal_waiters: HashMap<String, Vec<Sender<InstanceRecord>>>,
+    terminal_waiters: waiters::TerminalWaiters,
     faults: FaultRules,
     deferred: BTreeMap<(DateTime<Utc>, u64), faults::Deferred>,
     deferred_seq: u64,
@@ -201,7 +204,7 @@ impl Core {
             running,
             jobs: Some(jobs),
             workers,
-            terminal_waiters: HashMap::new(),
+            terminal_waiters: waiters::TerminalWaiters::default(),
             faults: FaultRules::default(),
             deferred: BTreeMap::new(),
             deferred_seq: 0,
@@ -600,12 +603,8 @@ impl Core {
             }
         }
         for record in std::mem::take(&mut self.finished) {
-            for waiter in self
-                .terminal_waiters
-                .remove(&record.instance_id)
-                .unwrap_or_default()
-            {
-                let _ = waiter.send(record.clone());
+            for waiter in self.terminal_waiters.take(&record.instance_id) {
+                waiter.answer(record.clone());
             }
         }
     }
@@ -722,18 +721,15 @@ impl Core {
         self.recover(false)?;
         // A waiter whose instance no longer exists (its start was rolled back) is let go; one
         // whose instance has ended is answered now.
-        let waiting: Vec<String> = self.terminal_waiters.keys().cloned().collect();
+        let waiting = self.terminal_waiters.instance_ids();
         for instance_id in waiting {
             if self.live.contains_key(&instance_id) {
                 continue;
             }
-            let waiters = self
-                .terminal_waiters
-                .remove(&instance_id)
-                .unwrap_or_default();
+            let waiters = self.terminal_waiters.take(&instance_id);
             if let Some(record) = self.store.instance(&instance_id)? {
                 for waiter in waiters {
-                    let _ = waiter.send(record.clone());
+                    waiter.answer(record.clone());
                 }
             }
         }

@@ -19,12 +19,16 @@
 //! Owns orchestration execution semantics on the host side (docs/semantics.md, from #episodes to
 //! #terminate). Knows nothing of terminals or command lines. See `core` for the batch loop.
 
+mod async_door;
 mod core;
 mod events;
 mod reader;
+mod wire;
 
+pub use async_door::{AsyncEngineHandle, Delivery, EventStream};
 pub use events::EngineEvent;
 pub use reader::Reader;
+pub use wire::{WIRE_KINDS, WireKind};
 
 use crate::clock::{ClockError, ClockKind};
 use crate::plugin::LoadedPlugin;
@@ -181,9 +185,18 @@ pub enum EngineError {
         /// The episode running at that moment, if any.
         running: Option<RunningEpisode>,
     },
-    /// A request was malformed.
+    /// A request was malformed (an empty id or event name, an export that is not a history).
     #[error("{0}")]
-    Invalid(String),
+    InvalidArgument(String),
+    /// A value in a request is larger than `--max-payload` allows.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// No fault rule has this id.
+    #[error("no fault rule {0}")]
+    FaultRuleNotFound(u32),
+    /// The operating system refused to start the engine's core thread.
+    #[error("cannot start the engine thread: {0}")]
+    EngineThread(#[source] std::io::Error),
     /// The store refused a write, so nothing of the batch the command was part of was recorded.
     #[error("the store refused a write, so nothing of this batch was recorded: {0}")]
     StoreFailed(String),
@@ -332,9 +345,7 @@ impl Engine {
                     }
                 }
             })
-            .map_err(|error| {
-                EngineError::Invalid(format!("cannot start the engine thread: {error}"))
-            })?;
+            .map_err(EngineError::EngineThread)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok((
                 Self {
@@ -441,26 +452,10 @@ impl EngineHandle {
         f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
     ) -> Result<R, EngineError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let call: CoreCall = Box::new(move |core| {
-            let result = core.map(|core| {
-                let result = f(core);
-                if let Err(EngineError::Store(error)) = &result {
-                    core.store_error_in_command(error);
-                }
-                result
-            });
-            Box::new(move |failure: Option<&str>| {
-                let answer = match (failure, result) {
-                    (None, Some(result)) => result,
-                    (Some(cause), _) => Err(EngineError::StoreFailed(cause.to_string())),
-                    // Refused unrun without a cause: cannot happen, the core always gives one.
-                    (None, None) => Err(EngineError::Stopped),
-                };
-                let _ = reply_tx.send(answer);
-            })
-        });
         self.commands
-            .send(CoreMessage::Call(call))
+            .send(CoreMessage::Call(core_call(f, move |answer| {
+                let _ = reply_tx.send(answer);
+            })))
             .map_err(|_| self.stopped())?;
         let Some(timeout) = timeout else {
             return reply_rx.recv().map_err(|_| self.stopped())?;
@@ -655,11 +650,21 @@ impl EngineHandle {
         timeout: Duration,
     ) -> Result<Option<InstanceRecord>, EngineError> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        // The core holds the weak end: once this call returns, its waiter counts as abandoned.
+        let caller = Arc::new(());
+        let waiter = core::TerminalWaiter::Blocking {
+            reply: done_tx,
+            caller: Arc::downgrade(&caller),
+        };
         let id = instance_id.to_string();
-        self.call(move |core| core.notify_when_terminal(&id, done_tx))?;
+        self.call(move |core| core.notify_when_terminal(&id, waiter))?;
         match done_rx.recv_timeout(timeout) {
             Ok(record) => Ok(Some(record)),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                drop(caller);
+                self.abandon_terminal_wait(instance_id);
+                Ok(None)
+            }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(self.stopped()),
         }
     }
@@ -719,6 +724,32 @@ impl EngineHandle {
     pub fn import(&self, export: crate::export::InstanceExport) -> Result<String, EngineError> {
         self.call(move |core| core.import(export))
     }
+}
+
+/// Wraps `f` as a command for the core: `answer` gets its result once the batch has committed,
+/// or the batch's failure cause (the one place both the blocking and the async calls build
+/// their commands, so they behave alike).
+fn core_call<R: Send + 'static>(
+    f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
+    answer: impl FnOnce(Result<R, EngineError>) + Send + 'static,
+) -> CoreCall {
+    Box::new(move |core| {
+        let result = core.map(|core| {
+            let result = f(core);
+            if let Err(EngineError::Store(error)) = &result {
+                core.store_error_in_command(error);
+            }
+            result
+        });
+        Box::new(move |failure: Option<&str>| {
+            answer(match (failure, result) {
+                (None, Some(result)) => result,
+                (Some(cause), _) => Err(EngineError::StoreFailed(cause.to_string())),
+                // Refused unrun without a cause: cannot happen, the core always gives one.
+                (None, None) => Err(EngineError::Stopped),
+            });
+        })
+    })
 }
 
 pub(crate) type CoreInbox = Receiver<CoreMessage>;

@@ -6,7 +6,6 @@ use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
 use crate::export::InstanceExport;
 use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Sender;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::ActionKind;
 use serde_json::Value;
@@ -40,7 +39,7 @@ impl Core {
         self.check_payload("the input", &input)?;
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
-            return Err(EngineError::Invalid(
+            return Err(EngineError::InvalidArgument(
                 "an instance id cannot be empty".into(),
             ));
         }
@@ -134,7 +133,9 @@ impl Core {
         input: Value,
     ) -> Result<(), EngineError> {
         if name.trim().is_empty() {
-            return Err(EngineError::Invalid("an event name cannot be empty".into()));
+            return Err(EngineError::InvalidArgument(
+                "an event name cannot be empty".into(),
+            ));
         }
         self.live_or_error(instance_id, "receive events")?;
         self.check_payload(&format!("the data of event '{name}'"), &input)?;
@@ -268,7 +269,7 @@ impl Core {
         if self.faults.set_enabled(id, enabled) {
             Ok(())
         } else {
-            Err(EngineError::Invalid(format!("no fault rule {id}")))
+            Err(EngineError::FaultRuleNotFound(id))
         }
     }
 
@@ -276,7 +277,7 @@ impl Core {
         if self.faults.remove(id) {
             Ok(())
         } else {
-            Err(EngineError::Invalid(format!("no fault rule {id}")))
+            Err(EngineError::FaultRuleNotFound(id))
         }
     }
 
@@ -330,28 +331,35 @@ impl Core {
     pub(crate) fn notify_when_terminal(
         &mut self,
         instance_id: &str,
-        waiter: Sender<InstanceRecord>,
+        waiter: super::TerminalWaiter,
     ) -> Result<(), EngineError> {
         if self.live.contains_key(instance_id) {
-            self.terminal_waiters
-                .entry(instance_id.to_string())
-                .or_default()
-                .push(waiter);
+            self.terminal_waiters.add(instance_id, waiter);
             return Ok(());
         }
         match self.store.instance(instance_id)? {
             Some(record) => {
-                let _ = waiter.send(record);
+                waiter.answer(record);
                 Ok(())
             }
             None => Err(EngineError::InstanceNotFound(instance_id.to_string())),
         }
     }
 
+    /// Lets go of the waiters for `instance_id` whose callers stopped waiting.
+    pub(crate) fn prune_terminal_waiters(&mut self, instance_id: &str) {
+        self.terminal_waiters.prune(instance_id);
+    }
+
+    /// How many terminal waiters the core holds.
+    pub(crate) fn terminal_waiter_count(&self) -> usize {
+        self.terminal_waiters.len()
+    }
+
     pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
         // Everything is checked before the first write, so a refused import changes nothing.
         export.validate()?;
-        let record = export.to_record().map_err(EngineError::Invalid)?;
+        let record = export.to_record().map_err(EngineError::InvalidArgument)?;
         let instance_id = record.instance_id.clone();
         if self.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));

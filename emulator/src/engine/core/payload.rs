@@ -63,7 +63,7 @@ impl Core {
     /// Refuses a command's value over the limit.
     pub(super) fn check_payload(&self, what: &str, value: &Value) -> Result<(), EngineError> {
         match over_limit(what, value, self.limits.max_payload_bytes) {
-            Some(reason) => Err(EngineError::Invalid(reason)),
+            Some(reason) => Err(EngineError::PayloadTooLarge(reason)),
             None => Ok(()),
         }
     }
