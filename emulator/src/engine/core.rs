@@ -28,7 +28,7 @@ use super::{
 use crate::clock::{Clock, ClockKind};
 use crate::faults::FaultRules;
 use crate::plugin::LoadedPlugin;
-use crate::store::{InstanceRecord, Store, StoreError, WorkRow};
+use crate::store::{InstanceRecord, Store, StoreError, TimerRow, WorkRow};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 use durable_sdk::FailureDetails;
@@ -70,8 +70,51 @@ struct Job {
     max_payload: usize,
 }
 
-type WorkKey = (String, String, i32);
-type TimerKey = (DateTime<Utc>, String, String, i32);
+/// An activity's identity: the execution that scheduled it and its `TaskScheduled` id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct WorkKey {
+    instance_id: String,
+    execution_id: String,
+    task_id: i32,
+}
+
+/// Outstanding activity work as the core tracks it: the row (as in `activity_work`) and which
+/// delivery of it is out (1 the first; more after a lost result or a restart).
+#[derive(Debug, Clone)]
+struct InFlight {
+    work: WorkRow,
+    delivery: u32,
+}
+
+/// A pending durable timer (as in `timers`), ordered by when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TimerKey {
+    fire_at: DateTime<Utc>,
+    instance_id: String,
+    execution_id: String,
+    timer_id: i32,
+}
+
+impl WorkKey {
+    fn new(instance_id: String, execution_id: String, task_id: i32) -> Self {
+        Self {
+            instance_id,
+            execution_id,
+            task_id,
+        }
+    }
+}
+
+impl From<TimerRow> for TimerKey {
+    fn from(timer: TimerRow) -> Self {
+        Self {
+            fire_at: timer.fire_at,
+            instance_id: timer.instance_id,
+            execution_id: timer.execution_id,
+            timer_id: timer.timer_id,
+        }
+    }
+}
 
 /// A message waiting for an instance's next episode; `inbox_id` once persisted.
 #[derive(Debug, Clone)]
@@ -103,9 +146,9 @@ pub(crate) struct Core {
     pending: HashMap<String, VecDeque<Message>>,
     runnable: VecDeque<String>,
     runnable_set: HashSet<String>,
-    in_flight: HashMap<WorkKey, (WorkRow, u32)>,
+    in_flight: HashMap<WorkKey, InFlight>,
     timers: BTreeSet<TimerKey>,
-    to_dispatch: Vec<(WorkRow, u32)>,
+    to_dispatch: Vec<InFlight>,
     outbox: Vec<EngineEvent>,
     events: broadcast::Sender<EngineEvent>,
     /// The lossless subscription (`Engine::start_with_sink`): every event, blocking when full.
@@ -289,12 +332,7 @@ impl Core {
             }
         }
         for timer in self.store.timers()? {
-            self.timers.insert((
-                timer.fire_at,
-                timer.instance_id,
-                timer.execution_id,
-                timer.timer_id,
-            ));
+            self.timers.insert(TimerKey::from(timer));
         }
         // Outstanding work is delivered again (it may have run before: at-least-once), counting
         // the deliveries that never finished because the process ended.
@@ -412,7 +450,7 @@ impl Core {
             return (self.clock.auto_skip && self.idle() && skippable).then_some(Duration::ZERO);
         }
         // Under real time the core sleeps until the next timer or delayed delivery is due.
-        let next_timer = self.timers.first().map(|(fire_at, ..)| *fire_at);
+        let next_timer = self.timers.first().map(|timer| timer.fire_at);
         [next_timer, self.next_deferred()]
             .into_iter()
             .flatten()
@@ -448,7 +486,7 @@ impl Core {
             if !self.idle() || !self.clock.is_virtual() || !self.clock.auto_skip {
                 return;
             }
-            let next_timer = self.timers.first().map(|(fire_at, ..)| *fire_at);
+            let next_timer = self.timers.first().map(|timer| timer.fire_at);
             let Some(next) = [next_timer, self.next_deferred()]
                 .into_iter()
                 .flatten()
@@ -519,10 +557,15 @@ impl Core {
         self.release_deferred();
         let now = self.clock.now();
         while let Some(first) = self.timers.first() {
-            if first.0 > now {
+            if first.fire_at > now {
                 break;
             }
-            let Some((fire_at, instance_id, execution_id, timer_id)) = self.timers.pop_first()
+            let Some(TimerKey {
+                fire_at,
+                instance_id,
+                execution_id,
+                timer_id,
+            }) = self.timers.pop_first()
             else {
                 break;
             };
@@ -587,7 +630,7 @@ impl Core {
             self.publish_now(event);
         }
         if let Some(jobs) = &self.jobs {
-            for (work, delivery) in std::mem::take(&mut self.to_dispatch) {
+            for InFlight { work, delivery } in std::mem::take(&mut self.to_dispatch) {
                 let build = self
                     .live
                     .get(&work.instance_id)
@@ -821,7 +864,7 @@ impl Core {
     }
 
     fn accept_activity_result(&mut self, done: ActivityDone) {
-        let key = (
+        let key = WorkKey::new(
             done.instance_id.clone(),
             done.execution_id.clone(),
             done.task_id,
@@ -904,7 +947,7 @@ fn processed_while_suspended(kind: &EventKind) -> bool {
 }
 
 fn work_key(work: &WorkRow) -> WorkKey {
-    (
+    WorkKey::new(
         work.instance_id.clone(),
         work.execution_id.clone(),
         work.task_id,

@@ -240,10 +240,9 @@ impl Core {
     }
 
     pub(crate) fn advance_to_next_timer(&mut self) -> Result<Option<DateTime<Utc>>, EngineError> {
-        let Some((fire_at, ..)) = self.timers.first() else {
+        let Some(fire_at) = self.timers.first().map(|timer| timer.fire_at) else {
             return Ok(None);
         };
-        let fire_at = *fire_at;
         let now = self.clock.advance_to(fire_at)?;
         self.clock_moved();
         Ok(Some(now))
@@ -292,11 +291,11 @@ impl Core {
     pub(crate) fn pending_timers(&self) -> Vec<TimerRow> {
         self.timers
             .iter()
-            .map(|(fire_at, instance_id, execution_id, timer_id)| TimerRow {
-                instance_id: instance_id.clone(),
-                execution_id: execution_id.clone(),
-                timer_id: *timer_id,
-                fire_at: *fire_at,
+            .map(|timer| TimerRow {
+                instance_id: timer.instance_id.clone(),
+                execution_id: timer.execution_id.clone(),
+                timer_id: timer.timer_id,
+                fire_at: timer.fire_at,
             })
             .collect()
     }

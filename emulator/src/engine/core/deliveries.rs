@@ -19,7 +19,7 @@
 //!
 //! Owns the journal's format; knows nothing of plugins (the core calls it around them).
 
-use super::{Core, Message, work_key};
+use super::{Core, InFlight, Message, WorkKey, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::DbLocation;
 use durable_sdk::FailureDetails;
@@ -58,7 +58,7 @@ enum Line {
 /// Starts found in the journal, per work item.
 #[derive(Debug, Default)]
 pub(super) struct Starts {
-    activities: HashMap<(String, String, i32), u32>,
+    activities: HashMap<WorkKey, u32>,
     episodes: HashMap<(String, String, usize), u32>,
 }
 
@@ -118,16 +118,16 @@ impl StartJournal {
     /// The starts without an end since the journal was last emptied. Lines that do not parse (a
     /// write cut short by the process dying) are skipped.
     pub(super) fn read(&self) -> std::io::Result<Starts> {
-        let mut activities: HashMap<(String, String, i32), i64> = HashMap::new();
+        let mut activities: HashMap<WorkKey, i64> = HashMap::new();
         let mut episodes: HashMap<(String, String, usize), i64> = HashMap::new();
         let reader = std::io::BufReader::new(File::open(&self.path)?);
         for line in reader.split(b'\n') {
             match serde_json::from_slice::<Line>(&line?) {
                 Ok(Line::Activity(instance, execution, task)) => {
-                    *activities.entry((instance, execution, task)).or_default() += 1;
+                    *activities.entry(WorkKey::new(instance, execution, task)).or_default() += 1;
                 }
                 Ok(Line::ActivityEnd(instance, execution, task)) => {
-                    *activities.entry((instance, execution, task)).or_default() -= 1;
+                    *activities.entry(WorkKey::new(instance, execution, task)).or_default() -= 1;
                 }
                 Ok(Line::Episode(instance, execution, len)) => {
                     *episodes.entry((instance, execution, len)).or_default() += 1;
@@ -213,8 +213,9 @@ impl Core {
             if unfinished > 0 {
                 self.redelivering(&work.instance_id, what, delivery);
             }
-            self.in_flight.insert(key, (work.clone(), delivery));
-            self.to_dispatch.push((work, delivery));
+            let out = InFlight { work, delivery };
+            self.in_flight.insert(key, out.clone());
+            self.to_dispatch.push(out);
         }
         Ok(())
     }

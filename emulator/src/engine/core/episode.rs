@@ -1,35 +1,85 @@
-//! Episodes on the core: running one for an instance, recording it, and carrying out its
-//! actions (work, timers, children, events, completion), plus the episodes the host records
-//! alone (terminations without functions, failures injected at start).
+//! Episodes on the core: preparing one for an instance, executing it, recording it, and carrying
+//! out its actions (work, timers, children, events, completion), plus the episodes the host
+//! records alone (terminations without functions, failures injected at start).
 
-use super::{Core, ExecutionStarted, Message, faults, new_id, work_key};
+use super::{Core, ExecutionStarted, InFlight, Message, faults, new_id, payload, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::{ExecutionRecord, TimerRow, WorkRow};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
-use durable_sdk::protocol::{ActionKind, OrchestratorRequest};
+use chrono::{DateTime, Utc};
+use durable_sdk::ffi::PluginHandle;
+use durable_sdk::protocol::{Action, ActionKind, OrchestratorRequest, OrchestratorResponse};
 use serde_json::Value;
 
+/// An episode ready to run: the request the executor answers, and what recording it needs.
+pub(super) struct PreparedEpisode {
+    /// What the orchestrator code gets (history in).
+    pub(super) request: OrchestratorRequest,
+    /// The build that runs it, and its functions.
+    build: u32,
+    plugin: PluginHandle,
+    /// The messages this episode delivers (their inbox rows go once it is recorded).
+    delivered: Vec<Message>,
+    now: DateTime<Utc>,
+}
+
+/// An episode recorded in history, whose actions are still to be carried out.
+struct RecordedEpisode {
+    instance_id: String,
+    execution_id: String,
+    /// The orchestration's name (children record it as their parent's).
+    name: String,
+    actions: Vec<Action>,
+    /// Actions refused for their size, with what to deliver instead of carrying them out.
+    refused: Vec<payload::Refused>,
+}
+
 impl Core {
+    /// One episode of an instance, in three steps with a seam between each: prepare the request
+    /// (history in), execute it (the orchestrator code: actions out), record what it did (one
+    /// history append, the instance row, events for front ends), then apply its actions (work,
+    /// timers, children, messages, completion). Execution is the only step that runs user code,
+    /// and the only one a remote executor would replace.
     pub(super) fn run_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        let Some(live) = self.live.get(instance_id) else {
-            self.pending.remove(instance_id);
+        let Some(mut episode) = self.prepare_episode(instance_id)? else {
             return Ok(());
         };
+        let response = self.execute_episode(&mut episode)?;
+        let Some(recorded) = self.record_episode(episode, response)? else {
+            return Ok(());
+        };
+        self.apply_episode(recorded)
+    }
+
+    /// The request for an instance's next episode, taking its deliverable messages; none if it
+    /// has nothing to deliver (or no functions can run it: then a terminate is done by the host).
+    fn prepare_episode(&mut self, instance_id: &str) -> Result<Option<PreparedEpisode>, EngineError> {
+        let Some(live) = self.live.get(instance_id) else {
+            self.pending.remove(instance_id);
+            return Ok(None);
+        };
         let Some((build, plugin)) = self.plugin_for(live.record.build) else {
-            return self.terminate_without_plugin(instance_id);
+            self.terminate_without_plugin(instance_id)?;
+            return Ok(None);
         };
         self.prepare_call_counts(instance_id)?;
         let Some(live) = self.live.get(instance_id) else {
-            return Ok(());
+            return Ok(None);
         };
         let suspended = live.record.status == RuntimeStatus::Suspended;
         let execution_id = live.record.execution_id.clone();
         let history_len = live.record.history_len;
         let has_session = live.has_session;
+        // Read before the messages are taken: a history that does not decode leaves them queued.
+        let past_events = if !has_session && history_len > 0 {
+            self.store.history(instance_id, &execution_id)?
+        } else {
+            Vec::new()
+        };
         let delivered = self.take_deliverable(instance_id, suspended);
         if delivered.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.clock.now();
         let mut new_events = Vec::with_capacity(delivered.len() + 1);
@@ -39,30 +89,68 @@ impl Core {
             kind: EventKind::OrchestratorStarted,
         });
         new_events.extend(delivered.iter().map(|message| message.event.clone()));
-        let mut request = OrchestratorRequest {
-            instance_id: instance_id.to_string(),
-            execution_id: execution_id.clone(),
-            history_len,
-            past_events: Vec::new(),
-            new_events,
-            include_replay_logs: false,
-            max_actions: Some(self.limits.max_actions_per_episode),
-        };
-        if !has_session && history_len > 0 {
-            request.past_events = self.store.history(instance_id, &execution_id)?;
-        }
-        let mut response = self.call_orchestrator(plugin, &request);
-        if response.needs_history {
-            request.past_events = self.store.history(instance_id, &execution_id)?;
-            response = self.call_orchestrator(plugin, &request);
-        }
+        Ok(Some(PreparedEpisode {
+            request: OrchestratorRequest {
+                instance_id: instance_id.to_string(),
+                execution_id,
+                history_len,
+                past_events,
+                new_events,
+                include_replay_logs: false,
+                max_actions: Some(self.limits.max_actions_per_episode),
+            },
+            build,
+            plugin,
+            delivered,
+            now,
+        }))
+    }
 
-        let refused = self.refuse_oversized(
+    /// Runs the orchestrator code on the episode's build; a plugin that no longer holds the
+    /// instance's session gets the whole history and is asked again.
+    fn execute_episode(
+        &mut self,
+        episode: &mut PreparedEpisode,
+    ) -> Result<OrchestratorResponse, EngineError> {
+        let response = self.call_orchestrator(episode.plugin, &episode.request);
+        if !response.needs_history {
+            return Ok(response);
+        }
+        let request = &mut episode.request;
+        request.past_events = self
+            .store
+            .history(&request.instance_id, &request.execution_id)?;
+        Ok(self.call_orchestrator(episode.plugin, &episode.request))
+    }
+
+    /// Appends the episode to history (its new events, an event per action, then
+    /// `OrchestratorCompleted`), takes its messages out of the inbox, updates the instance row
+    /// and tells front ends; none if the instance is no longer live.
+    fn record_episode(
+        &mut self,
+        episode: PreparedEpisode,
+        mut response: OrchestratorResponse,
+    ) -> Result<Option<RecordedEpisode>, EngineError> {
+        let PreparedEpisode {
+            request,
+            build,
+            delivered,
+            now,
+            ..
+        } = episode;
+        let OrchestratorRequest {
             instance_id,
+            execution_id,
+            history_len,
+            new_events,
+            ..
+        } = request;
+        let refused = self.refuse_oversized(
+            &instance_id,
             &mut response.actions,
             &mut response.custom_status,
         );
-        let mut appended = request.new_events;
+        let mut appended = new_events;
         appended.extend(response.actions.iter().map(|action| HistoryEvent {
             event_id: action.id,
             timestamp: now,
@@ -74,7 +162,7 @@ impl Core {
             kind: EventKind::OrchestratorCompleted,
         });
         self.store.append_history(
-            instance_id,
+            &instance_id,
             &execution_id,
             history_len,
             &appended,
@@ -86,8 +174,8 @@ impl Core {
             }
         }
 
-        let Some(live) = self.live.get_mut(instance_id) else {
-            return Ok(());
+        let Some(live) = self.live.get_mut(&instance_id) else {
+            return Ok(None);
         };
         live.has_session = true;
         live.record.build = Some(build);
@@ -110,52 +198,65 @@ impl Core {
         if live.record.status == RuntimeStatus::Pending {
             live.record.status = RuntimeStatus::Running;
         }
-        let parent_name = live.record.name.clone();
+        let name = live.record.name.clone();
         self.store.put_instance(&live.record)?;
         let status = live.record.status;
         let custom_status = live.record.custom_status.clone();
         if self.wants_history_events() {
             self.outbox.push(EngineEvent::HistoryAppended {
-                instance_id: instance_id.to_string(),
+                instance_id: instance_id.clone(),
                 execution_id: execution_id.clone(),
                 first_seq: history_len,
                 events: appended,
             });
         }
         self.outbox.push(EngineEvent::InstanceChanged {
-            instance_id: instance_id.to_string(),
+            instance_id: instance_id.clone(),
             status,
             custom_status,
         });
         if let Some(diff) = response.nondeterminism {
             self.outbox.push(EngineEvent::NonDeterminism {
-                instance_id: instance_id.to_string(),
+                instance_id: instance_id.clone(),
                 diff,
             });
         }
         for warning in response.warnings {
-            self.warn(Some(instance_id), warning);
+            self.warn(Some(&instance_id), warning);
         }
-        for action in response.actions {
+        Ok(Some(RecordedEpisode {
+            instance_id,
+            execution_id,
+            name,
+            actions: response.actions,
+            refused,
+        }))
+    }
+
+    /// Carries out a recorded episode's actions (or, for one refused for its size, delivers
+    /// what stands in for it).
+    fn apply_episode(&mut self, recorded: RecordedEpisode) -> Result<(), EngineError> {
+        let RecordedEpisode {
+            instance_id,
+            execution_id,
+            name,
+            actions,
+            refused,
+        } = recorded;
+        for action in actions {
             if let Some(refused) = refused
                 .iter()
                 .find(|refused| refused.action_id == action.id)
             {
                 if let Some(instead) = refused.instead.clone() {
-                    self.deliver(instance_id, instead);
+                    self.deliver(&instance_id, instead);
                 }
                 continue;
             }
-            self.carry_out(
-                instance_id,
-                &execution_id,
-                &parent_name,
-                action.id,
-                action.kind,
-            )?;
+            self.carry_out(&instance_id, &execution_id, &name, action.id, action.kind)?;
         }
         // Messages that arrived while suspended become deliverable after a resume.
-        self.mark_runnable(instance_id);
+        self.mark_runnable(&instance_id);
         Ok(())
     }
 
@@ -263,11 +364,12 @@ impl Core {
                         if lose_result {
                             self.lose_result.insert(key.clone());
                         }
-                        self.in_flight.insert(key, (work.clone(), 1));
+                        let out = InFlight { work, delivery: 1 };
+                        self.in_flight.insert(key, out.clone());
                         if twice {
-                            self.to_dispatch.push((work.clone(), 1));
+                            self.to_dispatch.push(out.clone());
                         }
-                        self.to_dispatch.push((work, 1));
+                        self.to_dispatch.push(out);
                     }
                     // Outstanding (so a restart redelivers it) but not running yet, or ever.
                     faults::ActivityPlan::Withhold => self.store.add_work(&work)?,
@@ -281,18 +383,14 @@ impl Core {
                 }
             }
             ActionKind::CreateTimer { fire_at } => {
-                self.store.add_timer(&TimerRow {
+                let timer = TimerRow {
                     instance_id: instance_id.to_string(),
                     execution_id: execution_id.to_string(),
                     timer_id: action_id,
                     fire_at,
-                })?;
-                self.timers.insert((
-                    fire_at,
-                    instance_id.to_string(),
-                    execution_id.to_string(),
-                    action_id,
-                ));
+                };
+                self.store.add_timer(&timer)?;
+                self.timers.insert(timer.into());
                 self.outbox.push(EngineEvent::TimerScheduled {
                     instance_id: instance_id.to_string(),
                     timer_id: action_id,
@@ -497,15 +595,15 @@ impl Core {
 
     /// Forgets an instance's outstanding activities and timers (its execution ended).
     pub(super) fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        self.in_flight.retain(|(id, ..), _| id != instance_id);
-        self.lose_result.retain(|(id, ..)| id != instance_id);
+        self.in_flight.retain(|key, _| key.instance_id != instance_id);
+        self.lose_result.retain(|key| key.instance_id != instance_id);
         self.deferred.retain(|_, deferred| match deferred {
             faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
             faults::Deferred::Deliver(id, _) => id != instance_id,
         });
         self.to_dispatch
-            .retain(|(work, _)| work.instance_id != instance_id);
-        self.timers.retain(|(_, id, ..)| id != instance_id);
+            .retain(|out| out.work.instance_id != instance_id);
+        self.timers.retain(|timer| timer.instance_id != instance_id);
         self.store.clear_work_and_timers(instance_id)?;
         Ok(())
     }

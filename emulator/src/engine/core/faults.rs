@@ -10,7 +10,7 @@
 //! give cheaply: how often the current execution made each exact call (the attempt) and which
 //! execution it is (the generation), both rebuilt from the store after a restart.
 
-use super::{Core, Live, Message, WorkKey, work_key};
+use super::{Core, InFlight, Live, Message, WorkKey, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::faults::{Call, FaultEffect, Fired, Occurrence, TargetKind};
 use crate::store::WorkRow;
@@ -387,8 +387,9 @@ impl Core {
                         .get(&work.instance_id)
                         .is_some_and(|live| live.record.execution_id == work.execution_id);
                     if current {
-                        self.in_flight.insert(work_key(&work), (work.clone(), 1));
-                        self.to_dispatch.push((work, 1));
+                        let out = InFlight { work, delivery: 1 };
+                        self.in_flight.insert(work_key(&out.work), out.clone());
+                        self.to_dispatch.push(out);
                     }
                 }
                 Deferred::Deliver(instance_id, messages) => {
@@ -409,9 +410,9 @@ impl Core {
         if !self.lose_result.remove(key) {
             return false;
         }
-        if let Some((work, delivery)) = self.in_flight.get_mut(key) {
-            *delivery += 1;
-            self.to_dispatch.push((work.clone(), *delivery));
+        if let Some(out) = self.in_flight.get_mut(key) {
+            out.delivery += 1;
+            self.to_dispatch.push(out.clone());
         }
         true
     }
