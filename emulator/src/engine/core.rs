@@ -137,52 +137,98 @@ struct Live {
 pub(crate) struct Core {
     store: Store,
     clock: Clock,
+    /// Virtual time moved since it was last written to `meta`.
     clock_dirty: bool,
-    /// Every build loaded in this process, by number; never unloaded.
-    builds: BTreeMap<u32, LoadedPlugin>,
-    /// The newest build: new instances and reload checks use it.
-    active_build: Option<u32>,
+    builds: Builds,
+    mirror: Mirror,
+    batch: BatchOutput,
+    outlets: Outlets,
+    workers: WorkerPool,
+    recovery: Recovery,
+    faults: FaultRules,
+    limits: Limits,
+}
+
+/// The functions: every build loaded in this process, by number (never unloaded, so pinned
+/// instances keep theirs), and the newest, which new instances and reload checks use.
+#[derive(Default)]
+struct Builds {
+    loaded: BTreeMap<u32, LoadedPlugin>,
+    active: Option<u32>,
+}
+
+/// What the core holds in memory of the store, so a batch need not read it back. Invariant: as
+/// of the last commit plus this batch's own changes, each part equals its table (`live` the
+/// non-terminal `instances`, `pending` the `inbox` plus messages not yet persisted, `in_flight`
+/// the dispatched `activity_work`, `timers` the `timers`); a failed batch or an injected crash
+/// drops it all and `Core::reload_from_store` rebuilds it as a new process would.
+#[derive(Default)]
+struct Mirror {
+    /// Non-terminal instances.
     live: HashMap<String, Live>,
+    /// Messages waiting for each instance's next episode, in arrival order.
     pending: HashMap<String, VecDeque<Message>>,
+    /// Instances with a deliverable message, in the order they became so (`runnable_set`: the
+    /// same, to test membership).
     runnable: VecDeque<String>,
     runnable_set: HashSet<String>,
+    /// Activities handed (or about to be handed) to the workers.
     in_flight: HashMap<WorkKey, InFlight>,
     timers: BTreeSet<TimerKey>,
+    /// Work a `delay` fault holds back until a time (`deferred_seq` keeps equal times in order).
+    deferred: BTreeMap<(DateTime<Utc>, u64), faults::Deferred>,
+    deferred_seq: u64,
+    /// Activities whose next result a `lose result` fault drops.
+    lose_result: HashSet<WorkKey>,
+}
+
+/// What the current batch produced, handed out only once it has committed.
+#[derive(Default)]
+struct BatchOutput {
+    /// Activities to give the workers.
     to_dispatch: Vec<InFlight>,
+    /// Events to publish.
     outbox: Vec<EngineEvent>,
+    /// Instances that ended, for their terminal waiters.
+    finished: Vec<InstanceRecord>,
+    /// Why the batch cannot commit (the first store failure seen); set, it is rolled back and
+    /// nothing of it leaves the core.
+    failure: Option<String>,
+    /// Set by a fired `crash` rule: the instance that triggered it.
+    crash: Option<String>,
+}
+
+/// Where the core tells the outside what happened.
+struct Outlets {
     events: broadcast::Sender<EngineEvent>,
     /// The lossless subscription (`Engine::start_with_sink`): every event, blocking when full.
     sink: Option<Sender<EngineEvent>>,
-    /// The episode inside the plugin right now, for handles (see `orchestrate`).
+    /// The episode inside the plugin right now, for handles (see `orchestrate_journaled`).
     running: RunningSlot,
-    jobs: Option<Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
     terminal_waiters: waiters::TerminalWaiters,
-    faults: FaultRules,
-    deferred: BTreeMap<(DateTime<Utc>, u64), faults::Deferred>,
-    deferred_seq: u64,
-    lose_result: HashSet<WorkKey>,
-    /// Set by a fired `crash` rule: the instance that triggered it.
-    crash: Option<String>,
-    /// Instances that reached a terminal state in this batch, told to their waiters after commit.
-    finished: Vec<InstanceRecord>,
-    /// Why this batch cannot be committed (the first store failure seen); set, the batch is
-    /// rolled back and nothing of it is dispatched or published.
-    batch_failure: Option<String>,
-    /// Set after a failed batch until in-memory state has been reloaded from the store; while
-    /// set, commands are refused unrun.
-    unrecovered: Option<String>,
-    retry_pause: Duration,
-    on_store_failure: StoreFailurePolicy,
-    /// Where the core says why it stopped on its own, for the handle's errors.
+    /// Why the core stopped on its own, for the handle's errors.
     stopped_because: Arc<OnceLock<String>>,
-    /// Instances whose stored history does not decode: set aside for this process, not run.
-    quarantined: HashSet<String>,
-    limits: Limits,
+}
+
+/// The activity workers and the journal of user code they (and the core) start.
+struct WorkerPool {
+    jobs: Option<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
     /// Starts of user code not yet known to have ended (see `deliveries`); none in memory.
     journal: Option<Arc<deliveries::StartJournal>>,
     /// Recovery counted the journal's starts into the store: empty it after the next commit.
     journal_counted: bool,
+}
+
+/// Getting going again after the store refused a batch.
+struct Recovery {
+    /// Set after a failed batch until memory has been reloaded from the store; while set,
+    /// commands are refused unrun.
+    unrecovered: Option<String>,
+    retry_pause: Duration,
+    on_store_failure: StoreFailurePolicy,
+    /// Instances whose stored history does not decode: set aside for this process, not run.
+    quarantined: HashSet<String>,
 }
 
 impl Core {
@@ -232,37 +278,30 @@ impl Core {
             store,
             clock,
             clock_dirty: true,
-            builds: BTreeMap::new(),
-            active_build: None,
-            live: HashMap::new(),
-            pending: HashMap::new(),
-            runnable: VecDeque::new(),
-            runnable_set: HashSet::new(),
-            in_flight: HashMap::new(),
-            timers: BTreeSet::new(),
-            to_dispatch: Vec::new(),
-            outbox: Vec::new(),
-            events,
-            sink,
-            running,
-            jobs: Some(jobs),
-            workers,
-            terminal_waiters: waiters::TerminalWaiters::default(),
+            builds: Builds::default(),
+            mirror: Mirror::default(),
+            batch: BatchOutput::default(),
+            outlets: Outlets {
+                events,
+                sink,
+                running,
+                terminal_waiters: waiters::TerminalWaiters::default(),
+                stopped_because,
+            },
+            workers: WorkerPool {
+                jobs: Some(jobs),
+                threads: workers,
+                journal,
+                journal_counted: false,
+            },
+            recovery: Recovery {
+                unrecovered: None,
+                retry_pause: RETRY_FIRST,
+                on_store_failure: config.on_store_failure,
+                quarantined: HashSet::new(),
+            },
             faults: FaultRules::default(),
-            deferred: BTreeMap::new(),
-            deferred_seq: 0,
-            lose_result: HashSet::new(),
-            crash: None,
-            finished: Vec::new(),
-            batch_failure: None,
-            unrecovered: None,
-            retry_pause: RETRY_FIRST,
-            on_store_failure: config.on_store_failure,
-            stopped_because,
-            quarantined: HashSet::new(),
             limits: config.limits,
-            journal,
-            journal_counted: false,
         };
         let now = core.clock.now();
         for rule in config.faults {
@@ -297,11 +336,11 @@ impl Core {
             );
         }
         for record in listing.instances {
-            if self.quarantined.contains(&record.instance_id) {
+            if self.recovery.quarantined.contains(&record.instance_id) {
                 continue;
             }
             let id = record.instance_id.clone();
-            self.live.insert(
+            self.mirror.live.insert(
                 id,
                 Live {
                     record,
@@ -314,7 +353,7 @@ impl Core {
             self.store.inbox_due_times()?.into_iter().collect();
         let now = self.clock.now();
         for row in self.store.inbox()? {
-            if !self.live.contains_key(&row.instance_id) {
+            if !self.mirror.live.contains_key(&row.instance_id) {
                 self.store.remove_inbox(row.id)?;
                 continue;
             }
@@ -332,17 +371,17 @@ impl Core {
             }
         }
         for timer in self.store.timers()? {
-            self.timers.insert(TimerKey::from(timer));
+            self.mirror.timers.insert(TimerKey::from(timer));
         }
         // Outstanding work is delivered again (it may have run before: at-least-once), counting
         // the deliveries that never finished because the process ended.
-        let starts = match &self.journal {
+        let starts = match &self.workers.journal {
             Some(journal) if after_restart => journal.read().unwrap_or_default(),
             _ => deliveries::Starts::default(),
         };
         self.recover_work(&starts)?;
         self.recover_episodes(&starts)?;
-        self.journal_counted |= after_restart;
+        self.workers.journal_counted |= after_restart;
         Ok(())
     }
 
@@ -360,7 +399,7 @@ impl Core {
                 },
             };
             let messages = first.into_iter().chain(inbox.try_iter().take(MAX_BATCH));
-            if let Some(cause) = self.unrecovered.clone() {
+            if let Some(cause) = self.recovery.unrecovered.clone() {
                 if let Err(error) = self.recover_after_failure() {
                     let cause = format!("{cause}; reloading from the store failed too: {error}");
                     if self.refuse_while_failing(messages, &cause) {
@@ -386,20 +425,21 @@ impl Core {
                     }
                 }
             }
-            if self.faults.has_crash_rules() && self.batch_failure.is_none() {
+            if self.faults.has_crash_rules() && self.batch.failure.is_none() {
                 // With crashes injected, what was acknowledged (commands, accepted results) is
                 // committed before episodes run, as a host that answers only after a durable
                 // write would; a crash then loses just the episodes' work.
                 self.commit_checkpoint();
             }
-            if self.batch_failure.is_none() {
+            if self.batch.failure.is_none() {
                 self.process();
             }
             let failure = self.finish_batch();
             replies
                 .into_iter()
                 .for_each(|reply| reply(failure.as_deref()));
-            if stopping || (failure.is_some() && self.on_store_failure == StoreFailurePolicy::Stop)
+            if stopping
+                || (failure.is_some() && self.recovery.on_store_failure == StoreFailurePolicy::Stop)
             {
                 return self.stop();
             }
@@ -432,25 +472,25 @@ impl Core {
     fn stop(&mut self) {
         // Workers finish the activity they are running and exit; their results are dropped and
         // the work stays outstanding in the store, to be redelivered on the next start.
-        self.jobs = None;
-        self.workers.clear();
+        self.workers.jobs = None;
+        self.workers.threads.clear();
     }
 
     fn wait_timeout(&self) -> Option<Duration> {
-        if self.unrecovered.is_some() {
-            return Some(self.retry_pause);
+        if self.recovery.unrecovered.is_some() {
+            return Some(self.recovery.retry_pause);
         }
-        if !self.runnable.is_empty() {
+        if !self.mirror.runnable.is_empty() {
             return Some(Duration::ZERO);
         }
         if self.clock.is_virtual() {
             // Auto-skip moves time only inside a batch: right after start-up (or a batch that
             // left work to skip to), one must run even without a message.
-            let skippable = !self.timers.is_empty() || self.next_deferred().is_some();
+            let skippable = !self.mirror.timers.is_empty() || self.next_deferred().is_some();
             return (self.clock.auto_skip && self.idle() && skippable).then_some(Duration::ZERO);
         }
         // Under real time the core sleeps until the next timer or delayed delivery is due.
-        let next_timer = self.timers.first().map(|timer| timer.fire_at);
+        let next_timer = self.mirror.timers.first().map(|timer| timer.fire_at);
         [next_timer, self.next_deferred()]
             .into_iter()
             .flatten()
@@ -469,24 +509,24 @@ impl Core {
         loop {
             self.handle_crash();
             self.fire_due_timers();
-            while let Some(instance_id) = self.runnable.pop_front() {
-                self.runnable_set.remove(&instance_id);
+            while let Some(instance_id) = self.mirror.runnable.pop_front() {
+                self.mirror.runnable_set.remove(&instance_id);
                 if let Err(error) = self.run_episode(&instance_id) {
                     self.episode_not_recorded(&instance_id, error);
                 }
-                if self.batch_failure.is_some() {
+                if self.batch.failure.is_some() {
                     return;
                 }
                 self.handle_crash();
                 self.fire_due_timers();
             }
-            if self.batch_failure.is_some() {
+            if self.batch.failure.is_some() {
                 return;
             }
             if !self.idle() || !self.clock.is_virtual() || !self.clock.auto_skip {
                 return;
             }
-            let next_timer = self.timers.first().map(|timer| timer.fire_at);
+            let next_timer = self.mirror.timers.first().map(|timer| timer.fire_at);
             let Some(next) = [next_timer, self.next_deferred()]
                 .into_iter()
                 .flatten()
@@ -507,7 +547,7 @@ impl Core {
     }
 
     fn handle_crash(&mut self) {
-        if let Some(instance_id) = self.crash.take() {
+        if let Some(instance_id) = self.batch.crash.take() {
             if let Err(error) = self.crash_now(instance_id) {
                 self.fail_batch(format!("recovering from an injected crash failed: {error}"));
             }
@@ -540,15 +580,15 @@ impl Core {
     }
 
     fn idle(&self) -> bool {
-        self.active_build.is_some()
-            && self.runnable.is_empty()
-            && self.in_flight.is_empty()
-            && self.to_dispatch.is_empty()
+        self.builds.active.is_some()
+            && self.mirror.runnable.is_empty()
+            && self.mirror.in_flight.is_empty()
+            && self.batch.to_dispatch.is_empty()
     }
 
     fn clock_moved(&mut self) {
         self.clock_dirty = true;
-        self.outbox.push(EngineEvent::ClockMoved {
+        self.batch.outbox.push(EngineEvent::ClockMoved {
             now: self.clock.now(),
         });
     }
@@ -556,7 +596,7 @@ impl Core {
     fn fire_due_timers(&mut self) {
         self.release_deferred();
         let now = self.clock.now();
-        while let Some(first) = self.timers.first() {
+        while let Some(first) = self.mirror.timers.first() {
             if first.fire_at > now {
                 break;
             }
@@ -565,7 +605,7 @@ impl Core {
                 instance_id,
                 execution_id,
                 timer_id,
-            }) = self.timers.pop_first()
+            }) = self.mirror.timers.pop_first()
             else {
                 break;
             };
@@ -579,11 +619,12 @@ impl Core {
                 return;
             }
             let current = self
+                .mirror
                 .live
                 .get(&instance_id)
                 .is_some_and(|live| live.record.execution_id == execution_id);
             if current {
-                self.outbox.push(EngineEvent::TimerFired {
+                self.batch.outbox.push(EngineEvent::TimerFired {
                     instance_id: instance_id.clone(),
                     timer_id,
                 });
@@ -597,18 +638,18 @@ impl Core {
     /// is rolled back instead, nothing of it leaves the core, and in-memory state goes back to
     /// the store's; returns the cause then.
     fn finish_batch(&mut self) -> Option<String> {
-        if self.batch_failure.is_none() {
+        if self.batch.failure.is_none() {
             if let Err(error) = self.persist_leftovers() {
                 self.fail_batch(format!("cannot persist pending messages: {error}"));
             }
         }
-        if self.batch_failure.is_none() {
+        if self.batch.failure.is_none() {
             if let Err(error) = self.store.commit() {
                 self.fail_batch(format!("cannot commit: {error}"));
             }
         }
-        let Some(cause) = self.batch_failure.take() else {
-            self.retry_pause = RETRY_FIRST;
+        let Some(cause) = self.batch.failure.take() else {
+            self.recovery.retry_pause = RETRY_FIRST;
             self.dispatch_and_publish();
             return None;
         };
@@ -618,20 +659,22 @@ impl Core {
 
     /// After a commit: work to the workers, events to subscribers, records to terminal waiters.
     fn dispatch_and_publish(&mut self) {
-        if let Some(journal) = &self.journal {
+        if let Some(journal) = &self.workers.journal {
             // Counted starts are in the store now; with nothing in flight, every start ended.
-            if std::mem::take(&mut self.journal_counted) || self.in_flight.is_empty() {
+            if std::mem::take(&mut self.workers.journal_counted) || self.mirror.in_flight.is_empty()
+            {
                 journal.clear();
             }
         }
         // Events first, so a subscriber hears of an activity's scheduling before a worker
         // reports it started.
-        for event in std::mem::take(&mut self.outbox) {
+        for event in std::mem::take(&mut self.batch.outbox) {
             self.publish_now(event);
         }
-        if let Some(jobs) = &self.jobs {
-            for InFlight { work, delivery } in std::mem::take(&mut self.to_dispatch) {
+        if let Some(jobs) = &self.workers.jobs {
+            for InFlight { work, delivery } in std::mem::take(&mut self.batch.to_dispatch) {
                 let build = self
+                    .mirror
                     .live
                     .get(&work.instance_id)
                     .and_then(|live| live.record.build);
@@ -645,8 +688,8 @@ impl Core {
                 }
             }
         }
-        for record in std::mem::take(&mut self.finished) {
-            for waiter in self.terminal_waiters.take(&record.instance_id) {
+        for record in std::mem::take(&mut self.batch.finished) {
+            for waiter in self.outlets.terminal_waiters.take(&record.instance_id) {
                 waiter.answer(record.clone());
             }
         }
@@ -654,19 +697,19 @@ impl Core {
 
     /// Sends one event to every subscriber now (committed state, or a failure report).
     fn publish_now(&self, event: EngineEvent) {
-        if let Some(sink) = &self.sink {
+        if let Some(sink) = &self.outlets.sink {
             // Blocks while the sink is full: a slow reader slows the engine, nothing is
             // dropped. A gone reader is not an error.
             let _ = sink.send(event.clone());
         }
         // No subscriber is not an error: events are for whoever listens.
-        let _ = self.events.send(event);
+        let _ = self.outlets.events.send(event);
     }
 
     /// The first store failure of a batch decides its fate; later ones are consequences.
     pub(crate) fn fail_batch(&mut self, cause: String) {
         tracing::debug!(target: "durable_emu::store", "{cause}");
-        self.batch_failure.get_or_insert(cause);
+        self.batch.failure.get_or_insert(cause);
     }
 
     /// A command's store error: a failed write (SQLite refused it) spoils the whole batch; a
@@ -682,7 +725,7 @@ impl Core {
     /// aside for the rest of this process (and named).
     fn episode_not_recorded(&mut self, instance_id: &str, error: EngineError) {
         if let EngineError::Store(StoreError::Corrupt { .. }) = &error {
-            self.quarantined.insert(instance_id.to_string());
+            self.recovery.quarantined.insert(instance_id.to_string());
             self.fail_batch(format!(
                 "instance '{instance_id}' cannot run: {error}; it is set aside until the emulator restarts"
             ));
@@ -697,9 +740,9 @@ impl Core {
     fn abandon_batch(&mut self, cause: &str) {
         let _ = self.store.rollback();
         self.forget_memory();
-        let retrying = self.on_store_failure == StoreFailurePolicy::Retry;
+        let retrying = self.recovery.on_store_failure == StoreFailurePolicy::Retry;
         if !retrying {
-            let _ = self.stopped_because.set(cause.to_string());
+            let _ = self.outlets.stopped_because.set(cause.to_string());
         }
         self.publish_now(EngineEvent::StoreFailed {
             message: cause.to_string(),
@@ -710,9 +753,9 @@ impl Core {
             tracing::warn!(
                 target: "durable_emu::store",
                 "the store refused a batch, so nothing of it was recorded; trying again in {:?}: {cause}",
-                self.retry_pause
+                self.recovery.retry_pause
             );
-            self.unrecovered = Some(cause.to_string());
+            self.recovery.unrecovered = Some(cause.to_string());
         }
     }
 
@@ -727,10 +770,10 @@ impl Core {
         if let Err(error) = reloaded {
             let _ = self.store.rollback();
             self.forget_memory();
-            self.retry_pause = (self.retry_pause * 2).min(RETRY_MAX);
+            self.recovery.retry_pause = (self.recovery.retry_pause * 2).min(RETRY_MAX);
             return Err(error);
         }
-        self.unrecovered = None;
+        self.recovery.unrecovered = None;
         self.dispatch_and_publish();
         Ok(())
     }
@@ -738,18 +781,13 @@ impl Core {
     /// Drops every in-memory mirror of the store (what a restarted process would not have).
     /// Terminal waiters stay: they belong to callers, and are answered once their instance ends.
     fn forget_memory(&mut self) {
-        self.live.clear();
-        self.pending.clear();
-        self.runnable.clear();
-        self.runnable_set.clear();
-        self.in_flight.clear();
-        self.timers.clear();
-        self.to_dispatch.clear();
-        self.outbox.clear();
-        self.deferred.clear();
-        self.lose_result.clear();
-        self.finished.clear();
-        self.crash = None;
+        self.mirror = Mirror::default();
+        // A failure already seen still decides the batch's fate.
+        let failure = self.batch.failure.take();
+        self.batch = BatchOutput {
+            failure,
+            ..BatchOutput::default()
+        };
     }
 
     /// Memory as a freshly started process would build it from the store (inside a transaction
@@ -764,12 +802,12 @@ impl Core {
         self.recover(false)?;
         // A waiter whose instance no longer exists (its start was rolled back) is let go; one
         // whose instance has ended is answered now.
-        let waiting = self.terminal_waiters.instance_ids();
+        let waiting = self.outlets.terminal_waiters.instance_ids();
         for instance_id in waiting {
-            if self.live.contains_key(&instance_id) {
+            if self.mirror.live.contains_key(&instance_id) {
                 continue;
             }
-            let waiters = self.terminal_waiters.take(&instance_id);
+            let waiters = self.outlets.terminal_waiters.take(&instance_id);
             if let Some(record) = self.store.instance(&instance_id)? {
                 for waiter in waiters {
                     waiter.answer(record.clone());
@@ -785,8 +823,10 @@ impl Core {
                 .set_meta(VIRTUAL_NOW, &self.clock.now().to_rfc3339())?;
             self.clock_dirty = false;
         }
-        self.pending.retain(|_, messages| !messages.is_empty());
-        for (instance_id, messages) in &mut self.pending {
+        self.mirror
+            .pending
+            .retain(|_, messages| !messages.is_empty());
+        for (instance_id, messages) in &mut self.mirror.pending {
             for message in messages
                 .iter_mut()
                 .filter(|message| message.inbox_id.is_none())
@@ -798,14 +838,14 @@ impl Core {
     }
 
     fn warn(&mut self, instance_id: Option<&str>, message: String) {
-        self.outbox.push(EngineEvent::Warning {
+        self.batch.outbox.push(EngineEvent::Warning {
             instance_id: instance_id.map(str::to_string),
             message,
         });
     }
 
     fn wants_history_events(&self) -> bool {
-        self.sink.is_some() || self.events.receiver_count() > 0
+        self.outlets.sink.is_some() || self.outlets.events.receiver_count() > 0
     }
 
     // ----- messages -------------------------------------------------------------------------
@@ -827,7 +867,8 @@ impl Core {
     }
 
     fn enqueue(&mut self, instance_id: &str, message: Message) {
-        self.pending
+        self.mirror
+            .pending
             .entry(instance_id.to_string())
             .or_default()
             .push_back(message);
@@ -835,22 +876,26 @@ impl Core {
     }
 
     fn mark_runnable(&mut self, instance_id: &str) {
-        let Some(live) = self.live.get(instance_id) else {
+        let Some(live) = self.mirror.live.get(instance_id) else {
             return;
         };
         let suspended = live.record.status == RuntimeStatus::Suspended;
-        let deliverable = self.pending.get(instance_id).is_some_and(|messages| {
-            messages
-                .iter()
-                .any(|message| !suspended || processed_while_suspended(&message.event.kind))
-        });
-        if deliverable && self.runnable_set.insert(instance_id.to_string()) {
-            self.runnable.push_back(instance_id.to_string());
+        let deliverable = self
+            .mirror
+            .pending
+            .get(instance_id)
+            .is_some_and(|messages| {
+                messages
+                    .iter()
+                    .any(|message| !suspended || processed_while_suspended(&message.event.kind))
+            });
+        if deliverable && self.mirror.runnable_set.insert(instance_id.to_string()) {
+            self.mirror.runnable.push_back(instance_id.to_string());
         }
     }
 
     fn take_deliverable(&mut self, instance_id: &str, suspended: bool) -> Vec<Message> {
-        let Some(messages) = self.pending.get_mut(instance_id) else {
+        let Some(messages) = self.mirror.pending.get_mut(instance_id) else {
             return Vec::new();
         };
         if !suspended {
@@ -872,7 +917,7 @@ impl Core {
         if self.lose_result_once(&key) {
             return;
         }
-        if self.in_flight.remove(&key).is_none() {
+        if self.mirror.in_flight.remove(&key).is_none() {
             // A duplicate delivery, or a result for an execution that has ended: history already
             // has (or no longer wants) it.
             return;
@@ -888,13 +933,14 @@ impl Core {
             return;
         }
         let failed = matches!(done.outcome, ActivityOutcome::Failed { .. });
-        self.outbox.push(EngineEvent::ActivityFinished {
+        self.batch.outbox.push(EngineEvent::ActivityFinished {
             instance_id: done.instance_id.clone(),
             task_id: done.task_id,
             name: done.name,
             failed,
         });
         let still_current = self
+            .mirror
             .live
             .get(&done.instance_id)
             .is_some_and(|live| live.record.execution_id == done.execution_id);
@@ -969,12 +1015,14 @@ impl Core {
         request: &OrchestratorRequest,
     ) -> Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError> {
         let name = self
+            .mirror
             .live
             .get(&request.instance_id)
             .map(|live| live.record.name.clone())
             .unwrap_or_default();
         let set_running = |episode| {
             *self
+                .outlets
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = episode;
@@ -985,7 +1033,7 @@ impl Core {
             since: std::time::Instant::now(),
         }));
         let note = |end| {
-            if let Some(journal) = &self.journal {
+            if let Some(journal) = &self.workers.journal {
                 journal.episode(
                     &request.instance_id,
                     &request.execution_id,

@@ -22,8 +22,9 @@ impl Core {
         occurrence: crate::faults::Occurrence,
     ) -> Result<String, EngineError> {
         let plugin = self
-            .active_build
-            .and_then(|number| self.builds.get(&number))
+            .builds
+            .active
+            .and_then(|number| self.builds.loaded.get(&number))
             .ok_or(EngineError::NoPlugin)?;
         if !plugin
             .manifest
@@ -43,7 +44,7 @@ impl Core {
                 "an instance id cannot be empty".into(),
             ));
         }
-        if self.live.contains_key(&instance_id) {
+        if self.mirror.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));
         }
         // Starting over a terminal instance's id replaces it, as Durable Functions does.
@@ -77,12 +78,12 @@ impl Core {
                 started_at: now,
             },
         )?;
-        self.outbox.push(EngineEvent::InstanceCreated {
+        self.batch.outbox.push(EngineEvent::InstanceCreated {
             instance_id: instance_id.clone(),
             name: name.to_string(),
             parent_instance_id: parent.as_ref().map(|parent| parent.instance_id.clone()),
         });
-        self.live.insert(
+        self.mirror.live.insert(
             instance_id.clone(),
             Live {
                 record,
@@ -113,7 +114,7 @@ impl Core {
         instance_id: &str,
         action: &'static str,
     ) -> Result<&Live, EngineError> {
-        if let Some(live) = self.live.get(instance_id) {
+        if let Some(live) = self.mirror.live.get(instance_id) {
             return Ok(live);
         }
         match self.store.instance(instance_id)? {
@@ -158,6 +159,7 @@ impl Core {
         );
         if recursive {
             let children: Vec<String> = self
+                .mirror
                 .live
                 .values()
                 .filter(|live| {
@@ -197,7 +199,7 @@ impl Core {
     }
 
     pub(crate) fn purge(&mut self, instance_id: &str) -> Result<bool, EngineError> {
-        if self.live.contains_key(instance_id) {
+        if self.mirror.live.contains_key(instance_id) {
             return Err(EngineError::InstanceRunning(instance_id.to_string()));
         }
         Ok(self.store.purge(instance_id)?)
@@ -223,7 +225,7 @@ impl Core {
         )?;
         if self.is_diverged(instance_id) {
             // Restarting a diverged instance means "run it again on the new build instead".
-            let build = self.active_build.unwrap_or_default();
+            let build = self.builds.active.unwrap_or_default();
             self.terminate(
                 instance_id,
                 Value::String(format!("restarted on build #{build} as {restarted}")),
@@ -240,7 +242,7 @@ impl Core {
     }
 
     pub(crate) fn advance_to_next_timer(&mut self) -> Result<Option<DateTime<Utc>>, EngineError> {
-        let Some(fire_at) = self.timers.first().map(|timer| timer.fire_at) else {
+        let Some(fire_at) = self.mirror.timers.first().map(|timer| timer.fire_at) else {
             return Ok(None);
         };
         let now = self.clock.advance_to(fire_at)?;
@@ -253,7 +255,7 @@ impl Core {
     }
 
     pub(crate) fn active_build(&self) -> Option<u32> {
-        self.active_build
+        self.builds.active
     }
 
     pub(crate) fn add_fault(&mut self, rule: crate::faults::FaultRule) -> u32 {
@@ -289,7 +291,8 @@ impl Core {
     }
 
     pub(crate) fn pending_timers(&self) -> Vec<TimerRow> {
-        self.timers
+        self.mirror
+            .timers
             .iter()
             .map(|timer| TimerRow {
                 instance_id: timer.instance_id.clone(),
@@ -332,8 +335,8 @@ impl Core {
         instance_id: &str,
         waiter: super::TerminalWaiter,
     ) -> Result<(), EngineError> {
-        if self.live.contains_key(instance_id) {
-            self.terminal_waiters.add(instance_id, waiter);
+        if self.mirror.live.contains_key(instance_id) {
+            self.outlets.terminal_waiters.add(instance_id, waiter);
             return Ok(());
         }
         match self.store.instance(instance_id)? {
@@ -347,12 +350,12 @@ impl Core {
 
     /// Lets go of the waiters for `instance_id` whose callers stopped waiting.
     pub(crate) fn prune_terminal_waiters(&mut self, instance_id: &str) {
-        self.terminal_waiters.prune(instance_id);
+        self.outlets.terminal_waiters.prune(instance_id);
     }
 
     /// How many terminal waiters the core holds.
     pub(crate) fn terminal_waiter_count(&self) -> usize {
-        self.terminal_waiters.len()
+        self.outlets.terminal_waiters.len()
     }
 
     pub(crate) fn import(&mut self, export: InstanceExport) -> Result<String, EngineError> {
@@ -360,7 +363,7 @@ impl Core {
         export.validate()?;
         let record = export.to_record().map_err(EngineError::InvalidArgument)?;
         let instance_id = record.instance_id.clone();
-        if self.live.contains_key(&instance_id) {
+        if self.mirror.live.contains_key(&instance_id) {
             return Err(EngineError::InstanceExists(instance_id));
         }
         if let Some(existing) = self.store.instance(&instance_id)? {
@@ -391,7 +394,7 @@ impl Core {
                 .find(|execution| execution.execution_id == record.execution_id)
                 .map(|execution| execution.history.clone())
                 .unwrap_or_default();
-            self.live.insert(
+            self.mirror.live.insert(
                 instance_id.clone(),
                 Live {
                     record: record.clone(),
@@ -401,7 +404,7 @@ impl Core {
             );
             self.reschedule_open_work(&record, &current)?;
         }
-        self.outbox.push(EngineEvent::InstanceCreated {
+        self.batch.outbox.push(EngineEvent::InstanceCreated {
             instance_id: instance_id.clone(),
             name: record.name.clone(),
             parent_instance_id: record

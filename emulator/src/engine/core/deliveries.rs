@@ -124,10 +124,14 @@ impl StartJournal {
         for line in reader.split(b'\n') {
             match serde_json::from_slice::<Line>(&line?) {
                 Ok(Line::Activity(instance, execution, task)) => {
-                    *activities.entry(WorkKey::new(instance, execution, task)).or_default() += 1;
+                    *activities
+                        .entry(WorkKey::new(instance, execution, task))
+                        .or_default() += 1;
                 }
                 Ok(Line::ActivityEnd(instance, execution, task)) => {
-                    *activities.entry(WorkKey::new(instance, execution, task)).or_default() -= 1;
+                    *activities
+                        .entry(WorkKey::new(instance, execution, task))
+                        .or_default() -= 1;
                 }
                 Ok(Line::Episode(instance, execution, len)) => {
                     *episodes.entry((instance, execution, len)).or_default() += 1;
@@ -198,7 +202,7 @@ impl Core {
                 );
                 tracing::warn!(target: "durable_emu::engine", "instance '{}': {message}", work.instance_id);
                 self.warn(Some(&work.instance_id), message.clone());
-                if self.live.contains_key(&work.instance_id) {
+                if self.mirror.live.contains_key(&work.instance_id) {
                     self.deliver(
                         &work.instance_id,
                         EventKind::TaskFailed {
@@ -214,8 +218,8 @@ impl Core {
                 self.redelivering(&work.instance_id, what, delivery);
             }
             let out = InFlight { work, delivery };
-            self.in_flight.insert(key, out.clone());
-            self.to_dispatch.push(out);
+            self.mirror.in_flight.insert(key, out.clone());
+            self.batch.to_dispatch.push(out);
         }
         Ok(())
     }
@@ -225,6 +229,7 @@ impl Core {
     /// host without running its code again.
     pub(super) fn recover_episodes(&mut self, starts: &Starts) -> Result<(), EngineError> {
         let mut crashed: Vec<(String, String, usize, u32)> = self
+            .mirror
             .live
             .values()
             .filter_map(|live| {
@@ -246,6 +251,7 @@ impl Core {
                 self.store
                     .add_episode_starts(&instance_id, &execution_id, history_len, started)?;
             let name = self
+                .mirror
                 .live
                 .get(&instance_id)
                 .map(|live| live.record.name.clone())
@@ -264,6 +270,7 @@ impl Core {
             // Its code is not run again: the queued messages and the failure are recorded by the
             // host, as a terminate without functions is.
             let queued: Vec<Message> = self
+                .mirror
                 .pending
                 .remove(&instance_id)
                 .map(Vec::from)
@@ -295,7 +302,7 @@ impl Core {
             "redelivering {what} of instance '{instance_id}': delivery {delivery} of at most {} (the emulator stopped while it ran)",
             self.limits.max_deliveries
         );
-        self.outbox.push(EngineEvent::Redelivered {
+        self.batch.outbox.push(EngineEvent::Redelivered {
             instance_id: instance_id.to_string(),
             what,
             delivery,

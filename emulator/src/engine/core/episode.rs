@@ -5,10 +5,10 @@
 use super::{Core, ExecutionStarted, InFlight, Message, faults, new_id, payload, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::{ExecutionRecord, TimerRow, WorkRow};
-use durable_sdk::FailureDetails;
-use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use chrono::{DateTime, Utc};
+use durable_sdk::FailureDetails;
 use durable_sdk::ffi::PluginHandle;
+use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::{Action, ActionKind, OrchestratorRequest, OrchestratorResponse};
 use serde_json::Value;
 
@@ -54,9 +54,12 @@ impl Core {
 
     /// The request for an instance's next episode, taking its deliverable messages; none if it
     /// has nothing to deliver (or no functions can run it: then a terminate is done by the host).
-    fn prepare_episode(&mut self, instance_id: &str) -> Result<Option<PreparedEpisode>, EngineError> {
-        let Some(live) = self.live.get(instance_id) else {
-            self.pending.remove(instance_id);
+    fn prepare_episode(
+        &mut self,
+        instance_id: &str,
+    ) -> Result<Option<PreparedEpisode>, EngineError> {
+        let Some(live) = self.mirror.live.get(instance_id) else {
+            self.mirror.pending.remove(instance_id);
             return Ok(None);
         };
         let Some((build, plugin)) = self.plugin_for(live.record.build) else {
@@ -64,7 +67,7 @@ impl Core {
             return Ok(None);
         };
         self.prepare_call_counts(instance_id)?;
-        let Some(live) = self.live.get(instance_id) else {
+        let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(None);
         };
         let suspended = live.record.status == RuntimeStatus::Suspended;
@@ -174,7 +177,7 @@ impl Core {
             }
         }
 
-        let Some(live) = self.live.get_mut(&instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(&instance_id) else {
             return Ok(None);
         };
         live.has_session = true;
@@ -203,20 +206,20 @@ impl Core {
         let status = live.record.status;
         let custom_status = live.record.custom_status.clone();
         if self.wants_history_events() {
-            self.outbox.push(EngineEvent::HistoryAppended {
+            self.batch.outbox.push(EngineEvent::HistoryAppended {
                 instance_id: instance_id.clone(),
                 execution_id: execution_id.clone(),
                 first_seq: history_len,
                 events: appended,
             });
         }
-        self.outbox.push(EngineEvent::InstanceChanged {
+        self.batch.outbox.push(EngineEvent::InstanceChanged {
             instance_id: instance_id.clone(),
             status,
             custom_status,
         });
         if let Some(diff) = response.nondeterminism {
-            self.outbox.push(EngineEvent::NonDeterminism {
+            self.batch.outbox.push(EngineEvent::NonDeterminism {
                 instance_id: instance_id.clone(),
                 diff,
             });
@@ -266,7 +269,7 @@ impl Core {
         &mut self,
         instance_id: &str,
     ) -> Result<(), EngineError> {
-        let Some(messages) = self.pending.get_mut(instance_id) else {
+        let Some(messages) = self.mirror.pending.get_mut(instance_id) else {
             return Ok(());
         };
         let Some(position) = messages.iter().position(|message| {
@@ -308,7 +311,7 @@ impl Core {
         appended.extend(delivered.iter().map(|message| message.event.clone()));
         appended.extend(extra.into_iter().map(at));
         appended.push(at(EventKind::OrchestratorCompleted));
-        let Some(live) = self.live.get_mut(instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
         let first_seq = live.record.history_len;
@@ -329,7 +332,7 @@ impl Core {
         live.has_session = false;
         let execution_id = live.record.execution_id.clone();
         if self.wants_history_events() {
-            self.outbox.push(EngineEvent::HistoryAppended {
+            self.batch.outbox.push(EngineEvent::HistoryAppended {
                 instance_id: instance_id.to_string(),
                 execution_id,
                 first_seq,
@@ -362,14 +365,14 @@ impl Core {
                         self.store.add_work(&work)?;
                         let key = work_key(&work);
                         if lose_result {
-                            self.lose_result.insert(key.clone());
+                            self.mirror.lose_result.insert(key.clone());
                         }
                         let out = InFlight { work, delivery: 1 };
-                        self.in_flight.insert(key, out.clone());
+                        self.mirror.in_flight.insert(key, out.clone());
                         if twice {
-                            self.to_dispatch.push(out.clone());
+                            self.batch.to_dispatch.push(out.clone());
                         }
-                        self.to_dispatch.push(out);
+                        self.batch.to_dispatch.push(out);
                     }
                     // Outstanding (so a restart redelivers it) but not running yet, or ever.
                     faults::ActivityPlan::Withhold => self.store.add_work(&work)?,
@@ -390,8 +393,8 @@ impl Core {
                     fire_at,
                 };
                 self.store.add_timer(&timer)?;
-                self.timers.insert(timer.into());
-                self.outbox.push(EngineEvent::TimerScheduled {
+                self.mirror.timers.insert(timer.into());
+                self.batch.outbox.push(EngineEvent::TimerScheduled {
                     instance_id: instance_id.to_string(),
                     timer_id: action_id,
                     fire_at,
@@ -441,7 +444,7 @@ impl Core {
                 name: event_name,
                 input,
             } => {
-                if self.live.contains_key(&target) {
+                if self.mirror.live.contains_key(&target) {
                     self.deliver_event(&target, &event_name, input)?;
                 } else {
                     self.warn(
@@ -485,7 +488,7 @@ impl Core {
                 started_at: now,
             },
         )?;
-        let Some(live) = self.live.get_mut(instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
         live.record.execution_id = execution_id.clone();
@@ -515,7 +518,11 @@ impl Core {
             event,
             inbox_id: None,
         }));
-        let queue = self.pending.entry(instance_id.to_string()).or_default();
+        let queue = self
+            .mirror
+            .pending
+            .entry(instance_id.to_string())
+            .or_default();
         for message in first.into_iter().rev() {
             queue.push_front(message);
         }
@@ -533,6 +540,7 @@ impl Core {
         failure: Option<FailureDetails>,
     ) -> Result<(), EngineError> {
         let queued: Vec<Message> = self
+            .mirror
             .pending
             .remove(instance_id)
             .map(Vec::from)
@@ -553,23 +561,23 @@ impl Core {
         output: Value,
         failure: Option<FailureDetails>,
     ) -> Result<(), EngineError> {
-        let Some(mut live) = self.live.remove(instance_id) else {
+        let Some(mut live) = self.mirror.live.remove(instance_id) else {
             return Ok(());
         };
         self.drop_outstanding(instance_id)?;
         self.store.clear_pending(instance_id)?;
-        self.pending.remove(instance_id);
+        self.mirror.pending.remove(instance_id);
         live.record.status = status;
         live.record.output = output.clone();
         live.record.failure = failure.clone();
         live.record.updated_at = self.clock.now();
         self.store.put_instance(&live.record)?;
-        self.outbox.push(EngineEvent::InstanceChanged {
+        self.batch.outbox.push(EngineEvent::InstanceChanged {
             instance_id: instance_id.to_string(),
             status,
             custom_status: live.record.custom_status.clone(),
         });
-        self.finished.push(live.record.clone());
+        self.batch.finished.push(live.record.clone());
         if let Some(parent) = &live.record.parent {
             let kind = match status {
                 RuntimeStatus::Completed => EventKind::SubOrchestrationInstanceCompleted {
@@ -586,7 +594,7 @@ impl Core {
                     }),
                 },
             };
-            if self.live.contains_key(&parent.instance_id) {
+            if self.mirror.live.contains_key(&parent.instance_id) {
                 self.deliver(&parent.instance_id.clone(), kind);
             }
         }
@@ -595,15 +603,22 @@ impl Core {
 
     /// Forgets an instance's outstanding activities and timers (its execution ended).
     pub(super) fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        self.in_flight.retain(|key, _| key.instance_id != instance_id);
-        self.lose_result.retain(|key| key.instance_id != instance_id);
-        self.deferred.retain(|_, deferred| match deferred {
+        self.mirror
+            .in_flight
+            .retain(|key, _| key.instance_id != instance_id);
+        self.mirror
+            .lose_result
+            .retain(|key| key.instance_id != instance_id);
+        self.mirror.deferred.retain(|_, deferred| match deferred {
             faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
             faults::Deferred::Deliver(id, _) => id != instance_id,
         });
-        self.to_dispatch
+        self.batch
+            .to_dispatch
             .retain(|out| out.work.instance_id != instance_id);
-        self.timers.retain(|timer| timer.instance_id != instance_id);
+        self.mirror
+            .timers
+            .retain(|timer| timer.instance_id != instance_id);
         self.store.clear_work_and_timers(instance_id)?;
         Ok(())
     }

@@ -60,7 +60,7 @@ impl Core {
         name: &str,
         input: &Value,
     ) -> Occurrence {
-        let calls = match self.live.get_mut(instance_id) {
+        let calls = match self.mirror.live.get_mut(instance_id) {
             Some(Live {
                 calls: Some(calls), ..
             }) => calls,
@@ -81,7 +81,7 @@ impl Core {
         let needed = self.faults.targets(TargetKind::Activity)
             || self.faults.targets(TargetKind::SubOrchestration)
             || self.faults.targets(TargetKind::Event);
-        let Some(live) = self.live.get(instance_id) else {
+        let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(());
         };
         if !needed || live.calls.is_some() {
@@ -113,7 +113,7 @@ impl Core {
             .map_or(0, |execution| {
                 u32::try_from(execution.ordinal).unwrap_or(u32::MAX)
             });
-        if let Some(live) = self.live.get_mut(instance_id) {
+        if let Some(live) = self.mirror.live.get_mut(instance_id) {
             live.calls = Some(CallCounts { generation, counts });
         }
         Ok(())
@@ -150,7 +150,7 @@ impl Core {
 
     /// Tells front ends a rule fired.
     fn announce(&mut self, instance_id: &str, fired: &Fired) {
-        self.outbox.push(EngineEvent::FaultFired {
+        self.batch.outbox.push(EngineEvent::FaultFired {
             instance_id: instance_id.to_string(),
             rule: fired.label.clone(),
             effect: fired.effect.to_string(),
@@ -199,7 +199,7 @@ impl Core {
                 lose_result: false,
             },
             FaultEffect::Crash => {
-                self.crash = Some(work.instance_id.clone());
+                self.batch.crash = Some(work.instance_id.clone());
                 dispatch
             }
             FaultEffect::Drop | FaultEffect::Duplicate => dispatch,
@@ -248,7 +248,7 @@ impl Core {
             }
             FaultEffect::Crash => {
                 self.deliver(instance_id, started);
-                self.crash = Some(instance_id.to_string());
+                self.batch.crash = Some(instance_id.to_string());
                 Ok(())
             }
             FaultEffect::Fail { .. }
@@ -321,7 +321,7 @@ impl Core {
             }
             FaultEffect::Crash => {
                 self.deliver(instance_id, raised);
-                self.crash = Some(instance_id.to_string());
+                self.batch.crash = Some(instance_id.to_string());
             }
             _ => self.deliver(instance_id, raised),
         }
@@ -364,36 +364,41 @@ impl Core {
     }
 
     pub(super) fn defer(&mut self, due: DateTime<Utc>, work: Deferred) {
-        self.deferred_seq += 1;
-        self.deferred.insert((due, self.deferred_seq), work);
+        self.mirror.deferred_seq += 1;
+        self.mirror
+            .deferred
+            .insert((due, self.mirror.deferred_seq), work);
     }
 
     /// The earliest postponed work, for auto-skip.
     pub(super) fn next_deferred(&self) -> Option<DateTime<Utc>> {
-        self.deferred.keys().next().map(|(due, _)| *due)
+        self.mirror.deferred.keys().next().map(|(due, _)| *due)
     }
 
     /// Releases postponed work whose time has come.
     pub(super) fn release_deferred(&mut self) {
         let now = self.clock.now();
-        while let Some(entry) = self.deferred.first_entry() {
+        while let Some(entry) = self.mirror.deferred.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             match entry.remove() {
                 Deferred::Dispatch(work) => {
                     let current = self
+                        .mirror
                         .live
                         .get(&work.instance_id)
                         .is_some_and(|live| live.record.execution_id == work.execution_id);
                     if current {
                         let out = InFlight { work, delivery: 1 };
-                        self.in_flight.insert(work_key(&out.work), out.clone());
-                        self.to_dispatch.push(out);
+                        self.mirror
+                            .in_flight
+                            .insert(work_key(&out.work), out.clone());
+                        self.batch.to_dispatch.push(out);
                     }
                 }
                 Deferred::Deliver(instance_id, messages) => {
-                    if self.live.contains_key(&instance_id) {
+                    if self.mirror.live.contains_key(&instance_id) {
                         for mut message in messages {
                             message.event.timestamp = now;
                             self.enqueue(&instance_id, message);
@@ -407,12 +412,12 @@ impl Core {
     /// A result of an activity whose first result a rule said to lose: drop it and deliver the
     /// activity again (at-least-once). Returns true if the result was lost.
     pub(super) fn lose_result_once(&mut self, key: &WorkKey) -> bool {
-        if !self.lose_result.remove(key) {
+        if !self.mirror.lose_result.remove(key) {
             return false;
         }
-        if let Some(out) = self.in_flight.get_mut(key) {
+        if let Some(out) = self.mirror.in_flight.get_mut(key) {
             out.delivery += 1;
-            self.to_dispatch.push(out.clone());
+            self.batch.to_dispatch.push(out.clone());
         }
         true
     }
@@ -425,7 +430,7 @@ impl Core {
             Some(&instance_id),
             "injected crash: the host lost everything since its last commit and recovered from the store".to_string(),
         );
-        if self.live.contains_key(&instance_id) {
+        if self.mirror.live.contains_key(&instance_id) {
             self.deliver(
                 &instance_id,
                 EventKind::FaultInjected {

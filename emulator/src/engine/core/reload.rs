@@ -19,10 +19,11 @@ impl Core {
     /// The build to run code of an instance on: its own if still loaded, else the active one.
     pub(super) fn plugin_for(&self, build: Option<u32>) -> Option<(u32, PluginHandle)> {
         build
-            .filter(|number| self.builds.contains_key(number))
-            .or(self.active_build)
+            .filter(|number| self.builds.loaded.contains_key(number))
+            .or(self.builds.active)
             .and_then(|number| {
                 self.builds
+                    .loaded
                     .get(&number)
                     .map(|plugin| (number, plugin.handle))
             })
@@ -31,8 +32,8 @@ impl Core {
     /// A loaded build by number, or the active build.
     pub(crate) fn plugin(&self, build: Option<u32>) -> Option<LoadedPlugin> {
         build
-            .or(self.active_build)
-            .and_then(|number| self.builds.get(&number).cloned())
+            .or(self.builds.active)
+            .and_then(|number| self.builds.loaded.get(&number).cloned())
     }
 
     /// Records a new build, makes it active, and checks every running instance against it.
@@ -46,16 +47,16 @@ impl Core {
             &plugin.manifest.orchestrators,
             &plugin.manifest.activities,
         )?;
-        self.outbox.push(EngineEvent::BuildLoaded {
+        self.batch.outbox.push(EngineEvent::BuildLoaded {
             number,
             build_id: plugin.manifest.build_id.clone(),
             origin: plugin.origin.to_string(),
             orchestrators: plugin.manifest.orchestrators.clone(),
             activities: plugin.manifest.activities.clone(),
         });
-        self.builds.insert(number, plugin);
-        self.active_build = Some(number);
-        let mut ids: Vec<String> = self.live.keys().cloned().collect();
+        self.builds.loaded.insert(number, plugin);
+        self.builds.active = Some(number);
+        let mut ids: Vec<String> = self.mirror.live.keys().cloned().collect();
         ids.sort();
         for id in ids {
             self.check_instance_on(&id, number)?;
@@ -64,15 +65,15 @@ impl Core {
     }
 
     fn check_instance_on(&mut self, instance_id: &str, number: u32) -> Result<(), EngineError> {
-        let Some(live) = self.live.get(instance_id) else {
+        let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(());
         };
         let current = live.record.build;
         if current == Some(number) {
             return Ok(());
         }
-        let pinned_and_loaded =
-            live.record.pinned && current.is_some_and(|build| self.builds.contains_key(&build));
+        let pinned_and_loaded = live.record.pinned
+            && current.is_some_and(|build| self.builds.loaded.contains_key(&build));
         if pinned_and_loaded {
             return Ok(());
         }
@@ -81,7 +82,7 @@ impl Core {
         } else {
             self.replay_on(instance_id, number)?
         };
-        let Some(live) = self.live.get_mut(instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
         match divergence {
@@ -95,14 +96,14 @@ impl Core {
             Some(divergence) => {
                 live.record.divergence = Some(divergence.clone());
                 self.store.put_instance(&live.record)?;
-                self.outbox.push(EngineEvent::InstanceDiverged {
+                self.batch.outbox.push(EngineEvent::InstanceDiverged {
                     instance_id: instance_id.to_string(),
                     build: number,
                     reason: divergence.reason.clone(),
                     diff: divergence.diff.clone(),
                 });
                 if let Some(diff) = &divergence.diff {
-                    self.outbox.push(EngineEvent::NonDeterminism {
+                    self.batch.outbox.push(EngineEvent::NonDeterminism {
                         instance_id: instance_id.to_string(),
                         diff: diff.clone(),
                     });
@@ -125,10 +126,10 @@ impl Core {
         instance_id: &str,
         number: u32,
     ) -> Result<Option<Divergence>, EngineError> {
-        let Some(live) = self.live.get(instance_id) else {
+        let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(None);
         };
-        let Some(plugin) = self.builds.get(&number) else {
+        let Some(plugin) = self.builds.loaded.get(&number) else {
             return Ok(None);
         };
         if !plugin.manifest.orchestrators.contains(&live.record.name) {
@@ -193,6 +194,7 @@ impl Core {
     /// episode, exactly as if the code had processed it (suspension produces no actions).
     fn suspend_by_host(&mut self, instance_id: &str, reason: String) -> Result<(), EngineError> {
         let suspended = self
+            .mirror
             .live
             .get(instance_id)
             .is_none_or(|live| live.record.status == RuntimeStatus::Suspended);
@@ -203,13 +205,13 @@ impl Core {
             reason: Some(reason),
         };
         self.record_host_episode(instance_id, Vec::new(), vec![suspension])?;
-        let Some(live) = self.live.get_mut(instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
         live.record.status = RuntimeStatus::Suspended;
         self.store.put_instance(&live.record)?;
         let custom_status = live.record.custom_status.clone();
-        self.outbox.push(EngineEvent::InstanceChanged {
+        self.batch.outbox.push(EngineEvent::InstanceChanged {
             instance_id: instance_id.to_string(),
             status: RuntimeStatus::Suspended,
             custom_status,
@@ -219,7 +221,7 @@ impl Core {
 
     /// Resuming an instance a reload check suspended keeps it on its old build (pinned).
     pub(super) fn pin_if_diverged(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        let Some(live) = self.live.get_mut(instance_id) else {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
         if live.record.divergence.take().is_some() {
@@ -231,7 +233,8 @@ impl Core {
 
     /// Whether a reload check found the instance not replaying on a newer build.
     pub(super) fn is_diverged(&self, instance_id: &str) -> bool {
-        self.live
+        self.mirror
+            .live
             .get(instance_id)
             .is_some_and(|live| live.record.divergence.is_some())
     }
