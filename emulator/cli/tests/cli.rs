@@ -339,10 +339,13 @@ fn serve_prints_events_reloads_and_stops_cleanly_on_sigint() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let built = durable_emu::cargo_build::build_cdylib(
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap();
+    let built = durable_emu_engine::cargo_build::build_cdylib(
         &root.join("sample-functions"),
-        &durable_emu::cargo_build::BuildOptions {
+        &durable_emu_engine::cargo_build::BuildOptions {
             target_dir: Some(root.join("target").join("e2e")),
             ..Default::default()
         },
@@ -453,7 +456,7 @@ fn run_takes_fault_rules_from_the_command_line_and_scenario_files() {
     assert_eq!(markers[0]["effect"], "fail CarrierDown: no trucks today");
 
     let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/scenarios/saga-crash.toml");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/scenarios/saga-crash.toml");
     let output = durable_emu(
         &[
             "run",

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
-use durable_emu::plugin::{LoadedPlugin, PluginOrigin};
-use durable_emu::store::{DbLocation, InstanceRecord};
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::faults::{FaultRule, parse_compact, parse_scenario};
+use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
+use durable_emu_engine::{DbLocation, InstanceRecord};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_any};
 use serde_json::{Value, json};
@@ -431,7 +431,8 @@ fn a_crash_mid_saga_recovers_and_completes_like_an_uncrashed_run() {
 
 fn scenarios() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .join("assets/scenarios")
 }

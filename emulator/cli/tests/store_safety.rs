@@ -272,7 +272,7 @@ fn an_unmarked_database_with_our_schema_is_accepted_and_a_near_copy_is_not() {
         .unwrap()
         .query_row("PRAGMA application_id", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(marked, durable_emu::store::APPLICATION_ID);
+    assert_eq!(marked, durable_emu_engine::APPLICATION_ID);
 
     // The same schema plus a table of someone else's is not ours.
     {

@@ -1,21 +1,25 @@
-//! # durable-emu: the engine behind every front end
+//! # durable-emu-engine: the engine behind every front end
 //!
 //! durable-emu runs durable orchestrations written with `durable-sdk` on a developer's machine.
-//! This library is the engine side; the binary (`main.rs`) is the command-line front end.
+//! This crate is the engine; the terminal UI (`durable-emu-tui`) and the binary (`durable-emu`,
+//! the command-line front end) are separate crates that use it.
 //!
 //! Modules:
 //! - [`plugin`]: load a function library (or the built-in samples) and call it through the C ABI.
 //! - [`cargo_build`]: build a function crate and find its cdylib.
 //! - [`watch`]: hot reload: watch a crate or library and load every good new build.
-//! - [`store`]: the SQLite store. [`clock`]: real and virtual time.
+//! - the SQLite store (crate-private; its records are re-exported here). [`clock`]: real and
+//!   virtual time.
 //! - [`engine`]: the core thread, workers, commands in and events out.
 //! - [`export`]: the status and export JSON shapes.
-//! - [`tui`]: the terminal UI, a front end over [`engine::EngineHandle`] (in the library so its
-//!   model and views can be tested and benchmarked without a terminal).
 //!
-//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. The engine modules know
-//! nothing of the terminal UI and never import ratatui; only `tui` does. See
+//! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. The engine knows nothing of
+//! any front end: it does not depend on ratatui, crossterm, clap or a network crate (the
+//! `layering` test fails if `cargo tree` shows one). Front ends reach the store and the core only
+//! through [`EngineHandle`] and [`Reader`]: both are private to this crate. See
 //! `docs/architecture.md` for the whole map.
+
+#![warn(missing_docs)]
 
 pub mod cargo_build;
 pub mod clock;
@@ -23,6 +27,17 @@ pub mod engine;
 pub mod export;
 pub mod faults;
 pub mod plugin;
-pub mod store;
-pub mod tui;
+mod store;
 pub mod watch;
+
+pub use clock::ClockKind;
+pub use engine::{
+    Engine, EngineConfig, EngineError, EngineEvent, EngineHandle, ExecutionHistory, Limits, Reader,
+    RunningEpisode, StoreFailurePolicy,
+};
+pub use plugin::LoadedPlugin;
+pub use store::{
+    APPLICATION_ID, BuildRecord, DbLocation, Divergence, ExecutionRecord, InstanceListing,
+    InstanceRecord, StoreError, TimerRow, UnreadableInstance,
+};
+pub use watch::Target;

@@ -522,11 +522,6 @@ impl Store {
         Ok(())
     }
 
-    /// Where this store lives.
-    pub fn location(&self) -> &DbLocation {
-        &self.location
-    }
-
     /// Starts the batch transaction (no-op if one is open).
     pub fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_transaction {
@@ -1121,14 +1116,6 @@ impl Store {
             ))
         })
         .collect()
-    }
-
-    /// A delayed message's time has come: it is an ordinary message from now on.
-    pub fn clear_inbox_due(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE inbox SET due_at = NULL WHERE id = ?1")?
-            .execute([id])?;
-        Ok(())
     }
 
     /// Deletes an instance and everything recorded about it; returns whether it existed.

@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, EngineError, EngineHandle};
-use durable_emu::plugin::{LoadedPlugin, PluginOrigin};
-use durable_emu::store::{DbLocation, InstanceRecord};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineError, EngineHandle};
+use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
+use durable_emu_engine::{DbLocation, InstanceRecord};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{

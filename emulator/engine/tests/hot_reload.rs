@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu::cargo_build::BuildOptions;
-use durable_emu::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::watch::{Target, WatchOptions, Watcher, load_once};
+use durable_emu_engine::cargo_build::BuildOptions;
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::CallKind;
 use serde_json::{Value, json};
@@ -18,7 +18,8 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_path_buf()
 }
@@ -321,7 +322,8 @@ fn a_deleted_or_broken_library_file_is_reported_and_the_session_goes_on() {
     let functions = FunctionsCrate::new("reload-library-file");
     functions.write("SALUT", "");
     let built =
-        durable_emu::cargo_build::build_cdylib(functions.dir.path(), &build_options()).unwrap();
+        durable_emu_engine::cargo_build::build_cdylib(functions.dir.path(), &build_options())
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libfunctions.so");
     std::fs::copy(&built, &library).unwrap();

@@ -13,15 +13,15 @@
 //! channel is bounded: when the UI cannot keep up, the forwarder blocks, the broadcast lags, and
 //! the model reloads what it shows, so memory stays bounded.
 
-use crate::clock::ClockKind;
-use crate::engine::{EngineEvent, EngineHandle};
-use crate::plugin::LoadedPlugin;
-use crate::tui::command::{Command, Executor};
-use crate::tui::model::Model;
-use crate::tui::msg::{EpisodeRunning, Msg};
-use crate::tui::theme::Theme;
-use crate::tui::{logs, update, view};
+use crate::command::{Command, Executor};
+use crate::model::Model;
+use crate::msg::{EpisodeRunning, Msg};
+use crate::theme::Theme;
+use crate::{logs, update, view};
 use crossbeam_channel::{Receiver, Sender, select};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{EngineEvent, EngineHandle};
+use durable_emu_engine::plugin::LoadedPlugin;
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};

@@ -4,14 +4,14 @@
 //! emulator, and ratatui sends only the cells that changed), and a frame is timed as the user
 //! pays for it: `update` for the key, the tick, and `render` of the view.
 
-use crate::clock::ClockKind;
-use crate::engine::ExecutionHistory;
-use crate::store::{ExecutionRecord, InstanceRecord};
-use crate::tui::model::{Model, View};
-use crate::tui::msg::{Msg, Outcome};
-use crate::tui::theme::Theme;
-use crate::tui::{update, view};
+use crate::model::{Model, View};
+use crate::msg::{Msg, Outcome};
+use crate::theme::Theme;
+use crate::{update, view};
 use chrono::{DateTime, Utc};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::ExecutionHistory;
+use durable_emu_engine::{ExecutionRecord, InstanceRecord};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -78,7 +78,7 @@ pub fn synthetic_model(instances: usize, events: usize, width: u16, height: u16)
     model.instances.selected_id = Some(selected.clone());
     update(&mut model, Msg::Tick);
     let history = fan_out_history(&selected, events, start);
-    model.history = Some(crate::tui::model::HistoryState::loading(selected.clone()));
+    model.history = Some(crate::model::HistoryState::loading(selected.clone()));
     update(
         &mut model,
         Msg::Done(Outcome::History {
@@ -222,9 +222,9 @@ pub struct LiveTimes {
 /// the model a key per frame (Down/Up in the instances view) and every engine event and answer,
 /// as the event loop does. Times are measured on this (the UI) thread.
 pub fn live_fanout(activities: u64, width: u16, height: u16) -> anyhow::Result<LiveTimes> {
-    use crate::engine::{Engine, EngineConfig};
-    use crate::plugin::LoadedPlugin;
-    use crate::tui::command::Executor;
+    use crate::command::Executor;
+    use durable_emu_engine::engine::{Engine, EngineConfig};
+    use durable_emu_engine::plugin::LoadedPlugin;
 
     let plugin = LoadedPlugin::builtin()?;
     let mut config = EngineConfig::in_memory(plugin.clone());

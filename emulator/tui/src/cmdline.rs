@@ -2,9 +2,9 @@
 //! `:advance 3d`, `:raise Approval true`). Parsing is pure; `update` decides what each action
 //! does (and asks before destructive ones).
 
-use crate::clock::parse_duration;
-use crate::faults::{FaultRule, parse_compact};
-use crate::tui::model::{SortKey, View};
+use crate::model::{SortKey, View};
+use durable_emu_engine::clock::parse_duration;
+use durable_emu_engine::faults::{FaultRule, parse_compact};
 use serde_json::Value;
 use std::time::Duration;
 

@@ -5,12 +5,12 @@
 //! so `start` then `load instances` sees the new instance) and plugin calls (replay steps and
 //! forks, which may replay a long history). Every answer comes back as a [`Msg::Done`].
 
-use crate::engine::EngineHandle;
-use crate::faults::FaultRule;
-use crate::plugin::LoadedPlugin;
-use crate::tui::msg::{Msg, Outcome};
-use crate::tui::replay::{ForkPlan, StepResult, fork_export, step_request};
+use crate::msg::{Msg, Outcome};
+use crate::replay::{ForkPlan, StepResult, fork_export, step_request};
 use crossbeam_channel::{Receiver, Sender};
+use durable_emu_engine::engine::EngineHandle;
+use durable_emu_engine::faults::FaultRule;
+use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -255,7 +255,7 @@ pub fn execute(
     command: Command,
     answers: &Sender<Msg>,
 ) {
-    let text = |error: crate::engine::EngineError| error.to_string();
+    let text = |error: durable_emu_engine::engine::EngineError| error.to_string();
     let outcome = match command {
         Command::LoadInstances => Outcome::Instances(engine.instances().map_err(text)),
         Command::LoadHistory { instance_id, child } => Outcome::History {

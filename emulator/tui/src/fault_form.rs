@@ -5,8 +5,8 @@
 //!
 //! Pure data and text; `update` moves the focus and edits the fields, `view::overlay` draws it.
 
-use crate::faults::{FaultRule, TargetKind, parse_compact};
-use crate::tui::input::TextInput;
+use crate::input::TextInput;
+use durable_emu_engine::faults::{FaultRule, TargetKind, parse_compact};
 
 /// Target kinds, in the order Space cycles through them.
 pub const TARGETS: [TargetKind; 4] = [

@@ -1,7 +1,7 @@
 //! Every key, once: what the help overlay (`?`) lists and the README's key reference repeats.
 //! `update` is the code that gives them meaning; a test checks the two agree on each view.
 
-use crate::tui::model::View;
+use crate::model::View;
 
 /// Keys available in every view.
 pub const GLOBAL: &[(&str, &str)] = &[

@@ -2,7 +2,7 @@
 //! areas and `update` uses the same ones for paging and mouse hit-testing, so a click lands on
 //! the row that was drawn there.
 
-use crate::tui::model::View;
+use crate::model::View;
 use ratatui::layout::Rect;
 
 /// The three bands of every screen.

@@ -3,7 +3,7 @@
 //! logs view's in-memory ring (bounded in the model). `DURABLE_EMU_LOG=debug` (or `trace`, `warn`)
 //! changes the level; the default is `info`.
 
-use crate::tui::msg::Msg;
+use crate::msg::Msg;
 use crossbeam_channel::Sender;
 use std::path::Path;
 use tracing::field::{Field, Visit};

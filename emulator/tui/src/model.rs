@@ -4,19 +4,19 @@
 //! histories), the full history of the selected instance only (and, for the errors view, of its
 //! failed children), a ring of log lines and of build events.
 
-use crate::clock::ClockKind;
-use crate::engine::ExecutionHistory;
-use crate::faults::RuleState;
-use crate::store::{BuildRecord, InstanceRecord, TimerRow};
-use crate::tui::command::Command;
-use crate::tui::errors::ErrorRow;
-use crate::tui::fanout::FanOutGroup;
-use crate::tui::fault_form::FaultForm;
-use crate::tui::input::TextInput;
-use crate::tui::logs::LogEntry;
-use crate::tui::replay::{CallRow, StepResult};
-use crate::tui::timeline::Timeline;
+use crate::command::Command;
+use crate::errors::ErrorRow;
+use crate::fanout::FanOutGroup;
+use crate::fault_form::FaultForm;
+use crate::input::TextInput;
+use crate::logs::LogEntry;
+use crate::replay::{CallRow, StepResult};
+use crate::timeline::Timeline;
 use chrono::{DateTime, Utc};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::ExecutionHistory;
+use durable_emu_engine::faults::RuleState;
+use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::layout::Rect;
 use serde_json::Value;
@@ -719,7 +719,7 @@ pub struct Model {
     /// Token for the next replay request.
     pub next_token: u64,
     /// An episode running for at least [`LONG_EPISODE`] (shown in the status line).
-    pub long_episode: Option<crate::tui::msg::EpisodeRunning>,
+    pub long_episode: Option<crate::msg::EpisodeRunning>,
     /// Quit.
     pub quit: bool,
 }

@@ -3,12 +3,12 @@
 //! background calls `update` asked for; log lines come from the tracing layer; `Tick` lets
 //! `update` do work that waits for a quiet moment (loading what went stale) before a frame.
 
-use crate::engine::{EngineEvent, ExecutionHistory};
-use crate::faults::RuleState;
-use crate::store::{BuildRecord, InstanceRecord, TimerRow};
-use crate::tui::logs::LogEntry;
-use crate::tui::replay::StepResult;
+use crate::logs::LogEntry;
+use crate::replay::StepResult;
 use chrono::{DateTime, Utc};
+use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
+use durable_emu_engine::faults::RuleState;
+use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 /// Something that happened.

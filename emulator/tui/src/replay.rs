@@ -16,8 +16,8 @@
 //! actions the code answers with, `OrchestratorCompleted`), and the result is imported.
 //! Sub-orchestrations still running at the cut are not copied (the engine warns about them).
 
-use crate::export::{EXPORT_FORMAT, ExecutionExport, InstanceExport, InstanceStatus};
 use chrono::{DateTime, Utc};
+use durable_emu_engine::export::{EXPORT_FORMAT, ExecutionExport, InstanceExport, InstanceStatus};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::protocol::{ActionKind, DurableCall, OrchestratorRequest, OrchestratorResponse};

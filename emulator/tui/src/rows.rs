@@ -1,7 +1,7 @@
 //! One line per history event, and the small text forms every view shares: virtual time offsets,
 //! ages, and JSON shortened to fit a column. Pure functions of an event.
 
-use crate::tui::model::{Tone, event_failure};
+use crate::model::{Tone, event_failure};
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use serde_json::Value;

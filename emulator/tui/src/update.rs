@@ -2,22 +2,22 @@
 //! (engine calls and replays for the executor). Pure: no terminal, no threads, no clock reads;
 //! tests drive it with scripted messages (`emulator/tests/tui_update.rs`).
 
-use crate::engine::EngineEvent;
-use crate::tui::cmdline::{self, Action};
-use crate::tui::command::Command;
-use crate::tui::errors::{error_tree, failed_children};
-use crate::tui::fanout::fanout_groups;
-use crate::tui::input::TextInput;
-use crate::tui::keys;
-use crate::tui::layout::{self, areas, list_area, page, scroll_to, tab_positions};
-use crate::tui::logs::RING_CAPACITY;
-use crate::tui::model::{
+use crate::cmdline::{self, Action};
+use crate::command::Command;
+use crate::errors::{error_tree, failed_children};
+use crate::fanout::fanout_groups;
+use crate::input::TextInput;
+use crate::keys;
+use crate::layout::{self, areas, list_area, page, scroll_to, tab_positions};
+use crate::logs::RING_CAPACITY;
+use crate::model::{
     FEED_CAPACITY, FeedLine, ForkForm, HistoryState, InstanceRow, Model, Overlay, StartForm,
     Stepper, Tone, View, short_id,
 };
-use crate::tui::msg::{Msg, Outcome};
-use crate::tui::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
-use crate::tui::timeline::timeline;
+use crate::msg::{Msg, Outcome};
+use crate::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
+use crate::timeline::timeline;
+use durable_emu_engine::engine::EngineEvent;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -57,7 +57,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Command> {
         Msg::Tick => on_tick(model, &mut out),
         Msg::Episode(running) => {
             model.long_episode =
-                running.filter(|episode| episode.elapsed >= crate::tui::model::LONG_EPISODE);
+                running.filter(|episode| episode.elapsed >= crate::model::LONG_EPISODE);
         }
         Msg::Quit => model.quit = true,
     }
@@ -160,7 +160,7 @@ fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
     let events = Arc::new(execution.events.clone());
     let step = events.len();
     let all_calls = calls_at(&events, step);
-    let names = crate::tui::model::call_names(&events);
+    let names = crate::model::call_names(&events);
     let build = model
         .instances
         .rows
@@ -901,7 +901,7 @@ fn fault_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>, page_rows
                     "Remove fault rule #{} \"{}\" ({}, {})?",
                     rule.id,
                     rule.label(),
-                    crate::tui::view::target_text(&rule.rule),
+                    crate::view::target_text(&rule.rule),
                     rule.rule.effect
                 ),
                 command: Command::RemoveFault(rule.id),
@@ -1033,7 +1033,7 @@ fn open_fork_form(model: &mut Model) {
         .kind
         .completes_task()
         .and_then(|id| {
-            crate::tui::model::call_names(&stepper.events[..target])
+            crate::model::call_names(&stepper.events[..target])
                 .get(&id)
                 .cloned()
         })

@@ -6,7 +6,7 @@
 
 mod tui_support;
 
-use durable_emu::tui::model::View;
+use durable_emu_tui::model::View;
 use durable_sdk::history::RuntimeStatus;
 use ratatui::crossterm::event::KeyCode;
 use serde_json::json;

@@ -5,9 +5,9 @@
 
 mod tui_support;
 
-use durable_emu::tui::command::Command;
-use durable_emu::tui::model::{Overlay, SortKey, View};
-use durable_emu::tui::msg::Msg;
+use durable_emu_tui::command::Command;
+use durable_emu_tui::model::{Overlay, SortKey, View};
+use durable_emu_tui::msg::Msg;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use ratatui::crossterm::event::KeyCode;
 use serde_json::json;
@@ -497,7 +497,7 @@ fn mouse_clicks_select_rows_and_tabs_and_the_wheel_scrolls() {
     assert_eq!(ui.model.instances.selected, 4);
     // The "7 Clock" tab.
     let (start, _, _) =
-        durable_emu::tui::layout::tab_positions(ratatui::layout::Rect::new(0, 0, 100, 1))
+        durable_emu_tui::layout::tab_positions(ratatui::layout::Rect::new(0, 0, 100, 1))
             .into_iter()
             .find(|(_, _, view)| *view == View::Clock)
             .unwrap();
@@ -510,7 +510,7 @@ fn help_lists_the_keys_of_every_view_and_q_quits() {
     let mut ui = harness();
     for view in View::ALL {
         assert!(
-            !durable_emu::tui::keys::view_keys(view).is_empty(),
+            !durable_emu_tui::keys::view_keys(view).is_empty(),
             "{view:?}"
         );
     }
@@ -697,7 +697,7 @@ fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
     // A hot reload makes another build active; the stepper still asks for the recorded one.
     let reloaded = ui
         .handle
-        .load_build(durable_emu::plugin::LoadedPlugin::builtin().unwrap())
+        .load_build(durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap())
         .unwrap();
     assert_ne!(Some(reloaded), recorded);
     ui.settle();
@@ -718,7 +718,7 @@ fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
 
 #[test]
 fn the_status_line_names_an_episode_running_for_more_than_three_seconds() {
-    use durable_emu::tui::msg::EpisodeRunning;
+    use durable_emu_tui::msg::EpisodeRunning;
     use std::time::Duration;
 
     let mut ui = harness();
@@ -756,7 +756,7 @@ fn a_termination_signal_quits_like_q() {
 
 #[test]
 fn a_store_failure_and_a_redelivery_are_said_where_the_user_looks() {
-    use durable_emu::engine::EngineEvent;
+    use durable_emu_engine::engine::EngineEvent;
     let mut ui = harness();
     ui.send(Msg::Engine(EngineEvent::Redelivered {
         instance_id: "order-1".into(),

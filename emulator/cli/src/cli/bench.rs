@@ -4,10 +4,12 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, Limits, StoreFailurePolicy, default_workers};
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::store::DbLocation;
+use durable_emu_engine::DbLocation;
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{
+    Engine, EngineConfig, Limits, StoreFailurePolicy, default_workers,
+};
+use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::OrchestratorRequest;
 use serde_json::json;
@@ -234,15 +236,15 @@ fn replay(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
-    use durable_emu::engine::EngineEvent;
-    use durable_emu::watch::{Target, WatchOptions, Watcher};
+    use durable_emu_engine::engine::EngineEvent;
+    use durable_emu_engine::watch::{Target, WatchOptions, Watcher};
 
     let source = match &args.library {
         Some(path) => path.clone(),
         None => {
             let dir = std::path::Path::new("sample-functions");
             println!("building {} (not timed) ...", dir.display());
-            durable_emu::cargo_build::build_cdylib(dir, &Default::default())
+            durable_emu_engine::cargo_build::build_cdylib(dir, &Default::default())
                 .context("building sample-functions; pass --library PATH to use another library")?
         }
     };
@@ -346,7 +348,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
 }
 
 fn ui(args: &UiArgs) -> anyhow::Result<()> {
-    use durable_emu::tui::bench::{frame_times, synthetic_model};
+    use durable_emu_tui::bench::{frame_times, synthetic_model};
     let (width, height) = args
         .size
         .split_once('x')
@@ -374,7 +376,7 @@ fn ui(args: &UiArgs) -> anyhow::Result<()> {
         );
     }
     if args.live_fanout > 0 {
-        let live = durable_emu::tui::bench::live_fanout(args.live_fanout, width, height)?;
+        let live = durable_emu_tui::bench::live_fanout(args.live_fanout, width, height)?;
         let ms = |time: Duration| time.as_secs_f64() * 1000.0;
         println!(
             "live fan-out of {} activities: {:.2} s, {} engine events applied, {} keys fed",

@@ -6,7 +6,7 @@
 use super::{DbArgs, parse_json, query_engine, reader};
 use anyhow::Context;
 use clap::Args;
-use durable_emu::export::{InstanceExport, InstanceStatus};
+use durable_emu_engine::export::{InstanceExport, InstanceStatus};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -16,15 +16,15 @@ mod ui;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use durable_emu::cargo_build::BuildOptions;
-use durable_emu::clock::ClockKind;
-use durable_emu::engine::{
+use durable_emu_engine::DbLocation;
+use durable_emu_engine::cargo_build::BuildOptions;
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{
     Engine, EngineConfig, EngineHandle, Limits, Reader, StoreFailurePolicy, default_workers,
 };
-use durable_emu::faults::{FaultRule, parse_compact, parse_scenario};
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::store::DbLocation;
-use durable_emu::watch::{Target, WatchOptions, Watcher, load_once};
+use durable_emu_engine::faults::{FaultRule, parse_compact, parse_scenario};
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

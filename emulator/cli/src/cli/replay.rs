@@ -5,9 +5,9 @@
 use super::{DbArgs, load_target, reader};
 use anyhow::Context;
 use clap::Args;
-use durable_emu::engine::ExecutionHistory;
-use durable_emu::export::InstanceExport;
-use durable_emu::plugin::LoadedPlugin;
+use durable_emu_engine::engine::ExecutionHistory;
+use durable_emu_engine::export::InstanceExport;
+use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::protocol::{NonDeterminism, OrchestratorRequest};
 use std::path::PathBuf;
 use std::process::ExitCode;

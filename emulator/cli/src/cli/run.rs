@@ -17,13 +17,13 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use crossbeam_channel::{Receiver, Sender, select};
-use durable_emu::clock::parse_duration;
-use durable_emu::engine::{
+use durable_emu_engine::clock::parse_duration;
+use durable_emu_engine::engine::{
     Engine, EngineError, EngineEvent, EngineHandle, ExecutionHistory, StoreFailurePolicy,
 };
-use durable_emu::export::InstanceStatus;
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::store::{DbLocation, ExecutionRecord, InstanceRecord};
+use durable_emu_engine::export::InstanceStatus;
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_engine::{DbLocation, ExecutionRecord, InstanceRecord};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use serde_json::Value;
@@ -259,7 +259,7 @@ fn left(until: Instant) -> Duration {
     until.saturating_duration_since(Instant::now())
 }
 
-fn explain_stuck(stopped: bool, running: Option<&durable_emu::engine::RunningEpisode>) {
+fn explain_stuck(stopped: bool, running: Option<&durable_emu_engine::engine::RunningEpisode>) {
     if stopped {
         return;
     }

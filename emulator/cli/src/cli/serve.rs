@@ -15,7 +15,7 @@ use super::{EngineArgs, target_or_builtin, watch_target};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use crossbeam_channel::{Receiver, select};
-use durable_emu::engine::{Engine, EngineEvent};
+use durable_emu_engine::engine::{Engine, EngineEvent};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -8,8 +8,8 @@
 
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
-use durable_emu::engine::Engine;
-use durable_emu::tui::{self, AppOptions};
+use durable_emu_engine::engine::Engine;
+use durable_emu_tui::{self as tui, AppOptions};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;

@@ -42,10 +42,13 @@ pub fn stderr(output: &Output) -> String {
 pub fn hostile_plugin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        durable_emu::cargo_build::build_cdylib(
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .unwrap();
+        durable_emu_engine::cargo_build::build_cdylib(
             &root.join("tests/fixtures/hostile-plugin"),
-            &durable_emu::cargo_build::BuildOptions {
+            &durable_emu_engine::cargo_build::BuildOptions {
                 target_dir: Some(root.join("target").join("e2e")),
                 ..Default::default()
             },

@@ -3,9 +3,9 @@
 //! rolling file under `.durable-emu/logs/` gets).
 
 use super::{fit, tone};
-use crate::tui::layout::builds_split;
-use crate::tui::model::{Model, Tone};
-use crate::tui::theme::Theme;
+use crate::layout::builds_split;
+use crate::model::{Model, Tone};
+use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

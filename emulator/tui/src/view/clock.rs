@@ -2,10 +2,10 @@
 //! instance and how far ahead it fires.
 
 use super::{fit, placeholder};
-use crate::tui::layout::list_area;
-use crate::tui::model::{Model, View, short_id};
-use crate::tui::rows::format_offset;
-use crate::tui::theme::Theme;
+use crate::layout::list_area;
+use crate::model::{Model, View, short_id};
+use crate::rows::format_offset;
+use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -3,11 +3,11 @@
 //! widgets only lay them out, drawing the visible part.
 
 use super::{fit, placeholder, tone};
-use crate::tui::layout::list_area;
-use crate::tui::model::{Model, View};
-use crate::tui::rows::format_offset;
-use crate::tui::theme::Theme;
-use crate::tui::timeline::BarKind;
+use crate::layout::list_area;
+use crate::model::{Model, View};
+use crate::rows::format_offset;
+use crate::theme::Theme;
+use crate::timeline::BarKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

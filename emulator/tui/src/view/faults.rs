@@ -2,11 +2,11 @@
 //! trigger, limit, effect, matched and fired counters), and the selected rule in full below.
 
 use super::{col, fit, placeholder};
-use crate::faults::{FaultRule, RuleState, Trigger};
-use crate::tui::fault_form::target_key;
-use crate::tui::layout::{FAULT_DETAIL_HEIGHT, list_area};
-use crate::tui::model::{Model, View};
-use crate::tui::theme::Theme;
+use crate::fault_form::target_key;
+use crate::layout::{FAULT_DETAIL_HEIGHT, list_area};
+use crate::model::{Model, View};
+use crate::theme::Theme;
+use durable_emu_engine::faults::{FaultRule, RuleState, Trigger};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

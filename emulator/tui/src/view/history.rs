@@ -3,10 +3,10 @@
 //! message, injected faults marked; only the visible lines are formatted.
 
 use super::{col, fit, placeholder, tone};
-use crate::tui::layout::list_area;
-use crate::tui::model::{Model, View};
-use crate::tui::rows::event_row;
-use crate::tui::theme::{Theme, status_symbol};
+use crate::layout::list_area;
+use crate::model::{Model, View};
+use crate::rows::event_row;
+use crate::theme::{Theme, status_symbol};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

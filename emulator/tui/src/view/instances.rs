@@ -2,10 +2,10 @@
 //! sub-orchestrations indented under their parents; only visible rows are drawn.
 
 use super::{col, fit, placeholder};
-use crate::tui::layout::list_area;
-use crate::tui::model::{Model, View, short_id};
-use crate::tui::rows::format_age;
-use crate::tui::theme::{Theme, status_symbol};
+use crate::layout::list_area;
+use crate::model::{Model, View, short_id};
+use crate::rows::format_age;
+use crate::theme::{Theme, status_symbol};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -28,14 +28,14 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         col("BUILD", 6),
     );
     let mut count = format!("{}/{}", instances.visible.len(), instances.rows.len());
-    if instances.sort_key() != crate::tui::model::SortKey::Created {
+    if instances.sort_key() != crate::model::SortKey::Created {
         count.push_str(&format!(" ↕{}", instances.sort_key().label()));
     }
     if !instances.filter.is_empty() {
         count.push_str(&format!(" /{}", instances.filter));
     }
     let header_width = header.chars().count().min(width);
-    let count = crate::tui::rows::truncate(&count, width.saturating_sub(header_width));
+    let count = crate::rows::truncate(&count, width.saturating_sub(header_width));
     let pad = width.saturating_sub(header_width + count.chars().count());
     frame.render_widget(
         Paragraph::new(Line::from(vec![

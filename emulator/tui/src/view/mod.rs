@@ -12,10 +12,10 @@ mod replay;
 
 pub use faults::{target_text, trigger_text};
 
-use crate::tui::keys;
-use crate::tui::layout::{areas, short_tabs, tab_label, tab_positions};
-use crate::tui::model::{Model, Tone, View};
-use crate::tui::theme::Theme;
+use crate::keys;
+use crate::layout::{areas, short_tabs, tab_label, tab_positions};
+use crate::model::{Model, Tone, View};
+use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -96,7 +96,7 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
         },
     };
     let room = usize::from(area.width).saturating_sub(clock.chars().count());
-    let text = crate::tui::rows::truncate(&text, room);
+    let text = crate::rows::truncate(&text, room);
     let pad = room.saturating_sub(text.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
@@ -119,7 +119,7 @@ pub(crate) fn tone(theme: &Theme, tone: Tone) -> Style {
 
 /// A line of `width` columns: `text` cut or padded.
 pub(crate) fn fit(text: &str, width: usize) -> String {
-    let cut = crate::tui::rows::truncate(text, width);
+    let cut = crate::rows::truncate(text, width);
     let pad = width.saturating_sub(cut.chars().count());
     format!("{cut}{}", " ".repeat(pad))
 }

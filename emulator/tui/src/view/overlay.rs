@@ -2,12 +2,12 @@
 //! viewer and the start and fork forms (centred boxes).
 
 use super::fit;
-use crate::tui::cmdline::COMMANDS;
-use crate::tui::fault_form::FaultForm;
-use crate::tui::input::TextInput;
-use crate::tui::keys;
-use crate::tui::model::{Model, Overlay};
-use crate::tui::theme::Theme;
+use crate::cmdline::COMMANDS;
+use crate::fault_form::FaultForm;
+use crate::input::TextInput;
+use crate::keys;
+use crate::model::{Model, Overlay};
+use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

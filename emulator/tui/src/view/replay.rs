@@ -5,10 +5,10 @@
 //! nondeterminism is shown first, history and code side by side.
 
 use super::{fit, placeholder, tone};
-use crate::tui::layout::{list_area, replay_split};
-use crate::tui::model::{Model, Tone, View};
-use crate::tui::rows::{compact_json, event_row, truncate};
-use crate::tui::theme::Theme;
+use crate::layout::{list_area, replay_split};
+use crate::model::{Model, Tone, View};
+use crate::rows::{compact_json, event_row, truncate};
+use crate::theme::Theme;
 use durable_sdk::protocol::ActionKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -7,14 +7,14 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use crossbeam_channel::{Receiver, Sender};
-use durable_emu::clock::ClockKind;
-use durable_emu::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::tui::command::{Command, Plugins, execute};
-use durable_emu::tui::model::Model;
-use durable_emu::tui::msg::Msg;
-use durable_emu::tui::theme::Theme;
-use durable_emu::tui::{update, view};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_tui::command::{Command, Plugins, execute};
+use durable_emu_tui::model::Model;
+use durable_emu_tui::msg::Msg;
+use durable_emu_tui::theme::Theme;
+use durable_emu_tui::{update, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
