@@ -22,8 +22,9 @@
 //! the help overlay and the README read from. [`theme`] loads colours from `assets/theme.toml`
 //! and honours `NO_COLOR`; [`logs`] sends tracing output to a rolling file and to the logs view.
 //!
-//! Knows the engine only through `EngineHandle`, its events and the shapes in `store`/`export`;
-//! the engine knows nothing of this module.
+//! Knows the engine (the `durable-emu-engine` crate) only through `EngineHandle`, its events and
+//! the records and `export` shapes it re-exports; the store is private to the engine, and the
+//! engine does not depend on this crate.
 
 pub mod app;
 pub mod bench;

@@ -1,6 +1,6 @@
 //! `update`: the only code that changes the model. A message in, the model changed, commands out
 //! (engine calls and replays for the executor). Pure: no terminal, no threads, no clock reads;
-//! tests drive it with scripted messages (`emulator/tests/tui_update.rs`).
+//! tests drive it with scripted messages (`emulator/tui/tests/tui_update.rs`).
 
 use crate::cmdline::{self, Action};
 use crate::command::Command;
