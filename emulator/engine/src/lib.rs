@@ -15,9 +15,9 @@
 //!
 //! Layering (DESIGN.md): `durable-sdk` <- this engine <- front ends. The engine knows nothing of
 //! any front end: it does not depend on ratatui, crossterm, clap or a network crate (the
-//! `layering` test fails if `cargo tree` shows one). Front ends reach the store and the core only
-//! through [`EngineHandle`] and [`Reader`]: both are private to this crate. See
-//! `docs/architecture.md` for the whole map.
+//! `layering` test fails if `cargo tree` shows one). The store and the core are private to this
+//! crate, so front ends reach them only through [`EngineHandle`] (and [`Reader`] for read-only
+//! queries). See `docs/architecture.md` for the whole map.
 
 #![warn(missing_docs)]
 
