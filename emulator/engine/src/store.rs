@@ -267,7 +267,8 @@ enum Access {
     ReadOnly,
 }
 
-/// What `Store::instance_listing` (behind [`Reader::instances`](crate::Reader::instances)) found: the instances that decode, and the others by id.
+/// What `Store::instance_listing` (behind [`Reader::instances`](crate::Reader::instances)) found:
+/// the instances that decode, and the others by id.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceListing {
     /// Every instance that decodes, newest first.
