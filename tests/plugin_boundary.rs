@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu::plugin::{LoadedPlugin, PluginError};
+use durable_emu_engine::plugin::{LoadedPlugin, PluginError};
 use durable_emu_tests::built_cdylib;
 use durable_sdk::chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent};

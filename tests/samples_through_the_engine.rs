@@ -5,9 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu::plugin::LoadedPlugin;
-use durable_emu::store::InstanceRecord;
+use durable_emu_engine::InstanceRecord;
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::plugin::LoadedPlugin;
 use durable_emu_tests::built_cdylib;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@
 pub mod binary;
 pub mod printed_status;
 
-use durable_emu::cargo_build::{BuildOptions, build_cdylib};
+use durable_emu_engine::cargo_build::{BuildOptions, build_cdylib};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 

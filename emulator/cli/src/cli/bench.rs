@@ -1,0 +1,398 @@
+//! `durable-emu bench`: the standard workloads, timed. Each prints progress lines, then one last
+//! line in the shape the peer benchmarks in `../shared/peers` print:
+//! `RESULT workload=fanout n=10000 secs=0.812 activities_per_sec=12315.2`.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use durable_emu_engine::DbLocation;
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::{
+    Engine, EngineConfig, Limits, StoreFailurePolicy, default_workers,
+};
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_sdk::history::RuntimeStatus;
+use durable_sdk::protocol::OrchestratorRequest;
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// One orchestration fans out N no-op `Echo` activities, joins them, checks every result.
+    Fanout(BenchArgs),
+    /// N instances started at once, each calling `Echo` 5 times in sequence.
+    Chain(BenchArgs),
+    /// Replays a recorded history of about N events (made by a fan-out of N/2) through the plugin.
+    Replay(BenchArgs),
+    /// Reload latency: a library file changes N times; time from the change settling to the new
+    /// build being active (cargo build excluded), with waiting instances to check on each reload.
+    Reload(ReloadArgs),
+    /// Terminal UI frame time: a key, a tick and a redraw of each view, with 10,000 instances and
+    /// a 100,000-event history selected (drawn off-screen).
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Instances in the list.
+    #[arg(long, default_value_t = 10_000)]
+    instances: usize,
+    /// Events in the selected instance's history.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Frames timed per view.
+    #[arg(long, default_value_t = 200)]
+    frames: usize,
+    /// Terminal size, columns x rows.
+    #[arg(long, default_value = "200x50")]
+    size: String,
+    /// Also time keys and frames while a real `BenchFanOut` of N activities runs (0: skip).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    live_fanout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// How many reloads to time.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    n: usize,
+    /// The plugin library to reload; default: build `sample-functions` in the working directory.
+    #[arg(long, value_name = "PATH")]
+    library: Option<std::path::PathBuf>,
+    /// Waiting `ApprovalWorkflow` instances each reload replays (if the library has it).
+    #[arg(long, default_value_t = 100)]
+    instances: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Size of the workload.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    n: u64,
+    /// The database: a file (default: a fresh one in a temporary directory) or `:memory:`.
+    #[arg(long, value_name = "PATH")]
+    db: Option<String>,
+    /// Activity worker threads, 1 to 256; default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = super::workers_in_range())]
+    workers: Option<u16>,
+    #[command(flatten)]
+    faults: super::FaultArgs,
+}
+
+pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Fanout(args) => fanout(&args),
+        BenchCommand::Chain(args) => chain(&args),
+        BenchCommand::Replay(args) => replay(&args),
+        BenchCommand::Reload(args) => reload(&args),
+        BenchCommand::Ui(args) => ui(&args),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// A started engine and the temporary directory its database lives in (if any).
+struct BenchEngine {
+    engine: Engine,
+    _dir: Option<tempfile::TempDir>,
+    db: String,
+}
+
+fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
+    let (db, dir) = match &args.db {
+        Some(db) => (DbLocation::parse(db), None),
+        None => {
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            (DbLocation::File(dir.path().join("bench.db")), Some(dir))
+        }
+    };
+    let plugin = LoadedPlugin::builtin()?;
+    let workers = super::workers_or_default(args.workers);
+    let label = db.to_string();
+    let engine = Engine::start(EngineConfig {
+        db,
+        clock: ClockKind::Virtual,
+        auto_skip: true,
+        workers,
+        plugin: Some(plugin),
+        faults: args.faults.rules()?,
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits {
+            max_actions_per_episode: u32::MAX,
+            ..Limits::default()
+        },
+    })?;
+    println!("database: {label}; workers: {workers}");
+    Ok(BenchEngine {
+        engine,
+        _dir: dir,
+        db: label,
+    })
+}
+
+fn fanout(args: &BenchArgs) -> anyhow::Result<()> {
+    let bench = start_engine(args)?;
+    let handle = bench.engine.handle();
+    let resident_before = resident_kib("VmRSS");
+    let started = Instant::now();
+    let id = handle.start_orchestration("BenchFanOut", json!(args.n), None)?;
+    let record = handle
+        .wait_until_terminal(&id, Duration::from_secs(3600))?
+        .context("the fan-out did not finish within an hour")?;
+    let secs = started.elapsed().as_secs_f64();
+    if record.status != RuntimeStatus::Completed || record.output != json!(args.n) {
+        bail!("the fan-out ended {} with {}", record.status, record.output);
+    }
+    println!("fan-out of {} on {}: all results checked", args.n, bench.db);
+    let memory = match (resident_before, resident_kib("VmHWM")) {
+        (Some(before), Some(peak)) => format!(
+            " peak_rss_mib={:.1} bytes_per_activity={:.0}",
+            peak as f64 / 1024.0,
+            (peak.saturating_sub(before) * 1024) as f64 / args.n.max(1) as f64
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "RESULT workload=fanout n={} secs={secs:.3} activities_per_sec={:.1}{memory}",
+        args.n,
+        args.n as f64 / secs
+    );
+    Ok(())
+}
+
+/// A line of `/proc/self/status` in KiB (`VmRSS` now, `VmHWM` the peak); none off Linux.
+fn resident_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn chain(args: &BenchArgs) -> anyhow::Result<()> {
+    let bench = start_engine(args)?;
+    let handle = bench.engine.handle();
+    let started = Instant::now();
+    let ids = (0..args.n)
+        .map(|i| handle.start_orchestration("BenchChain", json!(i), None))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, id) in ids.iter().enumerate() {
+        let record = handle
+            .wait_until_terminal(id, Duration::from_secs(3600))?
+            .context("a chain did not finish within an hour")?;
+        if record.status != RuntimeStatus::Completed || record.output != json!(i as u64 + 5) {
+            bail!("chain {i} ended {} with {}", record.status, record.output);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let activities = args.n * 5;
+    println!("{} chains x 5 on {}: all results checked", args.n, bench.db);
+    println!(
+        "RESULT workload=chain n={} secs={secs:.3} activities_per_sec={:.1}",
+        args.n,
+        activities as f64 / secs
+    );
+    Ok(())
+}
+
+fn replay(args: &BenchArgs) -> anyhow::Result<()> {
+    let bench = start_engine(args)?;
+    let handle = bench.engine.handle();
+    let fan_out = (args.n / 2).max(1);
+    let id = handle.start_orchestration("BenchFanOut", json!(fan_out), None)?;
+    handle
+        .wait_until_terminal(&id, Duration::from_secs(3600))?
+        .context("recording the history did not finish within an hour")?;
+
+    let loading = Instant::now();
+    let mut executions = handle.history(&id)?;
+    let load_secs = loading.elapsed().as_secs_f64();
+    let execution = executions.pop().context("the instance has no history")?;
+    let events = execution.events.len();
+    let plugin = LoadedPlugin::builtin()?;
+    let request = OrchestratorRequest {
+        instance_id: format!("{id}-replay"),
+        execution_id: execution.execution.execution_id.clone(),
+        history_len: events,
+        past_events: execution.events,
+        new_events: Vec::new(),
+        include_replay_logs: false,
+        max_actions: None,
+    };
+    let replaying = Instant::now();
+    let response = plugin.handle.orchestrate(&request)?;
+    let replay_secs = replaying.elapsed().as_secs_f64();
+    if let Some(diff) = response.nondeterminism {
+        bail!("the replay diverged: {diff}");
+    }
+    println!(
+        "history of {events} events: loaded from the store in {load_secs:.3} s, replayed through the plugin in {replay_secs:.3} s"
+    );
+    let secs = load_secs + replay_secs;
+    println!(
+        "RESULT workload=replay n={events} secs={secs:.3} events_per_sec={:.1}",
+        events as f64 / secs
+    );
+    Ok(())
+}
+
+fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
+    use durable_emu_engine::engine::EngineEvent;
+    use durable_emu_engine::watch::{Target, WatchOptions, Watcher};
+
+    let source = match &args.library {
+        Some(path) => path.clone(),
+        None => {
+            let dir = std::path::Path::new("sample-functions");
+            println!("building {} (not timed) ...", dir.display());
+            durable_emu_engine::cargo_build::build_cdylib(dir, &Default::default())
+                .context("building sample-functions; pass --library PATH to use another library")?
+        }
+    };
+    let original =
+        std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let library = dir.path().join("libbench_functions.so");
+    std::fs::write(&library, &original)?;
+    let plugin = LoadedPlugin::load(&library)?;
+    let waiting = plugin
+        .manifest
+        .orchestrators
+        .iter()
+        .any(|name| name == "ApprovalWorkflow");
+    let active_hash = plugin.content_hash.clone();
+    let engine = Engine::start(EngineConfig {
+        db: DbLocation::Memory,
+        clock: ClockKind::Virtual,
+        auto_skip: false,
+        workers: default_workers(),
+        plugin: Some(plugin),
+        faults: Vec::new(),
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits::default(),
+    })?;
+    let handle = engine.handle();
+    let instances = if waiting { args.instances } else { 0 };
+    for i in 0..instances {
+        handle.start_orchestration(
+            "ApprovalWorkflow",
+            json!({"request": format!("bench {i}"), "timeout_hours": 24}),
+            None,
+        )?;
+    }
+    let mut events = handle.subscribe();
+    let _watcher = Watcher::start(
+        Target::Library(library.clone()),
+        WatchOptions::default(),
+        handle.clone(),
+        Some(active_hash),
+    )?;
+    println!(
+        "reloading {} ({} bytes) {} times with {instances} waiting instances",
+        source.display(),
+        original.len(),
+        args.n
+    );
+    let mut settled_ms = Vec::new();
+    let mut write_ms = Vec::new();
+    for round in 0..args.n {
+        // Trailing bytes change the file's hash without changing the code; written aside and
+        // renamed into place, as cargo does.
+        let mut bytes = original.clone();
+        bytes.extend_from_slice(format!("durable-emu bench reload {round}").as_bytes());
+        let staged = dir.path().join("staged.so");
+        std::fs::write(&staged, &bytes)?;
+        let written = Instant::now();
+        std::fs::rename(&staged, &library)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                bail!("reload {round} did not happen within 30 s");
+            }
+            match events.try_recv() {
+                Ok(EngineEvent::ReloadFinished {
+                    settled_to_active_ms,
+                    ..
+                }) => {
+                    settled_ms.push(settled_to_active_ms);
+                    write_ms.push(written.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                Ok(EngineEvent::BuildFailed { reason, .. }) => {
+                    bail!("reload {round} failed: {reason}")
+                }
+                Ok(EngineEvent::InstanceDiverged { reason, .. }) => {
+                    bail!("reload {round} diverged: {reason}")
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let max = settled_ms.iter().copied().fold(0.0, f64::max);
+    let p50 = median(&mut settled_ms);
+    let write_p50 = median(&mut write_ms);
+    println!(
+        "settled -> active: median {p50:.1} ms, max {max:.1} ms; file written -> active (includes the 200 ms debounce): median {write_p50:.1} ms"
+    );
+    println!(
+        "RESULT workload=reload n={} instances={instances} secs={:.4} p50_ms={p50:.1} max_ms={max:.1}",
+        args.n,
+        p50 / 1000.0
+    );
+    Ok(())
+}
+
+fn ui(args: &UiArgs) -> anyhow::Result<()> {
+    use durable_emu_tui::bench::{frame_times, synthetic_model};
+    let (width, height) = args
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+        .context("--size is COLUMNSxROWS, e.g. 200x50")?;
+    let setup = std::time::Instant::now();
+    let mut model = synthetic_model(args.instances, args.events, width, height);
+    println!(
+        "ui: {} instances, {} events in the selected history, {width}x{height}; model built in {:.0} ms",
+        args.instances,
+        args.events,
+        setup.elapsed().as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>10}",
+        "view", "median ms", "p99 ms", "max ms"
+    );
+    for times in frame_times(&mut model, args.frames.max(1))? {
+        println!(
+            "{:<10} {:>10.2} {:>10.2} {:>10.2}",
+            times.view.title(),
+            times.median.as_secs_f64() * 1000.0,
+            times.p99.as_secs_f64() * 1000.0,
+            times.max.as_secs_f64() * 1000.0
+        );
+    }
+    if args.live_fanout > 0 {
+        let live = durable_emu_tui::bench::live_fanout(args.live_fanout, width, height)?;
+        let ms = |time: Duration| time.as_secs_f64() * 1000.0;
+        println!(
+            "live fan-out of {} activities: {:.2} s, {} engine events applied, {} keys fed",
+            args.live_fanout,
+            live.fan_out.as_secs_f64(),
+            live.events,
+            live.keys
+        );
+        println!(
+            "  key -> model handled: p99 {:.3} ms, max {:.3} ms; frame (key + tick + render): p99 {:.2} ms, max {:.2} ms; slowest event batch between frames {:.2} ms",
+            ms(live.key_p99),
+            ms(live.key_max),
+            ms(live.frame_p99),
+            ms(live.frame_max),
+            ms(live.batch_max)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `durable-emu [TARGET]` with no subcommand: the terminal UI over the engine and the hot-reload
+//! watcher, with the same engine options as `serve`. Virtual time starts with auto-skip off in
+//! the UI, so a timer waits until the user moves time (`n`, `:advance 3d`) or turns auto-skip on
+//! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
+//! UI to draw: it prints what it loaded, as before, and points at `serve`. Quitting (`q`,
+//! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
+//! yields is left behind unrecorded, named on stderr, and the exit status is 1.
+
+use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
+use anyhow::Context;
+use durable_emu_engine::engine::Engine;
+use durable_emu_tui::{self as tui, AppOptions};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long quitting waits for the engine's current batch before leaving it behind.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+    let (target, plugin) = target_or_builtin(target)?;
+    if !std::io::stdout().is_terminal() {
+        print_manifest(&plugin);
+        eprintln!(
+            "the terminal UI needs a terminal; for a headless engine use `durable-emu serve`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let active_hash = plugin.content_hash.clone();
+    let mut config = engine_args.config(Some(plugin.clone()))?;
+    config.auto_skip = false;
+    let clock = config.clock;
+    let (engine, events) = Engine::start_subscribed(config)
+        .with_context(|| format!("opening {}", engine_args.db.db))?;
+    let handle = engine.handle();
+    let _watcher = watch_target(target, &handle, active_hash)?;
+    let options = AppOptions {
+        clock,
+        auto_skip: false,
+        log_dir: Path::new(".durable-emu").join("logs"),
+    };
+    let result = tui::run(handle.clone(), events, Some(plugin), options);
+    // The terminal is restored by now; an episode that never yields must not keep the process.
+    let running = handle.running_episode();
+    if !engine.shutdown_within(STOP_WAIT) {
+        if let Some(episode) = running {
+            eprintln!("{episode} without yielding; quit without it: what it did is not recorded");
+        }
+        result?;
+        return Ok(ExitCode::from(1));
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! # durable-emu-engine: the engine behind every front end
+//!
+//! durable-emu runs durable orchestrations written with `durable-sdk` on a developer's machine.
+//! This crate is the engine; the terminal UI (`durable-emu-tui`) and the binary (`durable-emu`,
+//! the command-line front end) are separate crates that use it.
+//!
+//! Modules:
+//! - [`plugin`]: load a function library (or the built-in samples) and call it through the C ABI.
+//! - [`cargo_build`]: build a function crate and find its cdylib.
+//! - [`watch`]: hot reload: watch a crate or library and load every good new build.
+//! - the SQLite store (crate-private; its records are re-exported here). [`clock`]: real and
+//!   virtual time.
+//! - [`engine`]: the core thread, workers, commands in and events out.
+//! - [`export`]: the status and export JSON shapes.
+//!
+//! Layering (docs/architecture.md#crates): `durable-sdk` <- this engine <- front ends. The engine knows nothing of
+//! any front end: it does not depend on ratatui, crossterm, clap or a network crate (the
+//! `layering` test fails if `cargo tree` shows one). The store and the core are private to this
+//! crate, so front ends reach them only through [`EngineHandle`] (and [`Reader`] for read-only
+//! queries). See `docs/architecture.md` for the whole map.
+
+#![warn(missing_docs)]
+
+pub mod cargo_build;
+pub mod clock;
+pub mod engine;
+pub mod export;
+pub mod faults;
+pub mod plugin;
+mod store;
+pub mod watch;
+
+pub use clock::ClockKind;
+pub use engine::{
+    Engine, EngineConfig, EngineError, EngineEvent, EngineHandle, ExecutionHistory, Limits, Reader,
+    RunningEpisode, StoreFailurePolicy,
+};
+pub use plugin::LoadedPlugin;
+pub use store::{
+    APPLICATION_ID, BuildRecord, DbLocation, Divergence, ExecutionRecord, InstanceListing,
+    InstanceRecord, StoreError, TimerRow, UnreadableInstance,
+};
+pub use watch::Target;

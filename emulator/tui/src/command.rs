@@ -1,0 +1,425 @@
+//! Commands: what `update` asks the outside world to do, and the [`Executor`] that does it on
+//! background threads so the UI never waits on SQLite or a plugin call.
+//!
+//! Two lanes, each one thread, each in order: engine calls (queries and user actions; in order,
+//! so `start` then `load instances` sees the new instance) and plugin calls (replay steps and
+//! forks, which may replay a long history). Every answer comes back as a [`Msg::Done`].
+
+use crate::msg::{Msg, Outcome};
+use crate::replay::{ForkPlan, StepResult, fork_export, step_request};
+use crossbeam_channel::{Receiver, Sender};
+use durable_emu_engine::engine::EngineHandle;
+use durable_emu_engine::faults::FaultRule;
+use durable_emu_engine::plugin::LoadedPlugin;
+use durable_sdk::history::HistoryEvent;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Something for the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Load every instance.
+    LoadInstances,
+    /// Load an instance's histories (as the selected instance, or as a child for the errors view).
+    LoadHistory {
+        /// The instance.
+        instance_id: String,
+        /// For the errors view's tree.
+        child: bool,
+    },
+    /// Load the pending timers and the clock's now.
+    LoadTimers,
+    /// Load the builds.
+    LoadBuilds,
+    /// Load the fault rules with their switches and counters.
+    LoadFaults,
+    /// Add a fault rule (validated already).
+    AddFault {
+        /// The rule as it was written (compact form), for the status line.
+        spec: String,
+        /// The rule.
+        rule: Box<FaultRule>,
+    },
+    /// Turn a fault rule on or off.
+    SetFaultEnabled {
+        /// The rule's id.
+        id: u32,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Remove a fault rule.
+    RemoveFault(u32),
+    /// Start an instance.
+    Start {
+        /// Orchestration name.
+        name: String,
+        /// Its input.
+        input: Value,
+    },
+    /// Raise an external event.
+    Raise {
+        /// The instance.
+        instance_id: String,
+        /// Event name.
+        name: String,
+        /// Payload.
+        data: Value,
+    },
+    /// Terminate (recursively).
+    Terminate {
+        /// The instance.
+        instance_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Suspend.
+    Suspend(String),
+    /// Resume.
+    Resume(String),
+    /// Start the same orchestration again with the same input.
+    Restart(String),
+    /// Delete an ended instance and its history.
+    Purge(String),
+    /// Move virtual time forward.
+    Advance(Duration),
+    /// Jump to the next pending timer.
+    NextTimer,
+    /// Turn auto-skip on or off.
+    SetAutoSkip(bool),
+    /// Replay a prefix of history through the plugin (the stepper).
+    Step {
+        /// Answers carry it back; older ones are ignored.
+        token: u64,
+        /// The instance.
+        instance_id: String,
+        /// The execution.
+        execution_id: String,
+        /// Its history (shared: the prefix is copied on the executor, not the UI thread).
+        events: Arc<Vec<HistoryEvent>>,
+        /// How many events to replay.
+        step: usize,
+        /// The build that recorded the instance (`None`: the active build).
+        build: Option<u32>,
+    },
+    /// Run a fork's episode (if any) and import it.
+    Fork {
+        /// What to import.
+        plan: Box<ForkPlan>,
+        /// The build that recorded the source instance (`None`: the active build).
+        build: Option<u32>,
+    },
+}
+
+impl Command {
+    fn lane(&self) -> Lane {
+        match self {
+            Command::Step { .. } | Command::Fork { .. } => Lane::Plugin,
+            _ => Lane::Engine,
+        }
+    }
+}
+
+enum Lane {
+    Engine,
+    Plugin,
+}
+
+/// Runs commands in the background and answers on `answers`.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    engine_lane: Sender<Command>,
+    plugin_lane: Sender<Command>,
+}
+
+impl Executor {
+    /// Starts the two lanes. `plugin` is what the stepper and forks replay with when the engine
+    /// cannot hand out the build that recorded an instance.
+    pub fn start(engine: EngineHandle, plugin: Option<LoadedPlugin>, answers: Sender<Msg>) -> Self {
+        let (engine_lane, engine_rx) = crossbeam_channel::unbounded::<Command>();
+        let (plugin_lane, plugin_rx) = crossbeam_channel::unbounded::<Command>();
+        spawn_lane("durable-emu-ui-engine", engine_rx, {
+            let engine = engine.clone();
+            let mut plugins = Plugins::new(plugin.clone());
+            let answers = answers.clone();
+            move |command| execute(&engine, &mut plugins, command, &answers)
+        });
+        let mut plugins = Plugins::new(plugin);
+        spawn_replay_lane(plugin_rx, move |command| {
+            execute(&engine, &mut plugins, command, &answers);
+        });
+        Self {
+            engine_lane,
+            plugin_lane,
+        }
+    }
+
+    /// Queues a command.
+    pub fn submit(&self, command: Command) {
+        let lane = match command.lane() {
+            Lane::Engine => &self.engine_lane,
+            Lane::Plugin => &self.plugin_lane,
+        };
+        let _ = lane.send(command);
+    }
+}
+
+fn spawn_lane(
+    name: &str,
+    commands: Receiver<Command>,
+    mut run: impl FnMut(Command) + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            for command in commands {
+                run(command);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the UI's {name} thread: {error}");
+    }
+}
+
+/// The plugin lane: a key held down asks for many steps; only the newest waiting one is worth
+/// replaying (older answers would be ignored anyway), so waiting steps are coalesced.
+fn spawn_replay_lane(commands: Receiver<Command>, mut run: impl FnMut(Command) + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("durable-emu-ui-replay".into())
+        .spawn(move || {
+            while let Ok(first) = commands.recv() {
+                let mut batch = vec![first];
+                batch.extend(commands.try_iter());
+                let newest_step = batch
+                    .iter()
+                    .rposition(|command| matches!(command, Command::Step { .. }));
+                for (index, command) in batch.into_iter().enumerate() {
+                    if matches!(command, Command::Step { .. }) && Some(index) != newest_step {
+                        continue;
+                    }
+                    run(command);
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the UI's replay thread: {error}");
+    }
+}
+
+/// The builds the stepper and forks replay with, asked of the engine once per build number (a
+/// build never changes once loaded), so a hot reload does not change how an older instance
+/// replays.
+#[derive(Debug, Clone, Default)]
+pub struct Plugins {
+    fallback: Option<LoadedPlugin>,
+    by_build: HashMap<u32, LoadedPlugin>,
+}
+
+impl Plugins {
+    /// `fallback` is used when the engine has no build loaded (e.g. it runs without functions).
+    pub fn new(fallback: Option<LoadedPlugin>) -> Self {
+        Self {
+            fallback,
+            by_build: HashMap::new(),
+        }
+    }
+
+    /// The build that recorded an instance (`None`: the active one); the active build if that
+    /// one is not loaded in this process; else the fallback.
+    pub fn get(&mut self, engine: &EngineHandle, build: Option<u32>) -> Option<LoadedPlugin> {
+        if let Some(number) = build {
+            if let Some(plugin) = self.by_build.get(&number) {
+                return Some(plugin.clone());
+            }
+            if let Ok(Some(plugin)) = engine.plugin(Some(number)) {
+                self.by_build.insert(number, plugin.clone());
+                return Some(plugin);
+            }
+        }
+        match engine.plugin(None) {
+            Ok(Some(plugin)) => Some(plugin),
+            _ => self.fallback.clone(),
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Runs one command to completion and sends its answer (blocking: only on an executor lane).
+pub fn execute(
+    engine: &EngineHandle,
+    plugins: &mut Plugins,
+    command: Command,
+    answers: &Sender<Msg>,
+) {
+    let text = |error: durable_emu_engine::engine::EngineError| error.to_string();
+    let outcome = match command {
+        Command::LoadInstances => Outcome::Instances(engine.instances().map_err(text)),
+        Command::LoadHistory { instance_id, child } => Outcome::History {
+            result: engine.history(&instance_id).map_err(text),
+            instance_id,
+            child,
+        },
+        Command::LoadTimers => Outcome::Timers(
+            engine
+                .pending_timers()
+                .and_then(|timers| Ok((timers, engine.now()?)))
+                .map_err(text),
+        ),
+        Command::LoadBuilds => Outcome::Builds(
+            engine
+                .builds()
+                .and_then(|builds| Ok((builds, engine.active_build()?)))
+                .map_err(text),
+        ),
+        Command::LoadFaults => Outcome::Faults(engine.faults().map_err(text)),
+        Command::AddFault { spec, rule } => Outcome::FaultChanged {
+            label: format!("fault {spec}"),
+            result: engine
+                .add_fault(*rule)
+                .map(|id| format!("added as rule {id}"))
+                .map_err(text),
+        },
+        Command::SetFaultEnabled { id, enabled } => Outcome::FaultChanged {
+            label: format!("rule {id}"),
+            result: engine
+                .set_fault_enabled(id, enabled)
+                .map(|()| if enabled { "enabled" } else { "disabled" }.to_string())
+                .map_err(text),
+        },
+        Command::RemoveFault(id) => Outcome::FaultChanged {
+            label: format!("rule {id}"),
+            result: engine
+                .remove_fault(id)
+                .map(|()| "removed".to_string())
+                .map_err(text),
+        },
+        Command::Start { name, input } => Outcome::Started {
+            label: format!("start {name}"),
+            result: engine.start_orchestration(&name, input, None).map_err(text),
+        },
+        Command::Raise {
+            instance_id,
+            name,
+            data,
+        } => Outcome::Action {
+            label: format!("raise {name} on {}", short(&instance_id)),
+            result: engine
+                .raise_event(&instance_id, &name, data)
+                .map(|()| "event raised".to_string())
+                .map_err(text),
+        },
+        Command::Terminate {
+            instance_id,
+            reason,
+        } => Outcome::Action {
+            label: format!("terminate {}", short(&instance_id)),
+            result: engine
+                .terminate(&instance_id, Value::String(reason), true)
+                .map(|()| "terminated".to_string())
+                .map_err(text),
+        },
+        Command::Suspend(instance_id) => Outcome::Action {
+            label: format!("suspend {}", short(&instance_id)),
+            result: engine
+                .suspend(&instance_id, Some("suspended from the UI".into()))
+                .map(|()| "suspended".to_string())
+                .map_err(text),
+        },
+        Command::Resume(instance_id) => Outcome::Action {
+            label: format!("resume {}", short(&instance_id)),
+            result: engine
+                .resume(&instance_id, Some("resumed from the UI".into()))
+                .map(|()| "resumed".to_string())
+                .map_err(text),
+        },
+        Command::Restart(instance_id) => Outcome::Started {
+            label: format!("restart {}", short(&instance_id)),
+            result: engine.restart(&instance_id).map_err(text),
+        },
+        Command::Purge(instance_id) => Outcome::Action {
+            label: format!("purge {}", short(&instance_id)),
+            result: engine
+                .purge(&instance_id)
+                .map(|existed| if existed { "purged" } else { "already gone" }.to_string())
+                .map_err(text),
+        },
+        Command::Advance(by) => Outcome::Action {
+            label: format!("advance {}", humantime::format_duration(by)),
+            result: engine
+                .advance_clock(by)
+                .map(|now| format!("now {}", now.format("%Y-%m-%d %H:%M:%S")))
+                .map_err(text),
+        },
+        Command::NextTimer => Outcome::Action {
+            label: "next timer".into(),
+            result: engine
+                .advance_to_next_timer()
+                .map(|now| match now {
+                    Some(now) => format!("now {}", now.format("%Y-%m-%d %H:%M:%S")),
+                    None => "no timer is pending".to_string(),
+                })
+                .map_err(text),
+        },
+        Command::SetAutoSkip(on) => Outcome::Action {
+            label: "auto-skip".into(),
+            result: engine
+                .set_auto_skip(on)
+                .map(|()| if on { "auto-skip on" } else { "auto-skip off" }.to_string())
+                .map_err(text),
+        },
+        Command::Step {
+            token,
+            instance_id,
+            execution_id,
+            events,
+            step,
+            build,
+        } => Outcome::Stepped {
+            token,
+            result: match plugins.get(engine, build) {
+                None => Err("no functions are loaded, so nothing can be replayed".into()),
+                Some(plugin) => plugin
+                    .handle
+                    .orchestrate(&step_request(&instance_id, &execution_id, &events, step))
+                    .map(|response| {
+                        Box::new(StepResult {
+                            step: step.min(events.len()),
+                            response,
+                        })
+                    })
+                    .map_err(|error| error.to_string()),
+            },
+        },
+        Command::Fork { plan, build } => Outcome::Started {
+            label: format!("fork of {}", short(&plan.source_id)),
+            result: fork(engine, plugins.get(engine, build).as_ref(), &plan),
+        },
+    };
+    let _ = answers.send(Msg::Done(outcome));
+}
+
+fn fork(
+    engine: &EngineHandle,
+    plugin: Option<&LoadedPlugin>,
+    plan: &ForkPlan,
+) -> Result<String, String> {
+    let now = engine.now().map_err(|error| error.to_string())?;
+    let response = match plan.episode() {
+        None => None,
+        Some(request) => {
+            let plugin = plugin.ok_or("no functions are loaded, so nothing can run the fork")?;
+            Some(
+                plugin
+                    .handle
+                    .orchestrate(&request)
+                    .map_err(|error| error.to_string())?,
+            )
+        }
+    };
+    let export = fork_export(plan, response.as_ref(), now)?;
+    engine.import(export).map_err(|error| error.to_string())
+}

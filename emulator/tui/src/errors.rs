@@ -1,0 +1,373 @@
+//! The error-propagation tree of an instance: orchestration ->
+//! sub-orchestration -> activity, each failed attempt with its error type and message, whether a
+//! fault was injected, and what the orchestrator did next (retried, compensated, rethrew,
+//! handled). Built from history alone (docs/semantics.md#failures: each level wraps the failure
+//! below, so the chain is recoverable from history); children are expanded when their histories are
+//! loaded. Pure.
+
+use crate::model::Tone;
+use crate::rows::{fault_task, format_age, is_fault};
+use durable_emu_engine::engine::ExecutionHistory;
+use durable_sdk::FailureDetails;
+use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use std::collections::HashMap;
+
+/// One line of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// Nesting depth.
+    pub depth: u8,
+    /// The text.
+    pub text: String,
+    /// How to colour it.
+    pub tone: Tone,
+}
+
+/// Sub-orchestrations of `events` that failed: their instance ids (to load for the tree).
+pub fn failed_children(events: &[HistoryEvent]) -> Vec<String> {
+    let children = child_ids(events);
+    events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id, ..
+            } => children.get(task_scheduled_id).cloned(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn child_ids(events: &[HistoryEvent]) -> HashMap<i32, String> {
+    events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
+                Some((event.event_id, instance_id.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tree for an instance named `name` whose current execution is `events`.
+pub fn error_tree(
+    name: &str,
+    status: RuntimeStatus,
+    events: &[HistoryEvent],
+    children: &HashMap<String, Vec<ExecutionHistory>>,
+) -> Vec<ErrorRow> {
+    let mut rows = Vec::new();
+    let failure = final_failure(events);
+    let head = match &failure {
+        Some(failure) => format!("✗ {name} {status}: {failure}"),
+        None => format!("{name} {status}"),
+    };
+    rows.push(ErrorRow {
+        depth: 0,
+        text: head,
+        tone: if failure.is_some() {
+            Tone::Error
+        } else {
+            Tone::Info
+        },
+    });
+    let before = rows.len();
+    execution_rows(events, children, 1, &mut rows);
+    if rows.len() == before {
+        rows.push(ErrorRow {
+            depth: 1,
+            text: "no failures in this execution".into(),
+            tone: Tone::Dim,
+        });
+    }
+    if let Some(failure) = failure {
+        rows.push(ErrorRow {
+            depth: 0,
+            text: format!(
+                "chain: {}",
+                failure
+                    .chain()
+                    .map(|failure| failure.error_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+            tone: Tone::Dim,
+        });
+    }
+    rows
+}
+
+fn final_failure(events: &[HistoryEvent]) -> Option<FailureDetails> {
+    events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::ExecutionCompleted {
+            status: RuntimeStatus::Failed,
+            failure,
+            ..
+        } => Some(
+            failure
+                .clone()
+                .unwrap_or_else(|| FailureDetails::new("Failed", "no details")),
+        ),
+        _ => None,
+    })
+}
+
+fn execution_rows(
+    events: &[HistoryEvent],
+    children: &HashMap<String, Vec<ExecutionHistory>>,
+    depth: u8,
+    rows: &mut Vec<ErrorRow>,
+) {
+    let child_of = child_ids(events);
+    let final_failure = final_failure(events);
+    let mut names: HashMap<i32, String> = HashMap::new();
+    let mut attempts: HashMap<String, u32> = HashMap::new();
+    let mut attempt_of: HashMap<i32, u32> = HashMap::new();
+    let mut injected: HashMap<i32, String> = HashMap::new();
+    for event in events {
+        match &event.kind {
+            EventKind::TaskScheduled { name, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+                names.insert(event.event_id, name.clone());
+                let attempt = attempts.entry(name.clone()).or_default();
+                *attempt += 1;
+                attempt_of.insert(event.event_id, *attempt);
+            }
+            _ if is_fault(event) => {
+                if let Some(task) = fault_task(event) {
+                    injected.insert(task, crate::rows::fault_text(event));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (index, event) in events.iter().enumerate() {
+        let (id, failure, is_child) = match &event.kind {
+            EventKind::TaskFailed {
+                task_scheduled_id,
+                failure,
+            } => (*task_scheduled_id, failure, false),
+            EventKind::SubOrchestrationInstanceFailed {
+                task_scheduled_id,
+                failure,
+            } => (*task_scheduled_id, failure, true),
+            _ => continue,
+        };
+        let name = names.get(&id).map_or("?", String::as_str);
+        let attempt = attempt_of.get(&id).copied().unwrap_or(1);
+        let what = if is_child { "sub-orchestration " } else { "" };
+        let cause = if is_child {
+            failure.root_cause()
+        } else {
+            failure
+        };
+        rows.push(ErrorRow {
+            depth,
+            text: format!(
+                "✗ {what}{name} #{id} attempt {attempt}: {}: {}",
+                cause.error_type, cause.error_message
+            ),
+            tone: Tone::Error,
+        });
+        if let Some(fault) = injected.get(&id) {
+            rows.push(ErrorRow {
+                depth: depth + 1,
+                text: format!("injected {fault}"),
+                tone: Tone::Warn,
+            });
+        }
+        if is_child {
+            let child = child_of.get(&id);
+            match child
+                .and_then(|child| children.get(child))
+                .and_then(|list| list.last())
+            {
+                Some(history) => execution_rows(&history.events, children, depth + 1, rows),
+                None => {
+                    for inner in failure.chain().skip(1) {
+                        rows.push(ErrorRow {
+                            depth: depth + 1,
+                            text: format!("↳ {}: {}", inner.error_type, inner.error_message),
+                            tone: Tone::Error,
+                        });
+                    }
+                }
+            }
+        }
+        rows.push(ErrorRow {
+            depth: depth + 1,
+            text: format!(
+                "→ {}",
+                reaction(events, index, id, name, final_failure.as_ref())
+            ),
+            tone: Tone::Dim,
+        });
+    }
+}
+
+/// What the orchestrator did after the failure of call `id` (its completion at `index`).
+fn reaction(
+    events: &[HistoryEvent],
+    index: usize,
+    id: i32,
+    name: &str,
+    final_failure: Option<&FailureDetails>,
+) -> String {
+    let after = &events[index + 1..];
+    let mut retry_delay = None;
+    let mut later_calls: Vec<&str> = Vec::new();
+    for event in after {
+        match &event.kind {
+            EventKind::TimerCreated { fire_at }
+                if retry_delay.is_none() && later_calls.is_empty() =>
+            {
+                retry_delay = Some(*fire_at - event.timestamp);
+            }
+            EventKind::TaskScheduled { name: next, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name: next, .. } => {
+                if later_calls.is_empty() && next == name {
+                    return match retry_delay {
+                        Some(delay) => format!("retried after {}", format_age(delay)),
+                        None => "retried".to_string(),
+                    };
+                }
+                later_calls.push(next);
+            }
+            _ => {}
+        }
+    }
+    let rethrown = final_failure.is_some_and(|failure| {
+        let marker = format!("(#{id})");
+        failure
+            .chain()
+            .any(|link| link.error_message.contains(&marker) && link.error_message.contains(name))
+    });
+    match (later_calls.is_empty(), rethrown) {
+        (true, true) => "rethrew".to_string(),
+        (false, true) => format!("compensated ({}), then rethrew", later_calls.join(", ")),
+        (true, false) if final_failure.is_some() => "failed the orchestration".to_string(),
+        (true, false) => "handled".to_string(),
+        (false, false) => format!("handled, continued with {}", later_calls.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use serde_json::json;
+
+    fn event(seconds: i64, event_id: i32, kind: EventKind) -> HistoryEvent {
+        HistoryEvent {
+            event_id,
+            timestamp: DateTime::UNIX_EPOCH + chrono::Duration::seconds(seconds),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_retried_then_compensated_failure_reads_top_down() {
+        let declined = FailureDetails::new("CarrierUnavailable", "no carrier");
+        let wrapped = FailureDetails::new("TaskFailed", "Activity 'Ship' (#0) failed: no carrier")
+            .with_inner(declined.clone());
+        let events = vec![
+            event(
+                0,
+                0,
+                EventKind::TaskScheduled {
+                    name: "Ship".into(),
+                    input: json!(1),
+                },
+            ),
+            event(
+                0,
+                -1,
+                EventKind::TaskFailed {
+                    task_scheduled_id: 0,
+                    failure: declined,
+                },
+            ),
+            event(
+                0,
+                1,
+                EventKind::TaskScheduled {
+                    name: "Refund".into(),
+                    input: json!(1),
+                },
+            ),
+            event(
+                0,
+                -1,
+                EventKind::TaskCompleted {
+                    task_scheduled_id: 1,
+                    result: json!(null),
+                },
+            ),
+            event(
+                0,
+                2,
+                EventKind::ExecutionCompleted {
+                    status: RuntimeStatus::Failed,
+                    result: json!(null),
+                    failure: Some(wrapped),
+                },
+            ),
+        ];
+        let rows = error_tree("Saga", RuntimeStatus::Failed, &events, &HashMap::new());
+        let text: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+        assert_eq!(
+            text[1],
+            "✗ Ship #0 attempt 1: CarrierUnavailable: no carrier"
+        );
+        assert_eq!(text[2], "→ compensated (Refund), then rethrew");
+        assert_eq!(text[3], "chain: TaskFailed → CarrierUnavailable");
+    }
+
+    #[test]
+    fn a_retry_names_its_backoff() {
+        let down = FailureDetails::new("Down", "gateway down");
+        let events = vec![
+            event(
+                0,
+                0,
+                EventKind::TaskScheduled {
+                    name: "Charge".into(),
+                    input: json!(1),
+                },
+            ),
+            event(
+                0,
+                -1,
+                EventKind::TaskFailed {
+                    task_scheduled_id: 0,
+                    failure: down,
+                },
+            ),
+            event(
+                0,
+                1,
+                EventKind::TimerCreated {
+                    fire_at: DateTime::UNIX_EPOCH + chrono::Duration::seconds(5),
+                },
+            ),
+            event(
+                5,
+                -1,
+                EventKind::TimerFired {
+                    fire_at: DateTime::UNIX_EPOCH,
+                    timer_id: 1,
+                },
+            ),
+            event(
+                5,
+                2,
+                EventKind::TaskScheduled {
+                    name: "Charge".into(),
+                    input: json!(1),
+                },
+            ),
+        ];
+        let rows = error_tree("Pay", RuntimeStatus::Running, &events, &HashMap::new());
+        assert_eq!(rows[2].text, "→ retried after 5s");
+    }
+}

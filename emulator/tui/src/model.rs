@@ -1,0 +1,796 @@
+//! The model: everything the UI knows, as plain data. Only `update` changes it; views read it.
+//!
+//! Memory stays bounded whatever the engine does: one row per instance (counters, not
+//! histories), the full history of the selected instance only (and, for the errors view, of its
+//! failed children), a ring of log lines and of build events.
+
+use crate::command::Command;
+use crate::errors::ErrorRow;
+use crate::fanout::FanOutGroup;
+use crate::fault_form::FaultForm;
+use crate::input::TextInput;
+use crate::logs::LogEntry;
+use crate::replay::{CallRow, StepResult};
+use crate::timeline::Timeline;
+use chrono::{DateTime, Utc};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::engine::ExecutionHistory;
+use durable_emu_engine::faults::RuleState;
+use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
+use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use ratatui::layout::Rect;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Build and reload events kept for the builds view.
+pub const FEED_CAPACITY: usize = 500;
+
+/// The views, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// Every instance.
+    Instances,
+    /// The selected instance's history.
+    History,
+    /// Calls as bars over virtual time.
+    Timeline,
+    /// `when_all` groups and their progress.
+    FanOut,
+    /// How a failure travelled up.
+    Errors,
+    /// Step through a replay; fork.
+    Replay,
+    /// Virtual time and pending timers.
+    Clock,
+    /// Builds, reloads and the log stream.
+    Builds,
+    /// Fault injection rules: add, switch, remove.
+    Faults,
+}
+
+impl View {
+    /// Every view, in Tab order.
+    pub const ALL: [View; 9] = [
+        View::Instances,
+        View::History,
+        View::Timeline,
+        View::FanOut,
+        View::Errors,
+        View::Replay,
+        View::Clock,
+        View::Builds,
+        View::Faults,
+    ];
+
+    /// The tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Instances => "Instances",
+            View::History => "History",
+            View::Timeline => "Timeline",
+            View::FanOut => "Fan-out",
+            View::Errors => "Errors",
+            View::Replay => "Replay",
+            View::Clock => "Clock",
+            View::Builds => "Builds",
+            View::Faults => "Faults",
+        }
+    }
+
+    /// A shorter title, for a tab bar too narrow for every full one (80 columns).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            View::Instances => "Inst",
+            View::History => "Hist",
+            View::Timeline => "Time",
+            view => view.title(),
+        }
+    }
+
+    /// Position in [`View::ALL`].
+    pub fn index(self) -> usize {
+        View::ALL.iter().position(|view| *view == self).unwrap_or(0)
+    }
+
+    /// Parses a view name (`:view timeline`).
+    pub fn parse(text: &str) -> Option<View> {
+        let text = text.to_ascii_lowercase();
+        View::ALL.into_iter().find(|view| {
+            let title = view.title().to_ascii_lowercase().replace('-', "");
+            title == text.replace('-', "") || (text.len() >= 2 && title.starts_with(&text))
+        })
+    }
+}
+
+/// How the instance list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Newest first.
+    Created,
+    /// By orchestration name.
+    Name,
+    /// By status (running first), then newest.
+    Status,
+    /// Most recently changed first.
+    Updated,
+}
+
+impl SortKey {
+    /// The next key (`s` cycles).
+    pub fn next(self) -> Self {
+        match self {
+            SortKey::Created => SortKey::Name,
+            SortKey::Name => SortKey::Status,
+            SortKey::Status => SortKey::Updated,
+            SortKey::Updated => SortKey::Created,
+        }
+    }
+
+    /// Its name.
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Created => "created",
+            SortKey::Name => "name",
+            SortKey::Status => "status",
+            SortKey::Updated => "updated",
+        }
+    }
+
+    /// Parses a name (`:sort name`).
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            SortKey::Created,
+            SortKey::Name,
+            SortKey::Status,
+            SortKey::Updated,
+        ]
+        .into_iter()
+        .find(|key| key.label().starts_with(&text.to_ascii_lowercase()) && !text.is_empty())
+    }
+}
+
+/// What the UI knows about one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    /// Instance id.
+    pub id: String,
+    /// Orchestration name.
+    pub name: String,
+    /// Status.
+    pub status: RuntimeStatus,
+    /// Last custom status.
+    pub custom_status: Option<Value>,
+    /// Created (virtual time).
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last change (virtual time).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Parent instance, for sub-orchestrations.
+    pub parent: Option<String>,
+    /// Build it runs on.
+    pub build: Option<u32>,
+    /// Events in its current execution.
+    pub history_len: usize,
+    /// Calls (activities and sub-orchestrations) scheduled, as seen live since the UI started.
+    pub scheduled: u32,
+    /// Of those, completed.
+    pub completed: u32,
+    /// Of those, failed.
+    pub failed: u32,
+}
+
+impl InstanceRow {
+    /// A row from a stored record.
+    pub fn from_record(record: &InstanceRecord) -> Self {
+        Self {
+            id: record.instance_id.clone(),
+            name: record.name.clone(),
+            status: record.status,
+            custom_status: record.custom_status.clone(),
+            created_at: Some(record.created_at),
+            updated_at: Some(record.updated_at),
+            parent: record
+                .parent
+                .as_ref()
+                .map(|parent| parent.instance_id.clone()),
+            build: record.build,
+            history_len: record.history_len,
+            scheduled: 0,
+            completed: 0,
+            failed: 0,
+        }
+    }
+
+    /// `done/total` from a custom status shaped like `{"done": k, "total": n}`, else from the
+    /// calls seen completing.
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        if let Some(Value::Object(status)) = &self.custom_status {
+            if let (Some(done), Some(total)) = (
+                status.get("done").and_then(Value::as_u64),
+                status.get("total").and_then(Value::as_u64),
+            ) {
+                return Some((done, total));
+            }
+        }
+        (self.scheduled > 0).then(|| {
+            (
+                u64::from(self.completed + self.failed),
+                u64::from(self.scheduled),
+            )
+        })
+    }
+}
+
+/// The instance list: rows, and the filtered, sorted, tree-ordered list the view shows.
+#[derive(Debug, Clone, Default)]
+pub struct Instances {
+    /// Every instance, by id.
+    pub rows: HashMap<String, InstanceRow>,
+    /// What the list shows, in order: id and tree depth (sub-orchestrations under parents).
+    pub visible: Vec<(String, u8)>,
+    /// The filter (name, status or id; case-insensitive substring).
+    pub filter: String,
+    /// The order.
+    pub sort: Option<SortKey>,
+    /// Selected position in `visible`.
+    pub selected: usize,
+    /// First visible position.
+    pub offset: usize,
+    /// The selected instance (kept across re-sorting).
+    pub selected_id: Option<String>,
+    /// `visible` must be rebuilt.
+    pub dirty: bool,
+}
+
+impl Instances {
+    /// The sort key in force.
+    pub fn sort_key(&self) -> SortKey {
+        self.sort.unwrap_or(SortKey::Created)
+    }
+
+    /// Rebuilds `visible` and keeps the selected instance selected.
+    pub fn rebuild(&mut self) {
+        let filter = self.filter.to_ascii_lowercase();
+        let matches = |row: &InstanceRow| {
+            filter.is_empty()
+                || row.name.to_ascii_lowercase().contains(&filter)
+                || row.status.as_str().to_ascii_lowercase().contains(&filter)
+                || row.id.to_ascii_lowercase().contains(&filter)
+        };
+        let sort = self.sort_key();
+        let order = |a: &&InstanceRow, b: &&InstanceRow| {
+            let newest = b
+                .created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id));
+            match sort {
+                SortKey::Created => newest,
+                SortKey::Name => a.name.cmp(&b.name).then(newest),
+                SortKey::Status => status_rank(a.status)
+                    .cmp(&status_rank(b.status))
+                    .then(newest),
+                SortKey::Updated => b.updated_at.cmp(&a.updated_at).then(newest),
+            }
+        };
+        let mut children: HashMap<&str, Vec<&InstanceRow>> = HashMap::new();
+        let mut roots: Vec<&InstanceRow> = Vec::new();
+        for row in self.rows.values() {
+            match row
+                .parent
+                .as_deref()
+                .filter(|parent| self.rows.contains_key(*parent))
+            {
+                Some(parent) if filter.is_empty() => children.entry(parent).or_default().push(row),
+                _ => {
+                    if matches(row) {
+                        roots.push(row);
+                    }
+                }
+            }
+        }
+        roots.sort_by(order);
+        for list in children.values_mut() {
+            list.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
+        let mut visible = Vec::with_capacity(self.rows.len());
+        let mut stack: Vec<(&InstanceRow, u8)> =
+            roots.into_iter().rev().map(|row| (row, 0)).collect();
+        while let Some((row, depth)) = stack.pop() {
+            visible.push((row.id.clone(), depth));
+            if let Some(list) = children.get(row.id.as_str()) {
+                stack.extend(
+                    list.iter()
+                        .rev()
+                        .map(|child| (*child, depth.saturating_add(1))),
+                );
+            }
+        }
+        self.visible = visible;
+        self.dirty = false;
+        self.selected = self
+            .selected_id
+            .as_ref()
+            .and_then(|id| self.visible.iter().position(|(visible, _)| visible == id))
+            .unwrap_or_else(|| self.selected.min(self.visible.len().saturating_sub(1)));
+        self.selected_id = self.visible.get(self.selected).map(|(id, _)| id.clone());
+    }
+
+    /// The selected row.
+    pub fn selected_row(&self) -> Option<&InstanceRow> {
+        self.selected_id.as_ref().and_then(|id| self.rows.get(id))
+    }
+}
+
+fn status_rank(status: RuntimeStatus) -> u8 {
+    match status {
+        RuntimeStatus::Running => 0,
+        RuntimeStatus::Pending => 1,
+        RuntimeStatus::Suspended => 2,
+        RuntimeStatus::ContinuedAsNew => 3,
+        RuntimeStatus::Failed => 4,
+        RuntimeStatus::Terminated => 5,
+        RuntimeStatus::Canceled => 6,
+        RuntimeStatus::Completed => 7,
+    }
+}
+
+/// The selected instance's history.
+#[derive(Debug, Clone)]
+pub struct HistoryState {
+    /// The instance.
+    pub instance_id: String,
+    /// Its executions, oldest first (empty while loading).
+    pub executions: Vec<ExecutionHistory>,
+    /// The execution shown.
+    pub execution: usize,
+    /// Selected event.
+    pub selected: usize,
+    /// First visible event.
+    pub offset: usize,
+    /// Keep the last event selected as events arrive.
+    pub follow: bool,
+    /// A load is under way.
+    pub loading: bool,
+    /// Bumped on every change, so derived views know when to recompute.
+    pub revision: u64,
+    /// Per execution: the name of each call by sequence id (for completion rows).
+    pub names: Vec<HashMap<i32, String>>,
+    /// Events that arrived while loading: (execution, first seq, events).
+    pub held: Vec<(String, usize, Vec<HistoryEvent>)>,
+}
+
+impl HistoryState {
+    /// An empty history waiting for its load.
+    pub fn loading(instance_id: String) -> Self {
+        Self {
+            instance_id,
+            executions: Vec::new(),
+            execution: 0,
+            selected: 0,
+            offset: 0,
+            follow: true,
+            loading: true,
+            revision: 0,
+            names: Vec::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Sets the executions (a load), keeping the position when it is the same instance.
+    pub fn set_executions(&mut self, executions: Vec<ExecutionHistory>) {
+        let was_at_end = self.follow || self.executions.is_empty();
+        let showing_last = self.execution + 1 >= self.executions.len();
+        self.names = executions
+            .iter()
+            .map(|execution| call_names(&execution.events))
+            .collect();
+        self.executions = executions;
+        if showing_last || self.execution >= self.executions.len() {
+            self.execution = self.executions.len().saturating_sub(1);
+        }
+        let len = self.events().len();
+        if was_at_end {
+            self.selected = len.saturating_sub(1);
+        } else {
+            self.selected = self.selected.min(len.saturating_sub(1));
+        }
+        self.loading = false;
+        self.revision += 1;
+    }
+
+    /// Appends live events to an execution; false if they do not line up (reload instead).
+    pub fn append(
+        &mut self,
+        execution_id: &str,
+        first_seq: usize,
+        events: &[HistoryEvent],
+    ) -> bool {
+        let Some(position) = self
+            .executions
+            .iter()
+            .position(|execution| execution.execution.execution_id == execution_id)
+        else {
+            return false;
+        };
+        let execution = &mut self.executions[position];
+        if execution.events.len() != first_seq {
+            return execution.events.len() >= first_seq + events.len();
+        }
+        execution.events.extend_from_slice(events);
+        execution
+            .builds
+            .extend(std::iter::repeat_n(None, events.len()));
+        if let Some(names) = self.names.get_mut(position) {
+            add_call_names(names, events);
+        }
+        if self.follow && position == self.execution {
+            self.selected = execution.events.len().saturating_sub(1);
+        }
+        self.revision += 1;
+        true
+    }
+
+    /// The events of the execution shown.
+    pub fn events(&self) -> &[HistoryEvent] {
+        self.executions
+            .get(self.execution)
+            .map_or(&[], |execution| execution.events.as_slice())
+    }
+
+    /// The execution shown.
+    pub fn current(&self) -> Option<&ExecutionHistory> {
+        self.executions.get(self.execution)
+    }
+
+    /// The name of call `id` in the execution shown.
+    pub fn call_name(&self, id: i32) -> Option<&str> {
+        self.names.get(self.execution)?.get(&id).map(String::as_str)
+    }
+}
+
+/// Sequence id -> name of every call in `events`.
+pub fn call_names(events: &[HistoryEvent]) -> HashMap<i32, String> {
+    let mut names = HashMap::new();
+    add_call_names(&mut names, events);
+    names
+}
+
+fn add_call_names(names: &mut HashMap<i32, String>, events: &[HistoryEvent]) {
+    for event in events {
+        match &event.kind {
+            EventKind::TaskScheduled { name, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+                names.insert(event.event_id, name.clone());
+            }
+            EventKind::TimerCreated { .. } => {
+                names.insert(event.event_id, "timer".to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Derived views of the selected history, recomputed when it changes.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// (view, instance, execution index, history revision, children revision) it was made from.
+    pub source: Option<(View, String, usize, u64, u64)>,
+    /// Timeline bars.
+    pub timeline: Timeline,
+    /// `when_all` groups.
+    pub fanout: Vec<FanOutGroup>,
+    /// The errors tree.
+    pub errors: Vec<ErrorRow>,
+}
+
+/// The replay stepper.
+#[derive(Debug, Clone)]
+pub struct Stepper {
+    /// The instance.
+    pub instance_id: String,
+    /// The execution stepped through.
+    pub execution_id: String,
+    /// Its history, as it was when the stepper opened.
+    pub events: Arc<Vec<HistoryEvent>>,
+    /// Events replayed so far (0..=len).
+    pub step: usize,
+    /// Token of the newest request.
+    pub token: u64,
+    /// The plugin's answer for `result.step`, or why there is none.
+    pub result: Option<Result<StepResult, String>>,
+    /// Durable calls in the prefix.
+    pub calls: Vec<CallRow>,
+    /// Durable calls of the whole history (the prefix's are cut from these at each step).
+    pub all_calls: Vec<CallRow>,
+    /// Call names by sequence id, for the history column.
+    pub names: HashMap<i32, String>,
+    /// First visible history row on the left.
+    pub offset: usize,
+    /// The build that recorded the instance (what steps and forks replay with).
+    pub build: Option<u32>,
+}
+
+/// The virtual clock and its timers.
+#[derive(Debug, Clone, Default)]
+pub struct ClockState {
+    /// Real or virtual.
+    pub kind: ClockKind,
+    /// The engine's now, as last heard.
+    pub now: Option<DateTime<Utc>>,
+    /// Auto-skip.
+    pub auto_skip: bool,
+    /// Pending timers, soonest first.
+    pub timers: Vec<TimerRow>,
+    /// Selected timer.
+    pub selected: usize,
+    /// First visible timer.
+    pub offset: usize,
+}
+
+/// One line of the builds view's event feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLine {
+    /// How to show it.
+    pub tone: Tone,
+    /// The text.
+    pub text: String,
+}
+
+/// The tone of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Normal.
+    Info,
+    /// Good news.
+    Ok,
+    /// Worth a look.
+    Warn,
+    /// Something failed.
+    Error,
+    /// De-emphasised.
+    Dim,
+}
+
+/// Builds, the build/reload feed and the log ring.
+#[derive(Debug, Clone, Default)]
+pub struct BuildsState {
+    /// Every build recorded.
+    pub builds: Vec<BuildRecord>,
+    /// The active build.
+    pub active: Option<u32>,
+    /// Build, reload and warning events, newest last.
+    pub feed: VecDeque<FeedLine>,
+    /// Log lines, newest last.
+    pub logs: VecDeque<LogEntry>,
+    /// Lines scrolled back from the newest log line (0: follow).
+    pub logs_back: usize,
+}
+
+/// The fault rules, as the engine last listed them.
+#[derive(Debug, Clone, Default)]
+pub struct FaultsState {
+    /// Every rule, in the order they are consulted.
+    pub rules: Vec<RuleState>,
+    /// Selected rule.
+    pub selected: usize,
+    /// First visible rule.
+    pub offset: usize,
+    /// A list has been received at least once.
+    pub loaded: bool,
+    /// A load is under way.
+    pub loading: bool,
+}
+
+impl FaultsState {
+    /// The selected rule.
+    pub fn selected_rule(&self) -> Option<&RuleState> {
+        self.rules.get(self.selected)
+    }
+}
+
+/// A modal layer over the current view.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    /// Every key of the current view, scrolled.
+    Help {
+        /// First visible line.
+        scroll: usize,
+    },
+    /// Editing the instance filter (applied as typed).
+    Filter(TextInput),
+    /// The `:` command line.
+    Command(TextInput),
+    /// A destructive action waiting for `y`.
+    Confirm {
+        /// The question.
+        prompt: String,
+        /// What `y` does.
+        command: Command,
+    },
+    /// A JSON document (an event, an instance).
+    Json {
+        /// Title.
+        title: String,
+        /// Pretty-printed lines.
+        lines: Vec<String>,
+        /// First visible line.
+        scroll: usize,
+    },
+    /// Start an orchestration.
+    Start(StartForm),
+    /// Fork with an edited completion.
+    Fork(ForkForm),
+    /// Add a fault rule.
+    Fault(Box<FaultForm>),
+}
+
+/// The start form: a name from the manifest and a JSON input, validated as typed.
+#[derive(Debug, Clone)]
+pub struct StartForm {
+    /// Orchestrator names.
+    pub names: Vec<String>,
+    /// Selected name.
+    pub selected: usize,
+    /// The input.
+    pub input: TextInput,
+    /// Keys go to the input (else to the name list).
+    pub editing_input: bool,
+}
+
+impl StartForm {
+    /// The input, parsed, or why it is not JSON.
+    pub fn parsed_input(&self) -> Result<Value, String> {
+        let text = self.input.text().trim();
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))
+    }
+}
+
+/// The fork form: the completion to edit and what it becomes.
+#[derive(Debug, Clone)]
+pub struct ForkForm {
+    /// Index of the completion edited.
+    pub target: usize,
+    /// What it was, for people.
+    pub target_text: String,
+    /// Make it a failure (else a result).
+    pub fail: bool,
+    /// The result (JSON).
+    pub result: TextInput,
+    /// The failure's error type.
+    pub error_type: TextInput,
+    /// The failure's message.
+    pub message: TextInput,
+    /// Focused field: 0 result / error type, 1 message.
+    pub field: usize,
+}
+
+/// Everything the UI knows.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The view shown.
+    pub view: View,
+    /// The terminal's area.
+    pub area: Rect,
+    /// Every instance.
+    pub instances: Instances,
+    /// The selected instance's history, when one is selected.
+    pub history: Option<HistoryState>,
+    /// Histories of children, for the errors tree.
+    pub children: HashMap<String, Vec<ExecutionHistory>>,
+    /// Bumped when a child history arrives.
+    pub children_revision: u64,
+    /// First visible row of the derived views (timeline, fan-out, errors).
+    pub derived_offset: usize,
+    /// Derived views of the history.
+    pub derived: Derived,
+    /// The replay stepper, once opened.
+    pub stepper: Option<Stepper>,
+    /// Clock and timers.
+    pub clock: ClockState,
+    /// Builds and logs.
+    pub builds: BuildsState,
+    /// Fault rules.
+    pub faults: FaultsState,
+    /// Orchestrations the active build offers.
+    pub orchestrators: Vec<String>,
+    /// The overlay, if any.
+    pub overlay: Option<Overlay>,
+    /// A message for the status line: (text, is an error).
+    pub status: Option<(String, bool)>,
+    /// Load the instance list at the next tick.
+    pub instances_stale: bool,
+    /// Load the timers at the next tick.
+    pub timers_stale: bool,
+    /// Load the builds at the next tick.
+    pub builds_stale: bool,
+    /// Load the fault rules at the next tick.
+    pub faults_stale: bool,
+    /// Reload the selected history at the next tick.
+    pub history_stale: bool,
+    /// A timer load is under way.
+    pub timers_loading: bool,
+    /// Token for the next replay request.
+    pub next_token: u64,
+    /// An episode running for at least [`LONG_EPISODE`] (shown in the status line).
+    pub long_episode: Option<crate::msg::EpisodeRunning>,
+    /// Quit.
+    pub quit: bool,
+}
+
+/// How long an episode runs before the status line names it: episodes take milliseconds, so one
+/// that takes seconds is most likely an orchestrator that does not yield.
+pub const LONG_EPISODE: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Model {
+    /// A model for a terminal of `area`, with the clock settings the engine started with.
+    pub fn new(area: Rect, clock: ClockKind, auto_skip: bool, orchestrators: Vec<String>) -> Self {
+        Self {
+            view: View::Instances,
+            area,
+            instances: Instances::default(),
+            history: None,
+            children: HashMap::new(),
+            children_revision: 0,
+            derived_offset: 0,
+            derived: Derived::default(),
+            stepper: None,
+            clock: ClockState {
+                kind: clock,
+                auto_skip,
+                ..ClockState::default()
+            },
+            builds: BuildsState::default(),
+            faults: FaultsState::default(),
+            orchestrators,
+            overlay: None,
+            status: None,
+            instances_stale: true,
+            timers_stale: true,
+            builds_stale: true,
+            faults_stale: true,
+            history_stale: false,
+            timers_loading: false,
+            next_token: 1,
+            long_episode: None,
+            quit: false,
+        }
+    }
+
+    /// The selected instance's id.
+    pub fn selected_id(&self) -> Option<&str> {
+        self.instances.selected_id.as_deref()
+    }
+
+    /// The selected instance.
+    pub fn selected(&self) -> Option<&InstanceRow> {
+        self.instances.selected_row()
+    }
+}
+
+/// A short form of an id for tight columns and messages.
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The failure of an event, if it is one (for the red history rows).
+pub fn event_failure(event: &HistoryEvent) -> Option<String> {
+    match &event.kind {
+        EventKind::ExecutionCompleted {
+            status: RuntimeStatus::Failed,
+            failure,
+            ..
+        } => Some(
+            failure
+                .as_ref()
+                .map_or_else(|| "failed".to_string(), ToString::to_string),
+        ),
+        kind => kind.failure().map(ToString::to_string),
+    }
+}

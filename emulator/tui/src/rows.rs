@@ -1,0 +1,229 @@
+//! One line per history event, and the small text forms every view shares: virtual time offsets,
+//! ages, and JSON shortened to fit a column. Pure functions of an event.
+
+use crate::model::{Tone, event_failure};
+use chrono::{DateTime, Utc};
+use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use serde_json::Value;
+
+/// What the history view shows of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Virtual time since the execution started, e.g. `+1h30m00s`.
+    pub offset: String,
+    /// The event kind (Durable Task name).
+    pub kind: &'static str,
+    /// The sequence id it carries or completes (`#3`), if any.
+    pub id: String,
+    /// Activity, orchestration, timer or event name.
+    pub name: String,
+    /// A short payload, or the failure message.
+    pub detail: String,
+    /// How to colour it.
+    pub tone: Tone,
+}
+
+/// Whether `event` is a fault-injection marker. Read by name, so this module does not depend on
+/// the variant's fields (the fault-injection API owns them).
+pub fn is_fault(event: &HistoryEvent) -> bool {
+    event.kind.type_name() == "FaultInjected"
+}
+
+/// The row of `event`; `name_of` finds the name of the call a completion completes.
+pub fn event_row(
+    event: &HistoryEvent,
+    start: DateTime<Utc>,
+    name_of: impl Fn(i32) -> Option<String>,
+) -> EventRow {
+    let offset = format_offset(event.timestamp - start);
+    let kind = short_kind(event.kind.type_name());
+    let completes = event.kind.completes_task();
+    let id = match completes {
+        Some(id) => format!("#{id}"),
+        None if event.event_id >= 0 => format!("#{}", event.event_id),
+        None => String::new(),
+    };
+    let name = event
+        .kind
+        .name()
+        .map(str::to_string)
+        .or_else(|| completes.and_then(&name_of))
+        .unwrap_or_default();
+    let (detail, tone) = match &event.kind {
+        _ if is_fault(event) => (fault_text(event), Tone::Warn),
+        _ if event_failure(event).is_some() => {
+            (event_failure(event).unwrap_or_default(), Tone::Error)
+        }
+        EventKind::OrchestratorStarted | EventKind::OrchestratorCompleted => {
+            (String::new(), Tone::Dim)
+        }
+        EventKind::ExecutionStarted { input, .. }
+        | EventKind::TaskScheduled { input, .. }
+        | EventKind::SubOrchestrationInstanceCreated { input, .. }
+        | EventKind::EventRaised { input, .. }
+        | EventKind::EventSent { input, .. }
+        | EventKind::ContinueAsNew { input } => (compact_json(input, 60), Tone::Info),
+        EventKind::TaskCompleted { result, .. }
+        | EventKind::SubOrchestrationInstanceCompleted { result, .. } => {
+            (compact_json(result, 60), Tone::Ok)
+        }
+        EventKind::TimerCreated { fire_at } => (
+            format!("fires at {}", format_offset(*fire_at - start)),
+            Tone::Info,
+        ),
+        EventKind::TimerFired { .. } => (String::new(), Tone::Info),
+        EventKind::ExecutionCompleted { status, result, .. } => (
+            format!("{status} {}", compact_json(result, 50)),
+            if *status == RuntimeStatus::Completed {
+                Tone::Ok
+            } else {
+                Tone::Warn
+            },
+        ),
+        EventKind::ExecutionTerminated { reason, .. } => (compact_json(reason, 60), Tone::Warn),
+        EventKind::ExecutionSuspended { reason } | EventKind::ExecutionResumed { reason } => {
+            (reason.clone().unwrap_or_default(), Tone::Warn)
+        }
+        _ => (String::new(), Tone::Info),
+    };
+    EventRow {
+        offset,
+        kind,
+        id,
+        name,
+        detail,
+        tone,
+    }
+}
+
+/// The event kind as the history view prints it: the Durable Task name, with
+/// `SubOrchestrationInstance` shortened to `SubOrch` so every kind fits one column.
+pub fn short_kind(kind: &'static str) -> &'static str {
+    match kind {
+        "SubOrchestrationInstanceCreated" => "SubOrchCreated",
+        "SubOrchestrationInstanceCompleted" => "SubOrchCompleted",
+        "SubOrchestrationInstanceFailed" => "SubOrchFailed",
+        other => other,
+    }
+}
+
+/// `rule: effect (target)` of a fault marker, read from its JSON form.
+pub fn fault_text(event: &HistoryEvent) -> String {
+    let json = serde_json::to_value(&event.kind).unwrap_or(Value::Null);
+    let field = |name: &str| {
+        json.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    format!(
+        "⚡ {}: {} ({})",
+        field("rule"),
+        field("effect"),
+        field("target")
+    )
+}
+
+/// The task a fault marker hit, if it names one.
+pub fn fault_task(event: &HistoryEvent) -> Option<i32> {
+    let json = serde_json::to_value(&event.kind).ok()?;
+    json.get("taskScheduledId")
+        .and_then(Value::as_i64)
+        .and_then(|id| i32::try_from(id).ok())
+}
+
+/// `+1d02h03m04s`-style offset (virtual time since a start); negative offsets show `-`.
+pub fn format_offset(offset: chrono::Duration) -> String {
+    let negative = offset < chrono::Duration::zero();
+    let total = offset.num_seconds().unsigned_abs();
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let sign = if negative { '-' } else { '+' };
+    if days > 0 {
+        format!("{sign}{days}d{hours:02}h{minutes:02}m")
+    } else {
+        format!("{sign}{hours:02}:{minutes:02}:{seconds:02}")
+    }
+}
+
+/// An age such as `45s`, `12m`, `3h05m`, `2d04h`.
+pub fn format_age(age: chrono::Duration) -> String {
+    let total = age.num_seconds().max(0);
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours:02}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{seconds:02}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// JSON on one line, cut to `max` characters with `…`.
+pub fn compact_json(value: &Value, max: usize) -> String {
+    if value.is_null() {
+        return String::new();
+    }
+    let text = value.to_string();
+    truncate(&text, max)
+}
+
+/// `text` cut to `max` characters with `…`.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn offsets_and_ages_are_compact() {
+        assert_eq!(format_offset(chrono::Duration::seconds(5_400)), "+01:30:00");
+        assert_eq!(format_offset(chrono::Duration::days(3)), "+3d00h00m");
+        assert_eq!(format_age(chrono::Duration::seconds(75)), "1m15s");
+        assert_eq!(format_age(chrono::Duration::hours(50)), "2d02h");
+    }
+
+    #[test]
+    fn a_completion_row_names_the_call_it_completes() {
+        let event = HistoryEvent {
+            event_id: -1,
+            timestamp: DateTime::UNIX_EPOCH,
+            kind: EventKind::TaskCompleted {
+                task_scheduled_id: 2,
+                result: json!("Hello Tokyo!"),
+            },
+        };
+        let row = event_row(&event, DateTime::UNIX_EPOCH, |id| {
+            (id == 2).then(|| "SayHello".to_string())
+        });
+        assert_eq!(row.id, "#2");
+        assert_eq!(row.name, "SayHello");
+        assert_eq!(row.detail, "\"Hello Tokyo!\"");
+        assert_eq!(row.tone, Tone::Ok);
+    }
+
+    #[test]
+    fn long_payloads_are_cut_with_an_ellipsis() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(compact_json(&Value::Null, 4), "");
+    }
+}

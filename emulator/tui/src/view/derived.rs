@@ -1,0 +1,288 @@
+//! The views derived from the selected history: timeline, fan-out progress and the error tree.
+//! The derivations themselves are pure functions computed by `update` (`model.derived`); these
+//! widgets only lay them out, drawing the visible part.
+
+use super::{fit, placeholder, tone};
+use crate::layout::list_area;
+use crate::model::{Model, View};
+use crate::rows::format_offset;
+use crate::theme::Theme;
+use crate::timeline::BarKind;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Sparkline};
+
+fn title(model: &Model, what: &str) -> String {
+    let Some(history) = &model.history else {
+        return what.to_string();
+    };
+    let name = model
+        .instances
+        .rows
+        .get(&history.instance_id)
+        .map_or("", |row| row.name.as_str());
+    format!(
+        "{what} of {name} {} · execution {}/{}",
+        history.instance_id,
+        history.execution + 1,
+        history.executions.len().max(1)
+    )
+}
+
+fn ready(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) -> bool {
+    match &model.history {
+        None => {
+            placeholder(
+                frame,
+                theme,
+                body,
+                "select an instance in the Instances view (1)",
+            );
+            false
+        }
+        Some(history) if history.loading && history.executions.is_empty() => {
+            placeholder(frame, theme, body, "loading history ...");
+            false
+        }
+        Some(_) => true,
+    }
+}
+
+/// Calls as bars over virtual time.
+pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
+    if !ready(frame, model, theme, body) {
+        return;
+    }
+    let line = &model.derived.timeline;
+    let width = usize::from(body.width);
+    let (Some(start), Some(end)) = (line.start, line.end) else {
+        placeholder(frame, theme, body, "no events yet");
+        return;
+    };
+    let span = (end - start).num_milliseconds().max(0);
+    let label_width = (width / 3).clamp(8, 30);
+    let chart = width.saturating_sub(label_width + 1).max(1);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            fit(&title(model, "Timeline"), width),
+            theme.accent(),
+        )),
+        Rect { height: 1, ..body },
+    );
+    let left = format_offset(chrono::Duration::zero());
+    let right = format_offset(end - start);
+    let axis = format!(
+        "{}{left}{}{right}",
+        " ".repeat(label_width + 1),
+        "─".repeat(chart.saturating_sub(left.len() + right.len()))
+    );
+    if body.height > 1 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(fit(&axis, width), theme.dim())),
+            Rect {
+                y: body.y + 1,
+                height: 1,
+                ..body
+            },
+        );
+    }
+    let list = list_area(View::Timeline, body);
+    if line.bars.is_empty() {
+        placeholder(
+            frame,
+            theme,
+            list,
+            "no activities, timers or sub-orchestrations yet",
+        );
+        return;
+    }
+    let column = |at: chrono::DateTime<chrono::Utc>| -> usize {
+        if span == 0 {
+            return 0;
+        }
+        let offset = (at - start).num_milliseconds().clamp(0, span);
+        ((offset as f64 / span as f64) * (chart.saturating_sub(1)) as f64).round() as usize
+    };
+    let first = model.derived_offset.min(line.bars.len().saturating_sub(1));
+    let last = (first + usize::from(list.height)).min(line.bars.len());
+    let now = model.clock.now;
+    let rows: Vec<Line<'_>> = line.bars[first..last]
+        .iter()
+        .map(|bar| {
+            let open = bar.end.is_none();
+            let until = bar.end.or(bar.due).or(now).unwrap_or(bar.start);
+            let (x0, x1) = (column(bar.start), column(until).max(column(bar.start)));
+            let (glyph, key) = match bar.kind {
+                BarKind::Activity => ('█', "bar_activity"),
+                BarKind::Timer => ('─', "bar_timer"),
+                BarKind::SubOrchestration => ('▓', "bar_suborchestration"),
+            };
+            let style = if bar.failed {
+                theme.fg("bar_failed")
+            } else {
+                theme.fg(key)
+            };
+            let body: String = if x1 == x0 {
+                "▏".to_string()
+            } else {
+                std::iter::repeat_n(if open { '░' } else { glyph }, x1 - x0 + 1).collect()
+            };
+            Line::from(vec![
+                Span::styled(fit(&bar.label, label_width), theme.text()),
+                Span::raw(" ".repeat(x0 + 1)),
+                Span::styled(body, style),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(rows), list);
+}
+
+/// `when_all` groups with gauges and sparklines.
+pub fn fanout(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
+    if !ready(frame, model, theme, body) {
+        return;
+    }
+    let width = usize::from(body.width);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            fit(&title(model, "Fan-out"), width),
+            theme.accent(),
+        )),
+        Rect { height: 1, ..body },
+    );
+    let list = list_area(View::FanOut, body);
+    let groups = &model.derived.fanout;
+    if groups.is_empty() {
+        placeholder(
+            frame,
+            theme,
+            list,
+            "no fan-out: no episode scheduled two or more calls at once",
+        );
+        return;
+    }
+    let mut y = list.y;
+    for group in groups.iter().skip(model.derived_offset) {
+        if y + 3 > list.y + list.height {
+            break;
+        }
+        let heading = Line::from(vec![
+            Span::styled(format!("{} ×{}  ", group.name, group.total), theme.accent()),
+            Span::styled(format!("done {}", group.done), theme.ok()),
+            Span::styled(" · ", theme.dim()),
+            Span::styled(
+                format!("failed {}", group.failed),
+                if group.failed > 0 {
+                    theme.error()
+                } else {
+                    theme.dim()
+                },
+            ),
+            Span::styled(" · ", theme.dim()),
+            Span::styled(format!("running {}", group.running()), theme.text()),
+            Span::styled(format!(" · total {}", group.total), theme.dim()),
+        ]);
+        frame.render_widget(
+            Paragraph::new(heading),
+            Rect {
+                y,
+                height: 1,
+                ..list
+            },
+        );
+        let gauge_width = width.saturating_sub(8).max(1);
+        let part = |count: u64| {
+            ((count as f64 / group.total.max(1) as f64) * gauge_width as f64).round() as usize
+        };
+        let (done, failed) = (
+            part(group.done),
+            part(group.failed).min(gauge_width.saturating_sub(part(group.done))),
+        );
+        let rest = gauge_width.saturating_sub(done + failed);
+        let percent = (group.done + group.failed) * 100 / group.total.max(1);
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("█".repeat(done), theme.ok()),
+                Span::styled("█".repeat(failed), theme.error()),
+                Span::styled("░".repeat(rest), theme.dim()),
+                Span::styled(format!(" {percent:>3}%"), theme.text()),
+            ])),
+            Rect {
+                y: y + 1,
+                height: 1,
+                ..list
+            },
+        );
+        let spark = Rect {
+            y: y + 2,
+            height: 1,
+            width: list.width.min(60),
+            ..list
+        };
+        if group.throughput.is_empty() {
+            frame.render_widget(
+                Paragraph::new(Span::styled("no completions yet", theme.dim())),
+                spark,
+            );
+        } else {
+            let data: Vec<u64> = group
+                .throughput
+                .iter()
+                .rev()
+                .take(usize::from(spark.width.saturating_sub(22)))
+                .rev()
+                .copied()
+                .collect();
+            let label_width = 22u16.min(spark.width);
+            frame.render_widget(
+                Paragraph::new(Span::styled("completions/episode ", theme.dim())),
+                Rect {
+                    width: label_width,
+                    ..spark
+                },
+            );
+            frame.render_widget(
+                Sparkline::default()
+                    .data(&data)
+                    .style(theme.fg("bar_activity")),
+                Rect {
+                    x: spark.x + label_width,
+                    width: spark.width - label_width,
+                    ..spark
+                },
+            );
+        }
+        y += 3;
+    }
+}
+
+/// The failure-propagation tree.
+pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
+    if !ready(frame, model, theme, body) {
+        return;
+    }
+    let width = usize::from(body.width);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            fit(&title(model, "Errors"), width),
+            theme.accent(),
+        )),
+        Rect { height: 1, ..body },
+    );
+    let list = list_area(View::Errors, body);
+    let rows = &model.derived.errors;
+    let first = model.derived_offset.min(rows.len().saturating_sub(1));
+    let last = (first + usize::from(list.height)).min(rows.len());
+    let lines: Vec<Line<'_>> = rows[first..last]
+        .iter()
+        .map(|row| {
+            let indent = "  ".repeat(usize::from(row.depth));
+            Line::from(Span::styled(
+                fit(&format!("{indent}{}", row.text), width),
+                tone(theme, row.tone),
+            ))
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), list);
+}

@@ -1,0 +1,101 @@
+//! The history view: one line per event of the selected instance (virtual time since the
+//! execution started, kind, sequence id, name, short payload), failures in red with their
+//! message, injected faults marked; only the visible lines are formatted.
+
+use super::{col, fit, placeholder, tone};
+use crate::layout::list_area;
+use crate::model::{Model, View};
+use crate::rows::event_row;
+use crate::theme::{Theme, status_symbol};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+/// Draws the view.
+pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
+    let Some(history) = &model.history else {
+        placeholder(
+            frame,
+            theme,
+            body,
+            "select an instance in the Instances view (1)",
+        );
+        return;
+    };
+    let width = usize::from(body.width);
+    let row = model.instances.rows.get(&history.instance_id);
+    let mut title = vec![];
+    if let Some(row) = row {
+        title.push(Span::styled(
+            format!("{} {} ", status_symbol(row.status), row.status),
+            theme.status(row.status),
+        ));
+        title.push(Span::styled(format!("{} ", row.name), theme.accent()));
+    }
+    let summary = format!(
+        "{} · execution {}/{} · {} events{}",
+        history.instance_id,
+        history.execution + 1,
+        history.executions.len().max(1),
+        history.events().len(),
+        if history.follow { " · following" } else { "" }
+    );
+    title.push(Span::styled(summary, theme.dim()));
+    frame.render_widget(
+        Paragraph::new(Line::from(title)),
+        Rect { height: 1, ..body },
+    );
+    let columns = format!(
+        "{}{}{}{}{}DETAIL",
+        col("SEQ", 7),
+        col("TIME", 11),
+        col("EVENT", 22),
+        col("ID", 5),
+        col("NAME", 17)
+    );
+    if body.height > 1 {
+        frame.render_widget(
+            Paragraph::new(Span::styled(fit(&columns, width), theme.accent())),
+            Rect {
+                y: body.y + 1,
+                height: 1,
+                ..body
+            },
+        );
+    }
+    let list = list_area(View::History, body);
+    if history.loading && history.executions.is_empty() {
+        placeholder(frame, theme, list, "loading history ...");
+        return;
+    }
+    let events = history.events();
+    let Some(start) = events.first().map(|event| event.timestamp) else {
+        placeholder(frame, theme, list, "no events yet");
+        return;
+    };
+    let end = (history.offset + usize::from(list.height)).min(events.len());
+    let detail_width = width.saturating_sub(7 + 11 + 22 + 5 + 17);
+    let lines: Vec<Line<'_>> = (history.offset..end)
+        .map(|index| {
+            let event = &events[index];
+            let row = event_row(event, start, |id| history.call_name(id).map(str::to_string));
+            let style = tone(theme, row.tone);
+            let mut spans = vec![
+                Span::styled(col(&index.to_string(), 7), theme.dim()),
+                Span::styled(col(&row.offset, 11), theme.dim()),
+                Span::styled(col(row.kind, 22), style),
+                Span::styled(col(&row.id, 5), theme.dim()),
+                Span::styled(col(&row.name, 17), theme.text()),
+                Span::styled(fit(&row.detail, detail_width), style),
+            ];
+            if index == history.selected {
+                for span in &mut spans {
+                    span.style = span.style.patch(theme.selected());
+                }
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), list);
+}

@@ -1,0 +1,316 @@
+//! Overlays: help, filter and command line (at the bottom of the view), confirmation, JSON
+//! viewer and the start and fork forms (centred boxes).
+
+use super::fit;
+use crate::cmdline::COMMANDS;
+use crate::fault_form::FaultForm;
+use crate::input::TextInput;
+use crate::keys;
+use crate::model::{Model, Overlay};
+use crate::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+/// Draws `overlay` over the view in `body`.
+pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &Theme, body: Rect) {
+    match overlay {
+        Overlay::Help { scroll } => help(frame, model, theme, body, *scroll),
+        Overlay::Filter(input) => prompt(frame, theme, body, "/", input, None),
+        Overlay::Command(input) => prompt(frame, theme, body, ":", input, None),
+        Overlay::Confirm {
+            prompt: question, ..
+        } => {
+            let area = centered(body, 60, 5);
+            let block = boxed(theme, "Confirm");
+            let text = vec![
+                Line::from(Span::styled(question.clone(), theme.warn())),
+                Line::from(""),
+                Line::from(Span::styled("y / Enter: yes    n / Esc: no", theme.dim())),
+            ];
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+                area,
+            );
+        }
+        Overlay::Json {
+            title,
+            lines,
+            scroll,
+        } => {
+            let area = centered(
+                body,
+                body.width.saturating_sub(4),
+                body.height.saturating_sub(2),
+            );
+            let block = boxed(theme, title);
+            let inner_height = usize::from(area.height.saturating_sub(2));
+            let shown: Vec<Line<'_>> = lines
+                .iter()
+                .skip(*scroll)
+                .take(inner_height)
+                .map(|line| Line::from(Span::styled(line.clone(), theme.text())))
+                .collect();
+            frame.render_widget(Clear, area);
+            frame.render_widget(Paragraph::new(shown).block(block), area);
+        }
+        Overlay::Start(form) => {
+            let area = centered(body, 70, 16);
+            let block = boxed(theme, "Start an orchestration");
+            let inner = block.inner(area);
+            frame.render_widget(Clear, area);
+            frame.render_widget(block, area);
+            let width = usize::from(inner.width);
+            let mut lines = vec![Line::from(Span::styled(
+                "Orchestration (j/k, Enter or Tab to the input):",
+                if form.editing_input {
+                    theme.dim()
+                } else {
+                    theme.accent()
+                },
+            ))];
+            let list_room = usize::from(inner.height).saturating_sub(6).max(1);
+            let first = form.selected.saturating_sub(list_room - 1);
+            for (index, name) in form.names.iter().enumerate().skip(first).take(list_room) {
+                let style = if index == form.selected {
+                    theme.selected()
+                } else {
+                    theme.text()
+                };
+                lines.push(Line::from(Span::styled(
+                    fit(&format!("  {name}"), width),
+                    style,
+                )));
+            }
+            lines.push(Line::from(Span::styled(
+                "Input (JSON; empty means null):",
+                if form.editing_input {
+                    theme.accent()
+                } else {
+                    theme.dim()
+                },
+            )));
+            lines.push(input_line(theme, &form.input, form.editing_input, width));
+            lines.push(match form.parsed_input() {
+                Ok(_) => Line::from(Span::styled(
+                    "✓ valid JSON · Enter starts · Esc cancels",
+                    theme.ok(),
+                )),
+                Err(error) => Line::from(Span::styled(super::fit(&error, width), theme.error())),
+            });
+            frame.render_widget(Paragraph::new(lines), inner);
+        }
+        Overlay::Fault(form) => fault_form(frame, theme, body, form),
+        Overlay::Fork(form) => {
+            let area = centered(body, 70, 11);
+            let block = boxed(theme, "Fork with the next completion edited");
+            let inner = block.inner(area);
+            frame.render_widget(Clear, area);
+            frame.render_widget(block, area);
+            let width = usize::from(inner.width);
+            let focus = |field: usize| {
+                if form.field == field {
+                    theme.accent()
+                } else {
+                    theme.dim()
+                }
+            };
+            let mut lines = vec![
+                Line::from(Span::styled(
+                    fit(&format!("edits {}", form.target_text), width),
+                    theme.text(),
+                )),
+                Line::from(vec![
+                    Span::styled("becomes: ", focus(0)),
+                    Span::styled(
+                        if form.fail {
+                            "[ ] a result  [x] a failure"
+                        } else {
+                            "[x] a result  [ ] a failure"
+                        },
+                        focus(0),
+                    ),
+                    Span::styled("  (Space toggles)", theme.dim()),
+                ]),
+            ];
+            if form.fail {
+                lines.push(Line::from(Span::styled("error type:", focus(1))));
+                lines.push(input_line(theme, &form.error_type, form.field == 1, width));
+                lines.push(Line::from(Span::styled("message:", focus(2))));
+                lines.push(input_line(theme, &form.message, form.field == 2, width));
+            } else {
+                lines.push(Line::from(Span::styled("result (JSON):", focus(1))));
+                lines.push(input_line(theme, &form.result, form.field == 1, width));
+            }
+            lines.push(Line::from(Span::styled(
+                "Tab next field · Enter forks · Esc cancels",
+                theme.dim(),
+            )));
+            frame.render_widget(Paragraph::new(lines), inner);
+        }
+    }
+}
+
+fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm) {
+    let fields = form.fields();
+    let area = centered(body, 76, fields.len() as u16 + 6);
+    let block = boxed(theme, "Add a fault rule");
+    let inner = block.inner(area);
+    frame.render_widget(Clear, area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let caption_width = 15;
+    let mut lines: Vec<Line<'_>> = fields
+        .iter()
+        .map(|field| {
+            let focused = *field == form.field;
+            let caption = Span::styled(
+                fit(field.caption(), caption_width),
+                if focused { theme.accent() } else { theme.dim() },
+            );
+            match form.input(*field) {
+                Some(input) => {
+                    let mut line =
+                        input_line(theme, input, focused, width.saturating_sub(caption_width));
+                    line.spans.insert(0, caption);
+                    line
+                }
+                None => Line::from(vec![
+                    caption,
+                    Span::styled("< ", theme.dim()),
+                    Span::styled(
+                        form.choice_text(*field),
+                        if focused {
+                            theme.selected()
+                        } else {
+                            theme.text()
+                        },
+                    ),
+                    Span::styled(" >", theme.dim()),
+                ]),
+            }
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        fit(&format!("rule: {}", form.compact()), width),
+        theme.dim(),
+    )));
+    // Validated as typed, with the message `--fault` would print (it names the field).
+    lines.push(match form.rule() {
+        Ok(_) => Line::from(Span::styled("✓ valid rule · Enter adds it", theme.ok())),
+        Err(error) => Line::from(Span::styled(format!("✗ {error}"), theme.error())),
+    });
+    lines.push(Line::from(Span::styled(
+        fit(
+            "Tab/↓ next field · Space/←→ choose · Enter adds · Esc cancels",
+            width,
+        ),
+        theme.dim(),
+    )));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+fn boxed<'a>(theme: &Theme, title: &str) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.accent())
+        .title(Span::styled(format!(" {title} "), theme.accent()))
+}
+
+fn input_line<'a>(theme: &Theme, input: &TextInput, focused: bool, width: usize) -> Line<'a> {
+    let text = input.text();
+    let cursor = input.cursor();
+    // Keep the cursor visible in a field narrower than the text.
+    let chars: Vec<char> = text.chars().collect();
+    let room = width.saturating_sub(3).max(1);
+    let first = cursor.saturating_sub(room.saturating_sub(1));
+    let visible: String = chars.iter().skip(first).take(room).collect();
+    let mut spans = vec![Span::styled("> ", theme.accent())];
+    if focused {
+        let at = cursor - first;
+        let before: String = visible.chars().take(at).collect();
+        let under: String = visible
+            .chars()
+            .nth(at)
+            .map_or(" ".to_string(), |c| c.to_string());
+        let after: String = visible.chars().skip(at + 1).collect();
+        spans.push(Span::styled(before, theme.text()));
+        spans.push(Span::styled(under, theme.selected()));
+        spans.push(Span::styled(after, theme.text()));
+    } else {
+        spans.push(Span::styled(visible, theme.dim()));
+    }
+    Line::from(spans)
+}
+
+fn prompt(
+    frame: &mut Frame<'_>,
+    theme: &Theme,
+    body: Rect,
+    sigil: &str,
+    input: &TextInput,
+    _hint: Option<&str>,
+) {
+    if body.height == 0 {
+        return;
+    }
+    let area = Rect {
+        y: body.y + body.height - 1,
+        height: 1,
+        ..body
+    };
+    let mut line = input_line(theme, input, true, usize::from(area.width));
+    line.spans[0] = Span::styled(sigil.to_string(), theme.accent());
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn help(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect, scroll: usize) {
+    let area = centered(body, 76, body.height);
+    let block = boxed(
+        theme,
+        &format!(
+            "Keys · {} view · j/k scroll · Esc closes",
+            model.view.title()
+        ),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(Clear, area);
+    frame.render_widget(block, area);
+    let key_width = 18;
+    let row = |(key, what): &(&str, &str)| {
+        Line::from(vec![
+            Span::styled(fit(key, key_width), theme.accent()),
+            Span::styled(what.to_string(), theme.text()),
+        ])
+    };
+    let mut lines: Vec<Line<'_>> = keys::view_keys(model.view).iter().map(row).collect();
+    if keys::has_instance_actions(model.view) {
+        lines.push(Line::from(Span::styled(
+            "On the selected instance",
+            theme.dim(),
+        )));
+        lines.extend(keys::INSTANCE_ACTIONS.iter().map(row));
+    }
+    lines.push(Line::from(Span::styled("Everywhere", theme.dim())));
+    lines.extend(keys::GLOBAL.iter().map(row));
+    lines.push(Line::from(Span::styled("Commands (:)", theme.dim())));
+    lines.extend(COMMANDS.iter().map(|(syntax, what)| row(&(*syntax, *what))));
+    let scroll = scroll.min(lines.len().saturating_sub(usize::from(inner.height)));
+    let lines: Vec<Line<'_>> = lines.into_iter().skip(scroll).collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// A box of at most `width` x `height` in the middle of `area`.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}

@@ -1,0 +1,219 @@
+//! Every view of the terminal UI at 80x24 (the smallest supported terminal), drawn on ratatui's
+//! `TestBackend` and compared with insta snapshots (docs/architecture.md#tests-in-layers). The
+//! instances have fixed ids; wall-clock dates, build ids and generated ids are filtered out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod tui_support;
+
+use durable_emu_tui::model::View;
+use durable_sdk::history::RuntimeStatus;
+use ratatui::crossterm::event::KeyCode;
+use serde_json::json;
+use tui_support::Harness;
+
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}( UTC)?", "[date]"),
+        (r"\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[date]"),
+        (r"[0-9a-f]{32}", "[hex]"),
+        (r"build [0-9a-f-]{8,}", "build [id]"),
+        // A build id shortened in a column: it changes with every compilation.
+        (r"\b[0-9a-f]{8}…", "[build id]…"),
+        // How completions batch into episodes depends on worker timing.
+        (r"completions/episode .*", "completions/episode [sparkline]"),
+    ]
+}
+
+macro_rules! snapshot {
+    ($name:expr, $screen:expr) => {
+        insta::with_settings!({ filters => filters(), prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!($name, $screen);
+        });
+    };
+}
+
+/// The samples every snapshot starts from: a completed chain, a saga that failed and
+/// compensated, an approval waiting on its timer, and a finished fan-out.
+fn samples() -> Harness {
+    let mut ui = Harness::new(80, 24);
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.start(
+        "OrderSaga",
+        json!({"order_id": "o1", "amount": 5, "fail_at": "ShipOrder"}),
+        "saga",
+    );
+    ui.start("FanOutFanIn", json!(8), "fan");
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 72}),
+        "approval",
+    );
+    ui.wait_until("the samples to settle", |model| {
+        let status = |id: &str| model.instances.rows.get(id).map(|row| row.status);
+        status("hello") == Some(RuntimeStatus::Completed)
+            && status("saga") == Some(RuntimeStatus::Failed)
+            && status("fan") == Some(RuntimeStatus::Completed)
+            && model
+                .instances
+                .rows
+                .get("approval")
+                .is_some_and(|row| row.history_len >= 8)
+    });
+    ui.command("sort name");
+    ui
+}
+
+fn open(ui: &mut Harness, id: &str, view: View) {
+    ui.select(id);
+    ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+    ui.wait_until("the history", |model| {
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
+    });
+    ui.settle();
+}
+
+#[test]
+fn instances_view() {
+    let mut ui = samples();
+    ui.select("saga");
+    snapshot!("instances", ui.screen());
+}
+
+#[test]
+fn history_view() {
+    let mut ui = samples();
+    open(&mut ui, "saga", View::History);
+    snapshot!("history", ui.screen());
+}
+
+#[test]
+fn timeline_view() {
+    let mut ui = Harness::new(80, 24);
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start(
+        "OrderSaga",
+        json!({"order_id": "o2", "fail_at": "ChargeCard"}),
+        "saga",
+    );
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    open(&mut ui, "saga:0", View::Timeline);
+    snapshot!("timeline", ui.screen());
+}
+
+#[test]
+fn fanout_view() {
+    let mut ui = samples();
+    open(&mut ui, "fan", View::FanOut);
+    snapshot!("fanout", ui.screen());
+}
+
+#[test]
+fn errors_view() {
+    let mut ui = samples();
+    open(&mut ui, "saga", View::Errors);
+    snapshot!("errors", ui.screen());
+}
+
+#[test]
+fn replay_view() {
+    let mut ui = samples();
+    open(&mut ui, "hello", View::Replay);
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..10 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.wait_until("the step's answer", |model| {
+        let stepper = model.stepper.as_ref().unwrap();
+        matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
+    });
+    snapshot!("replay", ui.screen());
+}
+
+#[test]
+fn clock_view() {
+    let mut ui = samples();
+    ui.press(KeyCode::Char('7'));
+    ui.wait_until("the timers", |model| !model.clock.timers.is_empty());
+    snapshot!("clock", ui.screen());
+}
+
+#[test]
+fn builds_view() {
+    let mut ui = samples();
+    ui.press(KeyCode::Char('8'));
+    ui.wait_until("the builds", |model| !model.builds.builds.is_empty());
+    snapshot!("builds", ui.screen());
+}
+
+#[test]
+fn help_overlay() {
+    let mut ui = samples();
+    ui.press(KeyCode::Char('?'));
+    snapshot!("help", ui.screen());
+}
+
+#[test]
+fn start_form_with_invalid_json() {
+    let mut ui = samples();
+    ui.press(KeyCode::Char('n'));
+    ui.press(KeyCode::Tab);
+    ui.type_text("{\"order_id\": ");
+    snapshot!("start_form", ui.screen());
+}
+
+#[test]
+fn terminate_confirmation() {
+    let mut ui = samples();
+    ui.select("approval");
+    ui.press(KeyCode::Char('t'));
+    snapshot!("confirm_terminate", ui.screen());
+}
+
+#[test]
+fn faults_view() {
+    let mut ui = Harness::new(80, 24);
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.command(
+        "fault activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds,name=flaky card",
+    );
+    ui.command("fault event=Approval,instance=approval-*,drop,limit=1");
+    ui.start("OrderSaga", json!({"order_id": "o1", "amount": 5}), "saga");
+    ui.press(KeyCode::Char('9'));
+    ui.wait_until("both rules, the first fired twice", |model| {
+        model.faults.rules.len() == 2 && model.faults.rules[0].fired == 2
+    });
+    ui.press(KeyCode::Char('j'));
+    ui.press(KeyCode::Char('t'));
+    ui.wait_until("the second rule off", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("disabled"))
+    });
+    ui.press(KeyCode::Char('k'));
+    snapshot!("faults", ui.screen());
+}
+
+#[test]
+fn fault_form_with_an_invalid_rule() {
+    let mut ui = Harness::new(80, 24);
+    ui.press(KeyCode::Char('9'));
+    ui.press(KeyCode::Char('a'));
+    ui.type_text("ChargeCard");
+    ui.press(KeyCode::Tab);
+    ui.press(KeyCode::Tab);
+    ui.press(KeyCode::Char(' '));
+    ui.press(KeyCode::Tab);
+    ui.type_text("3-1");
+    snapshot!("fault_form", ui.screen());
+}

@@ -1,0 +1,783 @@
+//! The terminal UI's update function (docs/architecture.md#tests-in-layers): keys and engine events
+//! in, model out, with the real engine and the built-in samples behind the executor. One test per
+//! action.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod tui_support;
+
+use durable_emu_tui::command::Command;
+use durable_emu_tui::model::{Overlay, SortKey, View};
+use durable_emu_tui::msg::Msg;
+use durable_sdk::history::{EventKind, RuntimeStatus};
+use ratatui::crossterm::event::KeyCode;
+use serde_json::json;
+use tui_support::Harness;
+
+fn harness() -> Harness {
+    Harness::new(100, 30)
+}
+
+#[test]
+fn start_from_the_command_line_selects_the_instance_and_history_follows_it_live() {
+    let mut ui = harness();
+    ui.command("start HelloSequence");
+    ui.wait_until("HelloSequence to complete", |model| {
+        model.selected().is_some_and(|row| {
+            row.name == "HelloSequence" && row.status == RuntimeStatus::Completed
+        })
+    });
+    ui.press(KeyCode::Enter);
+    assert_eq!(ui.model.view, View::History);
+    ui.wait_until("the history to load", |model| {
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
+    });
+    let history = ui.model.history.as_ref().unwrap();
+    let last = history.events().last().unwrap();
+    assert!(matches!(last.kind, EventKind::OrchestratorCompleted));
+    assert_eq!(
+        history.selected,
+        history.events().len() - 1,
+        "follows the end"
+    );
+    // Enter opens the event's JSON.
+    ui.press(KeyCode::Up);
+    ui.press(KeyCode::Enter);
+    match &ui.model.overlay {
+        Some(Overlay::Json { lines, .. }) => {
+            assert!(lines.iter().any(|line| line.contains("ExecutionCompleted")));
+        }
+        other => panic!("expected the JSON overlay, got {other:?}"),
+    }
+    ui.press(KeyCode::Esc);
+    assert!(ui.model.overlay.is_none());
+}
+
+#[test]
+fn the_start_form_validates_json_before_submitting() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('n'));
+    let Some(Overlay::Start(form)) = &ui.model.overlay else {
+        panic!("the start form is open");
+    };
+    let target = form
+        .names
+        .iter()
+        .position(|name| name == "FanOutFanIn")
+        .unwrap();
+    for _ in 0..target {
+        ui.press(KeyCode::Char('j'));
+    }
+    ui.press(KeyCode::Enter); // to the input
+    ui.type_text("{oops");
+    ui.press(KeyCode::Enter);
+    assert!(
+        matches!(ui.model.overlay, Some(Overlay::Start(_))),
+        "invalid JSON is not submitted"
+    );
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Start { .. }))
+    );
+    for _ in 0..5 {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("12");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    assert!(ui.commands.contains(&Command::Start {
+        name: "FanOutFanIn".into(),
+        input: json!(12)
+    }));
+    ui.wait_until("FanOutFanIn to complete", |model| {
+        model
+            .selected()
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    assert_eq!(ui.model.selected().unwrap().progress(), Some((12, 12)));
+}
+
+#[test]
+fn raise_delivers_an_event_to_the_selected_instance() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 24}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.command("raise Approval true");
+    ui.wait_until("the approval to complete", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    let record = ui.handle.instance("approval").unwrap().unwrap();
+    assert_eq!(record.output, json!("Approved"));
+}
+
+#[test]
+fn advance_fast_forwards_virtual_time_and_the_clock_view_shows_timers() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 72}),
+        "approval",
+    );
+    ui.press(KeyCode::Char('7'));
+    ui.wait_until("the timer to show", |model| model.clock.timers.len() == 1);
+    let before = ui.model.clock.now.unwrap();
+    ui.command("advance 3d");
+    ui.wait_until("the escalation", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    assert!(ui.model.clock.now.unwrap() - before >= chrono::Duration::days(3));
+    assert_eq!(
+        ui.handle.instance("approval").unwrap().unwrap().output,
+        json!("Escalated")
+    );
+    ui.wait_until("no timers left", |model| model.clock.timers.is_empty());
+}
+
+#[test]
+fn next_timer_and_auto_skip_keys_in_the_clock_view() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.press(KeyCode::Char('7'));
+    ui.press(KeyCode::Char('n'));
+    ui.wait_until("the timer to fire", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    ui.press(KeyCode::Char('a'));
+    assert!(ui.model.clock.auto_skip);
+    assert!(ui.commands.contains(&Command::SetAutoSkip(true)));
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "y", "timeout_hours": 5}),
+        "approval-2",
+    );
+    ui.wait_until("auto-skip to escalate", |model| {
+        model
+            .instances
+            .rows
+            .get("approval-2")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+}
+
+#[test]
+fn terminate_asks_first_and_can_be_cancelled() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.press(KeyCode::Char('t'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    ui.press(KeyCode::Char('n'));
+    assert!(ui.model.overlay.is_none());
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Terminate { .. }))
+    );
+    assert_eq!(ui.status_of("approval"), Some(RuntimeStatus::Running));
+    ui.press(KeyCode::Char('t'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the termination", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+}
+
+#[test]
+fn suspend_resume_restart_and_purge() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.press(KeyCode::Char('p'));
+    ui.wait_until("suspended", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Suspended
+    });
+    ui.press(KeyCode::Char('u'));
+    ui.wait_until("resumed", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Running
+    });
+    ui.press(KeyCode::Char('R'));
+    ui.wait_until("a restarted instance selected", |model| {
+        model.selected_id().is_some_and(|id| id != "approval") && model.instances.rows.len() == 2
+    });
+    // Purging a running instance is refused by the engine, with its reason on the status line.
+    ui.select("approval");
+    ui.command("purge");
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the refusal", |model| {
+        model.status.as_ref().is_some_and(|(_, error)| *error)
+    });
+    ui.command("terminate approval no longer needed");
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("terminated", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+    ui.press(KeyCode::Char('D'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("purged", |model| {
+        !model.instances.rows.contains_key("approval")
+    });
+}
+
+#[test]
+fn filter_and_sort_the_instance_list() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.start("OrderSaga", json!({"fail_at": "ShipOrder"}), "saga");
+    ui.press(KeyCode::Char('/'));
+    ui.type_text("approv");
+    let visible: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(visible, ["approval"]);
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Char('c'));
+    assert!(
+        ui.model.instances.visible.len() >= 4,
+        "the saga's child shows under it"
+    );
+    // A status filter, from the command line.
+    ui.command("filter failed");
+    let visible: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(visible, ["saga"]);
+    ui.command("filter");
+    ui.press(KeyCode::Char('s'));
+    assert_eq!(ui.model.instances.sort, Some(SortKey::Name));
+    let names: Vec<&str> = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .filter(|(_, depth)| *depth == 0)
+        .map(|(id, _)| ui.model.instances.rows[id].name.as_str())
+        .collect();
+    assert_eq!(names, ["ApprovalWorkflow", "HelloSequence", "OrderSaga"]);
+    // Sub-orchestrations are listed right under their parent.
+    let saga = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .position(|(id, _)| id == "saga")
+        .unwrap();
+    assert_eq!(ui.model.instances.visible[saga + 1].1, 1);
+}
+
+#[test]
+fn the_replay_stepper_steps_both_ways_and_shows_what_the_code_did() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    assert_eq!(ui.model.view, View::Replay);
+    ui.wait_until("the last step", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| stepper.result.is_some())
+    });
+    let len = ui.model.stepper.as_ref().unwrap().events.len();
+    assert_eq!(ui.model.stepper.as_ref().unwrap().step, len);
+    ui.press(KeyCode::Char('g'));
+    // Step to just after the first activity completed: the code then calls the second one.
+    let first_completion = ui
+        .model
+        .stepper
+        .as_ref()
+        .unwrap()
+        .events
+        .iter()
+        .position(|event| matches!(event.kind, EventKind::TaskCompleted { .. }))
+        .unwrap();
+    for _ in 0..=first_completion {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('h'));
+    ui.press(KeyCode::Char('l'));
+    ui.wait_until("the step's answer", |model| {
+        let stepper = model.stepper.as_ref().unwrap();
+        matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
+    });
+    let stepper = ui.model.stepper.as_ref().unwrap();
+    assert_eq!(stepper.step, first_completion + 1);
+    assert_eq!(stepper.calls.len(), 1);
+    assert_eq!(stepper.calls[0].completed_at, Some(first_completion));
+    let response = &stepper.result.as_ref().unwrap().as_ref().unwrap().response;
+    assert!(response.nondeterminism.is_none());
+    assert_eq!(response.actions.len(), 1, "emits the call for Seattle next");
+    assert!(
+        response
+            .logs
+            .iter()
+            .any(|log| log.message == "Tokyo greeted")
+    );
+    // Older answers never overwrite the newest step's.
+    let tokens: Vec<u64> = ui
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Step { token, .. } => Some(*token),
+            _ => None,
+        })
+        .collect();
+    assert!(tokens.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+#[test]
+fn a_fork_from_a_step_runs_live_and_an_edited_completion_changes_its_outcome() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    // Fork after the first activity was scheduled: it runs the rest live.
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..4 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('f'));
+    ui.wait_until("the fork", |model| {
+        model
+            .instances
+            .rows
+            .get("hello-fork1")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    assert_eq!(ui.model.view, View::History, "a fork is watched live");
+    assert_eq!(
+        ui.handle.instance("hello-fork1").unwrap().unwrap().output,
+        json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
+    // Back on the source, fork with the next completion turned into a failure.
+    ui.select("hello");
+    ui.press(KeyCode::Char('6'));
+    ui.wait_until("the stepper on hello", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| stepper.instance_id == "hello")
+    });
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..4 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('e'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Fork(_))));
+    ui.press(KeyCode::BackTab); // to "becomes"
+    ui.press(KeyCode::Char(' ')); // a failure
+    ui.press(KeyCode::Enter);
+    ui.wait_until("the edited fork", |model| {
+        model
+            .instances
+            .rows
+            .get("hello-fork2")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    let failure = ui
+        .handle
+        .instance("hello-fork2")
+        .unwrap()
+        .unwrap()
+        .failure
+        .unwrap();
+    assert_eq!(failure.root_cause().error_type, "EditedFailure");
+}
+
+#[test]
+fn the_errors_view_draws_the_chain_with_retries_and_compensation() {
+    let mut ui = harness();
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("OrderSaga", json!({"fail_at": "ChargeCard"}), "saga");
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("saga");
+    ui.press(KeyCode::Char('5'));
+    ui.wait_until("the child's attempts", |model| {
+        model
+            .derived
+            .errors
+            .iter()
+            .any(|row| row.text.contains("attempt 3"))
+    });
+    let text: Vec<&str> = ui
+        .model
+        .derived
+        .errors
+        .iter()
+        .map(|row| row.text.as_str())
+        .collect();
+    assert!(text[0].starts_with("✗ OrderSaga Failed"), "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|row| row.contains("sub-orchestration ProcessPayment")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter().any(|row| row.contains("retried after 5s")),
+        "{text:#?}"
+    );
+    assert!(text.contains(&"→ rethrew"), "{text:#?}");
+}
+
+#[test]
+fn the_fan_out_view_counts_a_when_all_group() {
+    let mut ui = harness();
+    ui.start("FanOutFanIn", json!(30), "fan");
+    ui.wait_until("the fan-out", |model| {
+        model
+            .instances
+            .rows
+            .get("fan")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.select("fan");
+    ui.press(KeyCode::Char('4'));
+    ui.wait_until("the group", |model| !model.derived.fanout.is_empty());
+    let group = &ui.model.derived.fanout[0];
+    assert_eq!(
+        (group.total, group.done, group.failed, group.running()),
+        (30, 30, 0, 0)
+    );
+    assert_eq!(group.throughput.iter().sum::<u64>(), 30);
+}
+
+#[test]
+fn mouse_clicks_select_rows_and_tabs_and_the_wheel_scrolls() {
+    let mut ui = harness();
+    for i in 0..40 {
+        ui.handle
+            .start_orchestration("HelloSequence", json!(null), Some(format!("h{i:02}")))
+            .unwrap();
+    }
+    ui.settle();
+    ui.wait_until("every instance listed", |model| {
+        model.instances.visible.len() == 40
+    });
+    // Row 2 of the screen is the second instance (tabs, header, first row).
+    ui.click(5, 3);
+    assert_eq!(ui.model.instances.selected, 1);
+    ui.scroll_down();
+    assert_eq!(ui.model.instances.selected, 4);
+    // The "7 Clock" tab.
+    let (start, _, _) =
+        durable_emu_tui::layout::tab_positions(ratatui::layout::Rect::new(0, 0, 100, 1))
+            .into_iter()
+            .find(|(_, _, view)| *view == View::Clock)
+            .unwrap();
+    ui.click(start + 1, 0);
+    assert_eq!(ui.model.view, View::Clock);
+}
+
+#[test]
+fn help_lists_the_keys_of_every_view_and_q_quits() {
+    let mut ui = harness();
+    for view in View::ALL {
+        assert!(
+            !durable_emu_tui::keys::view_keys(view).is_empty(),
+            "{view:?}"
+        );
+    }
+    ui.press(KeyCode::Char('?'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Help { .. })));
+    assert!(ui.screen().contains("Keys · Instances view"));
+    ui.press(KeyCode::Esc);
+    ui.press(KeyCode::Tab);
+    assert_eq!(ui.model.view, View::History);
+    ui.press(KeyCode::BackTab);
+    assert_eq!(ui.model.view, View::Instances);
+    ui.press(KeyCode::Char('q'));
+    assert!(ui.model.quit);
+}
+
+#[test]
+fn a_bad_command_keeps_the_line_open_with_the_reason() {
+    let mut ui = harness();
+    ui.command("advance soon");
+    assert!(matches!(ui.model.overlay, Some(Overlay::Command(_))));
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("not a duration"), "{message}");
+}
+
+#[test]
+fn lost_events_reload_what_is_shown() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.model.instances.rows.clear();
+    ui.send(Msg::EventsLost(42));
+    ui.settle();
+    assert!(ui.model.instances.rows.contains_key("hello"));
+}
+
+// ----- faults view ------------------------------------------------------------------------------
+
+const CARD_RULE: &str = "activity=ChargeCard,attempts=1-2,error=CardDeclined:insufficient funds";
+
+fn with_a_rule() -> Harness {
+    let mut ui = harness();
+    ui.command(&format!("fault {CARD_RULE}"));
+    ui.press(KeyCode::Char('9'));
+    assert_eq!(ui.model.view, View::Faults);
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+    ui
+}
+
+#[test]
+fn the_fault_form_refuses_an_invalid_rule_naming_the_field_then_adds_a_valid_one() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('9'));
+    ui.press(KeyCode::Char('a'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Fault(_))));
+    ui.type_text("ChargeCard");
+    ui.press(KeyCode::Tab); // instance glob
+    ui.press(KeyCode::Tab); // trigger
+    ui.press(KeyCode::Char(' ')); // every -> attempts
+    ui.press(KeyCode::Tab); // its value
+    ui.type_text("3-1");
+    ui.press(KeyCode::Enter);
+    assert!(
+        matches!(ui.model.overlay, Some(Overlay::Fault(_))),
+        "an invalid rule is not submitted"
+    );
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("`attempts`"), "{message}");
+    assert!(
+        !ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::AddFault { .. }))
+    );
+    for _ in 0..3 {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("1-2");
+    ui.press(KeyCode::Tab); // limit
+    ui.press(KeyCode::Tab); // effect: error
+    ui.press(KeyCode::Tab); // error type
+    for _ in 0.."InjectedFailure".len() {
+        ui.press(KeyCode::Backspace);
+    }
+    ui.type_text("CardDeclined");
+    ui.press(KeyCode::Tab); // message
+    ui.type_text("insufficient funds");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    assert!(
+        ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::AddFault { spec, .. } if spec == CARD_RULE))
+    );
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+    let state = &ui.model.faults.rules[0];
+    assert_eq!(state.rule.target.name, "ChargeCard");
+    assert!(state.enabled);
+    // A fired rule's counters are refreshed by the engine's faultFired events.
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("OrderSaga", json!({"order_id": "o1", "amount": 5}), "saga");
+    ui.wait_until("the rule to fire twice", |model| {
+        model
+            .faults
+            .rules
+            .first()
+            .is_some_and(|rule| rule.fired == 2)
+    });
+}
+
+#[test]
+fn t_and_space_switch_the_selected_rule_off_and_on() {
+    let mut ui = with_a_rule();
+    let id = ui.model.faults.rules[0].id;
+    ui.press(KeyCode::Char('t'));
+    assert!(!ui.model.faults.rules[0].enabled, "shown at once");
+    assert!(
+        ui.commands
+            .contains(&Command::SetFaultEnabled { id, enabled: false })
+    );
+    ui.wait_until("the engine to agree", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("disabled"))
+    });
+    assert!(!ui.handle.faults().unwrap()[0].enabled);
+    assert!(!ui.model.faults.rules[0].enabled);
+    ui.press(KeyCode::Char(' '));
+    ui.wait_until("enabled again", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("enabled"))
+    });
+    assert!(ui.handle.faults().unwrap()[0].enabled);
+}
+
+#[test]
+fn d_removes_the_selected_rule_after_asking() {
+    let mut ui = with_a_rule();
+    ui.press(KeyCode::Char('d'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    ui.press(KeyCode::Char('n'));
+    assert!(ui.model.overlay.is_none());
+    assert_eq!(ui.handle.faults().unwrap().len(), 1);
+    ui.press(KeyCode::Char('d'));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the rule removed", |model| {
+        model.faults.loaded && model.faults.rules.is_empty()
+    });
+    assert!(ui.handle.faults().unwrap().is_empty());
+}
+
+#[test]
+fn fault_on_the_command_line_adds_a_rule_and_faults_shows_them() {
+    let mut ui = harness();
+    ui.command(&format!("fault {CARD_RULE}"));
+    assert!(ui.model.overlay.is_none());
+    let rules = ui.handle.faults().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].rule.target.name, "ChargeCard");
+    // An invalid rule keeps the line open with the reason, which names the field.
+    ui.command("fault activity=A,attempts=3-1,timeout");
+    assert!(matches!(ui.model.overlay, Some(Overlay::Command(_))));
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("`attempts`"), "{message}");
+    ui.press(KeyCode::Esc);
+    ui.command("faults");
+    assert_eq!(ui.model.view, View::Faults);
+    ui.wait_until("the rule listed", |model| model.faults.rules.len() == 1);
+}
+
+#[test]
+fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.wait_until("hello to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("hello")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    let recorded = ui.handle.instance("hello").unwrap().unwrap().build;
+    assert!(recorded.is_some());
+    // A hot reload makes another build active; the stepper still asks for the recorded one.
+    let reloaded = ui
+        .handle
+        .load_build(durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap())
+        .unwrap();
+    assert_ne!(Some(reloaded), recorded);
+    ui.settle();
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the step's answer", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| matches!(stepper.result, Some(Ok(_))))
+    });
+    assert!(
+        ui.commands
+            .iter()
+            .any(|c| matches!(c, Command::Step { build, .. } if *build == recorded))
+    );
+}
+
+#[test]
+fn the_status_line_names_an_episode_running_for_more_than_three_seconds() {
+    use durable_emu_tui::msg::EpisodeRunning;
+    use std::time::Duration;
+
+    let mut ui = harness();
+    let running = |secs| {
+        Msg::Episode(Some(EpisodeRunning {
+            instance_id: "spin-1".into(),
+            name: "Spin".into(),
+            elapsed: Duration::from_secs(secs),
+        }))
+    };
+    let status_line = |ui: &Harness| ui.screen().lines().last().unwrap_or_default().to_string();
+
+    ui.send(running(1));
+    assert!(
+        !status_line(&ui).contains("spin-1"),
+        "a short episode is not news: {}",
+        status_line(&ui)
+    );
+    ui.send(running(7));
+    assert!(
+        status_line(&ui).contains("episode of spin-1 (Spin) running for 7s"),
+        "{}",
+        status_line(&ui)
+    );
+    ui.send(Msg::Episode(None));
+    assert!(!status_line(&ui).contains("spin-1"), "gone when it ends");
+}
+
+#[test]
+fn a_termination_signal_quits_like_q() {
+    let mut ui = harness();
+    ui.send(Msg::Quit);
+    assert!(ui.model.quit);
+}
+
+#[test]
+fn a_store_failure_and_a_redelivery_are_said_where_the_user_looks() {
+    use durable_emu_engine::engine::EngineEvent;
+    let mut ui = harness();
+    ui.send(Msg::Engine(EngineEvent::Redelivered {
+        instance_id: "order-1".into(),
+        what: "activity 'ChargeCard' (#4)".into(),
+        delivery: 2,
+        max_deliveries: 3,
+    }));
+    ui.send(Msg::Engine(EngineEvent::StoreFailed {
+        message: "database error: disk I/O error".into(),
+        retrying: true,
+    }));
+    let status_line = ui.screen().lines().last().unwrap_or_default().to_string();
+    assert!(
+        status_line.contains("the store refused a write"),
+        "{status_line}"
+    );
+    let feed = format!("{:?}", ui.model.builds);
+    assert!(
+        feed.contains("redelivering activity 'ChargeCard' (#4) (delivery 2 of at most 3"),
+        "{feed}"
+    );
+    assert!(feed.contains("disk I/O error"), "{feed}");
+}
