@@ -2,7 +2,7 @@
 //! they mark stale for the next tick. No keys here.
 
 use crate::engine::EngineEvent;
-use crate::tui::model::{FEED_CAPACITY, FeedLine, InstanceRow, Model, Tone, View, short_id};
+use crate::tui::model::{FEED_CAPACITY, FeedLine, InstanceRow, Model, Part, Tone, View, short_id};
 use crate::tui::msg::Outcome;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 
@@ -61,7 +61,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     row.custom_status = custom_status;
                     row.updated_at = now.or(row.updated_at);
                 }
-                None => model.instances_stale = true,
+                None => model.stale.mark(Part::Instances),
             }
         }
         EngineEvent::HistoryAppended {
@@ -98,18 +98,18 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                         // Applied once the load arrives (it may or may not contain them).
                         history.held.push((execution_id, first_seq, events));
                     } else if !history.append(&execution_id, first_seq, &events) {
-                        model.history_stale = true;
+                        model.stale.mark(Part::History);
                     }
                 }
             }
         }
         EngineEvent::ActivityStarted { .. } | EngineEvent::ActivityFinished { .. } => {}
         EngineEvent::TimerScheduled { .. } | EngineEvent::TimerFired { .. } => {
-            model.timers_stale = true;
+            model.stale.mark(Part::Timers);
         }
         EngineEvent::ClockMoved { now } => {
             model.clock.now = Some(now);
-            model.timers_stale = true;
+            model.stale.mark(Part::Timers);
         }
         EngineEvent::NonDeterminism { instance_id, diff } => feed(
             model,
@@ -124,8 +124,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
         } => {
             model.builds.active = Some(number);
             model.orchestrators = orchestrators;
-            model.builds_stale = true;
-            model.instances_stale = true;
+            model.stale.mark(Part::Builds);
+            model.stale.mark(Part::Instances);
             feed(
                 model,
                 Tone::Ok,
@@ -175,7 +175,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     short_id(&instance_id)
                 ),
             );
-            model.instances_stale = true;
+            model.stale.mark(Part::Instances);
         }
         EngineEvent::FaultFired {
             instance_id,
@@ -185,7 +185,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
         } => {
             // Counters changed; reloaded at the next tick in the faults view (one load however
             // many fire in between).
-            model.faults_stale = true;
+            model.stale.mark(Part::Faults);
             feed(
                 model,
                 Tone::Warn,
@@ -214,7 +214,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             feed(model, Tone::Error, format!("{what}: {message}"));
             model.status = Some((format!("{what} (see the Builds view, 8)"), true));
             // Memory went back to what the store holds: what is shown may be ahead of it.
-            model.instances_stale = true;
+            model.stale.mark(Part::Instances);
         }
         EngineEvent::Redelivered {
             instance_id,
@@ -290,7 +290,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                     history.set_executions(executions);
                     for (execution_id, first_seq, events) in std::mem::take(&mut history.held) {
                         if !history.append(&execution_id, first_seq, &events) {
-                            model.history_stale = true;
+                            model.stale.mark(Part::History);
                         }
                     }
                 }
@@ -301,7 +301,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
             }
         }
         Outcome::Timers(result) => {
-            model.timers_loading = false;
+            model.stale.loaded(Part::Timers);
             match result {
                 Ok((timers, now)) => {
                     model.clock.timers = timers;
@@ -320,23 +320,23 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
         Outcome::Faults(Ok(rules)) => {
             model.faults.rules = rules;
             model.faults.loaded = true;
-            model.faults.loading = false;
+            model.stale.loaded(Part::Faults);
             let last = model.faults.rules.len().saturating_sub(1);
             model.faults.selected = model.faults.selected.min(last);
         }
         Outcome::Faults(Err(error)) => {
-            model.faults.loading = false;
+            model.stale.loaded(Part::Faults);
             model.status = Some((error, true));
         }
         Outcome::FaultChanged { label, result } => {
-            model.faults_stale = true;
+            model.stale.mark(Part::Faults);
             model.status = Some(match result {
                 Ok(message) => (format!("{label}: {message}"), false),
                 Err(error) => (format!("{label} failed: {error}"), true),
             });
         }
         Outcome::Action { label, result } => {
-            model.instances_stale = true;
+            model.stale.mark(Part::Instances);
             model.status = Some(match result {
                 Ok(message) => (format!("{label}: {message}"), false),
                 Err(error) => (format!("{label} failed: {error}"), true),
@@ -350,7 +350,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                 }
                 model.instances.selected_id = Some(id);
                 model.instances.dirty = true;
-                model.instances_stale = true;
+                model.stale.mark(Part::Instances);
             }
             Err(error) => model.status = Some((format!("{label} failed: {error}"), true)),
         },

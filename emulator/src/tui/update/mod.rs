@@ -30,7 +30,7 @@ use crate::tui::input::TextInput;
 use crate::tui::keys;
 use crate::tui::layout::{self, areas, list_area, page, scroll_to, tab_positions};
 use crate::tui::logs::RING_CAPACITY;
-use crate::tui::model::{HistoryState, Model, Overlay, View};
+use crate::tui::model::{HistoryState, Model, Overlay, Part, View};
 use crate::tui::msg::Msg;
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -51,9 +51,13 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Command> {
         Msg::Resize(width, height) => model.area = Rect::new(0, 0, width, height),
         Msg::Engine(event) => on_engine(model, event),
         Msg::EventsLost(count) => {
-            model.instances_stale = true;
-            model.history_stale = model.history.is_some();
-            model.timers_stale = true;
+            model.stale.mark(Part::Instances);
+            if model.history.is_some() {
+                model.stale.mark(Part::History);
+            } else {
+                model.stale.take(Part::History);
+            }
+            model.stale.mark(Part::Timers);
             model.status = Some((
                 format!("the UI fell {count} events behind; reloading"),
                 false,
@@ -82,29 +86,29 @@ pub(super) fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
     if model.instances.dirty {
         model.instances.rebuild();
     }
-    if model.instances_stale {
-        model.instances_stale = false;
+    if model.stale.take(Part::Instances) {
         out.push(Command::LoadInstances);
     }
-    if model.builds_stale {
-        model.builds_stale = false;
+    if model.stale.take(Part::Builds) {
         out.push(Command::LoadBuilds);
     }
-    if model.timers_stale
-        && !model.timers_loading
+    if model.stale.is_marked(Part::Timers)
+        && !model.stale.is_loading(Part::Timers)
         && (model.view == View::Clock || model.clock.now.is_none())
     {
-        model.timers_stale = false;
-        model.timers_loading = true;
+        model.stale.take(Part::Timers);
+        model.stale.start_loading(Part::Timers);
         out.push(Command::LoadTimers);
     }
-    if model.faults_stale && !model.faults.loading && model.view == View::Faults {
-        model.faults_stale = false;
-        model.faults.loading = true;
+    if model.stale.is_marked(Part::Faults)
+        && !model.stale.is_loading(Part::Faults)
+        && model.view == View::Faults
+    {
+        model.stale.take(Part::Faults);
+        model.stale.start_loading(Part::Faults);
         out.push(Command::LoadFaults);
     }
-    if model.history_stale {
-        model.history_stale = false;
+    if model.stale.take(Part::History) {
         if let Some(history) = &mut model.history {
             history.loading = true;
             out.push(Command::LoadHistory {
@@ -240,10 +244,10 @@ pub fn switch_view(model: &mut Model, view: View, out: &mut Vec<Command>) {
     model.view = view;
     model.derived_offset = 0;
     if view == View::Clock {
-        model.timers_stale = true;
+        model.stale.mark(Part::Timers);
     }
     if view == View::Faults {
-        model.faults_stale = true;
+        model.stale.mark(Part::Faults);
     }
     if needs_history(view) {
         ensure_history(model, out);
@@ -366,3 +370,59 @@ pub(super) fn contains(area: Rect, column: u16, row: u16) -> bool {
 
 /// The layout module is shared with the views; re-exported for tests that click.
 pub use layout::list_area as clickable_list;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ClockKind;
+    use crate::engine::EngineEvent;
+    use crate::tui::msg::Outcome;
+
+    fn fault_fired() -> Msg {
+        Msg::Engine(EngineEvent::FaultFired {
+            instance_id: "i1".into(),
+            rule: "rule 1".into(),
+            effect: "error".into(),
+            target: "activity A".into(),
+        })
+    }
+
+    fn loads_of(commands: &[Command], wanted: &Command) -> usize {
+        commands.iter().filter(|command| *command == wanted).count()
+    }
+
+    #[test]
+    fn a_part_marked_many_times_is_loaded_once_and_not_again_while_its_load_runs() {
+        let mut model = Model::new(Rect::new(0, 0, 80, 24), ClockKind::Virtual, false, vec![]);
+        model.view = View::Faults;
+        let first = update(&mut model, Msg::Tick);
+        assert_eq!(loads_of(&first, &Command::LoadFaults), 1);
+        assert_eq!(loads_of(&first, &Command::LoadInstances), 1);
+        for _ in 0..5 {
+            update(&mut model, fault_fired());
+        }
+        assert!(model.stale.is_marked(Part::Faults));
+        // The first load has not answered: the marks wait for it.
+        assert_eq!(
+            loads_of(&update(&mut model, Msg::Tick), &Command::LoadFaults),
+            0
+        );
+        update(&mut model, Msg::Done(Outcome::Faults(Ok(vec![]))));
+        let after = update(&mut model, Msg::Tick);
+        assert_eq!(loads_of(&after, &Command::LoadFaults), 1);
+        assert_eq!(loads_of(&after, &Command::LoadInstances), 0);
+        assert!(!model.stale.is_marked(Part::Faults));
+        assert!(model.stale.is_loading(Part::Faults));
+    }
+
+    #[test]
+    fn lost_events_mark_the_history_only_when_one_is_held() {
+        let mut model = Model::new(Rect::new(0, 0, 80, 24), ClockKind::Virtual, false, vec![]);
+        update(&mut model, Msg::EventsLost(3));
+        assert!(model.stale.is_marked(Part::Instances) && model.stale.is_marked(Part::Timers));
+        assert!(!model.stale.is_marked(Part::History));
+        model.history = Some(HistoryState::loading("i1".into()));
+        update(&mut model, Msg::EventsLost(3));
+        assert!(model.stale.is_marked(Part::History));
+    }
+}
