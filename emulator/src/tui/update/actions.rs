@@ -5,31 +5,31 @@ use super::{fork_here, switch_view};
 use crate::tui::cmdline::Action;
 use crate::tui::command::Command;
 use crate::tui::input::TextInput;
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::{Model, Overlay, StartForm, View, short_id};
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-pub(super) fn instance_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
-    let action = match key.code {
-        KeyCode::Char('n') => {
+pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<Command>) {
+    let action = match action {
+        KeyAction::Start => {
             open_start_form(model);
             return;
         }
-        KeyCode::Char('r') => {
+        KeyAction::Raise => {
             model.overlay = Some(Overlay::Command(TextInput::new("raise ")));
             return;
         }
-        KeyCode::Char('F') => {
+        KeyAction::OpenReplay => {
             switch_view(model, View::Replay, out);
             return;
         }
-        KeyCode::Char('t') => Action::Terminate {
+        KeyAction::Terminate => Action::Terminate {
             instance: None,
             reason: "terminated from the UI".into(),
         },
-        KeyCode::Char('p') => Action::Suspend(None),
-        KeyCode::Char('u') => Action::Resume(None),
-        KeyCode::Char('R') => Action::Restart(None),
-        KeyCode::Char('D') => Action::Purge(None),
+        KeyAction::Suspend => Action::Suspend(None),
+        KeyAction::Resume => Action::Resume(None),
+        KeyAction::Restart => Action::Restart(None),
+        KeyAction::Purge => Action::Purge(None),
         _ => return,
     };
     perform(model, action, out);

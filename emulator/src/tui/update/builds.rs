@@ -1,10 +1,14 @@
 //! Keys of the builds view: scroll the log ring back and forward.
 
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::Model;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 /// A key in the builds view; false if it means nothing here.
-pub(super) fn key(model: &mut Model, key: KeyEvent, page_rows: usize) -> bool {
+pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action != KeyAction::Move {
+        return false;
+    }
     let logs = &mut model.builds;
     match key.code {
         KeyCode::Up | KeyCode::Char('k') => {

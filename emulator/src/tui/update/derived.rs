@@ -6,6 +6,7 @@ use super::moved;
 use crate::tui::command::Command;
 use crate::tui::errors::{error_tree, failed_children};
 use crate::tui::fanout::fanout_groups;
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::{Model, View};
 use crate::tui::timeline::timeline;
 use durable_sdk::history::RuntimeStatus;
@@ -61,7 +62,10 @@ pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
 }
 
 /// A key in the timeline, fan-out or errors view; false if it means nothing here.
-pub(super) fn key(model: &mut Model, key: KeyEvent, page_rows: usize) -> bool {
+pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action != KeyAction::Move {
+        return false;
+    }
     let len = match model.view {
         View::Timeline => model.derived.timeline.bars.len(),
         View::FanOut => model.derived.fanout.len(),

@@ -2,25 +2,29 @@
 
 use super::moved;
 use crate::tui::command::Command;
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::{Model, Overlay};
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 
 pub(super) fn key(
     model: &mut Model,
+    action: KeyAction,
     key: KeyEvent,
     out: &mut Vec<Command>,
     page_rows: usize,
 ) -> bool {
     let faults = &mut model.faults;
-    if let Some(next) = moved(key.code, faults.selected, faults.rules.len(), page_rows) {
+    if action == KeyAction::Move
+        && let Some(next) = moved(key.code, faults.selected, faults.rules.len(), page_rows)
+    {
         faults.selected = next;
         return true;
     }
-    match key.code {
-        KeyCode::Char('a') => {
+    match action {
+        KeyAction::AddFaultRule => {
             model.overlay = Some(Overlay::Fault(Box::default()));
         }
-        KeyCode::Char('t') | KeyCode::Char(' ') => {
+        KeyAction::ToggleFaultRule => {
             let Some(rule) = faults.rules.get_mut(faults.selected) else {
                 model.status = Some(("no rule to switch; a adds one".into(), true));
                 return true;
@@ -32,7 +36,7 @@ pub(super) fn key(
                 enabled: rule.enabled,
             });
         }
-        KeyCode::Char('d') | KeyCode::Delete => {
+        KeyAction::RemoveFaultRule => {
             let Some(rule) = faults.selected_rule() else {
                 model.status = Some(("no rule to remove".into(), true));
                 return true;

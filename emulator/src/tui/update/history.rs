@@ -1,23 +1,26 @@
 //! Keys of the history view: move, an event's JSON, walk the continue-as-new chain, follow.
 
 use super::{json_overlay, moved};
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::{Model, short_id};
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 use serde_json::Value;
 
 /// A key in the history view; false if it means nothing here.
-pub(super) fn key(model: &mut Model, key: KeyEvent, page_rows: usize) -> bool {
+pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
     let Some(history) = &mut model.history else {
         return false;
     };
     let len = history.events().len();
-    if let Some(next) = moved(key.code, history.selected, len, page_rows) {
+    if action == KeyAction::Move
+        && let Some(next) = moved(key.code, history.selected, len, page_rows)
+    {
         history.selected = next;
         history.follow = next + 1 >= len;
         return true;
     }
-    match key.code {
-        KeyCode::Enter => {
+    match action {
+        KeyAction::EventJson => {
             if let Some(event) = history.events().get(history.selected) {
                 model.overlay = Some(json_overlay(
                     format!(
@@ -29,19 +32,19 @@ pub(super) fn key(model: &mut Model, key: KeyEvent, page_rows: usize) -> bool {
                 ));
             }
         }
-        KeyCode::Char('h') | KeyCode::Left if history.execution > 0 => {
+        KeyAction::PreviousExecution if history.execution > 0 => {
             history.execution -= 1;
             history.selected = 0;
             history.follow = false;
             history.revision += 1;
         }
-        KeyCode::Char('l') | KeyCode::Right if history.execution + 1 < history.executions.len() => {
+        KeyAction::NextExecution if history.execution + 1 < history.executions.len() => {
             history.execution += 1;
             history.selected = 0;
             history.follow = history.execution + 1 == history.executions.len();
             history.revision += 1;
         }
-        KeyCode::Char('f') => {
+        KeyAction::ToggleFollow => {
             history.follow = !history.follow;
             if history.follow {
                 history.selected = len.saturating_sub(1);

@@ -3,39 +3,43 @@
 
 use super::{moved, switch_view};
 use crate::tui::command::Command;
+use crate::tui::keymap::KeyAction;
 use crate::tui::model::{Model, View};
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 
 /// A key in the instances view; false if it means nothing here.
 pub(super) fn key(
     model: &mut Model,
+    action: KeyAction,
     key: KeyEvent,
     out: &mut Vec<Command>,
     page_rows: usize,
 ) -> bool {
     let instances = &mut model.instances;
-    if let Some(next) = moved(
-        key.code,
-        instances.selected,
-        instances.visible.len(),
-        page_rows,
-    ) {
+    if action == KeyAction::Move
+        && let Some(next) = moved(
+            key.code,
+            instances.selected,
+            instances.visible.len(),
+            page_rows,
+        )
+    {
         select_instance(model, next);
         return true;
     }
-    match key.code {
-        KeyCode::Enter | KeyCode::Char('l') | KeyCode::Right => {
+    match action {
+        KeyAction::OpenHistory => {
             if model.selected_id().is_some() {
                 switch_view(model, View::History, out);
             }
         }
-        KeyCode::Char('s') => {
+        KeyAction::CycleSort => {
             let next = model.instances.sort_key().next();
             model.instances.sort = Some(next);
             model.instances.dirty = true;
             model.status = Some((format!("sorted by {}", next.label()), false));
         }
-        KeyCode::Char('c') => {
+        KeyAction::ClearFilter => {
             model.instances.filter.clear();
             model.instances.dirty = true;
         }

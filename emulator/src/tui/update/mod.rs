@@ -27,7 +27,7 @@ use replay::{ensure_stepper, fork_here, step_to};
 
 use crate::tui::command::Command;
 use crate::tui::input::TextInput;
-use crate::tui::keys;
+use crate::tui::keymap::{self, KeyAction};
 use crate::tui::layout::{self, areas, list_area, page, scroll_to, tab_positions};
 use crate::tui::logs::RING_CAPACITY;
 use crate::tui::model::{HistoryState, Model, Overlay, Part, View};
@@ -182,6 +182,7 @@ pub(super) fn keep_in_view(model: &mut Model) {
 // ----- keys -------------------------------------------------------------------------------------
 
 pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
+    // Not a binding of any view: Ctrl-C must quit whatever the keymap or an overlay says.
     if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
         model.quit = true;
         return;
@@ -191,51 +192,66 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
         return;
     }
     model.status = None;
-    match key.code {
-        KeyCode::Char('q') => {
-            model.quit = true;
-            return;
-        }
-        KeyCode::Char('?') => {
-            model.overlay = Some(Overlay::Help { scroll: 0 });
-            return;
-        }
-        KeyCode::Char(':') => {
-            model.overlay = Some(Overlay::Command(TextInput::default()));
-            return;
-        }
-        KeyCode::Char('/') => {
+    let Some(action) = keymap::lookup(model.view, key.code) else {
+        return;
+    };
+    match action {
+        KeyAction::Quit => model.quit = true,
+        KeyAction::Help => model.overlay = Some(Overlay::Help { scroll: 0 }),
+        KeyAction::CommandLine => model.overlay = Some(Overlay::Command(TextInput::default())),
+        KeyAction::FilterInstances => {
             model.overlay = Some(Overlay::Filter(TextInput::new(
                 model.instances.filter.clone(),
             )));
             if model.view != View::Instances {
                 switch_view(model, View::Instances, out);
             }
-            return;
         }
-        KeyCode::Tab => {
+        KeyAction::NextView => {
             let next = View::ALL[(model.view.index() + 1) % View::ALL.len()];
             switch_view(model, next, out);
-            return;
         }
-        KeyCode::BackTab => {
+        KeyAction::PreviousView => {
             let count = View::ALL.len();
             let previous = View::ALL[(model.view.index() + count - 1) % count];
             switch_view(model, previous, out);
-            return;
         }
-        KeyCode::Char(digit @ '1'..='9') => {
-            let index = usize::from(digit as u8 - b'1');
-            switch_view(model, View::ALL[index], out);
-            return;
+        KeyAction::JumpToView => {
+            if let KeyCode::Char(digit @ '1'..='9') = key.code {
+                let index = usize::from(digit as u8 - b'1');
+                switch_view(model, View::ALL[index], out);
+            }
         }
-        _ => {}
-    }
-    if view_key(model, key, out) {
-        return;
-    }
-    if keys::has_instance_actions(model.view) {
-        instance_key(model, key, out);
+        KeyAction::Start
+        | KeyAction::Raise
+        | KeyAction::Terminate
+        | KeyAction::Suspend
+        | KeyAction::Resume
+        | KeyAction::Restart
+        | KeyAction::Purge
+        | KeyAction::OpenReplay => instance_key(model, action, out),
+        KeyAction::Move
+        | KeyAction::OpenHistory
+        | KeyAction::CycleSort
+        | KeyAction::ClearFilter
+        | KeyAction::EventJson
+        | KeyAction::PreviousExecution
+        | KeyAction::NextExecution
+        | KeyAction::ToggleFollow
+        | KeyAction::StepForward
+        | KeyAction::StepBack
+        | KeyAction::FirstStep
+        | KeyAction::LastStep
+        | KeyAction::Fork
+        | KeyAction::ForkEdited
+        | KeyAction::NextTimer
+        | KeyAction::ToggleAutoSkip
+        | KeyAction::Advance
+        | KeyAction::AddFaultRule
+        | KeyAction::ToggleFaultRule
+        | KeyAction::RemoveFaultRule => {
+            view_key(model, action, key, out);
+        }
     }
 }
 
@@ -268,16 +284,22 @@ pub(super) fn moved(key: KeyCode, selected: usize, len: usize, page: usize) -> O
     })
 }
 
-pub(super) fn view_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) -> bool {
+/// Hands a view's action to the view shown; false if it means nothing there.
+pub(super) fn view_key(
+    model: &mut Model,
+    action: KeyAction,
+    key: KeyEvent,
+    out: &mut Vec<Command>,
+) -> bool {
     let page_rows = page(model.view, model.area);
     match model.view {
-        View::Instances => instances::key(model, key, out, page_rows),
-        View::History => history::key(model, key, page_rows),
-        View::Timeline | View::FanOut | View::Errors => derived::key(model, key, page_rows),
-        View::Replay => replay::key(model, key, out),
-        View::Clock => clock::key(model, key, out, page_rows),
-        View::Faults => faults::key(model, key, out, page_rows),
-        View::Builds => builds::key(model, key, page_rows),
+        View::Instances => instances::key(model, action, key, out, page_rows),
+        View::History => history::key(model, action, key, page_rows),
+        View::Timeline | View::FanOut | View::Errors => derived::key(model, action, key, page_rows),
+        View::Replay => replay::key(model, action, key, out),
+        View::Clock => clock::key(model, action, key, out, page_rows),
+        View::Faults => faults::key(model, action, key, out, page_rows),
+        View::Builds => builds::key(model, action, key, page_rows),
     }
 }
 
@@ -357,7 +379,12 @@ pub(super) fn on_mouse(model: &mut Model, mouse: MouseEvent, out: &mut Vec<Comma
                 KeyCode::Up
             };
             for _ in 0..3 {
-                view_key(model, KeyEvent::new(code, KeyModifiers::NONE), out);
+                view_key(
+                    model,
+                    KeyAction::Move,
+                    KeyEvent::new(code, KeyModifiers::NONE),
+                    out,
+                );
             }
         }
         _ => {}

@@ -4,6 +4,7 @@
 use super::json_overlay;
 use crate::tui::command::Command;
 use crate::tui::input::TextInput;
+use crate::tui::keymap::KeyAction;
 use crate::tui::layout::page;
 use crate::tui::model::{ForkForm, Model, Overlay, Stepper, View};
 use crate::tui::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
@@ -87,11 +88,25 @@ pub(super) fn step_to(model: &mut Model, step: usize, out: &mut Vec<Command>) {
     });
 }
 
-pub(super) fn key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) -> bool {
+pub(super) fn key(
+    model: &mut Model,
+    action: KeyAction,
+    key: KeyEvent,
+    out: &mut Vec<Command>,
+) -> bool {
     let Some(stepper) = &model.stepper else {
         return false;
     };
     let (step, len) = (stepper.step, stepper.events.len());
+    let stepping = matches!(
+        action,
+        KeyAction::Move
+            | KeyAction::StepForward
+            | KeyAction::StepBack
+            | KeyAction::FirstStep
+            | KeyAction::LastStep
+    );
+    // Which way a step goes is the key's (j and l both step forward).
     let next = match key.code {
         KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('j') | KeyCode::Down => {
             Some((step + 1).min(len))
@@ -105,16 +120,16 @@ pub(super) fn key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) -> b
         KeyCode::PageUp => Some(step.saturating_sub(page(View::Replay, model.area))),
         _ => None,
     };
-    if let Some(next) = next {
+    if stepping && let Some(next) = next {
         if next != step {
             step_to(model, next, out);
         }
         return true;
     }
-    match key.code {
-        KeyCode::Char('f') => fork_here(model, None, out),
-        KeyCode::Char('e') => open_fork_form(model),
-        KeyCode::Enter => {
+    match action {
+        KeyAction::Fork => fork_here(model, None, out),
+        KeyAction::ForkEdited => open_fork_form(model),
+        KeyAction::EventJson => {
             if let Some(event) = step.checked_sub(1).and_then(|at| stepper.events.get(at)) {
                 model.overlay = Some(json_overlay(
                     format!("event {} (step {step})", step - 1),
