@@ -20,8 +20,9 @@
 //! (`when_all` groups), [`replay`] (the stepper's requests and the fork's history). The command
 //! line is parsed in [`cmdline`]; the add-a-fault-rule form writes the compact form in
 //! [`fault_form`]; every key binding is data, once, in [`keymap`] (what `update` dispatches
-//! on, what the help overlay lists via [`keys`], what the README's key table is checked against). [`theme`] loads colours from `assets/theme.toml`
-//! and honours `NO_COLOR`; [`logs`] sends tracing output to a rolling file and to the logs view.
+//! on, what the help overlay lists via [`keys`], what the README's key table is checked
+//! against). [`theme`] loads colours from `assets/theme.toml` and honours `NO_COLOR`; [`logs`]
+//! sends tracing output to a rolling file and to the logs view.
 //!
 //! Knows the engine only through `EngineHandle`, its events and the shapes in `store`/`export`;
 //! the engine knows nothing of this module.
