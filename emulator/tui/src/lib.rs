@@ -19,9 +19,10 @@
 //! [`errors`] (the failure-propagation tree), [`timeline`] (bars over virtual time), [`fanout`]
 //! (`when_all` groups), [`replay`] (the stepper's requests and the fork's history). The command
 //! line is parsed in [`cmdline`]; the add-a-fault-rule form writes the compact form in
-//! [`fault_form`]; the keys of every view are listed once, in [`keys`], which both
-//! the help overlay and the README read from. [`theme`] loads colours from `assets/theme.toml`
-//! and honours `NO_COLOR`; [`logs`] sends tracing output to a rolling file and to the logs view.
+//! [`fault_form`]; every key binding is data, once, in [`keymap`] (what `update` dispatches
+//! on, what the help overlay lists via [`keys`], what the README's key table is checked
+//! against). [`theme`] loads colours from `assets/theme.toml` and honours `NO_COLOR`; [`logs`]
+//! sends tracing output to a rolling file and to the logs view.
 //!
 //! Knows the engine (the `durable-emu-engine` crate) only through `EngineHandle`, its events and
 //! the records and `export` shapes it re-exports; the store is private to the engine, and the
@@ -35,6 +36,7 @@ pub mod errors;
 pub mod fanout;
 pub mod fault_form;
 pub mod input;
+pub mod keymap;
 pub mod keys;
 pub mod layout;
 pub mod logs;

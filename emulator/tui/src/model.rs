@@ -20,7 +20,7 @@ use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::layout::Rect;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Build and reload events kept for the builds view.
@@ -581,8 +581,6 @@ pub struct FaultsState {
     pub offset: usize,
     /// A list has been received at least once.
     pub loaded: bool,
-    /// A load is under way.
-    pub loading: bool,
 }
 
 impl FaultsState {
@@ -704,24 +702,79 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     /// A message for the status line: (text, is an error).
     pub status: Option<(String, bool)>,
-    /// Load the instance list at the next tick.
-    pub instances_stale: bool,
-    /// Load the timers at the next tick.
-    pub timers_stale: bool,
-    /// Load the builds at the next tick.
-    pub builds_stale: bool,
-    /// Load the fault rules at the next tick.
-    pub faults_stale: bool,
-    /// Reload the selected history at the next tick.
-    pub history_stale: bool,
-    /// A timer load is under way.
-    pub timers_loading: bool,
+    /// What to reload at the next tick, and which loads are under way.
+    pub stale: Stale,
     /// Token for the next replay request.
     pub next_token: u64,
     /// An episode running for at least [`LONG_EPISODE`] (shown in the status line).
     pub long_episode: Option<crate::msg::EpisodeRunning>,
     /// Quit.
     pub quit: bool,
+}
+
+/// A part of what the UI shows that is loaded from the engine, and so can go stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// The instance list.
+    Instances,
+    /// The selected instance's history.
+    History,
+    /// Pending timers and the clock's now.
+    Timers,
+    /// Builds and the active one.
+    Builds,
+    /// The fault rules.
+    Faults,
+}
+
+/// What went stale (an event said so) and which loads are under way, in one place: events and
+/// answers [`mark`](Stale::mark) a part however often, and the next tick
+/// [`take`](Stale::take)s it and asks for one load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stale {
+    marked: BTreeSet<Part>,
+    loading: BTreeSet<Part>,
+}
+
+impl Stale {
+    /// Everything the UI loads at start: all but a history, which waits for a selection.
+    pub fn all_but_history() -> Self {
+        let mut stale = Self::default();
+        for part in [Part::Instances, Part::Timers, Part::Builds, Part::Faults] {
+            stale.mark(part);
+        }
+        stale
+    }
+
+    /// Reload `part` at the next tick.
+    pub fn mark(&mut self, part: Part) {
+        self.marked.insert(part);
+    }
+
+    /// Whether `part` waits for a reload.
+    pub fn is_marked(&self, part: Part) -> bool {
+        self.marked.contains(&part)
+    }
+
+    /// Unmarks `part`; true if it was marked (the caller loads it).
+    pub fn take(&mut self, part: Part) -> bool {
+        self.marked.remove(&part)
+    }
+
+    /// A load of `part` was asked for; it is not asked again until [`Stale::loaded`].
+    pub fn start_loading(&mut self, part: Part) {
+        self.loading.insert(part);
+    }
+
+    /// The load of `part` answered (with the data or an error).
+    pub fn loaded(&mut self, part: Part) {
+        self.loading.remove(&part);
+    }
+
+    /// Whether a load of `part` is under way.
+    pub fn is_loading(&self, part: Part) -> bool {
+        self.loading.contains(&part)
+    }
 }
 
 /// How long an episode runs before the status line names it: episodes take milliseconds, so one
@@ -751,12 +804,7 @@ impl Model {
             orchestrators,
             overlay: None,
             status: None,
-            instances_stale: true,
-            timers_stale: true,
-            builds_stale: true,
-            faults_stale: true,
-            history_stale: false,
-            timers_loading: false,
+            stale: Stale::all_but_history(),
             next_token: 1,
             long_episode: None,
             quit: false,

@@ -292,10 +292,10 @@ fn help(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect, scroll:
             "On the selected instance",
             theme.dim(),
         )));
-        lines.extend(keys::INSTANCE_ACTIONS.iter().map(row));
+        lines.extend(keys::instance_actions().iter().map(row));
     }
     lines.push(Line::from(Span::styled("Everywhere", theme.dim())));
-    lines.extend(keys::GLOBAL.iter().map(row));
+    lines.extend(keys::global().iter().map(row));
     lines.push(Line::from(Span::styled("Commands (:)", theme.dim())));
     lines.extend(COMMANDS.iter().map(|(syntax, what)| row(&(*syntax, *what))));
     let scroll = scroll.min(lines.len().saturating_sub(usize::from(inner.height)));

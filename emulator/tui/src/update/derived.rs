@@ -1,0 +1,81 @@
+//! The views derived from the selected history (timeline, fan-out, errors): recomputing the one
+//! shown when its source changed, and scrolling it. The derivations themselves live in
+//! `tui::timeline`, `tui::fanout` and `tui::errors`; this knows only when to run them.
+
+use super::moved;
+use crate::command::Command;
+use crate::errors::{error_tree, failed_children};
+use crate::fanout::fanout_groups;
+use crate::keymap::KeyAction;
+use crate::model::{Model, View};
+use crate::timeline::timeline;
+use durable_sdk::history::RuntimeStatus;
+use ratatui::crossterm::event::KeyEvent;
+
+pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
+    let Some(history) = &model.history else {
+        return;
+    };
+    if history.loading {
+        return;
+    }
+    let source = (
+        model.view,
+        history.instance_id.clone(),
+        history.execution,
+        history.revision,
+        model.children_revision,
+    );
+    if model.derived.source.as_ref() == Some(&source) {
+        return;
+    }
+    let events = history.events();
+    for child in failed_children(events) {
+        if !model.children.contains_key(&child) {
+            model.children.insert(child.clone(), Vec::new());
+            out.push(Command::LoadHistory {
+                instance_id: child,
+                child: true,
+            });
+        }
+    }
+    let (name, status) = model
+        .instances
+        .rows
+        .get(&history.instance_id)
+        .map_or(("?".to_string(), RuntimeStatus::Running), |row| {
+            (row.name.clone(), row.status)
+        });
+    // Only the view shown: each derivation reads the whole history.
+    match model.view {
+        View::Timeline => model.derived.timeline = timeline(events, model.clock.now),
+        View::FanOut => model.derived.fanout = fanout_groups(events),
+        _ => model.derived.errors = error_tree(&name, status, events, &model.children),
+    }
+    model.derived.source = Some((
+        model.view,
+        history.instance_id.clone(),
+        history.execution,
+        history.revision,
+        model.children_revision,
+    ));
+}
+
+/// A key in the timeline, fan-out or errors view; false if it means nothing here.
+pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action != KeyAction::Move {
+        return false;
+    }
+    let len = match model.view {
+        View::Timeline => model.derived.timeline.bars.len(),
+        View::FanOut => model.derived.fanout.len(),
+        _ => model.derived.errors.len(),
+    };
+    match moved(key.code, model.derived_offset, len, page_rows) {
+        Some(next) => {
+            model.derived_offset = next;
+            true
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,365 @@
+//! Engine events and the answers of background calls: what they change in the model, and what
+//! they mark stale for the next tick. No keys here.
+
+use crate::model::{FEED_CAPACITY, FeedLine, InstanceRow, Model, Part, Tone, View, short_id};
+use crate::msg::Outcome;
+use durable_emu_engine::engine::EngineEvent;
+use durable_sdk::history::{EventKind, RuntimeStatus};
+
+// ----- engine events ----------------------------------------------------------------------------
+
+pub(super) fn feed(model: &mut Model, tone: Tone, text: String) {
+    if model.builds.feed.len() >= FEED_CAPACITY {
+        model.builds.feed.pop_front();
+    }
+    model.builds.feed.push_back(FeedLine { tone, text });
+}
+
+pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
+    match event {
+        EngineEvent::InstanceCreated {
+            instance_id,
+            name,
+            parent_instance_id,
+        } => {
+            let now = model.clock.now;
+            let build = model.builds.active;
+            model
+                .instances
+                .rows
+                .entry(instance_id.clone())
+                .or_insert_with(|| InstanceRow {
+                    id: instance_id,
+                    name,
+                    status: RuntimeStatus::Pending,
+                    custom_status: None,
+                    created_at: now,
+                    updated_at: now,
+                    parent: parent_instance_id,
+                    build,
+                    history_len: 0,
+                    scheduled: 0,
+                    completed: 0,
+                    failed: 0,
+                });
+            model.instances.dirty = true;
+        }
+        EngineEvent::InstanceChanged {
+            instance_id,
+            status,
+            custom_status,
+        } => {
+            let now = model.clock.now;
+            match model.instances.rows.get_mut(&instance_id) {
+                // An older event overtaken by a snapshot: an ended instance stays ended.
+                Some(row) if row.status.is_terminal() && !status.is_terminal() => {}
+                Some(row) => {
+                    if row.status != status {
+                        model.instances.dirty = true;
+                    }
+                    row.status = status;
+                    row.custom_status = custom_status;
+                    row.updated_at = now.or(row.updated_at);
+                }
+                None => model.stale.mark(Part::Instances),
+            }
+        }
+        EngineEvent::HistoryAppended {
+            instance_id,
+            execution_id,
+            first_seq,
+            events,
+        } => {
+            if let Some(row) = model.instances.rows.get_mut(&instance_id) {
+                row.history_len = first_seq + events.len();
+                for event in &events {
+                    match &event.kind {
+                        EventKind::TaskScheduled { .. }
+                        | EventKind::SubOrchestrationInstanceCreated { .. } => row.scheduled += 1,
+                        EventKind::TaskCompleted { .. }
+                        | EventKind::SubOrchestrationInstanceCompleted { .. } => {
+                            row.completed += 1;
+                        }
+                        EventKind::TaskFailed { .. }
+                        | EventKind::SubOrchestrationInstanceFailed { .. } => row.failed += 1,
+                        EventKind::ExecutionStarted { .. } if row.created_at.is_none() => {
+                            row.created_at = Some(event.timestamp);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(last) = events.last() {
+                    row.updated_at = Some(last.timestamp);
+                }
+            }
+            if let Some(history) = &mut model.history {
+                if history.instance_id == instance_id {
+                    if history.loading {
+                        // Applied once the load arrives (it may or may not contain them).
+                        history.held.push((execution_id, first_seq, events));
+                    } else if !history.append(&execution_id, first_seq, &events) {
+                        model.stale.mark(Part::History);
+                    }
+                }
+            }
+        }
+        EngineEvent::ActivityStarted { .. } | EngineEvent::ActivityFinished { .. } => {}
+        EngineEvent::TimerScheduled { .. } | EngineEvent::TimerFired { .. } => {
+            model.stale.mark(Part::Timers);
+        }
+        EngineEvent::ClockMoved { now } => {
+            model.clock.now = Some(now);
+            model.stale.mark(Part::Timers);
+        }
+        EngineEvent::NonDeterminism { instance_id, diff } => feed(
+            model,
+            Tone::Error,
+            format!("nondeterminism in {}: {diff}", short_id(&instance_id)),
+        ),
+        EngineEvent::BuildLoaded {
+            number,
+            origin,
+            orchestrators,
+            ..
+        } => {
+            model.builds.active = Some(number);
+            model.orchestrators = orchestrators;
+            model.stale.mark(Part::Builds);
+            model.stale.mark(Part::Instances);
+            feed(
+                model,
+                Tone::Ok,
+                format!("build #{number} loaded from {origin}"),
+            );
+        }
+        EngineEvent::BuildStarted { target } => {
+            feed(model, Tone::Info, format!("building {target} ..."));
+        }
+        EngineEvent::BuildProgress { message, .. } => feed(model, Tone::Dim, message),
+        EngineEvent::ReloadFinished {
+            number,
+            settled_to_active_ms,
+        } => feed(
+            model,
+            Tone::Ok,
+            format!("reloaded: build #{number} active after {settled_to_active_ms:.0} ms"),
+        ),
+        EngineEvent::BuildFailed {
+            target,
+            reason,
+            errors,
+        } => {
+            feed(
+                model,
+                Tone::Error,
+                format!("build of {target} failed: {reason}"),
+            );
+            for error in errors {
+                for line in error.lines() {
+                    feed(model, Tone::Error, format!("  {line}"));
+                }
+            }
+            model.status = Some(("the build failed; see the Builds view (8)".into(), true));
+        }
+        EngineEvent::InstanceDiverged {
+            instance_id,
+            build,
+            reason,
+            ..
+        } => {
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "{} does not replay on build #{build} and was suspended: {reason}",
+                    short_id(&instance_id)
+                ),
+            );
+            model.stale.mark(Part::Instances);
+        }
+        EngineEvent::FaultFired {
+            instance_id,
+            rule,
+            effect,
+            target,
+        } => {
+            // Counters changed; reloaded at the next tick in the faults view (one load however
+            // many fire in between).
+            model.stale.mark(Part::Faults);
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "fault {rule} fired on {target} of {}: {effect}",
+                    short_id(&instance_id)
+                ),
+            );
+        }
+        EngineEvent::Warning {
+            instance_id,
+            message,
+        } => {
+            let text = match instance_id {
+                Some(id) => format!("{}: {message}", short_id(&id)),
+                None => message,
+            };
+            feed(model, Tone::Warn, text);
+        }
+        EngineEvent::StoreFailed { message, retrying } => {
+            let what = if retrying {
+                "the store refused a write; nothing of that batch was recorded, retrying"
+            } else {
+                "the store refused a write; the engine stopped"
+            };
+            feed(model, Tone::Error, format!("{what}: {message}"));
+            model.status = Some((format!("{what} (see the Builds view, 8)"), true));
+            // Memory went back to what the store holds: what is shown may be ahead of it.
+            model.stale.mark(Part::Instances);
+        }
+        EngineEvent::Redelivered {
+            instance_id,
+            what,
+            delivery,
+            max_deliveries,
+        } => {
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "{}: redelivering {what} (delivery {delivery} of at most {max_deliveries}; the emulator stopped while it ran)",
+                    short_id(&instance_id)
+                ),
+            );
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            // Events added to the engine after this view was written still reach the feed.
+            let text = serde_json::to_string(&other).unwrap_or_default();
+            feed(model, Tone::Info, text);
+        }
+    }
+}
+
+// ----- answers of background calls -------------------------------------------------------------
+
+pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
+    match outcome {
+        Outcome::Instances(Ok(records)) => {
+            let old = std::mem::take(&mut model.instances.rows);
+            for record in records {
+                let mut row = InstanceRow::from_record(&record);
+                if let Some(previous) = old.get(&row.id) {
+                    row.scheduled = previous.scheduled;
+                    row.completed = previous.completed;
+                    row.failed = previous.failed;
+                    // A snapshot can be older than events already applied (they travel on
+                    // different threads); an ended instance never runs again, so keep its end.
+                    if previous.status.is_terminal() && !row.status.is_terminal() {
+                        row.status = previous.status;
+                        row.custom_status.clone_from(&previous.custom_status);
+                        row.history_len = row.history_len.max(previous.history_len);
+                    }
+                }
+                model.instances.rows.insert(row.id.clone(), row);
+            }
+            model.instances.dirty = true;
+        }
+        Outcome::History {
+            instance_id,
+            result,
+            child: true,
+        } => {
+            if let Ok(executions) = result {
+                model.children.insert(instance_id, executions);
+                model.children_revision += 1;
+            }
+        }
+        Outcome::History {
+            instance_id,
+            result,
+            child: false,
+        } => {
+            let Some(history) = &mut model.history else {
+                return;
+            };
+            if history.instance_id != instance_id {
+                return;
+            }
+            match result {
+                Ok(executions) => {
+                    history.set_executions(executions);
+                    for (execution_id, first_seq, events) in std::mem::take(&mut history.held) {
+                        if !history.append(&execution_id, first_seq, &events) {
+                            model.stale.mark(Part::History);
+                        }
+                    }
+                }
+                Err(error) => {
+                    history.loading = false;
+                    model.status = Some((error, true));
+                }
+            }
+        }
+        Outcome::Timers(result) => {
+            model.stale.loaded(Part::Timers);
+            match result {
+                Ok((timers, now)) => {
+                    model.clock.timers = timers;
+                    model.clock.now = Some(now);
+                }
+                Err(error) => model.status = Some((error, true)),
+            }
+        }
+        Outcome::Builds(Ok((builds, active))) => {
+            model.builds.builds = builds;
+            model.builds.active = active;
+        }
+        Outcome::Instances(Err(error)) | Outcome::Builds(Err(error)) => {
+            model.status = Some((error, true));
+        }
+        Outcome::Faults(Ok(rules)) => {
+            model.faults.rules = rules;
+            model.faults.loaded = true;
+            model.stale.loaded(Part::Faults);
+            let last = model.faults.rules.len().saturating_sub(1);
+            model.faults.selected = model.faults.selected.min(last);
+        }
+        Outcome::Faults(Err(error)) => {
+            model.stale.loaded(Part::Faults);
+            model.status = Some((error, true));
+        }
+        Outcome::FaultChanged { label, result } => {
+            model.stale.mark(Part::Faults);
+            model.status = Some(match result {
+                Ok(message) => (format!("{label}: {message}"), false),
+                Err(error) => (format!("{label} failed: {error}"), true),
+            });
+        }
+        Outcome::Action { label, result } => {
+            model.stale.mark(Part::Instances);
+            model.status = Some(match result {
+                Ok(message) => (format!("{label}: {message}"), false),
+                Err(error) => (format!("{label} failed: {error}"), true),
+            });
+        }
+        Outcome::Started { label, result } => match result {
+            Ok(id) => {
+                model.status = Some((format!("{label}: started {id}"), false));
+                if label.starts_with("fork") {
+                    model.view = View::History;
+                }
+                model.instances.selected_id = Some(id);
+                model.instances.dirty = true;
+                model.stale.mark(Part::Instances);
+            }
+            Err(error) => model.status = Some((format!("{label} failed: {error}"), true)),
+        },
+        Outcome::Stepped { token, result } => {
+            if let Some(stepper) = &mut model.stepper {
+                if stepper.token == token {
+                    stepper.result = Some(result.map(|step| *step));
+                }
+            }
+        }
+    }
+}

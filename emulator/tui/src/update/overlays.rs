@@ -1,0 +1,206 @@
+//! Keys while an overlay is open: help, filter, command line, confirm, JSON, and the start,
+//! fault and fork forms. The view underneath gets no keys meanwhile.
+
+use super::{fork_here, moved, perform};
+use crate::cmdline::{self};
+use crate::command::Command;
+use crate::model::{Model, Overlay};
+use crate::replay::CompletionEdit;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+// ----- overlays ---------------------------------------------------------------------------------
+
+pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
+    let Some(overlay) = model.overlay.take() else {
+        return;
+    };
+    model.overlay = match overlay {
+        Overlay::Help { scroll } => match key.code {
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter => None,
+            code => Some(Overlay::Help {
+                scroll: moved(code, scroll, 60, 10).unwrap_or(scroll),
+            }),
+        },
+        Overlay::Filter(mut input) => match key.code {
+            KeyCode::Enter => None,
+            KeyCode::Esc => {
+                model.instances.filter.clear();
+                model.instances.dirty = true;
+                None
+            }
+            _ => {
+                input.edit(key);
+                model.instances.filter = input.text().to_string();
+                model.instances.dirty = true;
+                Some(Overlay::Filter(input))
+            }
+        },
+        Overlay::Command(mut input) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let text = input.text().to_string();
+                let rows = &model.instances.rows;
+                match cmdline::parse(&text, |word| rows.contains_key(word)) {
+                    Ok(action) => {
+                        model.status = None;
+                        perform(model, action, out);
+                        model.overlay.take()
+                    }
+                    Err(error) => {
+                        model.status = Some((error, true));
+                        Some(Overlay::Command(input))
+                    }
+                }
+            }
+            _ => {
+                input.edit(key);
+                Some(Overlay::Command(input))
+            }
+        },
+        Overlay::Confirm { prompt, command } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                out.push(command);
+                None
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                model.status = Some(("cancelled".into(), false));
+                None
+            }
+            _ => Some(Overlay::Confirm { prompt, command }),
+        },
+        Overlay::Json {
+            title,
+            lines,
+            mut scroll,
+        } => {
+            let page_rows = usize::from(model.area.height.saturating_sub(4)).max(1);
+            match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
+                code => {
+                    if let Some(next) = moved(code, scroll, lines.len(), page_rows) {
+                        scroll = next;
+                    }
+                    Some(Overlay::Json {
+                        title,
+                        lines,
+                        scroll,
+                    })
+                }
+            }
+        }
+        Overlay::Start(mut form) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Tab | KeyCode::BackTab => {
+                form.editing_input = !form.editing_input;
+                Some(Overlay::Start(form))
+            }
+            KeyCode::Enter if !form.editing_input => {
+                form.editing_input = true;
+                Some(Overlay::Start(form))
+            }
+            KeyCode::Enter => match form.parsed_input() {
+                Ok(input) => {
+                    let name = form.names.get(form.selected).cloned().unwrap_or_default();
+                    out.push(Command::Start { name, input });
+                    None
+                }
+                Err(_) => Some(Overlay::Start(form)),
+            },
+            code if !form.editing_input => {
+                if let Some(next) = moved(code, form.selected, form.names.len(), 10) {
+                    form.selected = next;
+                }
+                Some(Overlay::Start(form))
+            }
+            _ => {
+                form.input.edit(key);
+                Some(Overlay::Start(form))
+            }
+        },
+        Overlay::Fault(mut form) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Tab | KeyCode::Down => {
+                form.focus_next(true);
+                Some(Overlay::Fault(form))
+            }
+            KeyCode::BackTab | KeyCode::Up => {
+                form.focus_next(false);
+                Some(Overlay::Fault(form))
+            }
+            KeyCode::Enter => match form.rule() {
+                Ok(rule) => {
+                    out.push(Command::AddFault {
+                        spec: form.compact(),
+                        rule: Box::new(rule),
+                    });
+                    None
+                }
+                Err(error) => {
+                    model.status = Some((error, true));
+                    Some(Overlay::Fault(form))
+                }
+            },
+            KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right if form.field.is_choice() => {
+                form.cycle(key.code != KeyCode::Left);
+                Some(Overlay::Fault(form))
+            }
+            _ => {
+                if let Some(input) = form.focused_input() {
+                    input.edit(key);
+                }
+                Some(Overlay::Fault(form))
+            }
+        },
+        Overlay::Fork(mut form) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Tab | KeyCode::Down => {
+                form.field = (form.field + 1) % if form.fail { 3 } else { 2 };
+                Some(Overlay::Fork(form))
+            }
+            KeyCode::BackTab | KeyCode::Up => {
+                let count = if form.fail { 3 } else { 2 };
+                form.field = (form.field + count - 1) % count;
+                Some(Overlay::Fork(form))
+            }
+            KeyCode::Char(' ') if form.field == 0 => {
+                form.fail = !form.fail;
+                Some(Overlay::Fork(form))
+            }
+            KeyCode::Enter => {
+                let edit = if form.fail {
+                    Ok(CompletionEdit::Failure {
+                        error_type: form.error_type.text().trim().to_string(),
+                        message: form.message.text().to_string(),
+                    })
+                } else {
+                    serde_json::from_str(form.result.text())
+                        .map(CompletionEdit::Result)
+                        .map_err(|error| format!("the result is not JSON: {error}"))
+                };
+                match edit {
+                    Ok(CompletionEdit::Failure { error_type, .. }) if error_type.is_empty() => {
+                        model.status = Some(("a failure needs an error type".into(), true));
+                        Some(Overlay::Fork(form))
+                    }
+                    Ok(edit) => {
+                        fork_here(model, Some(&edit), out);
+                        None
+                    }
+                    Err(error) => {
+                        model.status = Some((error, true));
+                        Some(Overlay::Fork(form))
+                    }
+                }
+            }
+            _ => {
+                match (form.fail, form.field) {
+                    (false, 1) => form.result.edit(key),
+                    (true, 1) => form.error_type.edit(key),
+                    (true, 2) => form.message.edit(key),
+                    _ => false,
+                };
+                Some(Overlay::Fork(form))
+            }
+        },
+    };
+}

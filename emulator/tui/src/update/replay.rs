@@ -1,0 +1,242 @@
+//! The replay stepper: opening it on the selected execution, stepping (one request per step,
+//! answered by the replay lane), its keys, and forking (as is, or with an edited completion).
+
+use super::json_overlay;
+use crate::command::Command;
+use crate::input::TextInput;
+use crate::keymap::KeyAction;
+use crate::layout::page;
+use crate::model::{ForkForm, Model, Overlay, Stepper, View};
+use crate::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
+use durable_sdk::history::EventKind;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub(super) fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
+    let Some(history) = &model.history else {
+        return;
+    };
+    if history.loading || model.selected_id() != Some(history.instance_id.as_str()) {
+        return;
+    }
+    let Some(execution) = history.current() else {
+        return;
+    };
+    let current = model.stepper.as_ref().is_some_and(|stepper| {
+        stepper.instance_id == history.instance_id
+            && stepper.execution_id == execution.execution.execution_id
+    });
+    if current {
+        return;
+    }
+    let events = Arc::new(execution.events.clone());
+    let step = events.len();
+    let all_calls = calls_at(&events, step);
+    let names = crate::model::call_names(&events);
+    let build = model
+        .instances
+        .rows
+        .get(&history.instance_id)
+        .and_then(|row| row.build);
+    model.stepper = Some(Stepper {
+        instance_id: history.instance_id.clone(),
+        execution_id: execution.execution.execution_id.clone(),
+        events,
+        step,
+        token: 0,
+        result: None,
+        calls: Vec::new(),
+        all_calls,
+        names,
+        offset: 0,
+        build,
+    });
+    step_to(model, step, out);
+}
+
+pub(super) fn step_to(model: &mut Model, step: usize, out: &mut Vec<Command>) {
+    let token = model.next_token;
+    let Some(stepper) = &mut model.stepper else {
+        return;
+    };
+    model.next_token += 1;
+    stepper.step = step.min(stepper.events.len());
+    let step = stepper.step;
+    // The prefix's calls: those scheduled before the step, completed only if that was too.
+    stepper.calls = stepper
+        .all_calls
+        .iter()
+        .take_while(|call| call.scheduled_at < step)
+        .map(|call| {
+            let mut call = call.clone();
+            if call.completed_at.is_some_and(|at| at >= step) {
+                call.completed_at = None;
+                call.failed = false;
+            }
+            call
+        })
+        .collect();
+    stepper.token = token;
+    out.push(Command::Step {
+        token,
+        instance_id: stepper.instance_id.clone(),
+        execution_id: stepper.execution_id.clone(),
+        events: Arc::clone(&stepper.events),
+        step: stepper.step,
+        build: stepper.build,
+    });
+}
+
+pub(super) fn key(
+    model: &mut Model,
+    action: KeyAction,
+    key: KeyEvent,
+    out: &mut Vec<Command>,
+) -> bool {
+    let Some(stepper) = &model.stepper else {
+        return false;
+    };
+    let (step, len) = (stepper.step, stepper.events.len());
+    let stepping = matches!(
+        action,
+        KeyAction::Move
+            | KeyAction::StepForward
+            | KeyAction::StepBack
+            | KeyAction::FirstStep
+            | KeyAction::LastStep
+    );
+    // Which way a step goes is the key's (j and l both step forward).
+    let next = match key.code {
+        KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('j') | KeyCode::Down => {
+            Some((step + 1).min(len))
+        }
+        KeyCode::Left | KeyCode::Char('h') | KeyCode::Char('k') | KeyCode::Up => {
+            Some(step.saturating_sub(1))
+        }
+        KeyCode::Home | KeyCode::Char('g') => Some(0),
+        KeyCode::End | KeyCode::Char('G') => Some(len),
+        KeyCode::PageDown => Some((step + page(View::Replay, model.area)).min(len)),
+        KeyCode::PageUp => Some(step.saturating_sub(page(View::Replay, model.area))),
+        _ => None,
+    };
+    if stepping && let Some(next) = next {
+        if next != step {
+            step_to(model, next, out);
+        }
+        return true;
+    }
+    match action {
+        KeyAction::Fork => fork_here(model, None, out),
+        KeyAction::ForkEdited => open_fork_form(model),
+        KeyAction::EventJson => {
+            if let Some(event) = step.checked_sub(1).and_then(|at| stepper.events.get(at)) {
+                model.overlay = Some(json_overlay(
+                    format!("event {} (step {step})", step - 1),
+                    &serde_json::to_value(event).unwrap_or(Value::Null),
+                ));
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+pub(super) fn open_fork_form(model: &mut Model) {
+    let Some(stepper) = &model.stepper else {
+        return;
+    };
+    let Some(target) = next_completion(&stepper.events, stepper.step) else {
+        model.status = Some((
+            "nothing completes after this step, so there is nothing to edit".into(),
+            true,
+        ));
+        return;
+    };
+    let event = &stepper.events[target];
+    let (result, failure) = match &event.kind {
+        EventKind::TaskCompleted { result, .. }
+        | EventKind::SubOrchestrationInstanceCompleted { result, .. } => (result.to_string(), None),
+        EventKind::EventRaised { input, .. } => (input.to_string(), None),
+        EventKind::TaskFailed { failure, .. }
+        | EventKind::SubOrchestrationInstanceFailed { failure, .. } => {
+            ("null".to_string(), Some(failure.clone()))
+        }
+        other => {
+            model.status = Some((
+                format!(
+                    "the next completion is a {}, which cannot be edited; press f to fork as is",
+                    other.type_name()
+                ),
+                true,
+            ));
+            return;
+        }
+    };
+    let name = event
+        .kind
+        .completes_task()
+        .and_then(|id| {
+            crate::model::call_names(&stepper.events[..target])
+                .get(&id)
+                .cloned()
+        })
+        .or_else(|| event.kind.name().map(str::to_string))
+        .unwrap_or_default();
+    model.overlay = Some(Overlay::Fork(ForkForm {
+        target,
+        target_text: format!("{} {name} (event {target})", event.kind.type_name()),
+        fail: failure.is_some(),
+        result: TextInput::new(result),
+        error_type: TextInput::new(
+            failure
+                .as_ref()
+                .map_or("EditedFailure".to_string(), |failure| {
+                    failure.error_type.clone()
+                }),
+        ),
+        message: TextInput::new(
+            failure
+                .as_ref()
+                .map_or("failed in a fork".to_string(), |failure| {
+                    failure.error_message.clone()
+                }),
+        ),
+        field: 1,
+    }));
+}
+
+pub(super) fn fork_here(model: &mut Model, edit: Option<&CompletionEdit>, out: &mut Vec<Command>) {
+    let Some(stepper) = &model.stepper else {
+        return;
+    };
+    let Some(now) = model.clock.now else {
+        model.status = Some(("the clock is not known yet; try again".into(), true));
+        return;
+    };
+    let prefix = format!("{}-fork", stepper.instance_id);
+    let count = model
+        .instances
+        .rows
+        .keys()
+        .filter(|id| id.starts_with(&prefix))
+        .count();
+    let new_id = format!("{prefix}{}", count + 1);
+    match plan_fork(
+        &stepper.instance_id,
+        &stepper.events,
+        stepper.step,
+        edit,
+        now,
+        new_id,
+    ) {
+        Ok(plan) => {
+            model.status = Some((format!("forking at step {} ...", stepper.step), false));
+            out.push(Command::Fork {
+                plan: Box::new(plan),
+                build: stepper.build,
+            });
+        }
+        Err(error) => model.status = Some((error, true)),
+    }
+}
