@@ -12,6 +12,8 @@
 //!   virtual time.
 //! - [`engine`]: the core thread, workers, commands in and events out.
 //! - [`export`]: the status and export JSON shapes.
+//! - [`inspect`]: pure derivations from a history (rows, timeline, fan-out, error tree, the
+//!   replay stepper's calls and the fork plan) that every front end shares.
 //!
 //! Layering (docs/architecture.md#crates): `durable-sdk` <- this engine <- front ends. The engine knows nothing of
 //! any front end: it does not depend on ratatui, crossterm, clap or a network crate (the
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod engine;
 pub mod export;
 pub mod faults;
+pub mod inspect;
 pub mod plugin;
 mod store;
 pub mod watch;

@@ -1,15 +1,15 @@
 //! Commands: what `update` asks the outside world to do, and the [`Executor`] that does it on
 //! background threads so the UI never waits on SQLite or a plugin call.
 //!
-//! Two lanes, each one thread, each in order: engine calls (queries and user actions; in order,
-//! so `start` then `load instances` sees the new instance) and plugin calls (replay steps and
-//! forks, which may replay a long history). Every answer comes back as a [`Msg::Done`].
+//! Two lanes, each one thread, each in order: engine calls (queries and user actions, forks
+//! included; in order, so `start` then `load instances` sees the new instance) and plugin calls
+//! (replay steps, which may replay a long history). Every answer comes back as a [`Msg::Done`].
 
 use crate::msg::{Msg, Outcome};
-use crate::replay::{ForkPlan, StepResult, fork_export, step_request};
 use crossbeam_channel::{Receiver, Sender};
 use durable_emu_engine::engine::EngineHandle;
 use durable_emu_engine::faults::FaultRule;
+use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_request};
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
@@ -103,19 +103,22 @@ pub enum Command {
         /// The build that recorded the instance (`None`: the active build).
         build: Option<u32>,
     },
-    /// Run a fork's episode (if any) and import it.
+    /// Fork an instance at a step of its current execution (the engine plans it, runs the cut
+    /// episode on the build that recorded the instance and imports the fork).
     Fork {
-        /// What to import.
-        plan: Box<ForkPlan>,
-        /// The build that recorded the source instance (`None`: the active build).
-        build: Option<u32>,
+        /// The instance forked from.
+        instance_id: String,
+        /// Events of its current execution the fork keeps.
+        step: usize,
+        /// The next completion, edited.
+        edit: Option<CompletionEdit>,
     },
 }
 
 impl Command {
     fn lane(&self) -> Lane {
         match self {
-            Command::Step { .. } | Command::Fork { .. } => Lane::Plugin,
+            Command::Step { .. } => Lane::Plugin,
             _ => Lane::Engine,
         }
     }
@@ -134,7 +137,7 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Starts the two lanes. `plugin` is what the stepper and forks replay with when the engine
+    /// Starts the two lanes. `plugin` is what the stepper replays with when the engine
     /// cannot hand out the build that recorded an instance.
     pub fn start(engine: EngineHandle, plugin: Option<LoadedPlugin>, answers: Sender<Msg>) -> Self {
         let (engine_lane, engine_rx) = crossbeam_channel::unbounded::<Command>();
@@ -207,7 +210,7 @@ fn spawn_replay_lane(commands: Receiver<Command>, mut run: impl FnMut(Command) +
     }
 }
 
-/// The builds the stepper and forks replay with, asked of the engine once per build number (a
+/// The builds the stepper replays with, asked of the engine once per build number (a
 /// build never changes once loaded), so a hot reload does not change how an older instance
 /// replays.
 #[derive(Debug, Clone, Default)]
@@ -394,32 +397,14 @@ pub fn execute(
                     .map_err(|error| error.to_string()),
             },
         },
-        Command::Fork { plan, build } => Outcome::Started {
-            label: format!("fork of {}", short(&plan.source_id)),
-            result: fork(engine, plugins.get(engine, build).as_ref(), &plan),
+        Command::Fork {
+            instance_id,
+            step,
+            edit,
+        } => Outcome::Started {
+            label: format!("fork of {}", short(&instance_id)),
+            result: engine.fork(&instance_id, step, edit).map_err(text),
         },
     };
     let _ = answers.send(Msg::Done(outcome));
-}
-
-fn fork(
-    engine: &EngineHandle,
-    plugin: Option<&LoadedPlugin>,
-    plan: &ForkPlan,
-) -> Result<String, String> {
-    let now = engine.now().map_err(|error| error.to_string())?;
-    let response = match plan.episode() {
-        None => None,
-        Some(request) => {
-            let plugin = plugin.ok_or("no functions are loaded, so nothing can run the fork")?;
-            Some(
-                plugin
-                    .handle
-                    .orchestrate(&request)
-                    .map_err(|error| error.to_string())?,
-            )
-        }
-    };
-    let export = fork_export(plan, response.as_ref(), now)?;
-    engine.import(export).map_err(|error| error.to_string())
 }

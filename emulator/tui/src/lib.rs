@@ -15,9 +15,9 @@
 //! - [`app`]: the imperative shell: the terminal, the panic hook, the input and engine-event
 //!   threads and the event loop (generic over its input channels, with a render throttle).
 //!
-//! Pure derivations from a history live beside the model: [`rows`] (one line per event),
-//! [`errors`] (the failure-propagation tree), [`timeline`] (bars over virtual time), [`fanout`]
-//! (`when_all` groups), [`replay`] (the stepper's requests and the fork's history). The command
+//! Pure derivations from a history (one line per event, the failure-propagation tree, bars over
+//! virtual time, `when_all` groups, the stepper's requests and calls) are the engine's
+//! `durable_emu_engine::inspect`, shared with other front ends. The command
 //! line is parsed in [`cmdline`]; the add-a-fault-rule form writes the compact form in
 //! [`fault_form`]; every key binding is data, once, in [`keymap`] (what `update` dispatches
 //! on, what the help overlay lists via [`keys`], what the README's key table is checked
@@ -32,8 +32,6 @@ pub mod app;
 pub mod bench;
 pub mod cmdline;
 pub mod command;
-pub mod errors;
-pub mod fanout;
 pub mod fault_form;
 pub mod input;
 pub mod keymap;
@@ -42,10 +40,7 @@ pub mod layout;
 pub mod logs;
 pub mod model;
 pub mod msg;
-pub mod replay;
-pub mod rows;
 pub mod theme;
-pub mod timeline;
 pub mod update;
 pub mod view;
 

@@ -5,17 +5,18 @@
 //! failed children), a ring of log lines and of build events.
 
 use crate::command::Command;
-use crate::errors::ErrorRow;
-use crate::fanout::FanOutGroup;
 use crate::fault_form::FaultForm;
 use crate::input::TextInput;
 use crate::logs::LogEntry;
-use crate::replay::{CallRow, StepResult};
-use crate::timeline::Timeline;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::clock::ClockKind;
 use durable_emu_engine::engine::ExecutionHistory;
 use durable_emu_engine::faults::RuleState;
+pub use durable_emu_engine::inspect::Tone;
+use durable_emu_engine::inspect::errors::ErrorRow;
+use durable_emu_engine::inspect::fanout::FanOutGroup;
+use durable_emu_engine::inspect::replay::{CallRow, StepResult};
+use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::layout::Rect;
@@ -510,7 +511,7 @@ pub struct Stepper {
     pub names: HashMap<i32, String>,
     /// First visible history row on the left.
     pub offset: usize,
-    /// The build that recorded the instance (what steps and forks replay with).
+    /// The build that recorded the instance (what steps replay with).
     pub build: Option<u32>,
 }
 
@@ -538,21 +539,6 @@ pub struct FeedLine {
     pub tone: Tone,
     /// The text.
     pub text: String,
-}
-
-/// The tone of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Normal.
-    Info,
-    /// Good news.
-    Ok,
-    /// Worth a look.
-    Warn,
-    /// Something failed.
-    Error,
-    /// De-emphasised.
-    Dim,
 }
 
 /// Builds, the build/reload feed and the log ring.
@@ -825,20 +811,4 @@ impl Model {
 /// A short form of an id for tight columns and messages.
 pub fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
-}
-
-/// The failure of an event, if it is one (for the red history rows).
-pub fn event_failure(event: &HistoryEvent) -> Option<String> {
-    match &event.kind {
-        EventKind::ExecutionCompleted {
-            status: RuntimeStatus::Failed,
-            failure,
-            ..
-        } => Some(
-            failure
-                .as_ref()
-                .map_or_else(|| "failed".to_string(), ToString::to_string),
-        ),
-        kind => kind.failure().map(ToString::to_string),
-    }
 }

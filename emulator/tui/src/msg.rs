@@ -4,10 +4,10 @@
 //! `update` do work that waits for a quiet moment (loading what went stale) before a frame.
 
 use crate::logs::LogEntry;
-use crate::replay::StepResult;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
 use durable_emu_engine::faults::RuleState;
+use durable_emu_engine::inspect::replay::StepResult;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 

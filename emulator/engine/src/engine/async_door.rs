@@ -369,6 +369,19 @@ impl AsyncEngineHandle {
         self.call(move |core| core.remove_fault(id)).await
     }
 
+    /// Forks an instance at a step of its current execution, optionally editing the next
+    /// completion; returns the fork's id (see [`EngineHandle::fork`]).
+    pub async fn fork(
+        &self,
+        instance_id: &str,
+        step: usize,
+        edit: Option<crate::inspect::replay::CompletionEdit>,
+    ) -> Result<String, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.fork(&instance_id, step, edit.as_ref()))
+            .await
+    }
+
     /// Re-creates an instance from an export (its histories and state); returns its id.
     pub async fn import(
         &self,

@@ -15,6 +15,7 @@ mod commands;
 mod deliveries;
 mod episode;
 mod faults;
+mod fork;
 mod payload;
 mod reload;
 mod waiters;
@@ -1020,18 +1021,6 @@ impl Core {
             .get(&request.instance_id)
             .map(|live| live.record.name.clone())
             .unwrap_or_default();
-        let set_running = |episode| {
-            *self
-                .outlets
-                .running
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = episode;
-        };
-        set_running(Some(RunningEpisode {
-            instance_id: request.instance_id.clone(),
-            name,
-            since: std::time::Instant::now(),
-        }));
         let note = |end| {
             if let Some(journal) = &self.workers.journal {
                 journal.episode(
@@ -1043,10 +1032,30 @@ impl Core {
             }
         };
         note(false);
-        let response = plugin.orchestrate(request);
+        let response =
+            self.while_running(&request.instance_id, name, || plugin.orchestrate(request));
         note(true);
-        set_running(None);
         response
+    }
+
+    /// Runs `call` (orchestrator code of `instance_id`, orchestration `name`) while publishing
+    /// it as the [`RunningEpisode`], readable without the core while that code holds it.
+    fn while_running<R>(&self, instance_id: &str, name: String, call: impl FnOnce() -> R) -> R {
+        let set_running = |episode| {
+            *self
+                .outlets
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = episode;
+        };
+        set_running(Some(RunningEpisode {
+            instance_id: instance_id.to_string(),
+            name,
+            since: std::time::Instant::now(),
+        }));
+        let answer = call();
+        set_running(None);
+        answer
     }
 
     /// Calls the plugin; a failure at the boundary (not in user code) fails the orchestration

@@ -720,6 +720,27 @@ impl EngineHandle {
         let _ = self.events.send(event);
     }
 
+    /// Forks `instance_id`: a new instance, `<instance_id>-fork<N>`, whose history is the first
+    /// `step` events of its current execution (0 to its length), resumed by the engine from
+    /// there; with `edit`, the next completion after `step` is replaced (another result, or a
+    /// failure) and the fork takes history up to it. A cut inside an episode runs that episode
+    /// through the build that recorded the instance (the active build if that one is not loaded),
+    /// as the core runs episodes. Returns the fork's id.
+    ///
+    /// Refused, changing nothing: an unknown instance (`InstanceNotFound`); a step past the end,
+    /// before `ExecutionStarted`, after the execution ended, or an edit of something that is not
+    /// a completion or with nothing left to complete (`InvalidArgument`); a cut that needs code
+    /// run when no functions are loaded (`NoPlugin`).
+    pub fn fork(
+        &self,
+        instance_id: &str,
+        step: usize,
+        edit: Option<crate::inspect::replay::CompletionEdit>,
+    ) -> Result<String, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.fork(&instance_id, step, edit.as_ref()))
+    }
+
     /// Re-creates an instance from an export (its histories and state); returns its id.
     pub fn import(&self, export: crate::export::InstanceExport) -> Result<String, EngineError> {
         self.call(move |core| core.import(export))

@@ -4,11 +4,11 @@
 
 use super::moved;
 use crate::command::Command;
-use crate::errors::{error_tree, failed_children};
-use crate::fanout::fanout_groups;
 use crate::keymap::KeyAction;
 use crate::model::{Model, View};
-use crate::timeline::timeline;
+use durable_emu_engine::inspect::errors::{error_tree, failed_children};
+use durable_emu_engine::inspect::fanout::fanout_groups;
+use durable_emu_engine::inspect::timeline::timeline;
 use durable_sdk::history::RuntimeStatus;
 use ratatui::crossterm::event::KeyEvent;
 

@@ -5,7 +5,7 @@ use super::{fork_here, moved, perform};
 use crate::cmdline::{self};
 use crate::command::Command;
 use crate::model::{Model, Overlay};
-use crate::replay::CompletionEdit;
+use durable_emu_engine::inspect::replay::CompletionEdit;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 // ----- overlays ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use crate::input::TextInput;
 use crate::keymap::KeyAction;
 use crate::layout::page;
 use crate::model::{ForkForm, Model, Overlay, Stepper, View};
-use crate::replay::{CompletionEdit, calls_at, next_completion, plan_fork};
+use durable_emu_engine::inspect::replay::{CompletionEdit, calls_at, next_completion};
 use durable_sdk::history::EventKind;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::Value;
@@ -210,33 +210,12 @@ pub(super) fn fork_here(model: &mut Model, edit: Option<&CompletionEdit>, out: &
     let Some(stepper) = &model.stepper else {
         return;
     };
-    let Some(now) = model.clock.now else {
-        model.status = Some(("the clock is not known yet; try again".into(), true));
-        return;
-    };
-    let prefix = format!("{}-fork", stepper.instance_id);
-    let count = model
-        .instances
-        .rows
-        .keys()
-        .filter(|id| id.starts_with(&prefix))
-        .count();
-    let new_id = format!("{prefix}{}", count + 1);
-    match plan_fork(
-        &stepper.instance_id,
-        &stepper.events,
-        stepper.step,
-        edit,
-        now,
-        new_id,
-    ) {
-        Ok(plan) => {
-            model.status = Some((format!("forking at step {} ...", stepper.step), false));
-            out.push(Command::Fork {
-                plan: Box::new(plan),
-                build: stepper.build,
-            });
-        }
-        Err(error) => model.status = Some((error, true)),
-    }
+    // The engine plans, runs and imports the fork (and names its id); refusals come back as the
+    // fork's failure on the status line.
+    model.status = Some((format!("forking at step {} ...", stepper.step), false));
+    out.push(Command::Fork {
+        instance_id: stepper.instance_id.clone(),
+        step: stepper.step,
+        edit: edit.cloned(),
+    });
 }

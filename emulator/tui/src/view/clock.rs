@@ -4,8 +4,8 @@
 use super::{fit, placeholder};
 use crate::layout::list_area;
 use crate::model::{Model, View, short_id};
-use crate::rows::format_offset;
 use crate::theme::Theme;
+use durable_emu_engine::inspect::rows::format_offset;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -5,9 +5,9 @@
 use super::{fit, placeholder, tone};
 use crate::layout::list_area;
 use crate::model::{Model, View};
-use crate::rows::format_offset;
 use crate::theme::Theme;
-use crate::timeline::BarKind;
+use durable_emu_engine::inspect::rows::format_offset;
+use durable_emu_engine::inspect::timeline::BarKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

@@ -5,8 +5,8 @@
 use super::{col, fit, placeholder, tone};
 use crate::layout::list_area;
 use crate::model::{Model, View};
-use crate::rows::event_row;
 use crate::theme::{Theme, status_symbol};
+use durable_emu_engine::inspect::rows::event_row;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

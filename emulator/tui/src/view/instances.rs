@@ -4,8 +4,8 @@
 use super::{col, fit, placeholder};
 use crate::layout::list_area;
 use crate::model::{Model, View, short_id};
-use crate::rows::format_age;
 use crate::theme::{Theme, status_symbol};
+use durable_emu_engine::inspect::rows::format_age;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -35,7 +35,8 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         count.push_str(&format!(" /{}", instances.filter));
     }
     let header_width = header.chars().count().min(width);
-    let count = crate::rows::truncate(&count, width.saturating_sub(header_width));
+    let count =
+        durable_emu_engine::inspect::rows::truncate(&count, width.saturating_sub(header_width));
     let pad = width.saturating_sub(header_width + count.chars().count());
     frame.render_widget(
         Paragraph::new(Line::from(vec![

@@ -96,7 +96,7 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
         },
     };
     let room = usize::from(area.width).saturating_sub(clock.chars().count());
-    let text = crate::rows::truncate(&text, room);
+    let text = durable_emu_engine::inspect::rows::truncate(&text, room);
     let pad = room.saturating_sub(text.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
@@ -119,7 +119,7 @@ pub(crate) fn tone(theme: &Theme, tone: Tone) -> Style {
 
 /// A line of `width` columns: `text` cut or padded.
 pub(crate) fn fit(text: &str, width: usize) -> String {
-    let cut = crate::rows::truncate(text, width);
+    let cut = durable_emu_engine::inspect::rows::truncate(text, width);
     let pad = width.saturating_sub(cut.chars().count());
     format!("{cut}{}", " ".repeat(pad))
 }

@@ -7,8 +7,8 @@
 use super::{fit, placeholder, tone};
 use crate::layout::{list_area, replay_split};
 use crate::model::{Model, Tone, View};
-use crate::rows::{compact_json, event_row, truncate};
 use crate::theme::Theme;
+use durable_emu_engine::inspect::rows::{compact_json, event_row, truncate};
 use durable_sdk::protocol::ActionKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -5,9 +5,9 @@
 //! below, so the chain is recoverable from history); children are expanded when their histories are
 //! loaded. Pure.
 
-use crate::model::Tone;
-use crate::rows::{fault_task, format_age, is_fault};
-use durable_emu_engine::engine::ExecutionHistory;
+use super::Tone;
+use super::rows::{fault_task, format_age, is_fault};
+use crate::engine::ExecutionHistory;
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use std::collections::HashMap;
@@ -135,7 +135,7 @@ fn execution_rows(
             }
             _ if is_fault(event) => {
                 if let Some(task) = fault_task(event) {
-                    injected.insert(task, crate::rows::fault_text(event));
+                    injected.insert(task, super::rows::fault_text(event));
                 }
             }
             _ => {}

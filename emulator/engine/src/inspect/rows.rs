@@ -1,7 +1,7 @@
 //! One line per history event, and the small text forms every view shares: virtual time offsets,
 //! ages, and JSON shortened to fit a column. Pure functions of an event.
 
-use crate::model::{Tone, event_failure};
+use super::Tone;
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use serde_json::Value;
@@ -187,6 +187,22 @@ pub fn truncate(text: &str, max: usize) -> String {
     let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
     cut.push('…');
     cut
+}
+
+/// The failure of an event, if it is one (for the red history rows).
+pub fn event_failure(event: &HistoryEvent) -> Option<String> {
+    match &event.kind {
+        EventKind::ExecutionCompleted {
+            status: RuntimeStatus::Failed,
+            failure,
+            ..
+        } => Some(
+            failure
+                .as_ref()
+                .map_or_else(|| "failed".to_string(), ToString::to_string),
+        ),
+        kind => kind.failure().map(ToString::to_string),
+    }
 }
 
 #[cfg(test)]

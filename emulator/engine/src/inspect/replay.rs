@@ -5,19 +5,20 @@
 //! code emits next (every call history has not confirmed yet), its custom status, its replay-safe
 //! log lines, and a nondeterminism diff when the code no longer matches history. Which history
 //! event scheduled and which satisfied each durable call is read from the prefix itself
-//! ([`calls_at`]). The plugin call runs on a background thread (`command::Executor`); this module
+//! ([`calls_at`]). Whoever steps (the terminal UI's replay lane) calls the plugin; this module
 //! only builds the request and reads the answer.
 //!
 //! A fork is a new instance whose history is a prefix of another's. The engine can already import
 //! an instance from its histories and resume it (open activities and timers are scheduled again),
 //! so a fork is an import: the prefix up to the last episode boundary is the past, the events
-//! after it (plus an edited completion, if asked) are a new episode that this UI runs through the
-//! plugin itself exactly as the engine's core would (`OrchestratorStarted`, the new events, the
-//! actions the code answers with, `OrchestratorCompleted`), and the result is imported.
+//! after it (plus an edited completion, if asked) are a new episode ([`ForkPlan::episode`]) that
+//! the engine's `fork` runs through the plugin exactly as an episode runs (`OrchestratorStarted`,
+//! the new events, the actions the code answers with, `OrchestratorCompleted`), and the result
+//! ([`fork_export`]) is imported.
 //! Sub-orchestrations still running at the cut are not copied (the engine warns about them).
 
+use crate::export::{EXPORT_FORMAT, ExecutionExport, InstanceExport, InstanceStatus};
 use chrono::{DateTime, Utc};
-use durable_emu_engine::export::{EXPORT_FORMAT, ExecutionExport, InstanceExport, InstanceStatus};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::protocol::{ActionKind, DurableCall, OrchestratorRequest, OrchestratorResponse};
@@ -212,7 +213,7 @@ pub struct ForkPlan {
 }
 
 impl ForkPlan {
-    /// The episode the UI must run before importing, if the cut is inside an episode.
+    /// The episode to run before importing, if the cut is inside an episode.
     pub fn episode(&self) -> Option<OrchestratorRequest> {
         (!self.new_events.is_empty()).then(|| OrchestratorRequest {
             instance_id: self.instance_id.clone(),
@@ -291,7 +292,7 @@ pub fn plan_fork(
         .rposition(|event| matches!(event.kind, EventKind::OrchestratorCompleted))
         .map_or(0, |index| index + 1);
     let past: Vec<HistoryEvent> = prefix[..boundary].iter().map(rewrite).collect();
-    // Calls recorded after the boundary were the code's answer to this episode: the UI runs the
+    // Calls recorded after the boundary were the code's answer to this episode: the fork runs the
     // episode again and records the code's answer instead.
     let mut new_events: Vec<HistoryEvent> = prefix[boundary..]
         .iter()
