@@ -101,6 +101,9 @@ pub mod protocol;
 mod registry;
 mod retry;
 mod task;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use activity::ActivityContext;
 pub use context::{OrchestrationContext, SubOrchestrationOptions};

@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::DbLocation;
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent};
 use durable_emu_engine::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
-use durable_emu_engine::{DbLocation, InstanceRecord};
+use durable_emu_testing::engine::{all_events, run, samples_config, wait};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_any};
 use serde_json::{Value, json};
@@ -95,7 +96,7 @@ fn rule(spec: &str) -> FaultRule {
 fn samples_with(rules: Vec<FaultRule>) -> Engine {
     Engine::start(EngineConfig {
         faults: rules,
-        ..EngineConfig::in_memory(LoadedPlugin::builtin().unwrap())
+        ..samples_config()
     })
     .unwrap()
 }
@@ -111,29 +112,6 @@ fn local_with(rules: Vec<FaultRule>) -> Engine {
         ..EngineConfig::in_memory(plugin)
     })
     .unwrap()
-}
-
-fn run(handle: &EngineHandle, name: &str, input: Value, id: &str) -> InstanceRecord {
-    handle
-        .start_orchestration(name, input, Some(id.into()))
-        .unwrap();
-    wait(handle, id)
-}
-
-fn wait(handle: &EngineHandle, id: &str) -> InstanceRecord {
-    handle
-        .wait_until_terminal(id, Duration::from_secs(60))
-        .unwrap()
-        .unwrap_or_else(|| panic!("{id} did not finish"))
-}
-
-fn events(handle: &EngineHandle, id: &str) -> Vec<HistoryEvent> {
-    handle
-        .history(id)
-        .unwrap()
-        .into_iter()
-        .flat_map(|execution| execution.events)
-        .collect()
 }
 
 fn markers(events: &[HistoryEvent]) -> Vec<(String, String)> {
@@ -172,7 +150,7 @@ fn the_retry_policy_absorbs_injected_attempts_1_and_2_and_attempt_3_succeeds() {
         &handle,
         "OrderSaga",
         json!({"order_id": "o1", "amount": 5}),
-        "o1",
+        Some("o1"),
     );
     assert_eq!(
         record.status,
@@ -184,7 +162,7 @@ fn the_retry_policy_absorbs_injected_attempts_1_and_2_and_attempt_3_succeeds() {
         record.output,
         json!({"order_id": "o1", "status": "Shipped"})
     );
-    let payment = events(&handle, "o1:0");
+    let payment = all_events(&handle, "o1:0");
     assert_eq!(scheduled(&payment, "ChargeCard"), 3);
     let injected: Vec<&HistoryEvent> = payment
         .iter()
@@ -213,11 +191,11 @@ fn a_non_retriable_injected_failure_is_not_retried() {
         &handle,
         "OrderSaga",
         json!({"order_id": "o2", "amount": 5}),
-        "o2",
+        Some("o2"),
     );
     assert_eq!(record.status, RuntimeStatus::Failed);
     assert_eq!(record.failure.unwrap().root_cause().error_type, "Fraud");
-    assert_eq!(scheduled(&events(&handle, "o2:0"), "ChargeCard"), 1);
+    assert_eq!(scheduled(&all_events(&handle, "o2:0"), "ChargeCard"), 1);
 }
 
 #[test]
@@ -228,14 +206,14 @@ fn a_failing_ship_order_runs_the_sagas_compensations() {
         &handle,
         "OrderSaga",
         json!({"order_id": "o3", "amount": 5}),
-        "o3",
+        Some("o3"),
     );
     assert_eq!(record.status, RuntimeStatus::Failed);
     assert_eq!(
         record.failure.unwrap().root_cause().error_type,
         "CarrierDown"
     );
-    let history = events(&handle, "o3");
+    let history = all_events(&handle, "o3");
     assert_eq!(scheduled(&history, "ReleaseInventory"), 1);
     assert!(scheduled(&history, "RefundPayment") >= 1);
     assert_eq!(markers(&history).len(), 1);
@@ -251,21 +229,21 @@ fn a_failing_sub_orchestration_reaches_the_parent_with_the_injected_cause() {
         &handle,
         "OrderSaga",
         json!({"order_id": "o4", "amount": 5}),
-        "o4",
+        Some("o4"),
     );
     assert_eq!(record.status, RuntimeStatus::Failed);
     let failure = record.failure.unwrap();
     assert_eq!(failure.root_cause().error_type, "Boom");
     let child = handle.instance("o4:0").unwrap().unwrap();
     assert_eq!(child.status, RuntimeStatus::Failed);
-    assert_eq!(markers(&events(&handle, "o4:0")).len(), 1);
+    assert_eq!(markers(&all_events(&handle, "o4:0")).len(), 1);
 }
 
 #[test]
 fn an_injected_panic_is_a_panic_failure() {
     let engine = local_with(vec![rule("activity=Counted,panic=kaboom")]);
     let handle = engine.handle();
-    let record = run(&handle, "CallOnce", json!("Counted"), "p1");
+    let record = run(&handle, "CallOnce", json!("Counted"), Some("p1"));
     assert_eq!(record.status, RuntimeStatus::Failed);
     let cause = record.failure.unwrap().root_cause().clone();
     assert_eq!(
@@ -278,9 +256,9 @@ fn an_injected_panic_is_a_panic_failure() {
 fn an_activity_that_times_out_lets_the_orchestrators_timer_branch_win() {
     let engine = local_with(vec![rule("activity=Delivery,timeout")]);
     let handle = engine.handle();
-    let record = run(&handle, "WithTimeout", Value::Null, "t1");
+    let record = run(&handle, "WithTimeout", Value::Null, Some("t1"));
     assert_eq!(record.output, json!("timed out"));
-    let history = events(&handle, "t1");
+    let history = all_events(&handle, "t1");
     assert_eq!(count(&history, "TimerFired"), 1);
     assert_eq!(count(&history, "TaskCompleted"), 0);
     assert_eq!(markers(&history)[0].1, "timeout (never finishes)");
@@ -290,10 +268,10 @@ fn an_activity_that_times_out_lets_the_orchestrators_timer_branch_win() {
 fn a_lost_result_is_redelivered_and_recorded_once() {
     let engine = local_with(vec![rule("activity=Delivery,lose-result")]);
     let handle = engine.handle();
-    let record = run(&handle, "CallOnce", json!("Delivery"), "l1");
+    let record = run(&handle, "CallOnce", json!("Delivery"), Some("l1"));
     // The first delivery's result was lost; the second delivery (attempt 2) is the one recorded.
     assert_eq!(record.output, json!(2));
-    let history = events(&handle, "l1");
+    let history = all_events(&handle, "l1");
     assert_eq!(count(&history, "TaskCompleted"), 1);
     assert_eq!(markers(&history).len(), 1);
 }
@@ -303,7 +281,7 @@ fn an_activity_run_twice_is_recorded_once() {
     let engine = local_with(vec![rule("activity=Counted,run-twice")]);
     let handle = engine.handle();
     let before = RUNS_OF_COUNTED.load(Ordering::SeqCst);
-    let record = run(&handle, "CallOnce", json!("Counted"), "r1");
+    let record = run(&handle, "CallOnce", json!("Counted"), Some("r1"));
     assert_eq!(record.output, json!("payload"));
     // The second run may finish just after the instance does.
     for _ in 0..500 {
@@ -313,15 +291,15 @@ fn an_activity_run_twice_is_recorded_once() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(RUNS_OF_COUNTED.load(Ordering::SeqCst) - before, 2);
-    assert_eq!(count(&events(&handle, "r1"), "TaskCompleted"), 1);
+    assert_eq!(count(&all_events(&handle, "r1"), "TaskCompleted"), 1);
 }
 
 #[test]
 fn a_delayed_activity_starts_later_in_virtual_time() {
     let engine = local_with(vec![rule("activity=Counted,delay=2h")]);
     let handle = engine.handle();
-    run(&handle, "CallOnce", json!("Counted"), "d1");
-    let history = events(&handle, "d1");
+    run(&handle, "CallOnce", json!("Counted"), Some("d1"));
+    let history = all_events(&handle, "d1");
     let at = |kind: &str| {
         history
             .iter()
@@ -359,7 +337,7 @@ fn a_dropped_approval_lets_the_timeout_escalate() {
     handle.raise_event("a1", "Approval", json!(true)).unwrap();
     handle.advance_clock(Duration::from_secs(3600)).unwrap();
     assert_eq!(wait(&handle, "a1").output, json!("Escalated"));
-    let history = events(&handle, "a1");
+    let history = all_events(&handle, "a1");
     assert_eq!(count(&history, "EventRaised"), 0);
     assert_eq!(markers(&history)[0].1, "drop the event");
 }
@@ -382,7 +360,7 @@ fn a_crash_mid_saga_recovers_and_completes_like_an_uncrashed_run() {
         &plain.handle(),
         "OrderSaga",
         json!({"order_id": "o9", "amount": 12}),
-        "o9",
+        Some("o9"),
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -399,11 +377,11 @@ fn a_crash_mid_saga_recovers_and_completes_like_an_uncrashed_run() {
         &handle,
         "OrderSaga",
         json!({"order_id": "o9", "amount": 12}),
-        "o9",
+        Some("o9"),
     );
     assert_eq!(record.status, RuntimeStatus::Completed);
     assert_eq!(record.output, expected.output);
-    let history = events(&handle, "o9");
+    let history = all_events(&handle, "o9");
     assert!(markers(&history).iter().any(|(rule, _)| rule == "crash"));
     let mut ids = HashSet::new();
     let mut completed = HashSet::new();
@@ -479,10 +457,10 @@ fn one_seeded_probabilistic_scenario_gives_identical_histories_twice() {
                 &handle,
                 "OrderSaga",
                 json!({"order_id": id, "amount": 10 + order}),
-                &id,
+                Some(&id),
             );
-            shapes.push(shape(&events(&handle, &id)));
-            shapes.push(shape(&events(&handle, &format!("{id}:0"))));
+            shapes.push(shape(&all_events(&handle, &id)));
+            shapes.push(shape(&all_events(&handle, &format!("{id}:0"))));
         }
         shapes
     };
@@ -518,12 +496,12 @@ fn rules_are_added_listed_switched_and_removed_at_runtime() {
         .unwrap();
     assert_eq!(handle.faults().unwrap().len(), 1);
     assert_eq!(
-        run(&handle, "CallOnce", json!("Counted"), "h1").status,
+        run(&handle, "CallOnce", json!("Counted"), Some("h1")).status,
         RuntimeStatus::Failed
     );
     handle.set_fault_enabled(id, false).unwrap();
     assert_eq!(
-        run(&handle, "CallOnce", json!("Counted"), "h2").status,
+        run(&handle, "CallOnce", json!("Counted"), Some("h2")).status,
         RuntimeStatus::Completed
     );
     let listed = handle.faults().unwrap();
@@ -730,7 +708,7 @@ fn ticks_fired(seed: u64) -> BTreeSet<String> {
         handle.raise_event("t1", "Tick", json!(tick)).unwrap();
     }
     assert_eq!(wait(&handle, "t1").status, RuntimeStatus::Completed);
-    events(&handle, "t1")
+    all_events(&handle, "t1")
         .into_iter()
         .filter_map(|event| match event.kind {
             EventKind::FaultInjected { target, .. } => Some(target),
@@ -756,7 +734,7 @@ fn a_probability_draws_again_for_the_same_call_in_each_execution_after_continue_
         "activity=Counted,probability=0.5,seed=11,delay=1m",
     )]);
     let handle = engine.handle();
-    run(&handle, "SameCallEachExecution", json!(40), "eternal");
+    run(&handle, "SameCallEachExecution", json!(40), Some("eternal"));
     let executions = handle.history("eternal").unwrap();
     assert_eq!(executions.len(), 41);
     let hit = executions

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use durable_emu_engine::engine::{
-    AsyncEngineHandle, Delivery, Engine, EngineConfig, EngineError, EngineEvent, WireKind,
+    AsyncEngineHandle, Delivery, Engine, EngineError, EngineEvent, WireKind,
 };
-use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_testing::engine::samples_config;
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::serde_json::json;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use std::time::Duration;
 const GUARD: Duration = Duration::from_secs(60);
 
 fn engine(auto_skip: bool) -> Engine {
-    let mut config = EngineConfig::in_memory(LoadedPlugin::builtin().unwrap());
+    let mut config = samples_config();
     config.auto_skip = auto_skip;
     config.workers = 2;
     Engine::start(config).unwrap()

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use durable_emu_engine::DbLocation;
 use durable_emu_engine::clock::ClockKind;
 use durable_emu_engine::engine::{Engine, EngineConfig, EngineError, EngineHandle};
 use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
-use durable_emu_engine::{DbLocation, InstanceRecord};
+use durable_emu_testing::engine::{current_history, kinds, run, wait};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{
@@ -167,18 +168,6 @@ fn file_engine(path: &std::path::Path) -> Engine {
     .unwrap()
 }
 
-fn run(handle: &EngineHandle, name: &str, input: Value) -> InstanceRecord {
-    let id = handle.start_orchestration(name, input, None).unwrap();
-    wait(handle, &id)
-}
-
-fn wait(handle: &EngineHandle, id: &str) -> InstanceRecord {
-    handle
-        .wait_until_terminal(id, Duration::from_secs(60))
-        .unwrap()
-        .unwrap_or_else(|| panic!("{id} did not finish within a minute"))
-}
-
 /// Waits until the instance's current history satisfies `ready` (engine work is asynchronous).
 fn wait_for_history(handle: &EngineHandle, id: &str, ready: impl Fn(&[HistoryEvent]) -> bool) {
     let mut events = handle.subscribe();
@@ -192,20 +181,12 @@ fn wait_for_history(handle: &EngineHandle, id: &str, ready: impl Fn(&[HistoryEve
     panic!("{id} never reached the expected history");
 }
 
-fn kinds(events: &[HistoryEvent]) -> Vec<&'static str> {
-    events.iter().map(|event| event.kind.type_name()).collect()
-}
-
-fn current_history(handle: &EngineHandle, id: &str) -> Vec<HistoryEvent> {
-    handle.history(id).unwrap().pop().unwrap().events
-}
-
 // ----- tests ----------------------------------------------------------------------------------
 
 #[test]
 fn chaining_runs_activities_one_after_another() {
     let engine = engine();
-    let record = run(&engine.handle(), "Chain", json!(3));
+    let record = run(&engine.handle(), "Chain", json!(3), None);
     assert_eq!(record.status, RuntimeStatus::Completed);
     assert_eq!(record.output, json!([0, 1, 2]));
     let history = current_history(&engine.handle(), &record.instance_id);
@@ -224,7 +205,7 @@ fn chaining_runs_activities_one_after_another() {
 #[test]
 fn fan_out_fan_in_sums_every_result() {
     let engine = engine();
-    let record = run(&engine.handle(), "FanOut", json!(200));
+    let record = run(&engine.handle(), "FanOut", json!(200), None);
     assert_eq!(record.status, RuntimeStatus::Completed);
     assert_eq!(record.output, json!(200 * 201 / 2));
     let history = current_history(&engine.handle(), &record.instance_id);
@@ -241,7 +222,7 @@ fn a_thirty_day_timer_completes_at_once_under_auto_skip() {
     let handle = engine.handle();
     let before = handle.now().unwrap();
     let started = std::time::Instant::now();
-    let record = run(&handle, "LongTimer", json!(30));
+    let record = run(&handle, "LongTimer", json!(30), None);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(record.output, json!("30"));
     assert!(handle.now().unwrap() - before >= chrono::Duration::days(30));
@@ -257,7 +238,7 @@ fn under_the_real_clock_a_timer_waits_for_real_time() {
     })
     .unwrap();
     let started = std::time::Instant::now();
-    let record = run(&engine.handle(), "ShortTimer", json!(300));
+    let record = run(&engine.handle(), "ShortTimer", json!(300), None);
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(record.output.as_i64().unwrap() >= 300);
     assert!(matches!(
@@ -299,7 +280,7 @@ fn when_any_lets_an_event_beat_a_timer_and_the_timer_win_without_one() {
     assert_eq!(wait(&handle, &id).output, json!("Approved"));
 
     handle.set_auto_skip(true).unwrap();
-    let escalated = run(&handle, "Approval", json!(2));
+    let escalated = run(&handle, "Approval", json!(2), None);
     assert_eq!(escalated.output, json!("Escalated"));
 }
 
@@ -307,7 +288,7 @@ fn when_any_lets_an_event_beat_a_timer_and_the_timer_win_without_one() {
 fn a_failing_activity_in_a_sub_orchestration_fails_the_parent_with_the_whole_chain() {
     let engine = engine();
     let handle = engine.handle();
-    let record = run(&handle, "ParentOfFailingChild", json!(null));
+    let record = run(&handle, "ParentOfFailingChild", json!(null), None);
     assert_eq!(record.status, RuntimeStatus::Failed);
     let failure = record.failure.unwrap();
     let chain: Vec<&str> = failure.chain().map(|f| f.error_type.as_str()).collect();
@@ -332,7 +313,7 @@ fn a_failing_activity_in_a_sub_orchestration_fails_the_parent_with_the_whole_cha
 #[test]
 fn a_sub_orchestration_result_reaches_the_parent() {
     let engine = engine();
-    let record = run(&engine.handle(), "ParentOfEchoChild", json!(10));
+    let record = run(&engine.handle(), "ParentOfEchoChild", json!(10), None);
     assert_eq!(record.status, RuntimeStatus::Completed);
     assert_eq!(record.output, json!(55));
 }
@@ -341,7 +322,7 @@ fn a_sub_orchestration_result_reaches_the_parent() {
 fn retries_with_backoff_are_visible_as_timers_in_history() {
     let engine = engine();
     let handle = engine.handle();
-    let record = run(&handle, "Retries", json!(null));
+    let record = run(&handle, "Retries", json!(null), None);
     assert_eq!(record.status, RuntimeStatus::Failed);
     let history = current_history(&handle, &record.instance_id);
     let calls: Vec<(&str, i32)> = history
@@ -387,7 +368,7 @@ fn retries_with_backoff_are_visible_as_timers_in_history() {
 fn continue_as_new_starts_fresh_executions_and_keeps_the_earlier_ones_readable() {
     let engine = engine();
     let handle = engine.handle();
-    let record = run(&handle, "Countdown", json!(3));
+    let record = run(&handle, "Countdown", json!(3), None);
     assert_eq!(record.status, RuntimeStatus::Completed);
     assert_eq!(record.output, json!("liftoff"));
     let executions = handle.history(&record.instance_id).unwrap();
@@ -502,7 +483,7 @@ fn unknown_orchestrations_and_instances_are_clear_errors() {
         Err(EngineError::InstanceNotFound(_))
     ));
     // The engine keeps working after bad input.
-    assert_eq!(run(&handle, "Chain", json!(1)).output, json!([0]));
+    assert_eq!(run(&handle, "Chain", json!(1), None).output, json!([0]));
 }
 
 #[test]

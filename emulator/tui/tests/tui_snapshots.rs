@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod tui_support;
-
+use durable_emu_testing::tui::Harness;
 use durable_emu_tui::model::View;
 use durable_sdk::history::RuntimeStatus;
 use ratatui::crossterm::event::KeyCode;
 use serde_json::json;
-use tui_support::Harness;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![

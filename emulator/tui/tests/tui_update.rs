@@ -4,15 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod tui_support;
-
+use durable_emu_testing::tui::Harness;
 use durable_emu_tui::command::Command;
 use durable_emu_tui::model::{Overlay, SortKey, View};
 use durable_emu_tui::msg::Msg;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use ratatui::crossterm::event::KeyCode;
 use serde_json::json;
-use tui_support::Harness;
 
 fn harness() -> Harness {
     Harness::new(100, 30)

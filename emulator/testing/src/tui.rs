@@ -1,10 +1,9 @@
-//! A harness for UI tests: the real engine (in memory, virtual clock, auto-skip off as the UI
+//! The UI harness for the terminal UI's tests: the real engine (in memory, virtual clock, auto-skip off as the UI
 //! starts it) with the built-in samples, the model, and `update` fed by scripted keys. Commands
 //! run synchronously through the executor's own `execute`, and engine events are fed back as
 //! messages, so a test reads like a user session and asserts on the model (and on the screen, for
-//! snapshots) without a terminal.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! snapshots) without a terminal. Knows the UI's public update/execute/view and the engine's
+//! handle; not what any view should show.
 
 use crossbeam_channel::{Receiver, Sender};
 use durable_emu_engine::clock::ClockKind;
@@ -21,6 +20,7 @@ use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::Rect;
+use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -199,6 +199,15 @@ impl Harness {
             text.push('\n');
         }
         text
+    }
+}
+
+impl fmt::Debug for Harness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Harness")
+            .field("view", &self.model.view)
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
     }
 }
 
