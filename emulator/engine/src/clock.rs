@@ -1,7 +1,8 @@
 //! The engine's clock: the one place the engine asks for "now" and for timer deadlines.
 //!
 //! Real time follows the wall clock. Virtual time moves only when told: by a duration, to the
-//! next timer, or (with auto-skip) to the next due timer whenever nothing else can run. It never
+//! next timer, or (with auto-skip) to the next due timer whenever nothing else can run. (The
+//! engine, not the clock, makes a long advance step through the timers on the way.) It never
 //! goes backwards and never leaves the times a history can hold (years 1 to 9999,
 //! `durable_sdk::history::LATEST_TIME`): moving past that is refused, so nothing the store cannot
 //! write back is ever "now". Pure: persisting virtual time and deciding when to skip are the
@@ -112,16 +113,23 @@ impl Clock {
 
     /// Moves virtual time forward by `by`.
     pub fn advance(&mut self, by: Duration) -> Result<DateTime<Utc>, ClockError> {
+        let later = self.later(self.virtual_now, by)?;
+        self.virtual_now = later;
+        Ok(later)
+    }
+
+    /// The virtual time `by` after `from`, without moving the clock: what an advance that
+    /// steps through the timers on the way (the engine's job) will end at. Refused like
+    /// [`Clock::advance`].
+    pub fn later(&self, from: DateTime<Utc>, by: Duration) -> Result<DateTime<Utc>, ClockError> {
         if !self.is_virtual() {
             return Err(ClockError::NotVirtual);
         }
-        let later = chrono::Duration::from_std(by)
+        chrono::Duration::from_std(by)
             .ok()
-            .and_then(|by| self.virtual_now.checked_add_signed(by))
+            .and_then(|by| from.checked_add_signed(by))
             .filter(|later| *later <= LATEST_TIME)
-            .ok_or(ClockError::OutOfRange(by))?;
-        self.virtual_now = later;
-        Ok(later)
+            .ok_or(ClockError::OutOfRange(by))
     }
 
     /// Moves virtual time to `at` if that is later than now (time never goes back).

@@ -230,14 +230,21 @@ impl AsyncEngineHandle {
         self.call(move |core| core.restart(&instance_id)).await
     }
 
-    /// Moves virtual time forward; returns the new now.
+    /// Moves virtual time forward as if it passed, stepping through the timers on the way
+    /// ([`EngineHandle::advance_clock`]); returns the time the advance ends at.
     pub async fn advance_clock(&self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
         self.call(move |core| core.advance_clock(by)).await
     }
 
-    /// Moves virtual time to the next pending timer; returns the new now, or None if no timer.
+    /// Moves virtual time to the next pending timer ([`EngineHandle::advance_to_next_timer`]);
+    /// returns that time, or None if no timer is pending.
     pub async fn advance_to_next_timer(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
         self.call(|core| core.advance_to_next_timer()).await
+    }
+
+    /// Where an advance under way is taking virtual time, or None once it got there.
+    pub async fn advancing_to(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        self.call(|core| Ok(core.advancing_to())).await
     }
 
     /// Turns auto-skip on or off.

@@ -140,6 +140,11 @@ pub(crate) struct Core {
     clock: Clock,
     /// Virtual time moved since it was last written to `meta`.
     clock_dirty: bool,
+    /// Where an advance (by a duration, or to the next timer) is taking virtual time, until it
+    /// gets there. Kept across batches because it steps through the timers on the way and waits
+    /// for the activities each woken episode schedules, which finish on worker threads. Not in
+    /// the store: like a command in flight, it does not outlive the process.
+    advance_until: Option<DateTime<Utc>>,
     builds: Builds,
     mirror: Mirror,
     batch: BatchOutput,
@@ -279,6 +284,7 @@ impl Core {
             store,
             clock,
             clock_dirty: true,
+            advance_until: None,
             builds: Builds::default(),
             mirror: Mirror::default(),
             batch: BatchOutput::default(),
@@ -485,10 +491,11 @@ impl Core {
             return Some(Duration::ZERO);
         }
         if self.clock.is_virtual() {
-            // Auto-skip moves time only inside a batch: right after start-up (or a batch that
-            // left work to skip to), one must run even without a message.
+            // Auto-skip and advances move time only inside a batch: right after start-up (or a
+            // batch that left work to skip to), one must run even without a message.
             let skippable = !self.mirror.timers.is_empty() || self.next_deferred().is_some();
-            return (self.clock.auto_skip && self.idle() && skippable).then_some(Duration::ZERO);
+            let moving = self.advance_until.is_some() || (self.clock.auto_skip && skippable);
+            return (self.idle() && moving).then_some(Duration::ZERO);
         }
         // Under real time the core sleeps until the next timer or delayed delivery is due.
         let next_timer = self.mirror.timers.first().map(|timer| timer.fire_at);
@@ -504,8 +511,10 @@ impl Core {
             })
     }
 
-    /// Fires due timers and runs episodes until nothing more can happen without new input,
-    /// skipping virtual time to the next timer when auto-skip is on and everything is idle.
+    /// Fires due timers and runs episodes until nothing more can happen without new input.
+    /// Whenever everything is idle, virtual time moves on: to the next timer or delayed delivery
+    /// that an advance in progress reaches (then to its end once nothing more is due before
+    /// it), or, with auto-skip on, to the next one at all.
     fn process(&mut self) {
         loop {
             self.handle_crash();
@@ -524,22 +533,33 @@ impl Core {
             if self.batch.failure.is_some() {
                 return;
             }
-            if !self.idle() || !self.clock.is_virtual() || !self.clock.auto_skip {
+            if !self.idle() || !self.clock.is_virtual() {
                 return;
             }
             let next_timer = self.mirror.timers.first().map(|timer| timer.fire_at);
-            let Some(next) = [next_timer, self.next_deferred()]
+            let next = [next_timer, self.next_deferred()]
                 .into_iter()
                 .flatten()
-                .min()
-            else {
-                return;
+                .min();
+            // One step at a time, as if the time passed: what is due first fires and its
+            // episodes (and their activities) run before the clock moves past it.
+            let step = match (self.advance_until, next) {
+                (Some(until), Some(next)) if next <= until => next,
+                (Some(until), _) => {
+                    self.advance_until = None;
+                    until
+                }
+                (None, Some(next)) if self.clock.auto_skip => next,
+                (None, _) => return,
             };
-            match self.clock.advance_to(next) {
-                Ok(_) => self.clock_moved(),
+            let before = self.clock.now();
+            match self.clock.advance_to(step) {
+                Ok(now) if now > before => self.clock_moved(),
+                Ok(_) => {}
                 Err(error) => {
-                    // Nothing can run before that time and time cannot get there: stop skipping
+                    // Nothing can run before that time and time cannot get there: stop moving
                     // (looping here would hang the engine).
+                    self.advance_until = None;
                     self.warn(None, error.to_string());
                     return;
                 }

@@ -578,14 +578,26 @@ impl EngineHandle {
         self.call(move |core| core.restart(&instance_id))
     }
 
-    /// Moves virtual time forward; returns the new now.
+    /// Moves virtual time forward by `by` as if that time passed: the timers (and delayed
+    /// deliveries) due on the way fire in time order, and each woken orchestration runs, with the
+    /// activities it schedules, before the clock moves past it; a [`EngineEvent::ClockMoved`]
+    /// marks each step. Answers at once with the time the advance ends at (see
+    /// [`EngineHandle::advancing_to`] for whether it got there). An advance while another is under
+    /// way extends it. Under auto-skip (or before any build is loaded) the clock jumps at once.
     pub fn advance_clock(&self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
         self.call(move |core| core.advance_clock(by))
     }
 
-    /// Moves virtual time to the next pending timer; returns the new now, or None if no timer.
+    /// Moves virtual time to the next pending timer (after the end of an advance under way),
+    /// like [`EngineHandle::advance_clock`]; returns that time, or None if no timer is pending.
     pub fn advance_to_next_timer(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
         self.call(|core| core.advance_to_next_timer())
+    }
+
+    /// Where an advance under way is taking virtual time, or None once it got there (everything
+    /// due on the way ran, and the clock is at its end).
+    pub fn advancing_to(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        self.call(|core| Ok(core.advancing_to()))
     }
 
     /// Turns auto-skip on or off.

@@ -235,19 +235,56 @@ impl Core {
         Ok(restarted)
     }
 
+    /// Moves virtual time `by` forward as if it passed (see [`Core::process`]); returns where
+    /// the advance ends. Under auto-skip (which skips every wait anyway), or before any build is
+    /// loaded (nothing could run on the way), the clock jumps there at once.
     pub(crate) fn advance_clock(&mut self, by: Duration) -> Result<DateTime<Utc>, EngineError> {
-        let now = self.clock.advance(by)?;
-        self.clock_moved();
-        Ok(now)
+        if self.advances_at_once() {
+            let now = self.clock.advance(by)?;
+            self.clock_moved();
+            return Ok(now);
+        }
+        // A second advance while one is under way extends it, as the user meant "then more".
+        let from = self
+            .advance_until
+            .map_or(self.clock.now(), |until| until.max(self.clock.now()));
+        let until = self.clock.later(from, by)?;
+        self.advance_until = Some(until);
+        Ok(until)
     }
 
+    /// Moves virtual time to the next pending timer (the next after an advance under way);
+    /// returns that time, or None when there is none. Stepping like [`Core::advance_clock`].
     pub(crate) fn advance_to_next_timer(&mut self) -> Result<Option<DateTime<Utc>>, EngineError> {
-        let Some(fire_at) = self.mirror.timers.first().map(|timer| timer.fire_at) else {
+        let after = self.advance_until;
+        let Some(fire_at) = self
+            .mirror
+            .timers
+            .iter()
+            .map(|timer| timer.fire_at)
+            .find(|fire_at| after.is_none_or(|after| *fire_at > after))
+        else {
             return Ok(None);
         };
-        let now = self.clock.advance_to(fire_at)?;
-        self.clock_moved();
-        Ok(Some(now))
+        if self.advances_at_once() {
+            let now = self.clock.advance_to(fire_at)?;
+            self.clock_moved();
+            return Ok(Some(now));
+        }
+        if !self.clock.is_virtual() {
+            return Err(crate::clock::ClockError::NotVirtual.into());
+        }
+        self.advance_until = Some(fire_at);
+        Ok(Some(fire_at))
+    }
+
+    fn advances_at_once(&self) -> bool {
+        self.clock.auto_skip || self.builds.active.is_none()
+    }
+
+    /// Where an advance under way is taking virtual time; None once it got there.
+    pub(crate) fn advancing_to(&self) -> Option<DateTime<Utc>> {
+        self.advance_until
     }
 
     pub(crate) fn builds(&self) -> Result<Vec<crate::store::BuildRecord>, EngineError> {
