@@ -354,7 +354,9 @@ pub fn execute(
             label: format!("advance {}", humantime::format_duration(by)),
             result: engine
                 .advance_clock(by)
-                .map(|now| format!("now {}", now.format("%Y-%m-%d %H:%M:%S")))
+                // The engine answers before the steps on the way have run: the time given is
+                // where the clock is going (the clock line shows where it is).
+                .map(|until| format!("to {}", until.format("%Y-%m-%d %H:%M:%S")))
                 .map_err(text),
         },
         Command::NextTimer => Outcome::Action {
@@ -362,7 +364,7 @@ pub fn execute(
             result: engine
                 .advance_to_next_timer()
                 .map(|now| match now {
-                    Some(now) => format!("now {}", now.format("%Y-%m-%d %H:%M:%S")),
+                    Some(until) => format!("to {}", until.format("%Y-%m-%d %H:%M:%S")),
                     None => "no timer is pending".to_string(),
                 })
                 .map_err(text),
