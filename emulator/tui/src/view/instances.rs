@@ -116,11 +116,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
 fn progress_text(done: u64, total: u64, ended: bool) -> String {
     const CELLS: u64 = 6;
     let done = done.min(total);
-    let mut filled = if total == 0 {
-        CELLS
-    } else {
-        done * CELLS / total
-    };
+    let mut filled = (done * CELLS).checked_div(total).unwrap_or(CELLS);
     if !ended {
         filled = filled.min(CELLS - 1);
     }
