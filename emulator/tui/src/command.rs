@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use durable_emu_engine::engine::EngineHandle;
 use durable_emu_engine::faults::FaultRule;
 use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_request};
+use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub enum Command {
     /// Load every instance.
     LoadInstances,
+    /// Count the calls of these instances' current executions (for the progress column).
+    LoadCounts(Vec<String>),
     /// Load an instance's histories (as the selected instance, or as a child for the errors view).
     LoadHistory {
         /// The instance.
@@ -261,6 +264,20 @@ pub fn execute(
     let text = |error: durable_emu_engine::engine::EngineError| error.to_string();
     let outcome = match command {
         Command::LoadInstances => Outcome::Instances(engine.instances().map_err(text)),
+        Command::LoadCounts(instance_ids) => Outcome::Counts(
+            instance_ids
+                .into_iter()
+                .map(|instance_id| {
+                    let counts = engine.history(&instance_id).ok().map(|executions| {
+                        let events = executions
+                            .last()
+                            .map_or(&[][..], |history| history.events.as_slice());
+                        (events.len(), CallCounts::of(events))
+                    });
+                    (instance_id, counts)
+                })
+                .collect(),
+        ),
         Command::LoadHistory { instance_id, child } => Outcome::History {
             result: engine.history(&instance_id).map_err(text),
             instance_id,

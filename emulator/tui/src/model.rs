@@ -16,12 +16,13 @@ pub use durable_emu_engine::inspect::Tone;
 use durable_emu_engine::inspect::errors::ErrorRow;
 use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
+use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::layout::Rect;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Build and reload events kept for the builds view.
@@ -172,12 +173,10 @@ pub struct InstanceRow {
     pub build: Option<u32>,
     /// Events in its current execution.
     pub history_len: usize,
-    /// Calls (activities and sub-orchestrations) scheduled, as seen live since the UI started.
-    pub scheduled: u32,
-    /// Of those, completed.
-    pub completed: u32,
-    /// Of those, failed.
-    pub failed: u32,
+    /// The current execution's calls, counted from its history: `None` until they are known (a
+    /// row read from the store, or one whose live events skipped part of the history, such as
+    /// an imported fork); the instances view then loads them (`Command::LoadCounts`).
+    pub calls: Option<CallCounts>,
 }
 
 impl InstanceRow {
@@ -196,9 +195,7 @@ impl InstanceRow {
                 .map(|parent| parent.instance_id.clone()),
             build: record.build,
             history_len: record.history_len,
-            scheduled: 0,
-            completed: 0,
-            failed: 0,
+            calls: None,
         }
     }
 
@@ -213,10 +210,10 @@ impl InstanceRow {
                 return Some((done, total));
             }
         }
-        (self.scheduled > 0).then(|| {
+        self.calls.filter(|calls| calls.scheduled > 0).map(|calls| {
             (
-                u64::from(self.completed + self.failed),
-                u64::from(self.scheduled),
+                u64::from(calls.done().min(calls.scheduled)),
+                u64::from(calls.scheduled),
             )
         })
     }
@@ -237,6 +234,8 @@ pub struct Instances {
     pub selected: usize,
     /// First visible position.
     pub offset: usize,
+    /// Instances whose call counts were asked for and not yet answered (or could not be read).
+    pub counting: HashSet<String>,
     /// The selected instance (kept across re-sorting).
     pub selected_id: Option<String>,
     /// `visible` must be rebuilt.

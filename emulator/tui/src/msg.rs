@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
 use durable_emu_engine::faults::RuleState;
 use durable_emu_engine::inspect::replay::StepResult;
+use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -53,6 +54,9 @@ pub struct EpisodeRunning {
 pub enum Outcome {
     /// Every instance.
     Instances(Result<Vec<InstanceRecord>, String>),
+    /// Call counts of instances' current executions and the history length they were counted
+    /// at (`None`: the history could not be read).
+    Counts(Vec<(String, Option<(usize, CallCounts)>)>),
     /// One instance's histories (every execution).
     History {
         /// The instance.

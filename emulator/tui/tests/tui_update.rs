@@ -779,3 +779,46 @@ fn a_store_failure_and_a_redelivery_are_said_where_the_user_looks() {
     );
     assert!(feed.contains("disk I/O error"), "{feed}");
 }
+
+#[test]
+fn progress_of_a_fork_counts_its_imported_history_and_never_exceeds_scheduled() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    // Cut after the first activity was scheduled: its completion arrives live in the fork.
+    ui.press(KeyCode::Char('g'));
+    for _ in 0..4 {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.press(KeyCode::Char('f'));
+    ui.wait_until("the fork's progress counted from its history", |model| {
+        model.instances.rows.get("hello-fork1").is_some_and(|row| {
+            row.status == RuntimeStatus::Completed && row.progress() == Some((3, 3))
+        })
+    });
+}
+
+#[test]
+fn progress_is_known_for_rows_read_from_the_store_as_after_a_restart() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.wait_until("hello to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("hello")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    // What a restarted UI has: rows from the stored records, no live events seen.
+    let records = ui.handle.instances().unwrap();
+    ui.model.instances.rows.clear();
+    ui.send(Msg::Done(durable_emu_tui::msg::Outcome::Instances(Ok(
+        records,
+    ))));
+    assert_eq!(ui.model.instances.rows["hello"].progress(), None);
+    ui.wait_until("the counts loaded from the history", |model| {
+        model.instances.rows["hello"].progress() == Some((3, 3))
+    });
+}

@@ -1,5 +1,6 @@
 //! The error-propagation tree of an instance: orchestration ->
-//! sub-orchestration -> activity, each failed attempt with its error type and message, whether a
+//! sub-orchestration -> activity, each failure with its error type and message (and, for a call
+//! retried by a retry policy, its attempt number: [`super::retries`]), whether a
 //! fault was injected, and what the orchestrator did next (retried, compensated, rethrew,
 //! handled). Built from history alone (docs/semantics.md#failures: each level wraps the failure
 //! below, so the chain is recoverable from history); children are expanded when their histories are
@@ -121,17 +122,13 @@ fn execution_rows(
     let child_of = child_ids(events);
     let final_failure = final_failure(events);
     let mut names: HashMap<i32, String> = HashMap::new();
-    let mut attempts: HashMap<String, u32> = HashMap::new();
-    let mut attempt_of: HashMap<i32, u32> = HashMap::new();
+    let attempts = super::retries::attempts(events);
     let mut injected: HashMap<i32, String> = HashMap::new();
     for event in events {
         match &event.kind {
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
                 names.insert(event.event_id, name.clone());
-                let attempt = attempts.entry(name.clone()).or_default();
-                *attempt += 1;
-                attempt_of.insert(event.event_id, *attempt);
             }
             _ if is_fault(event) => {
                 if let Some(task) = fault_task(event) {
@@ -154,7 +151,10 @@ fn execution_rows(
             _ => continue,
         };
         let name = names.get(&id).map_or("?", String::as_str);
-        let attempt = attempt_of.get(&id).copied().unwrap_or(1);
+        let attempt = attempts.get(&id);
+        let numbered = attempt.map_or_else(String::new, |attempt| {
+            format!(" attempt {}", attempt.number)
+        });
         let what = if is_child { "sub-orchestration " } else { "" };
         let cause = if is_child {
             failure.root_cause()
@@ -164,7 +164,7 @@ fn execution_rows(
         rows.push(ErrorRow {
             depth,
             text: format!(
-                "✗ {what}{name} #{id} attempt {attempt}: {}: {}",
+                "✗ {what}{name} #{id}{numbered}: {}: {}",
                 cause.error_type, cause.error_message
             ),
             tone: Tone::Error,
@@ -198,42 +198,50 @@ fn execution_rows(
             depth: depth + 1,
             text: format!(
                 "→ {}",
-                reaction(events, index, id, name, final_failure.as_ref())
+                reaction(
+                    events,
+                    index,
+                    id,
+                    name,
+                    attempt.is_some_and(|attempt| attempt.retried_by.is_some()),
+                    final_failure.as_ref()
+                )
             ),
             tone: Tone::Dim,
         });
     }
 }
 
-/// What the orchestrator did after the failure of call `id` (its completion at `index`).
+/// What the orchestrator did after the failure of call `id` (its completion at `index`);
+/// `retried`: a retry policy scheduled another attempt of it.
 fn reaction(
     events: &[HistoryEvent],
     index: usize,
     id: i32,
     name: &str,
+    retried: bool,
     final_failure: Option<&FailureDetails>,
 ) -> String {
     let after = &events[index + 1..];
-    let mut retry_delay = None;
+    if retried {
+        // The back-off is the first timer the retry loop created after the failure.
+        return after
+            .iter()
+            .find_map(|event| match &event.kind {
+                EventKind::TimerCreated { fire_at } => Some(*fire_at - event.timestamp),
+                _ => None,
+            })
+            .map_or_else(
+                || "retried".to_string(),
+                |delay| format!("retried after {}", format_age(delay)),
+            );
+    }
     let mut later_calls: Vec<&str> = Vec::new();
     for event in after {
-        match &event.kind {
-            EventKind::TimerCreated { fire_at }
-                if retry_delay.is_none() && later_calls.is_empty() =>
-            {
-                retry_delay = Some(*fire_at - event.timestamp);
-            }
-            EventKind::TaskScheduled { name: next, .. }
-            | EventKind::SubOrchestrationInstanceCreated { name: next, .. } => {
-                if later_calls.is_empty() && next == name {
-                    return match retry_delay {
-                        Some(delay) => format!("retried after {}", format_age(delay)),
-                        None => "retried".to_string(),
-                    };
-                }
-                later_calls.push(next);
-            }
-            _ => {}
+        if let EventKind::TaskScheduled { name: next, .. }
+        | EventKind::SubOrchestrationInstanceCreated { name: next, .. } = &event.kind
+        {
+            later_calls.push(next);
         }
     }
     let rethrown = final_failure.is_some_and(|failure| {
@@ -315,10 +323,7 @@ mod tests {
         ];
         let rows = error_tree("Saga", RuntimeStatus::Failed, &events, &HashMap::new());
         let text: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
-        assert_eq!(
-            text[1],
-            "✗ Ship #0 attempt 1: CarrierUnavailable: no carrier"
-        );
+        assert_eq!(text[1], "✗ Ship #0: CarrierUnavailable: no carrier");
         assert_eq!(text[2], "→ compensated (Refund), then rethrew");
         assert_eq!(text[3], "chain: TaskFailed → CarrierUnavailable");
     }
@@ -369,5 +374,101 @@ mod tests {
         ];
         let rows = error_tree("Pay", RuntimeStatus::Running, &events, &HashMap::new());
         assert_eq!(rows[2].text, "→ retried after 5s");
+    }
+
+    fn failure_lines(text: &str) -> Vec<String> {
+        let events = durable_emu_testing::history::events(text);
+        error_tree("Pay", RuntimeStatus::Running, &events, &HashMap::new())
+            .into_iter()
+            .map(|row| row.text)
+            .filter(|text| text.starts_with('✗') || text.starts_with('→'))
+            .collect()
+    }
+
+    #[test]
+    fn separate_failed_calls_to_the_same_activity_show_no_attempt() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted HelloSequence null
+            TaskScheduled #0 SayHello \"Tokyo\"
+            OrchestratorStarted @1
+            TaskFailed #0 Boom: a
+            TaskScheduled #1 SayHello \"Tokyo\"
+            OrchestratorStarted @2
+            TaskFailed #1 Boom: b
+        ";
+        assert_eq!(
+            failure_lines(text),
+            [
+                "✗ SayHello #0: Boom: a",
+                "→ handled, continued with SayHello",
+                "✗ SayHello #1: Boom: b",
+                "→ handled",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retry_policy_numbers_the_attempts_of_one_call() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted Pay null
+            TaskScheduled #0 ChargeCard 5
+            OrchestratorStarted @1
+            TaskFailed #0 Down: one
+            TimerCreated #1 @2
+            OrchestratorStarted @2
+            TimerFired #1 @2
+            TaskScheduled #2 ChargeCard 5
+            OrchestratorStarted @3
+            TaskFailed #2 Down: two
+            TimerCreated #3 @4
+            OrchestratorStarted @4
+            TimerFired #3 @4
+            TaskScheduled #4 ChargeCard 5
+            OrchestratorStarted @5
+            TaskFailed #4 Down: three
+        ";
+        assert_eq!(
+            failure_lines(text),
+            [
+                "✗ ChargeCard #0 attempt 1: Down: one",
+                "→ retried after 1m00s",
+                "✗ ChargeCard #2 attempt 2: Down: two",
+                "→ retried after 1m00s",
+                "✗ ChargeCard #4 attempt 3: Down: three",
+                "→ handled",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retried_sub_orchestration_numbers_its_attempts_and_a_plain_one_does_not() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted Shop null
+            SubOrchestrationInstanceCreated #0 OrderSaga inst:0 7
+            OrchestratorStarted @1
+            SubOrchestrationInstanceFailed #0 Down: stock
+            TimerCreated #1 @2
+            OrchestratorStarted @2
+            TimerFired #1 @2
+            SubOrchestrationInstanceCreated #2 OrderSaga inst:2 7
+            OrchestratorStarted @3
+            SubOrchestrationInstanceFailed #2 Down: stock
+            SubOrchestrationInstanceCreated #3 OrderSaga inst:3 8
+            OrchestratorStarted @4
+            SubOrchestrationInstanceFailed #3 Down: stock
+        ";
+        let lines = failure_lines(text);
+        assert_eq!(
+            lines[0],
+            "✗ sub-orchestration OrderSaga #0 attempt 1: Down: stock"
+        );
+        assert_eq!(
+            lines[2],
+            "✗ sub-orchestration OrderSaga #2 attempt 2: Down: stock"
+        );
+        assert_eq!(lines[4], "✗ sub-orchestration OrderSaga #3: Down: stock");
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Owns: one line per event and the small text forms views share ([`rows`]), bars over virtual
 //! time ([`timeline`]), `when_all` groups and their throughput ([`fanout`]), the
-//! failure-propagation tree ([`errors`]), and the replay stepper's requests and calls and the fork
+//! failure-propagation tree ([`errors`]), which calls are attempts of one retried call
+//! ([`retries`]), and the replay stepper's requests and calls and the fork
 //! plan ([`replay`]). Each is a function of events (and, where a bar or a fork needs it, the
 //! clock's now) in and plain data out, unit-tested on small tables.
 //!
@@ -15,6 +16,7 @@
 pub mod errors;
 pub mod fanout;
 pub mod replay;
+pub mod retries;
 pub mod rows;
 pub mod timeline;
 

@@ -1,5 +1,6 @@
 //! One line per history event, and the small text forms every view shares: virtual time offsets,
-//! ages, and JSON shortened to fit a column. Pure functions of an event.
+//! ages, JSON shortened to fit a column, and the call counters behind an instance's progress.
+//! Pure functions of events.
 
 use super::Tone;
 use chrono::{DateTime, Utc};
@@ -21,6 +22,59 @@ pub struct EventRow {
     pub detail: String,
     /// How to colour it.
     pub tone: Tone,
+}
+
+/// Calls (activities and sub-orchestrations) of one execution: scheduled, and of those, completed
+/// and failed. Counted from the execution's history, so an imported (forked) history or one
+/// stored before a restart counts the same as one seen live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// Calls scheduled.
+    pub scheduled: u32,
+    /// Of those, completed.
+    pub completed: u32,
+    /// Of those, failed.
+    pub failed: u32,
+}
+
+impl CallCounts {
+    /// The counts of an execution's events, from its first event.
+    pub fn of(events: &[HistoryEvent]) -> Self {
+        let mut counts = Self::default();
+        for event in events {
+            counts.record(event);
+        }
+        counts
+    }
+
+    /// Adds one event. A completion is counted only while some call is still open, so a
+    /// completion whose call was not seen (a history read from its middle) never makes more
+    /// calls done than scheduled.
+    pub fn record(&mut self, event: &HistoryEvent) {
+        let open = self.scheduled > self.completed + self.failed;
+        match &event.kind {
+            EventKind::TaskScheduled { .. } | EventKind::SubOrchestrationInstanceCreated { .. } => {
+                self.scheduled += 1;
+            }
+            EventKind::TaskCompleted { .. }
+            | EventKind::SubOrchestrationInstanceCompleted { .. }
+                if open =>
+            {
+                self.completed += 1;
+            }
+            EventKind::TaskFailed { .. } | EventKind::SubOrchestrationInstanceFailed { .. }
+                if open =>
+            {
+                self.failed += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Calls that ended, completed or failed.
+    pub fn done(&self) -> u32 {
+        self.completed + self.failed
+    }
 }
 
 /// Whether `event` is a fault-injection marker. Read by name, so this module does not depend on
@@ -235,6 +289,30 @@ mod tests {
         assert_eq!(row.name, "SayHello");
         assert_eq!(row.detail, "\"Hello Tokyo!\"");
         assert_eq!(row.tone, Tone::Ok);
+    }
+
+    #[test]
+    fn call_counts_never_show_more_done_than_scheduled() {
+        let whole = durable_emu_testing::history::events(
+            "
+            OrchestratorStarted @0
+            ExecutionStarted FanOut 2
+            TaskScheduled #0 Square 1
+            TaskScheduled #1 Square 2
+            OrchestratorStarted @1
+            TaskCompleted #0 1
+            TaskFailed #1 Boom: odd
+            TaskScheduled #2 Square 3
+            ",
+        );
+        let counts = CallCounts::of(&whole);
+        assert_eq!(
+            (counts.scheduled, counts.completed, counts.failed),
+            (3, 1, 1)
+        );
+        // Read from the middle (after the calls were scheduled): the completions do not count.
+        let tail = CallCounts::of(&whole[4..]);
+        assert_eq!((tail.scheduled, tail.done()), (1, 0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The timeline: every activity, timer and sub-orchestration of an execution as a bar over
-//! virtual time, retries as separate attempts, so parallelism and waiting show at a glance.
+//! virtual time, each attempt of a retried call as a bar of its own labelled `(attempt N)` (the rule
+//! is [`super::retries`]; a plain call has no attempt), so parallelism and waiting show at a glance.
 //! Pure: a history (and the clock's now, for bars still open) in, bars out.
 
 use chrono::{DateTime, Utc};
@@ -49,21 +50,18 @@ pub struct Timeline {
 pub fn timeline(events: &[HistoryEvent], now: Option<DateTime<Utc>>) -> Timeline {
     let mut bars: Vec<Bar> = Vec::new();
     let mut by_id: HashMap<i32, usize> = HashMap::new();
-    let mut attempts: HashMap<String, u32> = HashMap::new();
+    let attempts = super::retries::attempts(events);
+    let call_label = |name: &str, id: i32| match attempts.get(&id) {
+        Some(attempt) => format!("{name} #{id} (attempt {})", attempt.number),
+        None => format!("{name} #{id}"),
+    };
     for event in events {
         let bar = match &event.kind {
             EventKind::TaskScheduled { name, .. } => {
-                let attempt = attempts.entry(name.clone()).or_default();
-                *attempt += 1;
-                let label = if *attempt > 1 {
-                    format!("{name} #{} (attempt {attempt})", event.event_id)
-                } else {
-                    format!("{name} #{}", event.event_id)
-                };
-                Some((label, BarKind::Activity, None))
+                Some((call_label(name, event.event_id), BarKind::Activity, None))
             }
             EventKind::SubOrchestrationInstanceCreated { name, .. } => Some((
-                format!("{name} #{}", event.event_id),
+                call_label(name, event.event_id),
                 BarKind::SubOrchestration,
                 None,
             )),
@@ -169,13 +167,117 @@ mod tests {
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(20)),
         );
         let labels: Vec<&str> = line.bars.iter().map(|bar| bar.label.as_str()).collect();
-        assert_eq!(labels, ["Charge #0", "timer #1", "Charge #2 (attempt 2)"]);
+        assert_eq!(
+            labels,
+            ["Charge #0 (attempt 1)", "timer #1", "Charge #2 (attempt 2)"]
+        );
         assert!(line.bars[0].failed);
         assert_eq!(line.bars[1].end.unwrap().timestamp(), 11);
         assert_eq!(
             line.end.unwrap().timestamp(),
             20,
             "the open attempt runs until now"
+        );
+    }
+
+    fn labels(text: &str) -> Vec<String> {
+        timeline(&durable_emu_testing::history::events(text), None)
+            .bars
+            .into_iter()
+            .map(|bar| bar.label)
+            .collect()
+    }
+
+    #[test]
+    fn separate_calls_to_the_same_activity_show_no_attempt() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted HelloSequence null
+            TaskScheduled #0 SayHello \"Tokyo\"
+            OrchestratorStarted @1
+            TaskCompleted #0 \"Hello Tokyo!\"
+            TaskScheduled #1 SayHello \"Seattle\"
+            OrchestratorStarted @2
+            TaskCompleted #1 \"Hello Seattle!\"
+            TaskScheduled #2 SayHello \"Tokyo\"
+        ";
+        assert_eq!(labels(text), ["SayHello #0", "SayHello #1", "SayHello #2"]);
+    }
+
+    #[test]
+    fn a_fan_out_shows_no_attempts() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted FanOut 3
+            TaskScheduled #0 Square 1
+            TaskScheduled #1 Square 2
+            TaskScheduled #2 Square 3
+            OrchestratorStarted @1
+            TaskCompleted #0 1
+            TaskFailed #1 Boom: odd
+            TaskCompleted #2 9
+        ";
+        assert_eq!(labels(text), ["Square #0", "Square #1", "Square #2"]);
+    }
+
+    #[test]
+    fn a_retried_call_numbers_its_attempts_and_separate_calls_stay_plain() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted Pay null
+            TaskScheduled #0 ChargeCard 5
+            OrchestratorStarted @1
+            TaskFailed #0 Down: gateway down
+            TimerCreated #1 @2
+            OrchestratorStarted @2
+            TimerFired #1 @2
+            TaskScheduled #2 ChargeCard 5
+            OrchestratorStarted @3
+            TaskFailed #2 Down: gateway down
+            TimerCreated #3 @4
+            OrchestratorStarted @4
+            TimerFired #3 @4
+            TaskScheduled #4 ChargeCard 5
+            OrchestratorStarted @5
+            TaskCompleted #4 \"ok\"
+            TaskScheduled #5 ChargeCard 5
+        ";
+        assert_eq!(
+            labels(text),
+            [
+                "ChargeCard #0 (attempt 1)",
+                "timer #1",
+                "ChargeCard #2 (attempt 2)",
+                "timer #3",
+                "ChargeCard #4 (attempt 3)",
+                "ChargeCard #5",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retried_sub_orchestration_numbers_its_attempts() {
+        let text = "
+            OrchestratorStarted @0
+            ExecutionStarted Shop null
+            SubOrchestrationInstanceCreated #0 OrderSaga inst:0 7
+            SubOrchestrationInstanceCreated #1 OrderSaga inst:1 8
+            OrchestratorStarted @1
+            SubOrchestrationInstanceFailed #0 Down: stock
+            SubOrchestrationInstanceCompleted #1 null
+            TimerCreated #2 @2
+            OrchestratorStarted @2
+            TimerFired #2 @2
+            SubOrchestrationInstanceCreated #3 OrderSaga inst:3 7
+        ";
+        assert_eq!(
+            labels(text),
+            [
+                "OrderSaga #0 (attempt 1)",
+                "OrderSaga #1",
+                "timer #2",
+                "OrderSaga #3 (attempt 2)",
+            ]
         );
     }
 }

@@ -4,6 +4,7 @@
 use crate::model::{FEED_CAPACITY, FeedLine, InstanceRow, Model, Part, Tone, View, short_id};
 use crate::msg::Outcome;
 use durable_emu_engine::engine::EngineEvent;
+use durable_emu_engine::inspect::rows::CallCounts;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 
 // ----- engine events ----------------------------------------------------------------------------
@@ -38,9 +39,9 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     parent: parent_instance_id,
                     build,
                     history_len: 0,
-                    scheduled: 0,
-                    completed: 0,
-                    failed: 0,
+                    // A new instance's history starts empty; an imported one (a fork) arrives
+                    // with a gap below, which unsets this again.
+                    calls: Some(CallCounts::default()),
                 });
             model.instances.dirty = true;
         }
@@ -71,21 +72,23 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             events,
         } => {
             if let Some(row) = model.instances.rows.get_mut(&instance_id) {
+                if first_seq == 0 {
+                    // A new execution (start, continue-as-new) counts its own calls.
+                    row.calls = Some(CallCounts::default());
+                } else if first_seq != row.history_len {
+                    // Events this row never saw (an imported fork's history, events lost):
+                    // counting on would pair completions with calls it did not count.
+                    row.calls = None;
+                }
                 row.history_len = first_seq + events.len();
                 for event in &events {
-                    match &event.kind {
-                        EventKind::TaskScheduled { .. }
-                        | EventKind::SubOrchestrationInstanceCreated { .. } => row.scheduled += 1,
-                        EventKind::TaskCompleted { .. }
-                        | EventKind::SubOrchestrationInstanceCompleted { .. } => {
-                            row.completed += 1;
-                        }
-                        EventKind::TaskFailed { .. }
-                        | EventKind::SubOrchestrationInstanceFailed { .. } => row.failed += 1,
-                        EventKind::ExecutionStarted { .. } if row.created_at.is_none() => {
+                    if let Some(calls) = &mut row.calls {
+                        calls.record(event);
+                    }
+                    if let EventKind::ExecutionStarted { .. } = event.kind {
+                        if row.created_at.is_none() {
                             row.created_at = Some(event.timestamp);
                         }
-                        _ => {}
                     }
                 }
                 if let Some(last) = events.last() {
@@ -249,9 +252,12 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
             for record in records {
                 let mut row = InstanceRow::from_record(&record);
                 if let Some(previous) = old.get(&row.id) {
-                    row.scheduled = previous.scheduled;
-                    row.completed = previous.completed;
-                    row.failed = previous.failed;
+                    if previous.calls.is_some() {
+                        // Counts go with the history length they were counted at, so the next
+                        // event is checked against them, not against a snapshot's length.
+                        row.calls = previous.calls;
+                        row.history_len = previous.history_len;
+                    }
                     // A snapshot can be older than events already applied (they travel on
                     // different threads); an ended instance never runs again, so keep its end.
                     if previous.status.is_terminal() && !row.status.is_terminal() {
@@ -263,6 +269,22 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                 model.instances.rows.insert(row.id.clone(), row);
             }
             model.instances.dirty = true;
+        }
+        Outcome::Counts(counted) => {
+            for (instance_id, counts) in counted {
+                let Some((history_len, calls)) = counts else {
+                    // Unreadable (purged meanwhile): stays in `counting`, so it is not asked again.
+                    continue;
+                };
+                model.instances.counting.remove(&instance_id);
+                if let Some(row) = model.instances.rows.get_mut(&instance_id) {
+                    // Live events that came after the load leave it unknown, to be asked again.
+                    if row.calls.is_none() && history_len >= row.history_len {
+                        row.calls = Some(calls);
+                        row.history_len = history_len;
+                    }
+                }
+            }
         }
         Outcome::History {
             instance_id,

@@ -82,6 +82,33 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Command> {
 
 // ----- ticks: work that waits for a quiet moment ------------------------------------------------
 
+/// Rows the list may show (from the first visible one) whose call counts are unknown are counted
+/// from their stored histories, once: after a restart or an import the progress column would
+/// otherwise stay blank or count only what it saw live. A page is never taller than this.
+const COUNT_WINDOW: usize = 200;
+
+fn request_counts(model: &mut Model, out: &mut Vec<Command>) {
+    let instances = &mut model.instances;
+    let start = instances.offset.min(instances.visible.len());
+    let end = (start + COUNT_WINDOW).min(instances.visible.len());
+    let wanted: Vec<String> = instances.visible[start..end]
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| {
+            instances
+                .rows
+                .get(*id)
+                .is_some_and(|row| row.calls.is_none())
+                && !instances.counting.contains(*id)
+        })
+        .cloned()
+        .collect();
+    if !wanted.is_empty() {
+        instances.counting.extend(wanted.iter().cloned());
+        out.push(Command::LoadCounts(wanted));
+    }
+}
+
 pub(super) fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
     if model.instances.dirty {
         model.instances.rebuild();
@@ -89,6 +116,7 @@ pub(super) fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
     if model.stale.take(Part::Instances) {
         out.push(Command::LoadInstances);
     }
+    request_counts(model, out);
     if model.stale.take(Part::Builds) {
         out.push(Command::LoadBuilds);
     }

@@ -1,5 +1,10 @@
 //! The instances view: one row per instance (symbol, name, status, progress, age, build, id),
 //! sub-orchestrations indented under their parents; only visible rows are drawn.
+//!
+//! Progress is `done/scheduled` of the current execution's calls (or a custom status shaped
+//! `{"done", "total"}`) with a six-cell bar. Only an ended instance fills the bar: one still
+//! running or waiting (an approval after its one activity, `1/1`) keeps its last cell open, since
+//! more calls may follow.
 
 use super::{col, fit, placeholder};
 use crate::layout::list_area;
@@ -71,21 +76,10 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         } else {
             String::new()
         };
-        let progress = match row.progress() {
-            Some((done, total)) => {
-                let filled = if total == 0 {
-                    6
-                } else {
-                    (done * 6 / total.max(1)) as usize
-                };
-                format!(
-                    "{}{} {done}/{total}",
-                    "█".repeat(filled.min(6)),
-                    "░".repeat(6 - filled.min(6))
-                )
-            }
-            None => String::new(),
-        };
+        let progress = row
+            .progress()
+            .map(|(done, total)| progress_text(done, total, row.status.is_terminal()))
+            .unwrap_or_default();
         let age = match (now, row.created_at) {
             (Some(now), Some(created)) => format_age(now - created),
             _ => String::new(),
@@ -116,4 +110,37 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         lines.push(Line::from(spans));
     }
     frame.render_widget(Paragraph::new(lines), list);
+}
+
+/// The six-cell bar and `done/total`; the bar is full only when `ended`.
+fn progress_text(done: u64, total: u64, ended: bool) -> String {
+    const CELLS: u64 = 6;
+    let done = done.min(total);
+    let mut filled = (done * CELLS).checked_div(total).unwrap_or(CELLS);
+    if !ended {
+        filled = filled.min(CELLS - 1);
+    }
+    let filled = usize::try_from(filled).unwrap_or(0);
+    format!(
+        "{}{} {done}/{total}",
+        "█".repeat(filled),
+        "░".repeat(6 - filled)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_text;
+
+    #[test]
+    fn only_an_ended_instance_shows_a_full_bar() {
+        assert_eq!(progress_text(1, 1, false), "█████░ 1/1");
+        assert_eq!(progress_text(1, 1, true), "██████ 1/1");
+        assert_eq!(progress_text(3, 6, false), "███░░░ 3/6");
+    }
+
+    #[test]
+    fn done_never_shows_above_total() {
+        assert_eq!(progress_text(2, 1, true), "██████ 1/1");
+    }
 }
