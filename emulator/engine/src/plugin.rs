@@ -270,7 +270,7 @@ fn private_copy_path(path: &Path) -> PathBuf {
 
 /// BLAKE3 rather than SHA-256: it is several times faster on a 20 MB debug library, and reload
 /// latency is measured in milliseconds (docs/benchmarks.md).
-fn content_hash(bytes: &[u8]) -> String {
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 

@@ -792,6 +792,16 @@ impl Store {
         Ok(u32::try_from(number).unwrap_or(u32::MAX))
     }
 
+    /// The newest recorded build with this content hash: the same code, so the same build.
+    pub fn build_with_hash(&self, content_hash: &str) -> Result<Option<u32>, StoreError> {
+        let number: Option<i64> = self.conn.query_row(
+            "SELECT MAX(number) FROM builds WHERE content_hash = ?1",
+            [content_hash],
+            |row| row.get(0),
+        )?;
+        Ok(number.map(|number| u32::try_from(number).unwrap_or(u32::MAX)))
+    }
+
     /// Every build ever loaded into this database, oldest first.
     pub fn builds(&self) -> Result<Vec<BuildRecord>, StoreError> {
         let mut statement = self.conn.prepare_cached(

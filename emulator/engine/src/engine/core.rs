@@ -16,6 +16,7 @@ mod deliveries;
 mod episode;
 mod faults;
 mod fork;
+mod kept_builds;
 mod payload;
 mod reload;
 mod waiters;
@@ -161,6 +162,11 @@ pub(crate) struct Core {
 struct Builds {
     loaded: BTreeMap<u32, LoadedPlugin>,
     active: Option<u32>,
+    /// Copies of the libraries instances may need after a restart; only in an engine that runs
+    /// code on a database file.
+    kept: Option<kept_builds::KeptBuilds>,
+    /// An instance left a build (it ended, or moved on): unneeded copies go after the commit.
+    sweep_due: bool,
 }
 
 /// What the core holds in memory of the store, so a batch need not read it back. Invariant: as
@@ -314,9 +320,14 @@ impl Core {
         for rule in config.faults {
             core.faults.add(rule, now);
         }
+        core.builds.kept = config
+            .plugin
+            .as_ref()
+            .and_then(|_| kept_builds::KeptBuilds::beside(&config.db));
         core.store.begin()?;
         core.recover(true)?;
         if let Some(plugin) = config.plugin {
+            core.load_kept_builds(&plugin.content_hash)?;
             core.adopt_build(plugin)?;
         }
         // What recovery delivered (a failure for work that reached its delivery limit) must be
@@ -680,6 +691,9 @@ impl Core {
 
     /// After a commit: work to the workers, events to subscribers, records to terminal waiters.
     fn dispatch_and_publish(&mut self) {
+        if std::mem::take(&mut self.builds.sweep_due) {
+            self.sweep_kept_builds();
+        }
         if let Some(journal) = &self.workers.journal {
             // Counted starts are in the store now; with nothing in flight, every start ended.
             if std::mem::take(&mut self.workers.journal_counted) || self.mirror.in_flight.is_empty()

@@ -170,6 +170,17 @@ pub enum EngineError {
         /// What was asked.
         action: &'static str,
     },
+    /// A diverged instance cannot be resumed on its build: that build is not loaded (the
+    /// emulator restarted and no copy of its library was kept or could be loaded again).
+    #[error(
+        "instance '{instance_id}' cannot resume: it is suspended because the active build does not replay it, and its own build #{build} is not loaded (its library was not kept across the restart); restart it on the active build or terminate it"
+    )]
+    BuildNotLoaded {
+        /// The instance.
+        instance_id: String,
+        /// The build it would have to be pinned to.
+        build: u32,
+    },
     /// The instance is still running and cannot take this command.
     #[error("instance '{0}' is still running; terminate it before purging it")]
     InstanceRunning(String),

@@ -107,6 +107,7 @@ impl EngineError {
             }
             EngineError::InstanceTerminal { .. }
             | EngineError::InstanceRunning(_)
+            | EngineError::BuildNotLoaded { .. }
             | EngineError::NoPlugin
             | EngineError::Clock(_) => WireKind::FailedPrecondition,
             EngineError::Unresponsive { .. } => WireKind::DeadlineExceeded,
@@ -171,6 +172,10 @@ mod tests {
                 action: "be suspended",
             },
             EngineError::InstanceRunning("a".into()),
+            EngineError::BuildNotLoaded {
+                instance_id: "a".into(),
+                build: 2,
+            },
             EngineError::Stopped,
             EngineError::Unresponsive {
                 waited: Duration::from_secs(1),
@@ -195,6 +200,7 @@ mod tests {
                 | EngineError::InstanceNotFound(_)
                 | EngineError::InstanceTerminal { .. }
                 | EngineError::InstanceRunning(_)
+                | EngineError::BuildNotLoaded { .. }
                 | EngineError::Stopped
                 | EngineError::Unresponsive { .. }
                 | EngineError::InvalidArgument(_)

@@ -62,7 +62,14 @@ impl Core {
             self.mirror.pending.remove(instance_id);
             return Ok(None);
         };
-        let Some((build, plugin)) = self.plugin_for(live.record.build) else {
+        // A diverged instance whose build is gone has no code that replays it: the active build
+        // would fail it with a nondeterminism. It waits, as with no functions at all.
+        let runnable = if self.diverged_from_missing_build(instance_id) {
+            None
+        } else {
+            self.plugin_for(live.record.build)
+        };
+        let Some((build, plugin)) = runnable else {
             self.terminate_without_plugin(instance_id)?;
             return Ok(None);
         };
@@ -263,8 +270,9 @@ impl Core {
         Ok(())
     }
 
-    /// With no functions loaded, a terminate request is carried out by the host alone (the code
-    /// would only have confirmed it); every other message waits for the functions.
+    /// With no functions loaded (or none that can replay the instance), a terminate request is
+    /// carried out by the host alone (the code would only have confirmed it); every other
+    /// message waits for the functions.
     pub(super) fn terminate_without_plugin(
         &mut self,
         instance_id: &str,
@@ -564,6 +572,8 @@ impl Core {
         let Some(mut live) = self.mirror.live.remove(instance_id) else {
             return Ok(());
         };
+        // The copy of an old build it kept may be needed by no one now.
+        self.builds.sweep_due |= live.record.build != self.builds.active;
         self.drop_outstanding(instance_id)?;
         self.store.clear_pending(instance_id)?;
         self.mirror.pending.remove(instance_id);

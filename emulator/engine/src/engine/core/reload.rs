@@ -36,17 +36,37 @@ impl Core {
             .and_then(|number| self.builds.loaded.get(&number).cloned())
     }
 
-    /// Records a new build, makes it active, and checks every running instance against it.
+    /// Records a new build (or finds the recorded build with the same content hash: the same
+    /// code keeps its number, e.g. across restarts), makes it active, and checks every running
+    /// instance against it.
     pub(crate) fn adopt_build(&mut self, plugin: LoadedPlugin) -> Result<u32, EngineError> {
         let now = self.clock.now();
-        let number = self.store.add_build(
-            &plugin.manifest.build_id,
-            &plugin.content_hash,
-            &plugin.origin.to_string(),
-            now,
-            &plugin.manifest.orchestrators,
-            &plugin.manifest.activities,
-        )?;
+        let number = match self.store.build_with_hash(&plugin.content_hash)? {
+            Some(number) => number,
+            None => self.store.add_build(
+                &plugin.manifest.build_id,
+                &plugin.content_hash,
+                &plugin.origin.to_string(),
+                now,
+                &plugin.manifest.orchestrators,
+                &plugin.manifest.activities,
+            )?,
+        };
+        // Any instance may diverge from the active build on the next reload, and by then its
+        // library file will have been rebuilt: the copy is taken now.
+        let kept = self.builds.kept.as_ref().map(|kept| kept.keep(&plugin));
+        if let Some(Err(error)) = kept {
+            {
+                self.warn(
+                    None,
+                    format!(
+                        "build #{number} from {} is not kept beside the database ({error}); instances pinned to it cannot resume after a restart",
+                        plugin.origin
+                    ),
+                );
+            }
+        }
+        self.builds.sweep_due = true;
         self.batch.outbox.push(EngineEvent::BuildLoaded {
             number,
             build_id: plugin.manifest.build_id.clone(),
@@ -219,16 +239,43 @@ impl Core {
         Ok(())
     }
 
-    /// Resuming an instance a reload check suspended keeps it on its old build (pinned).
+    /// Resuming an instance a reload check suspended keeps it on its old build (pinned). That
+    /// build must be loaded: running it on another would fail it with a nondeterminism, so the
+    /// resume is refused instead and changes nothing.
     pub(super) fn pin_if_diverged(&mut self, instance_id: &str) -> Result<(), EngineError> {
         let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
+        if live.record.divergence.is_none() {
+            return Ok(());
+        }
+        if let Some(build) = live
+            .record
+            .build
+            .filter(|build| !self.builds.loaded.contains_key(build))
+        {
+            return Err(EngineError::BuildNotLoaded {
+                instance_id: instance_id.to_string(),
+                build,
+            });
+        }
         if live.record.divergence.take().is_some() {
             live.record.pinned = true;
             self.store.put_instance(&live.record)?;
         }
         Ok(())
+    }
+
+    /// Whether the instance diverged from the active build and its own build is not loaded, so
+    /// no loaded code can run it.
+    pub(super) fn diverged_from_missing_build(&self, instance_id: &str) -> bool {
+        self.mirror.live.get(instance_id).is_some_and(|live| {
+            live.record.divergence.is_some()
+                && live
+                    .record
+                    .build
+                    .is_some_and(|build| !self.builds.loaded.contains_key(&build))
+        })
     }
 
     /// Whether a reload check found the instance not replaying on a newer build.
@@ -237,5 +284,76 @@ impl Core {
             .live
             .get(instance_id)
             .is_some_and(|live| live.record.divergence.is_some())
+    }
+
+    /// On start, before the new build is adopted: loads the kept copy of every build a live
+    /// instance is on (other than the code being started, `starting_hash`), under its recorded
+    /// number, so that pinned instances run on it and diverged ones can still be pinned to it.
+    pub(super) fn load_kept_builds(&mut self, starting_hash: &str) -> Result<(), EngineError> {
+        let Some(kept) = &self.builds.kept else {
+            return Ok(());
+        };
+        let wanted: std::collections::BTreeSet<u32> = self
+            .mirror
+            .live
+            .values()
+            .filter_map(|live| live.record.build)
+            .filter(|build| !self.builds.loaded.contains_key(build))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut warnings = Vec::new();
+        for record in self.store.builds()? {
+            if !wanted.contains(&record.number) || record.content_hash == starting_hash {
+                continue;
+            }
+            match kept.load(&record.content_hash) {
+                Some(Ok(plugin)) => {
+                    self.builds.loaded.insert(record.number, plugin);
+                }
+                Some(Err(error)) => warnings.push(format!(
+                    "build #{} cannot be loaded again: {error}; instances pinned to it cannot resume",
+                    record.number
+                )),
+                // Built in, or its copy was never made or was removed: instances on it are
+                // checked against the new build like any other.
+                None => {}
+            }
+        }
+        for warning in warnings {
+            self.warn(None, warning);
+        }
+        Ok(())
+    }
+
+    /// Removes kept library copies no live instance is on and that are not the active build.
+    pub(super) fn sweep_kept_builds(&mut self) {
+        let Some(kept) = &self.builds.kept else {
+            return;
+        };
+        let mut numbers: std::collections::HashSet<u32> = self
+            .mirror
+            .live
+            .values()
+            .filter_map(|live| live.record.build)
+            .collect();
+        numbers.extend(self.builds.active);
+        let needed = match self.store.builds() {
+            Ok(records) => records
+                .into_iter()
+                .filter(|record| numbers.contains(&record.number))
+                .map(|record| record.content_hash)
+                .collect(),
+            // Without knowing which copies are needed, none is removed.
+            Err(_) => return,
+        };
+        let swept = kept.sweep(&needed);
+        if let Err(error) = swept {
+            self.warn(
+                None,
+                format!("cannot remove library copies no instance needs: {error}"),
+            );
+        }
     }
 }
