@@ -84,7 +84,7 @@ fn versions() -> &'static Versions {
         )
         .unwrap();
         std::fs::create_dir(dir.path().join("src")).unwrap();
-        let mut build = |greeting: &str, before_first_call: &str| {
+        let build = |greeting: &str, before_first_call: &str| {
             let source = SOURCE
                 .replace("{GREETING}", greeting)
                 .replace("{BEFORE_FIRST_CALL}", before_first_call);
