@@ -56,7 +56,7 @@ type ActivityFn = Box<
 ///
 /// ```
 /// # use durable_sdk::{FailureDetails, OrchestrationContext, Registry};
-/// use durable_sdk::protocol::OrchestratorInfo;
+/// use durable_sdk::OrchestratorInfo;
 /// use serde_json::json;
 /// # async fn greet(_ctx: OrchestrationContext, name: String) -> Result<String, FailureDetails> {
 /// #     Ok(name)
