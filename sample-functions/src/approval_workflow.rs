@@ -22,7 +22,10 @@
 
 use crate::durations;
 use durable_sdk::chrono::{DateTime, Utc};
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_any};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry, when_any,
+};
 use serde::{Deserialize, Serialize};
 
 /// The external event that carries the answer.
@@ -137,7 +140,12 @@ pub async fn escalate(
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("ApprovalWorkflow", approval_workflow)
+        .orchestrator_with(
+            "ApprovalWorkflow",
+            approval_workflow,
+            OrchestratorInfo::new("Waits for an \"Approval\" event (raise true/false) raced against a timeout, then escalates (human interaction)")
+                .example(json!({"request":"Buy a bigger server","timeout_hours":72})),
+        )
         .activity("RequestApproval", request_approval)
         .activity("Escalate", escalate)
 }

@@ -20,7 +20,10 @@
 //! (`SerializationError`); N = 0 reports zeros at once.
 
 use crate::order_saga::{FailingStep, Order, OrderOutcome};
-use durable_sdk::{FailureDetails, OrchestrationContext, Registry, SubOrchestrationOptions};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    FailureDetails, OrchestrationContext, OrchestratorInfo, Registry, SubOrchestrationOptions,
+};
 use serde::{Deserialize, Serialize};
 
 /// `BatchOrders`'s output.
@@ -93,5 +96,10 @@ pub async fn batch_orders(
 
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
-    registry.orchestrator("BatchOrders", batch_orders)
+    registry.orchestrator_with(
+            "BatchOrders",
+            batch_orders,
+            OrchestratorInfo::new("Runs N OrderSaga sub-orchestrations at once and counts shipped and failed (every third fails); input N")
+                .example(json!(10)),
+        )
 }

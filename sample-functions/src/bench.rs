@@ -2,7 +2,10 @@
 //! `BenchFanOut` (one orchestration fans out N `Echo` calls, joins them and checks every result)
 //! and `BenchChain` (calls `Echo` 5 times in sequence). `durable-emu bench` drives them.
 
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_all};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry, when_all,
+};
 use serde_json::Value;
 
 /// Activity `Echo`: returns its input unchanged (a no-op, so benchmarks measure the engine).
@@ -42,6 +45,16 @@ pub async fn bench_chain(ctx: OrchestrationContext, start: u64) -> Result<u64, F
 pub fn register(registry: Registry) -> Registry {
     registry
         .activity("Echo", echo)
-        .orchestrator("BenchFanOut", bench_fan_out)
-        .orchestrator("BenchChain", bench_chain)
+        .orchestrator_with(
+            "BenchFanOut",
+            bench_fan_out,
+            OrchestratorInfo::new("Benchmark workload (durable-emu bench): runs N Echo activities in parallel; input N")
+                .example(json!(1000)),
+        )
+        .orchestrator_with(
+            "BenchChain",
+            bench_chain,
+            OrchestratorInfo::new("Benchmark workload (durable-emu bench): calls Echo 5 times in sequence; input a number")
+                .example(json!(1)),
+        )
 }

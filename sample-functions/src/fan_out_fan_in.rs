@@ -19,7 +19,10 @@
 //!   where `when_all` would wait for every task first; a sum that does not fit in 64 bits fails
 //!   with `Overflow` instead of wrapping.
 
-use durable_sdk::{ActivityContext, DurableTask, FailureDetails, OrchestrationContext, Registry};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, DurableTask, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry,
+};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
@@ -67,6 +70,13 @@ pub async fn square(_ctx: ActivityContext, i: u64) -> Result<u64, FailureDetails
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("FanOutFanIn", fan_out_fan_in)
+        .orchestrator_with(
+            "FanOutFanIn",
+            fan_out_fan_in,
+            OrchestratorInfo::new(
+                "Squares 1..=N in parallel and sums them (fan-out/fan-in, with progress); input N",
+            )
+            .example(json!(100)),
+        )
         .activity("Square", square)
 }

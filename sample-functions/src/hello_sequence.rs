@@ -4,7 +4,10 @@
 //! What to look at: each call is scheduled only after the previous one completed, so history
 //! alternates TaskScheduled / TaskCompleted and every episode replays the earlier calls.
 
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry,
+};
 use serde::de::IgnoredAny;
 
 /// The cities greeted, in order.
@@ -35,6 +38,11 @@ pub async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Fa
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("HelloSequence", hello_sequence)
+        .orchestrator_with(
+            "HelloSequence",
+            hello_sequence,
+            OrchestratorInfo::new("Calls SayHello for Tokyo, Seattle and London in turn (function chaining); the input is ignored")
+                .example(json!(null)),
+        )
         .activity("SayHello", say_hello)
 }

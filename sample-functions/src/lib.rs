@@ -75,6 +75,20 @@ mod tests {
             .unwrap()
     }
 
+    /// The UI's start form pre-fills a sample's example and shows its description, so every
+    /// sample has both.
+    #[test]
+    fn every_sample_orchestration_declares_a_description_and_an_example_input() {
+        let manifest = super::registry().manifest("sample-functions", "0", "test");
+        for name in &manifest.orchestrators {
+            let info = manifest.orchestrator_info.get(name);
+            assert!(
+                info.is_some_and(|info| info.description.is_some() && info.example.is_some()),
+                "{name} declares no description or no example: {info:?}"
+            );
+        }
+    }
+
     /// Reproducible samples: what a simulated activity returns depends on its input alone, not on
     /// which instance called it or how often it was delivered.
     #[test]

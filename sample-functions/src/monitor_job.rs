@@ -27,7 +27,10 @@
 
 use crate::durations;
 use durable_sdk::chrono::{DateTime, Utc};
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry,
+};
 use serde::{Deserialize, Serialize};
 
 /// Checks per execution before continuing as new.
@@ -194,7 +197,12 @@ pub async fn check_job_status(
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("MonitorJob", monitor_job)
+        .orchestrator_with(
+            "MonitorJob",
+            monitor_job,
+            OrchestratorInfo::new("Polls a job on a timer until it completes or the deadline passes (monitor, continue-as-new)")
+                .example(json!({"job_id":"job-7","polls_needed":12,"interval_minutes":10,"deadline_hours":24})),
+        )
         .activity("CheckJobStatus", check_job_status)
 }
 

@@ -37,9 +37,10 @@
 
 use crate::process_payment::Payment;
 use durable_sdk::serde_json::Value;
+use durable_sdk::serde_json::json;
 use durable_sdk::{
-    ActivityContext, DurableTask, FailureDetails, OrchestrationContext, Registry, RetryPolicy,
-    TaskError,
+    ActivityContext, DurableTask, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry,
+    RetryPolicy, TaskError,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -289,7 +290,12 @@ pub async fn ship_order(_ctx: ActivityContext, order: Order) -> Result<Shipment,
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("OrderSaga", order_saga)
+        .orchestrator_with(
+            "OrderSaga",
+            order_saga,
+            OrchestratorInfo::new("Pays (via ProcessPayment), reserves and ships an order, undoing done steps on a failure (saga); \"fail_at\" picks a failing step")
+                .example(json!({"order_id":"o-1","amount":49.5})),
+        )
         .activity("ReserveInventory", reserve_inventory)
         .activity("ReleaseInventory", release_inventory)
         .activity("ShipOrder", ship_order)

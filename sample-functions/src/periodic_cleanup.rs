@@ -21,7 +21,10 @@
 
 use crate::durations;
 use durable_sdk::chrono::{DateTime, Utc};
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry,
+};
 use serde::{Deserialize, Serialize};
 
 /// How many stale records the simulated system gathers per hour, for `Cleanup` to remove.
@@ -135,6 +138,11 @@ pub async fn cleanup(
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("PeriodicCleanup", periodic_cleanup)
+        .orchestrator_with(
+            "PeriodicCleanup",
+            periodic_cleanup,
+            OrchestratorInfo::new("Runs a cleanup every interval, continuing as new each time (eternal orchestration)")
+                .example(json!({"iterations":3,"interval_hours":6})),
+        )
         .activity("Cleanup", cleanup)
 }

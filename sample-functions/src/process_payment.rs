@@ -14,7 +14,10 @@
 //! `InvalidAmount`, and history shows a single attempt.
 
 use crate::order_saga::{FailingStep, Order};
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy};
+use durable_sdk::serde_json::json;
+use durable_sdk::{
+    ActivityContext, FailureDetails, OrchestrationContext, OrchestratorInfo, Registry, RetryPolicy,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -86,7 +89,12 @@ pub async fn refund_payment(
 /// Adds this sample's functions to `registry`.
 pub fn register(registry: Registry) -> Registry {
     registry
-        .orchestrator("ProcessPayment", process_payment)
+        .orchestrator_with(
+            "ProcessPayment",
+            process_payment,
+            OrchestratorInfo::new("The payment step of OrderSaga, run by it as a sub-orchestration (ChargeCard with retries); input an order")
+                .example(json!({"order_id":"o-1","amount":49.5})),
+        )
         .activity("ChargeCard", charge_card)
         .activity("RefundPayment", refund_payment)
 }

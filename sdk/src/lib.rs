@@ -113,7 +113,7 @@ pub use failure::{
     TaskError, TaskKind,
 };
 pub use history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
-pub use protocol::LogLevel;
+pub use protocol::{LogLevel, OrchestratorInfo};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use task::{DurableTask, TaskHandle, WhenAll, WhenAny, when_all, when_any};

@@ -10,6 +10,7 @@ use crate::history::{EventKind, HistoryEvent, RuntimeStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One episode's input: the history so far and what is new.
@@ -401,4 +402,66 @@ pub struct Manifest {
     pub orchestrators: Vec<String>,
     /// Registered activity names, sorted.
     pub activities: Vec<String>,
+    /// What the plugin says about its orchestrators (description, example input), by name; only
+    /// those that declared something. Absent from older plugins, so it defaults to empty, and an
+    /// older host ignores it: adding it did not change the ABI version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orchestrator_info: BTreeMap<String, OrchestratorInfo>,
+}
+
+/// What an orchestrator's registration says about it for people: a one-line description and an
+/// example input (the UI's start form pre-fills it). Both optional.
+///
+/// ```
+/// use durable_sdk::protocol::OrchestratorInfo;
+/// use serde_json::json;
+///
+/// let info = OrchestratorInfo::new("Says hello to three cities").example(json!(null));
+/// assert_eq!(info.description.as_deref(), Some("Says hello to three cities"));
+/// assert_eq!(info.example, Some(json!(null)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchestratorInfo {
+    /// One line: what the orchestration does (and, for one that is not meant to be started on its
+    /// own, who starts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An input it runs with. `Some(Value::Null)` is an example too ("start it with null").
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_value"
+    )]
+    pub example: Option<Value>,
+}
+
+/// A present field is `Some`, even when it is `null` (plain `Option` would read `null` as absent,
+/// and lose a null example).
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+impl OrchestratorInfo {
+    /// Info with a description and no example.
+    pub fn new(description: impl Into<String>) -> Self {
+        Self {
+            description: Some(description.into()),
+            example: None,
+        }
+    }
+
+    /// The same info with `example` as its example input.
+    #[must_use]
+    pub fn example(mut self, example: Value) -> Self {
+        self.example = Some(example);
+        self
+    }
+
+    /// Whether it says nothing (then the manifest leaves it out).
+    pub fn is_empty(&self) -> bool {
+        self.description.is_none() && self.example.is_none()
+    }
 }

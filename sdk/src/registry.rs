@@ -10,7 +10,8 @@ use crate::executor::{self, SessionCache};
 use crate::failure::{FailureDetails, SERIALIZATION};
 use crate::panic::catch_panic;
 use crate::protocol::{
-    ActivityOutcome, ActivityRequest, Manifest, OrchestratorRequest, OrchestratorResponse,
+    ActivityOutcome, ActivityRequest, Manifest, OrchestratorInfo, OrchestratorRequest,
+    OrchestratorResponse,
 };
 use futures::future::LocalBoxFuture;
 use serde::Serialize;
@@ -48,9 +49,31 @@ type ActivityFn = Box<
 ///     .activity("SayHello", say_hello);
 /// assert_eq!(registry.orchestrator_names(), ["Greet"]);
 /// ```
+///
+/// An orchestrator can say what it does and what to start it with
+/// ([`Registry::orchestrator_with`]); the host shows both (the UI's start form pre-fills the
+/// example):
+///
+/// ```
+/// # use durable_sdk::{FailureDetails, OrchestrationContext, Registry};
+/// use durable_sdk::OrchestratorInfo;
+/// use serde_json::json;
+/// # async fn greet(_ctx: OrchestrationContext, name: String) -> Result<String, FailureDetails> {
+/// #     Ok(name)
+/// # }
+///
+/// let registry = Registry::new().orchestrator_with(
+///     "Greet",
+///     greet,
+///     OrchestratorInfo::new("Greets someone by name").example(json!("Tokyo")),
+/// );
+/// let manifest = registry.manifest("my-functions", "0.1.0", "build-1");
+/// assert_eq!(manifest.orchestrator_info["Greet"].example, Some(json!("Tokyo")));
+/// ```
 #[derive(Default)]
 pub struct Registry {
     orchestrators: BTreeMap<String, OrchestratorFn>,
+    orchestrator_info: BTreeMap<String, OrchestratorInfo>,
     activities: BTreeMap<String, ActivityFn>,
 }
 
@@ -71,9 +94,9 @@ impl Registry {
 
     /// Registers an orchestrator: an async function of the context and a deserializable input,
     /// returning a serializable output or an error convertible to [`FailureDetails`].
-    /// A later registration under the same name replaces the earlier one.
+    /// A later registration under the same name replaces the earlier one (and its info).
     #[must_use]
-    pub fn orchestrator<F, Fut, I, O, E>(mut self, name: &str, orchestrator: F) -> Self
+    pub fn orchestrator<F, Fut, I, O, E>(self, name: &str, orchestrator: F) -> Self
     where
         F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + 'static,
@@ -81,6 +104,32 @@ impl Registry {
         O: Serialize,
         E: Into<FailureDetails>,
     {
+        self.orchestrator_with(name, orchestrator, OrchestratorInfo::default())
+    }
+
+    /// Registers an orchestrator as [`Registry::orchestrator`] does, with what it says about
+    /// itself: a one-line description and an example input, carried in the [`Manifest`] for the
+    /// host to show (the UI's start form pre-fills the example). The example is not checked
+    /// against the input type here; a wrong one fails the started instance like any bad input.
+    #[must_use]
+    pub fn orchestrator_with<F, Fut, I, O, E>(
+        mut self,
+        name: &str,
+        orchestrator: F,
+        info: OrchestratorInfo,
+    ) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + 'static,
+        I: DeserializeOwned,
+        O: Serialize,
+        E: Into<FailureDetails>,
+    {
+        if info.is_empty() {
+            self.orchestrator_info.remove(name);
+        } else {
+            self.orchestrator_info.insert(name.to_string(), info);
+        }
         let label = name.to_string();
         let erased: OrchestratorFn = Box::new(move |context, input| {
             match decode_input::<I>("orchestrator", &label, input) {
@@ -144,6 +193,7 @@ impl Registry {
             build_id: build_id.to_string(),
             orchestrators: self.orchestrator_names(),
             activities: self.activity_names(),
+            orchestrator_info: self.orchestrator_info.clone(),
         }
     }
 
@@ -214,4 +264,79 @@ fn encode_output<O: Serialize, E: Into<FailureDetails>>(
         )
         .non_retriable()
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn echo(_ctx: OrchestrationContext, input: Value) -> Result<Value, FailureDetails> {
+        Ok(input)
+    }
+
+    #[test]
+    fn the_manifest_carries_each_orchestrators_description_and_example() {
+        let registry = Registry::new()
+            .orchestrator_with(
+                "Described",
+                echo,
+                OrchestratorInfo::new("echoes its input").example(json!({"n": 3})),
+            )
+            .orchestrator_with(
+                "NullExample",
+                echo,
+                OrchestratorInfo::default().example(Value::Null),
+            )
+            .orchestrator("Plain", echo);
+        let manifest = registry.manifest("c", "0.1.0", "b");
+        assert_eq!(
+            manifest.orchestrators,
+            ["Described", "NullExample", "Plain"]
+        );
+        assert_eq!(
+            manifest.orchestrator_info["Described"],
+            OrchestratorInfo {
+                description: Some("echoes its input".into()),
+                example: Some(json!({"n": 3})),
+            }
+        );
+        // A null example is an example, and survives the JSON round trip as one.
+        let decoded: Manifest =
+            serde_json::from_str(&serde_json::to_string(&manifest).unwrap()).unwrap();
+        assert_eq!(decoded, manifest);
+        assert_eq!(
+            decoded.orchestrator_info["NullExample"].example,
+            Some(Value::Null)
+        );
+        assert!(!decoded.orchestrator_info.contains_key("Plain"));
+    }
+
+    #[test]
+    fn a_later_registration_without_info_drops_the_earlier_info() {
+        let registry = Registry::new()
+            .orchestrator_with("Echo", echo, OrchestratorInfo::new("first"))
+            .orchestrator("Echo", echo);
+        assert!(
+            registry
+                .manifest("c", "0.1.0", "b")
+                .orchestrator_info
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_manifest_from_an_older_plugin_without_info_still_decodes() {
+        let older = json!({
+            "crateName": "old", "crateVersion": "0.1.0", "sdkVersion": "0.1.0",
+            "buildId": "b", "orchestrators": ["A"], "activities": []
+        });
+        let manifest: Manifest = serde_json::from_value(older).unwrap();
+        assert_eq!(manifest.orchestrators, ["A"]);
+        assert!(manifest.orchestrator_info.is_empty());
+        // And a manifest with no info writes none, so an older host reads the same fields.
+        let written = serde_json::to_value(&manifest).unwrap();
+        assert!(written.get("orchestratorInfo").is_none());
+    }
 }

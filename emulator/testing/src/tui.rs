@@ -52,7 +52,8 @@ impl Harness {
             ClockKind::Virtual,
             false,
             plugin.manifest.orchestrators.clone(),
-        );
+        )
+        .with_orchestrator_info(plugin.manifest.orchestrator_info.clone());
         let mut harness = Self {
             engine: Some(engine),
             handle,

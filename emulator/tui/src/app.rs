@@ -84,12 +84,17 @@ pub fn run(
         .as_ref()
         .map(|plugin| plugin.manifest.orchestrators.clone())
         .unwrap_or_default();
+    let info = plugin
+        .as_ref()
+        .map(|plugin| plugin.manifest.orchestrator_info.clone())
+        .unwrap_or_default();
     let mut model = Model::new(
         Rect::new(0, 0, size.width, size.height),
         options.clock,
         options.auto_skip,
         orchestrators,
-    );
+    )
+    .with_orchestrator_info(info);
     let stop = Arc::new(AtomicBool::new(false));
     let signals = input_tx.clone();
     if let Err(error) = ctrlc::set_handler(move || {

@@ -19,10 +19,11 @@ use durable_emu_engine::inspect::replay::{CallRow, StepResult};
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
+use durable_sdk::OrchestratorInfo;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use ratatui::layout::Rect;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Build and reload events kept for the builds view.
@@ -616,6 +617,11 @@ pub enum Overlay {
 pub struct StartForm {
     /// Orchestrator names.
     pub names: Vec<String>,
+    /// Per name: what the input starts as when the name is selected (the last input started with
+    /// it in this session, else the example its registration declares, else empty).
+    pub prefills: Vec<String>,
+    /// Per name: its registration's one-line description, if any.
+    pub descriptions: Vec<Option<String>>,
     /// Selected name.
     pub selected: usize,
     /// The input.
@@ -625,6 +631,51 @@ pub struct StartForm {
 }
 
 impl StartForm {
+    /// The form over `names`, with the first selected and its input pre-filled.
+    pub fn new(
+        names: &[String],
+        info: &BTreeMap<String, OrchestratorInfo>,
+        last_inputs: &HashMap<String, String>,
+    ) -> Self {
+        let prefills = names
+            .iter()
+            .map(|name| match last_inputs.get(name) {
+                Some(last) => last.clone(),
+                None => info
+                    .get(name)
+                    .and_then(|info| info.example.as_ref())
+                    .map_or_else(String::new, Value::to_string),
+            })
+            .collect();
+        let descriptions = names
+            .iter()
+            .map(|name| info.get(name).and_then(|info| info.description.clone()))
+            .collect();
+        let mut form = Self {
+            names: names.to_vec(),
+            prefills,
+            descriptions,
+            selected: 0,
+            input: TextInput::default(),
+            editing_input: false,
+        };
+        form.select(0);
+        form
+    }
+
+    /// Selects name `index` and replaces the input with its prefill (the input is only edited
+    /// after choosing a name, so nothing typed is lost).
+    pub fn select(&mut self, index: usize) {
+        self.selected = index;
+        let prefill = self.prefills.get(index).cloned().unwrap_or_default();
+        self.input = TextInput::new(prefill);
+    }
+
+    /// The selected name's description.
+    pub fn description(&self) -> Option<&str> {
+        self.descriptions.get(self.selected)?.as_deref()
+    }
+
     /// The input, parsed, or why it is not JSON.
     pub fn parsed_input(&self) -> Result<Value, String> {
         let text = self.input.text().trim();
@@ -644,14 +695,43 @@ pub struct ForkForm {
     pub target_text: String,
     /// Make it a failure (else a result).
     pub fail: bool,
+    /// Whether a failure is offered (an event completion has no failure form).
+    pub can_fail: bool,
     /// The result (JSON).
     pub result: TextInput,
     /// The failure's error type.
     pub error_type: TextInput,
     /// The failure's message.
     pub message: TextInput,
-    /// Focused field: 0 result / error type, 1 message.
+    /// Focused field: 0 the result/failure toggle (only when `can_fail`), 1 result / error type,
+    /// 2 message.
     pub field: usize,
+}
+
+impl ForkForm {
+    /// The fields Tab visits, in order.
+    pub fn fields(&self) -> &'static [usize] {
+        match (self.can_fail, self.fail) {
+            (false, _) => &[1],
+            (true, false) => &[0, 1],
+            (true, true) => &[0, 1, 2],
+        }
+    }
+
+    /// Moves the focus to the next field (or the previous one).
+    pub fn focus_next(&mut self, forward: bool) {
+        let fields = self.fields();
+        let at = fields
+            .iter()
+            .position(|field| *field == self.field)
+            .unwrap_or(0);
+        let next = if forward {
+            (at + 1) % fields.len()
+        } else {
+            (at + fields.len() - 1) % fields.len()
+        };
+        self.field = fields[next];
+    }
 }
 
 /// Everything the UI knows.
@@ -683,6 +763,11 @@ pub struct Model {
     pub faults: FaultsState,
     /// Orchestrations the active build offers.
     pub orchestrators: Vec<String>,
+    /// What the plugin's registrations say about them (description, example input), by name.
+    pub orchestrator_info: BTreeMap<String, OrchestratorInfo>,
+    /// The last input started with, per orchestration, in this session (the start form's
+    /// prefill, ahead of the example).
+    pub last_inputs: HashMap<String, String>,
     /// The overlay, if any.
     pub overlay: Option<Overlay>,
     /// A message for the status line: (text, is an error).
@@ -787,6 +872,8 @@ impl Model {
             builds: BuildsState::default(),
             faults: FaultsState::default(),
             orchestrators,
+            orchestrator_info: BTreeMap::new(),
+            last_inputs: HashMap::new(),
             overlay: None,
             status: None,
             stale: Stale::all_but_history(),
@@ -794,6 +881,14 @@ impl Model {
             long_episode: None,
             quit: false,
         }
+    }
+
+    /// The same model, knowing what the registrations say about the orchestrations (the
+    /// manifest's `orchestrator_info`).
+    #[must_use]
+    pub fn with_orchestrator_info(mut self, info: BTreeMap<String, OrchestratorInfo>) -> Self {
+        self.orchestrator_info = info;
+        self
     }
 
     /// The selected instance's id.

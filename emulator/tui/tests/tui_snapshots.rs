@@ -6,8 +6,9 @@
 
 use durable_emu_testing::tui::Harness;
 use durable_emu_tui::model::View;
+use durable_emu_tui::msg::Msg;
 use durable_sdk::history::RuntimeStatus;
-use ratatui::crossterm::event::KeyCode;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
@@ -165,6 +166,11 @@ fn start_form_with_invalid_json() {
     let mut ui = samples();
     ui.press(KeyCode::Char('n'));
     ui.press(KeyCode::Tab);
+    // Replace the prefilled example.
+    ui.send(Msg::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
     ui.type_text("{\"order_id\": ");
     snapshot!("start_form", ui.screen());
 }

@@ -9,7 +9,7 @@ use durable_emu_tui::command::Command;
 use durable_emu_tui::model::{Overlay, SortKey, View};
 use durable_emu_tui::msg::Msg;
 use durable_sdk::history::{EventKind, RuntimeStatus};
-use ratatui::crossterm::event::KeyCode;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 
 fn harness() -> Harness {
@@ -54,6 +54,170 @@ fn start_from_the_command_line_selects_the_instance_and_history_follows_it_live(
     assert!(ui.model.overlay.is_none());
 }
 
+fn clear_input(ui: &mut Harness) {
+    ui.send(Msg::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    ui.settle();
+}
+
+fn start_form(ui: &Harness) -> &durable_emu_tui::model::StartForm {
+    match &ui.model.overlay {
+        Some(Overlay::Start(form)) => form,
+        other => panic!("the start form is open, not {other:?}"),
+    }
+}
+
+/// Moves the start form's selection to `name` (the list is sorted, the form opens on the first).
+fn choose(ui: &mut Harness, name: &str) {
+    let form = start_form(ui);
+    let target = form.names.iter().position(|n| n == name).unwrap();
+    let at = form.selected;
+    for _ in at..target {
+        ui.press(KeyCode::Char('j'));
+    }
+    for _ in target..at {
+        ui.press(KeyCode::Char('k'));
+    }
+    assert_eq!(start_form(ui).names[start_form(ui).selected], name);
+}
+
+#[test]
+fn the_start_form_prefills_the_registered_example_and_shows_the_description() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('n'));
+    choose(&mut ui, "HelloSequence");
+    let form = start_form(&ui);
+    assert_eq!(form.input.text(), "null");
+    assert!(form.description().unwrap().contains("Tokyo"));
+    choose(&mut ui, "MonitorJob");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(start_form(&ui).input.text()).unwrap()["job_id"],
+        json!("job-7")
+    );
+    choose(&mut ui, "ProcessPayment");
+    assert!(start_form(&ui).description().unwrap().contains("OrderSaga"));
+    choose(&mut ui, "BenchChain");
+    assert!(start_form(&ui).description().unwrap().contains("Benchmark"));
+    choose(&mut ui, "HelloSequence");
+    ui.press(KeyCode::Enter); // to the input
+    ui.press(KeyCode::Enter); // starts with the example as is
+    assert!(ui.commands.contains(&Command::Start {
+        name: "HelloSequence".into(),
+        input: json!(null)
+    }));
+}
+
+#[test]
+fn the_start_form_remembers_the_last_input_started_per_orchestration() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('n'));
+    choose(&mut ui, "FanOutFanIn");
+    ui.press(KeyCode::Enter);
+    clear_input(&mut ui);
+    ui.type_text("7");
+    ui.press(KeyCode::Enter);
+    assert!(ui.commands.contains(&Command::Start {
+        name: "FanOutFanIn".into(),
+        input: json!(7)
+    }));
+    ui.press(KeyCode::Char('n'));
+    choose(&mut ui, "FanOutFanIn");
+    assert_eq!(
+        start_form(&ui).input.text(),
+        "7",
+        "the last input, not the example"
+    );
+    choose(&mut ui, "BatchOrders");
+    assert_eq!(
+        start_form(&ui).input.text(),
+        "10",
+        "others keep their example"
+    );
+}
+
+#[test]
+fn the_fork_form_opens_on_the_toggle_with_the_original_result_and_space_toggles_only_there() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.select("hello");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    ui.press(KeyCode::Char('g'));
+    ui.press(KeyCode::Char('e'));
+    let fork = |ui: &Harness| match &ui.model.overlay {
+        Some(Overlay::Fork(form)) => form.clone(),
+        other => panic!("the fork form is open, not {other:?}"),
+    };
+    let form = fork(&ui);
+    assert!(form.can_fail && !form.fail);
+    assert_eq!(form.field, 0, "focus starts on the result/failure toggle");
+    assert_eq!(form.result.text(), r#""Hello Tokyo!""#);
+    ui.press(KeyCode::Char(' '));
+    assert!(fork(&ui).fail, "Space on the toggle makes it a failure");
+    ui.press(KeyCode::Tab); // to the error type
+    let before = fork(&ui).error_type.text().to_string();
+    ui.press(KeyCode::Char(' '));
+    let form = fork(&ui);
+    assert!(form.fail, "Space in a text field does not toggle");
+    assert_eq!(form.error_type.text(), format!("{before} "));
+}
+
+#[test]
+fn the_fork_form_offers_no_failure_for_an_event() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "r", "timeout_hours": 72}),
+        "approval",
+    );
+    ui.wait_until("the approval to wait", |model| {
+        model.instances.rows.contains_key("approval")
+    });
+    ui.handle
+        .raise_event("approval", "Approval", json!(true))
+        .unwrap();
+    ui.select("approval");
+    ui.wait_until("the approval to complete", |model| {
+        model
+            .selected()
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    ui.press(KeyCode::Char('g'));
+    // Step past RequestApproval's completion to the event's.
+    for _ in 0..30 {
+        ui.press(KeyCode::Char('e'));
+        match &ui.model.overlay {
+            Some(Overlay::Fork(form)) if !form.target_text.contains("EventRaised") => {
+                ui.press(KeyCode::Esc);
+                ui.press(KeyCode::Char('l'));
+            }
+            _ => break,
+        }
+    }
+    let Some(Overlay::Fork(form)) = &ui.model.overlay else {
+        panic!("the fork form is open: {:?}", ui.model.status);
+    };
+    assert!(
+        form.target_text.contains("EventRaised"),
+        "{}",
+        form.target_text
+    );
+    assert!(!form.can_fail && !form.fail);
+    assert_eq!(form.field, 1, "the payload is the only field");
+    assert_eq!(form.result.text(), "true", "the original payload");
+    ui.press(KeyCode::Char(' '));
+    ui.press(KeyCode::Tab);
+    let Some(Overlay::Fork(form)) = &ui.model.overlay else {
+        panic!("the fork form stays open");
+    };
+    assert!(!form.fail, "nothing makes an event a failure");
+    assert_eq!(form.field, 1);
+}
+
 #[test]
 fn the_start_form_validates_json_before_submitting() {
     let mut ui = harness();
@@ -70,6 +234,7 @@ fn the_start_form_validates_json_before_submitting() {
         ui.press(KeyCode::Char('j'));
     }
     ui.press(KeyCode::Enter); // to the input
+    clear_input(&mut ui); // drop the prefilled example
     ui.type_text("{oops");
     ui.press(KeyCode::Enter);
     assert!(
@@ -394,8 +559,7 @@ fn a_fork_from_a_step_runs_live_and_an_edited_completion_changes_its_outcome() {
     }
     ui.press(KeyCode::Char('e'));
     assert!(matches!(ui.model.overlay, Some(Overlay::Fork(_))));
-    ui.press(KeyCode::BackTab); // to "becomes"
-    ui.press(KeyCode::Char(' ')); // a failure
+    ui.press(KeyCode::Char(' ')); // the form opens on "becomes": a failure
     ui.press(KeyCode::Enter);
     ui.wait_until("the edited fork", |model| {
         model

@@ -40,12 +40,11 @@ pub(super) fn open_start_form(model: &mut Model) {
         model.status = Some(("no functions are loaded, so nothing can start".into(), true));
         return;
     }
-    model.overlay = Some(Overlay::Start(StartForm {
-        names: model.orchestrators.clone(),
-        selected: 0,
-        input: TextInput::default(),
-        editing_input: false,
-    }));
+    model.overlay = Some(Overlay::Start(StartForm::new(
+        &model.orchestrators,
+        &model.orchestrator_info,
+        &model.last_inputs,
+    )));
 }
 
 // ----- actions ----------------------------------------------------------------------------------

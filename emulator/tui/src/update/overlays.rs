@@ -101,14 +101,19 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             KeyCode::Enter => match form.parsed_input() {
                 Ok(input) => {
                     let name = form.names.get(form.selected).cloned().unwrap_or_default();
+                    model
+                        .last_inputs
+                        .insert(name.clone(), form.input.text().to_string());
                     out.push(Command::Start { name, input });
                     None
                 }
                 Err(_) => Some(Overlay::Start(form)),
             },
             code if !form.editing_input => {
-                if let Some(next) = moved(code, form.selected, form.names.len(), 10) {
-                    form.selected = next;
+                if let Some(next) = moved(code, form.selected, form.names.len(), 10)
+                    && next != form.selected
+                {
+                    form.select(next);
                 }
                 Some(Overlay::Start(form))
             }
@@ -154,15 +159,16 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
         Overlay::Fork(mut form) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Tab | KeyCode::Down => {
-                form.field = (form.field + 1) % if form.fail { 3 } else { 2 };
+                form.focus_next(true);
                 Some(Overlay::Fork(form))
             }
             KeyCode::BackTab | KeyCode::Up => {
-                let count = if form.fail { 3 } else { 2 };
-                form.field = (form.field + count - 1) % count;
+                form.focus_next(false);
                 Some(Overlay::Fork(form))
             }
-            KeyCode::Char(' ') if form.field == 0 => {
+            KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right
+                if form.field == 0 && form.can_fail =>
+            {
                 form.fail = !form.fail;
                 Some(Overlay::Fork(form))
             }

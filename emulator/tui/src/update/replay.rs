@@ -154,6 +154,7 @@ pub(super) fn open_fork_form(model: &mut Model) {
         return;
     };
     let event = &stepper.events[target];
+    let can_fail = !matches!(event.kind, EventKind::EventRaised { .. });
     let (result, failure) = match &event.kind {
         EventKind::TaskCompleted { result, .. }
         | EventKind::SubOrchestrationInstanceCompleted { result, .. } => (result.to_string(), None),
@@ -187,6 +188,7 @@ pub(super) fn open_fork_form(model: &mut Model) {
         target,
         target_text: format!("{} {name} (event {target})", event.kind.type_name()),
         fail: failure.is_some(),
+        can_fail,
         result: TextInput::new(result),
         error_type: TextInput::new(
             failure
@@ -202,7 +204,8 @@ pub(super) fn open_fork_form(model: &mut Model) {
                     failure.error_message.clone()
                 }),
         ),
-        field: 1,
+        // On the toggle, so Space toggles as the form says; an event has no toggle.
+        field: if can_fail { 0 } else { 1 },
     }));
 }
 

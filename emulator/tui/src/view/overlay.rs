@@ -57,41 +57,39 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Paragraph::new(shown).block(block), area);
         }
         Overlay::Start(form) => {
-            let area = centered(body, 70, 16);
+            let area = centered(body, 70, 17);
             let block = boxed(theme, "Start an orchestration");
             let inner = block.inner(area);
             frame.render_widget(Clear, area);
             frame.render_widget(block, area);
             let width = usize::from(inner.width);
-            let mut lines = vec![Line::from(Span::styled(
+            let mut lines = vec![caption(
+                theme,
                 "Orchestration (j/k, Enter or Tab to the input):",
-                if form.editing_input {
-                    theme.dim()
-                } else {
-                    theme.accent()
-                },
-            ))];
-            let list_room = usize::from(inner.height).saturating_sub(6).max(1);
+                !form.editing_input,
+            )];
+            let list_room = usize::from(inner.height).saturating_sub(7).max(1);
             let first = form.selected.saturating_sub(list_room - 1);
             for (index, name) in form.names.iter().enumerate().skip(first).take(list_room) {
-                let style = if index == form.selected {
-                    theme.selected()
+                let (mark, style) = if index == form.selected {
+                    ("  ▸ ", theme.selected())
                 } else {
-                    theme.text()
+                    ("    ", theme.text())
                 };
                 lines.push(Line::from(Span::styled(
-                    fit(&format!("  {name}"), width),
+                    fit(&format!("{mark}{name}"), width),
                     style,
                 )));
             }
             lines.push(Line::from(Span::styled(
-                "Input (JSON; empty means null):",
-                if form.editing_input {
-                    theme.accent()
-                } else {
-                    theme.dim()
-                },
+                fit(form.description().unwrap_or(""), width),
+                theme.dim(),
             )));
+            lines.push(caption(
+                theme,
+                "Input (JSON; empty means null):",
+                form.editing_input,
+            ));
             lines.push(input_line(theme, &form.input, form.editing_input, width));
             lines.push(match form.parsed_input() {
                 Ok(_) => Line::from(Span::styled(
@@ -110,38 +108,42 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Clear, area);
             frame.render_widget(block, area);
             let width = usize::from(inner.width);
-            let focus = |field: usize| {
-                if form.field == field {
-                    theme.accent()
-                } else {
-                    theme.dim()
-                }
-            };
-            let mut lines = vec![
-                Line::from(Span::styled(
-                    fit(&format!("edits {}", form.target_text), width),
-                    theme.text(),
-                )),
-                Line::from(vec![
-                    Span::styled("becomes: ", focus(0)),
-                    Span::styled(
-                        if form.fail {
-                            "[ ] a result  [x] a failure"
-                        } else {
-                            "[x] a result  [ ] a failure"
-                        },
-                        focus(0),
-                    ),
-                    Span::styled("  (Space toggles)", theme.dim()),
-                ]),
-            ];
+            let label = |text: &str, field: usize| caption(theme, text, form.field == field);
+            let mut lines = vec![Line::from(Span::styled(
+                fit(&format!("edits {}", form.target_text), width),
+                theme.text(),
+            ))];
+            if form.can_fail {
+                let mut toggle = label("becomes: ", 0);
+                toggle.spans.push(Span::styled(
+                    if form.fail {
+                        "[ ] a result  [x] a failure"
+                    } else {
+                        "[x] a result  [ ] a failure"
+                    },
+                    if form.field == 0 {
+                        theme.accent()
+                    } else {
+                        theme.dim()
+                    },
+                ));
+                toggle
+                    .spans
+                    .push(Span::styled("  (Space toggles)", theme.dim()));
+                lines.push(toggle);
+            } else {
+                lines.push(Line::from(Span::styled(
+                    "  becomes: another payload (an event cannot fail)",
+                    theme.dim(),
+                )));
+            }
             if form.fail {
-                lines.push(Line::from(Span::styled("error type:", focus(1))));
+                lines.push(label("error type:", 1));
                 lines.push(input_line(theme, &form.error_type, form.field == 1, width));
-                lines.push(Line::from(Span::styled("message:", focus(2))));
+                lines.push(label("message:", 2));
                 lines.push(input_line(theme, &form.message, form.field == 2, width));
             } else {
-                lines.push(Line::from(Span::styled("result (JSON):", focus(1))));
+                lines.push(label("result (JSON):", 1));
                 lines.push(input_line(theme, &form.result, form.field == 1, width));
             }
             lines.push(Line::from(Span::styled(
@@ -161,13 +163,16 @@ fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm
     frame.render_widget(Clear, area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
-    let caption_width = 15;
+    let caption_width = 17;
     let mut lines: Vec<Line<'_>> = fields
         .iter()
         .map(|field| {
             let focused = *field == form.field;
             let caption = Span::styled(
-                fit(field.caption(), caption_width),
+                fit(
+                    &format!("{}{}", if focused { "▸ " } else { "  " }, field.caption()),
+                    caption_width,
+                ),
                 if focused { theme.accent() } else { theme.dim() },
             );
             match form.input(*field) {
@@ -210,6 +215,15 @@ fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm
         theme.dim(),
     )));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A field's caption, marked `▸` when focused (bold alone does not show on every terminal).
+fn caption<'a>(theme: &Theme, text: &str, focused: bool) -> Line<'a> {
+    if focused {
+        Line::from(Span::styled(format!("▸ {text}"), theme.accent()))
+    } else {
+        Line::from(Span::styled(format!("  {text}"), theme.dim()))
+    }
 }
 
 fn boxed<'a>(theme: &Theme, title: &str) -> Block<'a> {
