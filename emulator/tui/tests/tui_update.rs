@@ -858,10 +858,10 @@ fn the_stepper_replays_with_the_build_that_recorded_the_instance() {
     let recorded = ui.handle.instance("hello").unwrap().unwrap().build;
     assert!(recorded.is_some());
     // A hot reload makes another build active; the stepper still asks for the recorded one.
-    let reloaded = ui
-        .handle
-        .load_build(durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap())
-        .unwrap();
+    // (Another content hash: a build with the same content keeps its number.)
+    let mut changed = durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap();
+    changed.content_hash = format!("{}-changed", changed.content_hash);
+    let reloaded = ui.handle.load_build(changed).unwrap();
     assert_ne!(Some(reloaded), recorded);
     ui.settle();
     ui.select("hello");
