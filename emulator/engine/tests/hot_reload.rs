@@ -8,100 +8,21 @@ use durable_emu_engine::cargo_build::BuildOptions;
 use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
+use durable_emu_testing::functions_crate::{FunctionsCrate, e2e_build_options};
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::CallKind;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
 fn build_options() -> BuildOptions {
-    BuildOptions {
-        target_dir: Some(workspace_root().join("target").join("e2e")),
-        ..BuildOptions::default()
-    }
+    e2e_build_options()
 }
 
-/// The functions crate under edit. `{GREETING}` is the activity's greeting; `{BEFORE_FIRST_CALL}`
-/// is code inserted before the orchestrator's first durable call.
-const SOURCE: &str = r#"
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
-use std::time::Duration;
-
-async fn greet(_ctx: ActivityContext, name: String) -> Result<String, FailureDetails> {
-    Ok(format!("{GREETING} {name}"))
-}
-
-async fn flow(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, FailureDetails> {
-    {BEFORE_FIRST_CALL}
-    let first: String = ctx.call_activity("Greet", "one").await?;
-    let _go: bool = ctx.wait_for_external_event("Continue").await?;
-    let second: String = ctx.call_activity("Greet", "two").await?;
-    Ok(vec![first, second])
-}
-
-fn registry() -> Registry {
-    let _ = Duration::from_secs(1);
-    Registry::new().orchestrator("Flow", flow).activity("Greet", greet)
-}
-
-durable_sdk::export_plugin!(registry);
-"#;
-
-struct FunctionsCrate {
-    dir: tempfile::TempDir,
-}
-
-impl FunctionsCrate {
-    /// `name` must differ between tests: they share a target directory, where a crate's library
-    /// path depends only on its name.
-    fn new(name: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sdk = workspace_root().join("sdk");
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-                 [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ndurable-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-                sdk.display().to_string(),
-            ),
-        )
-        .unwrap();
-        // The workspace's lock keeps dependency versions (and compiled artifacts) shared.
-        std::fs::copy(
-            workspace_root().join("Cargo.lock"),
-            dir.path().join("Cargo.lock"),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        let functions = Self { dir };
-        functions.write("GREETING", "");
-        functions
-    }
-
-    fn write(&self, greeting: &str, before_first_call: &str) {
-        let source = SOURCE
-            .replace("{GREETING}", greeting)
-            .replace("{BEFORE_FIRST_CALL}", before_first_call);
-        std::fs::write(self.dir.path().join("src/lib.rs"), source).unwrap();
-    }
-
-    fn write_raw(&self, source: &str) {
-        std::fs::write(self.dir.path().join("src/lib.rs"), source).unwrap();
-    }
-
-    fn target(&self) -> Target {
-        Target::Crate(self.dir.path().to_path_buf())
-    }
+/// The functions crate under edit, seen as a hot-reload target.
+fn target(functions: &FunctionsCrate) -> Target {
+    Target::Crate(functions.path().to_path_buf())
 }
 
 fn next_event(
@@ -166,7 +87,7 @@ fn finish(handle: &EngineHandle, id: &str) -> Value {
 #[test]
 fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     let functions = FunctionsCrate::new("reload-edits");
-    let first = load_once(&functions.target(), &build_options(), &mut |_| {}).unwrap();
+    let first = load_once(&target(&functions), &build_options(), &mut |_| {}).unwrap();
     let first_hash = first.content_hash.clone();
     let engine = Engine::start(EngineConfig {
         auto_skip: true,
@@ -176,7 +97,7 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     let handle = engine.handle();
     let mut events = handle.subscribe();
     let _watcher = Watcher::start(
-        functions.target(),
+        target(&functions),
         WatchOptions {
             build: build_options(),
             debounce: Duration::from_millis(300),
@@ -322,8 +243,7 @@ fn a_deleted_or_broken_library_file_is_reported_and_the_session_goes_on() {
     let functions = FunctionsCrate::new("reload-library-file");
     functions.write("SALUT", "");
     let built =
-        durable_emu_engine::cargo_build::build_cdylib(functions.dir.path(), &build_options())
-            .unwrap();
+        durable_emu_engine::cargo_build::build_cdylib(functions.path(), &build_options()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libfunctions.so");
     std::fs::copy(&built, &library).unwrap();

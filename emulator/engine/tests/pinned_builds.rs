@@ -7,55 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use durable_emu_engine::DbLocation;
-use durable_emu_engine::cargo_build::{BuildOptions, build_cdylib};
 use durable_emu_engine::engine::{Engine, EngineConfig, EngineError, EngineHandle, WireKind};
 use durable_emu_engine::plugin::LoadedPlugin;
+use durable_emu_testing::functions_crate::{FunctionsCrate, TIMER_BEFORE_FIRST_CALL};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
-fn build_options() -> BuildOptions {
-    BuildOptions {
-        target_dir: Some(workspace_root().join("target").join("e2e")),
-        ..BuildOptions::default()
-    }
-}
-
-/// `{GREETING}` is the activity's greeting; `{BEFORE_FIRST_CALL}` is code inserted before the
-/// orchestrator's first durable call (a timer there makes old histories diverge).
-const SOURCE: &str = r#"
-use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
-use std::time::Duration;
-
-async fn greet(_ctx: ActivityContext, name: String) -> Result<String, FailureDetails> {
-    Ok(format!("{GREETING} {name}"))
-}
-
-async fn flow(ctx: OrchestrationContext, _input: ()) -> Result<Vec<String>, FailureDetails> {
-    {BEFORE_FIRST_CALL}
-    let first: String = ctx.call_activity("Greet", "one").await?;
-    let _go: bool = ctx.wait_for_external_event("Continue").await?;
-    let second: String = ctx.call_activity("Greet", "two").await?;
-    Ok(vec![first, second])
-}
-
-fn registry() -> Registry {
-    let _ = Duration::from_secs(1);
-    Registry::new().orchestrator("Flow", flow).activity("Greet", greet)
-}
-
-durable_sdk::export_plugin!(registry);
-"#;
 
 /// The two versions' library bytes: `OLD`, and `NEW` with a timer before the first call.
 struct Versions {
@@ -67,35 +26,11 @@ struct Versions {
 fn versions() -> &'static Versions {
     static VERSIONS: OnceLock<Versions> = OnceLock::new();
     VERSIONS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let sdk = workspace_root().join("sdk");
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"pinned-builds\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-                 [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ndurable-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-                sdk.display().to_string(),
-            ),
-        )
-        .unwrap();
-        std::fs::copy(
-            workspace_root().join("Cargo.lock"),
-            dir.path().join("Cargo.lock"),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("src")).unwrap();
-        let build = |greeting: &str, before_first_call: &str| {
-            let source = SOURCE
-                .replace("{GREETING}", greeting)
-                .replace("{BEFORE_FIRST_CALL}", before_first_call);
-            std::fs::write(dir.path().join("src/lib.rs"), source).unwrap();
-            std::fs::read(build_cdylib(dir.path(), &build_options()).unwrap()).unwrap()
-        };
-        let old = build("OLD", "");
-        let new = build(
-            "NEW",
-            "ctx.create_timer_after(Duration::from_secs(60)).await?;",
-        );
+        let functions = FunctionsCrate::new("pinned-builds");
+        functions.write("OLD", "");
+        let old = functions.build_bytes();
+        functions.write("NEW", TIMER_BEFORE_FIRST_CALL);
+        let new = functions.build_bytes();
         Versions { old, new }
     })
 }

@@ -5,6 +5,8 @@
 //!   re-exported: the SDK's own tests use it too, and the SDK cannot depend on this crate);
 //! - [`engine`]: an in-memory engine with the built-in samples, and the helpers engine tests
 //!   repeat (start and wait, the history of an instance);
+//! - [`functions_crate`]: a real function crate in a temporary directory, built by cargo in
+//!   versions (hot reload, pinned builds);
 //! - `tui` (feature `tui`): the UI harness, the model driven by scripted keys with the real engine
 //!   behind the executor.
 //!
@@ -14,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engine;
+pub mod functions_crate;
 #[cfg(feature = "tui")]
 pub mod tui;
 
