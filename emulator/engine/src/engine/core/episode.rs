@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
 use durable_sdk::ffi::PluginHandle;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
-use durable_sdk::protocol::{Action, ActionKind, OrchestratorRequest, OrchestratorResponse};
+use durable_sdk::protocol::{
+    Action, ActionKind, LogLevel, LogLine, OrchestratorRequest, OrchestratorResponse,
+};
 use serde_json::Value;
 
 /// An episode ready to run: the request the executor answers, and what recording it needs.
@@ -233,6 +235,9 @@ impl Core {
         }
         for warning in response.warnings {
             self.warn(Some(&instance_id), warning);
+        }
+        for line in &response.logs {
+            log_orchestrator_line(&instance_id, &name, line);
         }
         Ok(Some(RecordedEpisode {
             instance_id,
@@ -631,5 +636,30 @@ impl Core {
             .retain(|timer| timer.instance_id != instance_id);
         self.store.clear_work_and_timers(instance_id)?;
         Ok(())
+    }
+}
+
+/// An orchestrator's replay-safe log line (`ctx.log_*`), recorded episode by episode, goes to the
+/// process's log (the UI's log view and rolling file; stderr from `warn` up for `run` and
+/// `serve`) under the target `durable_emu::orchestration`, with its instance and orchestration.
+fn log_orchestrator_line(instance_id: &str, name: &str, line: &LogLine) {
+    let message = &line.message;
+    match line.level {
+        LogLevel::Debug => tracing::debug!(
+            target: "durable_emu::orchestration",
+            instance = instance_id, orchestration = name, "{message}"
+        ),
+        LogLevel::Info => tracing::info!(
+            target: "durable_emu::orchestration",
+            instance = instance_id, orchestration = name, "{message}"
+        ),
+        LogLevel::Warn => tracing::warn!(
+            target: "durable_emu::orchestration",
+            instance = instance_id, orchestration = name, "{message}"
+        ),
+        LogLevel::Error => tracing::error!(
+            target: "durable_emu::orchestration",
+            instance = instance_id, orchestration = name, "{message}"
+        ),
     }
 }
