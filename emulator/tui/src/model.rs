@@ -239,6 +239,9 @@ pub struct Instances {
     pub counting: HashSet<String>,
     /// The selected instance (kept across re-sorting).
     pub selected_id: Option<String>,
+    /// An instance to select once its row exists: the answer to a start can arrive before the
+    /// event that creates its row (they travel on different threads).
+    pub wanted: Option<String>,
     /// `visible` must be rebuilt.
     pub dirty: bool,
 }
@@ -312,6 +315,13 @@ impl Instances {
         }
         self.visible = visible;
         self.dirty = false;
+        if let Some(wanted) = self.wanted.take() {
+            if self.visible.iter().any(|(visible, _)| *visible == wanted) {
+                self.selected_id = Some(wanted);
+            } else {
+                self.wanted = Some(wanted);
+            }
+        }
         self.selected = self
             .selected_id
             .as_ref()

@@ -986,3 +986,30 @@ fn progress_is_known_for_rows_read_from_the_store_as_after_a_restart() {
         model.instances.rows["hello"].progress() == Some((3, 3))
     });
 }
+
+#[test]
+fn a_started_instance_is_selected_even_when_its_row_arrives_after_the_answer() {
+    use durable_emu_tui::msg::Outcome;
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "first");
+    ui.wait_until("the first row", |model| {
+        model.instances.rows.contains_key("first")
+    });
+    // The start's answer overtakes the event that creates the row (they travel on different
+    // threads): the engine has the instance, the model has no row for it yet.
+    ui.handle
+        .start_orchestration("HelloSequence", json!(null), Some("second".into()))
+        .unwrap();
+    ui.send(Msg::Done(Outcome::Started {
+        label: "start".into(),
+        result: Ok("second".into()),
+    }));
+    // A tick (and a redraw) before the event: the list is rebuilt without the new row.
+    ui.send(Msg::Tick);
+    ui.screen();
+    ui.settle();
+    ui.wait_until("the second row", |model| {
+        model.instances.rows.contains_key("second")
+    });
+    assert_eq!(ui.model.selected_id(), Some("second"));
+}

@@ -370,7 +370,8 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                 if label.starts_with("fork") {
                     model.view = View::History;
                 }
-                model.instances.selected_id = Some(id);
+                model.instances.selected_id = Some(id.clone());
+                model.instances.wanted = Some(id);
                 model.instances.dirty = true;
                 model.stale.mark(Part::Instances);
             }

@@ -52,4 +52,6 @@ pub(super) fn select_instance(model: &mut Model, position: usize) {
     let instances = &mut model.instances;
     instances.selected = position;
     instances.selected_id = instances.visible.get(position).map(|(id, _)| id.clone());
+    // The user chose: an instance still waited for no longer takes the selection.
+    instances.wanted = None;
 }
