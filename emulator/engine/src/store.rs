@@ -1039,6 +1039,26 @@ impl Store {
         Ok(())
     }
 
+    /// Outstanding work with deliveries that never finished, by (instance, execution, task id).
+    pub fn work_deliveries(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, String, i32), u32>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT instance_id, execution_id, task_id, deliveries FROM activity_work WHERE deliveries > 0",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                (
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i32>(2)?,
+                ),
+                row.get::<_, u32>(3)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Adds `starts` unfinished deliveries to outstanding work; returns the new total (0 if the
     /// work is no longer outstanding).
     pub fn add_work_deliveries(

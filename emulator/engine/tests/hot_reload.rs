@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use durable_emu_engine::cargo_build::BuildOptions;
-use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent};
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
-use durable_emu_testing::functions_crate::{FunctionsCrate, e2e_build_options};
+use durable_emu_testing::functions_crate::{
+    FunctionsCrate, e2e_build_options, finish, wait_until_waiting_for_continue,
+};
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::CallKind;
 use serde_json::{Value, json};
@@ -53,35 +55,6 @@ fn wait_for_load(events: &mut Receiver<EngineEvent>) -> u32 {
         Some(EngineEvent::BuildLoaded { number, .. }) => number,
         other => panic!("expected a new build, got {other:?}"),
     }
-}
-
-fn wait_until_waiting_for_continue(handle: &EngineHandle, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let history = handle.history(id).unwrap();
-        let completed = history
-            .last()
-            .unwrap()
-            .events
-            .iter()
-            .filter(|event| event.kind.type_name() == "TaskCompleted")
-            .count();
-        if completed == 1 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{id} never reached its wait");
-}
-
-fn finish(handle: &EngineHandle, id: &str) -> Value {
-    handle.raise_event(id, "Continue", json!(true)).unwrap();
-    let record = handle
-        .wait_until_terminal(id, Duration::from_secs(30))
-        .unwrap()
-        .expect("the instance finishes");
-    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
-    record.output
 }
 
 #[test]

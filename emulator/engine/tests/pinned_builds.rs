@@ -7,14 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use durable_emu_engine::DbLocation;
-use durable_emu_engine::engine::{Engine, EngineConfig, EngineError, EngineHandle, WireKind};
+use durable_emu_engine::engine::{Engine, EngineConfig, EngineError, WireKind};
 use durable_emu_engine::plugin::LoadedPlugin;
-use durable_emu_testing::functions_crate::{FunctionsCrate, TIMER_BEFORE_FIRST_CALL};
+use durable_emu_testing::functions_crate::{
+    FunctionsCrate, TIMER_BEFORE_FIRST_CALL, finish, wait_until_waiting_for_continue,
+};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The two versions' library bytes: `OLD`, and `NEW` with a timer before the first call.
 struct Versions {
@@ -97,35 +99,6 @@ impl Place {
 
 fn hash_of(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
-}
-
-fn wait_until_waiting_for_continue(handle: &EngineHandle, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let history = handle.history(id).unwrap();
-        let completed = history
-            .last()
-            .unwrap()
-            .events
-            .iter()
-            .filter(|event| event.kind.type_name() == "TaskCompleted")
-            .count();
-        if completed == 1 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{id} never reached its wait");
-}
-
-fn finish(handle: &EngineHandle, id: &str) -> Value {
-    handle.raise_event(id, "Continue", json!(true)).unwrap();
-    let record = handle
-        .wait_until_terminal(id, Duration::from_secs(30))
-        .unwrap()
-        .expect("the instance finishes");
-    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
-    record.output
 }
 
 /// Starts `Flow` instances on the old version, waits for them to reach their wait, and loads the

@@ -5,7 +5,11 @@
 //! old histories diverge (a timer before the first call).
 
 use durable_emu_engine::cargo_build::{BuildOptions, build_cdylib};
+use durable_emu_engine::engine::EngineHandle;
+use durable_sdk::history::RuntimeStatus;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The repository's root (this crate is `emulator/testing`).
 pub fn workspace_root() -> PathBuf {
@@ -110,4 +114,35 @@ impl FunctionsCrate {
         let library = build_cdylib(self.path(), &e2e_build_options()).expect("the crate builds");
         std::fs::read(library).expect("the library is readable")
     }
+}
+
+/// Waits until a `Flow` instance has its first greeting and waits for `Continue`.
+pub fn wait_until_waiting_for_continue(handle: &EngineHandle, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let history = handle.history(id).unwrap();
+        let completed = history
+            .last()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|event| event.kind.type_name() == "TaskCompleted")
+            .count();
+        if completed == 1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{id} never reached its wait");
+}
+
+/// Raises `Continue` on a `Flow` instance and returns its output once it completed.
+pub fn finish(handle: &EngineHandle, id: &str) -> Value {
+    handle.raise_event(id, "Continue", json!(true)).unwrap();
+    let record = handle
+        .wait_until_terminal(id, Duration::from_secs(30))
+        .unwrap()
+        .expect("the instance finishes");
+    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
+    record.output
 }

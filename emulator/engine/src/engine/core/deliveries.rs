@@ -183,15 +183,29 @@ impl Core {
     /// its durable counter; one that reached the limit fails (non-retriable, so the orchestration
     /// can catch it), the rest are redelivered with their delivery number.
     pub(super) fn recover_work(&mut self, starts: &Starts) -> Result<(), EngineError> {
+        // One read of the stored counts; a write only where the journal adds starts (a restart
+        // after a fan-out would otherwise cost one UPDATE per outstanding activity).
+        let stored = self.store.work_deliveries()?;
         for work in self.store.work()? {
             let key = work_key(&work);
             let started = starts.activities.get(&key).copied().unwrap_or(0);
-            let unfinished = self.store.add_work_deliveries(
-                &work.instance_id,
-                &work.execution_id,
-                work.task_id,
-                started,
-            )?;
+            let unfinished = if started > 0 {
+                self.store.add_work_deliveries(
+                    &work.instance_id,
+                    &work.execution_id,
+                    work.task_id,
+                    started,
+                )?
+            } else {
+                stored
+                    .get(&(
+                        work.instance_id.clone(),
+                        work.execution_id.clone(),
+                        work.task_id,
+                    ))
+                    .copied()
+                    .unwrap_or(0)
+            };
             let what = format!("activity '{}' (#{})", work.name, work.task_id);
             if unfinished >= self.limits.max_deliveries {
                 self.store
