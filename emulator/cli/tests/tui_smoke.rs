@@ -1,6 +1,5 @@
 //! Smoke test of the real binary in a real terminal (docs/architecture.md#tests-in-layers): tmux
-//! runs
-//! `durable-emu` with the built-in samples; the test types like a user and reads the screen.
+//! runs `durable-emu` with the built-in samples; the test types like a user and reads the screen.
 //! Starts `HelloSequence` and sees it complete in the history view, fast-forwards
 //! `ApprovalWorkflow` to `Escalated`, and quits cleanly (exit code 0).
 //!
@@ -9,124 +8,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod binary_support;
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "smoke"])
-    }
-
-    fn keys(&self, literal: &str) {
-        self.run(&["send-keys", "-t", "smoke", "-l", literal]);
-    }
-
-    fn key(&self, name: &str) {
-        self.run(&["send-keys", "-t", "smoke", name]);
-    }
-
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
-
-fn wait_for_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if text.ends_with('\n') {
-                return text;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{} never appeared: the UI did not exit", path.display());
-}
+use binary_support::tmux::{self, Tmux, line_with};
 
 #[test]
 fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
-    if !tmux_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing on CI; .ci/run installs it"
-        );
-        eprintln!("skipped: tmux is not installed");
+    if !tmux::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let exit_file = dir.path().join("exit-code");
     let script = format!(
         "'{}' --db state.db; echo $? > '{}'",
-        env!("CARGO_BIN_EXE_durable-emu"),
+        binary_support::binary(),
         exit_file.display()
     );
-    let tmux = Tmux {
-        socket: format!("durable-emu-smoke-{}", std::process::id()),
-    };
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "smoke",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-c",
-        dir.path().to_str().unwrap(),
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let tmux = Tmux::start("smoke", 100, 30, dir.path(), &script);
     tmux.wait_for("the instances view", |screen| {
         screen.contains("1 Instances") && screen.contains("no instances yet")
     });
 
-    tmux.keys(":start HelloSequence");
-    tmux.key("Enter");
+    tmux.command("start HelloSequence");
     tmux.wait_for("HelloSequence to complete", |screen| {
-        screen
-            .lines()
-            .any(|line| line.contains("HelloSequence") && line.contains("Completed"))
+        line_with(screen, &["HelloSequence", "Completed"]).is_some()
     });
     tmux.key("Enter");
     tmux.wait_for("the history view", |screen| {
@@ -134,19 +39,13 @@ fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
     });
 
     tmux.key("1");
-    tmux.keys(r#":start ApprovalWorkflow {"request":"smoke","timeout_hours":72}"#);
-    tmux.key("Enter");
+    tmux.command(r#"start ApprovalWorkflow {"request":"smoke","timeout_hours":72}"#);
     tmux.wait_for("the approval to wait", |screen| {
-        screen
-            .lines()
-            .any(|line| line.contains("ApprovalWorkflow") && line.contains("Running"))
+        line_with(screen, &["ApprovalWorkflow", "Running"]).is_some()
     });
-    tmux.keys(":advance 3d");
-    tmux.key("Enter");
+    tmux.command("advance 3d");
     tmux.wait_for("the approval to end", |screen| {
-        screen
-            .lines()
-            .any(|line| line.contains("ApprovalWorkflow") && line.contains("Completed"))
+        line_with(screen, &["ApprovalWorkflow", "Completed"]).is_some()
     });
     tmux.key("Enter");
     tmux.wait_for("Escalated in its history", |screen| {
@@ -154,8 +53,8 @@ fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
     });
 
     tmux.key("q");
-    let code = wait_for_file(&exit_file);
-    assert_eq!(code.trim(), "0", "the UI exits with 0");
+    let code = tmux::wait_for_exit_code(&exit_file);
+    assert_eq!(code, "0", "the UI exits with 0");
     assert!(
         dir.path().join(".durable-emu/logs").is_dir(),
         "logs go to .durable-emu/logs/"
