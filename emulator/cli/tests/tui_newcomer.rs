@@ -1,0 +1,128 @@
+//! A newcomer's first session, at 80x24, in a real terminal (tmux) on the real binary with the
+//! built-in samples: every sample is started from the start form with the example input it
+//! declares and seen to complete (time moved on where a sample waits on durable timers); an
+//! `ApprovalWorkflow` is answered through `r`; a `PeriodicCleanup` fast-forwarded three days runs
+//! its cleanup every 6 hours, 12 times; a failure's full text opens from the Errors view.
+//!
+//! Needs tmux (`.ci/run` installs it); skipped without it except under CI. Timeouts are generous:
+//! CI has two cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binary_support;
+
+use binary_support::tmux::{self, Tmux, line_with};
+
+/// Every orchestration the samples register, in the start form's order, with what the newcomer
+/// does after starting it: `None` waits for it to complete; `Some(command)` moves time first.
+const SAMPLES: [(&str, Option<&str>); 9] = [
+    ("BatchOrders", None),
+    ("BenchChain", None),
+    ("BenchFanOut", None),
+    ("FanOutFanIn", None),
+    ("HelloSequence", None),
+    ("MonitorJob", Some("advance 3h")),
+    ("OrderSaga", None),
+    ("PeriodicCleanup", Some("advance 1d")),
+    ("ProcessPayment", None),
+];
+
+/// Opens the start form, moves its selection to `name`, and starts it with the pre-filled input.
+fn start_from_form(tmux: &Tmux, name: &str) {
+    tmux.key("1");
+    tmux.key("n");
+    tmux.wait_for("the start form", |screen| {
+        screen.contains("Start an orchestration")
+    });
+    let marker = format!("▸ {name}");
+    for _ in 0..20 {
+        if tmux.screen().contains(&marker) {
+            break;
+        }
+        tmux.key("Down");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tmux.wait_for(&format!("{name} selected in the form"), |screen| {
+        screen.contains(&marker)
+    });
+    tmux.key("Enter");
+    tmux.wait_for("the input focused", |screen| {
+        screen.contains("▸ Input")
+    });
+    tmux.key("Enter");
+    tmux.wait_for(&format!("{name} started and selected"), |screen| {
+        !screen.contains("Start an orchestration")
+            && screen.contains(&format!("start {name}: started"))
+    });
+}
+
+/// Opens the selected instance's history and waits for the header to say `status`.
+fn history_shows(tmux: &Tmux, name: &str, status: &str) -> String {
+    tmux.key("2");
+    tmux.wait_for(&format!("{name} {status} in its history"), |screen| {
+        line_with(screen, &[status, name]).is_some()
+    })
+}
+
+#[test]
+fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_and_reads_a_failure()
+{
+    if !tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exit_file = dir.path().join("exit-code");
+    let script = format!(
+        "'{}' --db state.db; echo $? > '{}'",
+        binary_support::binary(),
+        exit_file.display()
+    );
+    let tmux = Tmux::start("newcomer", 80, 24, dir.path(), &script);
+    tmux.wait_for("the instances view", |screen| {
+        screen.contains("no instances yet")
+    });
+
+    for (name, move_time) in SAMPLES {
+        start_from_form(&tmux, name);
+        if let Some(command) = move_time {
+            tmux.command(command);
+        }
+        history_shows(&tmux, name, "Completed");
+    }
+
+    // ApprovalWorkflow waits for a person: the raise form offers the event it waits for.
+    start_from_form(&tmux, "ApprovalWorkflow");
+    history_shows(&tmux, "ApprovalWorkflow", "Running");
+    tmux.key("r");
+    tmux.wait_for("the raise form naming Approval", |screen| {
+        screen.contains("Approval")
+    });
+    tmux.keys("true");
+    tmux.key("Enter");
+    let screen = history_shows(&tmux, "ApprovalWorkflow", "Completed");
+    assert!(screen.contains("Approved"), "approved:\n{screen}");
+
+    // PeriodicCleanup every 6 hours for 12 runs: three days of virtual time run them all.
+    tmux.key("1");
+    tmux.command(r#"start PeriodicCleanup {"iterations":12,"interval_hours":6}"#);
+    tmux.command("advance 3d");
+    let screen = history_shows(&tmux, "PeriodicCleanup", "Completed");
+    assert!(screen.contains(r#""runs":12"#), "12 runs:\n{screen}");
+
+    // A failure's full text: BatchOrders fails every third order.
+    tmux.key("1");
+    tmux.key("/");
+    tmux.keys("Failed");
+    tmux.key("Enter");
+    tmux.wait_for("a failed instance", |screen| {
+        line_with(screen, &["Failed"]).is_some()
+    });
+    tmux.key("5");
+    tmux.wait_for("the errors view", |screen| screen.contains("Failed"));
+    tmux.key("Enter");
+    tmux.wait_for("the full failure", |screen| screen.contains("line"));
+
+    tmux.key("Escape");
+    tmux.key("q");
+    assert_eq!(tmux::wait_for_exit_code(&exit_file), "0", "the UI exits with 0");
+}
