@@ -46,9 +46,7 @@ fn start_from_form(tmux: &Tmux, name: &str) {
         screen.contains(&marker)
     });
     tmux.key("Enter");
-    tmux.wait_for("the input focused", |screen| {
-        screen.contains("▸ Input")
-    });
+    tmux.wait_for("the input focused", |screen| screen.contains("▸ Input"));
     tmux.key("Enter");
     tmux.wait_for(&format!("{name} started and selected"), |screen| {
         !screen.contains("Start an orchestration")
@@ -124,5 +122,9 @@ fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_an
 
     tmux.key("Escape");
     tmux.key("q");
-    assert_eq!(tmux::wait_for_exit_code(&exit_file), "0", "the UI exits with 0");
+    assert_eq!(
+        tmux::wait_for_exit_code(&exit_file),
+        "0",
+        "the UI exits with 0"
+    );
 }

@@ -1013,3 +1013,47 @@ fn a_started_instance_is_selected_even_when_its_row_arrives_after_the_answer() {
     });
     assert_eq!(ui.model.selected_id(), Some("second"));
 }
+
+#[test]
+fn a_followed_history_that_moves_to_a_shorter_execution_fills_the_page_from_the_top() {
+    let mut ui = Harness::new(100, 10);
+    ui.command(r#"start PeriodicCleanup {"iterations":1,"interval_hours":1}"#);
+    ui.wait_until("the cleanup to wait on its timer", |model| {
+        model
+            .selected()
+            .is_some_and(|row| row.name == "PeriodicCleanup")
+    });
+    ui.press(KeyCode::Enter);
+    ui.wait_until("the first execution's timer in the history", |model| {
+        model.history.as_ref().is_some_and(|history| {
+            history
+                .events()
+                .iter()
+                .any(|event| matches!(event.kind, EventKind::TimerCreated { .. }))
+        })
+    });
+    ui.settle();
+    let first = ui.model.history.as_ref().unwrap();
+    assert!(
+        first.offset > 0,
+        "the long first execution ({} events) scrolled to follow",
+        first.events().len()
+    );
+    ui.command("advance 1h");
+    ui.wait_until("the last execution shown", |model| {
+        model.history.as_ref().is_some_and(|history| {
+            history.execution == 1
+                && history
+                    .events()
+                    .iter()
+                    .any(|event| matches!(event.kind, EventKind::ExecutionCompleted { .. }))
+        })
+    });
+    let last = ui.model.history.as_ref().unwrap();
+    assert_eq!(
+        last.offset,
+        0,
+        "{} events fit the page; none may hide above it",
+        last.events().len()
+    );
+}

@@ -192,8 +192,14 @@ pub(super) fn keep_in_view(model: &mut Model) {
         instances.offset,
         page(View::Instances, area),
     );
+    instances.offset = instances.offset.min(filled_from(
+        instances.visible.len(),
+        page(View::Instances, area),
+    ));
     if let Some(history) = &mut model.history {
-        history.offset = scroll_to(history.selected, history.offset, page(View::History, area));
+        let height = page(View::History, area);
+        history.offset = scroll_to(history.selected, history.offset, height)
+            .min(filled_from(history.events().len(), height));
     }
     let clock = &mut model.clock;
     clock.selected = clock.selected.min(clock.timers.len().saturating_sub(1));
@@ -205,6 +211,13 @@ pub(super) fn keep_in_view(model: &mut Model) {
         let cursor = stepper.step.saturating_sub(1);
         stepper.offset = scroll_to(cursor, stepper.offset, page(View::Replay, area));
     }
+}
+
+/// The largest offset that still fills a page of `height` rows from a list of `len`: a list that
+/// shrank (a new execution after continue-as-new, a filter) must not leave its last row alone at
+/// the top of an empty page.
+fn filled_from(len: usize, height: usize) -> usize {
+    len.saturating_sub(height.max(1))
 }
 
 // ----- keys -------------------------------------------------------------------------------------
