@@ -95,12 +95,17 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
             None => (keys::hint(model.view).to_string(), theme.dim()),
         },
     };
-    let room = usize::from(area.width).saturating_sub(clock.chars().count());
+    // `? help` is never cut: it is how a new user finds every other key.
+    let help = keys::HELP_HINT;
+    let room = usize::from(area.width)
+        .saturating_sub(clock.chars().count())
+        .saturating_sub(help.chars().count());
     let text = durable_emu_engine::inspect::rows::truncate(&text, room);
     let pad = room.saturating_sub(text.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
         Span::raw(" ".repeat(pad)),
+        Span::styled(help, theme.accent()),
         Span::styled(clock, theme.accent()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
