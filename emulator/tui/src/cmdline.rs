@@ -333,15 +333,10 @@ pub fn complete(text: &str, candidates: &Candidates) -> Completion {
         0 => Completion::Nothing(format!("no {what} starts with '{word}'")),
         1 => Completion::One(format!("{head}{} ", options[0])),
         _ => {
-            let common = common_prefix(&options);
-            // Keep what was typed when the matches agree on no more than it (case may differ).
-            let word = if common.chars().count() > word.chars().count() {
-                common
-            } else {
-                word.to_string()
-            };
+            // Every option starts with the word (without case), so their common prefix is at
+            // least as long: the word as the names spell it, extended as far as they agree.
             Completion::Many {
-                text: format!("{head}{word}"),
+                text: format!("{head}{}", common_prefix(&options)),
                 options,
             }
         }
