@@ -289,14 +289,16 @@ pub fn complete(text: &str, candidates: &Candidates) -> Completion {
         [command] => match command.to_ascii_lowercase().as_str() {
             "start" | "s" => (
                 "orchestration",
-                candidates.orchestrations.iter().map(String::as_str).collect(),
+                candidates
+                    .orchestrations
+                    .iter()
+                    .map(String::as_str)
+                    .collect(),
             ),
-            "raise" | "r" | "terminate" | "kill" | "suspend" | "resume" | "restart" | "purge" => {
-                (
-                    "instance",
-                    candidates.instances.iter().map(String::as_str).collect(),
-                )
-            }
+            "raise" | "r" | "terminate" | "kill" | "suspend" | "resume" | "restart" | "purge" => (
+                "instance",
+                candidates.instances.iter().map(String::as_str).collect(),
+            ),
             "view" | "v" => {
                 owned = View::ALL
                     .iter()
@@ -354,10 +356,7 @@ fn common_prefix(options: &[String]) -> String {
             .char_indices()
             .zip(option.chars())
             .find(|((_, a), b)| !a.eq_ignore_ascii_case(b))
-            .map_or_else(
-                || first.len().min(option.len()),
-                |((index, _), _)| index,
-            );
+            .map_or_else(|| first.len().min(option.len()), |((index, _), _)| index);
         end = end.min(shared);
     }
     first[..end].to_string()

@@ -42,3 +42,34 @@ pub fn hint(view: View) -> &'static str {
         View::Faults => "a add · t on/off · d remove · :fault RULE",
     }
 }
+
+/// The view's hint cut to `room` columns between two keys (whole hints only, never half a word).
+pub fn hint_within(view: View, room: usize) -> String {
+    let mut text = String::new();
+    for part in hint(view).split(" · ") {
+        let extra = if text.is_empty() { 0 } else { 3 } + part.chars().count();
+        if text.chars().count() + extra > room {
+            break;
+        }
+        if !text.is_empty() {
+            text.push_str(" · ");
+        }
+        text.push_str(part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_cut_between_keys_never_inside_one() {
+        assert_eq!(
+            hint_within(View::Clock, 100),
+            "n next timer · a auto-skip · + advance"
+        );
+        assert_eq!(hint_within(View::Clock, 30), "n next timer · a auto-skip");
+        assert_eq!(hint_within(View::Clock, 5), "");
+    }
+}

@@ -1052,7 +1052,11 @@ fn slash_opens_an_empty_filter_esc_puts_the_old_one_back_and_enter_applies_the_n
     assert_eq!(visible_ids(&ui), ["hello"], "applied as typed");
     ui.press(KeyCode::Esc);
     assert_eq!(ui.model.instances.filter, "approv");
-    assert_eq!(visible_ids(&ui), ["approval"], "Esc restores the old filter");
+    assert_eq!(
+        visible_ids(&ui),
+        ["approval"],
+        "Esc restores the old filter"
+    );
     ui.press(KeyCode::Char('/'));
     ui.type_text("hello");
     ui.press(KeyCode::Enter);
@@ -1087,7 +1091,11 @@ fn instance_actions_refuse_when_the_filter_hides_every_row_instead_of_acting_on_
             KeyCode::Char(key),
             KeyModifiers::NONE,
         )));
-        assert!(ui.model.overlay.is_none(), "{key} opened {:?}", ui.model.overlay);
+        assert!(
+            ui.model.overlay.is_none(),
+            "{key} opened {:?}",
+            ui.model.overlay
+        );
         let (message, error) = ui.model.status.clone().unwrap();
         assert!(
             error && message.contains("hides every instance"),
@@ -1208,7 +1216,10 @@ fn sub_orchestrations_hang_under_their_parent_with_tee_and_corner_glyphs() {
         "the last child is a corner and nothing continues below it"
     );
     let screen = ui.screen();
-    assert!(screen.contains("├ OrderSaga") && screen.contains("└ OrderSaga"), "{screen}");
+    assert!(
+        screen.contains("├ OrderSaga") && screen.contains("└ OrderSaga"),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -1245,7 +1256,10 @@ fn the_fan_out_view_says_when_the_execution_has_no_fan_out_and_what_shows_one() 
     ui.select("hello");
     ui.press(KeyCode::Char('4'));
     ui.wait_until("the history", |model| {
-        model.history.as_ref().is_some_and(|history| !history.loading)
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
     });
     ui.settle();
     assert!(ui.model.derived.fanout.is_empty());
@@ -1313,7 +1327,13 @@ fn the_timeline_has_a_legend_and_marks_failures_without_colour_under_no_color() 
     }
     assert_eq!(marks, failed, "one mark per failed bar");
     let legend: String = (0..80).map(|x| buffer[(x, 22)].symbol()).collect();
-    for what in ["activity", "timer", "sub-orchestration", "still open", "✗ failed"] {
+    for what in [
+        "activity",
+        "timer",
+        "sub-orchestration",
+        "still open",
+        "✗ failed",
+    ] {
         assert!(legend.contains(what), "{legend}");
     }
 }
