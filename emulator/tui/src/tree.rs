@@ -18,8 +18,8 @@ pub fn prefixes(depths: &[u8]) -> Vec<String> {
         let depth = usize::from(*depth);
         if depth > 0 {
             let mut prefix = String::with_capacity(depth * 4);
-            for level in 1..depth {
-                prefix.push_str(if open[level] { "│ " } else { "  " });
+            for ancestor_continues in &open[1..depth] {
+                prefix.push_str(if *ancestor_continues { "│ " } else { "  " });
             }
             prefix.push_str(if open[depth] { "├ " } else { "└ " });
             out[index] = prefix;
