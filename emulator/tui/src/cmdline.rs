@@ -1,6 +1,8 @@
 //! The `:` command line: every action as text (`:start OrderSaga {"order_id":"o1","amount":5}`,
 //! `:advance 3d`, `:raise Approval true`). Parsing is pure; `update` decides what each action
-//! does (and asks before destructive ones).
+//! does (and asks before destructive ones). Also pure here: Tab completion of command names and
+//! of the word a command takes ([`complete`], over [`Candidates`] the caller gathers) and the
+//! session's history of entered commands ([`History`], walked with Up/Down).
 
 use crate::model::{SortKey, View};
 use durable_emu_engine::clock::parse_duration;
@@ -216,6 +218,220 @@ pub fn parse(text: &str, is_instance: impl Fn(&str) -> bool) -> Result<Action, S
     })
 }
 
+// ----- completion -------------------------------------------------------------------------------
+
+/// The command names Tab completes (each command's main spelling, as [`COMMANDS`] lists them).
+pub const COMMAND_NAMES: [&str; 18] = [
+    "start",
+    "raise",
+    "terminate",
+    "suspend",
+    "resume",
+    "restart",
+    "purge",
+    "advance",
+    "next",
+    "autoskip",
+    "fork",
+    "fault",
+    "faults",
+    "view",
+    "filter",
+    "sort",
+    "help",
+    "quit",
+];
+
+/// The words Tab can complete a command's argument with, gathered by the caller from what the UI
+/// knows (the loaded build's orchestrations, the listed instances).
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    /// Orchestration names (for `start`).
+    pub orchestrations: Vec<String>,
+    /// Instance ids (for `raise`, `terminate`, `suspend`, `resume`, `restart`, `purge`).
+    pub instances: Vec<String>,
+}
+
+/// What Tab did to the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Nothing to complete here: why, for the status line.
+    Nothing(String),
+    /// One match: the whole line with the word completed and a space after it.
+    One(String),
+    /// Several matches: the line with the word extended as far as they agree, and the matches.
+    Many {
+        /// The line.
+        text: String,
+        /// Every match, sorted.
+        options: Vec<String>,
+    },
+}
+
+/// Completes the last word of `text` (the command line without the `:`): a command name while the
+/// first word is typed, else the argument the command takes (an orchestration name for `start`,
+/// an instance id for the lifecycle commands and `raise`, a view, a sort key, on/off).
+pub fn complete(text: &str, candidates: &Candidates) -> Completion {
+    let start = text.len() - text.trim_start().len();
+    let after_space = text
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map(|(at, c)| at + c.len_utf8());
+    let (head, word) = match after_space {
+        Some(end) if end > start => (&text[..end], &text[end..]),
+        _ => (&text[..start], &text[start..]),
+    };
+    let before: Vec<&str> = head.split_whitespace().collect();
+    let owned: Vec<String>;
+    let (what, words): (&str, Vec<&str>) = match before.as_slice() {
+        [] => ("command", COMMAND_NAMES.to_vec()),
+        [command] => match command.to_ascii_lowercase().as_str() {
+            "start" | "s" => (
+                "orchestration",
+                candidates
+                    .orchestrations
+                    .iter()
+                    .map(String::as_str)
+                    .collect(),
+            ),
+            "raise" | "r" | "terminate" | "kill" | "suspend" | "resume" | "restart" | "purge" => (
+                "instance",
+                candidates.instances.iter().map(String::as_str).collect(),
+            ),
+            "view" | "v" => {
+                owned = View::ALL
+                    .iter()
+                    .map(|view| view.title().to_ascii_lowercase())
+                    .collect();
+                ("view", owned.iter().map(String::as_str).collect())
+            }
+            "sort" => ("sort key", vec!["created", "name", "status", "updated"]),
+            "autoskip" | "auto-skip" => ("switch", vec!["on", "off"]),
+            other => {
+                return Completion::Nothing(if COMMAND_NAMES.contains(&other) {
+                    format!("nothing to complete after {other}")
+                } else {
+                    format!("unknown command '{other}' (:help lists them)")
+                });
+            }
+        },
+        [command, ..] => {
+            return Completion::Nothing(format!(
+                "nothing to complete there: {command} completes only its first word"
+            ));
+        }
+    };
+    let lower = word.to_ascii_lowercase();
+    let mut options: Vec<String> = words
+        .into_iter()
+        .filter(|candidate| candidate.to_ascii_lowercase().starts_with(&lower))
+        .map(str::to_string)
+        .collect();
+    options.sort();
+    options.dedup();
+    match options.len() {
+        0 if word.is_empty() => Completion::Nothing(format!("no {what} to complete with")),
+        0 => Completion::Nothing(format!("no {what} starts with '{word}'")),
+        1 => Completion::One(format!("{head}{} ", options[0])),
+        _ => {
+            // Every option starts with the word (without case), so their common prefix is at
+            // least as long: the word as the names spell it, extended as far as they agree.
+            Completion::Many {
+                text: format!("{head}{}", common_prefix(&options)),
+                options,
+            }
+        }
+    }
+}
+
+/// The longest prefix every option shares, compared without case, spelled as the first has it.
+fn common_prefix(options: &[String]) -> String {
+    let Some(first) = options.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for option in &options[1..] {
+        let shared = first
+            .char_indices()
+            .zip(option.chars())
+            .find(|((_, a), b)| !a.eq_ignore_ascii_case(b))
+            .map_or_else(|| first.len().min(option.len()), |((index, _), _)| index);
+        end = end.min(shared);
+    }
+    first[..end].to_string()
+}
+
+// ----- history ----------------------------------------------------------------------------------
+
+/// Commands kept for Up/Down: enough for a session, bounded so a long one cannot grow it forever.
+pub const HISTORY_CAPACITY: usize = 200;
+
+/// The commands entered this session, oldest first, and where Up/Down are in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    entries: Vec<String>,
+    /// The entry shown while walking (`None`: the line being typed).
+    at: Option<usize>,
+    /// The line being typed when Up was first pressed (Down past the newest entry brings it back).
+    draft: String,
+}
+
+impl History {
+    /// Remembers an entered command (not twice in a row) and ends any walk.
+    pub fn push(&mut self, line: &str) {
+        let line = line.trim();
+        if !line.is_empty() && self.entries.last().map(String::as_str) != Some(line) {
+            if self.entries.len() == HISTORY_CAPACITY {
+                self.entries.remove(0);
+            }
+            self.entries.push(line.to_string());
+        }
+        self.reset();
+    }
+
+    /// Ends a walk (the line was entered or closed).
+    pub fn reset(&mut self) {
+        self.at = None;
+        self.draft.clear();
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> &[String] {
+        &self.entries
+    }
+
+    /// Up: the entry before the one shown (the newest, from the line being typed, which is kept);
+    /// `None` when there is nothing older.
+    pub fn older(&mut self, typed: &str) -> Option<&str> {
+        let next = match self.at {
+            None => {
+                if self.entries.is_empty() {
+                    return None;
+                }
+                self.draft = typed.to_string();
+                self.entries.len() - 1
+            }
+            Some(0) => return None,
+            Some(at) => at - 1,
+        };
+        self.at = Some(next);
+        self.entries.get(next).map(String::as_str)
+    }
+
+    /// Down: the entry after the one shown, then the line that was being typed; `None` when not
+    /// walking.
+    pub fn newer(&mut self) -> Option<String> {
+        let at = self.at?;
+        if at + 1 < self.entries.len() {
+            self.at = Some(at + 1);
+            return self.entries.get(at + 1).cloned();
+        }
+        self.at = None;
+        Some(std::mem::take(&mut self.draft))
+    }
+}
+
 fn split_word(text: &str) -> (&str, &str) {
     let text = text.trim();
     match text.find(char::is_whitespace) {
@@ -306,6 +522,122 @@ mod tests {
         let error = parse_known("fault activity=A,attempts=3-1,timeout").unwrap_err();
         assert!(error.contains("`attempts`"), "{error}");
         assert_eq!(parse_known("faults"), Ok(Action::View(View::Faults)));
+    }
+
+    fn candidates() -> Candidates {
+        Candidates {
+            orchestrations: vec![
+                "FanOutFanIn".into(),
+                "HelloSequence".into(),
+                "OrderSaga".into(),
+                "OrderSagaV2".into(),
+            ],
+            instances: vec!["abc123".into(), "abd999".into()],
+        }
+    }
+
+    #[test]
+    fn tab_completes_a_command_name_then_the_word_it_takes() {
+        let known = candidates();
+        assert_eq!(complete("sta", &known), Completion::One("start ".into()));
+        assert_eq!(
+            complete("start hel", &known),
+            Completion::One("start HelloSequence ".into())
+        );
+        assert_eq!(
+            complete("purge abc", &known),
+            Completion::One("purge abc123 ".into())
+        );
+        assert_eq!(
+            complete("view time", &known),
+            Completion::One("view timeline ".into())
+        );
+        assert_eq!(
+            complete("  autoskip o", &known),
+            Completion::Many {
+                text: "  autoskip o".into(),
+                options: vec!["off".into(), "on".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn several_matches_extend_the_word_as_far_as_they_agree_and_are_listed() {
+        let known = candidates();
+        assert_eq!(
+            complete("start ord", &known),
+            Completion::Many {
+                text: "start OrderSaga".into(),
+                options: vec!["OrderSaga".into(), "OrderSagaV2".into()]
+            }
+        );
+        assert_eq!(
+            complete("re", &known),
+            Completion::Many {
+                text: "res".into(),
+                options: vec!["restart".into(), "resume".into()]
+            }
+        );
+        assert_eq!(
+            complete("terminate ab", &known),
+            Completion::Many {
+                text: "terminate ab".into(),
+                options: vec!["abc123".into(), "abd999".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn tab_with_nothing_to_complete_says_why_and_changes_nothing() {
+        let known = candidates();
+        let Completion::Nothing(why) = complete("start Zed", &known) else {
+            panic!("no match");
+        };
+        assert!(why.contains("no orchestration starts with 'Zed'"), "{why}");
+        let Completion::Nothing(why) = complete("advance 9", &known) else {
+            panic!("advance takes a duration, not a name");
+        };
+        assert!(why.contains("advance"), "{why}");
+        let Completion::Nothing(why) = complete("start HelloSequence nu", &known) else {
+            panic!("the input is not completed");
+        };
+        assert!(why.contains("first word"), "{why}");
+    }
+
+    #[test]
+    fn up_walks_back_through_entered_commands_and_down_returns_to_the_typed_line() {
+        let mut history = History::default();
+        assert_eq!(history.older("x"), None, "nothing entered yet");
+        history.push("start HelloSequence");
+        history.push("advance 1h");
+        history.push("advance 1h");
+        history.push("   ");
+        assert_eq!(history.entries(), ["start HelloSequence", "advance 1h"]);
+        assert_eq!(history.older("sor"), Some("advance 1h"));
+        assert_eq!(history.older("ignored"), Some("start HelloSequence"));
+        assert_eq!(history.older("ignored"), None, "the oldest stays");
+        assert_eq!(history.newer().as_deref(), Some("advance 1h"));
+        assert_eq!(history.newer().as_deref(), Some("sor"), "the draft is back");
+        assert_eq!(history.newer(), None, "not walking any more");
+    }
+
+    #[test]
+    fn history_keeps_at_most_its_capacity_dropping_the_oldest() {
+        let mut history = History::default();
+        for index in 0..=HISTORY_CAPACITY {
+            history.push(&format!("advance {index}m"));
+        }
+        assert_eq!(history.entries().len(), HISTORY_CAPACITY);
+        assert_eq!(history.entries()[0], "advance 1m");
+    }
+
+    #[test]
+    fn every_command_name_is_a_command_the_parser_knows() {
+        for name in COMMAND_NAMES {
+            if let Err(error) = parse(name, |_| false) {
+                assert!(!error.contains("unknown command"), "{name}: {error}");
+            }
+        }
     }
 
     #[test]

@@ -176,6 +176,18 @@ use Scope::{Global, In, Instance};
 
 const DERIVED: &[View] = &[View::Timeline, View::FanOut, View::Errors];
 
+/// Where `n` starts an orchestration: everywhere but the Clock view, where it is the next timer.
+const START_VIEWS: &[View] = &[
+    View::Instances,
+    View::History,
+    View::Timeline,
+    View::FanOut,
+    View::Errors,
+    View::Replay,
+    View::Builds,
+    View::Faults,
+];
+
 /// Every binding, in help order: global ones, then each view's, then the instance actions.
 pub const KEYMAP: &[Binding] = &[
     bind(&[Char('?')], Global, A::Help, "?", "this help"),
@@ -407,14 +419,15 @@ pub const KEYMAP: &[Binding] = &[
         "j k",
         "select a rule",
     ),
-    // The selected instance.
+    // Every view but the clock's.
     bind(
         &[Char('n')],
-        Instance,
+        In(START_VIEWS),
         A::Start,
         "n",
         "start an orchestration (name + JSON input)",
     ),
+    // The selected instance.
     bind(
         &[Char('r')],
         Instance,
@@ -470,6 +483,10 @@ pub const KEYMAP: &[Binding] = &[
 /// global bindings).
 pub const NOTES: &[(&str, &str)] = &[
     ("Esc", "close an overlay"),
+    (
+        ": then Tab, ↑ ↓",
+        "complete a command or name / walk earlier commands",
+    ),
     (
         "mouse",
         "click selects, wheel scrolls, click a tab to switch",

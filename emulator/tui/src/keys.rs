@@ -25,17 +25,51 @@ pub fn view_keys(view: View) -> Vec<(&'static str, &'static str)> {
     })
 }
 
-/// A one-line hint for the status bar.
+/// The footer's help key, drawn beside the clock whatever the width and whatever the status line
+/// says (so it is not part of [`hint`]).
+pub const HELP_HINT: &str = " ? help ";
+
+/// A one-line hint for the status bar, most useful keys first (it is cut at the right when the
+/// terminal is narrow).
 pub fn hint(view: View) -> &'static str {
     match view {
-        View::Instances => {
-            "Enter history · n start · / filter · s sort · : command · ? help · q quit"
+        View::Instances => "Enter open · n start · / filter · s sort · : command · q quit",
+        View::History => "Enter JSON · h/l execution · f follow · F replay · n start",
+        View::Timeline | View::FanOut | View::Errors => "j/k scroll · Tab views · n start",
+        View::Replay => "h/l step · g/G ends · f fork · e edit+fork",
+        View::Clock => "n next timer · a auto-skip · + advance",
+        View::Builds => "j/k scroll logs · n start",
+        View::Faults => "a add · t on/off · d remove · :fault RULE",
+    }
+}
+
+/// The view's hint cut to `room` columns between two keys (whole hints only, never half a word).
+pub fn hint_within(view: View, room: usize) -> String {
+    let mut text = String::new();
+    for part in hint(view).split(" · ") {
+        let extra = if text.is_empty() { 0 } else { 3 } + part.chars().count();
+        if text.chars().count() + extra > room {
+            break;
         }
-        View::History => "Enter JSON · h/l execution · f follow · F replay · ? help",
-        View::Timeline | View::FanOut | View::Errors => "j/k scroll · Tab views · ? help",
-        View::Replay => "h/l step · g/G ends · f fork · e edit+fork · ? help",
-        View::Clock => "n next timer · a auto-skip · + advance · ? help",
-        View::Builds => "j/k scroll logs · ? help",
-        View::Faults => "a add · t on/off · d remove · :fault RULE · ? help",
+        if !text.is_empty() {
+            text.push_str(" · ");
+        }
+        text.push_str(part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_cut_between_keys_never_inside_one() {
+        assert_eq!(
+            hint_within(View::Clock, 100),
+            "n next timer · a auto-skip · + advance"
+        );
+        assert_eq!(hint_within(View::Clock, 30), "n next timer · a auto-skip");
+        assert_eq!(hint_within(View::Clock, 5), "");
     }
 }

@@ -70,6 +70,9 @@ pub fn tab_positions(area: Rect) -> Vec<(u16, u16, View)> {
 /// Lines under the fault rules for the selected rule in full.
 pub const FAULT_DETAIL_HEIGHT: u16 = 7;
 
+/// Lines under the timeline's bars for its legend.
+pub const TIMELINE_LEGEND_HEIGHT: u16 = 1;
+
 /// Lines above the list in each view (headers, summaries).
 fn header_lines(view: View) -> u16 {
     match view {
@@ -96,6 +99,8 @@ pub fn list_area(view: View, body: Rect) -> Rect {
             list = logs;
         }
         View::Faults => list.height = list.height.saturating_sub(FAULT_DETAIL_HEIGHT),
+        // The legend's line, under the bars.
+        View::Timeline => list.height = list.height.saturating_sub(TIMELINE_LEGEND_HEIGHT),
         _ => {}
     }
     list

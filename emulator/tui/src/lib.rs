@@ -21,7 +21,7 @@
 //! line is parsed in [`cmdline`]; the add-a-fault-rule form writes the compact form in
 //! [`fault_form`]; every key binding is data, once, in [`keymap`] (what `update` dispatches
 //! on, what the help overlay lists via [`keys`], what the README's key table is checked
-//! against). [`theme`] loads colours from `assets/theme.toml` and honours `NO_COLOR`; [`logs`]
+//! against). [`tree`] draws the `├ └ │` of tree-shaped lists. [`theme`] loads colours from `assets/theme.toml` and honours `NO_COLOR`; [`logs`]
 //! sends tracing output to a rolling file and to the logs view.
 //!
 //! Knows the engine (the `durable-emu-engine` crate) only through `EngineHandle`, its events and
@@ -41,6 +41,7 @@ pub mod logs;
 pub mod model;
 pub mod msg;
 pub mod theme;
+pub mod tree;
 pub mod update;
 pub mod view;
 

@@ -227,8 +227,12 @@ pub struct Instances {
     pub rows: HashMap<String, InstanceRow>,
     /// What the list shows, in order: id and tree depth (sub-orchestrations under parents).
     pub visible: Vec<(String, u8)>,
+    /// The tree glyphs before each row of `visible` (`├ `, `└ `, `│ `; empty for a root).
+    pub branches: Vec<String>,
     /// The filter (name, status or id; case-insensitive substring).
     pub filter: String,
+    /// The filter as it was when `/` opened the filter line (Esc puts it back).
+    pub filter_before: Option<String>,
     /// The order.
     pub sort: Option<SortKey>,
     /// Selected position in `visible`.
@@ -313,6 +317,8 @@ impl Instances {
                 );
             }
         }
+        let depths: Vec<u8> = visible.iter().map(|(_, depth)| *depth).collect();
+        self.branches = crate::tree::prefixes(&depths);
         self.visible = visible;
         self.dirty = false;
         if let Some(wanted) = self.wanted.take() {
@@ -780,6 +786,8 @@ pub struct Model {
     pub last_inputs: HashMap<String, String>,
     /// The overlay, if any.
     pub overlay: Option<Overlay>,
+    /// Commands entered on the `:` line this session, and where Up/Down are in them.
+    pub command_history: crate::cmdline::History,
     /// A message for the status line: (text, is an error).
     pub status: Option<(String, bool)>,
     /// What to reload at the next tick, and which loads are under way.
@@ -885,6 +893,7 @@ impl Model {
             orchestrator_info: BTreeMap::new(),
             last_inputs: HashMap::new(),
             overlay: None,
+            command_history: crate::cmdline::History::default(),
             status: None,
             stale: Stale::all_but_history(),
             next_token: 1,

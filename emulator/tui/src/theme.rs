@@ -122,6 +122,15 @@ impl Theme {
         self.fg("ok")
     }
 
+    /// A failed bar in the timeline (bold under NO_COLOR, beside its `✗` end).
+    pub fn bar_failed(&self) -> Style {
+        self.fg("bar_failed").add_modifier(if self.monochrome {
+            Modifier::BOLD
+        } else {
+            Modifier::empty()
+        })
+    }
+
     /// Injected faults.
     pub fn fault(&self) -> Style {
         self.fg("fault").add_modifier(Modifier::ITALIC)

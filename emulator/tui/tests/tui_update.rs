@@ -381,13 +381,12 @@ fn suspend_resume_restart_and_purge() {
     ui.wait_until("a restarted instance selected", |model| {
         model.selected_id().is_some_and(|id| id != "approval") && model.instances.rows.len() == 2
     });
-    // Purging a running instance is refused by the engine, with its reason on the status line.
+    // Purging a running instance is refused before any confirmation, with its reason.
     ui.select("approval");
     ui.command("purge");
-    ui.press(KeyCode::Char('y'));
-    ui.wait_until("the refusal", |model| {
-        model.status.as_ref().is_some_and(|(_, error)| *error)
-    });
+    assert!(ui.model.overlay.is_none(), "no confirmation to say yes to");
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error && message.contains("terminate it first"), "{message}");
     ui.command("terminate approval no longer needed");
     ui.press(KeyCode::Char('y'));
     ui.wait_until("terminated", |model| {
@@ -1056,4 +1055,421 @@ fn a_followed_history_that_moves_to_a_shorter_execution_fills_the_page_from_the_
         "{} events fit the page; none may hide above it",
         last.events().len()
     );
+}
+
+// ----- point 14: the smaller things -------------------------------------------------------------
+
+fn status_text(ui: &Harness) -> String {
+    ui.model
+        .status
+        .as_ref()
+        .map(|(text, _)| text.clone())
+        .unwrap_or_default()
+}
+
+fn visible_ids(ui: &Harness) -> Vec<String> {
+    ui.model
+        .instances
+        .visible
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[test]
+fn slash_opens_an_empty_filter_esc_puts_the_old_one_back_and_enter_applies_the_new() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.command("filter approv");
+    assert_eq!(visible_ids(&ui), ["approval"]);
+    ui.press(KeyCode::Char('/'));
+    match &ui.model.overlay {
+        Some(Overlay::Filter(input)) => assert_eq!(input.text(), "", "starts empty"),
+        other => panic!("the filter line is open, not {other:?}"),
+    }
+    ui.type_text("hello");
+    assert_eq!(visible_ids(&ui), ["hello"], "applied as typed");
+    ui.press(KeyCode::Esc);
+    assert_eq!(ui.model.instances.filter, "approv");
+    assert_eq!(
+        visible_ids(&ui),
+        ["approval"],
+        "Esc restores the old filter"
+    );
+    ui.press(KeyCode::Char('/'));
+    ui.type_text("hello");
+    ui.press(KeyCode::Enter);
+    assert_eq!(ui.model.instances.filter, "hello");
+    assert_eq!(visible_ids(&ui), ["hello"]);
+    // Esc on a later filter line goes back to this one, not to the first.
+    ui.press(KeyCode::Char('/'));
+    ui.press(KeyCode::Esc);
+    assert_eq!(ui.model.instances.filter, "hello");
+}
+
+#[test]
+fn instance_actions_refuse_when_the_filter_hides_every_row_instead_of_acting_on_a_hidden_one() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    // Filter and act before any tick rebuilds the list: the old selection is hidden by then.
+    for key in "/nothing-matches"
+        .chars()
+        .map(KeyCode::Char)
+        .chain([KeyCode::Enter])
+    {
+        ui.send(Msg::Key(KeyEvent::new(key, KeyModifiers::NONE)));
+    }
+    let before = ui.commands.len();
+    for key in ['t', 'p', 'u', 'R', 'D', 'r', 'F'] {
+        ui.send(Msg::Key(KeyEvent::new(
+            KeyCode::Char(key),
+            KeyModifiers::NONE,
+        )));
+        assert!(
+            ui.model.overlay.is_none(),
+            "{key} opened {:?}",
+            ui.model.overlay
+        );
+        let (message, error) = ui.model.status.clone().unwrap();
+        assert!(
+            error && message.contains("hides every instance"),
+            "{key}: {message}"
+        );
+        assert_eq!(ui.model.view, View::Instances, "{key} switched views");
+    }
+    ui.command("suspend");
+    assert!(status_text(&ui).contains("hides every instance"));
+    assert!(
+        !ui.commands[before..].iter().any(|command| matches!(
+            command,
+            Command::Terminate { .. }
+                | Command::Suspend(_)
+                | Command::Resume(_)
+                | Command::Restart(_)
+                | Command::Purge(_)
+                | Command::Raise { .. }
+        )),
+        "nothing was sent to the engine: {:?}",
+        &ui.commands[before..]
+    );
+    assert_eq!(ui.status_of("approval"), Some(RuntimeStatus::Running));
+    // A named instance is still reachable from the command line.
+    ui.command("suspend approval");
+    ui.wait_until("suspended", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Suspended
+    });
+}
+
+#[test]
+fn the_confirm_dialog_names_its_keys_even_when_the_question_wraps() {
+    let mut ui = Harness::new(80, 24);
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval-with-a-long-id-0123456789",
+    );
+    ui.select("approval-with-a-long-id-0123456789");
+    ui.press(KeyCode::Char('t'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    let screen = ui.screen();
+    assert!(
+        screen.contains("y / Enter confirm · n / Esc cancel"),
+        "{screen}"
+    );
+    ui.press(KeyCode::Esc);
+    assert_eq!(status_text(&ui), "cancelled");
+}
+
+#[test]
+fn purge_of_a_running_suspended_or_pending_instance_is_refused_before_asking() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    ui.select("approval");
+    ui.press(KeyCode::Char('D'));
+    assert!(ui.model.overlay.is_none());
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(error, "{message}");
+    assert!(
+        message.contains("Running") && message.contains("terminate it first"),
+        "{message}"
+    );
+    ui.press(KeyCode::Char('p'));
+    ui.wait_until("suspended", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Suspended
+    });
+    ui.press(KeyCode::Char('D'));
+    assert!(ui.model.overlay.is_none());
+    assert!(status_text(&ui).contains("Suspended"));
+    assert!(
+        !ui.commands.iter().any(|c| matches!(c, Command::Purge(_))),
+        "the engine was never asked"
+    );
+    // Ended, it asks first.
+    ui.command("terminate");
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("terminated", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+    ui.press(KeyCode::Char('D'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+}
+
+#[test]
+fn sub_orchestrations_hang_under_their_parent_with_tee_and_corner_glyphs() {
+    let mut ui = harness();
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("BatchOrders", json!(3), "batch");
+    ui.wait_until("three children listed", |model| {
+        model
+            .instances
+            .visible
+            .iter()
+            .filter(|(_, depth)| *depth == 1)
+            .count()
+            == 3
+    });
+    let at = ui
+        .model
+        .instances
+        .visible
+        .iter()
+        .position(|(id, _)| id == "batch")
+        .unwrap();
+    ui.wait_until("every grandchild listed", |model| {
+        model.instances.visible.len() == 7
+    });
+    // batch, then three OrderSagas, each with its ProcessPayment under it.
+    let branches = &ui.model.instances.branches[at..at + 7];
+    assert_eq!(
+        branches,
+        ["", "├ ", "│ └ ", "├ ", "│ └ ", "└ ", "  └ "],
+        "the last child is a corner and nothing continues below it"
+    );
+    let screen = ui.screen();
+    assert!(
+        screen.contains("├ OrderSaga") && screen.contains("└ OrderSaga"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_errors_view_draws_its_tree_with_branch_glyphs() {
+    let mut ui = harness();
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start("OrderSaga", json!({"fail_at": "ShipOrder"}), "saga");
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("saga");
+    ui.press(KeyCode::Char('5'));
+    ui.wait_until("the tree", |model| model.derived.errors.len() > 2);
+    let screen = ui.screen();
+    assert!(screen.contains("└ ✗ ShipOrder #2"), "{screen}");
+    assert!(screen.contains("  └ → compensated"), "{screen}");
+}
+
+#[test]
+fn the_fan_out_view_says_when_the_execution_has_no_fan_out_and_what_shows_one() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.wait_until("hello to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("hello")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.select("hello");
+    ui.press(KeyCode::Char('4'));
+    ui.wait_until("the history", |model| {
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
+    });
+    ui.settle();
+    assert!(ui.model.derived.fanout.is_empty());
+    let screen = ui.screen();
+    assert!(screen.contains("no fan-out in this execution"), "{screen}");
+    assert!(screen.contains(":start FanOutFanIn"), "{screen}");
+}
+
+/// The screen drawn with `theme`, one line per row.
+fn screen_with(ui: &Harness, theme: &durable_emu_tui::theme::Theme) -> ratatui::buffer::Buffer {
+    let area = ui.model.area;
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(area.width, area.height))
+            .unwrap();
+    terminal
+        .draw(|frame| durable_emu_tui::view::render(frame, &ui.model, theme))
+        .unwrap();
+    terminal.backend().buffer().clone()
+}
+
+#[test]
+fn the_timeline_has_a_legend_and_marks_failures_without_colour_under_no_color() {
+    use durable_emu_tui::theme::{DEFAULT_THEME, Theme};
+    let mut ui = Harness::new(80, 24);
+    ui.handle.set_auto_skip(true).unwrap();
+    ui.start(
+        "OrderSaga",
+        json!({"order_id": "o2", "fail_at": "ChargeCard"}),
+        "saga",
+    );
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("saga:0");
+    ui.press(KeyCode::Char('3'));
+    ui.wait_until("the bars", |model| !model.derived.timeline.bars.is_empty());
+    let plain = Theme::parse(DEFAULT_THEME, true).unwrap();
+    let buffer = screen_with(&ui, &plain);
+    let failed = ui
+        .model
+        .derived
+        .timeline
+        .bars
+        .iter()
+        .filter(|bar| bar.failed)
+        .count();
+    assert_eq!(failed, 3, "three failed attempts");
+    let mut marks = 0;
+    for y in 3..22 {
+        for x in 0..80 {
+            let cell = &buffer[(x, y)];
+            if cell.symbol() == "✗" {
+                marks += 1;
+                assert_eq!(cell.fg, ratatui::style::Color::Reset, "no colour");
+                assert!(
+                    cell.modifier.contains(ratatui::style::Modifier::BOLD),
+                    "bold instead"
+                );
+            }
+        }
+    }
+    assert_eq!(marks, failed, "one mark per failed bar");
+    let legend: String = (0..80).map(|x| buffer[(x, 22)].symbol()).collect();
+    for what in [
+        "activity",
+        "timer",
+        "sub-orchestration",
+        "still open",
+        "✗ failed",
+    ] {
+        assert!(legend.contains(what), "{legend}");
+    }
+}
+
+#[test]
+fn help_is_always_in_the_footer_whatever_the_width_and_the_message() {
+    let mut ui = Harness::new(80, 24);
+    for view in View::ALL {
+        ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+        let footer = ui.screen().lines().nth(23).unwrap().to_string();
+        assert!(footer.contains("? help"), "{view:?}: {footer}");
+    }
+    ui.model.status = Some(("x".repeat(200), true));
+    let footer = ui.screen().lines().nth(23).unwrap().to_string();
+    assert!(footer.contains("? help"), "{footer}");
+    let mut narrow = Harness::new(40, 12);
+    narrow.settle();
+    let footer = narrow.screen().lines().nth(11).unwrap().to_string();
+    assert!(footer.contains("? help"), "{footer}");
+}
+
+#[test]
+fn n_opens_the_start_form_in_every_view_but_clock_where_it_is_the_next_timer() {
+    let mut ui = harness();
+    for view in View::ALL {
+        ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+        assert_eq!(ui.model.view, view);
+        ui.press(KeyCode::Char('n'));
+        if view == View::Clock {
+            assert!(ui.model.overlay.is_none(), "Clock: n is the next timer");
+            assert!(ui.commands.contains(&Command::NextTimer));
+        } else {
+            assert!(
+                matches!(ui.model.overlay, Some(Overlay::Start(_))),
+                "{view:?}: {:?}",
+                ui.model.overlay
+            );
+            ui.press(KeyCode::Esc);
+        }
+    }
+}
+
+#[test]
+fn tab_completes_commands_and_names_on_the_command_line_and_up_down_walk_its_history() {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "x", "timeout_hours": 5}),
+        "approval",
+    );
+    let line = |ui: &Harness| match &ui.model.overlay {
+        Some(Overlay::Command(input)) => input.text().to_string(),
+        other => panic!("the command line is open, not {other:?}"),
+    };
+    ui.press(KeyCode::Char(':'));
+    ui.type_text("sta");
+    ui.press(KeyCode::Tab);
+    assert_eq!(line(&ui), "start ");
+    ui.type_text("Hello");
+    ui.press(KeyCode::Tab);
+    assert_eq!(line(&ui), "start HelloSequence ");
+    ui.press(KeyCode::Enter);
+    assert!(ui.commands.contains(&Command::Start {
+        name: "HelloSequence".into(),
+        input: json!(null)
+    }));
+    // Several matches: the word grows as far as they agree and the status line lists them.
+    ui.press(KeyCode::Char(':'));
+    ui.type_text("start bench");
+    ui.press(KeyCode::Tab);
+    assert_eq!(line(&ui), "start Bench");
+    assert_eq!(status_text(&ui), "BenchChain · BenchFanOut");
+    clear_input(&mut ui);
+    ui.type_text("suspend appr");
+    ui.press(KeyCode::Tab);
+    assert_eq!(line(&ui), "suspend approval ");
+    ui.press(KeyCode::Enter);
+    ui.wait_until("suspended", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Suspended
+    });
+    // History: Up brings back the last command, then the one before; Down walks back to the
+    // line being typed.
+    ui.press(KeyCode::Char(':'));
+    ui.type_text("res");
+    ui.press(KeyCode::Up);
+    assert_eq!(line(&ui), "suspend approval");
+    ui.press(KeyCode::Up);
+    assert_eq!(line(&ui), "start HelloSequence");
+    ui.press(KeyCode::Down);
+    ui.press(KeyCode::Down);
+    assert_eq!(line(&ui), "res");
+    ui.press(KeyCode::Tab);
+    assert_eq!(line(&ui), "res", "resume and restart agree on no more");
+    assert!(status_text(&ui).contains("restart · resume"));
 }

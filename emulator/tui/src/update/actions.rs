@@ -9,11 +9,14 @@ use crate::keymap::KeyAction;
 use crate::model::{Model, Overlay, StartForm, View, short_id};
 
 pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<Command>) {
+    if action == KeyAction::Start {
+        open_start_form(model);
+        return;
+    }
+    if visible_selection(model).is_none() {
+        return;
+    }
     let action = match action {
-        KeyAction::Start => {
-            open_start_form(model);
-            return;
-        }
         KeyAction::Raise => {
             model.overlay = Some(Overlay::Command(TextInput::new("raise ")));
             return;
@@ -52,11 +55,10 @@ pub(super) fn open_start_form(model: &mut Model) {
 /// Carries out an action from a key or the command line (destructive ones ask first).
 pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
     let target = |model: &mut Model, instance: Option<String>| -> Option<String> {
-        let id = instance.or_else(|| model.selected_id().map(str::to_string));
-        if id.is_none() {
-            model.status = Some(("select an instance first (or give its id)".into(), true));
+        match instance {
+            Some(id) => Some(id),
+            None => visible_selection(model),
         }
-        id
     };
     match action {
         Action::Start { name, input } => out.push(Command::Start { name, input }),
@@ -89,6 +91,19 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
         }
         Action::Purge(instance) => {
             if let Some(instance_id) = target(model, instance) {
+                // Refused before asking: the engine would refuse it after the user said yes.
+                if let Some(row) = model.instances.rows.get(&instance_id)
+                    && !row.status.is_terminal()
+                {
+                    model.status = Some((
+                        format!(
+                            "cannot purge {}: purge removes only ended instances; terminate it first (t)",
+                            describe(model, &instance_id)
+                        ),
+                        true,
+                    ));
+                    return;
+                }
                 model.overlay = Some(Overlay::Confirm {
                     prompt: format!(
                         "Purge {} and all its history? It cannot be undone.",
@@ -141,6 +156,34 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
         Action::Help => model.overlay = Some(Overlay::Help { scroll: 0 }),
         Action::Quit => model.quit = true,
     }
+}
+
+/// The selected instance if it is a row the list shows, else `None` with the reason on the status
+/// line: an action must never reach an instance the filter hides, which the user cannot see.
+pub(super) fn visible_selection(model: &mut Model) -> Option<String> {
+    if model.instances.dirty {
+        model.instances.rebuild();
+    }
+    let instances = &model.instances;
+    if let Some(id) = instances
+        .selected_id
+        .as_ref()
+        .filter(|id| instances.visible.iter().any(|(shown, _)| shown == *id))
+    {
+        return Some(id.clone());
+    }
+    let why = if instances.rows.is_empty() {
+        "no instances yet: n starts one".to_string()
+    } else if instances.visible.is_empty() {
+        format!(
+            "the filter '{}' hides every instance: / changes it, c (Instances view) clears it",
+            instances.filter
+        )
+    } else {
+        "no instance is selected: select a row in the Instances view (1)".to_string()
+    };
+    model.status = Some((why, true));
+    None
 }
 
 pub(super) fn describe(model: &Model, id: &str) -> String {

@@ -241,9 +241,12 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
         KeyAction::Help => model.overlay = Some(Overlay::Help { scroll: 0 }),
         KeyAction::CommandLine => model.overlay = Some(Overlay::Command(TextInput::default())),
         KeyAction::FilterInstances => {
-            model.overlay = Some(Overlay::Filter(TextInput::new(
-                model.instances.filter.clone(),
-            )));
+            // A new filter starts empty (typing replaces, not appends to, the old one); Esc
+            // puts the old one back.
+            let before = std::mem::take(&mut model.instances.filter);
+            model.instances.dirty |= !before.is_empty();
+            model.instances.filter_before = Some(before);
+            model.overlay = Some(Overlay::Filter(TextInput::default()));
             if model.view != View::Instances {
                 switch_view(model, View::Instances, out);
             }

@@ -2,8 +2,9 @@
 //! fault and fork forms. The view underneath gets no keys meanwhile.
 
 use super::{fork_here, moved, perform};
-use crate::cmdline::{self};
+use crate::cmdline::{self, Candidates, Completion};
 use crate::command::Command;
+use crate::input::TextInput;
 use crate::model::{Model, Overlay};
 use durable_emu_engine::inspect::replay::CompletionEdit;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -22,9 +23,12 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             }),
         },
         Overlay::Filter(mut input) => match key.code {
-            KeyCode::Enter => None,
+            KeyCode::Enter => {
+                model.instances.filter_before = None;
+                None
+            }
             KeyCode::Esc => {
-                model.instances.filter.clear();
+                model.instances.filter = model.instances.filter_before.take().unwrap_or_default();
                 model.instances.dirty = true;
                 None
             }
@@ -36,13 +40,33 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             }
         },
         Overlay::Command(mut input) => match key.code {
-            KeyCode::Esc => None,
+            KeyCode::Esc => {
+                model.command_history.reset();
+                None
+            }
+            KeyCode::Tab => {
+                complete_command(model, &mut input);
+                Some(Overlay::Command(input))
+            }
+            KeyCode::Up => {
+                if let Some(older) = model.command_history.older(input.text()) {
+                    input = TextInput::new(older);
+                }
+                Some(Overlay::Command(input))
+            }
+            KeyCode::Down => {
+                if let Some(newer) = model.command_history.newer() {
+                    input = TextInput::new(newer);
+                }
+                Some(Overlay::Command(input))
+            }
             KeyCode::Enter => {
                 let text = input.text().to_string();
                 let rows = &model.instances.rows;
                 match cmdline::parse(&text, |word| rows.contains_key(word)) {
                     Ok(action) => {
                         model.status = None;
+                        model.command_history.push(&text);
                         perform(model, action, out);
                         model.overlay.take()
                     }
@@ -209,4 +233,38 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             }
         },
     };
+}
+
+/// How many matches the status line names after a Tab with several.
+const LISTED_MATCHES: usize = 8;
+
+/// Tab on the command line: completes the word at the end from what the UI knows, or says on the
+/// status line what matched (or why nothing did).
+fn complete_command(model: &mut Model, input: &mut TextInput) {
+    let mut instances: Vec<String> = model.instances.rows.keys().cloned().collect();
+    instances.sort();
+    let candidates = Candidates {
+        orchestrations: model.orchestrators.clone(),
+        instances,
+    };
+    match cmdline::complete(input.text(), &candidates) {
+        Completion::One(text) => {
+            *input = TextInput::new(text);
+            model.status = None;
+        }
+        Completion::Many { text, options } => {
+            *input = TextInput::new(text);
+            let mut listed = options
+                .iter()
+                .take(LISTED_MATCHES)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" · ");
+            if options.len() > LISTED_MATCHES {
+                listed.push_str(&format!(" · … {} more", options.len() - LISTED_MATCHES));
+            }
+            model.status = Some((listed, false));
+        }
+        Completion::Nothing(why) => model.status = Some((why, true)),
+    }
 }

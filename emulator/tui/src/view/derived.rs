@@ -10,6 +10,7 @@ use durable_emu_engine::inspect::rows::format_offset;
 use durable_emu_engine::inspect::timeline::BarKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline};
 
@@ -119,15 +120,20 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
                 BarKind::SubOrchestration => ('▓', "bar_suborchestration"),
             };
             let style = if bar.failed {
-                theme.fg("bar_failed")
+                theme.bar_failed()
             } else {
                 theme.fg(key)
             };
-            let body: String = if x1 == x0 {
+            let mut body: String = if x1 == x0 {
                 "▏".to_string()
             } else {
                 std::iter::repeat_n(if open { '░' } else { glyph }, x1 - x0 + 1).collect()
             };
+            // A failure ends in a mark, not only a colour, so it reads under NO_COLOR.
+            if bar.failed {
+                body.pop();
+                body.push(FAILED_MARK);
+            }
             Line::from(vec![
                 Span::styled(fit(&bar.label, label_width), theme.text()),
                 Span::raw(" ".repeat(x0 + 1)),
@@ -136,6 +142,42 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
         })
         .collect();
     frame.render_widget(Paragraph::new(rows), list);
+    legend(frame, theme, body);
+}
+
+/// The end of a failed bar.
+const FAILED_MARK: char = '✗';
+
+/// What the timeline's glyphs and colours mean, on the body's last line.
+fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect) {
+    if body.height < 4 {
+        return;
+    }
+    let failed = FAILED_MARK.to_string();
+    let entries: [(&str, Style, &str); 6] = [
+        ("█", theme.fg("bar_activity"), "activity"),
+        ("─", theme.fg("bar_timer"), "timer"),
+        ("▓", theme.fg("bar_suborchestration"), "sub-orchestration"),
+        ("░", theme.dim(), "still open"),
+        ("▏", theme.text(), "instant"),
+        (failed.as_str(), theme.bar_failed(), "failed"),
+    ];
+    let mut spans = Vec::with_capacity(entries.len() * 3);
+    for (index, (glyph, style, what)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            spans.push(Span::styled(" · ", theme.dim()));
+        }
+        spans.push(Span::styled(glyph.to_string(), style));
+        spans.push(Span::styled(format!(" {what}"), theme.dim()));
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)),
+        Rect {
+            y: body.y + body.height - 1,
+            height: 1,
+            ..body
+        },
+    );
 }
 
 /// `when_all` groups with gauges and sparklines.
@@ -154,12 +196,23 @@ pub fn fanout(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let list = list_area(View::FanOut, body);
     let groups = &model.derived.fanout;
     if groups.is_empty() {
-        placeholder(
-            frame,
-            theme,
-            list,
-            "no fan-out: no episode scheduled two or more calls at once",
-        );
+        let lines = vec![
+            Line::from(Span::styled(
+                fit(
+                    "no fan-out in this execution: no episode scheduled two or more calls at once",
+                    width,
+                ),
+                theme.text(),
+            )),
+            Line::from(Span::styled(
+                fit(
+                    "a when_all over several calls shows here, e.g. :start FanOutFanIn 8",
+                    width,
+                ),
+                theme.dim(),
+            )),
+        ];
+        frame.render_widget(Paragraph::new(lines), list);
         return;
     }
     let mut y = list.y;
@@ -191,7 +244,9 @@ pub fn fanout(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
                 ..list
             },
         );
-        let gauge_width = width.saturating_sub(8).max(1);
+        // The gauge and the sparkline hang under their heading as a tree.
+        let branch = |glyph: &'static str| Span::styled(glyph, theme.dim());
+        let gauge_width = width.saturating_sub(10).max(1);
         let part = |count: u64| {
             ((count as f64 / group.total.max(1) as f64) * gauge_width as f64).round() as usize
         };
@@ -203,6 +258,7 @@ pub fn fanout(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         let percent = (group.done + group.failed) * 100 / group.total.max(1);
         frame.render_widget(
             Paragraph::new(Line::from(vec![
+                branch("├ "),
                 Span::styled("█".repeat(done), theme.ok()),
                 Span::styled("█".repeat(failed), theme.error()),
                 Span::styled("░".repeat(rest), theme.dim()),
@@ -214,11 +270,20 @@ pub fn fanout(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
                 ..list
             },
         );
+        frame.render_widget(
+            Paragraph::new(branch("└ ")),
+            Rect {
+                y: y + 2,
+                height: 1,
+                width: list.width.min(2),
+                ..list
+            },
+        );
         let spark = Rect {
+            x: list.x + list.width.min(2),
             y: y + 2,
             height: 1,
-            width: list.width.min(60),
-            ..list
+            width: list.width.saturating_sub(2).min(60),
         };
         if group.throughput.is_empty() {
             frame.render_widget(
@@ -274,14 +339,19 @@ pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let rows = &model.derived.errors;
     let first = model.derived_offset.min(rows.len().saturating_sub(1));
     let last = (first + usize::from(list.height)).min(rows.len());
+    let depths: Vec<u8> = rows.iter().map(|row| row.depth).collect();
+    let branches = crate::tree::prefixes(&depths);
     let lines: Vec<Line<'_>> = rows[first..last]
         .iter()
-        .map(|row| {
-            let indent = "  ".repeat(usize::from(row.depth));
-            Line::from(Span::styled(
-                fit(&format!("{indent}{}", row.text), width),
-                tone(theme, row.tone),
-            ))
+        .zip(&branches[first..last])
+        .map(|(row, branch)| {
+            Line::from(vec![
+                Span::styled(branch.clone(), theme.dim()),
+                Span::styled(
+                    fit(&row.text, width.saturating_sub(branch.chars().count())),
+                    tone(theme, row.tone),
+                ),
+            ])
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), list);

@@ -63,7 +63,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let now = model.clock.now;
     let end = (instances.offset + usize::from(list.height)).min(instances.visible.len());
     let mut lines = Vec::with_capacity(end.saturating_sub(instances.offset));
-    for (position, (id, depth)) in instances.visible[instances.offset..end]
+    for (position, (id, _)) in instances.visible[instances.offset..end]
         .iter()
         .enumerate()
         .map(|(index, entry)| (instances.offset + index, entry))
@@ -71,11 +71,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         let Some(row) = instances.rows.get(id) else {
             continue;
         };
-        let indent = if *depth > 0 {
-            format!("{}└ ", "  ".repeat(usize::from(*depth) - 1))
-        } else {
-            String::new()
-        };
+        let indent = instances.branches.get(position).map_or("", String::as_str);
         let progress = row
             .progress()
             .map(|(done, total)| progress_text(done, total, row.status.is_terminal()))

@@ -78,6 +78,11 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
         ),
         None => String::new(),
     };
+    // `? help` is never cut: it is how a new user finds every other key.
+    let help = keys::HELP_HINT;
+    let room = usize::from(area.width)
+        .saturating_sub(clock.chars().count())
+        .saturating_sub(help.chars().count());
     let (text, style) = match (&model.long_episode, &model.status) {
         // Above any message: while it lasts, nothing else the engine does will happen.
         (Some(episode), _) => (
@@ -92,15 +97,15 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
         (None, status) => match status {
             Some((message, true)) => (message.clone(), theme.error()),
             Some((message, false)) => (message.clone(), theme.text()),
-            None => (keys::hint(model.view).to_string(), theme.dim()),
+            None => (keys::hint_within(model.view, room), theme.dim()),
         },
     };
-    let room = usize::from(area.width).saturating_sub(clock.chars().count());
     let text = durable_emu_engine::inspect::rows::truncate(&text, room);
     let pad = room.saturating_sub(text.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
         Span::raw(" ".repeat(pad)),
+        Span::styled(help, theme.accent()),
         Span::styled(clock, theme.accent()),
     ]);
     frame.render_widget(Paragraph::new(line), area);

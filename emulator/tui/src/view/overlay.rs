@@ -22,13 +22,13 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
         Overlay::Confirm {
             prompt: question, ..
         } => {
-            let area = centered(body, 60, 5);
-            let block = boxed(theme, "Confirm");
-            let text = vec![
-                Line::from(Span::styled(question.clone(), theme.warn())),
-                Line::from(""),
-                Line::from(Span::styled("y / Enter: yes    n / Esc: no", theme.dim())),
-            ];
+            let area = centered(body, 60, 6);
+            // The keys sit in the border, so a question that wraps never pushes them out.
+            let block = boxed(theme, "Confirm").title_bottom(Line::from(Span::styled(
+                " y / Enter confirm · n / Esc cancel ",
+                theme.accent(),
+            )));
+            let text = vec![Line::from(Span::styled(question.clone(), theme.warn()))];
             frame.render_widget(Clear, area);
             frame.render_widget(
                 Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
