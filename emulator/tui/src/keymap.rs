@@ -245,7 +245,7 @@ pub const KEYMAP: &[Binding] = &[
         In(&[View::Instances]),
         A::OpenHistory,
         "Enter / l",
-        "open the history",
+        "open the history (a Diverged instance: resume pinned / restart / terminate)",
     ),
     bind(
         &[Char('s')],
@@ -340,6 +340,13 @@ pub const KEYMAP: &[Binding] = &[
         A::ForkEdited,
         "e",
         "fork with the next completion edited",
+    ),
+    bind(
+        &[Char('F')],
+        In(&[View::Replay]),
+        A::OpenReplay,
+        "F",
+        "reload the history (it grew since the stepper opened)",
     ),
     bind(
         &[Enter],
