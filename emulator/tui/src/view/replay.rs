@@ -54,13 +54,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         ),
         Span::styled(at, theme.text()),
     ]);
-    let mut heading = heading;
-    if stepper.grown {
-        heading.push_span(Span::styled(
-            " · history has grown: F to reload",
-            theme.warn(),
-        ));
-    }
+
     frame.render_widget(Paragraph::new(heading), Rect { height: 1, ..body });
     let (left, right) = replay_split(body);
     if body.height > 1 {
@@ -142,6 +136,13 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
         return lines;
     };
     let section = |text: &str| Line::from(Span::styled(text.to_string(), theme.accent()));
+    // First in the panel, where it is never cut: the heading is as wide as the instance id.
+    if stepper.grown {
+        lines.push(Line::from(Span::styled(
+            truncate("history has grown: F to reload", width),
+            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+        )));
+    }
     active_lines(stepper, theme, width, &mut lines);
     let result = match &stepper.result {
         None => {
