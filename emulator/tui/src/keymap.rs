@@ -245,7 +245,7 @@ pub const KEYMAP: &[Binding] = &[
         In(&[View::Instances]),
         A::OpenHistory,
         "Enter / l",
-        "open the history (a Diverged instance: resume pinned / restart / terminate)",
+        "open the history (a Diverged instance: its choices)",
     ),
     bind(
         &[Char('s')],

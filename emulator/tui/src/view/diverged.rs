@@ -15,10 +15,9 @@ use ratatui::widgets::{Clear, Paragraph};
 
 /// Draws the dialog over `body`.
 pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &DivergedChoice) {
-    let area = centered(body, 72, 14);
     let block = boxed(theme, &format!("{} is Diverged", choice.name));
-    let inner = block.inner(area);
-    let width = usize::from(inner.width);
+    // The box's width is known before its height: the reason wraps to it.
+    let width = usize::from(centered(body, 72, 3).width.saturating_sub(2));
     let pinned = choice
         .pinned_build
         .map_or_else(|| "its own build".to_string(), |build| format!("#{build}"));
@@ -31,7 +30,8 @@ pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &Diverge
         "",
         theme.text(),
     );
-    lines.truncate(usize::from(inner.height).saturating_sub(6).max(1));
+    // Room for the four lines of choices below, whatever the terminal's height.
+    lines.truncate(usize::from(body.height).saturating_sub(2 + 5).max(1));
     lines.push(Line::from(""));
     let key = |key: &str, text: String| {
         Line::from(vec![
@@ -52,6 +52,8 @@ pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &Diverge
         "  e: the diff (Errors) · Enter: history · Esc: close",
         theme.dim(),
     )));
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let area = centered(body, 72, height);
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
