@@ -242,7 +242,11 @@ fn a_divergence_is_stored_with_both_builds_and_its_diff_and_reads_back_the_same_
         diff.expected.is_some() && diff.actual.is_some() && diff.expected != diff.actual,
         "{diff:?}"
     );
-    assert!(divergence.reason.contains(&format!("#{}", diff.sequence_id)));
+    assert!(
+        divergence
+            .reason
+            .contains(&format!("#{}", diff.sequence_id))
+    );
     engine.shutdown();
 
     let engine = place.start(place.load(&versions().new));

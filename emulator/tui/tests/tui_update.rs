@@ -1065,16 +1065,23 @@ fn a_reload_an_instance_does_not_replay_on_shows_it_diverged_and_u_in_its_dialog
     assert_eq!(row.status_label(), "Diverged");
     let status = ui.model.status.clone().unwrap().0;
     assert!(
-        status.contains(&format!("build #{new_build} loaded")) && status.contains("1 instance diverged"),
+        status.contains(&format!("build #{new_build} loaded"))
+            && status.contains("1 instance diverged"),
         "{status}"
     );
     let screen = ui.screen();
-    assert!(screen.contains("Diverged") && screen.contains("⚲#1"), "{screen}");
+    assert!(
+        screen.contains("Diverged") && screen.contains("⚲#1"),
+        "{screen}"
+    );
 
     ui.select("approval");
     ui.press(KeyCode::Enter);
     let choice = diverged_dialog(&ui);
-    assert_eq!((choice.pinned_build, choice.new_build), (Some(1), new_build));
+    assert_eq!(
+        (choice.pinned_build, choice.new_build),
+        (Some(1), new_build)
+    );
     let screen = ui.screen();
     assert!(
         screen.contains("u     resume pinned on #1")
@@ -1090,7 +1097,10 @@ fn a_reload_an_instance_does_not_replay_on_shows_it_diverged_and_u_in_its_dialog
         row.status == RuntimeStatus::Running && row.pinned && !row.is_diverged()
     });
     assert!(ui.handle.instance("approval").unwrap().unwrap().pinned);
-    assert!(ui.screen().contains("⚲#1"), "still marked: it runs its old code");
+    assert!(
+        ui.screen().contains("⚲#1"),
+        "still marked: it runs its old code"
+    );
 }
 
 #[test]
@@ -1124,7 +1134,10 @@ fn the_diverged_dialog_offers_restart_and_terminate_and_a_refused_resume_says_wh
         result: Err(refusal),
     }));
     let (text, error) = ui.model.status.clone().unwrap();
-    assert!(error && text.contains("#1 is not loaded") && text.contains("terminate"), "{text}");
+    assert!(
+        error && text.contains("#1 is not loaded") && text.contains("terminate"),
+        "{text}"
+    );
 
     ui.press(KeyCode::Enter);
     ui.press(KeyCode::Char('t'));
@@ -1133,7 +1146,10 @@ fn the_diverged_dialog_offers_restart_and_terminate_and_a_refused_resume_says_wh
     ui.wait_until("the approval to be terminated", |model| {
         model.instances.rows["approval"].status == RuntimeStatus::Terminated
     });
-    assert_eq!(ui.model.instances.rows["approval"].status_label(), "Terminated");
+    assert_eq!(
+        ui.model.instances.rows["approval"].status_label(),
+        "Terminated"
+    );
 }
 
 #[test]
@@ -1154,7 +1170,10 @@ fn build_events_are_noticed_in_the_status_line() {
         orchestrators: vec!["HelloSequence".into()],
         activities: vec![],
     }));
-    assert_eq!(ui.model.status, Some(("build #4 loaded".to_string(), false)));
+    assert_eq!(
+        ui.model.status,
+        Some(("build #4 loaded".to_string(), false))
+    );
     for (count, id) in ["a", "b"].into_iter().enumerate() {
         ui.send(Msg::Engine(EngineEvent::InstanceDiverged {
             instance_id: id.into(),
@@ -1223,10 +1242,12 @@ fn the_stepper_of_a_diverged_instance_also_replays_on_the_active_build() {
     });
     let stepper = ui.model.stepper.as_ref().unwrap();
     assert_eq!(stepper.build, Some(1), "steps on its own build");
+    assert!(ui.commands.iter().any(
+        |c| matches!(c, Command::ReplayOnActive { instance_id, .. } if instance_id == "approval")
+    ));
     assert!(
-        ui.commands
-            .iter()
-            .any(|c| matches!(c, Command::ReplayOnActive { instance_id, .. } if instance_id == "approval"))
+        ui.screen().contains("Stepping on build #1 (pinned)"),
+        "{}",
+        ui.screen()
     );
-    assert!(ui.screen().contains("Stepping on build #1 (pinned)"), "{}", ui.screen());
 }

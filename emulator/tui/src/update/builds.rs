@@ -11,9 +11,10 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 /// A build of `target` started: said on the status line, wherever the user is.
 pub(super) fn build_started(model: &mut Model, target: &str) {
-    let name = std::path::Path::new(target)
-        .file_name()
-        .map_or_else(|| target.to_string(), |name| name.to_string_lossy().into_owned());
+    let name = std::path::Path::new(target).file_name().map_or_else(
+        || target.to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     model.status = Some((format!("building {name} …"), false));
 }
 
@@ -36,7 +37,11 @@ pub(super) fn instance_diverged(
     if let Some(row) = model.instances.rows.get_mut(instance_id) {
         row.build = pinned_build.or(row.build);
         row.pinned = false;
-        row.divergence = Some(Divergence { build, reason, diff });
+        row.divergence = Some(Divergence {
+            build,
+            reason,
+            diff,
+        });
         model.instances.dirty = true;
     }
     model.diverged_since_load += 1;

@@ -185,7 +185,14 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     short_id(&instance_id)
                 ),
             );
-            super::builds::instance_diverged(model, &instance_id, build, pinned_build, reason, diff);
+            super::builds::instance_diverged(
+                model,
+                &instance_id,
+                build,
+                pinned_build,
+                reason,
+                diff,
+            );
             model.stale.mark(Part::Instances);
         }
         EngineEvent::FaultFired {

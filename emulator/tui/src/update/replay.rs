@@ -108,8 +108,7 @@ pub(super) fn history_grew(
         return;
     };
     if stepper.instance_id == instance_id
-        && (stepper.execution_id != execution_id
-            || first_seq + events.len() > stepper.events.len())
+        && (stepper.execution_id != execution_id || first_seq + events.len() > stepper.events.len())
     {
         stepper.grown = true;
     }

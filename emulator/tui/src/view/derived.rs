@@ -279,8 +279,16 @@ pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         .map(|row| super::diverged::diff_lines(row, theme, width))
         .unwrap_or_default();
     if !diff.is_empty() {
-        let room = u16::try_from(diff.len()).unwrap_or(u16::MAX).min(list.height);
-        frame.render_widget(Paragraph::new(diff), Rect { height: room, ..list });
+        let room = u16::try_from(diff.len())
+            .unwrap_or(u16::MAX)
+            .min(list.height);
+        frame.render_widget(
+            Paragraph::new(diff),
+            Rect {
+                height: room,
+                ..list
+            },
+        );
         list.y += room;
         list.height -= room;
     }

@@ -39,7 +39,10 @@ pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &Diverge
             Span::styled(text, theme.text()),
         ])
     };
-    lines.push(key("u", format!("resume pinned on {pinned} (its old code)")));
+    lines.push(key(
+        "u",
+        format!("resume pinned on {pinned} (its old code)"),
+    ));
     lines.push(key(
         "R",
         format!(
@@ -65,9 +68,10 @@ pub fn diff_lines<'a>(row: &InstanceRow, theme: &Theme, width: usize) -> Vec<Lin
     let Some(divergence) = row.divergence.as_ref().filter(|_| row.is_diverged()) else {
         return Vec::new();
     };
-    let on = row
-        .build
-        .map_or_else(|| "its own build".to_string(), |build| format!("build #{build}"));
+    let on = row.build.map_or_else(
+        || "its own build".to_string(),
+        |build| format!("build #{build}"),
+    );
     let mut lines = wrapped(
         &format!(
             "Diverged: build #{} does not replay this instance; it stays on {on}",
@@ -80,7 +84,8 @@ pub fn diff_lines<'a>(row: &InstanceRow, theme: &Theme, width: usize) -> Vec<Lin
     match &divergence.diff {
         Some(diff) => {
             let side = |call: &Option<DurableCall>, none: &str| {
-                call.as_ref().map_or_else(|| none.to_string(), ToString::to_string)
+                call.as_ref()
+                    .map_or_else(|| none.to_string(), ToString::to_string)
             };
             lines.extend(wrapped(
                 &format!("at call #{}", diff.sequence_id),
@@ -172,9 +177,15 @@ mod tests {
     fn long_text_wraps_at_spaces_within_the_width_and_loses_no_word() {
         let text = "history has call_activity \"Greet\" (TaskScheduled) as call #0, but the code now makes create_timer (TimerCreated)";
         let lines = wrap(text, 30, "  ");
-        assert!(lines.iter().all(|line| line.chars().count() <= 30), "{lines:?}");
+        assert!(
+            lines.iter().all(|line| line.chars().count() <= 30),
+            "{lines:?}"
+        );
         assert!(lines.iter().all(|line| line.starts_with("  ")), "{lines:?}");
-        let joined: Vec<&str> = lines.iter().flat_map(|line| line.split_whitespace()).collect();
+        let joined: Vec<&str> = lines
+            .iter()
+            .flat_map(|line| line.split_whitespace())
+            .collect();
         assert_eq!(joined, text.split_whitespace().collect::<Vec<_>>());
     }
 

@@ -89,7 +89,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let lines: Vec<Line<'_>> = (stepper.offset..last)
         .map(|index| {
             let row = event_row(&events[index], start, |id| names.get(&id).cloned());
-            let mark = if diverges_at == Some(index) { "≠" } else { " " };
+            let mark = if diverges_at == Some(index) {
+                "≠"
+            } else {
+                " "
+            };
             let text = fit(
                 &format!("{:<4}{mark}{:<21} {} {}", index, row.kind, row.id, row.name),
                 left_width,
@@ -306,12 +310,14 @@ fn active_lines(stepper: &Stepper, theme: &Theme, width: usize, lines: &mut Vec<
     let Some(on_active) = &stepper.on_active else {
         return;
     };
-    let build = on_active
-        .build
-        .map_or_else(|| "the active build".to_string(), |build| format!("build #{build}"));
-    let own = stepper
-        .build
-        .map_or_else(|| "its own build".to_string(), |build| format!("build #{build}"));
+    let build = on_active.build.map_or_else(
+        || "the active build".to_string(),
+        |build| format!("build #{build}"),
+    );
+    let own = stepper.build.map_or_else(
+        || "its own build".to_string(),
+        |build| format!("build #{build}"),
+    );
     lines.push(Line::from(Span::styled(
         truncate(&format!("Stepping on {own} (pinned); on {build}:"), width),
         theme.diverged(),
@@ -341,7 +347,10 @@ fn active_lines(stepper: &Stepper, theme: &Theme, width: usize, lines: &mut Vec<
                 .map(|call| format!(" (event {}, ≠ on the left)", call.scheduled_at))
                 .unwrap_or_default();
             lines.push(Line::from(Span::styled(
-                truncate(&format!("  DIVERGES at call #{}{at}", diff.sequence_id), width),
+                truncate(
+                    &format!("  DIVERGES at call #{}{at}", diff.sequence_id),
+                    width,
+                ),
                 theme.error(),
             )));
             lines.push(Line::from(Span::styled(
