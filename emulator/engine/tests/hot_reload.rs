@@ -125,6 +125,7 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
     let Some(EngineEvent::InstanceDiverged {
         instance_id,
         build,
+        pinned_build,
         diff,
         ..
     }) = diverged
@@ -132,6 +133,8 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
         panic!("expected a divergence, got {diverged:?}");
     };
     assert_eq!((instance_id.as_str(), build), (b.as_str(), 3));
+    // The event names the build the instance stays on, so a front end can offer "resume on #2".
+    assert_eq!(pinned_build, Some(2));
     let diff = diff.expect("a structured diff");
     assert_eq!(diff.sequence_id, 0);
     assert_eq!(diff.expected.as_ref().unwrap().kind, CallKind::Activity);

@@ -227,3 +227,32 @@ fn resume_is_refused_when_the_pinned_build_is_gone_and_terminate_still_works() {
         .unwrap();
     assert_eq!(ended.status, RuntimeStatus::Terminated);
 }
+
+#[test]
+fn a_divergence_is_stored_with_both_builds_and_its_diff_and_reads_back_the_same_after_a_restart() {
+    let place = Place::new();
+    let (engine, ids) = diverge_on_new_build(&place, 1);
+    let id = &ids[0];
+    let before = engine.handle().instance(id).unwrap().unwrap();
+    let divergence = before.divergence.clone().unwrap();
+    // What a front end shows: the build that does not replay it, the one it stays on, the diff.
+    assert_eq!((divergence.build, before.build), (2, Some(1)));
+    let diff = divergence.diff.clone().expect("a structured diff");
+    assert!(
+        diff.expected.is_some() && diff.actual.is_some() && diff.expected != diff.actual,
+        "{diff:?}"
+    );
+    assert!(
+        divergence
+            .reason
+            .contains(&format!("#{}", diff.sequence_id))
+    );
+    engine.shutdown();
+
+    let engine = place.start(place.load(&versions().new));
+    let after = engine.handle().instance(id).unwrap().unwrap();
+    assert_eq!(after.status, RuntimeStatus::Suspended);
+    assert_eq!(after.build, Some(1));
+    assert!(!after.pinned);
+    assert_eq!(after.divergence, Some(divergence));
+}

@@ -106,6 +106,18 @@ pub enum Command {
         /// The build that recorded the instance (`None`: the active build).
         build: Option<u32>,
     },
+    /// Replay a whole execution on the active build (the stepper of a diverged instance shows
+    /// where it diverges there). Not coalesced with steps: it is asked once per stepper.
+    ReplayOnActive {
+        /// Answers carry it back; older ones are ignored.
+        token: u64,
+        /// The instance.
+        instance_id: String,
+        /// The execution.
+        execution_id: String,
+        /// Its history.
+        events: Arc<Vec<HistoryEvent>>,
+    },
     /// Fork an instance at a step of its current execution (the engine plans it, runs the cut
     /// episode on the build that recorded the instance and imports the fork).
     Fork {
@@ -121,7 +133,7 @@ pub enum Command {
 impl Command {
     fn lane(&self) -> Lane {
         match self {
-            Command::Step { .. } => Lane::Plugin,
+            Command::Step { .. } | Command::ReplayOnActive { .. } => Lane::Plugin,
             _ => Lane::Engine,
         }
     }
@@ -413,6 +425,27 @@ pub fn execute(
                             response,
                         })
                     })
+                    .map_err(|error| error.to_string()),
+            },
+        },
+        Command::ReplayOnActive {
+            token,
+            instance_id,
+            execution_id,
+            events,
+        } => Outcome::ReplayedOnActive {
+            token,
+            result: match plugins.get(engine, None) {
+                None => Err("no functions are loaded, so nothing can be replayed".into()),
+                Some(plugin) => plugin
+                    .handle
+                    .orchestrate(&step_request(
+                        &instance_id,
+                        &execution_id,
+                        &events,
+                        events.len(),
+                    ))
+                    .map(|response| response.nondeterminism)
                     .map_err(|error| error.to_string()),
             },
         },

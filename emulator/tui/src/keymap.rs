@@ -257,7 +257,7 @@ pub const KEYMAP: &[Binding] = &[
         In(&[View::Instances]),
         A::OpenHistory,
         "Enter / l",
-        "open the history",
+        "open the history (a Diverged instance: its choices)",
     ),
     bind(
         &[Char('s')],
@@ -352,6 +352,13 @@ pub const KEYMAP: &[Binding] = &[
         A::ForkEdited,
         "e",
         "fork with the next completion edited",
+    ),
+    bind(
+        &[Char('F')],
+        In(&[View::Replay]),
+        A::OpenReplay,
+        "F",
+        "reload the history (it grew since the stepper opened)",
     ),
     bind(
         &[Enter],

@@ -18,9 +18,10 @@ use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
-use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
+use durable_emu_engine::{BuildRecord, Divergence, InstanceRecord, TimerRow};
 use durable_sdk::OrchestratorInfo;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use durable_sdk::protocol::NonDeterminism;
 use ratatui::layout::Rect;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -178,9 +179,35 @@ pub struct InstanceRow {
     /// row read from the store, or one whose live events skipped part of the history, such as
     /// an imported fork); the instances view then loads them (`Command::LoadCounts`).
     pub calls: Option<CallCounts>,
+    /// Kept on its build by the user after a reload it did not replay on.
+    pub pinned: bool,
+    /// Why the active build does not replay it (a reload check suspended it), with the diff.
+    pub divergence: Option<Divergence>,
 }
 
 impl InstanceRow {
+    /// Suspended by a reload check and not yet resumed, restarted or terminated: shown as
+    /// `Diverged` (the wire status stays `Suspended`; the protocol has no such status).
+    pub fn is_diverged(&self) -> bool {
+        self.status == RuntimeStatus::Suspended && self.divergence.is_some()
+    }
+
+    /// The status as the UI shows it: `Diverged`, or the runtime status.
+    pub fn status_label(&self) -> &'static str {
+        if self.is_diverged() {
+            DIVERGED
+        } else {
+            self.status.as_str()
+        }
+    }
+
+    /// The build an instance is pinned to, when that is not the active build (the list marks
+    /// it: its code is not what the user sees in the editor).
+    pub fn pinned_to_older(&self, active: Option<u32>) -> Option<u32> {
+        self.build
+            .filter(|build| (self.pinned || self.is_diverged()) && Some(*build) != active)
+    }
+
     /// A row from a stored record.
     pub fn from_record(record: &InstanceRecord) -> Self {
         Self {
@@ -197,6 +224,8 @@ impl InstanceRow {
             build: record.build,
             history_len: record.history_len,
             calls: None,
+            pinned: record.pinned,
+            divergence: record.divergence.clone(),
         }
     }
 
@@ -219,6 +248,9 @@ impl InstanceRow {
         })
     }
 }
+
+/// The display status of an instance a reload check suspended.
+pub const DIVERGED: &str = "Diverged";
 
 /// The instance list: rows, and the filtered, sorted, tree-ordered list the view shows.
 #[derive(Debug, Clone, Default)]
@@ -529,6 +561,39 @@ pub struct Stepper {
     pub offset: usize,
     /// The build that recorded the instance (what steps replay with).
     pub build: Option<u32>,
+    /// Events the instance's history has beyond `events` (live events arrived after it opened,
+    /// or a new execution began): the view says so and `F` reloads.
+    pub grown: bool,
+    /// For a diverged instance: its whole history replayed on the active build, which is where
+    /// the divergence shows (stepping on its own build looks healthy).
+    pub on_active: Option<ActiveReplay>,
+}
+
+/// The replay of a diverged instance's history on the active build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveReplay {
+    /// The active build, when known.
+    pub build: Option<u32>,
+    /// Token of the request.
+    pub token: u64,
+    /// `None` while it runs; then the nondeterminism found (`Ok(None)`: it replays cleanly), or
+    /// why the plugin could not replay.
+    pub result: Option<Result<Option<NonDeterminism>, String>>,
+}
+
+/// The choices offered on a `Diverged` instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DivergedChoice {
+    /// The instance.
+    pub instance_id: String,
+    /// Its orchestration.
+    pub name: String,
+    /// The build it stays on (resume pins it there).
+    pub pinned_build: Option<u32>,
+    /// The build it does not replay on (restart runs it there).
+    pub new_build: u32,
+    /// Why it diverged.
+    pub reason: String,
 }
 
 /// The virtual clock and its timers.
@@ -626,6 +691,8 @@ pub enum Overlay {
     Fork(ForkForm),
     /// Add a fault rule.
     Fault(Box<FaultForm>),
+    /// What to do with a `Diverged` instance: resume pinned, restart on the new build, terminate.
+    Diverged(DivergedChoice),
 }
 
 /// The start form: a name from the manifest and a JSON input, validated as typed.
@@ -796,6 +863,8 @@ pub struct Model {
     pub next_token: u64,
     /// An episode running for at least [`LONG_EPISODE`] (shown in the status line).
     pub long_episode: Option<crate::msg::EpisodeRunning>,
+    /// Instances that diverged from the build loaded last (the status line's notice counts them).
+    pub diverged_since_load: usize,
     /// Quit.
     pub quit: bool,
 }
@@ -898,6 +967,7 @@ impl Model {
             stale: Stale::all_but_history(),
             next_token: 1,
             long_episode: None,
+            diverged_since_load: 0,
             quit: false,
         }
     }

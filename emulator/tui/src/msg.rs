@@ -93,6 +93,14 @@ pub enum Outcome {
         /// The new instance id, or why it failed.
         result: Result<String, String>,
     },
+    /// A diverged instance's execution was replayed on the active build.
+    ReplayedOnActive {
+        /// The request's token (older answers are ignored).
+        token: u64,
+        /// The nondeterminism found (`None`: it replays cleanly), or why the plugin could not
+        /// replay.
+        result: Result<Option<durable_sdk::protocol::NonDeterminism>, String>,
+    },
     /// A replay step was computed.
     Stepped {
         /// The request's token (older answers are ignored).

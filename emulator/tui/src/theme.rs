@@ -165,6 +165,35 @@ impl Theme {
     }
 }
 
+impl Theme {
+    /// The colour of `Diverged` (a display status: suspended by a reload check, waiting for a
+    /// choice), distinct from a suspension the user asked for.
+    pub fn diverged(&self) -> Style {
+        self.fg("status_diverged").add_modifier(Modifier::BOLD)
+    }
+
+    /// The colour of a row's status as the UI shows it.
+    pub fn row_status(&self, row: &crate::model::InstanceRow) -> Style {
+        if row.is_diverged() {
+            self.diverged()
+        } else {
+            self.status(row.status)
+        }
+    }
+}
+
+/// The symbol of a `Diverged` instance.
+pub const DIVERGED_SYMBOL: &str = "≠";
+
+/// The symbol of a row's status as the UI shows it.
+pub fn row_symbol(row: &crate::model::InstanceRow) -> &'static str {
+    if row.is_diverged() {
+        DIVERGED_SYMBOL
+    } else {
+        status_symbol(row.status)
+    }
+}
+
 /// The symbol of a runtime status (so status reads without colour too).
 pub fn status_symbol(status: RuntimeStatus) -> &'static str {
     match status {

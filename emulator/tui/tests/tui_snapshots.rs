@@ -221,3 +221,53 @@ fn fault_form_with_an_invalid_rule() {
     ui.type_text("3-1");
     snapshot!("fault_form", ui.screen());
 }
+
+/// The samples after a reload without `ApprovalWorkflow`: the waiting approval diverges from
+/// the new build (#2) and stays on #1.
+fn diverged_samples() -> Harness {
+    let mut ui = samples();
+    let mut changed = durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap();
+    changed.content_hash = format!("{}-without-approval", changed.content_hash);
+    changed
+        .manifest
+        .orchestrators
+        .retain(|name| name != "ApprovalWorkflow");
+    ui.handle.load_build(changed).unwrap();
+    ui.wait_until("the approval to diverge", |model| {
+        model.instances.rows["approval"].is_diverged()
+    });
+    ui
+}
+
+#[test]
+fn diverged_dialog() {
+    let mut ui = diverged_samples();
+    ui.select("approval");
+    ui.press(KeyCode::Enter);
+    snapshot!("diverged_dialog", ui.screen());
+}
+
+#[test]
+fn errors_view_of_a_diverged_instance_shows_the_diff_wrapped() {
+    use durable_sdk::protocol::{CallKind, DurableCall, NonDeterminism};
+    let mut ui = diverged_samples();
+    open(&mut ui, "approval", View::Errors);
+    // The built-in samples cannot be edited, so the diff an edited build would produce (a timer
+    // before the first call) is put on the row the engine reported diverged.
+    let diff = NonDeterminism {
+        sequence_id: 0,
+        expected: Some(DurableCall {
+            kind: CallKind::Activity,
+            name: "RequestApproval".into(),
+        }),
+        actual: Some(DurableCall {
+            kind: CallKind::Timer,
+            name: String::new(),
+        }),
+    };
+    let row = ui.model.instances.rows.get_mut("approval").unwrap();
+    let divergence = row.divergence.as_mut().unwrap();
+    divergence.reason = diff.to_string();
+    divergence.diff = Some(diff);
+    snapshot!("errors_diverged", ui.screen());
+}

@@ -1473,3 +1473,241 @@ fn tab_completes_commands_and_names_on_the_command_line_and_up_down_walk_its_his
     assert_eq!(line(&ui), "res", "resume and restart agree on no more");
     assert!(status_text(&ui).contains("restart · resume"));
 }
+
+/// Starts an approval (it waits for its event or its 72 h timer) and waits until it waits.
+fn waiting_approval(ui: &mut Harness) {
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "r", "timeout_hours": 72}),
+        "approval",
+    );
+    ui.wait_until("the approval to wait", |model| {
+        model
+            .instances
+            .rows
+            .get("approval")
+            .is_some_and(|row| row.custom_status.is_some())
+    });
+}
+
+/// Loads a build without `ApprovalWorkflow` (a real reload: the engine checks every running
+/// instance against it, and a running approval cannot replay there).
+fn reload_without_approval(ui: &mut Harness) -> u32 {
+    let mut changed = durable_emu_engine::plugin::LoadedPlugin::builtin().unwrap();
+    changed.content_hash = format!("{}-without-approval", changed.content_hash);
+    changed
+        .manifest
+        .orchestrators
+        .retain(|name| name != "ApprovalWorkflow");
+    let number = ui.handle.load_build(changed).unwrap();
+    ui.wait_until("the approval to diverge", |model| {
+        model.instances.rows["approval"].is_diverged()
+    });
+    number
+}
+
+fn diverged_dialog(ui: &Harness) -> &durable_emu_tui::model::DivergedChoice {
+    match &ui.model.overlay {
+        Some(Overlay::Diverged(choice)) => choice,
+        other => panic!("expected the Diverged dialog, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_reload_an_instance_does_not_replay_on_shows_it_diverged_and_u_in_its_dialog_resumes_it_pinned()
+{
+    let mut ui = harness();
+    waiting_approval(&mut ui);
+    let new_build = reload_without_approval(&mut ui);
+    let row = &ui.model.instances.rows["approval"];
+    // The wire status stays Suspended; the UI shows what the engine knows.
+    assert_eq!(row.status, RuntimeStatus::Suspended);
+    assert_eq!(row.status_label(), "Diverged");
+    let status = ui.model.status.clone().unwrap().0;
+    assert!(
+        status.contains(&format!("build #{new_build} loaded"))
+            && status.contains("1 instance diverged"),
+        "{status}"
+    );
+    let screen = ui.screen();
+    assert!(
+        screen.contains("Diverged") && screen.contains("⚲#1"),
+        "{screen}"
+    );
+
+    ui.select("approval");
+    ui.press(KeyCode::Enter);
+    let choice = diverged_dialog(&ui);
+    assert_eq!(
+        (choice.pinned_build, choice.new_build),
+        (Some(1), new_build)
+    );
+    let screen = ui.screen();
+    assert!(
+        screen.contains("u     resume pinned on #1")
+            && screen.contains(&format!("R     restart on the new build #{new_build}"))
+            && screen.contains("t     terminate"),
+        "{screen}"
+    );
+    ui.press(KeyCode::Char('u'));
+    assert!(ui.model.overlay.is_none());
+    assert!(ui.commands.contains(&Command::Resume("approval".into())));
+    ui.wait_until("the approval to run pinned", |model| {
+        let row = &model.instances.rows["approval"];
+        row.status == RuntimeStatus::Running && row.pinned && !row.is_diverged()
+    });
+    assert!(ui.handle.instance("approval").unwrap().unwrap().pinned);
+    assert!(
+        ui.screen().contains("⚲#1"),
+        "still marked: it runs its old code"
+    );
+}
+
+#[test]
+fn the_diverged_dialog_offers_restart_and_terminate_and_a_refused_resume_says_why() {
+    let mut ui = harness();
+    waiting_approval(&mut ui);
+    reload_without_approval(&mut ui);
+    ui.select("approval");
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Esc);
+    assert!(ui.model.overlay.is_none(), "Esc closes without acting");
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Char('R'));
+    assert!(ui.commands.contains(&Command::Restart("approval".into())));
+    // The new build has no ApprovalWorkflow: the engine refuses and the status line says why.
+    ui.wait_until("the restart's answer", |model| {
+        model
+            .status
+            .as_ref()
+            .is_some_and(|(text, error)| *error && text.contains("restart approval failed"))
+    });
+    // A resume the engine refuses (its pinned build was not kept across a restart) shows the
+    // engine's reason, which names the way out.
+    let refusal = durable_emu_engine::engine::EngineError::BuildNotLoaded {
+        instance_id: "approval".into(),
+        build: 1,
+    }
+    .to_string();
+    ui.send(Msg::Done(durable_emu_tui::msg::Outcome::Action {
+        label: "resume approval".into(),
+        result: Err(refusal),
+    }));
+    let (text, error) = ui.model.status.clone().unwrap();
+    assert!(
+        error && text.contains("#1 is not loaded") && text.contains("terminate"),
+        "{text}"
+    );
+
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Char('t'));
+    assert!(matches!(ui.model.overlay, Some(Overlay::Confirm { .. })));
+    ui.press(KeyCode::Char('y'));
+    ui.wait_until("the approval to be terminated", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Terminated
+    });
+    assert_eq!(
+        ui.model.instances.rows["approval"].status_label(),
+        "Terminated"
+    );
+}
+
+#[test]
+fn build_events_are_noticed_in_the_status_line() {
+    use durable_emu_engine::engine::EngineEvent;
+    let mut ui = harness();
+    ui.send(Msg::Engine(EngineEvent::BuildStarted {
+        target: "/home/me/functions".into(),
+    }));
+    assert_eq!(
+        ui.model.status,
+        Some(("building functions …".to_string(), false))
+    );
+    ui.send(Msg::Engine(EngineEvent::BuildLoaded {
+        number: 4,
+        build_id: "b".into(),
+        origin: "/home/me/functions".into(),
+        orchestrators: vec!["HelloSequence".into()],
+        activities: vec![],
+    }));
+    assert_eq!(
+        ui.model.status,
+        Some(("build #4 loaded".to_string(), false))
+    );
+    for (count, id) in ["a", "b"].into_iter().enumerate() {
+        ui.send(Msg::Engine(EngineEvent::InstanceDiverged {
+            instance_id: id.into(),
+            build: 4,
+            pinned_build: Some(3),
+            reason: "build #4 has no orchestration 'X'".into(),
+            diff: None,
+        }));
+        let text = ui.model.status.clone().unwrap().0;
+        let instances = if count == 0 { "instance" } else { "instances" };
+        assert!(
+            text.contains(&format!("{} {instances} diverged", count + 1)),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn f_reloads_the_stepper_on_the_same_instance_and_says_when_its_history_grew() {
+    let mut ui = harness();
+    waiting_approval(&mut ui);
+    ui.select("approval");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper", |model| model.stepper.is_some());
+    let opened_with = ui.model.stepper.as_ref().unwrap().events.len();
+    assert!(!ui.model.stepper.as_ref().unwrap().grown);
+    ui.handle
+        .raise_event("approval", "Approval", json!(true))
+        .unwrap();
+    ui.wait_until("the stepper to notice", |model| {
+        model.stepper.as_ref().is_some_and(|stepper| stepper.grown)
+    });
+    assert_eq!(ui.model.stepper.as_ref().unwrap().events.len(), opened_with);
+    assert!(
+        ui.screen().contains("history has grown: F to reload"),
+        "{}",
+        ui.screen()
+    );
+    ui.wait_until("the approval to complete", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the stepper to reopen on the whole history", |model| {
+        model
+            .stepper
+            .as_ref()
+            .is_some_and(|stepper| stepper.events.len() > opened_with && !stepper.grown)
+    });
+    assert_eq!(ui.model.view, View::Replay);
+    assert!(!ui.screen().contains("history has grown"));
+}
+
+#[test]
+fn the_stepper_of_a_diverged_instance_also_replays_on_the_active_build() {
+    let mut ui = harness();
+    waiting_approval(&mut ui);
+    reload_without_approval(&mut ui);
+    ui.select("approval");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the replay on the active build", |model| {
+        model
+            .stepper
+            .as_ref()
+            .and_then(|stepper| stepper.on_active.as_ref())
+            .is_some_and(|on_active| on_active.result.is_some())
+    });
+    let stepper = ui.model.stepper.as_ref().unwrap();
+    assert_eq!(stepper.build, Some(1), "steps on its own build");
+    assert!(ui.commands.iter().any(
+        |c| matches!(c, Command::ReplayOnActive { instance_id, .. } if instance_id == "approval")
+    ));
+    assert!(
+        ui.screen().contains("Stepping on build #1 (pinned)"),
+        "{}",
+        ui.screen()
+    );
+}

@@ -152,6 +152,8 @@ pub enum EngineEvent {
         instance_id: String,
         /// The build that does not replay it.
         build: u32,
+        /// The build it stays on (what `resume` pins it to), if it ran on one.
+        pinned_build: Option<u32>,
         /// Why.
         reason: String,
         /// The structured diff, for a nondeterminism.

@@ -22,6 +22,7 @@ pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<C
             return;
         }
         KeyAction::OpenReplay => {
+            super::replay::reload(model);
             switch_view(model, View::Replay, out);
             return;
         }

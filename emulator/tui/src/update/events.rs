@@ -42,6 +42,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     // A new instance's history starts empty; an imported one (a fork) arrives
                     // with a gap below, which unsets this again.
                     calls: Some(CallCounts::default()),
+                    pinned: false,
+                    divergence: None,
                 });
             model.instances.dirty = true;
         }
@@ -58,6 +60,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     if row.status != status {
                         model.instances.dirty = true;
                     }
+                    super::builds::left_divergence(row, status);
                     row.status = status;
                     row.custom_status = custom_status;
                     row.updated_at = now.or(row.updated_at);
@@ -95,6 +98,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     row.updated_at = Some(last.timestamp);
                 }
             }
+            super::replay::history_grew(model, &instance_id, &execution_id, first_seq, &events);
             if let Some(history) = &mut model.history {
                 if history.instance_id == instance_id {
                     if history.loading {
@@ -134,9 +138,11 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 Tone::Ok,
                 format!("build #{number} loaded from {origin}"),
             );
+            super::builds::build_loaded(model, number);
         }
         EngineEvent::BuildStarted { target } => {
             feed(model, Tone::Info, format!("building {target} ..."));
+            super::builds::build_started(model, &target);
         }
         EngineEvent::BuildProgress { message, .. } => feed(model, Tone::Dim, message),
         EngineEvent::ReloadFinished {
@@ -167,8 +173,9 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
         EngineEvent::InstanceDiverged {
             instance_id,
             build,
+            pinned_build,
             reason,
-            ..
+            diff,
         } => {
             feed(
                 model,
@@ -177,6 +184,14 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     "{} does not replay on build #{build} and was suspended: {reason}",
                     short_id(&instance_id)
                 ),
+            );
+            super::builds::instance_diverged(
+                model,
+                &instance_id,
+                build,
+                pinned_build,
+                reason,
+                diff,
             );
             model.stale.mark(Part::Instances);
         }
@@ -377,6 +392,9 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
             }
             Err(error) => model.status = Some((format!("{label} failed: {error}"), true)),
         },
+        Outcome::ReplayedOnActive { token, result } => {
+            super::replay::replayed_on_active(model, token, result);
+        }
         Outcome::Stepped { token, result } => {
             if let Some(stepper) = &mut model.stepper {
                 if stepper.token == token {

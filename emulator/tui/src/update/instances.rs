@@ -29,7 +29,11 @@ pub(super) fn key(
     }
     match action {
         KeyAction::OpenHistory => {
-            if model.selected_id().is_some() {
+            // A Diverged instance waits for a choice: Enter offers it (the dialog leads on to
+            // the history).
+            if let Some(choice) = model.selected().and_then(super::diverged::choice) {
+                model.overlay = Some(crate::model::Overlay::Diverged(choice));
+            } else if model.selected_id().is_some() {
                 switch_view(model, View::History, out);
             }
         }

@@ -10,6 +10,7 @@ mod actions;
 mod builds;
 mod clock;
 mod derived;
+mod diverged;
 mod events;
 mod faults;
 mod history;

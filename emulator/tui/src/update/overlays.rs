@@ -180,6 +180,7 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
                 Some(Overlay::Fault(form))
             }
         },
+        Overlay::Diverged(choice) => super::diverged::key(model, choice, key, out),
         Overlay::Fork(mut form) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Tab | KeyCode::Down => {

@@ -1,14 +1,20 @@
 //! The replay stepper: opening it on the selected execution, stepping (one request per step,
 //! answered by the replay lane), its keys, and forking (as is, or with an edited completion).
+//!
+//! The stepper holds the history as it was when it opened: live events only mark it as grown
+//! (the view says so), and `F` reloads it from the store. A diverged instance steps on its own
+//! build, where it replays cleanly; its whole history is also replayed once on the active build,
+//! which is where the divergence shows.
 
 use super::json_overlay;
 use crate::command::Command;
 use crate::input::TextInput;
 use crate::keymap::KeyAction;
 use crate::layout::page;
-use crate::model::{ForkForm, Model, Overlay, Stepper, View};
+use crate::model::{ActiveReplay, ForkForm, Model, Overlay, Part, Stepper, View};
 use durable_emu_engine::inspect::replay::{CompletionEdit, calls_at, next_completion};
-use durable_sdk::history::EventKind;
+use durable_sdk::history::{EventKind, HistoryEvent};
+use durable_sdk::protocol::NonDeterminism;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use serde_json::Value;
 use std::sync::Arc;
@@ -34,11 +40,26 @@ pub(super) fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
     let step = events.len();
     let all_calls = calls_at(&events, step);
     let names = crate::model::call_names(&events);
-    let build = model
-        .instances
-        .rows
-        .get(&history.instance_id)
-        .and_then(|row| row.build);
+    let row = model.instances.rows.get(&history.instance_id);
+    let build = row.and_then(|row| row.build);
+    let diverged = row.is_some_and(crate::model::InstanceRow::is_diverged);
+    // Live events that arrived while the history loaded are in it already; any later ones
+    // mark the stepper as grown.
+    let on_active = diverged.then(|| {
+        let token = model.next_token;
+        model.next_token += 1;
+        out.push(Command::ReplayOnActive {
+            token,
+            instance_id: history.instance_id.clone(),
+            execution_id: execution.execution.execution_id.clone(),
+            events: Arc::clone(&events),
+        });
+        ActiveReplay {
+            build: model.builds.active,
+            token,
+            result: None,
+        }
+    });
     model.stepper = Some(Stepper {
         instance_id: history.instance_id.clone(),
         execution_id: execution.execution.execution_id.clone(),
@@ -51,8 +72,62 @@ pub(super) fn ensure_stepper(model: &mut Model, out: &mut Vec<Command>) {
         names,
         offset: 0,
         build,
+        grown: false,
+        on_active,
     });
     step_to(model, step, out);
+}
+
+/// `F`: the stepper is opened afresh on the history as the store has it now (also on the same
+/// instance, whose history may have grown since it opened).
+pub(super) fn reload(model: &mut Model) {
+    let Some(stepper) = model.stepper.take() else {
+        return;
+    };
+    let held = model
+        .history
+        .as_ref()
+        .is_some_and(|history| history.instance_id == stepper.instance_id);
+    if held && model.selected_id() == Some(stepper.instance_id.as_str()) {
+        model.stale.mark(Part::History);
+        if stepper.grown {
+            model.status = Some(("reloading the history ...".into(), false));
+        }
+    }
+}
+
+/// Live events of an instance: a stepper open on it no longer shows its whole history.
+pub(super) fn history_grew(
+    model: &mut Model,
+    instance_id: &str,
+    execution_id: &str,
+    first_seq: usize,
+    events: &[HistoryEvent],
+) {
+    let Some(stepper) = &mut model.stepper else {
+        return;
+    };
+    if stepper.instance_id == instance_id
+        && (stepper.execution_id != execution_id || first_seq + events.len() > stepper.events.len())
+    {
+        stepper.grown = true;
+    }
+}
+
+/// The answer of [`Command::ReplayOnActive`].
+pub(super) fn replayed_on_active(
+    model: &mut Model,
+    token: u64,
+    result: Result<Option<NonDeterminism>, String>,
+) {
+    let on_active = model
+        .stepper
+        .as_mut()
+        .and_then(|stepper| stepper.on_active.as_mut())
+        .filter(|on_active| on_active.token == token);
+    if let Some(on_active) = on_active {
+        on_active.result = Some(result);
+    }
 }
 
 pub(super) fn step_to(model: &mut Model, step: usize, out: &mut Vec<Command>) {

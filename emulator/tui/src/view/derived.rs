@@ -335,7 +335,28 @@ pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         )),
         Rect { height: 1, ..body },
     );
-    let list = list_area(View::Errors, body);
+    let mut list = list_area(View::Errors, body);
+    // A Diverged instance's diff comes first, wrapped (never cut); the error tree scrolls below.
+    let diff = model
+        .history
+        .as_ref()
+        .and_then(|history| model.instances.rows.get(&history.instance_id))
+        .map(|row| super::diverged::diff_lines(row, theme, width))
+        .unwrap_or_default();
+    if !diff.is_empty() {
+        let room = u16::try_from(diff.len())
+            .unwrap_or(u16::MAX)
+            .min(list.height);
+        frame.render_widget(
+            Paragraph::new(diff),
+            Rect {
+                height: room,
+                ..list
+            },
+        );
+        list.y += room;
+        list.height -= room;
+    }
     let rows = &model.derived.errors;
     let first = model.derived_offset.min(rows.len().saturating_sub(1));
     let last = (first + usize::from(list.height)).min(rows.len());

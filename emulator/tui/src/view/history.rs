@@ -5,7 +5,7 @@
 use super::{col, fit, placeholder, tone};
 use crate::layout::list_area;
 use crate::model::{Model, View};
-use crate::theme::{Theme, status_symbol};
+use crate::theme::{Theme, row_symbol};
 use durable_emu_engine::inspect::rows::event_row;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -28,8 +28,8 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let mut title = vec![];
     if let Some(row) = row {
         title.push(Span::styled(
-            format!("{} {} ", status_symbol(row.status), row.status),
-            theme.status(row.status),
+            format!("{} {} ", row_symbol(row), row.status_label()),
+            theme.row_status(row),
         ));
         title.push(Span::styled(format!("{} ", row.name), theme.accent()));
     }

@@ -9,7 +9,7 @@
 use super::{col, fit, placeholder};
 use crate::layout::list_area;
 use crate::model::{Model, View, short_id};
-use crate::theme::{Theme, status_symbol};
+use crate::theme::{Theme, row_symbol};
 use durable_emu_engine::inspect::rows::format_age;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -80,19 +80,23 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
             (Some(now), Some(created)) => format_age(now - created),
             _ => String::new(),
         };
-        let build = row
-            .build
-            .map(|build| format!("#{build}"))
-            .unwrap_or_default();
-        let status_style = theme.status(row.status);
+        // `⚲` marks an instance held on an older build than the active one (pinned or diverged).
+        let build = match row.pinned_to_older(model.builds.active) {
+            Some(build) => format!("⚲#{build}"),
+            None => row
+                .build
+                .map(|build| format!("#{build}"))
+                .unwrap_or_default(),
+        };
+        let status_style = theme.row_status(row);
         let selected = position == instances.selected;
         let mut spans = vec![
-            Span::styled(format!("{} ", status_symbol(row.status)), status_style),
+            Span::styled(format!("{} ", row_symbol(row)), status_style),
             Span::styled(
                 col(&format!("{indent}{}", row.name), name_width),
                 theme.text(),
             ),
-            Span::styled(col(row.status.as_str(), 11), status_style),
+            Span::styled(col(row.status_label(), 11), status_style),
             Span::styled(col(&progress, 15), theme.text()),
             Span::styled(col(&age, 7), theme.dim()),
             Span::styled(col(&build, 5), theme.dim()),

@@ -4,6 +4,7 @@
 mod builds;
 mod clock;
 mod derived;
+mod diverged;
 mod faults;
 mod history;
 mod instances;

@@ -56,6 +56,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Clear, area);
             frame.render_widget(Paragraph::new(shown).block(block), area);
         }
+        Overlay::Diverged(choice) => super::diverged::dialog(frame, theme, body, choice),
         Overlay::Start(form) => {
             let area = centered(body, 70, 17);
             let block = boxed(theme, "Start an orchestration");
@@ -226,7 +227,7 @@ fn caption<'a>(theme: &Theme, text: &str, focused: bool) -> Line<'a> {
     }
 }
 
-fn boxed<'a>(theme: &Theme, title: &str) -> Block<'a> {
+pub(super) fn boxed<'a>(theme: &Theme, title: &str) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_style(theme.accent())
@@ -318,7 +319,7 @@ fn help(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect, scroll:
 }
 
 /// A box of at most `width` x `height` in the middle of `area`.
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect {

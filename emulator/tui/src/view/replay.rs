@@ -6,10 +6,10 @@
 
 use super::{fit, placeholder, tone};
 use crate::layout::{list_area, replay_split};
-use crate::model::{Model, Tone, View};
+use crate::model::{Model, Stepper, Tone, View};
 use crate::theme::Theme;
 use durable_emu_engine::inspect::rows::{compact_json, event_row, truncate};
-use durable_sdk::protocol::ActionKind;
+use durable_sdk::protocol::{ActionKind, DurableCall, NonDeterminism};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -54,6 +54,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         ),
         Span::styled(at, theme.text()),
     ]);
+
     frame.render_widget(Paragraph::new(heading), Rect { height: 1, ..body });
     let (left, right) = replay_split(body);
     if body.height > 1 {
@@ -75,16 +76,31 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         .map(|event| event.timestamp)
         .unwrap_or_default();
     let names = &stepper.names;
+    // Where the history stops replaying on the active build (a diverged instance).
+    let diverges_at = active_diff(stepper).and_then(|diff| {
+        stepper
+            .all_calls
+            .iter()
+            .find(|call| call.sequence_id == diff.sequence_id)
+            .map(|call| call.scheduled_at)
+    });
     let last = (stepper.offset + usize::from(list.height)).min(events.len());
     let left_width = usize::from(left.width).saturating_sub(1);
     let lines: Vec<Line<'_>> = (stepper.offset..last)
         .map(|index| {
             let row = event_row(&events[index], start, |id| names.get(&id).cloned());
+            let mark = if diverges_at == Some(index) {
+                "≠"
+            } else {
+                " "
+            };
             let text = fit(
-                &format!("{:<4} {:<21} {} {}", index, row.kind, row.id, row.name),
+                &format!("{:<4}{mark}{:<21} {} {}", index, row.kind, row.id, row.name),
                 left_width,
             );
-            let style = if index + 1 == stepper.step {
+            let style = if diverges_at == Some(index) && index + 1 != stepper.step {
+                theme.diverged()
+            } else if index + 1 == stepper.step {
                 tone(theme, row.tone).patch(theme.selected())
             } else if index >= stepper.step {
                 theme.dim()
@@ -124,6 +140,14 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
         return lines;
     };
     let section = |text: &str| Line::from(Span::styled(text.to_string(), theme.accent()));
+    // First in the panel, where it is never cut: the heading is as wide as the instance id.
+    if stepper.grown {
+        lines.push(Line::from(Span::styled(
+            truncate("history has grown: F to reload", width),
+            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+        )));
+    }
+    active_lines(stepper, theme, width, &mut lines);
     let result = match &stepper.result {
         None => {
             lines.push(Line::from(Span::styled("replaying ...", theme.dim())));
@@ -270,4 +294,80 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
         )));
     }
     lines
+}
+
+/// The nondeterminism the active build finds in a diverged instance's history, once known.
+fn active_diff(stepper: &Stepper) -> Option<&NonDeterminism> {
+    match &stepper.on_active.as_ref()?.result {
+        Some(Ok(Some(diff))) => Some(diff),
+        _ => None,
+    }
+}
+
+/// A diverged instance steps on its own build, where its history replays cleanly; these lines
+/// say what the active build makes of the same history.
+fn active_lines(stepper: &Stepper, theme: &Theme, width: usize, lines: &mut Vec<Line<'_>>) {
+    let Some(on_active) = &stepper.on_active else {
+        return;
+    };
+    let build = on_active.build.map_or_else(
+        || "the active build".to_string(),
+        |build| format!("build #{build}"),
+    );
+    let own = stepper.build.map_or_else(
+        || "its own build".to_string(),
+        |build| format!("build #{build}"),
+    );
+    lines.push(Line::from(Span::styled(
+        truncate(&format!("Stepping on {own} (pinned); on {build}:"), width),
+        theme.diverged(),
+    )));
+    match &on_active.result {
+        None => lines.push(Line::from(Span::styled(
+            format!("  replaying on {build} ..."),
+            theme.dim(),
+        ))),
+        Some(Err(error)) => lines.push(Line::from(Span::styled(
+            truncate(&format!("  could not replay: {error}"), width),
+            theme.error(),
+        ))),
+        Some(Ok(None)) => lines.push(Line::from(Span::styled(
+            "  the whole history replays cleanly now",
+            theme.ok(),
+        ))),
+        Some(Ok(Some(diff))) => {
+            let side = |call: &Option<DurableCall>, none: &str| {
+                call.as_ref()
+                    .map_or_else(|| none.to_string(), ToString::to_string)
+            };
+            let at = stepper
+                .all_calls
+                .iter()
+                .find(|call| call.sequence_id == diff.sequence_id)
+                .map(|call| format!(" (event {}, ≠ on the left)", call.scheduled_at))
+                .unwrap_or_default();
+            lines.push(Line::from(Span::styled(
+                truncate(
+                    &format!("  DIVERGES at call #{}{at}", diff.sequence_id),
+                    width,
+                ),
+                theme.error(),
+            )));
+            lines.push(Line::from(Span::styled(
+                truncate(
+                    &format!("  history: {}", side(&diff.expected, "no such call")),
+                    width,
+                ),
+                theme.ok(),
+            )));
+            lines.push(Line::from(Span::styled(
+                truncate(
+                    &format!("  {build}: {}", side(&diff.actual, "never makes it")),
+                    width,
+                ),
+                theme.error(),
+            )));
+        }
+    }
+    lines.push(Line::from(""));
 }

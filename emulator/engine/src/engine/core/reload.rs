@@ -119,6 +119,7 @@ impl Core {
                 self.batch.outbox.push(EngineEvent::InstanceDiverged {
                     instance_id: instance_id.to_string(),
                     build: number,
+                    pinned_build: current,
                     reason: divergence.reason.clone(),
                     diff: divergence.diff.clone(),
                 });
