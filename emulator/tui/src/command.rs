@@ -11,6 +11,7 @@ use durable_emu_engine::engine::EngineHandle;
 use durable_emu_engine::faults::FaultRule;
 use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_request};
 use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
@@ -272,7 +273,7 @@ pub fn execute(
                         let events = executions
                             .last()
                             .map_or(&[][..], |history| history.events.as_slice());
-                        (events.len(), CallCounts::of(events))
+                        (events.len(), CallCounts::of(events), OpenCalls::of(events))
                     });
                     (instance_id, counts)
                 })

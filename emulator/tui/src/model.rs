@@ -18,6 +18,7 @@ use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
+use durable_emu_engine::inspect::waiting::{self, OpenCalls, Wait};
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use durable_sdk::OrchestratorInfo;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
@@ -178,6 +179,10 @@ pub struct InstanceRow {
     /// row read from the store, or one whose live events skipped part of the history, such as
     /// an imported fork); the instances view then loads them (`Command::LoadCounts`).
     pub calls: Option<CallCounts>,
+    /// The current execution's open timers and calls, known and unknown together with `calls`.
+    pub open: Option<OpenCalls>,
+    /// The external events its code waits for, as the engine last said.
+    pub awaited_events: Vec<String>,
 }
 
 impl InstanceRow {
@@ -197,7 +202,18 @@ impl InstanceRow {
             build: record.build,
             history_len: record.history_len,
             calls: None,
+            open: None,
+            awaited_events: record.awaited_events.clone(),
         }
+    }
+
+    /// What it waits for: nothing once ended; the events alone while its open calls are unknown.
+    pub fn waits(&self) -> Vec<Wait> {
+        if self.status.is_terminal() {
+            return Vec::new();
+        }
+        let unknown = OpenCalls::default();
+        waiting::waits(&self.awaited_events, self.open.as_ref().unwrap_or(&unknown))
     }
 
     /// `done/total` from a custom status shaped like `{"done": k, "total": n}`, else from the

@@ -9,6 +9,7 @@ use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
 use durable_emu_engine::faults::RuleState;
 use durable_emu_engine::inspect::replay::StepResult;
 use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -56,7 +57,7 @@ pub enum Outcome {
     Instances(Result<Vec<InstanceRecord>, String>),
     /// Call counts of instances' current executions and the history length they were counted
     /// at (`None`: the history could not be read).
-    Counts(Vec<(String, Option<(usize, CallCounts)>)>),
+    Counts(Vec<(String, Option<(usize, CallCounts, OpenCalls)>)>),
     /// One instance's histories (every execution).
     History {
         /// The instance.
