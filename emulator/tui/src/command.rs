@@ -251,8 +251,8 @@ impl Plugins {
     }
 }
 
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+fn short(id: &str) -> std::borrow::Cow<'_, str> {
+    crate::model::short_id(id)
 }
 
 /// Runs one command to completion and sends its answer (blocking: only on an executor lane).

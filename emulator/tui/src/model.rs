@@ -928,7 +928,62 @@ impl Model {
     }
 }
 
-/// A short form of an id for tight columns and messages.
-pub fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+/// Most characters [`short_id`] returns.
+pub const SHORT_ID_WIDTH: usize = 16;
+
+/// A short form of an id for tight columns and messages that keeps what tells it from its
+/// parent: a child (`<parent>:0`, `<parent>:order-5`) or a fork (`<parent>-fork1`) keeps its
+/// whole suffix after the head of the parent's id (`3f2a9c1e:order-5`), never reading like the
+/// parent (`3f2a9c1e`); an id of up to [`SHORT_ID_WIDTH`] characters is kept whole.
+pub fn short_id(id: &str) -> std::borrow::Cow<'_, str> {
+    const HEAD: usize = 8;
+    if id.chars().count() <= SHORT_ID_WIDTH {
+        return id.into();
+    }
+    // Where the distinguishing part starts: the first child separator or fork suffix.
+    let split = [id.find(':'), id.find("-fork")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(id.len());
+    let (root, suffix) = id.split_at(split);
+    let suffix_width = suffix.chars().count();
+    if suffix_width == 0 {
+        return root.chars().take(HEAD).collect::<String>().into();
+    }
+    if suffix_width + 4 > SHORT_ID_WIDTH {
+        // A suffix too long for a head: its tail is what differs between siblings.
+        let tail: String = id
+            .chars()
+            .skip(id.chars().count() - (SHORT_ID_WIDTH - 1))
+            .collect();
+        return format!("…{tail}").into();
+    }
+    let head = HEAD.min(SHORT_ID_WIDTH - suffix_width);
+    format!("{}{suffix}", root.chars().take(head).collect::<String>()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    const PARENT: &str = "3f2a9c1e4b5d4c7e8f90a1b2c3d4e5f6";
+
+    #[test]
+    fn a_short_id_keeps_what_tells_a_child_or_a_fork_from_its_parent() {
+        assert_eq!(short_id(PARENT), "3f2a9c1e");
+        assert_eq!(short_id(&format!("{PARENT}:0")), "3f2a9c1e:0");
+        assert_eq!(short_id(&format!("{PARENT}:order-5")), "3f2a9c1e:order-5");
+        assert_eq!(short_id(&format!("{PARENT}-fork1")), "3f2a9c1e-fork1");
+        assert_eq!(short_id(&format!("{PARENT}:0-fork2")), "3f2a9c1e:0-fork2");
+        assert_eq!(short_id(&format!("{PARENT}:0:12")), "3f2a9c1e:0:12");
+    }
+
+    #[test]
+    fn a_long_suffix_keeps_its_tail_and_short_ids_stay_whole() {
+        let child = format!("{PARENT}:shipment-for-order-12345");
+        assert_eq!(short_id(&child), "…for-order-12345");
+        assert_eq!(short_id("saga:0"), "saga:0");
+        assert_eq!(short_id("approval-fork1"), "approval-fork1");
+    }
 }
