@@ -70,6 +70,8 @@ pub enum Command {
         name: String,
         /// Payload.
         data: Value,
+        /// What the answer says instead of `event raised` when nothing waits for the name.
+        warning: Option<String>,
     },
     /// Terminate (recursively).
     Terminate {
@@ -326,11 +328,12 @@ pub fn execute(
             instance_id,
             name,
             data,
+            warning,
         } => Outcome::Action {
             label: format!("raise {name} on {}", short(&instance_id)),
             result: engine
                 .raise_event(&instance_id, &name, data)
-                .map(|()| "event raised".to_string())
+                .map(|()| warning.unwrap_or_else(|| "event raised".to_string()))
                 .map_err(text),
         },
         Command::Terminate {

@@ -74,7 +74,9 @@ pub const FAULT_DETAIL_HEIGHT: u16 = 7;
 fn header_lines(view: View) -> u16 {
     match view {
         View::Instances | View::Errors | View::FanOut => 1,
-        View::History | View::Timeline | View::Replay => 2,
+        // History: title, what the instance waits for, column names.
+        View::History => 3,
+        View::Timeline | View::Replay => 2,
         View::Clock => 5,
         View::Builds => 0,
         View::Faults => 1,

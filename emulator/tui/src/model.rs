@@ -636,6 +636,116 @@ pub enum Overlay {
     Fork(ForkForm),
     /// Add a fault rule.
     Fault(Box<FaultForm>),
+    /// Raise an event on an instance.
+    Raise(RaiseForm),
+}
+
+/// Where the raise form's keys go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaiseField {
+    /// The events the instance waits for (j/k pick one into the name).
+    Waiting,
+    /// The event name, typed.
+    Name,
+    /// The payload (JSON).
+    Payload,
+}
+
+/// The raise form: the events the instance waits for to pick from, a name and a JSON payload.
+#[derive(Debug, Clone)]
+pub struct RaiseForm {
+    /// The instance.
+    pub instance_id: String,
+    /// Its orchestration name, for the title.
+    pub orchestration: String,
+    /// The events it waits for.
+    pub awaited: Vec<String>,
+    /// Picked position in `awaited`.
+    pub selected: usize,
+    /// The event name.
+    pub name: TextInput,
+    /// The payload; empty means null.
+    pub payload: TextInput,
+    /// The focused field.
+    pub field: RaiseField,
+}
+
+impl RaiseForm {
+    /// The form for `row`: the first awaited event picked (and focused), else the name field.
+    pub fn new(row: &InstanceRow) -> Self {
+        let awaited = if row.status.is_terminal() {
+            Vec::new()
+        } else {
+            row.awaited_events.clone()
+        };
+        let name = awaited.first().cloned().unwrap_or_default();
+        Self {
+            instance_id: row.id.clone(),
+            orchestration: row.name.clone(),
+            field: if awaited.is_empty() {
+                RaiseField::Name
+            } else {
+                RaiseField::Waiting
+            },
+            awaited,
+            selected: 0,
+            name: TextInput::new(name),
+            payload: TextInput::default(),
+        }
+    }
+
+    /// Picks the awaited event at `index` into the name.
+    pub fn pick(&mut self, index: usize) {
+        if let Some(name) = self.awaited.get(index) {
+            self.selected = index;
+            self.name = TextInput::new(name.clone());
+        }
+    }
+
+    /// The next field (Tab), or the previous; the list only when there is one.
+    pub fn focus_next(&mut self, forward: bool) {
+        let mut fields = vec![RaiseField::Name, RaiseField::Payload];
+        if !self.awaited.is_empty() {
+            fields.insert(0, RaiseField::Waiting);
+        }
+        let at = fields.iter().position(|field| *field == self.field).unwrap_or(0);
+        let count = fields.len();
+        self.field = fields[if forward { (at + 1) % count } else { (at + count - 1) % count }];
+    }
+
+    /// The payload as JSON (empty: null), or why it is not.
+    pub fn parsed_payload(&self) -> Result<Value, String> {
+        let text = self.payload.text().trim();
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(text).map_err(|error| format!("the payload is not JSON: {error}"))
+    }
+}
+
+/// What raising `name` on `row` leads to when nothing waits for it: the warning the status line
+/// shows (the event is still raised, and buffered until a wait takes it). Names compare
+/// case-insensitively, as the orchestration compares them. `None` when a wait takes it, or the
+/// instance has ended (the engine answers that).
+pub fn raise_warning(row: &InstanceRow, name: &str) -> Option<String> {
+    if row.status.is_terminal()
+        || row
+            .awaited_events
+            .iter()
+            .any(|awaited| awaited.to_lowercase() == name.to_lowercase())
+    {
+        return None;
+    }
+    let waits = if row.awaited_events.is_empty() {
+        "no event".to_string()
+    } else {
+        row.awaited_events
+            .iter()
+            .map(|awaited| format!("'{awaited}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!("buffered; the instance waits for {waits}"))
 }
 
 /// The start form: a name from the manifest and a JSON input, validated as typed.
