@@ -141,7 +141,15 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
             id.max(short_id(row_id).chars().count()),
         )
     });
-    let widths = columns(width, longest_name, longest_id);
+    let mut count = format!("{}/{}", instances.visible.len(), instances.rows.len());
+    if instances.sort_key() != crate::model::SortKey::Created {
+        count.push_str(&format!(" ↕{}", instances.sort_key().label()));
+    }
+    if !instances.filter.is_empty() {
+        count.push_str(&format!(" /{}", instances.filter));
+    }
+    // The count sits above the id column: the column is at least as wide.
+    let widths = columns(width, longest_name, longest_id.max(count.chars().count()));
     let mut header = format!("{:LEAD$}{}{}", "", fit("NAME", widths.name), fit("STATUS", widths.status));
     for (title, width) in [
         ("PROGRESS", widths.progress),
@@ -154,13 +162,6 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         if width > 0 {
             header.push_str(&col(title, width));
         }
-    }
-    let mut count = format!("{}/{}", instances.visible.len(), instances.rows.len());
-    if instances.sort_key() != crate::model::SortKey::Created {
-        count.push_str(&format!(" ↕{}", instances.sort_key().label()));
-    }
-    if !instances.filter.is_empty() {
-        count.push_str(&format!(" /{}", instances.filter));
     }
     let header_width = header.chars().count().min(width);
     let count =
