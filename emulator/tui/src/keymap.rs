@@ -78,7 +78,7 @@ pub enum KeyAction {
     RemoveFaultRule,
     /// Start an orchestration (a form).
     Start,
-    /// Raise an event on the selected instance (the command line, prefilled).
+    /// Raise an event on the selected instance (the raise form).
     Raise,
     /// Terminate the selected instance (asks first).
     Terminate,
@@ -420,7 +420,7 @@ pub const KEYMAP: &[Binding] = &[
         Instance,
         A::Raise,
         "r",
-        "raise an event (:raise EVENT JSON)",
+        "raise an event (a form: the events it waits for, a name, a JSON payload)",
     ),
     bind(
         &[Char('t')],

@@ -708,9 +708,16 @@ impl RaiseForm {
         if !self.awaited.is_empty() {
             fields.insert(0, RaiseField::Waiting);
         }
-        let at = fields.iter().position(|field| *field == self.field).unwrap_or(0);
+        let at = fields
+            .iter()
+            .position(|field| *field == self.field)
+            .unwrap_or(0);
         let count = fields.len();
-        self.field = fields[if forward { (at + 1) % count } else { (at + count - 1) % count }];
+        self.field = fields[if forward {
+            (at + 1) % count
+        } else {
+            (at + count - 1) % count
+        }];
     }
 
     /// The payload as JSON (empty: null), or why it is not.

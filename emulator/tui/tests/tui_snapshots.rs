@@ -13,7 +13,10 @@ use serde_json::json;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
-        (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?( UTC)?", "[date]"),
+        (
+            r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?( UTC)?",
+            "[date]",
+        ),
         (r"\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[date]"),
         (r"[0-9a-f]{32}", "[hex]"),
         (r"build [0-9a-f-]{8,}", "build [id]"),
@@ -107,9 +110,8 @@ fn family_and_waits(width: u16, height: u16) -> Harness {
         let row = |id: &str| model.instances.rows.get(id);
         row(HELLO).is_some_and(|row| row.status == RuntimeStatus::Completed)
             && row(SAGA).is_some_and(|row| row.status == RuntimeStatus::Failed)
-            && row(APPROVAL).is_some_and(|row| {
-                row.awaited_events == ["Approval"] && row.history_len >= 8
-            })
+            && row(APPROVAL)
+                .is_some_and(|row| row.awaited_events == ["Approval"] && row.history_len >= 8)
     });
     let fork = ui.handle.fork(HELLO, 4, None).unwrap();
     ui.wait_until("the fork to finish", |model| {

@@ -313,14 +313,22 @@ fn r_opens_a_form_listing_the_events_the_instance_waits_for_and_raises_the_picke
     ui.press(KeyCode::Char('r'));
     let form = raise_form(&ui);
     assert_eq!(form.awaited, ["Approval"]);
-    assert_eq!(form.name.text(), "Approval", "the first awaited event is picked");
+    assert_eq!(
+        form.name.text(),
+        "Approval",
+        "the first awaited event is picked"
+    );
     // Enter on the list goes to the payload; a payload that is not JSON keeps the form open.
     ui.press(KeyCode::Enter);
     ui.type_text("yes");
     ui.press(KeyCode::Enter);
     assert!(ui.model.overlay.is_some());
-    assert!(ui.model.status.as_ref().is_some_and(|(text, error)| *error
-        && text.contains("not JSON")));
+    assert!(
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, error)| *error && text.contains("not JSON"))
+    );
     clear_input(&mut ui);
     ui.type_text("true");
     ui.press(KeyCode::Enter);
@@ -331,8 +339,10 @@ fn r_opens_a_form_listing_the_events_the_instance_waits_for_and_raises_the_picke
     let record = ui.handle.instance("approval").unwrap().unwrap();
     assert_eq!(record.output, json!("Approved"));
     assert!(
-        ui.model.status.as_ref().is_some_and(|(text, error)| !error
-            && text.ends_with("event raised")),
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, error)| !error && text.ends_with("event raised")),
         "{:?}",
         ui.model.status
     );
@@ -369,9 +379,17 @@ fn raising_a_name_nothing_waits_for_still_raises_but_warns_what_the_instance_wai
         "{:?}",
         ui.model.status
     );
-    let raised = ui.handle.history("approval").unwrap().last().unwrap().events.iter().any(
-        |event| matches!(&event.kind, EventKind::EventRaised { name, .. } if name == "Aproval"),
-    );
+    let raised = ui
+        .handle
+        .history("approval")
+        .unwrap()
+        .last()
+        .unwrap()
+        .events
+        .iter()
+        .any(
+            |event| matches!(&event.kind, EventKind::EventRaised { name, .. } if name == "Aproval"),
+        );
     assert!(raised, "the event was raised all the same");
     // A name that differs only in case is what the orchestration waits for: no warning.
     ui.command("raise approval true");
@@ -389,7 +407,9 @@ fn raising_a_name_nothing_waits_for_still_raises_but_warns_what_the_instance_wai
 fn raising_on_an_instance_that_waits_for_no_event_says_so() {
     let mut ui = harness();
     ui.start("HelloSequence", json!(null), "hello");
-    ui.wait_until("hello to run", |model| model.instances.rows.contains_key("hello"));
+    ui.wait_until("hello to run", |model| {
+        model.instances.rows.contains_key("hello")
+    });
     ui.select("hello");
     ui.press(KeyCode::Char('r'));
     let form = raise_form(&ui);

@@ -2,9 +2,9 @@
 //! fault and fork forms. The view underneath gets no keys meanwhile.
 
 use super::{fork_here, moved, perform};
+use crate::cmdline::Action;
 use crate::cmdline::{self};
 use crate::command::Command;
-use crate::cmdline::Action;
 use crate::model::{Model, Overlay, RaiseField};
 use durable_emu_engine::inspect::replay::CompletionEdit;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};

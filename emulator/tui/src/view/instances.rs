@@ -69,7 +69,15 @@ fn columns(width: usize, name: usize, id: usize) -> Columns {
         id,
     };
     let used = |c: &Columns| {
-        LEAD + c.name + c.status + c.progress + c.waiting + c.custom + c.age + c.created + c.build + c.id
+        LEAD + c.name
+            + c.status
+            + c.progress
+            + c.waiting
+            + c.custom
+            + c.age
+            + c.created
+            + c.build
+            + c.id
     };
     // Too narrow: drop the least telling columns before the name shrinks.
     for drop in [
@@ -135,7 +143,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
             .rows
             .get(row_id)
             .map_or(0, |row| row.name.chars().count());
-        let indent = if *depth > 0 { 2 * usize::from(*depth) } else { 0 };
+        let indent = if *depth > 0 {
+            2 * usize::from(*depth)
+        } else {
+            0
+        };
         (
             name.max(indent + row_name),
             id.max(short_id(row_id).chars().count()),
@@ -150,7 +162,12 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     }
     // The count sits above the id column: the column is at least as wide.
     let widths = columns(width, longest_name, longest_id.max(count.chars().count()));
-    let mut header = format!("{:LEAD$}{}{}", "", fit("NAME", widths.name), fit("STATUS", widths.status));
+    let mut header = format!(
+        "{:LEAD$}{}{}",
+        "",
+        fit("NAME", widths.name),
+        fit("STATUS", widths.status)
+    );
     for (title, width) in [
         ("PROGRESS", widths.progress),
         ("WAITING", widths.waiting),
@@ -202,7 +219,10 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         let status_style = theme.status(row.status);
         let mut spans = vec![
             Span::styled(format!("{} ", status_symbol(row.status)), status_style),
-            Span::styled(col(&format!("{indent}{}", row.name), widths.name), theme.text()),
+            Span::styled(
+                col(&format!("{indent}{}", row.name), widths.name),
+                theme.text(),
+            ),
             Span::styled(col(row.status.as_str(), widths.status), status_style),
         ];
         let mut cell = |text: String, width: usize, style: Style| {
@@ -216,7 +236,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
             .unwrap_or_default();
         cell(progress, widths.progress, theme.text());
         if widths.waiting > 0 {
-            cell(waiting::summary(&row.waits(), now), widths.waiting, theme.warn());
+            cell(
+                waiting::summary(&row.waits(), now),
+                widths.waiting,
+                theme.warn(),
+            );
         }
         cell(custom_text(row, widths.custom), widths.custom, theme.text());
         let age = match (now, row.created_at) {

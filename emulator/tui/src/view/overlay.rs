@@ -196,7 +196,11 @@ fn raise_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &RaiseForm
             style,
         )));
     }
-    lines.push(caption(theme, "Event name:", form.field == RaiseField::Name));
+    lines.push(caption(
+        theme,
+        "Event name:",
+        form.field == RaiseField::Name,
+    ));
     lines.push(input_line(
         theme,
         &form.name,
@@ -216,7 +220,10 @@ fn raise_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &RaiseForm
     ));
     lines.push(match form.parsed_payload() {
         Ok(_) => Line::from(Span::styled(
-            fit("✓ valid JSON · Enter raises · Tab next field · Esc cancels", width),
+            fit(
+                "✓ valid JSON · Enter raises · Tab next field · Esc cancels",
+                width,
+            ),
             theme.ok(),
         )),
         Err(error) => Line::from(Span::styled(fit(&error, width), theme.error())),
