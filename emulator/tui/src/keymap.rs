@@ -420,7 +420,7 @@ pub const KEYMAP: &[Binding] = &[
         Instance,
         A::Raise,
         "r",
-        "raise an event (a form: the events it waits for, a name, a JSON payload)",
+        "raise an event (a form lists the events it waits for)",
     ),
     bind(
         &[Char('t')],
