@@ -1548,7 +1548,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("schema 7, this build reads up to 3")
+                .contains("schema 7, this build reads up to 4")
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
