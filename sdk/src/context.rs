@@ -114,6 +114,21 @@ impl OrchestrationState {
         self.take_sequence()
     }
 
+    /// The names of the external events some wait is registered for, as the code spelled them
+    /// (the oldest wait's spelling), sorted case-insensitively.
+    pub(crate) fn awaited_events(&self) -> Vec<String> {
+        let mut names: Vec<(&String, String)> = self
+            .event_waiters
+            .iter()
+            .filter_map(|(key, waiters)| {
+                let oldest = waiters.front()?;
+                Some((key, oldest.borrow().label.name.clone()))
+            })
+            .collect();
+        names.sort();
+        names.into_iter().map(|(_, name)| name).collect()
+    }
+
     /// Delivers an `EventRaised` to the oldest waiter for its name, or buffers it (FIFO per name,
     /// names compared case-insensitively).
     pub(crate) fn deliver_event(&mut self, event: HistoryEvent) {

@@ -553,6 +553,7 @@ impl Session {
             logs: std::mem::take(&mut state.logs),
             nondeterminism: self.nondeterminism.clone(),
             warnings: std::mem::take(&mut self.warnings),
+            awaited_events: state.awaited_events(),
         }
     }
 }

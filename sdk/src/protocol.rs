@@ -62,6 +62,12 @@ pub struct OrchestratorResponse {
     /// docs/semantics.md#episodes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// External events the code waits for after this episode (the next event of each name goes
+    /// to a wait of the code, not to the buffer): names as the code spelled them, once each
+    /// (compared case-insensitively), sorted. History cannot tell (a wait records no event), so
+    /// hosts and front ends learn it here; a plugin built before this field sends none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaited_events: Vec<String>,
 }
 
 /// A durable call the orchestrator made, waiting to be recorded and carried out by the host.

@@ -252,3 +252,50 @@ fn a_timer_that_lost_the_race_is_not_reported_as_unmatched() {
     );
     assert_eq!(response.warnings, Vec::<String>::new());
 }
+
+/// A host cannot read a wait from history, so the response names the events the code waits for:
+/// once each, as the code spelled them, and no longer once an event answered the wait.
+#[test]
+fn the_response_names_the_events_the_code_waits_for_until_one_arrives() {
+    let waiting = replay(
+        &registry(),
+        "
+        OrchestratorStarted @0
+        ExecutionStarted ApprovalOrTimeout null
+        ",
+    );
+    assert_eq!(waiting.awaited_events, ["Approval"]);
+    let preparing = replay(
+        &registry(),
+        "
+        OrchestratorStarted @0
+        ExecutionStarted Approval null
+        ",
+    );
+    assert_eq!(preparing.awaited_events, Vec::<String>::new());
+    let answered = replay(
+        &registry(),
+        "
+        OrchestratorStarted @0
+        ExecutionStarted ApprovalOrTimeout null
+        TimerCreated #0 @60
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @10
+        EventRaised approval true
+        ",
+    );
+    assert_eq!(answered.awaited_events, Vec::<String>::new());
+    let voting = replay(
+        &registry(),
+        "
+        OrchestratorStarted @0
+        ExecutionStarted Ballot null
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @1
+        EventRaised Vote 1
+        ",
+    );
+    assert_eq!(voting.awaited_events, ["Vote"]);
+}

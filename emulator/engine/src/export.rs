@@ -167,6 +167,7 @@ impl InstanceExport {
             build: None,
             pinned: false,
             divergence: None,
+            awaited_events: Vec::new(),
         })
     }
 

@@ -27,13 +27,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// `PRAGMA application_id` of every durable-emu database: "DuEm" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4475_456d;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -113,6 +113,10 @@ CREATE TABLE unfinished_episodes (
     history_len  INTEGER NOT NULL,
     starts       INTEGER NOT NULL
 ) WITHOUT ROWID;
+",
+    // v4: the external events an instance's code waits for (history cannot tell).
+    r"
+ALTER TABLE instances ADD COLUMN awaited_events TEXT;
 ",
 ];
 
@@ -319,6 +323,9 @@ pub struct InstanceRecord {
     pub pinned: bool,
     /// Why the newest build cannot run it, when a reload check found it diverging.
     pub divergence: Option<Divergence>,
+    /// The external events its code waits for after its last episode, by name (empty when it
+    /// waits for none, has ended, or its build predates the plugin reporting them).
+    pub awaited_events: Vec<String>,
 }
 
 /// A reload check's finding: the instance's history does not replay on a newer build.
@@ -579,8 +586,8 @@ impl Store {
         let updated_at = time_text(record.updated_at, || format!("updated time of {id}"))?;
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 record.instance_id,
@@ -598,6 +605,7 @@ impl Store {
                 record.build,
                 record.pinned,
                 record.divergence.as_ref().map(to_json),
+                (!record.awaited_events.is_empty()).then(|| to_json(&record.awaited_events)),
             ])?;
         Ok(())
     }
@@ -1365,7 +1373,7 @@ fn judge(found: &Found) -> Verdict {
     }
 }
 
-const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence";
+const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events";
 
 type RawInstance = (
     String,
@@ -1382,6 +1390,7 @@ type RawInstance = (
     i64,
     Option<u32>,
     bool,
+    Option<String>,
     Option<String>,
 );
 
@@ -1402,6 +1411,7 @@ fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
         row.get(12)?,
         row.get(13)?,
         row.get(14)?,
+        row.get(15)?,
     ))
 }
 
@@ -1435,6 +1445,7 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         build,
         pinned,
         divergence,
+        awaited_events,
     ) = raw;
     let what = |column: &str| format!("{column} of instance {instance_id}");
     Ok(InstanceRecord {
@@ -1461,6 +1472,10 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         divergence: divergence
             .map(|text| from_json(&text, &what("divergence")))
             .transpose()?,
+        awaited_events: awaited_events
+            .map(|text| from_json(&text, &what("awaited events")))
+            .transpose()?
+            .unwrap_or_default(),
         instance_id,
         name,
         execution_id,
@@ -1533,7 +1548,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("schema 7, this build reads up to 3")
+                .contains("schema 7, this build reads up to 4")
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
@@ -1731,6 +1746,7 @@ mod tests {
             build: None,
             pinned: false,
             divergence: None,
+            awaited_events: Vec::new(),
         }
     }
 

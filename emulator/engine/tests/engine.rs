@@ -268,6 +268,54 @@ fn external_events_raised_before_and_after_the_wait_are_both_delivered_in_order(
     assert_eq!(record.custom_status, Some(json!("waiting")));
 }
 
+/// Waits until the instance's record says its code waits for `events`.
+fn wait_for_awaits(handle: &EngineHandle, id: &str, events: &[&str]) {
+    let mut stream = handle.subscribe();
+    for _ in 0..10_000 {
+        let record = handle.instance(id).unwrap().unwrap();
+        if record.awaited_events == events {
+            return;
+        }
+        let _ = stream.blocking_recv();
+    }
+    panic!("{id} never waited for {events:?}");
+}
+
+#[test]
+fn the_instance_record_names_the_events_its_code_waits_for_and_forgets_them_at_the_end() {
+    let engine = engine();
+    let handle = engine.handle();
+    let mut stream = handle.subscribe();
+    let id = handle
+        .start_orchestration("WaitForGo", json!(null), None)
+        .unwrap();
+    wait_for_awaits(&handle, &id, &["Go"]);
+    handle.raise_event(&id, "GO", json!(1)).unwrap();
+    // The second wait spells the name its own way.
+    wait_for_awaits(&handle, &id, &["go"]);
+    handle.raise_event(&id, "go", json!(2)).unwrap();
+    let record = wait(&handle, &id);
+    assert_eq!(record.status, RuntimeStatus::Completed);
+    assert!(record.awaited_events.is_empty());
+    // Front ends heard each change, in order, ending with "nothing".
+    let mut heard: Vec<Vec<String>> = Vec::new();
+    while let Ok(event) = stream.try_recv() {
+        if let durable_emu_engine::engine::EngineEvent::InstanceAwaits {
+            instance_id,
+            events,
+        } = event
+        {
+            if instance_id == id {
+                heard.push(events);
+            }
+        }
+    }
+    assert_eq!(
+        heard,
+        [vec!["Go".to_string()], vec!["go".to_string()], Vec::new()]
+    );
+}
+
 #[test]
 fn when_any_lets_an_event_beat_a_timer_and_the_timer_win_without_one() {
     let engine = engine();

@@ -70,6 +70,7 @@ pub fn synthetic_model(instances: usize, events: usize, width: u16, height: u16)
             build: Some(1),
             pinned: false,
             divergence: None,
+            awaited_events: Vec::new(),
         })
         .collect();
     update(&mut model, Msg::Done(Outcome::Instances(Ok(records))));

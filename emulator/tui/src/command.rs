@@ -11,6 +11,7 @@ use durable_emu_engine::engine::EngineHandle;
 use durable_emu_engine::faults::FaultRule;
 use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_request};
 use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_emu_engine::plugin::LoadedPlugin;
 use durable_sdk::history::HistoryEvent;
 use serde_json::Value;
@@ -69,6 +70,8 @@ pub enum Command {
         name: String,
         /// Payload.
         data: Value,
+        /// What the answer says instead of `event raised` when nothing waits for the name.
+        warning: Option<String>,
     },
     /// Terminate (recursively).
     Terminate {
@@ -262,8 +265,8 @@ impl Plugins {
     }
 }
 
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+fn short(id: &str) -> std::borrow::Cow<'_, str> {
+    crate::model::short_id(id)
 }
 
 /// Runs one command to completion and sends its answer (blocking: only on an executor lane).
@@ -284,7 +287,7 @@ pub fn execute(
                         let events = executions
                             .last()
                             .map_or(&[][..], |history| history.events.as_slice());
-                        (events.len(), CallCounts::of(events))
+                        (events.len(), CallCounts::of(events), OpenCalls::of(events))
                     });
                     (instance_id, counts)
                 })
@@ -337,11 +340,12 @@ pub fn execute(
             instance_id,
             name,
             data,
+            warning,
         } => Outcome::Action {
             label: format!("raise {name} on {}", short(&instance_id)),
             result: engine
                 .raise_event(&instance_id, &name, data)
-                .map(|()| "event raised".to_string())
+                .map(|()| warning.unwrap_or_else(|| "event raised".to_string()))
                 .map_err(text),
         },
         Command::Terminate {

@@ -78,7 +78,7 @@ pub enum KeyAction {
     RemoveFaultRule,
     /// Start an orchestration (a form).
     Start,
-    /// Raise an event on the selected instance (the command line, prefilled).
+    /// Raise an event on the selected instance (the raise form).
     Raise,
     /// Terminate the selected instance (asks first).
     Terminate,
@@ -440,7 +440,7 @@ pub const KEYMAP: &[Binding] = &[
         Instance,
         A::Raise,
         "r",
-        "raise an event (:raise EVENT JSON)",
+        "raise an event (a form lists the events it waits for)",
     ),
     bind(
         &[Char('t')],

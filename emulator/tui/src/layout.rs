@@ -77,7 +77,9 @@ pub const TIMELINE_LEGEND_HEIGHT: u16 = 1;
 fn header_lines(view: View) -> u16 {
     match view {
         View::Instances | View::Errors | View::FanOut => 1,
-        View::History | View::Timeline | View::Replay => 2,
+        // History: title, what the instance waits for, column names.
+        View::History => 3,
+        View::Timeline | View::Replay => 2,
         View::Clock => 5,
         View::Builds => 0,
         View::Faults => 1,

@@ -18,6 +18,7 @@ use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
+use durable_emu_engine::inspect::waiting::{self, OpenCalls, Wait};
 use durable_emu_engine::{BuildRecord, Divergence, InstanceRecord, TimerRow};
 use durable_sdk::OrchestratorInfo;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
@@ -183,6 +184,10 @@ pub struct InstanceRow {
     pub pinned: bool,
     /// Why the active build does not replay it (a reload check suspended it), with the diff.
     pub divergence: Option<Divergence>,
+    /// The current execution's open timers and calls, known and unknown together with `calls`.
+    pub open: Option<OpenCalls>,
+    /// The external events its code waits for, as the engine last said.
+    pub awaited_events: Vec<String>,
 }
 
 impl InstanceRow {
@@ -226,7 +231,18 @@ impl InstanceRow {
             calls: None,
             pinned: record.pinned,
             divergence: record.divergence.clone(),
+            open: None,
+            awaited_events: record.awaited_events.clone(),
         }
+    }
+
+    /// What it waits for: nothing once ended; the events alone while its open calls are unknown.
+    pub fn waits(&self) -> Vec<Wait> {
+        if self.status.is_terminal() {
+            return Vec::new();
+        }
+        let unknown = OpenCalls::default();
+        waiting::waits(&self.awaited_events, self.open.as_ref().unwrap_or(&unknown))
     }
 
     /// `done/total` from a custom status shaped like `{"done": k, "total": n}`, else from the
@@ -693,6 +709,123 @@ pub enum Overlay {
     Fault(Box<FaultForm>),
     /// What to do with a `Diverged` instance: resume pinned, restart on the new build, terminate.
     Diverged(DivergedChoice),
+    /// Raise an event on an instance.
+    Raise(RaiseForm),
+}
+
+/// Where the raise form's keys go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaiseField {
+    /// The events the instance waits for (j/k pick one into the name).
+    Waiting,
+    /// The event name, typed.
+    Name,
+    /// The payload (JSON).
+    Payload,
+}
+
+/// The raise form: the events the instance waits for to pick from, a name and a JSON payload.
+#[derive(Debug, Clone)]
+pub struct RaiseForm {
+    /// The instance.
+    pub instance_id: String,
+    /// Its orchestration name, for the title.
+    pub orchestration: String,
+    /// The events it waits for.
+    pub awaited: Vec<String>,
+    /// Picked position in `awaited`.
+    pub selected: usize,
+    /// The event name.
+    pub name: TextInput,
+    /// The payload; empty means null.
+    pub payload: TextInput,
+    /// The focused field.
+    pub field: RaiseField,
+}
+
+impl RaiseForm {
+    /// The form for `row`: the first awaited event picked (and focused), else the name field.
+    pub fn new(row: &InstanceRow) -> Self {
+        let awaited = if row.status.is_terminal() {
+            Vec::new()
+        } else {
+            row.awaited_events.clone()
+        };
+        let name = awaited.first().cloned().unwrap_or_default();
+        Self {
+            instance_id: row.id.clone(),
+            orchestration: row.name.clone(),
+            field: if awaited.is_empty() {
+                RaiseField::Name
+            } else {
+                RaiseField::Waiting
+            },
+            awaited,
+            selected: 0,
+            name: TextInput::new(name),
+            payload: TextInput::default(),
+        }
+    }
+
+    /// Picks the awaited event at `index` into the name.
+    pub fn pick(&mut self, index: usize) {
+        if let Some(name) = self.awaited.get(index) {
+            self.selected = index;
+            self.name = TextInput::new(name.clone());
+        }
+    }
+
+    /// The next field (Tab), or the previous; the list only when there is one.
+    pub fn focus_next(&mut self, forward: bool) {
+        let mut fields = vec![RaiseField::Name, RaiseField::Payload];
+        if !self.awaited.is_empty() {
+            fields.insert(0, RaiseField::Waiting);
+        }
+        let at = fields
+            .iter()
+            .position(|field| *field == self.field)
+            .unwrap_or(0);
+        let count = fields.len();
+        self.field = fields[if forward {
+            (at + 1) % count
+        } else {
+            (at + count - 1) % count
+        }];
+    }
+
+    /// The payload as JSON (empty: null), or why it is not.
+    pub fn parsed_payload(&self) -> Result<Value, String> {
+        let text = self.payload.text().trim();
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(text).map_err(|error| format!("the payload is not JSON: {error}"))
+    }
+}
+
+/// What raising `name` on `row` leads to when nothing waits for it: the warning the status line
+/// shows (the event is still raised, and buffered until a wait takes it). Names compare
+/// case-insensitively, as the orchestration compares them. `None` when a wait takes it, or the
+/// instance has ended (the engine answers that).
+pub fn raise_warning(row: &InstanceRow, name: &str) -> Option<String> {
+    if row.status.is_terminal()
+        || row
+            .awaited_events
+            .iter()
+            .any(|awaited| awaited.to_lowercase() == name.to_lowercase())
+    {
+        return None;
+    }
+    let waits = if row.awaited_events.is_empty() {
+        "no event".to_string()
+    } else {
+        row.awaited_events
+            .iter()
+            .map(|awaited| format!("'{awaited}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!("buffered; the instance waits for {waits}"))
 }
 
 /// The start form: a name from the manifest and a JSON input, validated as typed.
@@ -991,7 +1124,62 @@ impl Model {
     }
 }
 
-/// A short form of an id for tight columns and messages.
-pub fn short_id(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+/// Most characters [`short_id`] returns.
+pub const SHORT_ID_WIDTH: usize = 16;
+
+/// A short form of an id for tight columns and messages that keeps what tells it from its
+/// parent: a child (`<parent>:0`, `<parent>:order-5`) or a fork (`<parent>-fork1`) keeps its
+/// whole suffix after the head of the parent's id (`3f2a9c1e:order-5`), never reading like the
+/// parent (`3f2a9c1e`); an id of up to [`SHORT_ID_WIDTH`] characters is kept whole.
+pub fn short_id(id: &str) -> std::borrow::Cow<'_, str> {
+    const HEAD: usize = 8;
+    if id.chars().count() <= SHORT_ID_WIDTH {
+        return id.into();
+    }
+    // Where the distinguishing part starts: the first child separator or fork suffix.
+    let split = [id.find(':'), id.find("-fork")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(id.len());
+    let (root, suffix) = id.split_at(split);
+    let suffix_width = suffix.chars().count();
+    if suffix_width == 0 {
+        return root.chars().take(HEAD).collect::<String>().into();
+    }
+    if suffix_width + 4 > SHORT_ID_WIDTH {
+        // A suffix too long for a head: its tail is what differs between siblings.
+        let tail: String = id
+            .chars()
+            .skip(id.chars().count() - (SHORT_ID_WIDTH - 1))
+            .collect();
+        return format!("…{tail}").into();
+    }
+    let head = HEAD.min(SHORT_ID_WIDTH - suffix_width);
+    format!("{}{suffix}", root.chars().take(head).collect::<String>()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    const PARENT: &str = "3f2a9c1e4b5d4c7e8f90a1b2c3d4e5f6";
+
+    #[test]
+    fn a_short_id_keeps_what_tells_a_child_or_a_fork_from_its_parent() {
+        assert_eq!(short_id(PARENT), "3f2a9c1e");
+        assert_eq!(short_id(&format!("{PARENT}:0")), "3f2a9c1e:0");
+        assert_eq!(short_id(&format!("{PARENT}:order-5")), "3f2a9c1e:order-5");
+        assert_eq!(short_id(&format!("{PARENT}-fork1")), "3f2a9c1e-fork1");
+        assert_eq!(short_id(&format!("{PARENT}:0-fork2")), "3f2a9c1e:0-fork2");
+        assert_eq!(short_id(&format!("{PARENT}:0:12")), "3f2a9c1e:0:12");
+    }
+
+    #[test]
+    fn a_long_suffix_keeps_its_tail_and_short_ids_stay_whole() {
+        let child = format!("{PARENT}:shipment-for-order-12345");
+        assert_eq!(short_id(&child), "…for-order-12345");
+        assert_eq!(short_id("saga:0"), "saga:0");
+        assert_eq!(short_id("approval-fork1"), "approval-fork1");
+    }
 }

@@ -9,6 +9,7 @@ use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
 use durable_emu_engine::faults::RuleState;
 use durable_emu_engine::inspect::replay::StepResult;
 use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_emu_engine::{BuildRecord, InstanceRecord, TimerRow};
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -49,14 +50,17 @@ pub struct EpisodeRunning {
     pub elapsed: std::time::Duration,
 }
 
+/// What a history was counted to: its length, its calls, its open timers and calls.
+pub type Counted = (usize, CallCounts, OpenCalls);
+
 /// The answer of a background call (see `command::Command`).
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Every instance.
     Instances(Result<Vec<InstanceRecord>, String>),
-    /// Call counts of instances' current executions and the history length they were counted
-    /// at (`None`: the history could not be read).
-    Counts(Vec<(String, Option<(usize, CallCounts)>)>),
+    /// Call counts and open calls of instances' current executions and the history length they
+    /// were counted at (`None`: the history could not be read).
+    Counts(Vec<(String, Option<Counted>)>),
     /// One instance's histories (every execution).
     History {
         /// The instance.

@@ -13,12 +13,17 @@ use serde_json::json;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
-        (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}( UTC)?", "[date]"),
+        (
+            r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?( UTC)?",
+            "[date]",
+        ),
         (r"\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[date]"),
         (r"[0-9a-f]{32}", "[hex]"),
         (r"build [0-9a-f-]{8,}", "build [id]"),
         // A build id shortened in a column: it changes with every compilation.
         (r"\b[0-9a-f]{8}…", "[build id]…"),
+        // The time left on a timer moves with virtual time.
+        (r"timer \d+[dhms]\d*[dhms]?", "timer [left]"),
         // How completions batch into episodes depends on worker timing.
         (r"completions/episode .*", "completions/episode [sparkline]"),
     ]
@@ -80,6 +85,75 @@ fn instances_view() {
     let mut ui = samples();
     ui.select("saga");
     snapshot!("instances", ui.screen());
+}
+
+const SAGA: &str = "saga-7c1e4b5d4c7e8f90";
+const HELLO: &str = "hello-4b5d4c7e8f90a1b2";
+const APPROVAL: &str = "approval-9e8f7a6b5c4d";
+
+/// Ids as long as generated ones: a saga whose child is `<id>:0`, a fork `<id>-fork1` of a
+/// finished chain, and an approval waiting for its answer and its timer (selected).
+fn family_and_waits(width: u16, height: u16) -> Harness {
+    let mut ui = Harness::new(width, height);
+    ui.start(
+        "OrderSaga",
+        json!({"order_id": "o1", "amount": 5, "fail_at": "ShipOrder"}),
+        SAGA,
+    );
+    ui.start("HelloSequence", json!(null), HELLO);
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 72}),
+        APPROVAL,
+    );
+    ui.wait_until("the samples to settle", |model| {
+        let row = |id: &str| model.instances.rows.get(id);
+        row(HELLO).is_some_and(|row| row.status == RuntimeStatus::Completed)
+            && row(SAGA).is_some_and(|row| row.status == RuntimeStatus::Failed)
+            && row(APPROVAL)
+                .is_some_and(|row| row.awaited_events == ["Approval"] && row.history_len >= 8)
+    });
+    let fork = ui.handle.fork(HELLO, 4, None).unwrap();
+    ui.wait_until("the fork to finish", |model| {
+        model
+            .instances
+            .rows
+            .get(&fork)
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.command("sort name");
+    ui.select(APPROVAL);
+    ui
+}
+
+#[test]
+fn instances_at_80x24_keep_child_and_fork_ids_apart_from_their_parents() {
+    let ui = family_and_waits(80, 24);
+    let screen = ui.screen();
+    assert!(screen.contains("saga-7c1:0"), "{screen}");
+    assert!(screen.contains("hello-4b-fork1"), "{screen}");
+    snapshot!("instances_80x24_ids", screen);
+}
+
+#[test]
+fn instances_at_200x50_show_what_each_waits_for_its_custom_status_and_created() {
+    let ui = family_and_waits(200, 50);
+    let screen = ui.screen();
+    assert!(screen.contains("WAITING"), "{screen}");
+    assert!(screen.contains("Approval, timer"), "{screen}");
+    snapshot!("instances_200x50_waiting", screen);
+}
+
+#[test]
+fn the_history_header_says_what_the_instance_waits_for() {
+    let mut ui = family_and_waits(80, 24);
+    open(&mut ui, APPROVAL, View::History);
+    let screen = ui.screen();
+    assert!(
+        screen.contains("waits for: event 'Approval' · timer due"),
+        "{screen}"
+    );
+    snapshot!("history_waits_for", screen);
 }
 
 #[test]

@@ -281,6 +281,152 @@ fn raise_delivers_an_event_to_the_selected_instance() {
     assert_eq!(record.output, json!("Approved"));
 }
 
+/// An approval waiting for its answer: selected, with the engine's word on what it waits for.
+fn waiting_approval() -> Harness {
+    let mut ui = harness();
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": "leave", "timeout_hours": 24}),
+        "approval",
+    );
+    ui.wait_until("the approval to wait for its answer", |model| {
+        model
+            .instances
+            .rows
+            .get("approval")
+            .is_some_and(|row| row.awaited_events == ["Approval"])
+    });
+    ui.select("approval");
+    ui
+}
+
+fn raise_form(ui: &Harness) -> &durable_emu_tui::model::RaiseForm {
+    match &ui.model.overlay {
+        Some(Overlay::Raise(form)) => form,
+        other => panic!("the raise form is open, not {other:?}"),
+    }
+}
+
+#[test]
+fn r_opens_a_form_listing_the_events_the_instance_waits_for_and_raises_the_picked_one() {
+    let mut ui = waiting_approval();
+    ui.press(KeyCode::Char('r'));
+    let form = raise_form(&ui);
+    assert_eq!(form.awaited, ["Approval"]);
+    assert_eq!(
+        form.name.text(),
+        "Approval",
+        "the first awaited event is picked"
+    );
+    // Enter on the list goes to the payload; a payload that is not JSON keeps the form open.
+    ui.press(KeyCode::Enter);
+    ui.type_text("yes");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_some());
+    assert!(
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, error)| *error && text.contains("not JSON"))
+    );
+    clear_input(&mut ui);
+    ui.type_text("true");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    ui.wait_until("the approval to complete", |model| {
+        model.instances.rows["approval"].status == RuntimeStatus::Completed
+    });
+    let record = ui.handle.instance("approval").unwrap().unwrap();
+    assert_eq!(record.output, json!("Approved"));
+    assert!(
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, error)| !error && text.ends_with("event raised")),
+        "{:?}",
+        ui.model.status
+    );
+}
+
+#[test]
+fn raising_a_name_nothing_waits_for_still_raises_but_warns_what_the_instance_waits_for() {
+    let mut ui = waiting_approval();
+    let before = ui.model.instances.rows["approval"].history_len;
+    ui.press(KeyCode::Char('r'));
+    ui.press(KeyCode::Tab);
+    clear_input(&mut ui);
+    ui.type_text("Aproval");
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    let warning = "buffered; the instance waits for 'Approval'";
+    assert!(
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.ends_with(warning)),
+        "{:?}",
+        ui.model.status
+    );
+    ui.wait_until("the misspelt event's episode", |model| {
+        model.instances.rows["approval"].history_len > before
+    });
+    // The engine's answer kept the warning, and the event was raised (buffered).
+    assert!(
+        ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.ends_with(warning)),
+        "{:?}",
+        ui.model.status
+    );
+    let raised = ui
+        .handle
+        .history("approval")
+        .unwrap()
+        .last()
+        .unwrap()
+        .events
+        .iter()
+        .any(
+            |event| matches!(&event.kind, EventKind::EventRaised { name, .. } if name == "Aproval"),
+        );
+    assert!(raised, "the event was raised all the same");
+    // A name that differs only in case is what the orchestration waits for: no warning.
+    ui.command("raise approval true");
+    assert!(
+        !ui.model
+            .status
+            .as_ref()
+            .is_some_and(|(text, _)| text.contains("buffered")),
+        "{:?}",
+        ui.model.status
+    );
+}
+
+#[test]
+fn raising_on_an_instance_that_waits_for_no_event_says_so() {
+    let mut ui = harness();
+    ui.start("HelloSequence", json!(null), "hello");
+    ui.wait_until("hello to run", |model| {
+        model.instances.rows.contains_key("hello")
+    });
+    ui.select("hello");
+    ui.press(KeyCode::Char('r'));
+    let form = raise_form(&ui);
+    assert!(form.awaited.is_empty());
+    assert_eq!(form.field, durable_emu_tui::model::RaiseField::Name);
+    ui.press(KeyCode::Esc);
+    // The same rule on the command line, for an instance still running.
+    let row = ui.model.instances.rows["hello"].clone();
+    let mut running = row.clone();
+    running.status = RuntimeStatus::Running;
+    running.awaited_events.clear();
+    assert_eq!(
+        durable_emu_tui::model::raise_warning(&running, "Go").as_deref(),
+        Some("buffered; the instance waits for no event")
+    );
+}
+
 #[test]
 fn advance_fast_forwards_virtual_time_and_the_clock_view_shows_timers() {
     let mut ui = harness();
@@ -1475,7 +1621,7 @@ fn tab_completes_commands_and_names_on_the_command_line_and_up_down_walk_its_his
 }
 
 /// Starts an approval (it waits for its event or its 72 h timer) and waits until it waits.
-fn waiting_approval(ui: &mut Harness) {
+fn approval_waiting_in(ui: &mut Harness) {
     ui.start(
         "ApprovalWorkflow",
         json!({"request": "r", "timeout_hours": 72}),
@@ -1517,7 +1663,7 @@ fn diverged_dialog(ui: &Harness) -> &durable_emu_tui::model::DivergedChoice {
 fn a_reload_an_instance_does_not_replay_on_shows_it_diverged_and_u_in_its_dialog_resumes_it_pinned()
 {
     let mut ui = harness();
-    waiting_approval(&mut ui);
+    approval_waiting_in(&mut ui);
     let new_build = reload_without_approval(&mut ui);
     let row = &ui.model.instances.rows["approval"];
     // The wire status stays Suspended; the UI shows what the engine knows.
@@ -1566,7 +1712,7 @@ fn a_reload_an_instance_does_not_replay_on_shows_it_diverged_and_u_in_its_dialog
 #[test]
 fn the_diverged_dialog_offers_restart_and_terminate_and_a_refused_resume_says_why() {
     let mut ui = harness();
-    waiting_approval(&mut ui);
+    approval_waiting_in(&mut ui);
     reload_without_approval(&mut ui);
     ui.select("approval");
     ui.press(KeyCode::Enter);
@@ -1654,7 +1800,7 @@ fn build_events_are_noticed_in_the_status_line() {
 #[test]
 fn f_reloads_the_stepper_on_the_same_instance_and_says_when_its_history_grew() {
     let mut ui = harness();
-    waiting_approval(&mut ui);
+    approval_waiting_in(&mut ui);
     ui.select("approval");
     ui.press(KeyCode::Char('F'));
     ui.wait_until("the stepper", |model| model.stepper.is_some());
@@ -1689,7 +1835,7 @@ fn f_reloads_the_stepper_on_the_same_instance_and_says_when_its_history_grew() {
 #[test]
 fn the_stepper_of_a_diverged_instance_also_replays_on_the_active_build() {
     let mut ui = harness();
-    waiting_approval(&mut ui);
+    approval_waiting_in(&mut ui);
     reload_without_approval(&mut ui);
     ui.select("approval");
     ui.press(KeyCode::Char('F'));

@@ -499,6 +499,7 @@ impl Followed {
             build: None,
             pinned: false,
             divergence: None,
+            awaited_events: Vec::new(),
         })
     }
 

@@ -31,6 +31,15 @@ pub enum EngineEvent {
         /// Its custom status now.
         custom_status: Option<Value>,
     },
+    /// The external events an instance's code waits for changed (after an episode, or at its
+    /// end): history cannot tell, the plugin reports it with each episode.
+    #[serde(rename_all = "camelCase")]
+    InstanceAwaits {
+        /// The instance.
+        instance_id: String,
+        /// The event names its code waits for now (empty: none).
+        events: Vec<String>,
+    },
     /// Events were appended to an execution's history.
     #[serde(rename_all = "camelCase")]
     HistoryAppended {

@@ -5,8 +5,8 @@
 //! Owns: one line per event and the small text forms views share ([`rows`]), bars over virtual
 //! time ([`timeline`]), `when_all` groups and their throughput ([`fanout`]), the
 //! failure-propagation tree ([`errors`]), which calls are attempts of one retried call
-//! ([`retries`]), and the replay stepper's requests and calls and the fork
-//! plan ([`replay`]). Each is a function of events (and, where a bar or a fork needs it, the
+//! ([`retries`]), the replay stepper's requests and calls and the fork
+//! plan ([`replay`]), and what an instance waits for ([`waiting`]). Each is a function of events (and, where a bar or a fork needs it, the
 //! clock's now) in and plain data out, unit-tested on small tables.
 //!
 //! Must not know: terminals or any UI toolkit (no ratatui: [`Tone`] names a line's meaning, the
@@ -19,6 +19,7 @@ pub mod replay;
 pub mod retries;
 pub mod rows;
 pub mod timeline;
+pub mod waiting;
 
 /// What a derived line means, for the front end to show it as it likes (a colour, a marker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

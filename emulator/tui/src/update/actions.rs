@@ -6,7 +6,7 @@ use crate::cmdline::Action;
 use crate::command::Command;
 use crate::input::TextInput;
 use crate::keymap::KeyAction;
-use crate::model::{Model, Overlay, StartForm, View, short_id};
+use crate::model::{Model, Overlay, RaiseForm, StartForm, View, raise_warning, short_id};
 
 pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<Command>) {
     if action == KeyAction::Start {
@@ -18,7 +18,7 @@ pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<C
     }
     let action = match action {
         KeyAction::Raise => {
-            model.overlay = Some(Overlay::Command(TextInput::new("raise ")));
+            open_raise_form(model);
             return;
         }
         KeyAction::OpenReplay => {
@@ -37,6 +37,18 @@ pub(super) fn instance_key(model: &mut Model, action: KeyAction, out: &mut Vec<C
         _ => return,
     };
     perform(model, action, out);
+}
+
+/// The raise form for the selected instance (the command line when none is selected, so an id
+/// can be given).
+fn open_raise_form(model: &mut Model) {
+    let row = model
+        .selected_id()
+        .and_then(|id| model.instances.rows.get(id));
+    model.overlay = Some(match row {
+        Some(row) => Overlay::Raise(RaiseForm::new(row)),
+        None => Overlay::Command(TextInput::new("raise ")),
+    });
 }
 
 pub(super) fn open_start_form(model: &mut Model) {
@@ -69,10 +81,23 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
             data,
         } => {
             if let Some(instance_id) = target(model, instance) {
+                let warning = model
+                    .instances
+                    .rows
+                    .get(&instance_id)
+                    .and_then(|row| raise_warning(row, &name));
+                if let Some(warning) = &warning {
+                    // At once, before the engine answers: the answer repeats it.
+                    model.status = Some((
+                        format!("raise {name} on {}: {warning}", short_id(&instance_id)),
+                        false,
+                    ));
+                }
                 out.push(Command::Raise {
                     instance_id,
                     name,
                     data,
+                    warning,
                 });
             }
         }

@@ -5,6 +5,7 @@ use crate::model::{FEED_CAPACITY, FeedLine, InstanceRow, Model, Part, Tone, View
 use crate::msg::Outcome;
 use durable_emu_engine::engine::EngineEvent;
 use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_sdk::history::{EventKind, RuntimeStatus};
 
 // ----- engine events ----------------------------------------------------------------------------
@@ -44,6 +45,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     calls: Some(CallCounts::default()),
                     pinned: false,
                     divergence: None,
+                    open: Some(OpenCalls::default()),
+                    awaited_events: Vec::new(),
                 });
             model.instances.dirty = true;
         }
@@ -78,15 +81,20 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 if first_seq == 0 {
                     // A new execution (start, continue-as-new) counts its own calls.
                     row.calls = Some(CallCounts::default());
+                    row.open = Some(OpenCalls::default());
                 } else if first_seq != row.history_len {
                     // Events this row never saw (an imported fork's history, events lost):
                     // counting on would pair completions with calls it did not count.
                     row.calls = None;
+                    row.open = None;
                 }
                 row.history_len = first_seq + events.len();
                 for event in &events {
                     if let Some(calls) = &mut row.calls {
                         calls.record(event);
+                    }
+                    if let Some(open) = &mut row.open {
+                        open.record(event);
                     }
                     if let EventKind::ExecutionStarted { .. } = event.kind {
                         if row.created_at.is_none() {
@@ -110,6 +118,13 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 }
             }
         }
+        EngineEvent::InstanceAwaits {
+            instance_id,
+            events,
+        } => match model.instances.rows.get_mut(&instance_id) {
+            Some(row) => row.awaited_events = events,
+            None => model.stale.mark(Part::Instances),
+        },
         EngineEvent::ActivityStarted { .. } | EngineEvent::ActivityFinished { .. } => {}
         EngineEvent::TimerScheduled { .. } | EngineEvent::TimerFired { .. } => {
             model.stale.mark(Part::Timers);
@@ -271,6 +286,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                         // Counts go with the history length they were counted at, so the next
                         // event is checked against them, not against a snapshot's length.
                         row.calls = previous.calls;
+                        row.open.clone_from(&previous.open);
                         row.history_len = previous.history_len;
                     }
                     // A snapshot can be older than events already applied (they travel on
@@ -287,7 +303,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
         }
         Outcome::Counts(counted) => {
             for (instance_id, counts) in counted {
-                let Some((history_len, calls)) = counts else {
+                let Some((history_len, calls, open)) = counts else {
                     // Unreadable (purged meanwhile): stays in `counting`, so it is not asked again.
                     continue;
                 };
@@ -296,6 +312,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                     // Live events that came after the load leave it unknown, to be asked again.
                     if row.calls.is_none() && history_len >= row.history_len {
                         row.calls = Some(calls);
+                        row.open = Some(open);
                         row.history_len = history_len;
                     }
                 }

@@ -2,10 +2,10 @@
 //! fault and fork forms. The view underneath gets no keys meanwhile.
 
 use super::{fork_here, moved, perform};
-use crate::cmdline::{self, Candidates, Completion};
+use crate::cmdline::{self, Action, Candidates, Completion};
 use crate::command::Command;
 use crate::input::TextInput;
-use crate::model::{Model, Overlay};
+use crate::model::{Model, Overlay, RaiseField};
 use durable_emu_engine::inspect::replay::CompletionEdit;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
@@ -181,6 +181,60 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             }
         },
         Overlay::Diverged(choice) => super::diverged::key(model, choice, key, out),
+        Overlay::Raise(mut form) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Tab => {
+                form.focus_next(true);
+                Some(Overlay::Raise(form))
+            }
+            KeyCode::BackTab => {
+                form.focus_next(false);
+                Some(Overlay::Raise(form))
+            }
+            KeyCode::Enter if form.field == RaiseField::Waiting => {
+                form.field = RaiseField::Payload;
+                Some(Overlay::Raise(form))
+            }
+            KeyCode::Enter => {
+                let name = form.name.text().trim().to_string();
+                match form.parsed_payload() {
+                    _ if name.is_empty() => {
+                        model.status = Some(("the event needs a name".into(), true));
+                        Some(Overlay::Raise(form))
+                    }
+                    Ok(data) => {
+                        model.status = None;
+                        perform(
+                            model,
+                            Action::Raise {
+                                instance: Some(form.instance_id),
+                                name,
+                                data,
+                            },
+                            out,
+                        );
+                        None
+                    }
+                    Err(error) => {
+                        model.status = Some((error, true));
+                        Some(Overlay::Raise(form))
+                    }
+                }
+            }
+            code if form.field == RaiseField::Waiting => {
+                if let Some(next) = moved(code, form.selected, form.awaited.len(), 5) {
+                    form.pick(next);
+                }
+                Some(Overlay::Raise(form))
+            }
+            _ => {
+                match form.field {
+                    RaiseField::Name => form.name.edit(key),
+                    _ => form.payload.edit(key),
+                };
+                Some(Overlay::Raise(form))
+            }
+        },
         Overlay::Fork(mut form) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Tab | KeyCode::Down => {

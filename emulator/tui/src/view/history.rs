@@ -1,12 +1,14 @@
-//! The history view: one line per event of the selected instance (virtual time since the
-//! execution started, kind, sequence id, name, short payload), failures in red with their
-//! message, injected faults marked; only the visible lines are formatted.
+//! The history view: a header (the instance, then what it waits for: events by name, timers
+//! with their due time, calls in flight), then one line per event of the selected instance
+//! (virtual time since the execution started, kind, sequence id, name, short payload), failures
+//! in red with their message, injected faults marked; only the visible lines are formatted.
 
 use super::{col, fit, placeholder, tone};
 use crate::layout::list_area;
-use crate::model::{Model, View};
+use crate::model::{HistoryState, InstanceRow, Model, View};
 use crate::theme::{Theme, row_symbol};
 use durable_emu_engine::inspect::rows::event_row;
+use durable_emu_engine::inspect::waiting::{self, OpenCalls};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -46,6 +48,20 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         Paragraph::new(Line::from(title)),
         Rect { height: 1, ..body },
     );
+    if body.height > 1 {
+        let waits = row.map_or_else(String::new, |row| waits_text(row, history, model));
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("waits for: ", theme.dim()),
+                Span::styled(fit(&waits, width.saturating_sub(11)), theme.warn()),
+            ])),
+            Rect {
+                y: body.y + 1,
+                height: 1,
+                ..body
+            },
+        );
+    }
     let columns = format!(
         "{}{}{}{}{}DETAIL",
         col("SEQ", 7),
@@ -54,11 +70,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         col("ID", 5),
         col("NAME", 17)
     );
-    if body.height > 1 {
+    if body.height > 2 {
         frame.render_widget(
             Paragraph::new(Span::styled(fit(&columns, width), theme.accent())),
             Rect {
-                y: body.y + 1,
+                y: body.y + 2,
                 height: 1,
                 ..body
             },
@@ -98,4 +114,27 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), list);
+}
+
+/// The header's "waits for" text: the row's events and open calls, or, while the row's are not
+/// known yet, the open calls of the loaded history when it shows the current execution.
+fn waits_text(row: &InstanceRow, history: &HistoryState, model: &Model) -> String {
+    if row.status.is_terminal() {
+        return format!("nothing ({})", row.status);
+    }
+    let computed;
+    let open = match &row.open {
+        Some(open) => open,
+        None if history.execution + 1 >= history.executions.len() => {
+            computed = OpenCalls::of(history.events());
+            &computed
+        }
+        None => return "…".to_string(),
+    };
+    let text = waiting::describe(&waiting::waits(&row.awaited_events, open), model.clock.now);
+    if text.is_empty() {
+        "nothing yet (its next episode is due)".to_string()
+    } else {
+        text
+    }
 }

@@ -1,12 +1,12 @@
 //! Overlays: help, filter and command line (at the bottom of the view), confirmation, JSON
-//! viewer and the start and fork forms (centred boxes).
+//! viewer and the start, raise, fault and fork forms (centred boxes).
 
 use super::fit;
 use crate::cmdline::COMMANDS;
 use crate::fault_form::FaultForm;
 use crate::input::TextInput;
 use crate::keys;
-use crate::model::{Model, Overlay};
+use crate::model::{Model, Overlay, RaiseField, RaiseForm, short_id};
 use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -102,6 +102,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Paragraph::new(lines), inner);
         }
         Overlay::Fault(form) => fault_form(frame, theme, body, form),
+        Overlay::Raise(form) => raise_form(frame, theme, body, form),
         Overlay::Fork(form) => {
             let area = centered(body, 70, 11);
             let block = boxed(theme, "Fork with the next completion edited");
@@ -154,6 +155,81 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
             frame.render_widget(Paragraph::new(lines), inner);
         }
     }
+}
+
+/// The raise form: the events the instance waits for (picked with j/k), the name, the payload.
+fn raise_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &RaiseForm) {
+    const LISTED: usize = 4;
+    let listed = form.awaited.len().clamp(1, LISTED);
+    let area = centered(body, 64, listed as u16 + 9);
+    let block = boxed(
+        theme,
+        &format!(
+            "Raise an event on {} {}",
+            form.orchestration,
+            short_id(&form.instance_id)
+        ),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(Clear, area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let mut lines = vec![caption(
+        theme,
+        "It waits for (j/k picks, Enter to the payload):",
+        form.field == RaiseField::Waiting,
+    )];
+    if form.awaited.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "    no event: a raised one is buffered until a wait takes it",
+            theme.dim(),
+        )));
+    }
+    let first = form.selected.saturating_sub(LISTED - 1);
+    for (index, name) in form.awaited.iter().enumerate().skip(first).take(LISTED) {
+        let (mark, style) = if index == form.selected {
+            ("  ▸ ", theme.selected())
+        } else {
+            ("    ", theme.text())
+        };
+        lines.push(Line::from(Span::styled(
+            fit(&format!("{mark}{name}"), width),
+            style,
+        )));
+    }
+    lines.push(caption(
+        theme,
+        "Event name:",
+        form.field == RaiseField::Name,
+    ));
+    lines.push(input_line(
+        theme,
+        &form.name,
+        form.field == RaiseField::Name,
+        width,
+    ));
+    lines.push(caption(
+        theme,
+        "Payload (JSON; empty means null):",
+        form.field == RaiseField::Payload,
+    ));
+    lines.push(input_line(
+        theme,
+        &form.payload,
+        form.field == RaiseField::Payload,
+        width,
+    ));
+    lines.push(match form.parsed_payload() {
+        Ok(_) => Line::from(Span::styled(
+            fit(
+                "✓ valid JSON · Enter raises · Tab next field · Esc cancels",
+                width,
+            ),
+            theme.ok(),
+        )),
+        Err(error) => Line::from(Span::styled(fit(&error, width), theme.error())),
+    });
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm) {

@@ -67,6 +67,7 @@ impl Core {
             build: None,
             pinned: false,
             divergence: None,
+            awaited_events: Vec::new(),
         };
         self.store.put_instance(&record)?;
         self.store.add_execution(

@@ -196,6 +196,10 @@ impl Core {
         if response.custom_status.is_some() {
             live.record.custom_status = response.custom_status.clone();
         }
+        let awaits_changed = live.record.awaited_events != response.awaited_events;
+        if awaits_changed {
+            live.record.awaited_events = response.awaited_events.clone();
+        }
         for message in &delivered {
             match message.event.kind {
                 EventKind::ExecutionSuspended { .. } => {
@@ -227,6 +231,12 @@ impl Core {
             status,
             custom_status,
         });
+        if awaits_changed {
+            self.batch.outbox.push(EngineEvent::InstanceAwaits {
+                instance_id: instance_id.clone(),
+                events: response.awaited_events,
+            });
+        }
         if let Some(diff) = response.nondeterminism {
             self.batch.outbox.push(EngineEvent::NonDeterminism {
                 instance_id: instance_id.clone(),
@@ -586,12 +596,20 @@ impl Core {
         live.record.output = output.clone();
         live.record.failure = failure.clone();
         live.record.updated_at = self.clock.now();
+        // An ended instance waits for nothing, whatever its last episode said.
+        let awaited = std::mem::take(&mut live.record.awaited_events);
         self.store.put_instance(&live.record)?;
         self.batch.outbox.push(EngineEvent::InstanceChanged {
             instance_id: instance_id.to_string(),
             status,
             custom_status: live.record.custom_status.clone(),
         });
+        if !awaited.is_empty() {
+            self.batch.outbox.push(EngineEvent::InstanceAwaits {
+                instance_id: instance_id.to_string(),
+                events: Vec::new(),
+            });
+        }
         self.batch.finished.push(live.record.clone());
         if let Some(parent) = &live.record.parent {
             let kind = match status {
