@@ -75,7 +75,7 @@ fn header_lines(view: View) -> u16 {
     match view {
         View::Instances | View::Errors | View::FanOut => 1,
         View::History | View::Timeline | View::Replay => 2,
-        View::Clock => 5,
+        View::Clock => 6,
         View::Builds => 0,
         View::Faults => 1,
     }

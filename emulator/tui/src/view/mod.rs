@@ -16,6 +16,7 @@ use crate::keys;
 use crate::layout::{areas, short_tabs, tab_label, tab_positions};
 use crate::model::{Model, Tone, View};
 use crate::theme::Theme;
+use durable_emu_engine::clock::ClockKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -67,9 +68,14 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
     let clock = match model.clock.now {
         Some(now) => format!(
-            " {} {}{} ",
+            " {} {}{}{} ",
             model.clock.kind,
             now.format("%Y-%m-%d %H:%M:%S"),
+            match (model.clock.kind, model.clock.playing) {
+                (ClockKind::Real, _) => "",
+                (ClockKind::Virtual, true) => " playing",
+                (ClockKind::Virtual, false) => " paused",
+            },
             if model.clock.auto_skip {
                 " auto-skip"
             } else {
