@@ -221,14 +221,6 @@ pub const KEYMAP: &[Binding] = &[
         ":",
         "command line (:help lists commands)",
     ),
-    // Not Space: the faults view switches a rule with it, and this works in every view.
-    bind(
-        &[Char('.')],
-        Global,
-        A::TogglePlaying,
-        ".",
-        "pause / play virtual time (:pause, :play)",
-    ),
     bind(
         &[Char('/')],
         Global,
@@ -249,6 +241,14 @@ pub const KEYMAP: &[Binding] = &[
         A::Move,
         "PgDn PgUp / g G",
         "page / first / last",
+    ),
+    // Not Space: the faults view switches a rule with it, and this works in every view.
+    bind(
+        &[Char('.')],
+        Global,
+        A::TogglePlaying,
+        ".",
+        "pause / play virtual time (:pause, :play)",
     ),
     // Instances.
     bind(

@@ -34,7 +34,7 @@ pub fn hint(view: View) -> &'static str {
         View::History => "Enter JSON · h/l execution · f follow · F replay · ? help",
         View::Timeline | View::FanOut | View::Errors => "j/k scroll · Tab views · ? help",
         View::Replay => "h/l step · g/G ends · f fork · e edit+fork · ? help",
-        View::Clock => "n next timer · a auto-skip · + advance · . pause/play · ? help",
+        View::Clock => "n next · a auto-skip · + advance · . pause · ? help",
         View::Builds => "j/k scroll logs · ? help",
         View::Faults => "a add · t on/off · d remove · :fault RULE · ? help",
     }

@@ -66,10 +66,14 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 }
 
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
+    // "playing" or "paused" says the time is virtual (the real clock just runs), in fewer columns.
     let clock = match model.clock.now {
         Some(now) => format!(
-            " {} {}{}{} ",
-            model.clock.kind,
+            " {}{}{}{} ",
+            match model.clock.kind {
+                ClockKind::Real => "real ",
+                ClockKind::Virtual => "",
+            },
             now.format("%Y-%m-%d %H:%M:%S"),
             match (model.clock.kind, model.clock.playing) {
                 (ClockKind::Real, _) => "",
