@@ -9,7 +9,9 @@
 //! one polls the handle for the episode the engine is running (a stuck orchestrator publishes no
 //! event, so only polling can name it) and a SIGTERM/SIGINT handler asks the loop to quit. No
 //! thread of the loop waits on the engine, so quitting works while an episode holds it;
-//! it draws at most every [`FRAME_INTERVAL`] unless a key asks for an immediate redraw. The data
+//! it draws at most every [`FRAME_INTERVAL`] unless a key asks for an immediate redraw, and while
+//! the clock runs (playing virtual time, or real time) at least every `RUNNING_CLOCK_FRAME`,
+//! reading the real clock into the model first (`Msg::RealTime`: `update` reads no clock). The data
 //! channel is bounded: when the UI cannot keep up, the forwarder blocks, the broadcast lags, and
 //! the model reloads what it shows, so memory stays bounded.
 

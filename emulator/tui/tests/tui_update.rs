@@ -1029,7 +1029,11 @@ fn the_dot_key_pauses_and_plays_virtual_time_in_every_view() {
         let before = ui.model.clock.playing;
         ui.press(KeyCode::Char('.'));
         assert_eq!(ui.model.clock.playing, !before, "in view {view}");
-        assert_eq!(ui.handle.clock().unwrap().playing, !before, "in view {view}");
+        assert_eq!(
+            ui.handle.clock().unwrap().playing,
+            !before,
+            "in view {view}"
+        );
     }
     assert!(!ui.model.clock.playing);
     assert!(ui.screen().contains(" paused"), "{}", ui.screen());
@@ -1046,12 +1050,22 @@ fn pause_and_play_commands_stop_and_run_virtual_time() {
     let paused = ui.handle.clock().unwrap();
     assert!(!paused.playing);
     ui.settle();
-    assert_eq!(ui.model.clock.now, Some(paused.now), "paused, the UI shows the engine's time");
+    assert_eq!(
+        ui.model.clock.now,
+        Some(paused.now),
+        "paused, the UI shows the engine's time"
+    );
 
     ui.command("pause now");
     let (message, error) = ui.model.status.clone().unwrap();
-    assert!(error && message.contains("pause takes nothing"), "{message}");
-    assert!(!ui.handle.clock().unwrap().playing, "a bad command changes nothing");
+    assert!(
+        error && message.contains("pause takes nothing"),
+        "{message}"
+    );
+    assert!(
+        !ui.handle.clock().unwrap().playing,
+        "a bad command changes nothing"
+    );
 }
 
 #[test]
@@ -1107,7 +1121,10 @@ fn instances_created_at_the_same_time_sort_by_start_order_live_and_after_a_reloa
         .iter()
         .map(|id| ui.model.instances.rows[*id].created_at)
         .collect();
-    assert!(created.windows(2).all(|pair| pair[0] == pair[1]), "{created:?}");
+    assert!(
+        created.windows(2).all(|pair| pair[0] == pair[1]),
+        "{created:?}"
+    );
     let order = |ui: &Harness| -> Vec<String> {
         ui.model
             .instances

@@ -17,7 +17,10 @@ use ratatui::widgets::Paragraph;
 
 /// How far `at` is ahead of the clock's now (`0s` once due), or nothing while now is unknown.
 fn ahead(clock: &ClockState, at: DateTime<Utc>) -> String {
-    clock.now.map(|now| format_age(at - now)).unwrap_or_default()
+    clock
+        .now
+        .map(|now| format_age(at - now))
+        .unwrap_or_default()
 }
 
 /// Draws the view.
