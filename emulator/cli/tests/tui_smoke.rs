@@ -1,7 +1,8 @@
 //! Smoke test of the real binary in a real terminal (docs/architecture.md#tests-in-layers): tmux
 //! runs `durable-emu` with the built-in samples; the test types like a user and reads the screen.
-//! Starts `HelloSequence` and sees it complete in the history view, fast-forwards
-//! `ApprovalWorkflow` to `Escalated`, and quits cleanly (exit code 0).
+//! Sees virtual time playing and pauses and plays it with `.`, starts `HelloSequence` and sees it
+//! complete in the history view, fast-forwards `ApprovalWorkflow` to `Escalated`, and quits
+//! cleanly (exit code 0).
 //!
 //! Needs tmux (`.ci/run` installs it). Without tmux it is skipped with a message, except under
 //! CI (`CI` set), where a missing tmux is a failure. Timeouts are generous: CI has two cores.
@@ -27,6 +28,14 @@ fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
     let tmux = Tmux::start("smoke", 100, 30, dir.path(), &script);
     tmux.wait_for("the instances view", |screen| {
         screen.contains("1 Instances") && screen.contains("no instances yet")
+    });
+    // Virtual time plays in the UI; `.` pauses it and plays it again.
+    tmux.wait_for("virtual time playing", |screen| screen.contains(" playing"));
+    tmux.keys(".");
+    tmux.wait_for("virtual time paused", |screen| screen.contains(" paused"));
+    tmux.keys(".");
+    tmux.wait_for("virtual time playing again", |screen| {
+        screen.contains(" playing")
     });
 
     tmux.command("start HelloSequence");

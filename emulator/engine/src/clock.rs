@@ -1,18 +1,20 @@
 //! The engine's clock: the one place the engine asks for "now" and for timer deadlines.
 //!
-//! Real time follows the wall clock. Virtual time moves only when told: by a duration, to the
-//! next timer, or (with auto-skip) to the next due timer whenever nothing else can run. (The
+//! Real time follows the wall clock. Virtual time is either *paused* (it moves only when told: by
+//! a duration, to the next timer, or with auto-skip to the next due timer whenever nothing else
+//! can run) or *playing* (it also runs at real speed from an anchor: the virtual time of the last
+//! jump plus the real time since). Jumps work the same either way: they move the anchor. (The
 //! engine, not the clock, makes a long advance step through the timers on the way.) It never
 //! goes backwards and never leaves the times a history can hold (years 1 to 9999,
 //! `durable_sdk::history::LATEST_TIME`): moving past that is refused, so nothing the store cannot
-//! write back is ever "now". Pure: persisting virtual time and deciding when to skip are the
-//! engine's job.
+//! write back is ever "now". Persisting virtual time, waking when a deadline comes under a
+//! playing clock and deciding when to skip are the engine's job.
 
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EARLIEST_TIME, LATEST_TIME, check_time};
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which kind of time the engine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -50,7 +52,9 @@ impl fmt::Display for ClockKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
     /// Only virtual time can be moved.
-    #[error("the clock is real; only a virtual clock (--clock virtual) can be advanced")]
+    #[error(
+        "the clock is real; only a virtual clock (--clock virtual) can be advanced, paused or played"
+    )]
     NotVirtual,
     /// The duration does not fit in the calendar.
     #[error(
@@ -69,7 +73,10 @@ pub enum ClockError {
 #[derive(Debug, Clone)]
 pub struct Clock {
     kind: ClockKind,
+    /// Virtual now while paused; while playing, the anchor that real time runs on from.
     virtual_now: DateTime<Utc>,
+    /// Set while virtual time plays: the real instant `virtual_now` was anchored at.
+    playing_since: Option<Instant>,
     /// Under virtual time: jump to the next due timer whenever nothing else can run.
     pub auto_skip: bool,
 }
@@ -80,15 +87,17 @@ impl Clock {
         Self {
             kind: ClockKind::Real,
             virtual_now: Utc::now(),
+            playing_since: None,
             auto_skip: false,
         }
     }
 
-    /// Virtual time starting at `start`.
+    /// Virtual time starting at `start`, paused.
     pub fn virtual_at(start: DateTime<Utc>, auto_skip: bool) -> Self {
         Self {
             kind: ClockKind::Virtual,
             virtual_now: start,
+            playing_since: None,
             auto_skip,
         }
     }
@@ -103,18 +112,57 @@ impl Clock {
         self.kind == ClockKind::Virtual
     }
 
+    /// Whether virtual time runs at real speed (a real clock never "plays": it just is).
+    pub fn is_playing(&self) -> bool {
+        self.playing_since.is_some()
+    }
+
+    /// Lets virtual time run at real speed from now on (`true`), or stops it where it is
+    /// (`false`); doing what is already so changes nothing. Returns now.
+    pub fn set_playing(&mut self, playing: bool) -> Result<DateTime<Utc>, ClockError> {
+        if !self.is_virtual() {
+            return Err(ClockError::NotVirtual);
+        }
+        let at = Instant::now();
+        if playing != self.is_playing() {
+            self.virtual_now = self.virtual_now_at(at);
+            self.playing_since = playing.then_some(at);
+        }
+        Ok(self.virtual_now)
+    }
+
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         match self.kind {
             ClockKind::Real => Utc::now(),
-            ClockKind::Virtual => self.virtual_now,
+            ClockKind::Virtual => self.virtual_now_at(Instant::now()),
+        }
+    }
+
+    /// Virtual now as of the real instant `at` (an instant before the anchor counts as the
+    /// anchor: time never goes back). Playing time stops at the latest storable time.
+    fn virtual_now_at(&self, at: Instant) -> DateTime<Utc> {
+        let Some(since) = self.playing_since else {
+            return self.virtual_now;
+        };
+        chrono::Duration::from_std(at.saturating_duration_since(since))
+            .ok()
+            .and_then(|elapsed| self.virtual_now.checked_add_signed(elapsed))
+            .map_or(LATEST_TIME, |now| now.min(LATEST_TIME))
+    }
+
+    /// Puts virtual now at `at` (a jump); a playing clock runs on from there.
+    fn jump_to(&mut self, at: DateTime<Utc>) {
+        self.virtual_now = at;
+        if self.playing_since.is_some() {
+            self.playing_since = Some(Instant::now());
         }
     }
 
     /// Moves virtual time forward by `by`.
     pub fn advance(&mut self, by: Duration) -> Result<DateTime<Utc>, ClockError> {
-        let later = self.later(self.virtual_now, by)?;
-        self.virtual_now = later;
+        let later = self.later(self.now(), by)?;
+        self.jump_to(later);
         Ok(later)
     }
 
@@ -140,11 +188,29 @@ impl Clock {
         if at > LATEST_TIME {
             return Err(ClockError::PastLatest(at));
         }
-        if at > self.virtual_now {
-            self.virtual_now = at;
+        let now = self.now();
+        if at > now {
+            self.jump_to(at);
+            return Ok(at);
         }
-        Ok(self.virtual_now)
+        Ok(now)
     }
+}
+
+/// What a front end shows of the clock, read at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockSnapshot {
+    /// Real or virtual.
+    pub kind: ClockKind,
+    /// Now, when read.
+    pub now: DateTime<Utc>,
+    /// Virtual time runs at real speed (between jumps).
+    pub playing: bool,
+    /// Virtual time jumps to the next timer whenever nothing else can run.
+    pub auto_skip: bool,
+    /// Where an advance under way is taking virtual time (None when none is).
+    pub advancing_to: Option<DateTime<Utc>>,
 }
 
 /// Why a stored virtual time was not taken.
@@ -247,12 +313,58 @@ mod tests {
     }
 
     #[test]
+    fn playing_virtual_time_runs_at_real_speed_from_its_anchor() {
+        let start = DateTime::UNIX_EPOCH;
+        let mut clock = Clock::virtual_at(start, false);
+        assert!(!clock.is_playing());
+        clock.set_playing(true).unwrap();
+        let since = clock.playing_since.unwrap();
+        assert_eq!(
+            clock.virtual_now_at(since + Duration::from_secs(90)),
+            start + chrono::Duration::seconds(90)
+        );
+        // An instant before the anchor is not a time before it.
+        assert_eq!(
+            clock.virtual_now_at(since.checked_sub(Duration::from_secs(5)).unwrap_or(since)),
+            start
+        );
+    }
+
+    #[test]
+    fn a_jump_while_playing_moves_the_anchor_and_pausing_keeps_the_time_reached() {
+        let start = DateTime::UNIX_EPOCH;
+        let mut clock = Clock::virtual_at(start, false);
+        clock.set_playing(true).unwrap();
+        let reached = clock.advance(Duration::from_secs(3_600)).unwrap();
+        assert!(reached >= start + chrono::Duration::hours(1));
+        assert!(clock.now() >= reached);
+        let paused = clock.set_playing(false).unwrap();
+        assert!(paused >= reached);
+        assert!(!clock.is_playing());
+        assert_eq!(clock.now(), paused);
+        // Going to an earlier time leaves it where it is.
+        assert_eq!(clock.advance_to(start).unwrap(), paused);
+    }
+
+    #[test]
+    fn playing_time_stops_at_the_latest_storable_time() {
+        let mut clock = Clock::virtual_at(LATEST_TIME - chrono::Duration::seconds(1), false);
+        clock.set_playing(true).unwrap();
+        let since = clock.playing_since.unwrap();
+        assert_eq!(
+            clock.virtual_now_at(since + Duration::from_secs(3_600)),
+            LATEST_TIME
+        );
+    }
+
+    #[test]
     fn real_time_cannot_be_advanced() {
         let mut clock = Clock::real();
         assert_eq!(
             clock.advance(Duration::from_secs(1)),
             Err(ClockError::NotVirtual)
         );
+        assert_eq!(clock.set_playing(true), Err(ClockError::NotVirtual));
     }
 
     #[test]

@@ -579,15 +579,23 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts or replaces an instance row.
+    /// Inserts an instance row, or updates it in place: the row keeps its rowid, so rowids
+    /// stay in the order instances were started (listings break ties in created time by it).
     pub fn put_instance(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         let id = &record.instance_id;
         let created_at = time_text(record.created_at, || format!("created time of {id}"))?;
         let updated_at = time_text(record.updated_at, || format!("updated time of {id}"))?;
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                "INSERT INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT(instance_id) DO UPDATE SET name = excluded.name, execution_id = excluded.execution_id,
+                   status = excluded.status, input = excluded.input, output = excluded.output,
+                   failure = excluded.failure, custom_status = excluded.custom_status,
+                   created_at = excluded.created_at, updated_at = excluded.updated_at,
+                   parent = excluded.parent, history_len = excluded.history_len, build = excluded.build,
+                   pinned = excluded.pinned, divergence = excluded.divergence,
+                   awaited_events = excluded.awaited_events",
             )?
             .execute(params![
                 record.instance_id,
@@ -623,10 +631,10 @@ impl Store {
         row.map(decode_instance).transpose()
     }
 
-    /// Every instance, newest first; a row that does not decode is reported beside the others
-    /// instead of hiding them.
+    /// Every instance, newest first (of those created at the same time, the last started
+    /// first); a row that does not decode is reported beside the others instead of hiding them.
     pub fn instance_listing(&self) -> Result<InstanceListing, StoreError> {
-        self.listing("ORDER BY created_at DESC, instance_id")
+        self.listing("ORDER BY created_at DESC, rowid DESC")
     }
 
     /// Instances that are not terminal (they resume when the engine starts), oldest first; as
@@ -1751,6 +1759,30 @@ mod tests {
     }
 
     #[test]
+    fn instances_created_at_the_same_time_list_last_started_first_even_after_updates() {
+        let store = Store::open(&DbLocation::Memory).unwrap();
+        for id in ["z", "a", "m"] {
+            store.put_instance(&record(id)).unwrap();
+        }
+        // An update (a status change, a continue-as-new) does not make an instance newer.
+        let mut changed = record("z");
+        changed.status = RuntimeStatus::Running;
+        store.put_instance(&changed).unwrap();
+        let ids: Vec<String> = store
+            .instance_listing()
+            .unwrap()
+            .instances
+            .into_iter()
+            .map(|r| r.instance_id)
+            .collect();
+        assert_eq!(ids, ["m", "a", "z"]);
+        assert_eq!(
+            store.instance("z").unwrap().unwrap().status,
+            RuntimeStatus::Running
+        );
+    }
+
+    #[test]
     fn an_undecodable_row_is_named_beside_the_others() {
         let store = Store::open(&DbLocation::Memory).unwrap();
         for id in ["a", "b", "c"] {
@@ -1769,7 +1801,7 @@ mod tests {
             .iter()
             .map(|r| r.instance_id.as_str())
             .collect();
-        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(ids, ["c", "a"]);
         assert_eq!(listing.unreadable.len(), 1);
         assert_eq!(listing.unreadable[0].instance_id, "b");
         assert!(

@@ -63,7 +63,7 @@ fn scheduled_at(handle: &EngineHandle, id: &str, activity: &str) -> Vec<DateTime
 fn clock_steps(events: &mut broadcast::Receiver<EngineEvent>) -> Vec<DateTime<Utc>> {
     std::iter::from_fn(|| events.try_recv().ok())
         .filter_map(|event| match event {
-            EngineEvent::ClockMoved { now } => Some(now),
+            EngineEvent::ClockMoved { now, .. } => Some(now),
             _ => None,
         })
         .collect()

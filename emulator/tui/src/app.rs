@@ -9,7 +9,9 @@
 //! one polls the handle for the episode the engine is running (a stuck orchestrator publishes no
 //! event, so only polling can name it) and a SIGTERM/SIGINT handler asks the loop to quit. No
 //! thread of the loop waits on the engine, so quitting works while an episode holds it;
-//! it draws at most every [`FRAME_INTERVAL`] unless a key asks for an immediate redraw. The data
+//! it draws at most every [`FRAME_INTERVAL`] unless a key asks for an immediate redraw, and while
+//! the clock runs (playing virtual time, or real time) at least every `RUNNING_CLOCK_FRAME`,
+//! reading the real clock into the model first (`Msg::RealTime`: `update` reads no clock). The data
 //! channel is bounded: when the UI cannot keep up, the forwarder blocks, the broadcast lags, and
 //! the model reloads what it shows, so memory stays bounded.
 
@@ -38,6 +40,9 @@ use tokio::sync::broadcast;
 
 /// The shortest time between two frames drawn for data (keys draw at once).
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// How often a running clock (playing virtual time, or real time) redraws with nothing else new:
+/// often enough that a seconds display never skips a second.
+const RUNNING_CLOCK_FRAME: Duration = Duration::from_millis(250);
 /// How long one pass may spend on data messages before drawing and reading keys again.
 const DATA_BUDGET: Duration = Duration::from_millis(12);
 /// Data messages waiting at most (then the engine's broadcast lags and the UI reloads).
@@ -52,6 +57,8 @@ pub struct AppOptions {
     pub clock: ClockKind,
     /// Whether the engine started with auto-skip.
     pub auto_skip: bool,
+    /// Whether the engine started with virtual time playing.
+    pub playing: bool,
     /// Where the rolling log file goes.
     pub log_dir: PathBuf,
 }
@@ -94,7 +101,8 @@ pub fn run(
         options.auto_skip,
         orchestrators,
     )
-    .with_orchestrator_info(info);
+    .with_orchestrator_info(info)
+    .with_playing(options.playing);
     let stop = Arc::new(AtomicBool::new(false));
     let signals = input_tx.clone();
     if let Err(error) = ctrlc::set_handler(move || {
@@ -150,7 +158,10 @@ pub fn event_loop<B: Backend>(
         }
         let closed = !inputs_open && !data_open;
         let since = last_draw.map_or(FRAME_INTERVAL, |at| at.elapsed());
-        if urgent || closed || (dirty && since >= FRAME_INTERVAL) {
+        // A running clock redraws by itself: ages and open timeline bars grow with it.
+        let clock_due = model.clock.runs() && since >= RUNNING_CLOCK_FRAME;
+        if urgent || closed || clock_due || (dirty && since >= FRAME_INTERVAL) {
+            apply(model, Msg::RealTime(Instant::now()));
             apply(model, Msg::Tick);
             terminal.draw(|frame| view::render(frame, model, theme))?;
             last_draw = Some(Instant::now());

@@ -50,6 +50,8 @@ pub enum Action {
     NextTimer,
     /// `autoskip [on|off]` (toggles without an argument).
     AutoSkip(Option<bool>),
+    /// `play` (true) / `pause` (false): virtual time runs at real speed, or stops.
+    Play(bool),
     /// `fork`: fork the stepper's instance at its step.
     Fork,
     /// `fault RULE`: add a fault rule in the compact form (docs/faults.md).
@@ -72,7 +74,7 @@ pub enum Action {
 }
 
 /// Every command with its syntax, for the help overlay and errors.
-pub const COMMANDS: [(&str, &str); 17] = [
+pub const COMMANDS: [(&str, &str); 18] = [
     ("start NAME [JSON]", "start an orchestration"),
     (
         "raise [ID] EVENT [JSON]",
@@ -90,6 +92,10 @@ pub const COMMANDS: [(&str, &str); 17] = [
     (
         "autoskip [on|off]",
         "jump to the next timer whenever nothing else can run",
+    ),
+    (
+        "pause / play",
+        "stop virtual time, or let it run at real speed (key .)",
     ),
     ("fork", "fork the replayed instance at the current step"),
     (
@@ -189,6 +195,12 @@ pub fn parse(text: &str, is_instance: impl Fn(&str) -> bool) -> Result<Action, S
             "off" | "false" | "no" => Some(false),
             other => return Err(format!("autoskip takes on or off, not '{other}'")),
         }),
+        "pause" | "play" => {
+            if !rest.is_empty() {
+                return Err(format!("{word} takes nothing after it, not '{rest}'"));
+            }
+            Action::Play(word.eq_ignore_ascii_case("play"))
+        }
         "fork" => Action::Fork,
         "fault" => {
             if rest.is_empty() {

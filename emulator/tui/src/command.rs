@@ -94,6 +94,8 @@ pub enum Command {
     NextTimer,
     /// Turn auto-skip on or off.
     SetAutoSkip(bool),
+    /// Let virtual time run at real speed (`true`) or pause it.
+    SetPlaying(bool),
     /// Replay a prefix of history through the plugin (the stepper).
     Step {
         /// Answers carry it back; older ones are ignored.
@@ -301,7 +303,7 @@ pub fn execute(
         Command::LoadTimers => Outcome::Timers(
             engine
                 .pending_timers()
-                .and_then(|timers| Ok((timers, engine.now()?)))
+                .and_then(|timers| Ok((timers, engine.clock()?)))
                 .map_err(text),
         ),
         Command::LoadBuilds => Outcome::Builds(
@@ -384,7 +386,13 @@ pub fn execute(
                 .map_err(text),
         },
         Command::Advance(by) => Outcome::Action {
-            label: format!("advance {}", humantime::format_duration(by)),
+            label: format!(
+                "advance {}",
+                chrono::Duration::from_std(by).map_or_else(
+                    |_| humantime::format_duration(by).to_string(),
+                    durable_emu_engine::inspect::rows::format_age
+                )
+            ),
             result: engine
                 .advance_clock(by)
                 // The engine answers before the steps on the way have run: the time given is
@@ -399,6 +407,16 @@ pub fn execute(
                 .map(|now| match now {
                     Some(until) => format!("to {}", until.format("%Y-%m-%d %H:%M:%S")),
                     None => "no timer is pending".to_string(),
+                })
+                .map_err(text),
+        },
+        Command::SetPlaying(on) => Outcome::Action {
+            label: if on { "play" } else { "pause" }.into(),
+            result: engine
+                .set_clock_playing(on)
+                .map(|now| {
+                    let state = if on { "playing from" } else { "paused at" };
+                    format!("virtual time {state} {}", now.format("%Y-%m-%d %H:%M:%S"))
                 })
                 .map_err(text),
         },

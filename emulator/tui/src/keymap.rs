@@ -70,6 +70,8 @@ pub enum KeyAction {
     ToggleAutoSkip,
     /// Clock: advance by a duration (the command line, prefilled).
     Advance,
+    /// Pause or play virtual time (every view).
+    TogglePlaying,
     /// Faults: add a rule (a form).
     AddFaultRule,
     /// Faults: switch the selected rule on/off.
@@ -111,6 +113,7 @@ impl KeyAction {
             KeyAction::NextTimer => "next",
             KeyAction::ToggleAutoSkip => "autoskip",
             KeyAction::Advance => "advance",
+            KeyAction::TogglePlaying => "pause",
             KeyAction::AddFaultRule => "fault",
             KeyAction::Start => "start",
             KeyAction::Raise => "raise",
@@ -250,6 +253,14 @@ pub const KEYMAP: &[Binding] = &[
         A::Move,
         "PgDn PgUp / g G",
         "page / first / last",
+    ),
+    // Not Space: the faults view switches a rule with it, and this works in every view.
+    bind(
+        &[Char('.')],
+        Global,
+        A::TogglePlaying,
+        ".",
+        "pause / play virtual time (:pause, :play)",
     ),
     // Instances.
     bind(

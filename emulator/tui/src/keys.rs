@@ -37,7 +37,7 @@ pub fn hint(view: View) -> &'static str {
         View::History => "Enter JSON · h/l execution · f follow · F replay · n start",
         View::Timeline | View::FanOut | View::Errors => "j/k scroll · Tab views · n start",
         View::Replay => "h/l step · g/G ends · f fork · e edit+fork",
-        View::Clock => "n next timer · a auto-skip · + advance",
+        View::Clock => "n next · a auto-skip · + advance · . pause",
         View::Builds => "j/k scroll logs · n start",
         View::Faults => "a add · t on/off · d remove · :fault RULE",
     }
@@ -67,9 +67,9 @@ mod tests {
     fn a_hint_is_cut_between_keys_never_inside_one() {
         assert_eq!(
             hint_within(View::Clock, 100),
-            "n next timer · a auto-skip · + advance"
+            "n next · a auto-skip · + advance · . pause"
         );
-        assert_eq!(hint_within(View::Clock, 30), "n next timer · a auto-skip");
+        assert_eq!(hint_within(View::Clock, 30), "n next · a auto-skip");
         assert_eq!(hint_within(View::Clock, 5), "");
     }
 }

@@ -80,7 +80,7 @@ fn header_lines(view: View) -> u16 {
         // History: title, what the instance waits for, column names.
         View::History => 3,
         View::Timeline | View::Replay => 2,
-        View::Clock => 5,
+        View::Clock => 6,
         View::Builds => 0,
         View::Faults => 1,
     }

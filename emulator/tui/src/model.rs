@@ -27,6 +27,7 @@ use ratatui::layout::Rect;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Build and reload events kept for the builds view.
 pub const FEED_CAPACITY: usize = 500;
@@ -188,6 +189,9 @@ pub struct InstanceRow {
     pub open: Option<OpenCalls>,
     /// The external events its code waits for, as the engine last said.
     pub awaited_events: Vec<String>,
+    /// Start order: higher was started later. Breaks ties in created time (a paused virtual
+    /// clock creates many instances at one time); see [`Instances::next_start`].
+    pub start_seq: u64,
 }
 
 impl InstanceRow {
@@ -233,6 +237,7 @@ impl InstanceRow {
             divergence: record.divergence.clone(),
             open: None,
             awaited_events: record.awaited_events.clone(),
+            start_seq: 0,
         }
     }
 
@@ -296,12 +301,43 @@ pub struct Instances {
     pub wanted: Option<String>,
     /// `visible` must be rebuilt.
     pub dirty: bool,
+    /// The start order the next instance created gets.
+    pub next_start: u64,
 }
 
 impl Instances {
     /// The sort key in force.
     pub fn sort_key(&self) -> SortKey {
         self.sort.unwrap_or(SortKey::Created)
+    }
+
+    /// Replaces every row with `records` as the engine lists them: newest first, and of those
+    /// created at the same time the last started first (the store's order, so right after a
+    /// restart too), which numbers their start order. `keep` may carry over what the UI knew of
+    /// a row (its old version, if any) into the new one.
+    pub fn replace_rows(
+        &mut self,
+        records: Vec<InstanceRecord>,
+        mut keep: impl FnMut(&mut InstanceRow, Option<&InstanceRow>),
+    ) {
+        let old = std::mem::take(&mut self.rows);
+        let count = records.len() as u64;
+        for (position, record) in records.into_iter().enumerate() {
+            let mut row = InstanceRow::from_record(&record);
+            row.start_seq = count - position as u64;
+            let previous = old.get(&row.id);
+            keep(&mut row, previous);
+            self.rows.insert(row.id.clone(), row);
+        }
+        self.next_start = count + 1;
+        self.dirty = true;
+    }
+
+    /// The start order for an instance just created (after every row known).
+    pub fn next_start(&mut self) -> u64 {
+        let seq = self.next_start.max(1);
+        self.next_start = seq + 1;
+        seq
     }
 
     /// Rebuilds `visible` and keeps the selected instance selected.
@@ -318,6 +354,7 @@ impl Instances {
             let newest = b
                 .created_at
                 .cmp(&a.created_at)
+                .then_with(|| b.start_seq.cmp(&a.start_seq))
                 .then_with(|| a.id.cmp(&b.id));
             match sort {
                 SortKey::Created => newest,
@@ -349,6 +386,7 @@ impl Instances {
             list.sort_by(|a, b| {
                 a.created_at
                     .cmp(&b.created_at)
+                    .then_with(|| a.start_seq.cmp(&b.start_seq))
                     .then_with(|| a.id.cmp(&b.id))
             });
         }
@@ -617,16 +655,70 @@ pub struct DivergedChoice {
 pub struct ClockState {
     /// Real or virtual.
     pub kind: ClockKind,
-    /// The engine's now, as last heard.
+    /// Now as the UI shows it: the engine's as last heard, plus the real time since while the
+    /// clock runs (see [`ClockState::runs`]).
     pub now: Option<DateTime<Utc>>,
     /// Auto-skip.
     pub auto_skip: bool,
+    /// Virtual time runs at real speed between jumps (as last heard, or as just asked).
+    pub playing: bool,
+    /// Where an advance under way is taking virtual time, as last loaded.
+    pub advancing_to: Option<DateTime<Utc>>,
+    /// What a running `now` runs on from: a time, and the real instant it was first seen at
+    /// (`None` until the event loop next reads the real clock, [`ClockState::real_time`]).
+    anchor: Option<(DateTime<Utc>, Option<Instant>)>,
     /// Pending timers, soonest first.
     pub timers: Vec<TimerRow>,
     /// Selected timer.
     pub selected: usize,
     /// First visible timer.
     pub offset: usize,
+}
+
+impl ClockState {
+    /// Whether `now` moves by itself: a playing virtual clock, or the real one.
+    pub fn runs(&self) -> bool {
+        self.playing || self.kind == ClockKind::Real
+    }
+
+    /// The engine said what time it is and whether it plays (an event, or a snapshot loaded).
+    pub fn heard(&mut self, now: DateTime<Utc>, playing: bool) {
+        self.playing = playing;
+        // What the engine says travelled a moment; a running copy may be ahead of it, and the
+        // engine's time never goes back, so neither does the copy. A stopped clock is exact.
+        let now = match self.now {
+            Some(shown) if self.runs() => shown.max(now),
+            _ => now,
+        };
+        self.now = Some(now);
+        self.anchor = Some((now, None));
+    }
+
+    /// The user asked to play or pause: shown at once, from the time shown (the engine's answer
+    /// corrects it).
+    pub fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
+        self.anchor = self.now.map(|now| (now, None));
+    }
+
+    /// The event loop read the real clock (`at`), before a frame: a running clock's `now`
+    /// moves by the real time since its anchor was first seen.
+    pub fn real_time(&mut self, at: Instant) {
+        let runs = self.runs();
+        let Some((base, since)) = &mut self.anchor else {
+            return;
+        };
+        let since = *since.get_or_insert(at);
+        if !runs {
+            return;
+        }
+        let ran = chrono::Duration::from_std(at.saturating_duration_since(since))
+            .ok()
+            .and_then(|elapsed| base.checked_add_signed(elapsed));
+        if let Some(ran) = ran {
+            self.now = Some(self.now.map_or(ran, |shown| shown.max(ran)));
+        }
+    }
 }
 
 /// One line of the builds view's event feed.
@@ -1072,7 +1164,8 @@ impl Stale {
 pub const LONG_EPISODE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Model {
-    /// A model for a terminal of `area`, with the clock settings the engine started with.
+    /// A model for a terminal of `area`, with the clock settings the engine started with
+    /// (virtual time paused: see [`Model::with_playing`]).
     pub fn new(area: Rect, clock: ClockKind, auto_skip: bool, orchestrators: Vec<String>) -> Self {
         Self {
             view: View::Instances,
@@ -1110,6 +1203,13 @@ impl Model {
     #[must_use]
     pub fn with_orchestrator_info(mut self, info: BTreeMap<String, OrchestratorInfo>) -> Self {
         self.orchestrator_info = info;
+        self
+    }
+
+    /// The same model, with virtual time playing (`true`) as the engine was started.
+    #[must_use]
+    pub fn with_playing(mut self, playing: bool) -> Self {
+        self.clock.playing = playing;
         self
     }
 

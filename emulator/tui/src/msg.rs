@@ -4,7 +4,7 @@
 //! `update` do work that waits for a quiet moment (loading what went stale) before a frame.
 
 use crate::logs::LogEntry;
-use chrono::{DateTime, Utc};
+use durable_emu_engine::clock::ClockSnapshot;
 use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
 use durable_emu_engine::faults::RuleState;
 use durable_emu_engine::inspect::replay::StepResult;
@@ -32,6 +32,9 @@ pub enum Msg {
     Log(LogEntry),
     /// The event loop is about to draw: load what went stale.
     Tick,
+    /// The event loop read the real clock (just before a `Tick`): a playing virtual clock (or the
+    /// real one) moves the UI's now by the real time since the engine last said it.
+    RealTime(std::time::Instant),
     /// What the engine's core is running, polled on a timer through the handle (the core
     /// cannot report an episode it is stuck in); `None`: no episode is running.
     Episode(Option<EpisodeRunning>),
@@ -70,8 +73,8 @@ pub enum Outcome {
         /// Loaded for the errors view's tree (a child), not as the selected instance's history.
         child: bool,
     },
-    /// Pending timers and the clock's now.
-    Timers(Result<(Vec<TimerRow>, DateTime<Utc>), String>),
+    /// Pending timers and the clock (now, playing, auto-skip, an advance under way).
+    Timers(Result<(Vec<TimerRow>, ClockSnapshot), String>),
     /// Builds recorded and the active one.
     Builds(Result<(Vec<BuildRecord>, Option<u32>), String>),
     /// The fault rules.

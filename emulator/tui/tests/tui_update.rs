@@ -1857,3 +1857,132 @@ fn the_stepper_of_a_diverged_instance_also_replays_on_the_active_build() {
         ui.screen()
     );
 }
+
+#[test]
+fn the_dot_key_pauses_and_plays_virtual_time_in_every_view() {
+    let mut ui = harness();
+    assert!(!ui.model.clock.playing, "tests start paused");
+    ui.press(KeyCode::Char('.'));
+    assert!(ui.model.clock.playing);
+    assert!(ui.commands.contains(&Command::SetPlaying(true)));
+    assert!(ui.handle.clock().unwrap().playing);
+    assert!(ui.screen().contains(" playing"), "{}", ui.screen());
+    // The faults view binds Space, not `.`; the instances view binds `n`, not `.`.
+    for view in ['9', '1', '7'] {
+        ui.press(KeyCode::Char(view));
+        let before = ui.model.clock.playing;
+        ui.press(KeyCode::Char('.'));
+        assert_eq!(ui.model.clock.playing, !before, "in view {view}");
+        assert_eq!(
+            ui.handle.clock().unwrap().playing,
+            !before,
+            "in view {view}"
+        );
+    }
+    assert!(!ui.model.clock.playing);
+    assert!(ui.screen().contains(" paused"), "{}", ui.screen());
+}
+
+#[test]
+fn pause_and_play_commands_stop_and_run_virtual_time() {
+    let mut ui = harness();
+    ui.command("play");
+    assert!(ui.model.clock.playing);
+    assert!(ui.handle.clock().unwrap().playing);
+    ui.command("pause");
+    assert!(!ui.model.clock.playing);
+    let paused = ui.handle.clock().unwrap();
+    assert!(!paused.playing);
+    ui.settle();
+    assert_eq!(
+        ui.model.clock.now,
+        Some(paused.now),
+        "paused, the UI shows the engine's time"
+    );
+
+    ui.command("pause now");
+    let (message, error) = ui.model.status.clone().unwrap();
+    assert!(
+        error && message.contains("pause takes nothing"),
+        "{message}"
+    );
+    assert!(
+        !ui.handle.clock().unwrap().playing,
+        "a bad command changes nothing"
+    );
+}
+
+#[test]
+fn a_playing_clock_moves_the_ui_now_between_engine_events_and_a_paused_one_does_not() {
+    use durable_emu_engine::clock::ClockKind;
+    use durable_emu_engine::engine::EngineEvent;
+    use durable_emu_tui::model::Model;
+    use durable_emu_tui::update;
+    use std::time::{Duration, Instant};
+
+    let mut model = Model::new(
+        ratatui::layout::Rect::new(0, 0, 80, 24),
+        ClockKind::Virtual,
+        false,
+        vec![],
+    );
+    let start = chrono::DateTime::UNIX_EPOCH;
+    let real = Instant::now();
+    update(
+        &mut model,
+        Msg::Engine(EngineEvent::ClockMoved {
+            now: start,
+            playing: true,
+        }),
+    );
+    update(&mut model, Msg::RealTime(real));
+    update(&mut model, Msg::RealTime(real + Duration::from_secs(90)));
+    assert_eq!(model.clock.now, Some(start + chrono::Duration::seconds(90)));
+
+    // The engine says it paused a little later: exactly that, and it stays there.
+    let paused = start + chrono::Duration::seconds(100);
+    update(
+        &mut model,
+        Msg::Engine(EngineEvent::ClockMoved {
+            now: paused,
+            playing: false,
+        }),
+    );
+    update(&mut model, Msg::RealTime(real + Duration::from_secs(200)));
+    assert_eq!(model.clock.now, Some(paused));
+    assert!(!model.clock.playing);
+}
+
+#[test]
+fn instances_created_at_the_same_time_sort_by_start_order_live_and_after_a_reload() {
+    let mut ui = harness();
+    // Paused virtual time: all three are created at the same time.
+    for id in ["zeta", "alpha", "mid"] {
+        ui.start("HelloSequence", json!(null), id);
+    }
+    ui.wait_until("all three", |model| model.instances.rows.len() == 3);
+    let created: Vec<_> = ["zeta", "alpha", "mid"]
+        .iter()
+        .map(|id| ui.model.instances.rows[*id].created_at)
+        .collect();
+    assert!(
+        created.windows(2).all(|pair| pair[0] == pair[1]),
+        "{created:?}"
+    );
+    let order = |ui: &Harness| -> Vec<String> {
+        ui.model
+            .instances
+            .visible
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    assert_eq!(ui.model.instances.sort_key(), SortKey::Created);
+    assert_eq!(order(&ui), ["mid", "alpha", "zeta"], "newest start first");
+
+    // Everything reloaded from the store (as after a restart) keeps that order.
+    ui.send(Msg::EventsLost(1));
+    ui.settle();
+    ui.wait_until("the reload", |model| !model.instances.dirty);
+    assert_eq!(order(&ui), ["mid", "alpha", "zeta"]);
+}

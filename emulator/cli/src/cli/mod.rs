@@ -41,6 +41,10 @@ pub struct Cli {
     /// How the terminal UI's engine runs.
     #[command(flatten)]
     engine: EngineArgs,
+    /// Start the terminal UI with virtual time paused (it moves only on `n`, `+`, `:advance` or
+    /// auto-skip) instead of running at real speed; `.` or `:play` starts it.
+    #[arg(long)]
+    paused: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +156,7 @@ impl EngineArgs {
             db: self.db.location(),
             clock: self.clock,
             auto_skip: true,
+            playing: false,
             workers: workers_or_default(self.workers),
             plugin,
             faults: self.faults.rules()?,
@@ -198,7 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_warnings_to_stderr();
     }
     match cli.command {
-        None => ui::ui(cli.target.as_deref(), &cli.engine),
+        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),
@@ -290,6 +295,7 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         db: db.location(),
         clock: ClockKind::Virtual,
         auto_skip: false,
+        playing: false,
         workers: 1,
         plugin: None,
         faults: Vec::new(),

@@ -421,7 +421,7 @@ impl Followed {
                 self.custom_status.clone_from(custom_status);
                 return status.is_terminal();
             }
-            EngineEvent::ClockMoved { now } => self.clock_to = Some(*now),
+            EngineEvent::ClockMoved { now, .. } => self.clock_to = Some(*now),
             EngineEvent::TimerFired {
                 instance_id,
                 timer_id,

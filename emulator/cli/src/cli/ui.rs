@@ -1,13 +1,15 @@
 //! `durable-emu [TARGET]` with no subcommand: the terminal UI over the engine and the hot-reload
-//! watcher, with the same engine options as `serve`. Virtual time starts with auto-skip off in
-//! the UI, so a timer waits until the user moves time (`n`, `:advance 3d`) or turns auto-skip on
-//! (`a`): stepping through time is what the UI is for. When stdout is not a terminal there is no
+//! watcher, with the same engine options as `serve`. Virtual time starts playing (running at
+//! real speed, so ages grow and timelines have width) with auto-skip off, so a timer comes due
+//! as it would for real unless the user jumps (`n`, `:advance 3d`), turns auto-skip on (`a`) or
+//! pauses (`.`, `:pause`); `--paused` starts it paused, as headless commands always run. When stdout is not a terminal there is no
 //! UI to draw: it prints what it loaded, as before, and points at `serve`. Quitting (`q`,
 //! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
 //! yields is left behind unrecorded, named on stderr, and the exit status is 1.
 
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
+use durable_emu_engine::clock::ClockKind;
 use durable_emu_engine::engine::Engine;
 use durable_emu_tui::{self as tui, AppOptions};
 use std::io::IsTerminal;
@@ -18,7 +20,11 @@ use std::time::Duration;
 /// How long quitting waits for the engine's current batch before leaving it behind.
 const STOP_WAIT: Duration = Duration::from_secs(2);
 
-pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<ExitCode> {
+pub fn ui(
+    target: Option<&Path>,
+    engine_args: &EngineArgs,
+    paused: bool,
+) -> anyhow::Result<ExitCode> {
     let (target, plugin) = target_or_builtin(target)?;
     if !std::io::stdout().is_terminal() {
         print_manifest(&plugin);
@@ -30,7 +36,9 @@ pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<Exi
     let active_hash = plugin.content_hash.clone();
     let mut config = engine_args.config(Some(plugin.clone()))?;
     config.auto_skip = false;
-    let clock = config.clock;
+    // Playing means nothing to the real clock (it always runs).
+    config.playing = !paused && config.clock == ClockKind::Virtual;
+    let (clock, playing) = (config.clock, config.playing);
     let (engine, events) = Engine::start_subscribed(config)
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
@@ -38,6 +46,7 @@ pub fn ui(target: Option<&Path>, engine_args: &EngineArgs) -> anyhow::Result<Exi
     let options = AppOptions {
         clock,
         auto_skip: false,
+        playing,
         log_dir: Path::new(".durable-emu").join("logs"),
     };
     let result = tui::run(handle.clone(), events, Some(plugin), options);

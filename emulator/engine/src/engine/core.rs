@@ -262,7 +262,11 @@ impl Core {
                     Some(text) => crate::clock::parse_stored_time(&text)?,
                     None => Utc::now(),
                 };
-                Clock::virtual_at(start, config.auto_skip)
+                let mut clock = Clock::virtual_at(start, config.auto_skip);
+                if config.playing {
+                    clock.set_playing(true)?;
+                }
+                clock
             }
         };
         // Only an engine that runs code keeps the journal: a query-only one (list, status, ...)
@@ -506,9 +510,15 @@ impl Core {
             // batch that left work to skip to), one must run even without a message.
             let skippable = !self.mirror.timers.is_empty() || self.next_deferred().is_some();
             let moving = self.advance_until.is_some() || (self.clock.auto_skip && skippable);
-            return (self.idle() && moving).then_some(Duration::ZERO);
+            if self.idle() && moving {
+                return Some(Duration::ZERO);
+            }
+            if !self.clock.is_playing() {
+                return None;
+            }
         }
-        // Under real time the core sleeps until the next timer or delayed delivery is due.
+        // Under real time, or virtual time that plays (it runs at real speed), the core sleeps
+        // until the next timer or delayed delivery is due.
         let next_timer = self.mirror.timers.first().map(|timer| timer.fire_at);
         [next_timer, self.next_deferred()]
             .into_iter()
@@ -565,7 +575,8 @@ impl Core {
             };
             let before = self.clock.now();
             match self.clock.advance_to(step) {
-                Ok(now) if now > before => self.clock_moved(),
+                // (A playing clock runs on by itself: only a real jump is news.)
+                Ok(now) if now > before && step > before => self.clock_moved(),
                 Ok(_) => {}
                 Err(error) => {
                     // Nothing can run before that time and time cannot get there: stop moving
@@ -605,7 +616,11 @@ impl Core {
         if self.clock.is_virtual() {
             if let Some(text) = self.store.meta(VIRTUAL_NOW)? {
                 let time = crate::clock::parse_stored_time(&text)?;
+                let playing = self.clock.is_playing();
                 self.clock = Clock::virtual_at(time, self.clock.auto_skip);
+                if playing {
+                    self.clock.set_playing(true)?;
+                }
             }
         }
         Ok(())
@@ -622,12 +637,23 @@ impl Core {
         self.clock_dirty = true;
         self.batch.outbox.push(EngineEvent::ClockMoved {
             now: self.clock.now(),
+            playing: self.clock.is_playing(),
         });
     }
 
     fn fire_due_timers(&mut self) {
         self.release_deferred();
         let now = self.clock.now();
+        if self.clock.is_playing()
+            && self
+                .mirror
+                .timers
+                .first()
+                .is_some_and(|first| first.fire_at <= now)
+        {
+            // Playing time reached the timer by itself: subscribers hear where the clock is.
+            self.clock_moved();
+        }
         while let Some(first) = self.mirror.timers.first() {
             if first.fire_at > now {
                 break;
@@ -853,7 +879,9 @@ impl Core {
     }
 
     fn persist_leftovers(&mut self) -> Result<(), StoreError> {
-        if self.clock_dirty && self.clock.is_virtual() {
+        // Playing time moves without a jump: every commit stores where it got, so no record
+        // written is later than the stored now (a restart never goes back past one).
+        if (self.clock_dirty || self.clock.is_playing()) && self.clock.is_virtual() {
             self.store
                 .set_meta(VIRTUAL_NOW, &self.clock.now().to_rfc3339())?;
             self.clock_dirty = false;

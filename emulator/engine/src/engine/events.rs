@@ -92,11 +92,13 @@ pub enum EngineEvent {
         /// Its `TimerCreated` id.
         timer_id: i32,
     },
-    /// Virtual time moved.
+    /// Virtual time jumped, fired a timer while playing, or started or stopped playing.
     #[serde(rename_all = "camelCase")]
     ClockMoved {
         /// The new now.
         now: DateTime<Utc>,
+        /// Virtual time runs at real speed from `now` on (a front end moves its own copy).
+        playing: bool,
     },
     /// Replay of an instance disagreed with its history.
     #[serde(rename_all = "camelCase")]

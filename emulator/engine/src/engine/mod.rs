@@ -51,6 +51,9 @@ pub struct EngineConfig {
     pub clock: ClockKind,
     /// Under virtual time, jump to the next timer whenever nothing else can run.
     pub auto_skip: bool,
+    /// Under virtual time, start with time running at real speed (the UI) instead of paused
+    /// (headless runs, tests and benchmarks, which must not depend on how fast they run).
+    pub playing: bool,
     /// Activity worker threads (at least 1).
     pub workers: usize,
     /// The functions to run; without one the engine only answers queries.
@@ -102,6 +105,7 @@ impl EngineConfig {
             db: DbLocation::Memory,
             clock: ClockKind::Virtual,
             auto_skip: true,
+            playing: false,
             workers: default_workers(),
             plugin: Some(plugin),
             faults: Vec::new(),
@@ -617,6 +621,19 @@ impl EngineHandle {
             core.set_auto_skip(on);
             Ok(())
         })
+    }
+
+    /// Lets virtual time run at real speed (`true`) or stops it where it is (`false`); jumps
+    /// (advances, the next timer, auto-skip) work either way. A [`EngineEvent::ClockMoved`]
+    /// tells subscribers; the time reached is stored, so a restart never goes back. Returns now.
+    pub fn set_clock_playing(&self, playing: bool) -> Result<DateTime<Utc>, EngineError> {
+        self.call(move |core| core.set_clock_playing(playing))
+    }
+
+    /// The clock as a front end shows it: now, playing or paused, auto-skip, an advance under
+    /// way.
+    pub fn clock(&self) -> Result<crate::clock::ClockSnapshot, EngineError> {
+        self.call(|core| Ok(core.clock_snapshot()))
     }
 
     /// The clock's now.

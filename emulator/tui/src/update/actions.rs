@@ -161,6 +161,7 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
             model.clock.auto_skip = on;
             out.push(Command::SetAutoSkip(on));
         }
+        Action::Play(playing) => super::clock::set_playing(model, playing, out),
         Action::Fork => {
             if model.stepper.is_none() {
                 model.status = Some(("open the replay stepper (F) to fork".into(), true));

@@ -26,8 +26,12 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
         } => {
             let now = model.clock.now;
             let build = model.builds.active;
-            model
-                .instances
+            let instances = &mut model.instances;
+            if instances.rows.contains_key(&instance_id) {
+                return;
+            }
+            let start_seq = instances.next_start();
+            instances
                 .rows
                 .entry(instance_id.clone())
                 .or_insert_with(|| InstanceRow {
@@ -47,8 +51,9 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                     divergence: None,
                     open: Some(OpenCalls::default()),
                     awaited_events: Vec::new(),
+                    start_seq,
                 });
-            model.instances.dirty = true;
+            instances.dirty = true;
         }
         EngineEvent::InstanceChanged {
             instance_id,
@@ -129,8 +134,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
         EngineEvent::TimerScheduled { .. } | EngineEvent::TimerFired { .. } => {
             model.stale.mark(Part::Timers);
         }
-        EngineEvent::ClockMoved { now } => {
-            model.clock.now = Some(now);
+        EngineEvent::ClockMoved { now, playing } => {
+            model.clock.heard(now, playing);
             model.stale.mark(Part::Timers);
         }
         EngineEvent::NonDeterminism { instance_id, diff } => feed(
@@ -278,10 +283,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
 pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
     match outcome {
         Outcome::Instances(Ok(records)) => {
-            let old = std::mem::take(&mut model.instances.rows);
-            for record in records {
-                let mut row = InstanceRow::from_record(&record);
-                if let Some(previous) = old.get(&row.id) {
+            model.instances.replace_rows(records, |row, previous| {
+                if let Some(previous) = previous {
                     if previous.calls.is_some() {
                         // Counts go with the history length they were counted at, so the next
                         // event is checked against them, not against a snapshot's length.
@@ -297,9 +300,7 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                         row.history_len = row.history_len.max(previous.history_len);
                     }
                 }
-                model.instances.rows.insert(row.id.clone(), row);
-            }
-            model.instances.dirty = true;
+            });
         }
         Outcome::Counts(counted) => {
             for (instance_id, counts) in counted {
@@ -357,9 +358,11 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
         Outcome::Timers(result) => {
             model.stale.loaded(Part::Timers);
             match result {
-                Ok((timers, now)) => {
+                Ok((timers, clock)) => {
                     model.clock.timers = timers;
-                    model.clock.now = Some(now);
+                    model.clock.heard(clock.now, clock.playing);
+                    model.clock.auto_skip = clock.auto_skip;
+                    model.clock.advancing_to = clock.advancing_to;
                 }
                 Err(error) => model.status = Some((error, true)),
             }
@@ -391,6 +394,8 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
         }
         Outcome::Action { label, result } => {
             model.stale.mark(Part::Instances);
+            // An advance, a jump or a pause answered: the clock view shows where time is going.
+            model.stale.mark(Part::Timers);
             model.status = Some(match result {
                 Ok(message) => (format!("{label}: {message}"), false),
                 Err(error) => (format!("{label} failed: {error}"), true),

@@ -26,6 +26,7 @@ use instances::select_instance;
 use overlays::on_overlay_key;
 use replay::{ensure_stepper, fork_here, step_to};
 
+use crate::cmdline::Action;
 use crate::command::Command;
 use crate::input::TextInput;
 use crate::keymap::{self, KeyAction};
@@ -72,6 +73,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Command> {
             model.builds.logs.push_back(entry);
         }
         Msg::Tick => on_tick(model, &mut out),
+        Msg::RealTime(at) => model.clock.real_time(at),
         Msg::Episode(running) => {
             model.long_episode =
                 running.filter(|episode| episode.elapsed >= crate::model::LONG_EPISODE);
@@ -266,6 +268,10 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
                 let index = usize::from(digit as u8 - b'1');
                 switch_view(model, View::ALL[index], out);
             }
+        }
+        KeyAction::TogglePlaying => {
+            let playing = !model.clock.playing;
+            perform(model, Action::Play(playing), out);
         }
         KeyAction::Start
         | KeyAction::Raise

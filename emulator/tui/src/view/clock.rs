@@ -1,15 +1,27 @@
-//! The clock view: virtual now, auto-skip, the next timer, and every pending timer with its
-//! instance and how far ahead it fires.
+//! The clock view: now and whether virtual time plays or is paused, auto-skip, an advance under
+//! way, the next timer, and every pending timer with its instance and how far ahead it fires.
+//! Every duration is written one way, as the instances view writes ages (`3d00h`, `2h05m`,
+//! `45s`).
 
 use super::{fit, placeholder};
 use crate::layout::list_area;
-use crate::model::{Model, View, short_id};
+use crate::model::{ClockState, Model, View, short_id};
 use crate::theme::Theme;
-use durable_emu_engine::inspect::rows::format_offset;
+use chrono::{DateTime, Utc};
+use durable_emu_engine::clock::ClockKind;
+use durable_emu_engine::inspect::rows::format_age;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
+
+/// How far `at` is ahead of the clock's now (`0s` once due), or nothing while now is unknown.
+fn ahead(clock: &ClockState, at: DateTime<Utc>) -> String {
+    clock
+        .now
+        .map(|now| format_age(at - now))
+        .unwrap_or_default()
+}
 
 /// Draws the view.
 pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
@@ -18,23 +30,42 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         || "unknown".to_string(),
         |now| now.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     );
-    let next = match (clock.timers.first(), clock.now) {
-        (Some(timer), Some(now)) => format!(
-            "{} ({}) for {} timer #{}",
-            timer.fire_at.format("%Y-%m-%d %H:%M:%S"),
-            format_offset(timer.fire_at - now),
-            short_id(&timer.instance_id),
-            timer.timer_id
+    let (state, state_style) = match (clock.kind, clock.playing) {
+        (ClockKind::Real, _) => ("real clock".to_string(), theme.dim()),
+        (ClockKind::Virtual, true) => (
+            "playing: virtual time runs at real speed (. or :pause stops it)".to_string(),
+            theme.ok(),
         ),
-        _ => "none pending".to_string(),
+        (ClockKind::Virtual, false) => (
+            "paused: virtual time moves only when you say (. or :play runs it)".to_string(),
+            theme.warn(),
+        ),
+    };
+    let next = match clock.timers.first() {
+        Some(timer) => format!(
+            "in {} for {} timer #{}, at {}",
+            ahead(clock, timer.fire_at),
+            short_id(&timer.instance_id),
+            timer.timer_id,
+            timer.fire_at.format("%Y-%m-%d %H:%M:%S"),
+        ),
+        None => "none pending".to_string(),
+    };
+    let advance = match clock.advancing_to {
+        Some(until) => Span::styled(
+            format!(
+                "to {} ({} to go), stepping through the timers on the way",
+                until.format("%Y-%m-%d %H:%M:%S"),
+                ahead(clock, until)
+            ),
+            theme.warn(),
+        ),
+        None => Span::styled("none under way (n, +, :advance 90m)", theme.dim()),
     };
     let label = |text: &str| Span::styled(fit(text, 11), theme.accent());
     let lines = vec![
-        Line::from(vec![
-            label("now"),
-            Span::styled(now, theme.text()),
-            Span::styled(format!("  ({} clock)", clock.kind), theme.dim()),
-        ]),
+        Line::from(vec![label("now"), Span::styled(now, theme.text())]),
+        Line::from(vec![label("time"), Span::styled(state, state_style)]),
         Line::from(vec![
             label("auto-skip"),
             if clock.auto_skip {
@@ -43,14 +74,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
                     theme.ok(),
                 )
             } else {
-                Span::styled(
-                    "off: time moves only when you say (n, +, :advance)",
-                    theme.warn(),
-                )
+                Span::styled("off (a turns it on)", theme.dim())
             },
         ]),
+        Line::from(vec![label("advance"), advance]),
         Line::from(vec![label("next timer"), Span::styled(next, theme.text())]),
-        Line::from(""),
         Line::from(Span::styled(
             format!(
                 "{}{}{}{}",
@@ -65,7 +93,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     frame.render_widget(
         Paragraph::new(lines),
         Rect {
-            height: body.height.min(5),
+            height: body.height.min(6),
             ..body
         },
     );
@@ -78,10 +106,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let rows: Vec<Line<'_>> = (clock.offset..end)
         .map(|index| {
             let timer = &clock.timers[index];
-            let until = clock
-                .now
-                .map(|now| format_offset(timer.fire_at - now))
-                .unwrap_or_default();
+            let until = ahead(clock, timer.fire_at);
             let name = model
                 .instances
                 .rows

@@ -17,6 +17,7 @@ use crate::keys;
 use crate::layout::{areas, short_tabs, tab_label, tab_positions};
 use crate::model::{Model, Tone, View};
 use crate::theme::Theme;
+use durable_emu_engine::clock::ClockKind;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -66,11 +67,20 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 }
 
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
+    // "playing" or "paused" says the time is virtual (the real clock just runs), in fewer columns.
     let clock = match model.clock.now {
         Some(now) => format!(
-            " {} {}{} ",
-            model.clock.kind,
+            " {}{}{}{} ",
+            match model.clock.kind {
+                ClockKind::Real => "real ",
+                ClockKind::Virtual => "",
+            },
             now.format("%Y-%m-%d %H:%M:%S"),
+            match (model.clock.kind, model.clock.playing) {
+                (ClockKind::Real, _) => "",
+                (ClockKind::Virtual, true) => " playing",
+                (ClockKind::Virtual, false) => " paused",
+            },
             if model.clock.auto_skip {
                 " auto-skip"
             } else {

@@ -324,6 +324,29 @@ impl Core {
         self.clock.auto_skip = on;
     }
 
+    pub(crate) fn set_clock_playing(
+        &mut self,
+        playing: bool,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        let was = self.clock.is_playing();
+        let now = self.clock.set_playing(playing)?;
+        if was != playing {
+            // Stored now, so a pause (or a stop right after) keeps the time reached.
+            self.clock_moved();
+        }
+        Ok(now)
+    }
+
+    pub(crate) fn clock_snapshot(&self) -> crate::clock::ClockSnapshot {
+        crate::clock::ClockSnapshot {
+            kind: self.clock.kind(),
+            now: self.clock.now(),
+            playing: self.clock.is_playing(),
+            auto_skip: self.clock.auto_skip,
+            advancing_to: self.advance_until,
+        }
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
