@@ -244,7 +244,18 @@ impl Reloader {
         };
         let loaded = match &self.target {
             Target::Library(path) if !path.exists() => Err(LoadError::Deleted(path.clone())),
-            _ => load_once(&self.target, &self.options.build, &mut progress),
+            Target::Library(path) => {
+                let before = file_state(path);
+                let loaded = load_once(&self.target, &self.options.build, &mut progress);
+                // A library still being written (a slow copy, a writer the scheduler paused
+                // longer than the debounce) may have been read half-way: leave it to the round
+                // its next change starts, which sees the finished file.
+                if before.is_none() || file_state(path) != before {
+                    return;
+                }
+                loaded
+            }
+            Target::Crate(_) => load_once(&self.target, &self.options.build, &mut progress),
         };
         let plugin = match loaded {
             Ok(plugin) => plugin,
@@ -276,6 +287,12 @@ impl Reloader {
             }),
         }
     }
+}
+
+/// What tells a file's writes apart: its length and modification time.
+fn file_state(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
 }
 
 fn same_file_name(changed: &Path, watched: &Path) -> bool {
