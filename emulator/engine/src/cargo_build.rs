@@ -301,7 +301,11 @@ mod tests {
         assert!(parsed.errors.is_empty());
         assert_eq!(progress, ["compiled b"], "`a` was fresh");
         let (_, progress) = parse(FAILED);
-        assert_eq!(progress, ["compiled a"], "`b` failed, so it produced nothing");
+        assert_eq!(
+            progress,
+            ["compiled a"],
+            "`b` failed, so it produced nothing"
+        );
     }
 
     #[test]
@@ -335,7 +339,10 @@ mod tests {
             errors: vec![
                 located(None, "error: linking failed"),
                 located(Some("src/lib.rs:3:1"), "error: expected item"),
-                located(Some("src/lib.rs:9:1"), "error: unexpected closing delimiter"),
+                located(
+                    Some("src/lib.rs:9:1"),
+                    "error: unexpected closing delimiter",
+                ),
             ],
         };
         assert_eq!(
@@ -343,7 +350,9 @@ mod tests {
             Some("src/lib.rs:3:1: error: expected item".to_string())
         );
         assert!(
-            error.to_string().contains("linking failed\nerror: expected item"),
+            error
+                .to_string()
+                .contains("linking failed\nerror: expected item"),
             "{error}"
         );
     }

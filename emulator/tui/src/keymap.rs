@@ -92,6 +92,10 @@ pub enum KeyAction {
     Purge,
     /// Open the replay stepper on the selected instance.
     OpenReplay,
+    /// Errors: the selected row's failure in full (type, message, details, the chain).
+    FailureDetails,
+    /// Builds: the last failed build's compiler output, first located error on top.
+    CompilerOutput,
 }
 
 impl KeyAction {
@@ -131,7 +135,9 @@ impl KeyAction {
             | KeyAction::LastStep
             | KeyAction::ForkEdited
             | KeyAction::ToggleFaultRule
-            | KeyAction::RemoveFaultRule => return None,
+            | KeyAction::RemoveFaultRule
+            | KeyAction::FailureDetails
+            | KeyAction::CompilerOutput => return None,
         })
     }
 }
@@ -298,6 +304,13 @@ pub const KEYMAP: &[Binding] = &[
         "j k",
         "scroll",
     ),
+    bind(
+        &[Enter],
+        In(&[View::Errors]),
+        A::FailureDetails,
+        "Enter",
+        "the selected failure in full (details, chain to the root)",
+    ),
     // Replay.
     bind(
         &[Char('l'), Right],
@@ -377,6 +390,13 @@ pub const KEYMAP: &[Binding] = &[
         A::Move,
         "j k",
         "scroll the log back / forward",
+    ),
+    bind(
+        &[Enter],
+        In(&[View::Builds]),
+        A::CompilerOutput,
+        "Enter",
+        "compiler output of the last failed build",
     ),
     // Faults.
     bind(

@@ -45,7 +45,7 @@ fn start_from_the_command_line_selects_the_instance_and_history_follows_it_live(
     ui.press(KeyCode::Up);
     ui.press(KeyCode::Enter);
     match &ui.model.overlay {
-        Some(Overlay::Json { lines, .. }) => {
+        Some(Overlay::Text { lines, .. }) => {
             assert!(lines.iter().any(|line| line.contains("ExecutionCompleted")));
         }
         other => panic!("expected the JSON overlay, got {other:?}"),

@@ -1,11 +1,27 @@
-//! Keys of the builds view: scroll the log ring back and forward.
+//! Keys of the builds view: scroll the log ring back and forward; open the compiler output of
+//! the last failed build.
 
 use crate::keymap::KeyAction;
-use crate::model::Model;
+use crate::model::{Model, Overlay};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 /// A key in the builds view; false if it means nothing here.
 pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action == KeyAction::CompilerOutput {
+        if model.builds.compiler_output.is_empty() {
+            model.status = Some((
+                "no compiler output: the last build did not fail to compile".into(),
+                false,
+            ));
+        } else {
+            model.overlay = Some(Overlay::Text {
+                title: "compiler output of the last failed build".into(),
+                lines: model.builds.compiler_output.clone(),
+                scroll: 0,
+            });
+        }
+        return true;
+    }
     if action != KeyAction::Move {
         return false;
     }

@@ -272,15 +272,24 @@ pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     );
     let list = list_area(View::Errors, body);
     let rows = &model.derived.errors;
-    let first = model.derived_offset.min(rows.len().saturating_sub(1));
+    // The cursor (Enter opens its failure in full) stays on the last visible row when it moves
+    // past the bottom.
+    let cursor = model.derived_offset.min(rows.len().saturating_sub(1));
+    let first = cursor.saturating_sub(usize::from(list.height).saturating_sub(1));
     let last = (first + usize::from(list.height)).min(rows.len());
     let lines: Vec<Line<'_>> = rows[first..last]
         .iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(at, row)| {
             let indent = "  ".repeat(usize::from(row.depth));
+            let style = if first + at == cursor {
+                theme.selected()
+            } else {
+                tone(theme, row.tone)
+            };
             Line::from(Span::styled(
                 fit(&format!("{indent}{}", row.text), width),
-                tone(theme, row.tone),
+                style,
             ))
         })
         .collect();

@@ -65,19 +65,6 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 }
 
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
-    let clock = match model.clock.now {
-        Some(now) => format!(
-            " {} {}{} ",
-            model.clock.kind,
-            now.format("%Y-%m-%d %H:%M:%S"),
-            if model.clock.auto_skip {
-                " auto-skip"
-            } else {
-                ""
-            }
-        ),
-        None => String::new(),
-    };
     let (text, style) = match (&model.long_episode, &model.status) {
         // Above any message: while it lasts, nothing else the engine does will happen.
         (Some(episode), _) => (
@@ -95,15 +82,103 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
             None => (keys::hint(model.view).to_string(), theme.dim()),
         },
     };
-    let room = usize::from(area.width).saturating_sub(clock.chars().count());
-    let text = durable_emu_engine::inspect::rows::truncate(&text, room);
-    let pad = room.saturating_sub(text.chars().count());
+    let (text, clock) = status_layout(&text, &clock_text(model), usize::from(area.width));
+    let pad = usize::from(area.width).saturating_sub(text.chars().count() + clock.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
         Span::raw(" ".repeat(pad)),
         Span::styled(clock, theme.accent()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The clock's part of the status line, words separated by spaces (`virtual 2026-11-23 20:14:06
+/// auto-skip`); empty before the engine has said what time it is.
+fn clock_text(model: &Model) -> String {
+    match model.clock.now {
+        Some(now) => format!(
+            "{} {}{}",
+            model.clock.kind,
+            now.format("%Y-%m-%d %H:%M:%S"),
+            if model.clock.auto_skip {
+                " auto-skip"
+            } else {
+                ""
+            }
+        ),
+        None => String::new(),
+    }
+}
+
+/// The status line's message and clock (with its margins) for `width` columns. The message comes
+/// first: the clock gives up its date, then its other words from the left (the time of day
+/// last), then disappears, before the message is cut; only a message wider than the whole line
+/// is cut, with `…`.
+pub(crate) fn status_layout(message: &str, clock: &str, width: usize) -> (String, String) {
+    let needed = message.chars().count();
+    let words: Vec<&str> = clock.split_whitespace().collect();
+    let is_date = |word: &&str| word.len() == 10 && word.as_bytes().get(4) == Some(&b'-');
+    let mut shorter: Vec<&str> = words.iter().copied().filter(|w| !is_date(w)).collect();
+    let mut candidates = vec![words.join(" ")];
+    // The time of day goes last: it is what changes.
+    loop {
+        candidates.push(shorter.join(" "));
+        match shorter.iter().position(|word| !word.contains(':')) {
+            Some(at) => shorter.remove(at),
+            None => break,
+        };
+    }
+    for candidate in candidates.into_iter().filter(|c| !c.is_empty()) {
+        // A space on either side of the clock.
+        let clock = format!(" {candidate} ");
+        if needed + clock.chars().count() <= width {
+            return (message.to_string(), clock);
+        }
+    }
+    (
+        durable_emu_engine::inspect::rows::truncate(message, width),
+        String::new(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_layout;
+
+    const CLOCK: &str = "virtual 2026-11-23 20:14:06 auto-skip";
+
+    #[test]
+    fn a_short_message_leaves_the_whole_clock() {
+        let (text, clock) = status_layout("started", CLOCK, 80);
+        assert_eq!(text, "started");
+        assert_eq!(clock, " virtual 2026-11-23 20:14:06 auto-skip ");
+    }
+
+    #[test]
+    fn the_clock_drops_its_date_then_words_then_the_time_before_the_message_is_cut() {
+        let message = "a".repeat(50);
+        assert_eq!(
+            status_layout(&message, CLOCK, 80).1,
+            " virtual 20:14:06 auto-skip "
+        );
+        let message = "a".repeat(58);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 auto-skip ");
+        let message = "a".repeat(62);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 ");
+        let message = "a".repeat(75);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text, message, "never cut while the clock can give way");
+        assert_eq!(clock, "");
+    }
+
+    #[test]
+    fn only_a_message_wider_than_the_line_is_cut() {
+        let message = "b".repeat(90);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text.chars().count(), 80);
+        assert!(text.ends_with('…'));
+        assert_eq!(clock, "");
+    }
 }
 
 /// The style of a tone.
