@@ -65,7 +65,9 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 }
 
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
-    let (text, style) = match (&model.long_episode, &model.status) {
+    // A message (or a running episode) is read in full, pushing the clock aside; the key hint
+    // shown when there is none is the one that gives way to the clock.
+    let (text, style, message) = match (&model.long_episode, &model.status) {
         // Above any message: while it lasts, nothing else the engine does will happen.
         (Some(episode), _) => (
             format!(
@@ -75,14 +77,30 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
                 episode.elapsed.as_secs()
             ),
             theme.error(),
+            true,
         ),
         (None, status) => match status {
-            Some((message, true)) => (message.clone(), theme.error()),
-            Some((message, false)) => (message.clone(), theme.text()),
-            None => (keys::hint(model.view).to_string(), theme.dim()),
+            Some((message, true)) => (message.clone(), theme.error(), true),
+            Some((message, false)) => (message.clone(), theme.text(), true),
+            None => (keys::hint(model.view).to_string(), theme.dim(), false),
         },
     };
-    let (text, clock) = status_layout(&text, &clock_text(model), usize::from(area.width));
+    let width = usize::from(area.width);
+    let clock = clock_text(model);
+    let (text, clock) = if message {
+        status_layout(&text, &clock, width)
+    } else {
+        let clock = if clock.is_empty() {
+            clock
+        } else {
+            format!(" {clock} ")
+        };
+        let room = width.saturating_sub(clock.chars().count());
+        (
+            durable_emu_engine::inspect::rows::truncate(&text, room),
+            clock,
+        )
+    };
     let pad = usize::from(area.width).saturating_sub(text.chars().count() + clock.chars().count());
     let line = Line::from(vec![
         Span::styled(text, style),
