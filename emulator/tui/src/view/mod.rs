@@ -159,46 +159,6 @@ pub(crate) fn status_layout(message: &str, clock: &str, width: usize) -> (String
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::status_layout;
-
-    const CLOCK: &str = "virtual 2026-11-23 20:14:06 auto-skip";
-
-    #[test]
-    fn a_short_message_leaves_the_whole_clock() {
-        let (text, clock) = status_layout("started", CLOCK, 80);
-        assert_eq!(text, "started");
-        assert_eq!(clock, " virtual 2026-11-23 20:14:06 auto-skip ");
-    }
-
-    #[test]
-    fn the_clock_drops_its_date_then_words_then_the_time_before_the_message_is_cut() {
-        let message = "a".repeat(50);
-        assert_eq!(
-            status_layout(&message, CLOCK, 80).1,
-            " virtual 20:14:06 auto-skip "
-        );
-        let message = "a".repeat(58);
-        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 auto-skip ");
-        let message = "a".repeat(62);
-        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 ");
-        let message = "a".repeat(75);
-        let (text, clock) = status_layout(&message, CLOCK, 80);
-        assert_eq!(text, message, "never cut while the clock can give way");
-        assert_eq!(clock, "");
-    }
-
-    #[test]
-    fn only_a_message_wider_than_the_line_is_cut() {
-        let message = "b".repeat(90);
-        let (text, clock) = status_layout(&message, CLOCK, 80);
-        assert_eq!(text.chars().count(), 80);
-        assert!(text.ends_with('…'));
-        assert_eq!(clock, "");
-    }
-}
-
 /// The style of a tone.
 pub(crate) fn tone(theme: &Theme, tone: Tone) -> Style {
     match tone {
@@ -237,4 +197,44 @@ pub(crate) fn placeholder(frame: &mut Frame<'_>, theme: &Theme, area: Rect, text
             .alignment(ratatui::layout::Alignment::Center),
         line,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_layout;
+
+    const CLOCK: &str = "virtual 2026-11-23 20:14:06 auto-skip";
+
+    #[test]
+    fn a_short_message_leaves_the_whole_clock() {
+        let (text, clock) = status_layout("started", CLOCK, 80);
+        assert_eq!(text, "started");
+        assert_eq!(clock, " virtual 2026-11-23 20:14:06 auto-skip ");
+    }
+
+    #[test]
+    fn the_clock_drops_its_date_then_words_then_the_time_before_the_message_is_cut() {
+        let message = "a".repeat(50);
+        assert_eq!(
+            status_layout(&message, CLOCK, 80).1,
+            " virtual 20:14:06 auto-skip "
+        );
+        let message = "a".repeat(58);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 auto-skip ");
+        let message = "a".repeat(62);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 ");
+        let message = "a".repeat(75);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text, message, "never cut while the clock can give way");
+        assert_eq!(clock, "");
+    }
+
+    #[test]
+    fn only_a_message_wider_than_the_line_is_cut() {
+        let message = "b".repeat(90);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text.chars().count(), 80);
+        assert!(text.ends_with('…'));
+        assert_eq!(clock, "");
+    }
 }
