@@ -11,7 +11,7 @@
 //! Owns the watcher thread. Talks to the engine only through its handle; knows nothing of front
 //! ends.
 
-use crate::cargo_build::{BuildError, BuildOptions, build_cdylib_with_progress};
+use crate::cargo_build::{BuildError, BuildOptions, CompilerError, build_cdylib_with_progress};
 use crate::engine::{EngineEvent, EngineHandle};
 use crate::plugin::{LoadedPlugin, PluginError};
 use notify::RecursiveMode;
@@ -71,8 +71,34 @@ impl LoadError {
     /// The compiler's rendered errors, when this is a compile failure.
     pub fn compiler_errors(&self) -> Vec<String> {
         match self {
-            LoadError::Build(BuildError::Failed { errors, .. }) => errors.clone(),
+            LoadError::Build(error) => error
+                .compiler_errors()
+                .iter()
+                .map(|error| error.rendered.clone())
+                .collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// `file:line:column: message` of the first compiler error that points into the source.
+    pub fn first_error(&self) -> Option<String> {
+        match self {
+            LoadError::Build(error) => error.first_located_error().map(CompilerError::summary),
+            _ => None,
+        }
+    }
+
+    /// Why, in one line: a compile failure counts its errors (the errors themselves travel
+    /// apart), anything else is its message.
+    pub fn reason(&self) -> String {
+        match self {
+            LoadError::Build(BuildError::Failed { dir, errors }) => format!(
+                "cargo build failed in {} with {} error{}",
+                dir.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            ),
+            other => other.to_string(),
         }
     }
 }
@@ -262,8 +288,9 @@ impl Reloader {
             Err(error) => {
                 self.engine.announce(EngineEvent::BuildFailed {
                     target,
-                    reason: error.to_string(),
+                    reason: error.reason(),
                     errors: error.compiler_errors(),
+                    first_error: error.first_error(),
                 });
                 return;
             }
@@ -284,6 +311,7 @@ impl Reloader {
                 target,
                 reason: error.to_string(),
                 errors: Vec::new(),
+                first_error: None,
             }),
         }
     }

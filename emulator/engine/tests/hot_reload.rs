@@ -184,13 +184,23 @@ fn edits_reload_running_instances_or_suspend_them_with_a_diff() {
             EngineEvent::BuildFailed { .. } | EngineEvent::BuildLoaded { .. }
         )
     });
-    let Some(EngineEvent::BuildFailed { errors, .. }) = failed else {
+    let Some(EngineEvent::BuildFailed {
+        errors,
+        first_error,
+        reason,
+        ..
+    }) = failed
+    else {
         panic!("expected a failed build, got {failed:?}");
     };
     assert!(
         errors.iter().any(|error| error.contains("error")),
         "{errors:?}"
     );
+    // The first error is located in the broken file, and the reason stays one line.
+    let first_error = first_error.expect("the compile error has a location");
+    assert!(first_error.starts_with("src/lib.rs:1:"), "{first_error}");
+    assert!(!reason.contains('\n'), "{reason}");
     assert_eq!(handle.active_build().unwrap(), Some(3));
     assert_eq!(handle.builds().unwrap().len(), 3);
     assert_eq!(finish(&handle, &c), json!(["HELLO one", "HELLO two"]));

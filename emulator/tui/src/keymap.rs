@@ -94,6 +94,10 @@ pub enum KeyAction {
     Purge,
     /// Open the replay stepper on the selected instance.
     OpenReplay,
+    /// Errors: the selected row's failure in full (type, message, details, the chain).
+    FailureDetails,
+    /// Builds: the last failed build's compiler output, first located error on top.
+    CompilerOutput,
 }
 
 impl KeyAction {
@@ -134,7 +138,9 @@ impl KeyAction {
             | KeyAction::LastStep
             | KeyAction::ForkEdited
             | KeyAction::ToggleFaultRule
-            | KeyAction::RemoveFaultRule => return None,
+            | KeyAction::RemoveFaultRule
+            | KeyAction::FailureDetails
+            | KeyAction::CompilerOutput => return None,
         })
     }
 }
@@ -321,6 +327,13 @@ pub const KEYMAP: &[Binding] = &[
         "j k",
         "scroll",
     ),
+    bind(
+        &[Enter],
+        In(&[View::Errors]),
+        A::FailureDetails,
+        "Enter",
+        "the selected failure in full (details, chain to the root)",
+    ),
     // Replay.
     bind(
         &[Char('l'), Right],
@@ -407,6 +420,13 @@ pub const KEYMAP: &[Binding] = &[
         A::Move,
         "j k",
         "scroll the log back / forward",
+    ),
+    bind(
+        &[Enter],
+        In(&[View::Builds]),
+        A::CompilerOutput,
+        "Enter",
+        "compiler output of the last failed build",
     ),
     // Faults.
     bind(

@@ -22,7 +22,8 @@
 //! [`fault_form`]; every key binding is data, once, in [`keymap`] (what `update` dispatches
 //! on, what the help overlay lists via [`keys`], what the README's key table is checked
 //! against). [`tree`] draws the `├ └ │` of tree-shaped lists. [`theme`] loads colours from `assets/theme.toml` and honours `NO_COLOR`; [`logs`]
-//! sends tracing output to a rolling file and to the logs view.
+//! sends tracing output to a rolling file and to the logs view. [`textbox`] wraps and scrolls the
+//! text overlay every long text opens in.
 //!
 //! Knows the engine (the `durable-emu-engine` crate) only through `EngineHandle`, its events and
 //! the records and `export` shapes it re-exports; the store is private to the engine, and the
@@ -40,6 +41,7 @@ pub mod layout;
 pub mod logs;
 pub mod model;
 pub mod msg;
+pub mod textbox;
 pub mod theme;
 pub mod tree;
 pub mod update;

@@ -743,6 +743,9 @@ pub struct BuildsState {
     pub logs: VecDeque<LogEntry>,
     /// Lines scrolled back from the newest log line (0: follow).
     pub logs_back: usize,
+    /// The compiler output of the last build that failed to compile (its first located error
+    /// on top); empty once another build starts.
+    pub compiler_output: Vec<String>,
 }
 
 /// The fault rules, as the engine last listed them.
@@ -784,13 +787,14 @@ pub enum Overlay {
         /// What `y` does.
         command: Command,
     },
-    /// A JSON document (an event, an instance).
-    Json {
+    /// Long text, wrapped at the box's width and scrolled: an event's JSON, a failure in full,
+    /// compiler output. Anything too long for its row opens here.
+    Text {
         /// Title.
         title: String,
-        /// Pretty-printed lines.
+        /// The text's lines, unwrapped (the box wraps them at its width: `textbox::wrap`).
         lines: Vec<String>,
-        /// First visible line.
+        /// First visible row, counted in wrapped rows.
         scroll: usize,
     },
     /// Start an orchestration.

@@ -26,6 +26,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"timer \d+[dhms]\d*[dhms]?", "timer [left]"),
         // How completions batch into episodes depends on worker timing.
         (r"completions/episode .*", "completions/episode [sparkline]"),
+        // An event's timestamp in its JSON has the seconds' fraction.
+        (r"\[date\]\.\d+Z", "[date]Z"),
     ]
 }
 
@@ -344,4 +346,56 @@ fn errors_view_of_a_diverged_instance_shows_the_diff_wrapped() {
     divergence.reason = diff.to_string();
     divergence.diff = Some(diff);
     snapshot!("errors_diverged", ui.screen());
+}
+
+#[test]
+fn event_json_with_a_long_value_wraps() {
+    let mut ui = Harness::new(80, 24);
+    ui.start(
+        "ApprovalWorkflow",
+        json!({
+            "request": "a leave request that explains itself at length ".repeat(6),
+            "timeout_hours": 72
+        }),
+        "approval",
+    );
+    open(&mut ui, "approval", View::History);
+    // The start event, with the input.
+    ui.press(KeyCode::Char('g'));
+    ui.press(KeyCode::Char('j'));
+    ui.press(KeyCode::Enter);
+    snapshot!("event_json_long_value", ui.screen());
+}
+
+#[test]
+fn an_errors_row_opens_its_failure_in_full() {
+    let mut ui = samples();
+    open(&mut ui, "saga", View::Errors);
+    ui.press(KeyCode::Enter);
+    snapshot!("failure_in_full", ui.screen());
+}
+
+/// A compile failure as the watcher reports it (recorded from rustc, two errors).
+fn compile_failure() -> durable_emu_engine::engine::EngineEvent {
+    durable_emu_engine::engine::EngineEvent::BuildFailed {
+        target: "functions".into(),
+        reason: "cargo build failed in functions with 2 errors".into(),
+        errors: vec![
+            "error[E0308]: mismatched types\n --> src/lib.rs:1:21\n  |\n1 | pub fn f() -> u32 { \"x\" }\n  |               ---   ^^^ expected `u32`, found `&str`\n  |               |\n  |               expected `u32` because of return type".into(),
+            "error[E0425]: cannot find value `total` in this scope\n --> src/lib.rs:7:5\n  |\n7 |     total\n  |     ^^^^^ not found in this scope".into(),
+        ],
+        first_error: Some("src/lib.rs:1:21: error[E0308]: mismatched types".into()),
+    }
+}
+
+#[test]
+fn builds_view_with_a_compile_error() {
+    let mut ui = samples();
+    ui.press(KeyCode::Char('8'));
+    ui.wait_until("the builds", |model| !model.builds.builds.is_empty());
+    ui.send(Msg::Engine(compile_failure()));
+    ui.settle();
+    snapshot!("builds_compile_error", ui.screen());
+    ui.press(KeyCode::Enter);
+    snapshot!("compiler_output", ui.screen());
 }

@@ -45,7 +45,7 @@ fn start_from_the_command_line_selects_the_instance_and_history_follows_it_live(
     ui.press(KeyCode::Up);
     ui.press(KeyCode::Enter);
     match &ui.model.overlay {
-        Some(Overlay::Json { lines, .. }) => {
+        Some(Overlay::Text { lines, .. }) => {
             assert!(lines.iter().any(|line| line.contains("ExecutionCompleted")));
         }
         other => panic!("expected the JSON overlay, got {other:?}"),
@@ -1985,4 +1985,235 @@ fn instances_created_at_the_same_time_sort_by_start_order_live_and_after_a_reloa
     ui.settle();
     ui.wait_until("the reload", |model| !model.instances.dirty);
     assert_eq!(order(&ui), ["mid", "alpha", "zeta"]);
+}
+
+// ----- long text: the wrapping, scrolling text box ---------------------------------------------
+
+fn text_box(ui: &Harness) -> (&str, &[String], usize) {
+    match &ui.model.overlay {
+        Some(Overlay::Text {
+            title,
+            lines,
+            scroll,
+        }) => (title, lines, *scroll),
+        other => panic!("the text box is open, not {other:?}"),
+    }
+}
+
+/// An approval waiting on its timer whose input holds a value far wider than the screen, its
+/// history open at the start event (the second, after OrchestratorStarted), which has the input.
+fn long_input_history(ui: &mut Harness) -> String {
+    let request = "a leave request that explains itself at length ".repeat(12);
+    ui.start(
+        "ApprovalWorkflow",
+        json!({"request": request, "timeout_hours": 72}),
+        "long",
+    );
+    ui.select("long");
+    ui.press(KeyCode::Char('2'));
+    ui.wait_until("the history", |model| {
+        model
+            .history
+            .as_ref()
+            .is_some_and(|history| !history.loading)
+    });
+    ui.press(KeyCode::Char('g'));
+    ui.press(KeyCode::Char('j'));
+    request
+}
+
+#[test]
+fn the_event_json_wraps_long_values_and_scrolls_to_its_last_row_and_no_further() {
+    let mut ui = harness();
+    let request = long_input_history(&mut ui);
+    ui.press(KeyCode::Enter);
+    let (title, lines, scroll) = text_box(&ui);
+    assert!(title.starts_with("event 1 of long"), "{title}");
+    assert_eq!(scroll, 0);
+    let (width, height) = durable_emu_tui::textbox::inner_size(ui.model.area);
+    let rows = durable_emu_tui::textbox::wrap(lines, width);
+    assert!(
+        rows.len() > lines.len(),
+        "the {}-column value wraps",
+        request.len()
+    );
+    assert!(rows.iter().all(|row| row.chars().count() <= width));
+    // Nothing is lost to wrapping: the rows hold every word of the value.
+    let joined: String = rows
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(joined.contains(request.trim_end()), "{joined}");
+    let last = rows.len().saturating_sub(height);
+    ui.press(KeyCode::Char('j'));
+    assert_eq!(text_box(&ui).2, 1.min(last));
+    ui.press(KeyCode::Char('G'));
+    assert_eq!(text_box(&ui).2, last, "G shows the last row at the bottom");
+    ui.press(KeyCode::PageDown);
+    ui.press(KeyCode::Char('j'));
+    assert_eq!(text_box(&ui).2, last, "no scrolling past the end");
+    ui.press(KeyCode::Char('k'));
+    assert_eq!(text_box(&ui).2, last.saturating_sub(1));
+    ui.press(KeyCode::Char('g'));
+    assert_eq!(text_box(&ui).2, 0);
+    ui.press(KeyCode::Char('q'));
+    assert!(ui.model.overlay.is_none(), "q closes it");
+    assert_eq!(ui.model.view, View::History, "and the view is where it was");
+}
+
+#[test]
+fn the_text_box_says_which_line_it_shows_and_how_to_close_it() {
+    let mut ui = Harness::new(80, 24);
+    long_input_history(&mut ui);
+    ui.press(KeyCode::Enter);
+    ui.press(KeyCode::Char('j'));
+    ui.press(KeyCode::Char('j'));
+    let screen = ui.screen();
+    let (width, _) = durable_emu_tui::textbox::inner_size(ui.model.area);
+    let rows = durable_emu_tui::textbox::wrap(text_box(&ui).1, width).len();
+    assert!(screen.contains(&format!("line 3/{rows}")), "{screen}");
+    assert!(screen.contains("Esc closes"), "{screen}");
+}
+
+/// The failed saga (ShipOrder fails, the orchestration compensates and rethrows) in the Errors
+/// view.
+fn failed_saga_errors(ui: &mut Harness) {
+    ui.start(
+        "OrderSaga",
+        json!({"order_id": "o1", "amount": 5, "fail_at": "ShipOrder"}),
+        "saga",
+    );
+    ui.wait_until("the saga to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("saga")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("saga");
+    ui.press(KeyCode::Char('5'));
+    ui.wait_until("the error tree", |model| model.derived.errors.len() > 2);
+}
+
+#[test]
+fn enter_on_an_errors_row_opens_its_failure_in_full_with_the_chain_to_the_root() {
+    let mut ui = harness();
+    failed_saga_errors(&mut ui);
+    // The head row: the orchestration's failure, which wraps the activity's.
+    ui.press(KeyCode::Enter);
+    let (title, lines, _) = text_box(&ui);
+    assert_eq!(title, "failure: TaskFailed");
+    assert!(lines[0].starts_with("✗ OrderSaga Failed"), "{lines:?}");
+    for expected in [
+        "type: TaskFailed",
+        "type: CarrierUnavailable",
+        "message: no carrier would take order o1",
+        "chain: TaskFailed → CarrierUnavailable",
+        "root cause: CarrierUnavailable: no carrier would take order o1",
+    ] {
+        assert!(
+            lines.iter().any(|line| line == expected),
+            "{expected} in {lines:?}"
+        );
+    }
+    ui.press(KeyCode::Esc);
+    assert!(ui.model.overlay.is_none());
+    // The activity's row: its own failure, no chain above it.
+    ui.press(KeyCode::Char('j'));
+    ui.press(KeyCode::Enter);
+    let (title, lines, _) = text_box(&ui);
+    assert_eq!(title, "failure: CarrierUnavailable");
+    assert!(
+        lines.iter().all(|line| line != "type: TaskFailed"),
+        "{lines:?}"
+    );
+}
+
+fn compile_failure() -> durable_emu_engine::engine::EngineEvent {
+    let rendered = "error[E0308]: mismatched types\n --> src/lib.rs:1:21\n  |\n1 | pub fn f() -> u32 { \"x\" }\n  |               ---   ^^^ expected `u32`, found `&str`\n  |               |\n  |               expected `u32` because of return type";
+    durable_emu_engine::engine::EngineEvent::BuildFailed {
+        target: "functions".into(),
+        reason: "cargo build failed in functions with 2 errors".into(),
+        errors: vec![
+            rendered.into(),
+            "error: cannot find value `y` in this scope\n --> src/lib.rs:7:5".into(),
+        ],
+        first_error: Some("src/lib.rs:1:21: error[E0308]: mismatched types".into()),
+    }
+}
+
+#[test]
+fn a_failed_build_puts_one_line_and_its_first_error_in_the_feed_and_enter_shows_the_output() {
+    let mut ui = harness();
+    ui.press(KeyCode::Char('8'));
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+    let (status, _) = ui.model.status.clone().unwrap();
+    assert!(status.contains("no compiler output"), "{status}");
+
+    ui.send(Msg::Engine(compile_failure()));
+    ui.settle();
+    let feed: Vec<&str> = ui
+        .model
+        .builds
+        .feed
+        .iter()
+        .map(|line| line.text.as_str())
+        .collect();
+    let failed = feed
+        .iter()
+        .position(|line| line.starts_with("build of functions failed"))
+        .unwrap();
+    assert_eq!(
+        &feed[failed + 1..],
+        [
+            "  src/lib.rs:1:21: error[E0308]: mismatched types",
+            "  Enter shows the compiler output"
+        ],
+        "the rendered errors are not poured into the feed"
+    );
+    ui.press(KeyCode::Enter);
+    let (_, lines, _) = text_box(&ui);
+    assert_eq!(
+        lines[0],
+        "first error: src/lib.rs:1:21: error[E0308]: mismatched types"
+    );
+    assert!(lines.iter().any(|line| line == " --> src/lib.rs:1:21"));
+    assert!(
+        lines.iter().any(|line| line == " --> src/lib.rs:7:5"),
+        "every error"
+    );
+    ui.press(KeyCode::Esc);
+
+    // A new build makes the old output stale.
+    ui.send(Msg::Engine(
+        durable_emu_engine::engine::EngineEvent::BuildStarted {
+            target: "functions".into(),
+        },
+    ));
+    ui.settle();
+    ui.press(KeyCode::Enter);
+    assert!(ui.model.overlay.is_none());
+}
+
+#[test]
+fn a_long_status_message_is_not_cut_by_the_clock_at_80_columns() {
+    let mut ui = Harness::new(80, 24);
+    ui.wait_until("the clock", |model| model.clock.now.is_some());
+    let message = "the build failed; see the Builds view (8) for the compiler output";
+    ui.model.status = Some((message.into(), true));
+    let screen = ui.screen();
+    let status = screen.lines().last().unwrap();
+    assert!(status.starts_with(message), "{status}");
+    // The clock gave way but kept the time of day.
+    assert!(
+        regex_time(status.trim_start_matches(message)),
+        "the time of day is still shown: {status}"
+    );
+}
+
+fn regex_time(text: &str) -> bool {
+    text.split_whitespace()
+        .any(|word| word.len() == 8 && word.chars().filter(|c| *c == ':').count() == 2)
 }

@@ -154,6 +154,10 @@ pub enum EngineEvent {
         reason: String,
         /// Compiler errors as cargo renders them (empty when the failure was not a compile error).
         errors: Vec<String>,
+        /// `file:line:column: message` of the first compiler error that points into the source,
+        /// the one to read first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first_error: Option<String>,
     },
     /// A reload check found an instance whose history the new build does not replay; the instance
     /// was suspended and stays on its old build.

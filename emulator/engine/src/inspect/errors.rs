@@ -22,6 +22,9 @@ pub struct ErrorRow {
     pub text: String,
     /// How to colour it.
     pub tone: Tone,
+    /// The failure the row is about (its call's, for the rows under a call), for showing in
+    /// full: [`failure_text`].
+    pub failure: Option<FailureDetails>,
 }
 
 /// Sub-orchestrations of `events` that failed: their instance ids (to load for the tree).
@@ -71,6 +74,7 @@ pub fn error_tree(
         } else {
             Tone::Info
         },
+        failure: failure.clone(),
     });
     let before = rows.len();
     execution_rows(events, children, 1, &mut rows);
@@ -79,6 +83,7 @@ pub fn error_tree(
             depth: 1,
             text: "no failures in this execution".into(),
             tone: Tone::Dim,
+            failure: None,
         });
     }
     if let Some(failure) = failure {
@@ -93,6 +98,7 @@ pub fn error_tree(
                     .join(" → ")
             ),
             tone: Tone::Dim,
+            failure: Some(failure),
         });
     }
     rows
@@ -168,12 +174,14 @@ fn execution_rows(
                 cause.error_type, cause.error_message
             ),
             tone: Tone::Error,
+            failure: Some(failure.clone()),
         });
         if let Some(fault) = injected.get(&id) {
             rows.push(ErrorRow {
                 depth: depth + 1,
                 text: format!("injected {fault}"),
                 tone: Tone::Warn,
+                failure: Some(failure.clone()),
             });
         }
         if is_child {
@@ -189,6 +197,7 @@ fn execution_rows(
                             depth: depth + 1,
                             text: format!("↳ {}: {}", inner.error_type, inner.error_message),
                             tone: Tone::Error,
+                            failure: Some(inner.clone()),
                         });
                     }
                 }
@@ -208,8 +217,41 @@ fn execution_rows(
                 )
             ),
             tone: Tone::Dim,
+            failure: Some(failure.clone()),
         });
     }
+}
+
+/// A failure in full, for reading rather than a row: its type and message, whether retries give
+/// up on it, its stack or details, then each failure it wraps down to the root cause.
+pub fn failure_text(failure: &FailureDetails) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (depth, link) in failure.chain().enumerate() {
+        if depth > 0 {
+            lines.push(String::new());
+            lines.push(format!("caused by ({depth}):"));
+        }
+        lines.push(format!("type: {}", link.error_type));
+        lines.push(format!("message: {}", link.error_message));
+        if link.is_non_retriable {
+            lines.push("non-retriable: retry policies give up at once".into());
+        }
+        if let Some(stack) = &link.stack_trace {
+            lines.push("stack / details:".into());
+            lines.extend(stack.lines().map(|line| format!("  {line}")));
+        }
+    }
+    let chain: Vec<&str> = failure
+        .chain()
+        .map(|link| link.error_type.as_str())
+        .collect();
+    if chain.len() > 1 {
+        let root = failure.root_cause();
+        lines.push(String::new());
+        lines.push(format!("chain: {}", chain.join(" → ")));
+        lines.push(format!("root cause: {root}"));
+    }
+    lines
 }
 
 /// What the orchestrator did after the failure of call `id` (its completion at `index`);
@@ -326,6 +368,45 @@ mod tests {
         assert_eq!(text[1], "✗ Ship #0: CarrierUnavailable: no carrier");
         assert_eq!(text[2], "→ compensated (Refund), then rethrew");
         assert_eq!(text[3], "chain: TaskFailed → CarrierUnavailable");
+        // Every row under a failed call carries that call's failure; the head the final one.
+        assert_eq!(
+            rows[1].failure.as_ref().map(|f| f.error_type.as_str()),
+            Some("CarrierUnavailable")
+        );
+        assert_eq!(rows[2].failure, rows[1].failure);
+        assert_eq!(
+            rows[0].failure.as_ref().map(|f| f.error_type.as_str()),
+            Some("TaskFailed")
+        );
+    }
+
+    #[test]
+    fn the_full_failure_lists_each_link_of_the_chain_down_to_the_root() {
+        let mut root = FailureDetails::new("CarrierUnavailable", "no carrier");
+        root.stack_trace = Some("at ship (src/lib.rs:40)\nat run (src/lib.rs:12)".into());
+        root.is_non_retriable = true;
+        let wrapped = FailureDetails::new("TaskFailed", "Activity 'Ship' (#0) failed: no carrier")
+            .with_inner(root);
+        assert_eq!(
+            failure_text(&wrapped),
+            [
+                "type: TaskFailed",
+                "message: Activity 'Ship' (#0) failed: no carrier",
+                "",
+                "caused by (1):",
+                "type: CarrierUnavailable",
+                "message: no carrier",
+                "non-retriable: retry policies give up at once",
+                "stack / details:",
+                "  at ship (src/lib.rs:40)",
+                "  at run (src/lib.rs:12)",
+                "",
+                "chain: TaskFailed → CarrierUnavailable",
+                "root cause: CarrierUnavailable: no carrier",
+            ]
+        );
+        let single = failure_text(&FailureDetails::new("Boom", "it broke"));
+        assert_eq!(single, ["type: Boom", "message: it broke"]);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Keys of the builds view (scroll the log ring back and forward), and what build events change
-//! where the user is: the status line's notices (building, build #N loaded, N instances
-//! diverged) and the rows of instances a reload check suspended or the user pinned.
+//! Keys of the builds view (scroll the log ring back and forward; open the compiler output of
+//! the last failed build), and what build events change where the user is: the status line's
+//! notices (building, build #N loaded, N instances diverged) and the rows of instances a reload
+//! check suspended or the user pinned.
 
 use crate::keymap::KeyAction;
-use crate::model::{InstanceRow, Model};
+use crate::model::{InstanceRow, Model, Overlay};
 use durable_emu_engine::Divergence;
 use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::NonDeterminism;
@@ -69,6 +70,21 @@ pub(crate) fn left_divergence(row: &mut InstanceRow, status: RuntimeStatus) {
 
 /// A key in the builds view; false if it means nothing here.
 pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action == KeyAction::CompilerOutput {
+        if model.builds.compiler_output.is_empty() {
+            model.status = Some((
+                "no compiler output: the last build did not fail to compile".into(),
+                false,
+            ));
+        } else {
+            model.overlay = Some(Overlay::Text {
+                title: "compiler output of the last failed build".into(),
+                lines: model.builds.compiler_output.clone(),
+                scroll: 0,
+            });
+        }
+        return true;
+    }
     if action != KeyAction::Move {
         return false;
     }

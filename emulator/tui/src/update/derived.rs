@@ -1,12 +1,13 @@
 //! The views derived from the selected history (timeline, fan-out, errors): recomputing the one
-//! shown when its source changed, and scrolling it. The derivations themselves live in
-//! `tui::timeline`, `tui::fanout` and `tui::errors`; this knows only when to run them.
+//! shown when its source changed, scrolling it, and opening an Errors row's failure in full. The
+//! derivations themselves live in `tui::timeline`, `tui::fanout` and `tui::errors`; this knows
+//! only when to run them.
 
 use super::moved;
 use crate::command::Command;
 use crate::keymap::KeyAction;
-use crate::model::{Model, View};
-use durable_emu_engine::inspect::errors::{error_tree, failed_children};
+use crate::model::{Model, Overlay, View};
+use durable_emu_engine::inspect::errors::{error_tree, failed_children, failure_text};
 use durable_emu_engine::inspect::fanout::fanout_groups;
 use durable_emu_engine::inspect::timeline::timeline;
 use durable_sdk::history::RuntimeStatus;
@@ -63,6 +64,10 @@ pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
 
 /// A key in the timeline, fan-out or errors view; false if it means nothing here.
 pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows: usize) -> bool {
+    if action == KeyAction::FailureDetails {
+        open_failure(model);
+        return true;
+    }
     if action != KeyAction::Move {
         return false;
     }
@@ -78,4 +83,26 @@ pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows
         }
         None => false,
     }
+}
+
+/// Enter on an Errors row: the row's failure in full in the text box (the row itself first, as
+/// the list may have cut it); a row about no failure shows its whole text.
+fn open_failure(model: &mut Model) {
+    let Some(row) = model.derived.errors.get(model.derived_offset) else {
+        return;
+    };
+    let mut lines = vec![row.text.clone()];
+    let title = match &row.failure {
+        Some(failure) => {
+            lines.push(String::new());
+            lines.extend(failure_text(failure));
+            format!("failure: {}", failure.error_type)
+        }
+        None => "errors row".to_string(),
+    };
+    model.overlay = Some(Overlay::Text {
+        title,
+        lines,
+        scroll: 0,
+    });
 }

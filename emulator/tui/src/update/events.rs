@@ -17,6 +17,23 @@ pub(super) fn feed(model: &mut Model, tone: Tone, text: String) {
     model.builds.feed.push_back(FeedLine { tone, text });
 }
 
+/// A failed build's compiler output: the first error that points into the source on top, then
+/// every error as rustc rendered it.
+fn compiler_output(first_error: Option<&str>, errors: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(first) = first_error {
+        lines.push(format!("first error: {first}"));
+        lines.push(String::new());
+    }
+    for (index, error) in errors.iter().enumerate() {
+        if index > 0 {
+            lines.push(String::new());
+        }
+        lines.extend(error.lines().map(str::to_string));
+    }
+    lines
+}
+
 pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
     match event {
         EngineEvent::InstanceCreated {
@@ -161,6 +178,7 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             super::builds::build_loaded(model, number);
         }
         EngineEvent::BuildStarted { target } => {
+            model.builds.compiler_output.clear();
             feed(model, Tone::Info, format!("building {target} ..."));
             super::builds::build_started(model, &target);
         }
@@ -177,16 +195,25 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             target,
             reason,
             errors,
+            first_error,
         } => {
             feed(
                 model,
                 Tone::Error,
                 format!("build of {target} failed: {reason}"),
             );
-            for error in errors {
-                for line in error.lines() {
-                    feed(model, Tone::Error, format!("  {line}"));
-                }
+            // The feed gets one line per failure; the output itself opens with Enter, scrolled
+            // and wrapped, the first located error on top.
+            if let Some(first) = &first_error {
+                feed(model, Tone::Error, format!("  {first}"));
+            }
+            if !errors.is_empty() {
+                feed(
+                    model,
+                    Tone::Dim,
+                    "  Enter shows the compiler output".to_string(),
+                );
+                model.builds.compiler_output = compiler_output(first_error.as_deref(), &errors);
             }
             model.status = Some(("the build failed; see the Builds view (8)".into(), true));
         }

@@ -300,7 +300,9 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
         | KeyAction::Advance
         | KeyAction::AddFaultRule
         | KeyAction::ToggleFaultRule
-        | KeyAction::RemoveFaultRule => {
+        | KeyAction::RemoveFaultRule
+        | KeyAction::FailureDetails
+        | KeyAction::CompilerOutput => {
             view_key(model, action, key, out);
         }
     }
@@ -355,9 +357,16 @@ pub(super) fn view_key(
 }
 
 pub(super) fn json_overlay(title: String, value: &Value) -> Overlay {
-    let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    Overlay::Json {
+    text_overlay(
         title,
+        &serde_json::to_string_pretty(value).unwrap_or_default(),
+    )
+}
+
+/// The scrollable text overlay showing `text` from its first line.
+pub fn text_overlay(title: impl Into<String>, text: &str) -> Overlay {
+    Overlay::Text {
+        title: title.into(),
         lines: text.lines().map(str::to_string).collect(),
         scroll: 0,
     }

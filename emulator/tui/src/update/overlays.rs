@@ -1,11 +1,13 @@
-//! Keys while an overlay is open: help, filter, command line, confirm, JSON, and the start,
-//! fault and fork forms. The view underneath gets no keys meanwhile.
+//! Keys while an overlay is open: help, filter, command line, confirm, the text box (JSON,
+//! failures, compiler output), and the start, fault and fork forms. The view underneath gets no
+//! keys meanwhile.
 
 use super::{fork_here, moved, perform};
 use crate::cmdline::{self, Action, Candidates, Completion};
 use crate::command::Command;
 use crate::input::TextInput;
 use crate::model::{Model, Overlay, RaiseField};
+use crate::textbox;
 use durable_emu_engine::inspect::replay::CompletionEdit;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
@@ -92,26 +94,18 @@ pub(super) fn on_overlay_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Com
             }
             _ => Some(Overlay::Confirm { prompt, command }),
         },
-        Overlay::Json {
+        Overlay::Text {
             title,
             lines,
-            mut scroll,
-        } => {
-            let page_rows = usize::from(model.area.height.saturating_sub(4)).max(1);
-            match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
-                code => {
-                    if let Some(next) = moved(code, scroll, lines.len(), page_rows) {
-                        scroll = next;
-                    }
-                    Some(Overlay::Json {
-                        title,
-                        lines,
-                        scroll,
-                    })
-                }
-            }
-        }
+            scroll,
+        } => match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
+            code => Some(Overlay::Text {
+                scroll: scrolled(model, &lines, scroll, code),
+                title,
+                lines,
+            }),
+        },
         Overlay::Start(mut form) => match key.code {
             KeyCode::Esc => None,
             KeyCode::Tab | KeyCode::BackTab => {
@@ -322,4 +316,17 @@ fn complete_command(model: &mut Model, input: &mut TextInput) {
         }
         Completion::Nothing(why) => model.status = Some((why, true)),
     }
+}
+
+/// The text box's first visible row after `code`, in rows wrapped at the box's width; the last
+/// row stops at the bottom of the box.
+fn scrolled(model: &Model, lines: &[String], scroll: usize, code: KeyCode) -> usize {
+    let (width, height) = textbox::inner_size(model.area);
+    let rows = textbox::wrap(lines, width).len();
+    let last = textbox::max_scroll(rows, height);
+    // One page keeps a row of the previous one in sight.
+    let page = height.saturating_sub(1).max(1);
+    moved(code, scroll, last + 1, page)
+        .unwrap_or(scroll)
+        .min(last)
 }

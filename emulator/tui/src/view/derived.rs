@@ -358,19 +358,28 @@ pub fn errors(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         list.height -= room;
     }
     let rows = &model.derived.errors;
-    let first = model.derived_offset.min(rows.len().saturating_sub(1));
+    // The cursor (Enter opens its failure in full) stays on the last visible row when it moves
+    // past the bottom.
+    let cursor = model.derived_offset.min(rows.len().saturating_sub(1));
+    let first = cursor.saturating_sub(usize::from(list.height).saturating_sub(1));
     let last = (first + usize::from(list.height)).min(rows.len());
     let depths: Vec<u8> = rows.iter().map(|row| row.depth).collect();
     let branches = crate::tree::prefixes(&depths);
     let lines: Vec<Line<'_>> = rows[first..last]
         .iter()
         .zip(&branches[first..last])
-        .map(|(row, branch)| {
+        .enumerate()
+        .map(|(at, (row, branch))| {
+            let style = if first + at == cursor {
+                theme.selected()
+            } else {
+                tone(theme, row.tone)
+            };
             Line::from(vec![
                 Span::styled(branch.clone(), theme.dim()),
                 Span::styled(
                     fit(&row.text, width.saturating_sub(branch.chars().count())),
-                    tone(theme, row.tone),
+                    style,
                 ),
             ])
         })

@@ -67,10 +67,58 @@ fn tabs(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
 }
 
 fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) {
-    // "playing" or "paused" says the time is virtual (the real clock just runs), in fewer columns.
-    let clock = match model.clock.now {
+    // A message (or a running episode) is read in full, pushing the clock aside; the key hint
+    // shown when there is none is the one that gives way to the clock. `? help` is never cut: it
+    // is how a new user finds every other key.
+    let help = keys::HELP_HINT;
+    let (text, style, message) = match (&model.long_episode, &model.status) {
+        // Above any message: while it lasts, nothing else the engine does will happen.
+        (Some(episode), _) => (
+            format!(
+                "episode of {} ({}) running for {}s",
+                episode.instance_id,
+                episode.name,
+                episode.elapsed.as_secs()
+            ),
+            theme.error(),
+            true,
+        ),
+        (None, status) => match status {
+            Some((message, true)) => (message.clone(), theme.error(), true),
+            Some((message, false)) => (message.clone(), theme.text(), true),
+            None => (String::new(), theme.dim(), false),
+        },
+    };
+    let width = usize::from(area.width).saturating_sub(help.chars().count());
+    let clock = clock_text(model);
+    let (text, clock) = if message {
+        status_layout(&text, &clock, width)
+    } else {
+        let clock = if clock.is_empty() {
+            clock
+        } else {
+            format!(" {clock} ")
+        };
+        let room = width.saturating_sub(clock.chars().count());
+        (keys::hint_within(model.view, room), clock)
+    };
+    let pad = width.saturating_sub(text.chars().count() + clock.chars().count());
+    let line = Line::from(vec![
+        Span::styled(text, style),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(help, theme.accent()),
+        Span::styled(clock, theme.accent()),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The clock's part of the status line, words separated by spaces (`2026-11-23 20:14:06 playing
+/// auto-skip`, or `real 2026-11-23 20:14:06`): "playing" or "paused" says the time is virtual
+/// (the real clock just runs), in fewer columns. Empty before the engine has said what time it is.
+fn clock_text(model: &Model) -> String {
+    match model.clock.now {
         Some(now) => format!(
-            " {}{}{}{} ",
+            "{}{}{}{}",
             match model.clock.kind {
                 ClockKind::Real => "real ",
                 ClockKind::Virtual => "",
@@ -88,38 +136,38 @@ fn status_line(frame: &mut Frame<'_>, model: &Model, theme: &Theme, area: Rect) 
             }
         ),
         None => String::new(),
-    };
-    // `? help` is never cut: it is how a new user finds every other key.
-    let help = keys::HELP_HINT;
-    let room = usize::from(area.width)
-        .saturating_sub(clock.chars().count())
-        .saturating_sub(help.chars().count());
-    let (text, style) = match (&model.long_episode, &model.status) {
-        // Above any message: while it lasts, nothing else the engine does will happen.
-        (Some(episode), _) => (
-            format!(
-                "episode of {} ({}) running for {}s",
-                episode.instance_id,
-                episode.name,
-                episode.elapsed.as_secs()
-            ),
-            theme.error(),
-        ),
-        (None, status) => match status {
-            Some((message, true)) => (message.clone(), theme.error()),
-            Some((message, false)) => (message.clone(), theme.text()),
-            None => (keys::hint_within(model.view, room), theme.dim()),
-        },
-    };
-    let text = durable_emu_engine::inspect::rows::truncate(&text, room);
-    let pad = room.saturating_sub(text.chars().count());
-    let line = Line::from(vec![
-        Span::styled(text, style),
-        Span::raw(" ".repeat(pad)),
-        Span::styled(help, theme.accent()),
-        Span::styled(clock, theme.accent()),
-    ]);
-    frame.render_widget(Paragraph::new(line), area);
+    }
+}
+
+/// The status line's message and clock (with its margins) for `width` columns. The message comes
+/// first: the clock gives up its date, then its other words from the left (the time of day
+/// last), then disappears, before the message is cut; only a message wider than the whole line
+/// is cut, with `…`.
+pub(crate) fn status_layout(message: &str, clock: &str, width: usize) -> (String, String) {
+    let needed = message.chars().count();
+    let words: Vec<&str> = clock.split_whitespace().collect();
+    let is_date = |word: &&str| word.len() == 10 && word.as_bytes().get(4) == Some(&b'-');
+    let mut shorter: Vec<&str> = words.iter().copied().filter(|w| !is_date(w)).collect();
+    let mut candidates = vec![words.join(" ")];
+    // The time of day goes last: it is what changes.
+    loop {
+        candidates.push(shorter.join(" "));
+        match shorter.iter().position(|word| !word.contains(':')) {
+            Some(at) => shorter.remove(at),
+            None => break,
+        };
+    }
+    for candidate in candidates.into_iter().filter(|c| !c.is_empty()) {
+        // A space on either side of the clock.
+        let clock = format!(" {candidate} ");
+        if needed + clock.chars().count() <= width {
+            return (message.to_string(), clock);
+        }
+    }
+    (
+        durable_emu_engine::inspect::rows::truncate(message, width),
+        String::new(),
+    )
 }
 
 /// The style of a tone.
@@ -160,4 +208,44 @@ pub(crate) fn placeholder(frame: &mut Frame<'_>, theme: &Theme, area: Rect, text
             .alignment(ratatui::layout::Alignment::Center),
         line,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_layout;
+
+    const CLOCK: &str = "virtual 2026-11-23 20:14:06 auto-skip";
+
+    #[test]
+    fn a_short_message_leaves_the_whole_clock() {
+        let (text, clock) = status_layout("started", CLOCK, 80);
+        assert_eq!(text, "started");
+        assert_eq!(clock, " virtual 2026-11-23 20:14:06 auto-skip ");
+    }
+
+    #[test]
+    fn the_clock_drops_its_date_then_words_then_the_time_before_the_message_is_cut() {
+        let message = "a".repeat(50);
+        assert_eq!(
+            status_layout(&message, CLOCK, 80).1,
+            " virtual 20:14:06 auto-skip "
+        );
+        let message = "a".repeat(58);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 auto-skip ");
+        let message = "a".repeat(62);
+        assert_eq!(status_layout(&message, CLOCK, 80).1, " 20:14:06 ");
+        let message = "a".repeat(75);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text, message, "never cut while the clock can give way");
+        assert_eq!(clock, "");
+    }
+
+    #[test]
+    fn only_a_message_wider_than_the_line_is_cut() {
+        let message = "b".repeat(90);
+        let (text, clock) = status_layout(&message, CLOCK, 80);
+        assert_eq!(text.chars().count(), 80);
+        assert!(text.ends_with('…'));
+        assert_eq!(clock, "");
+    }
 }

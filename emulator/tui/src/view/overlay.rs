@@ -1,5 +1,6 @@
-//! Overlays: help, filter and command line (at the bottom of the view), confirmation, JSON
-//! viewer and the start, raise, fault and fork forms (centred boxes).
+//! Overlays: help, filter and command line (at the bottom of the view), confirmation, the text
+//! box (JSON, a failure in full, compiler output: wrapped and scrolled), the Diverged choices and
+//! the start, raise, fault and fork forms (centred boxes).
 
 use super::fit;
 use crate::cmdline::COMMANDS;
@@ -7,6 +8,7 @@ use crate::fault_form::FaultForm;
 use crate::input::TextInput;
 use crate::keys;
 use crate::model::{Model, Overlay, RaiseField, RaiseForm, short_id};
+use crate::textbox;
 use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -35,27 +37,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
                 area,
             );
         }
-        Overlay::Json {
+        Overlay::Text {
             title,
             lines,
             scroll,
-        } => {
-            let area = centered(
-                body,
-                body.width.saturating_sub(4),
-                body.height.saturating_sub(2),
-            );
-            let block = boxed(theme, title);
-            let inner_height = usize::from(area.height.saturating_sub(2));
-            let shown: Vec<Line<'_>> = lines
-                .iter()
-                .skip(*scroll)
-                .take(inner_height)
-                .map(|line| Line::from(Span::styled(line.clone(), theme.text())))
-                .collect();
-            frame.render_widget(Clear, area);
-            frame.render_widget(Paragraph::new(shown).block(block), area);
-        }
+        } => text_box(frame, theme, body, title, lines, *scroll),
         Overlay::Diverged(choice) => super::diverged::dialog(frame, theme, body, choice),
         Overlay::Start(form) => {
             let area = centered(body, 70, 17);
@@ -230,6 +216,42 @@ fn raise_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &RaiseForm
         Err(error) => Line::from(Span::styled(fit(&error, width), theme.error())),
     });
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Long text wrapped at the box's width, from row `scroll`; the bottom border says where the
+/// view is and how to move and close it.
+fn text_box(
+    frame: &mut Frame<'_>,
+    theme: &Theme,
+    body: Rect,
+    title: &str,
+    lines: &[String],
+    scroll: usize,
+) {
+    let area = textbox::text_box(body);
+    let width = usize::from(area.width.saturating_sub(2));
+    let height = usize::from(area.height.saturating_sub(2));
+    let rows = textbox::wrap(lines, width);
+    // The model's scroll may predate a resize: the box never shows past the end.
+    let first = scroll.min(textbox::max_scroll(rows.len(), height));
+    let shown: Vec<Line<'_>> = rows
+        .iter()
+        .skip(first)
+        .take(height)
+        .map(|row| Line::from(Span::styled(row.clone(), theme.text())))
+        .collect();
+    let position = format!(" line {}/{} ", (first + 1).min(rows.len()), rows.len());
+    let keys = if rows.len() > height {
+        " j/k PgUp/PgDn g/G scroll · Esc closes "
+    } else {
+        " Esc closes "
+    };
+    let title = fit(title, width.saturating_sub(2));
+    let block = boxed(theme, title.trim_end())
+        .title_bottom(Line::from(Span::styled(position, theme.dim())).left_aligned())
+        .title_bottom(Line::from(Span::styled(keys, theme.dim())).right_aligned());
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(shown).block(block), area);
 }
 
 fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm) {
