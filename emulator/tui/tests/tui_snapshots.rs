@@ -22,6 +22,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"build [0-9a-f-]{8,}", "build [id]"),
         // A build id shortened in a column: it changes with every compilation.
         (r"\b[0-9a-f]{8}…", "[build id]…"),
+        // ... and the last visible character of one that a box covers.
+        (r"┐[0-9a-f]…", "┐#…"),
         // The time left on a timer moves with virtual time.
         (r"timer \d+[dhms]\d*[dhms]?", "timer [left]"),
         // How completions batch into episodes depends on worker timing.
