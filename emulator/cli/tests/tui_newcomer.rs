@@ -58,7 +58,7 @@ fn start_from_form(tmux: &Tmux, name: &str) {
 fn history_shows(tmux: &Tmux, name: &str, status: &str) -> String {
     tmux.key("2");
     tmux.wait_for(&format!("{name} {status} in its history"), |screen| {
-        line_with(screen, &[status, name]).is_some()
+        line_with(screen, &[status, name, "· execution"]).is_some()
     })
 }
 
@@ -91,23 +91,42 @@ fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_an
     // ApprovalWorkflow waits for a person: the raise form offers the event it waits for.
     start_from_form(&tmux, "ApprovalWorkflow");
     history_shows(&tmux, "ApprovalWorkflow", "Running");
-    tmux.key("r");
-    tmux.wait_for("the raise form naming Approval", |screen| {
-        screen.contains("Approval")
+    let screen = tmux.wait_for("what it waits for in the header", |screen| {
+        screen.contains("waits for: event 'Approval'")
     });
+    assert!(!screen.contains("-00:00"), "no negative offsets:\n{screen}");
+    tmux.key("r");
+    tmux.wait_for("the raise form picking Approval", |screen| {
+        screen.contains("Raise an event") && screen.contains("▸ Approval")
+    });
+    tmux.key("Enter");
+    tmux.wait_for("the payload focused", |screen| screen.contains("▸ Payload"));
     tmux.keys("true");
     tmux.key("Enter");
+    tmux.wait_for("the form closed", |screen| {
+        !screen.contains("Raise an event")
+    });
     let screen = history_shows(&tmux, "ApprovalWorkflow", "Completed");
-    assert!(screen.contains("Approved"), "approved:\n{screen}");
+    assert!(screen.contains("Completed \"Approv"), "approved:\n{screen}");
 
     // PeriodicCleanup every 6 hours for 12 runs: three days of virtual time run them all.
     tmux.key("1");
     tmux.command(r#"start PeriodicCleanup {"iterations":12,"interval_hours":6}"#);
     tmux.command("advance 3d");
-    let screen = history_shows(&tmux, "PeriodicCleanup", "Completed");
-    assert!(screen.contains(r#""runs":12"#), "12 runs:\n{screen}");
+    history_shows(&tmux, "PeriodicCleanup", "Completed");
+    tmux.wait_for("the last of 13 executions", |screen| {
+        screen.contains("execution 13/13") && screen.contains("ExecutionCompleted")
+    });
+    // Its result, in full, from the event's JSON.
+    tmux.key("G");
+    tmux.key("k");
+    tmux.key("Enter");
+    tmux.wait_for("12 runs in the result", |screen| {
+        screen.contains(r#""runs": 12"#)
+    });
+    tmux.key("Escape");
 
-    // A failure's full text: BatchOrders fails every third order.
+    // A failure's full text: BatchOrders fails every third order at ShipOrder.
     tmux.key("1");
     tmux.key("/");
     tmux.keys("Failed");
@@ -118,7 +137,11 @@ fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_an
     tmux.key("5");
     tmux.wait_for("the errors view", |screen| screen.contains("Failed"));
     tmux.key("Enter");
-    tmux.wait_for("the full failure", |screen| screen.contains("line"));
+    tmux.wait_for("the failure in full, down to its root cause", |screen| {
+        screen.contains("failure: TaskFailed")
+            && screen.contains("root cause: CarrierUnavailable")
+            && screen.contains("line 1/")
+    });
 
     tmux.key("Escape");
     tmux.key("q");

@@ -83,6 +83,13 @@ pub fn is_fault(event: &HistoryEvent) -> bool {
     event.kind.type_name() == "FaultInjected"
 }
 
+/// Where a history's offsets count from: its earliest event. Not simply the first: under a
+/// clock that runs, `ExecutionStarted` is stamped when the start was asked for, a moment before
+/// the `OrchestratorStarted` of the episode that records it, and an offset must never be negative.
+pub fn history_start(events: &[HistoryEvent]) -> Option<DateTime<Utc>> {
+    events.iter().map(|event| event.timestamp).min()
+}
+
 /// The row of `event`; `name_of` finds the name of the call a completion completes.
 pub fn event_row(
     event: &HistoryEvent,
@@ -270,6 +277,29 @@ mod tests {
         assert_eq!(format_offset(chrono::Duration::days(3)), "+3d00h00m");
         assert_eq!(format_age(chrono::Duration::seconds(75)), "1m15s");
         assert_eq!(format_age(chrono::Duration::hours(50)), "2d02h");
+    }
+
+    #[test]
+    fn offsets_count_from_the_earliest_event_so_none_is_negative() {
+        let at = |millis: i64| DateTime::UNIX_EPOCH + chrono::Duration::milliseconds(millis);
+        let events = [
+            HistoryEvent {
+                event_id: -1,
+                timestamp: at(40),
+                kind: EventKind::OrchestratorStarted,
+            },
+            HistoryEvent {
+                event_id: -1,
+                timestamp: at(10),
+                kind: EventKind::OrchestratorCompleted,
+            },
+        ];
+        let start = history_start(&events).unwrap();
+        assert_eq!(start, at(10));
+        for event in &events {
+            assert!(event_row(event, start, |_| None).offset.starts_with('+'));
+        }
+        assert_eq!(history_start(&[]), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::{col, fit, placeholder, tone};
 use crate::layout::list_area;
 use crate::model::{HistoryState, InstanceRow, Model, View};
 use crate::theme::{Theme, row_symbol};
-use durable_emu_engine::inspect::rows::event_row;
+use durable_emu_engine::inspect::rows::{event_row, history_start};
 use durable_emu_engine::inspect::waiting::{self, OpenCalls};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -86,7 +86,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         return;
     }
     let events = history.events();
-    let Some(start) = events.first().map(|event| event.timestamp) else {
+    let Some(start) = history_start(events) else {
         placeholder(frame, theme, list, "no events yet");
         return;
     };

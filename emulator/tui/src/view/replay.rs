@@ -8,7 +8,7 @@ use super::{fit, placeholder, tone};
 use crate::layout::{list_area, replay_split};
 use crate::model::{Model, Stepper, Tone, View};
 use crate::theme::Theme;
-use durable_emu_engine::inspect::rows::{compact_json, event_row, truncate};
+use durable_emu_engine::inspect::rows::{compact_json, event_row, history_start, truncate};
 use durable_sdk::protocol::{ActionKind, DurableCall, NonDeterminism};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -71,10 +71,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         );
     }
     let list = list_area(View::Replay, body);
-    let start = events
-        .first()
-        .map(|event| event.timestamp)
-        .unwrap_or_default();
+    let start = history_start(events).unwrap_or_default();
     let names = &stepper.names;
     // Where the history stops replaying on the active build (a diverged instance).
     let diverges_at = active_diff(stepper).and_then(|diff| {
