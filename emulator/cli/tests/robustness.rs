@@ -437,7 +437,11 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
         );
     }
 
-    // Every instance starts held back 1 s (real time), so the work happens under the kills.
+    // Every instance starts held back (real time), so the work happens under the kills. The hold
+    // outlasts the seeding: an instance that came due while a later seed's `run` was open would
+    // keep that run's engine busy past its stop, and the later start would not be stored.
+    const HOLD: Duration = Duration::from_secs(8);
+    let seeding = Instant::now();
     for (name, input, id) in SOAK_WORKLOAD {
         let seeded = durable_emu(
             &[
@@ -453,7 +457,7 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
                 "--clock",
                 "real",
                 "--fault",
-                &format!("orchestration={name},delay=1s"),
+                &format!("orchestration={name},delay={}s", HOLD.as_secs()),
                 "--timeout",
                 "0s",
             ],
@@ -461,7 +465,12 @@ fn kill_9_at_20_random_moments_loses_nothing_and_duplicates_nothing() {
         );
         assert!(seeded.status.code() == Some(1), "{}", stderr(&seeded));
     }
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(HOLD.saturating_sub(seeding.elapsed()));
+    assert_eq!(
+        list(db, dir.path()).len(),
+        SOAK_WORKLOAD.len(),
+        "every seeded start is stored"
+    );
 
     let mut random = seed;
     let mut ended_after_kill = Vec::new();

@@ -44,7 +44,12 @@ macro_rules! snapshot {
 /// The samples every snapshot starts from: a completed chain, a saga that failed and
 /// compensated, an approval waiting on its timer, and a finished fan-out.
 fn samples() -> Harness {
-    let mut ui = Harness::new(80, 24);
+    samples_at(80, 24)
+}
+
+/// [`samples`] in a terminal of `width` x `height`.
+fn samples_at(width: u16, height: u16) -> Harness {
+    let mut ui = Harness::new(width, height);
     ui.start("HelloSequence", json!(null), "hello");
     ui.start(
         "OrderSaga",
@@ -169,7 +174,17 @@ fn history_view() {
 
 #[test]
 fn timeline_view() {
-    let mut ui = Harness::new(80, 24);
+    snapshot!("timeline", failed_payment_timeline(80, 24).screen());
+}
+
+#[test]
+fn timeline_view_at_200x50() {
+    snapshot!("timeline_200x50", failed_payment_timeline(200, 50).screen());
+}
+
+/// The timeline of a payment whose card is declined three times (retries with backoff).
+fn failed_payment_timeline(width: u16, height: u16) -> Harness {
+    let mut ui = Harness::new(width, height);
     ui.handle.set_auto_skip(true).unwrap();
     ui.start(
         "OrderSaga",
@@ -184,7 +199,7 @@ fn timeline_view() {
             .is_some_and(|row| row.status == RuntimeStatus::Failed)
     });
     open(&mut ui, "saga:0", View::Timeline);
-    snapshot!("timeline", ui.screen());
+    ui
 }
 
 #[test]
@@ -214,6 +229,22 @@ fn replay_view() {
         matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
     });
     snapshot!("replay", ui.screen());
+}
+
+/// The views whose layout changed for wide terminals, at 200x50: the history's header and
+/// detail, the errors tree, the fan-out gauge, the clock.
+#[test]
+fn views_at_200x50() {
+    let mut ui = samples_at(200, 50);
+    open(&mut ui, "approval", View::History);
+    snapshot!("history_200x50", ui.screen());
+    open(&mut ui, "saga", View::Errors);
+    snapshot!("errors_200x50", ui.screen());
+    open(&mut ui, "fan", View::FanOut);
+    snapshot!("fanout_200x50", ui.screen());
+    ui.press(KeyCode::Char('7'));
+    ui.wait_until("the timers", |model| !model.clock.timers.is_empty());
+    snapshot!("clock_200x50", ui.screen());
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub fn is_fault(event: &HistoryEvent) -> bool {
     event.kind.type_name() == "FaultInjected"
 }
 
+/// How much of a payload an event row carries: enough for the widest terminal's DETAIL column (the
+/// view cuts it to the width it has).
+const DETAIL_CHARS: usize = 240;
+
 /// Where a history's offsets count from: its earliest event. Not simply the first: under a
 /// clock that runs, `ExecutionStarted` is stamped when the start was asked for, a moment before
 /// the `OrchestratorStarted` of the episode that records it, and an offset must never be negative.
@@ -123,10 +127,10 @@ pub fn event_row(
         | EventKind::SubOrchestrationInstanceCreated { input, .. }
         | EventKind::EventRaised { input, .. }
         | EventKind::EventSent { input, .. }
-        | EventKind::ContinueAsNew { input } => (compact_json(input, 60), Tone::Info),
+        | EventKind::ContinueAsNew { input } => (compact_json(input, DETAIL_CHARS), Tone::Info),
         EventKind::TaskCompleted { result, .. }
         | EventKind::SubOrchestrationInstanceCompleted { result, .. } => {
-            (compact_json(result, 60), Tone::Ok)
+            (compact_json(result, DETAIL_CHARS), Tone::Ok)
         }
         EventKind::TimerCreated { fire_at } => (
             format!("fires at {}", format_offset(*fire_at - start)),
@@ -134,14 +138,16 @@ pub fn event_row(
         ),
         EventKind::TimerFired { .. } => (String::new(), Tone::Info),
         EventKind::ExecutionCompleted { status, result, .. } => (
-            format!("{status} {}", compact_json(result, 50)),
+            format!("{status} {}", compact_json(result, DETAIL_CHARS)),
             if *status == RuntimeStatus::Completed {
                 Tone::Ok
             } else {
                 Tone::Warn
             },
         ),
-        EventKind::ExecutionTerminated { reason, .. } => (compact_json(reason, 60), Tone::Warn),
+        EventKind::ExecutionTerminated { reason, .. } => {
+            (compact_json(reason, DETAIL_CHARS), Tone::Warn)
+        }
         EventKind::ExecutionSuspended { reason } | EventKind::ExecutionResumed { reason } => {
             (reason.clone().unwrap_or_default(), Tone::Warn)
         }
