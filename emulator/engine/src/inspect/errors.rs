@@ -53,10 +53,11 @@ fn child_ids(events: &[HistoryEvent]) -> HashMap<i32, String> {
         .collect()
 }
 
-/// The tree for an instance named `name` whose current execution is `events`.
+/// The tree for an instance named `name` whose current execution is `events`; `status` is its
+/// status as the caller shows it (a UI says `Diverged` for a suspension by a reload check).
 pub fn error_tree(
     name: &str,
-    status: RuntimeStatus,
+    status: &str,
     events: &[HistoryEvent],
     children: &HashMap<String, Vec<ExecutionHistory>>,
 ) -> Vec<ErrorRow> {
@@ -363,7 +364,7 @@ mod tests {
                 },
             ),
         ];
-        let rows = error_tree("Saga", RuntimeStatus::Failed, &events, &HashMap::new());
+        let rows = error_tree("Saga", "Failed", &events, &HashMap::new());
         let text: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
         assert_eq!(text[1], "✗ Ship #0: CarrierUnavailable: no carrier");
         assert_eq!(text[2], "→ compensated (Refund), then rethrew");
@@ -453,13 +454,13 @@ mod tests {
                 },
             ),
         ];
-        let rows = error_tree("Pay", RuntimeStatus::Running, &events, &HashMap::new());
+        let rows = error_tree("Pay", "Running", &events, &HashMap::new());
         assert_eq!(rows[2].text, "→ retried after 5s");
     }
 
     fn failure_lines(text: &str) -> Vec<String> {
         let events = durable_emu_testing::history::events(text);
-        error_tree("Pay", RuntimeStatus::Running, &events, &HashMap::new())
+        error_tree("Pay", "Running", &events, &HashMap::new())
             .into_iter()
             .map(|row| row.text)
             .filter(|text| text.starts_with('✗') || text.starts_with('→'))

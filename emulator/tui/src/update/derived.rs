@@ -44,8 +44,8 @@ pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
         .instances
         .rows
         .get(&history.instance_id)
-        .map_or(("?".to_string(), RuntimeStatus::Running), |row| {
-            (row.name.clone(), row.status)
+        .map_or(("?".to_string(), RuntimeStatus::Running.as_str()), |row| {
+            (row.name.clone(), row.status_label())
         });
     // Only the view shown: each derivation reads the whole history.
     match model.view {
