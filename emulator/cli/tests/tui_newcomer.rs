@@ -69,13 +69,7 @@ fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_an
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exit_file = dir.path().join("exit-code");
-    let script = format!(
-        "'{}' --db state.db; echo $? > '{}'",
-        binary_support::binary(),
-        exit_file.display()
-    );
-    let tmux = Tmux::start("newcomer", 80, 24, dir.path(), &script);
+    let (tmux, exit_file) = Tmux::start_ui("newcomer", 80, 24, dir.path());
     tmux.wait_for("the instances view", |screen| {
         screen.contains("no instances yet")
     });

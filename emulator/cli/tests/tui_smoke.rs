@@ -19,13 +19,7 @@ fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exit_file = dir.path().join("exit-code");
-    let script = format!(
-        "'{}' --db state.db; echo $? > '{}'",
-        binary_support::binary(),
-        exit_file.display()
-    );
-    let tmux = Tmux::start("smoke", 100, 30, dir.path(), &script);
+    let (tmux, exit_file) = Tmux::start_ui("smoke", 100, 30, dir.path());
     tmux.wait_for("the instances view", |screen| {
         screen.contains("1 Instances") && screen.contains("no instances yet")
     });

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu_testing::engine::{all_events, samples_config};
+use durable_emu_testing::engine::{all_events, eventually, samples_config};
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use durable_sdk::serde_json::json;
 use std::time::{Duration, Instant};
@@ -22,15 +22,6 @@ fn engine() -> Engine {
         ..samples_config()
     })
     .unwrap()
-}
-
-/// Polls until `ready` (a broken engine fails the test instead of hanging it).
-fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Waits until the instance waits on a timer: its first episode and activity are done.

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use durable_emu_engine::DbLocation;
 use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle};
-use durable_emu_testing::engine::{all_events, samples_config};
+use durable_emu_testing::engine::{all_events, eventually, samples_config};
 use durable_sdk::history::EventKind;
 use durable_sdk::serde_json::json;
 use std::time::{Duration, Instant};
@@ -23,15 +23,6 @@ fn playing_engine() -> Engine {
         ..samples_config()
     })
     .unwrap()
-}
-
-/// Polls until `ready` (a broken engine fails the test instead of hanging it).
-fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A monitor that polls every `interval_minutes` and never finishes on its own.

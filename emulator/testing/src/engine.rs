@@ -63,3 +63,16 @@ pub fn all_events(handle: &EngineHandle, id: &str) -> Vec<HistoryEvent> {
 pub fn kinds(events: &[HistoryEvent]) -> Vec<&'static str> {
     events.iter().map(|event| event.kind.type_name()).collect()
 }
+
+/// Polls until `ready` holds: a broken engine fails the test (naming `what`) after a minute
+/// instead of hanging it.
+pub fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

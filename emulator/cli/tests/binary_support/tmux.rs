@@ -3,7 +3,7 @@
 //! (`screen`). Needs tmux (`.ci/run` installs it): [`available`] lets a test skip without it,
 //! except under CI, where a missing tmux is a failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,18 @@ impl Tmux {
             command,
         ]);
         tmux
+    }
+
+    /// Starts the `durable-emu` UI with the built-in samples on `state.db` in `cwd`; its exit
+    /// code goes to the returned file when it quits (read it with [`wait_for_exit_code`]).
+    pub fn start_ui(name: &str, width: u16, height: u16, cwd: &Path) -> (Self, PathBuf) {
+        let exit_file = cwd.join("exit-code");
+        let script = format!(
+            "'{}' --db state.db; echo $? > '{}'",
+            super::binary(),
+            exit_file.display()
+        );
+        (Self::start(name, width, height, cwd, &script), exit_file)
     }
 
     fn run(&self, args: &[&str]) -> String {
