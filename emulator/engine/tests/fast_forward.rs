@@ -11,7 +11,7 @@ use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle
 use durable_emu_testing::engine::{all_events, eventually, samples_config};
 use durable_sdk::history::{EventKind, RuntimeStatus};
 use durable_sdk::serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 const HOUR: Duration = Duration::from_secs(3600);

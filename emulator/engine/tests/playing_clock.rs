@@ -12,7 +12,7 @@ use durable_emu_engine::engine::{Engine, EngineConfig, EngineEvent, EngineHandle
 use durable_emu_testing::engine::{all_events, eventually, samples_config};
 use durable_sdk::history::EventKind;
 use durable_sdk::serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
