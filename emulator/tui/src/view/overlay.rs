@@ -56,18 +56,13 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, overlay: &Overlay, theme: &T
                 !form.editing_input,
             )];
             let list_room = usize::from(inner.height).saturating_sub(7).max(1);
-            let first = form.selected.saturating_sub(list_room - 1);
-            for (index, name) in form.names.iter().enumerate().skip(first).take(list_room) {
-                let (mark, style) = if index == form.selected {
-                    ("  ▸ ", theme.selected())
-                } else {
-                    ("    ", theme.text())
-                };
-                lines.push(Line::from(Span::styled(
-                    fit(&format!("{mark}{name}"), width),
-                    style,
-                )));
-            }
+            lines.extend(pick_list(
+                theme,
+                &form.names,
+                form.selected,
+                list_room,
+                width,
+            ));
             lines.push(Line::from(Span::styled(
                 fit(form.description().unwrap_or(""), width),
                 theme.dim(),
@@ -171,18 +166,13 @@ fn raise_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &RaiseForm
             theme.dim(),
         )));
     }
-    let first = form.selected.saturating_sub(LISTED - 1);
-    for (index, name) in form.awaited.iter().enumerate().skip(first).take(LISTED) {
-        let (mark, style) = if index == form.selected {
-            ("  ▸ ", theme.selected())
-        } else {
-            ("    ", theme.text())
-        };
-        lines.push(Line::from(Span::styled(
-            fit(&format!("{mark}{name}"), width),
-            style,
-        )));
-    }
+    lines.extend(pick_list(
+        theme,
+        &form.awaited,
+        form.selected,
+        LISTED,
+        width,
+    ));
     lines.push(caption(
         theme,
         "Event name:",
@@ -426,4 +416,29 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width,
         height,
     }
+}
+
+/// A form's list of names to pick from: `room` rows that keep `selected` in sight, marked `▸`.
+fn pick_list<'a>(
+    theme: &Theme,
+    names: &'a [String],
+    selected: usize,
+    room: usize,
+    width: usize,
+) -> impl Iterator<Item = Line<'a>> {
+    let first = selected.saturating_sub(room.saturating_sub(1));
+    let (chosen, other) = (theme.selected(), theme.text());
+    names
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(room)
+        .map(move |(index, name)| {
+            let (mark, style) = if index == selected {
+                ("  ▸ ", chosen)
+            } else {
+                ("    ", other)
+            };
+            Line::from(Span::styled(fit(&format!("{mark}{name}"), width), style))
+        })
 }
