@@ -118,6 +118,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         faults: args.faults.rules()?,
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits {
+            remote_workers: false,
             max_actions_per_episode: u32::MAX,
             ..Limits::default()
         },
@@ -271,6 +272,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         faults: Vec::new(),
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
+        remote_workers: false,
     })?;
     let handle = engine.handle();
     let instances = if waiting { args.instances } else { 0 };
