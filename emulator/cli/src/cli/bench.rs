@@ -118,10 +118,10 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         faults: args.faults.rules()?,
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits {
-            remote_workers: false,
             max_actions_per_episode: u32::MAX,
             ..Limits::default()
         },
+        remote_workers: false,
     })?;
     println!("database: {label}; workers: {workers}");
     Ok(BenchEngine {
