@@ -123,6 +123,13 @@ impl Drop for PendingWait<'_> {
 }
 
 impl AsyncEngineHandle {
+    /// Where remote workers connect (the same hub as [`EngineHandle::remote_hub`]).
+    pub fn remote_hub(&self) -> crate::remote::RemoteHub {
+        self.handle.remote_hub()
+    }
+}
+
+impl AsyncEngineHandle {
     /// Runs `f` on the core thread; resolves once its batch has committed.
     async fn call<R: Send + 'static>(
         &self,

@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub on_store_failure: StoreFailurePolicy,
     /// Limits that keep one instance's demands from taking the emulator down.
     pub limits: Limits,
+    /// Run what the loaded plugin lacks on remote workers ([`crate::remote`]): starting an
+    /// orchestration the plugin does not have (or with no plugin) is accepted, and the instance
+    /// stays Pending until a connected worker takes it. Off, such a start is refused.
+    pub remote_workers: bool,
 }
 
 /// What the engine does when the store refuses a batch: either way nothing of the batch is
@@ -111,6 +115,7 @@ impl EngineConfig {
             faults: Vec::new(),
             on_store_failure: StoreFailurePolicy::Retry,
             limits: Limits::default(),
+            remote_workers: false,
         }
     }
 }
@@ -288,6 +293,8 @@ pub struct EngineHandle {
     /// The lossless subscription, when the engine was started with one.
     sink: Option<Sender<EngineEvent>>,
     running: RunningSlot,
+    /// Where remote workers connect.
+    hub: crate::remote::RemoteHub,
 }
 
 impl std::fmt::Debug for CoreMessage {
@@ -339,6 +346,8 @@ impl Engine {
         let core_stopped_because = stopped_because.clone();
         let core_sink = sink.clone();
         let core_running = Arc::clone(&running);
+        let hub = crate::remote::RemoteHub::new(commands.clone());
+        let core_hub = hub.clone();
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())
             .spawn(move || {
@@ -349,6 +358,7 @@ impl Engine {
                     core_stopped_because,
                     core_sink,
                     core_running,
+                    core_hub,
                 );
                 match core {
                     Ok(mut core) => {
@@ -370,6 +380,7 @@ impl Engine {
                         stopped_because,
                         sink,
                         running,
+                        hub,
                     },
                     core: Some(core),
                 },
@@ -500,6 +511,11 @@ impl EngineHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Where remote workers (the gRPC sidecar's) connect, take work and complete it.
+    pub fn remote_hub(&self) -> crate::remote::RemoteHub {
+        self.hub.clone()
     }
 
     /// Subscribes to engine events from now on.
@@ -790,7 +806,7 @@ impl EngineHandle {
 /// Wraps `f` as a command for the core: `answer` gets its result once the batch has committed,
 /// or the batch's failure cause (the one place both the blocking and the async calls build
 /// their commands, so they behave alike).
-fn core_call<R: Send + 'static>(
+pub(crate) fn core_call<R: Send + 'static>(
     f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
     answer: impl FnOnce(Result<R, EngineError>) + Send + 'static,
 ) -> CoreCall {
@@ -814,3 +830,4 @@ fn core_call<R: Send + 'static>(
 }
 
 pub(crate) type CoreInbox = Receiver<CoreMessage>;
+pub(crate) use self::core::Core;

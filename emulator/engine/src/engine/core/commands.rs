@@ -21,22 +21,7 @@ impl Core {
         parent: Option<ParentInstance>,
         occurrence: crate::faults::Occurrence,
     ) -> Result<String, EngineError> {
-        let plugin = self
-            .builds
-            .active
-            .and_then(|number| self.builds.loaded.get(&number))
-            .ok_or(EngineError::NoPlugin)?;
-        if !plugin
-            .manifest
-            .orchestrators
-            .iter()
-            .any(|known| known == name)
-        {
-            return Err(EngineError::UnknownOrchestration {
-                name: name.to_string(),
-                known: plugin.manifest.orchestrators.join(", "),
-            });
-        }
+        self.check_orchestration_known(name)?;
         self.check_payload("the input", &input)?;
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
@@ -280,7 +265,7 @@ impl Core {
     }
 
     fn advances_at_once(&self) -> bool {
-        self.clock.auto_skip || self.builds.active.is_none()
+        self.clock.auto_skip || !self.has_executor()
     }
 
     /// Where an advance under way is taking virtual time; None once it got there.
