@@ -295,12 +295,12 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
         EventKind::SubOrchestrationInstanceFailed {
             task_scheduled_id,
             failure,
-        } => EventType::SubOrchestrationInstanceFailed(
-            proto::SubOrchestrationInstanceFailedEvent {
+        } => {
+            EventType::SubOrchestrationInstanceFailed(proto::SubOrchestrationInstanceFailedEvent {
                 task_scheduled_id: *task_scheduled_id,
                 failure_details: Some(failure_to_wire(failure)),
-            },
-        ),
+            })
+        }
         EventKind::TimerCreated { fire_at } => EventType::TimerCreated(proto::TimerCreatedEvent {
             fire_at: Some(time_to_wire(*fire_at)),
         }),
@@ -310,12 +310,10 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
                 timer_id: *timer_id,
             })
         }
-        EventKind::EventRaised { name, input } => {
-            EventType::EventRaised(proto::EventRaisedEvent {
-                name: name.clone(),
-                input: payload_to_wire(input),
-            })
-        }
+        EventKind::EventRaised { name, input } => EventType::EventRaised(proto::EventRaisedEvent {
+            name: name.clone(),
+            input: payload_to_wire(input),
+        }),
         EventKind::EventSent {
             instance_id,
             name,
@@ -342,11 +340,9 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
                 recurse: *recurse,
             })
         }
-        EventKind::ContinueAsNew { input } => {
-            EventType::ContinueAsNew(proto::ContinueAsNewEvent {
-                input: payload_to_wire(input),
-            })
-        }
+        EventKind::ContinueAsNew { input } => EventType::ContinueAsNew(proto::ContinueAsNewEvent {
+            input: payload_to_wire(input),
+        }),
         EventKind::ExecutionCompleted {
             status,
             result,
@@ -389,35 +385,34 @@ pub fn event_from_wire(event: &proto::HistoryEvent) -> Result<HistoryEvent, Mapp
         EventType::OrchestratorStarted(_) => EventKind::OrchestratorStarted,
         EventType::OrchestratorCompleted(_) => EventKind::OrchestratorCompleted,
         EventType::ExecutionStarted(started) => {
-            let instance = started
-                .orchestration_instance
-                .as_ref()
-                .ok_or(MappingError::Missing {
-                    field: "ExecutionStartedEvent.orchestrationInstance",
-                })?;
-            let parent = match &started.parent_instance {
-                None => None,
-                Some(parent) => {
-                    let of = parent.orchestration_instance.as_ref().ok_or(
-                        MappingError::Missing {
-                            field: "ParentInstanceInfo.orchestrationInstance",
-                        },
-                    )?;
-                    Some(ParentInstance {
-                        instance_id: of.instance_id.clone(),
-                        execution_id: of.execution_id.clone().unwrap_or_default(),
-                        name: parent.name.clone().unwrap_or_default(),
-                        task_scheduled_id: parent.task_scheduled_id,
-                    })
-                }
-            };
+            let instance =
+                started
+                    .orchestration_instance
+                    .as_ref()
+                    .ok_or(MappingError::Missing {
+                        field: "ExecutionStartedEvent.orchestrationInstance",
+                    })?;
+            let parent =
+                match &started.parent_instance {
+                    None => None,
+                    Some(parent) => {
+                        let of = parent.orchestration_instance.as_ref().ok_or(
+                            MappingError::Missing {
+                                field: "ParentInstanceInfo.orchestrationInstance",
+                            },
+                        )?;
+                        Some(ParentInstance {
+                            instance_id: of.instance_id.clone(),
+                            execution_id: of.execution_id.clone().unwrap_or_default(),
+                            name: parent.name.clone().unwrap_or_default(),
+                            task_scheduled_id: parent.task_scheduled_id,
+                        })
+                    }
+                };
             EventKind::ExecutionStarted {
                 name: started.name.clone(),
                 version: started.version.clone(),
-                input: payload_from_wire(
-                    "ExecutionStartedEvent.input",
-                    started.input.as_deref(),
-                )?,
+                input: payload_from_wire("ExecutionStartedEvent.input", started.input.as_deref())?,
                 instance_id: instance.instance_id.clone(),
                 execution_id: instance.execution_id.clone().unwrap_or_default(),
                 parent,

@@ -10,7 +10,8 @@
 use crate::mapping::{self, MappingError};
 use crate::proto;
 use crate::proto::task_hub_sidecar_service_server::TaskHubSidecarService;
-use durable_emu_engine::{AsyncEngineHandle, EngineError, EngineEvent, InstanceRecord};
+use durable_emu_engine::engine::AsyncEngineHandle;
+use durable_emu_engine::{EngineError, EngineEvent, InstanceRecord};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::Value;
 use std::future::Future;
@@ -86,7 +87,10 @@ fn deadline_future(deadline: Option<Duration>) -> impl Future<Output = ()> + Sen
     }
 }
 
-fn state_response(record: Option<InstanceRecord>, with_payloads: bool) -> proto::GetInstanceResponse {
+fn state_response(
+    record: Option<InstanceRecord>,
+    with_payloads: bool,
+) -> proto::GetInstanceResponse {
     match record {
         Some(record) => proto::GetInstanceResponse {
             exists: true,
@@ -110,7 +114,8 @@ fn statuses(field: &'static str, values: &[i32]) -> Result<Vec<RuntimeStatus>, S
         .collect()
 }
 
-type WorkItemStream = Pin<Box<dyn Stream<Item = Result<proto::WorkItem, Status>> + Send>>;
+pub(crate) type WorkItemStream =
+    Pin<Box<dyn Stream<Item = Result<proto::WorkItem, Status>> + Send>>;
 type HistoryStream = Pin<Box<dyn Stream<Item = Result<proto::HistoryChunk, Status>> + Send>>;
 
 impl Sidecar {
@@ -141,7 +146,9 @@ impl Sidecar {
                         None => return Err(engine_status(EngineError::Stopped)),
                         Some(durable_emu_engine::engine::Delivery::Reload { .. }) => break,
                         Some(durable_emu_engine::engine::Delivery::Event(
-                            EngineEvent::InstanceChanged { instance_id: id, .. },
+                            EngineEvent::InstanceChanged {
+                                instance_id: id, ..
+                            },
                         )) if id == instance_id => break,
                         Some(_) => {}
                     }
@@ -192,7 +199,9 @@ impl TaskHubSidecarService for Sidecar {
             .start_orchestration(&request.name, input, instance_id)
             .await
             .map_err(engine_status)?;
-        Ok(Response::new(proto::CreateInstanceResponse { instance_id: id }))
+        Ok(Response::new(proto::CreateInstanceResponse {
+            instance_id: id,
+        }))
     }
 
     async fn get_instance(
@@ -252,7 +261,13 @@ impl TaskHubSidecarService for Sidecar {
         let deadline = caller_deadline(&request);
         let request = request.into_inner();
         let id = required_id("GetInstanceRequest", &request.instance_id)?;
-        if self.engine.instance(id).await.map_err(engine_status)?.is_none() {
+        if self
+            .engine
+            .instance(id)
+            .await
+            .map_err(engine_status)?
+            .is_none()
+        {
             return Ok(Response::new(state_response(None, false)));
         }
         let record = self
@@ -377,7 +392,10 @@ impl TaskHubSidecarService for Sidecar {
         request: Request<proto::ListInstanceIdsRequest>,
     ) -> Result<Response<proto::ListInstanceIdsResponse>, Status> {
         let request = request.into_inner();
-        let wanted = statuses("ListInstanceIdsRequest.runtimeStatus", &request.runtime_status)?;
+        let wanted = statuses(
+            "ListInstanceIdsRequest.runtimeStatus",
+            &request.runtime_status,
+        )?;
         let from = request
             .completed_time_from
             .as_ref()
@@ -407,7 +425,10 @@ impl TaskHubSidecarService for Sidecar {
         });
         let (records, next) = page.take(matching);
         Ok(Response::new(proto::ListInstanceIdsResponse {
-            instance_ids: records.into_iter().map(|record| record.instance_id).collect(),
+            instance_ids: records
+                .into_iter()
+                .map(|record| record.instance_id)
+                .collect(),
             last_instance_key: next,
         }))
     }
@@ -446,7 +467,9 @@ impl TaskHubSidecarService for Sidecar {
                 let from = filter
                     .created_time_from
                     .as_ref()
-                    .map(|time| mapping::time_from_wire("PurgeInstanceFilter.createdTimeFrom", time))
+                    .map(|time| {
+                        mapping::time_from_wire("PurgeInstanceFilter.createdTimeFrom", time)
+                    })
                     .transpose()
                     .map_err(mapping_status)?;
                 let to = filter
@@ -635,7 +658,12 @@ impl TaskHubSidecarService for Sidecar {
         for id in ids {
             // durable-emu has no entity locks, so "graceful" and immediate termination are the
             // same: a terminate that the engine refuses (ended, unknown) is reported back.
-            if self.engine.terminate(&id, reason.clone(), false).await.is_err() {
+            if self
+                .engine
+                .terminate(&id, reason.clone(), false)
+                .await
+                .is_err()
+            {
                 unterminated.push(id);
             }
         }
