@@ -20,7 +20,6 @@ pub mod proto {
 
 pub mod loadgen;
 pub mod mapping;
-mod paging;
 mod server;
 mod worker;
 

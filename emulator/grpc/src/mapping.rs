@@ -352,6 +352,12 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
             result: payload_to_wire(result),
             failure_details: failure.as_ref().map(failure_to_wire),
         }),
+        EventKind::ExecutionRewound { reason } => {
+            EventType::ExecutionRewound(proto::ExecutionRewoundEvent {
+                reason: reason.clone(),
+                ..Default::default()
+            })
+        }
         EventKind::FaultInjected { .. } => {
             let body = serde_json::to_value(&event.kind).unwrap_or(Value::Null);
             EventType::GenericEvent(proto::GenericEvent {
@@ -515,12 +521,9 @@ pub fn event_from_wire(event: &proto::HistoryEvent) -> Result<HistoryEvent, Mapp
                 why: "durable-emu keeps instance state in its store, not in history",
             });
         }
-        EventType::ExecutionRewound(_) => {
-            return Err(MappingError::Unsupported {
-                what: "an executionRewound event in a worker's message",
-                why: "rewind is asked for with RewindInstance; the host records the event itself",
-            });
-        }
+        EventType::ExecutionRewound(rewound) => EventKind::ExecutionRewound {
+            reason: rewound.reason.clone(),
+        },
         EventType::EntityOperationSignaled(_)
         | EventType::EntityOperationCalled(_)
         | EventType::EntityOperationCompleted(_)
@@ -860,9 +863,9 @@ pub fn instance_to_wire(record: &InstanceRecord, with_payloads: bool) -> proto::
     proto::OrchestrationState {
         instance_id: record.instance_id.clone(),
         name: record.name.clone(),
-        version: None,
+        version: record.version.clone(),
         orchestration_status: status_to_wire(record.status) as i32,
-        scheduled_start_timestamp: None,
+        scheduled_start_timestamp: record.scheduled_start.map(time_to_wire),
         created_timestamp: Some(time_to_wire(record.created_at)),
         last_updated_timestamp: Some(time_to_wire(record.updated_at)),
         input: payload(&record.input),
@@ -878,6 +881,10 @@ pub fn instance_to_wire(record: &InstanceRecord, with_payloads: bool) -> proto::
             .parent
             .as_ref()
             .map(|parent| parent.instance_id.clone()),
-        tags: Default::default(),
+        tags: record
+            .tags
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
     }
 }

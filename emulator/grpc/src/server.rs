@@ -11,7 +11,10 @@ use crate::mapping::{self, MappingError};
 use crate::proto;
 use crate::proto::task_hub_sidecar_service_server::TaskHubSidecarService;
 use durable_emu_engine::engine::AsyncEngineHandle;
-use durable_emu_engine::{EngineError, EngineEvent, InstanceRecord};
+use durable_emu_engine::engine::{
+    InstanceIdsQuery, InstanceQuery, PurgeFilter, ReusePolicy, StartOptions,
+};
+use durable_emu_engine::{EngineError, InstanceRecord};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::Value;
 use std::future::Future;
@@ -114,65 +117,36 @@ fn statuses(field: &'static str, values: &[i32]) -> Result<Vec<RuntimeStatus>, S
         .collect()
 }
 
+/// Instances per page when the caller asks for none (0).
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+fn page_size(field: &'static str, size: i32) -> Result<usize, Status> {
+    match usize::try_from(size) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(size) => Ok(size),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "{field} is {size}; give a positive page size (or 0 for {DEFAULT_PAGE_SIZE})"
+        ))),
+    }
+}
+
+/// A count for an int32 field (saturating: a purge of more than 2^31 instances is not a thing).
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 pub(crate) type WorkItemStream =
     Pin<Box<dyn Stream<Item = Result<proto::WorkItem, Status>> + Send>>;
 type HistoryStream = Pin<Box<dyn Stream<Item = Result<proto::HistoryChunk, Status>> + Send>>;
 
 impl Sidecar {
-    /// Waits until the instance is no longer Pending (or the deadline passes: `Ok(None)`).
-    async fn wait_until_started(
-        &self,
-        instance_id: &str,
-        deadline: Option<Duration>,
-    ) -> Result<Option<InstanceRecord>, Status> {
-        let wait = async {
-            // Subscribe before looking, so a start between the look and the wait is not missed.
-            let mut events = self.engine.events();
-            loop {
-                let record = self
-                    .engine
-                    .instance(instance_id)
-                    .await
-                    .map_err(engine_status)?;
-                match record {
-                    Some(record) if record.status != RuntimeStatus::Pending => {
-                        return Ok::<_, Status>(Some(record));
-                    }
-                    None => return Ok(None),
-                    Some(_) => {}
-                }
-                loop {
-                    match events.next().await {
-                        None => return Err(engine_status(EngineError::Stopped)),
-                        Some(durable_emu_engine::engine::Delivery::Reload { .. }) => break,
-                        Some(durable_emu_engine::engine::Delivery::Event(
-                            EngineEvent::InstanceChanged {
-                                instance_id: id, ..
-                            },
-                        )) if id == instance_id => break,
-                        Some(_) => {}
-                    }
-                }
-            }
-        };
-        match deadline {
-            None => wait.await,
-            Some(after) => match tokio::time::timeout(after, wait).await {
-                Ok(answer) => answer,
-                Err(_) => Err(Status::deadline_exceeded(format!(
-                    "instance '{instance_id}' did not start within the caller's deadline of {after:?}"
-                ))),
-            },
-        }
-    }
-
-    async fn purge_one(&self, instance_id: &str, _recursive: bool) -> Result<i32, Status> {
+    async fn purge_one(&self, instance_id: &str, recursive: bool) -> Result<i32, Status> {
         let purged = self
             .engine
-            .purge(instance_id)
+            .purge_recursive(instance_id, recursive)
             .await
             .map_err(engine_status)?;
-        Ok(i32::from(purged))
+        Ok(count(purged))
     }
 }
 
@@ -193,10 +167,31 @@ impl TaskHubSidecarService for Sidecar {
             ));
         }
         let input = payload("CreateInstanceRequest.input", request.input.as_deref())?;
-        let instance_id = (!request.instance_id.is_empty()).then_some(request.instance_id);
+        let scheduled_start = request
+            .scheduled_start_timestamp
+            .as_ref()
+            .map(|time| {
+                mapping::time_from_wire("CreateInstanceRequest.scheduledStartTimestamp", time)
+            })
+            .transpose()
+            .map_err(mapping_status)?;
+        let reuse = match &request.orchestration_id_reuse_policy {
+            None => ReusePolicy::Error,
+            Some(policy) => ReusePolicy::Replaceable(statuses(
+                "OrchestrationIdReusePolicy.replaceableStatus",
+                &policy.replaceable_status,
+            )?),
+        };
+        let options = StartOptions {
+            instance_id: (!request.instance_id.is_empty()).then_some(request.instance_id),
+            version: request.version.filter(|version| !version.is_empty()),
+            tags: request.tags.into_iter().collect(),
+            scheduled_start,
+            reuse,
+        };
         let id = self
             .engine
-            .start_orchestration(&request.name, input, instance_id)
+            .start_with(&request.name, input, options)
             .await
             .map_err(engine_status)?;
         Ok(Response::new(proto::CreateInstanceResponse {
@@ -222,10 +217,12 @@ impl TaskHubSidecarService for Sidecar {
         request: Request<proto::RewindInstanceRequest>,
     ) -> Result<Response<proto::RewindInstanceResponse>, Status> {
         let request = request.into_inner();
-        required_id("RewindInstanceRequest", &request.instance_id)?;
-        Err(Status::unimplemented(
-            "RewindInstance is not supported by this durable-emu build yet",
-        ))
+        let id = required_id("RewindInstanceRequest", &request.instance_id)?;
+        self.engine
+            .rewind(id, request.reason)
+            .await
+            .map_err(engine_status)?;
+        Ok(Response::new(proto::RewindInstanceResponse {}))
     }
 
     async fn restart_instance(
@@ -234,7 +231,11 @@ impl TaskHubSidecarService for Sidecar {
     ) -> Result<Response<proto::RestartInstanceResponse>, Status> {
         let request = request.into_inner();
         let id = required_id("RestartInstanceRequest", &request.instance_id)?;
-        let new_id = self.engine.restart(id).await.map_err(engine_status)?;
+        let new_id = self
+            .engine
+            .restart_as(id, request.restart_with_new_instance_id)
+            .await
+            .map_err(engine_status)?;
         Ok(Response::new(proto::RestartInstanceResponse {
             instance_id: new_id,
         }))
@@ -247,11 +248,30 @@ impl TaskHubSidecarService for Sidecar {
         let deadline = caller_deadline(&request);
         let request = request.into_inner();
         let id = required_id("GetInstanceRequest", &request.instance_id)?;
-        let record = self.wait_until_started(id, deadline).await?;
-        Ok(Response::new(state_response(
-            record,
-            request.get_inputs_and_outputs,
-        )))
+        if self
+            .engine
+            .instance(id)
+            .await
+            .map_err(engine_status)?
+            .is_none()
+        {
+            return Ok(Response::new(state_response(None, false)));
+        }
+        let record = self
+            .engine
+            .wait_until_started(id, deadline_future(deadline))
+            .await
+            .map_err(engine_status)?;
+        match record {
+            Some(record) => Ok(Response::new(state_response(
+                Some(record),
+                request.get_inputs_and_outputs,
+            ))),
+            None => Err(Status::deadline_exceeded(format!(
+                "instance '{id}' did not start within the caller's deadline of {:?}",
+                deadline.unwrap_or_default()
+            ))),
+        }
     }
 
     async fn wait_for_instance_completion(
@@ -364,20 +384,18 @@ impl TaskHubSidecarService for Sidecar {
             .map(|time| mapping::time_from_wire("InstanceQuery.createdTimeTo", time))
             .transpose()
             .map_err(mapping_status)?;
-        let prefix = query.instance_id_prefix.unwrap_or_default();
-        let page = crate::paging::Page::from_wire(
-            "InstanceQuery",
-            query.max_instance_count,
-            query.continuation_token.as_deref(),
-        )?;
-        let all = self.engine.instances().await.map_err(engine_status)?;
-        let matching = all.into_iter().filter(|record| {
-            (wanted.is_empty() || wanted.contains(&record.status))
-                && from.is_none_or(|from| record.created_at >= from)
-                && to.is_none_or(|to| record.created_at <= to)
-                && record.instance_id.starts_with(&prefix)
-        });
-        let (records, next) = page.take(matching);
+        let (records, next) = self
+            .engine
+            .query(InstanceQuery {
+                statuses: wanted,
+                created_from: from,
+                created_to: to,
+                instance_id_prefix: query.instance_id_prefix.filter(|prefix| !prefix.is_empty()),
+                page_size: page_size("InstanceQuery.maxInstanceCount", query.max_instance_count)?,
+                continuation: query.continuation_token.filter(|token| !token.is_empty()),
+            })
+            .await
+            .map_err(engine_status)?;
         Ok(Response::new(proto::QueryInstancesResponse {
             orchestration_state: records
                 .iter()
@@ -408,27 +426,19 @@ impl TaskHubSidecarService for Sidecar {
             .map(|time| mapping::time_from_wire("ListInstanceIdsRequest.completedTimeTo", time))
             .transpose()
             .map_err(mapping_status)?;
-        let page = crate::paging::Page::from_wire(
-            "ListInstanceIdsRequest",
-            request.page_size,
-            request.last_instance_key.as_deref(),
-        )?;
-        let all = self.engine.instances().await.map_err(engine_status)?;
-        let completed_filter = from.is_some() || to.is_some();
-        let matching = all.into_iter().filter(|record| {
-            let completed = record.status.is_terminal().then_some(record.updated_at);
-            (wanted.is_empty() || wanted.contains(&record.status))
-                && (!completed_filter
-                    || completed.is_some_and(|at| {
-                        from.is_none_or(|from| at >= from) && to.is_none_or(|to| at <= to)
-                    }))
-        });
-        let (records, next) = page.take(matching);
+        let (instance_ids, next) = self
+            .engine
+            .list_instance_ids(InstanceIdsQuery {
+                statuses: wanted,
+                completed_from: from,
+                completed_to: to,
+                page_size: page_size("ListInstanceIdsRequest.pageSize", request.page_size)?,
+                last_instance_key: request.last_instance_key.filter(|key| !key.is_empty()),
+            })
+            .await
+            .map_err(engine_status)?;
         Ok(Response::new(proto::ListInstanceIdsResponse {
-            instance_ids: records
-                .into_iter()
-                .map(|record| record.instance_id)
-                .collect(),
+            instance_ids,
             last_instance_key: next,
         }))
     }
@@ -478,17 +488,19 @@ impl TaskHubSidecarService for Sidecar {
                     .map(|time| mapping::time_from_wire("PurgeInstanceFilter.createdTimeTo", time))
                     .transpose()
                     .map_err(mapping_status)?;
-                let all = self.engine.instances().await.map_err(engine_status)?;
-                let mut deleted = 0;
-                for record in all.iter().filter(|record| {
-                    record.status.is_terminal()
-                        && (wanted.is_empty() || wanted.contains(&record.status))
-                        && from.is_none_or(|from| record.created_at >= from)
-                        && to.is_none_or(|to| record.created_at <= to)
-                }) {
-                    deleted += self.purge_one(&record.instance_id, recursive).await?;
-                }
-                deleted
+                let purged = self
+                    .engine
+                    .purge_where(
+                        PurgeFilter {
+                            created_from: from,
+                            created_to: to,
+                            statuses: wanted,
+                        },
+                        recursive,
+                    )
+                    .await
+                    .map_err(engine_status)?;
+                count(purged)
             }
         };
         Ok(Response::new(proto::PurgeInstancesResponse {
