@@ -922,3 +922,32 @@ fn a_start_of_an_unknown_name_is_refused_without_remote_workers_and_accepted_wit
         RuntimeStatus::Terminated
     );
 }
+
+#[test]
+fn an_abandoned_item_goes_out_again_at_once_under_a_new_token() {
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    let mut worker = hub.connect(WorkerInfo::default());
+    let id = handle.start_orchestration("Chain", json!(1), None).unwrap();
+    let RemoteWorkItem::Orchestrator { token, .. } = next_item(&rt, &mut worker) else {
+        panic!("an episode")
+    };
+    let wrong = hub.abandon(&token, "another-instance", None);
+    assert!(
+        matches!(wrong, Err(RemoteError::UnknownWork { .. })),
+        "{wrong:?}"
+    );
+    hub.abandon(&token, &id, None).unwrap();
+    let RemoteWorkItem::Orchestrator { token: again, .. } = next_item(&rt, &mut worker) else {
+        panic!("the episode again")
+    };
+    assert_ne!(token, again);
+    let twice = hub.abandon(&token, &id, None);
+    assert!(
+        matches!(twice, Err(RemoteError::UnknownWork { .. })),
+        "{twice:?}"
+    );
+    assert_eq!(hub.workers()[0].in_flight, 1);
+}
