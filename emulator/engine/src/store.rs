@@ -1631,7 +1631,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("schema 7, this build reads up to 4")
+                .contains(&format!("schema 7, this build reads up to {SCHEMA_VERSION}"))
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -29,7 +29,9 @@ fn hello(handle: &EngineHandle, id: &str) {
 }
 
 fn ids(page: &[durable_emu_engine::InstanceRecord]) -> Vec<String> {
-    page.iter().map(|record| record.instance_id.clone()).collect()
+    page.iter()
+        .map(|record| record.instance_id.clone())
+        .collect()
 }
 
 #[test]
@@ -125,11 +127,13 @@ fn query_filters_by_status_id_prefix_and_created_range() {
         }),
         ["order-2"]
     );
-    assert!(query(InstanceQuery {
-        created_to: Some(t0),
-        ..InstanceQuery::default()
-    })
-    .is_empty());
+    assert!(
+        query(InstanceQuery {
+            created_to: Some(t0),
+            ..InstanceQuery::default()
+        })
+        .is_empty()
+    );
     assert_eq!(
         query(InstanceQuery {
             created_from: Some(t0),
@@ -297,7 +301,9 @@ fn restart_with_the_same_id_needs_the_instance_ended_and_keeps_version_and_tags(
         .unwrap();
     let error = handle.restart_as("again", false).unwrap_err();
     assert!(matches!(error, EngineError::NotEnded { .. }), "{error}");
-    handle.raise_event("again", "Approval", json!(true)).unwrap();
+    handle
+        .raise_event("again", "Approval", json!(true))
+        .unwrap();
     let first = wait(handle, "again");
     assert_eq!(handle.restart_as("again", false).unwrap(), "again");
     let restarted = handle.instance("again").unwrap().unwrap();
@@ -341,9 +347,7 @@ fn a_recursive_terminate_reaches_running_children() {
         child = current_history(handle, "saga")
             .into_iter()
             .find_map(|event| match event.kind {
-                EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => {
-                    Some(instance_id)
-                }
+                EventKind::SubOrchestrationInstanceCreated { instance_id, .. } => Some(instance_id),
                 _ => None,
             });
         child.is_some()

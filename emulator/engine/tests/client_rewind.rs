@@ -51,11 +51,19 @@ fn the_failed_execution_is_kept_and_the_rewound_one_records_execution_rewound() 
     handle.rewind("kept", Some("try again".into())).unwrap();
     wait(handle, "kept");
     let executions = handle.history("kept").unwrap();
-    assert_eq!(executions.len(), 2, "the failed execution and the rewound one");
+    assert_eq!(
+        executions.len(),
+        2,
+        "the failed execution and the rewound one"
+    );
     let failed = kinds(&executions[0].events);
     assert!(failed.contains(&"TaskFailed"), "{failed:?}");
     let rewound = &executions[1].events;
-    assert!(!kinds(rewound).contains(&"TaskFailed"), "{:?}", kinds(rewound));
+    assert!(
+        !kinds(rewound).contains(&"TaskFailed"),
+        "{:?}",
+        kinds(rewound)
+    );
     assert!(rewound.iter().any(|event| matches!(
         &event.kind,
         EventKind::ExecutionRewound { reason } if reason.as_deref() == Some("try again")
@@ -75,7 +83,10 @@ fn rewinding_an_instance_that_has_not_failed_is_refused_and_changes_nothing() {
     let before = current_history(handle, &id);
     let error = handle.rewind(&id, None).unwrap_err();
     assert!(matches!(error, EngineError::NotFailed { .. }), "{error}");
-    assert!(error.to_string().contains("only a failed instance"), "{error}");
+    assert!(
+        error.to_string().contains("only a failed instance"),
+        "{error}"
+    );
     assert_eq!(current_history(handle, &id), before);
     let error = handle.rewind("nobody", None).unwrap_err();
     assert!(matches!(error, EngineError::InstanceNotFound(_)), "{error}");
@@ -120,7 +131,11 @@ fn rewinding_a_parent_rewinds_the_failed_child_it_awaits() {
     assert_eq!(wait(handle, "saga").status, RuntimeStatus::Completed);
     let child_record = wait(handle, &child);
     assert_eq!(child_record.status, RuntimeStatus::Completed);
-    assert_eq!(handle.history(&child).unwrap().len(), 2, "the child was rewound");
+    assert_eq!(
+        handle.history(&child).unwrap().len(),
+        2,
+        "the child was rewound"
+    );
 }
 
 #[test]

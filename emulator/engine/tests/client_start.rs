@@ -39,7 +39,11 @@ fn waiting(handle: &EngineHandle, options: StartOptions) -> String {
 }
 
 fn status(handle: &EngineHandle, id: &str) -> RuntimeStatus {
-    handle.instance(id).unwrap().expect("the instance exists").status
+    handle
+        .instance(id)
+        .unwrap()
+        .expect("the instance exists")
+        .status
 }
 
 #[test]
@@ -80,7 +84,10 @@ fn a_taken_id_is_already_exists_under_the_default_policy_whether_running_or_ende
     let error = handle
         .start_with("HelloSequence", json!(null), with_id("busy"))
         .unwrap_err();
-    assert!(matches!(error, EngineError::AlreadyExists { .. }), "{error}");
+    assert!(
+        matches!(error, EngineError::AlreadyExists { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("reuse policy"), "{error}");
     assert_eq!(status(handle, "busy"), RuntimeStatus::Running);
 
@@ -93,7 +100,10 @@ fn a_taken_id_is_already_exists_under_the_default_policy_whether_running_or_ende
     let error = handle
         .start_with("HelloSequence", json!(null), with_id("done"))
         .unwrap_err();
-    assert!(matches!(error, EngineError::AlreadyExists { .. }), "{error}");
+    assert!(
+        matches!(error, EngineError::AlreadyExists { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -128,7 +138,10 @@ fn replace_ended_replaces_an_ended_instance_and_refuses_a_running_one() {
             },
         )
         .unwrap_err();
-    assert!(matches!(error, EngineError::AlreadyExists { .. }), "{error}");
+    assert!(
+        matches!(error, EngineError::AlreadyExists { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -169,7 +182,10 @@ fn a_replaceable_status_list_replaces_only_those_statuses() {
             },
         )
         .unwrap_err();
-    assert!(matches!(error, EngineError::AlreadyExists { .. }), "{error}");
+    assert!(
+        matches!(error, EngineError::AlreadyExists { .. }),
+        "{error}"
+    );
     let running_too = ReusePolicy::Replaceable(vec![RuntimeStatus::Running]);
     handle
         .start_with(
@@ -182,7 +198,10 @@ fn a_replaceable_status_list_replaces_only_those_statuses() {
         )
         .unwrap();
     let record = handle.instance("listed").unwrap().unwrap();
-    assert_eq!(record.input, json!({"request": "a desk", "timeout_hours": 1}));
+    assert_eq!(
+        record.input,
+        json!({"request": "a desk", "timeout_hours": 1})
+    );
 }
 
 #[test]
@@ -209,7 +228,11 @@ fn a_scheduled_start_keeps_the_instance_pending_until_the_engine_clock_reaches_i
     durable_emu_testing::engine::eventually("the first hour passes", || {
         handle.advancing_to().unwrap().is_none()
     });
-    assert_eq!(status(handle, &id), RuntimeStatus::Pending, "one hour early");
+    assert_eq!(
+        status(handle, &id),
+        RuntimeStatus::Pending,
+        "one hour early"
+    );
     handle.advance_clock(Duration::from_secs(3600)).unwrap();
     let record = wait(handle, &id);
     assert_eq!(record.status, RuntimeStatus::Completed);
