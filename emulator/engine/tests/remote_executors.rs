@@ -712,6 +712,96 @@ fn an_answer_that_reuses_an_action_id_is_refused_and_fails_the_instance_cleanly(
     );
 }
 
+/// The official SDKs (durabletask-python's retry policies) schedule a retried activity again
+/// under the id of the attempt that failed: that answer is a retry, not a broken history.
+#[test]
+fn a_retry_under_the_failed_attempts_id_is_accepted_and_its_result_delivered() {
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    let registry = registry();
+    let mut worker = hub.connect(WorkerInfo::default());
+    let id = handle.start_orchestration("Chain", json!(1), None).unwrap();
+    let RemoteWorkItem::Orchestrator { token, request, .. } = next_item(&rt, &mut worker) else {
+        panic!("an episode")
+    };
+    let first = registry.orchestrate_uncached(request);
+    let (used_id, name, input) = match &first.actions[0].kind {
+        ActionKind::ScheduleTask { name, input } => {
+            (first.actions[0].id, name.clone(), input.clone())
+        }
+        other => panic!("the chain schedules an activity first, not {other:?}"),
+    };
+    rt.block_on(hub.complete_orchestrator(&token, &id, first))
+        .unwrap();
+    let RemoteWorkItem::Activity { token, task_id, .. } = next_item(&rt, &mut worker) else {
+        panic!("an activity")
+    };
+    rt.block_on(hub.complete_activity(
+        &token,
+        &id,
+        task_id,
+        ActivityOutcome::Failed {
+            failure: durable_sdk::FailureDetails::new("Flaky", "first attempt fails"),
+        },
+    ))
+    .unwrap();
+    let RemoteWorkItem::Orchestrator { token, .. } = next_item(&rt, &mut worker) else {
+        panic!("the episode that sees the failure")
+    };
+    let retry = durable_sdk::protocol::OrchestratorResponse {
+        actions: vec![Action {
+            id: used_id,
+            kind: ActionKind::ScheduleTask {
+                name: name.clone(),
+                input,
+            },
+        }],
+        ..Default::default()
+    };
+    rt.block_on(hub.complete_orchestrator(&token, &id, retry))
+        .expect("a retry under the failed attempt's id is accepted");
+    let RemoteWorkItem::Activity {
+        token,
+        task_id,
+        name: again,
+        ..
+    } = next_item(&rt, &mut worker)
+    else {
+        panic!("the retried activity")
+    };
+    assert_eq!((task_id, again.as_str()), (used_id, name.as_str()));
+    rt.block_on(hub.complete_activity(
+        &token,
+        &id,
+        task_id,
+        ActivityOutcome::Completed { result: json!(7) },
+    ))
+    .unwrap();
+    let RemoteWorkItem::Orchestrator { request, .. } = next_item(&rt, &mut worker) else {
+        panic!("the episode that gets the retry's result")
+    };
+    assert!(
+        request.new_events.iter().any(|event| matches!(
+            &event.kind,
+            EventKind::TaskCompleted { task_scheduled_id, result } if *task_scheduled_id == used_id && *result == json!(7)
+        )),
+        "the retry's result reaches the orchestrator: {:?}",
+        request.new_events
+    );
+    let scheduled = current_history(&handle, &id)
+        .iter()
+        .filter(|event| {
+            event.event_id == used_id && matches!(event.kind, EventKind::TaskScheduled { .. })
+        })
+        .count();
+    assert_eq!(
+        scheduled, 2,
+        "both attempts are in history under the one id"
+    );
+}
+
 #[test]
 fn a_name_no_worker_takes_is_parked_and_runs_once_a_worker_takes_it() {
     let (_dir, engine) = remote_engine();
