@@ -323,6 +323,10 @@ pub fn switch_view(model: &mut Model, view: View, out: &mut Vec<Command>) {
     if view == View::Faults {
         model.stale.mark(Part::Faults);
     }
+    if view == View::Builds {
+        // Workers' counts move with every item; they are refreshed only while shown.
+        model.stale.mark(Part::Workers);
+    }
     if needs_history(view) {
         ensure_history(model, out);
     }

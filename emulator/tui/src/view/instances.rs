@@ -30,7 +30,7 @@ const LEAD: usize = 2;
 const STATUS: usize = 11;
 const PROGRESS: usize = 15;
 const AGE: usize = 7;
-const BUILD: usize = 6;
+const BUILD: usize = 7;
 /// `MM-DD HH:MM:SS` and a space.
 const CREATED: usize = 15;
 /// The least a name column shrinks to, and the least an optional column is worth showing at.
