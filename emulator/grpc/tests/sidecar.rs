@@ -639,13 +639,19 @@ async fn suspend_resume_terminate_and_purge_reach_the_engine() {
         })
         .await
         .unwrap();
-    // The worker sees the termination as an episode too (it may end its own way).
+    // The worker sees the termination as an episode and ends the execution, as the SDKs do.
     let mut episode = next_item(&mut stream).await;
     while !matches!(episode.request, Some(Item::OrchestratorRequest(_))) {
         episode = next_item(&mut stream).await;
     }
+    let mut terminated = complete(1, "null");
+    if let Some(proto::orchestrator_action::OrchestratorActionType::CompleteOrchestration(done)) =
+        &mut terminated.orchestrator_action_type
+    {
+        done.orchestration_status = proto::OrchestrationStatus::Terminated as i32;
+    }
     h.client
-        .complete_orchestrator_task(answer(&episode, vec![]))
+        .complete_orchestrator_task(answer(&episode, vec![terminated]))
         .await
         .unwrap();
     let mut request = tonic::Request::new(get("life", false));
