@@ -17,7 +17,6 @@ use durable_emu_engine::engine::{
 use durable_emu_engine::{EngineError, InstanceRecord};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::Value;
-use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_stream::Stream;
@@ -89,12 +88,10 @@ fn caller_timeout<T>(request: &Request<T>) -> Option<Duration> {
 }
 
 /// A future that completes at the caller's deadline, or never.
-fn deadline_future(deadline: Option<Duration>) -> impl Future<Output = ()> + Send {
-    async move {
-        match deadline {
-            Some(after) => tokio::time::sleep(after).await,
-            None => std::future::pending().await,
-        }
+async fn deadline_future(deadline: Option<Duration>) {
+    match deadline {
+        Some(after) => tokio::time::sleep(after).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,5 +1,7 @@
 //! The sidecar through a real tonic client over an in-memory transport (`tokio::io::duplex`, no
 //! port): client RPCs, a Rust worker on the work-item stream, bad input, redelivery.
+// Test helpers panic on setup failures, which is what a test should do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use durable_emu_engine::{ClockKind, DbLocation, Engine, EngineConfig, Limits, StoreFailurePolicy};
 use durable_emu_grpc::TaskHubSidecarServiceClient;
@@ -69,7 +71,9 @@ fn get(id: &str, payloads: bool) -> proto::GetInstanceRequest {
     }
 }
 
-async fn connect_worker(client: &mut TaskHubSidecarServiceClient<Channel>) -> Streaming<proto::WorkItem> {
+async fn connect_worker(
+    client: &mut TaskHubSidecarServiceClient<Channel>,
+) -> Streaming<proto::WorkItem> {
     client
         .get_work_items(proto::GetWorkItemsRequest::default())
         .await
@@ -158,7 +162,10 @@ async fn run_chain(
     stream: &mut Streaming<proto::WorkItem>,
     id: &str,
 ) {
-    client.start_instance(start("Chain", id, "\"ada\"")).await.unwrap();
+    client
+        .start_instance(start("Chain", id, "\"ada\""))
+        .await
+        .unwrap();
     let first = next_item(stream).await;
     let Some(Item::OrchestratorRequest(request)) = &first.request else {
         panic!("first item is an episode");
@@ -226,12 +233,20 @@ async fn a_chain_runs_through_a_worker_and_the_client_reads_it_with_and_without_
         .into_inner();
     assert!(done.exists);
     let state = done.orchestration_state.unwrap();
-    assert_eq!(state.orchestration_status(), proto::OrchestrationStatus::Completed);
+    assert_eq!(
+        state.orchestration_status(),
+        proto::OrchestrationStatus::Completed
+    );
     assert_eq!(state.output.as_deref(), Some("\"Hello, ada\""));
     assert_eq!(state.input.as_deref(), Some("\"ada\""));
     assert!(state.completed_timestamp.is_some());
 
-    let bare = h.client.get_instance(get("chain-1", false)).await.unwrap().into_inner();
+    let bare = h
+        .client
+        .get_instance(get("chain-1", false))
+        .await
+        .unwrap()
+        .into_inner();
     let state = bare.orchestration_state.unwrap();
     assert_eq!(state.name, "Chain");
     assert_eq!(state.input, None, "no payloads unless asked");
@@ -263,7 +278,12 @@ async fn a_chain_runs_through_a_worker_and_the_client_reads_it_with_and_without_
 #[tokio::test]
 async fn unknown_instances_exist_false_and_commands_on_them_are_not_found() {
     let mut h = harness().await;
-    let missing = h.client.get_instance(get("nobody", true)).await.unwrap().into_inner();
+    let missing = h
+        .client
+        .get_instance(get("nobody", true))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!missing.exists);
     let error = h
         .client
@@ -293,7 +313,11 @@ async fn malformed_requests_are_invalid_argument_and_name_the_field() {
     let mut h = harness().await;
     let error = h.client.get_instance(get("", false)).await.unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
-    assert!(error.message().contains("instanceId"), "{}", error.message());
+    assert!(
+        error.message().contains("instanceId"),
+        "{}",
+        error.message()
+    );
 
     let error = h
         .client
@@ -306,10 +330,19 @@ async fn malformed_requests_are_invalid_argument_and_name_the_field() {
         "{}",
         error.message()
     );
-    let nothing = h.client.get_instance(get("bad-input", false)).await.unwrap().into_inner();
+    let nothing = h
+        .client
+        .get_instance(get("bad-input", false))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!nothing.exists, "a refused start creates nothing");
 
-    let error = h.client.start_instance(start("", "x", "1")).await.unwrap_err();
+    let error = h
+        .client
+        .start_instance(start("", "x", "1"))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     assert!(error.message().contains("name"), "{}", error.message());
 }
@@ -317,8 +350,15 @@ async fn malformed_requests_are_invalid_argument_and_name_the_field() {
 #[tokio::test]
 async fn a_duplicate_id_is_already_exists_unless_the_reuse_policy_replaces_it() {
     let mut h = harness().await;
-    h.client.start_instance(start("Chain", "dup", "1")).await.unwrap();
-    let error = h.client.start_instance(start("Chain", "dup", "2")).await.unwrap_err();
+    h.client
+        .start_instance(start("Chain", "dup", "1"))
+        .await
+        .unwrap();
+    let error = h
+        .client
+        .start_instance(start("Chain", "dup", "2"))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::AlreadyExists, "{error:?}");
 
     h.client
@@ -337,7 +377,10 @@ async fn a_duplicate_id_is_already_exists_unless_the_reuse_policy_replaces_it() 
         .into_inner()
         .orchestration_state
         .unwrap();
-    assert_eq!(state.orchestration_status(), proto::OrchestrationStatus::Terminated);
+    assert_eq!(
+        state.orchestration_status(),
+        proto::OrchestrationStatus::Terminated
+    );
     let mut again = start("Chain", "dup", "3");
     again.orchestration_id_reuse_policy = Some(proto::OrchestrationIdReusePolicy {
         replaceable_status: vec![proto::OrchestrationStatus::Terminated as i32],
@@ -358,14 +401,21 @@ async fn a_duplicate_id_is_already_exists_unless_the_reuse_policy_replaces_it() 
 async fn waits_end_at_the_callers_deadline_with_deadline_exceeded() {
     let mut h = harness().await;
     // No worker runs "Nobody", so the instance stays Pending.
-    h.client.start_instance(start("Nobody", "parked", "null")).await.unwrap();
+    h.client
+        .start_instance(start("Nobody", "parked", "null"))
+        .await
+        .unwrap();
     let mut request = tonic::Request::new(get("parked", false));
     request.set_timeout(Duration::from_millis(300));
     let error = h.client.wait_for_instance_start(request).await.unwrap_err();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
     let mut request = tonic::Request::new(get("parked", false));
     request.set_timeout(Duration::from_millis(300));
-    let error = h.client.wait_for_instance_completion(request).await.unwrap_err();
+    let error = h
+        .client
+        .wait_for_instance_completion(request)
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
     let state = h
         .client
@@ -375,20 +425,34 @@ async fn waits_end_at_the_callers_deadline_with_deadline_exceeded() {
         .into_inner()
         .orchestration_state
         .unwrap();
-    assert_eq!(state.orchestration_status(), proto::OrchestrationStatus::Pending);
+    assert_eq!(
+        state.orchestration_status(),
+        proto::OrchestrationStatus::Pending
+    );
 }
 
 #[tokio::test]
 async fn a_stale_or_unknown_token_is_not_found_and_changes_nothing() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "stale", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "stale", "1"))
+        .await
+        .unwrap();
     let first = next_item(&mut stream).await;
     let mut wrong = answer(&first, vec![complete(0, "1")]);
     wrong.completion_token = "no-such-token".into();
-    let error = h.client.complete_orchestrator_task(wrong).await.unwrap_err();
+    let error = h
+        .client
+        .complete_orchestrator_task(wrong)
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::NotFound, "{error:?}");
-    assert!(error.message().contains("no-such-token"), "{}", error.message());
+    assert!(
+        error.message().contains("no-such-token"),
+        "{}",
+        error.message()
+    );
     let error = h
         .client
         .abandon_task_activity_work_item(proto::AbandonActivityTaskRequest {
@@ -410,7 +474,10 @@ async fn a_stale_or_unknown_token_is_not_found_and_changes_nothing() {
         .into_inner()
         .orchestration_state
         .unwrap();
-    assert_eq!(state.orchestration_status(), proto::OrchestrationStatus::Completed);
+    assert_eq!(
+        state.orchestration_status(),
+        proto::OrchestrationStatus::Completed
+    );
     // Completing again with the same (now used) token is stale.
     let error = h
         .client
@@ -421,10 +488,14 @@ async fn a_stale_or_unknown_token_is_not_found_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn an_action_id_already_used_is_refused_and_the_instance_fails_with_invalid_worker_response() {
+async fn an_action_id_already_used_is_refused_and_the_instance_fails_with_invalid_worker_response()
+{
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "reuse", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "reuse", "1"))
+        .await
+        .unwrap();
     let first = next_item(&mut stream).await;
     h.client
         .complete_orchestrator_task(answer(&first, vec![schedule(0, "Greet", "1")]))
@@ -460,15 +531,24 @@ async fn an_action_id_already_used_is_refused_and_the_instance_fails_with_invali
         .into_inner()
         .orchestration_state
         .unwrap();
-    assert_eq!(state.orchestration_status(), proto::OrchestrationStatus::Failed);
-    assert_eq!(state.failure_details.unwrap().error_type, "InvalidWorkerResponse");
+    assert_eq!(
+        state.orchestration_status(),
+        proto::OrchestrationStatus::Failed
+    );
+    assert_eq!(
+        state.failure_details.unwrap().error_type,
+        "InvalidWorkerResponse"
+    );
 }
 
 #[tokio::test]
 async fn a_worker_stream_dropped_mid_episode_gets_its_item_redelivered_under_a_new_token() {
     let mut h = harness().await;
     let mut first_worker = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "redeliver", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "redeliver", "1"))
+        .await
+        .unwrap();
     let lost = next_item(&mut first_worker).await;
     drop(first_worker);
 
@@ -480,7 +560,10 @@ async fn a_worker_stream_dropped_mid_episode_gets_its_item_redelivered_under_a_n
         panic!("both are episodes");
     };
     assert_eq!(before.instance_id, after.instance_id);
-    assert_eq!(event_names(&before.new_events), event_names(&after.new_events));
+    assert_eq!(
+        event_names(&before.new_events),
+        event_names(&after.new_events)
+    );
     assert_ne!(lost.completion_token, again.completion_token);
 
     let error = h
@@ -488,7 +571,11 @@ async fn a_worker_stream_dropped_mid_episode_gets_its_item_redelivered_under_a_n
         .complete_orchestrator_task(answer(&lost, vec![complete(0, "1")]))
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::NotFound, "the old delivery is stale: {error:?}");
+    assert_eq!(
+        error.code(),
+        Code::NotFound,
+        "the old delivery is stale: {error:?}"
+    );
     h.client
         .complete_orchestrator_task(answer(&again, vec![complete(0, "\"second\"")]))
         .await
@@ -508,7 +595,10 @@ async fn a_worker_stream_dropped_mid_episode_gets_its_item_redelivered_under_a_n
 async fn abandon_gives_the_item_back_at_once() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "abandon", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "abandon", "1"))
+        .await
+        .unwrap();
     let first = next_item(&mut stream).await;
     h.client
         .abandon_task_orchestrator_work_item(proto::AbandonOrchestrationTaskRequest {
@@ -529,7 +619,10 @@ async fn abandon_gives_the_item_back_at_once() {
 async fn a_chunked_answer_is_collected_and_applied_as_one() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "chunks", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "chunks", "1"))
+        .await
+        .unwrap();
     let first = next_item(&mut stream).await;
     let mut part = answer(&first, vec![schedule(0, "A", "1")]);
     part.is_partial = true;
@@ -538,7 +631,11 @@ async fn a_chunked_answer_is_collected_and_applied_as_one() {
     let mut out_of_order = answer(&first, vec![schedule(5, "C", "1")]);
     out_of_order.is_partial = true;
     out_of_order.chunk_index = Some(3);
-    let error = h.client.complete_orchestrator_task(out_of_order).await.unwrap_err();
+    let error = h
+        .client
+        .complete_orchestrator_task(out_of_order)
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
     let mut last = answer(&first, vec![schedule(1, "B", "2")]);
     last.chunk_index = Some(1);
@@ -573,8 +670,14 @@ async fn filters_keep_work_from_workers_that_do_not_take_it() {
         .await
         .unwrap()
         .into_inner();
-    h.client.start_instance(start("Unwanted", "u", "1")).await.unwrap();
-    h.client.start_instance(start("Wanted", "w", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Unwanted", "u", "1"))
+        .await
+        .unwrap();
+    h.client
+        .start_instance(start("Wanted", "w", "1"))
+        .await
+        .unwrap();
     let item = next_item(&mut picky).await;
     let Some(Item::OrchestratorRequest(request)) = item.request else {
         panic!("an episode");
@@ -586,7 +689,10 @@ async fn filters_keep_work_from_workers_that_do_not_take_it() {
 async fn suspend_resume_terminate_and_purge_reach_the_engine() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;
-    h.client.start_instance(start("Chain", "life", "1")).await.unwrap();
+    h.client
+        .start_instance(start("Chain", "life", "1"))
+        .await
+        .unwrap();
     let first = next_item(&mut stream).await;
     // Running, waiting for an activity nobody will finish.
     h.client
@@ -610,7 +716,12 @@ async fn suspend_resume_terminate_and_purge_reach_the_engine() {
         .complete_orchestrator_task(answer(&episode, vec![]))
         .await
         .unwrap();
-    let state = h.client.get_instance(get("life", false)).await.unwrap().into_inner();
+    let state = h
+        .client
+        .get_instance(get("life", false))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         state.orchestration_state.unwrap().orchestration_status(),
         proto::OrchestrationStatus::Suspended
@@ -625,12 +736,18 @@ async fn suspend_resume_terminate_and_purge_reach_the_engine() {
     let error = h
         .client
         .purge_instances(proto::PurgeInstancesRequest {
-            request: Some(proto::purge_instances_request::Request::InstanceId("life".into())),
+            request: Some(proto::purge_instances_request::Request::InstanceId(
+                "life".into(),
+            )),
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::FailedPrecondition, "a running instance is not purged");
+    assert_eq!(
+        error.code(),
+        Code::FailedPrecondition,
+        "a running instance is not purged"
+    );
     h.client
         .terminate_instance(proto::TerminateRequest {
             instance_id: "life".into(),
@@ -656,22 +773,39 @@ async fn suspend_resume_terminate_and_purge_reach_the_engine() {
         .unwrap();
     let mut request = tonic::Request::new(get("life", false));
     request.set_timeout(Duration::from_secs(10));
-    let ended = h.client.wait_for_instance_completion(request).await.unwrap();
+    let ended = h
+        .client
+        .wait_for_instance_completion(request)
+        .await
+        .unwrap();
     assert_eq!(
-        ended.into_inner().orchestration_state.unwrap().orchestration_status(),
+        ended
+            .into_inner()
+            .orchestration_state
+            .unwrap()
+            .orchestration_status(),
         proto::OrchestrationStatus::Terminated
     );
     let purged = h
         .client
         .purge_instances(proto::PurgeInstancesRequest {
-            request: Some(proto::purge_instances_request::Request::InstanceId("life".into())),
+            request: Some(proto::purge_instances_request::Request::InstanceId(
+                "life".into(),
+            )),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(purged.deleted_instance_count, 1);
-    assert!(!h.client.get_instance(get("life", false)).await.unwrap().into_inner().exists);
+    assert!(
+        !h.client
+            .get_instance(get("life", false))
+            .await
+            .unwrap()
+            .into_inner()
+            .exists
+    );
 }
 
 #[tokio::test]
@@ -700,7 +834,11 @@ async fn query_instances_pages_through_every_instance_once() {
             .unwrap()
             .into_inner();
         assert!(page.orchestration_state.len() <= 3);
-        seen.extend(page.orchestration_state.into_iter().map(|state| state.instance_id));
+        seen.extend(
+            page.orchestration_state
+                .into_iter()
+                .map(|state| state.instance_id),
+        );
         token = page.continuation_token;
         if token.is_none() {
             break;
