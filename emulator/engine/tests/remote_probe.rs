@@ -266,8 +266,7 @@ fn no_item_yet(rt: &tokio::runtime::Runtime, connection: &mut WorkerConnection) 
 // ----- the reconnect check ---------------------------------------------------------------------
 
 #[test]
-fn a_worker_connecting_with_code_that_does_not_replay_an_instance_marks_it_diverged_and_says_so()
-{
+fn a_worker_connecting_with_code_that_does_not_replay_an_instance_marks_it_diverged_and_says_so() {
     let (_dir, engine) = remote_engine();
     let handle = engine.handle();
     waiting_instance(&handle, "w");
@@ -289,7 +288,11 @@ fn a_worker_connecting_with_code_that_does_not_replay_an_instance_marks_it_diver
     assert_eq!(divergence.build, REMOTE_CODE);
     let diff = divergence.diff.expect("the SDK's diff is kept");
     assert_eq!(diff.sequence_id, 0);
-    assert!(divergence.reason.contains("test-worker"), "{}", divergence.reason);
+    assert!(
+        divergence.reason.contains("test-worker"),
+        "{}",
+        divergence.reason
+    );
     let Some(EngineEvent::InstanceDiverged {
         build,
         pinned_build,
@@ -326,7 +329,9 @@ fn a_worker_connecting_with_code_that_does_not_replay_an_instance_marks_it_diver
     assert_eq!(ended.status, RuntimeStatus::Terminated);
     let received = changed.stop();
     assert!(
-        !received.iter().any(|seen| matches!(seen, Seen::Episode { probe: false, .. })),
+        !received
+            .iter()
+            .any(|seen| matches!(seen, Seen::Episode { probe: false, .. })),
         "{received:?}"
     );
 }
@@ -343,7 +348,12 @@ fn a_worker_connecting_with_the_same_code_leaves_the_instance_running() {
     handle.raise_event("w", "go", json!("now")).unwrap();
     let ended = wait(&handle, "w");
 
-    assert_eq!(ended.status, RuntimeStatus::Completed, "{:?}", ended.failure);
+    assert_eq!(
+        ended.status,
+        RuntimeStatus::Completed,
+        "{:?}",
+        ended.failure
+    );
     assert_eq!(ended.output, json!([7, "now"]));
     assert!(ended.divergence.is_none());
     assert!(diverged_event(&mut events, "w").is_none());
@@ -387,7 +397,12 @@ fn a_clean_replay_clears_a_divergence_an_earlier_worker_was_found_with() {
     handle.resume("w", None).unwrap();
     handle.raise_event("w", "go", json!(1)).unwrap();
     let ended = wait(&handle, "w");
-    assert_eq!(ended.status, RuntimeStatus::Completed, "{:?}", ended.failure);
+    assert_eq!(
+        ended.status,
+        RuntimeStatus::Completed,
+        "{:?}",
+        ended.failure
+    );
 }
 
 #[test]
@@ -414,7 +429,10 @@ fn an_episode_waits_while_a_probe_of_its_instance_is_out_and_goes_once_it_is_ans
     ));
 
     handle.raise_event("w", "go", json!("held")).unwrap();
-    assert!(no_item_yet(&rt, &mut connection), "the episode waits for the probe");
+    assert!(
+        no_item_yet(&rt, &mut connection),
+        "the episode waits for the probe"
+    );
 
     let response = v1().orchestrate_uncached(request);
     rt.block_on(hub.complete_orchestrator(&token, "w", response))
@@ -477,7 +495,9 @@ fn an_instance_with_an_episode_out_is_not_probed() {
     // before b-idle's.
     let seen = checker.until_probe_of("b-idle");
     assert!(
-        !seen.iter().any(|seen| matches!(seen, Seen::Episode { instance_id, .. }
+        !seen
+            .iter()
+            .any(|seen| matches!(seen, Seen::Episode { instance_id, .. }
             if instance_id == "a-busy")),
         "{seen:?}"
     );
@@ -497,7 +517,9 @@ fn an_instance_with_an_episode_out_is_not_probed() {
     drop(holder);
     let rest = checker.stop();
     assert!(
-        !rest.iter().any(|seen| matches!(seen, Seen::Episode { instance_id, .. }
+        !rest
+            .iter()
+            .any(|seen| matches!(seen, Seen::Episode { instance_id, .. }
             if instance_id == "a-busy")),
         "{rest:?}"
     );
@@ -615,5 +637,8 @@ fn probe_remote_refuses_a_step_past_history_an_unknown_instance_and_a_name_no_wo
     assert!(unknown.to_string().contains("nope"), "{unknown}");
     worker.stop();
     let nobody = handle.probe_remote("p", None).unwrap_err();
-    assert!(matches!(nobody, RemoteError::NoWorker(ref name) if name == "Pair"), "{nobody:?}");
+    assert!(
+        matches!(nobody, RemoteError::NoWorker(ref name) if name == "Pair"),
+        "{nobody:?}"
+    );
 }

@@ -566,11 +566,10 @@ impl EngineHandle {
         let id = instance_id.to_string();
         let (name, request) = self.call(move |core| core.remote_probe_request(&id, step))?;
         // Awaited here, on the caller's thread: the probe needs no runtime, only the hub.
-        futures::executor::block_on(self.hub.probe(
-            &name,
-            request,
-            crate::remote::PROBE_DEADLINE,
-        ))
+        futures::executor::block_on(
+            self.hub
+                .probe(&name, request, crate::remote::PROBE_DEADLINE),
+        )
     }
 
     /// Subscribes to engine events from now on.

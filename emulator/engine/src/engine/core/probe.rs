@@ -21,7 +21,9 @@ use crate::inspect::replay::step_request;
 use crate::remote::{PROBE_DEADLINE, REMOTE_CODE, RemoteError, WorkerId};
 use crate::store::Divergence;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
-use durable_sdk::protocol::{ActionKind, NonDeterminism, OrchestratorRequest, OrchestratorResponse};
+use durable_sdk::protocol::{
+    ActionKind, NonDeterminism, OrchestratorRequest, OrchestratorResponse,
+};
 use futures::StreamExt as _;
 
 /// Probes awaited at once after a connect: enough to keep a worker busy, few enough that a
@@ -89,8 +91,9 @@ impl Core {
         let spawned = std::thread::Builder::new()
             .name("durable-emu-reconnect-probes".into())
             .spawn(move || {
-                futures::executor::block_on(
-                    futures::stream::iter(jobs).for_each_concurrent(PROBES_AT_ONCE, |job| {
+                futures::executor::block_on(futures::stream::iter(jobs).for_each_concurrent(
+                    PROBES_AT_ONCE,
+                    |job| {
                         let hub = hub.clone();
                         let peer = peer_name.clone();
                         async move {
@@ -107,8 +110,8 @@ impl Core {
                                 );
                             });
                         }
-                    }),
-                );
+                    },
+                ));
             });
         if let Err(error) = spawned {
             for (instance_id, number) in numbers {
@@ -231,7 +234,9 @@ impl Core {
             return;
         }
         let judged = match judge(&response) {
-            Some((reason, diff)) => self.mark_remote_divergence(worker, peer, instance_id, reason, diff),
+            Some((reason, diff)) => {
+                self.mark_remote_divergence(worker, peer, instance_id, reason, diff)
+            }
             None => self.clear_remote_divergence(instance_id),
         };
         if let Err(error) = judged {
@@ -430,7 +435,10 @@ mod tests {
             durable_sdk::NON_DETERMINISM,
         ] {
             let (reason, _) = judge(&failed_with(error_type)).unwrap();
-            assert!(reason.starts_with("nondeterminism ("), "{error_type}: {reason}");
+            assert!(
+                reason.starts_with("nondeterminism ("),
+                "{error_type}: {reason}"
+            );
         }
     }
 
