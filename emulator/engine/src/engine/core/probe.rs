@@ -415,6 +415,7 @@ mod tests {
                     status: RuntimeStatus::Failed,
                     result: Value::Null,
                     failure: Some(FailureDetails::new(error_type, "history mismatch")),
+                    carryover_events: Vec::new(),
                 },
             }],
             custom_status: None,
