@@ -749,6 +749,16 @@ pub struct BuildsState {
     pub compiler_output: Vec<String>,
 }
 
+/// The code a divergence was found with, in words: a build, or (for instances remote workers
+/// run, probed when a worker connected) the connected workers' code.
+pub fn code_label(build: u32) -> String {
+    if build == durable_emu_engine::REMOTE_CODE {
+        "the connected worker's code".to_string()
+    } else {
+        format!("build #{build}")
+    }
+}
+
 /// Remote workers (the official SDKs' workers, through the gRPC sidecar) and the work no
 /// executor takes, as the engine's hub last listed them.
 #[derive(Debug, Clone, Default)]

@@ -42,7 +42,10 @@ pub(super) fn key(
         }
         KeyCode::Char('R') => {
             model.status = Some((
-                format!("restarting on build #{} ...", choice.new_build),
+                format!(
+                    "restarting on {} ...",
+                    crate::model::code_label(choice.new_build)
+                ),
                 false,
             ));
             out.push(Command::Restart(id));
@@ -54,8 +57,8 @@ pub(super) fn key(
                 Action::Terminate {
                     instance: Some(id),
                     reason: format!(
-                        "terminated from the UI after diverging from build #{}",
-                        choice.new_build
+                        "terminated from the UI after diverging from {}",
+                        crate::model::code_label(choice.new_build)
                     ),
                 },
                 out,

@@ -235,8 +235,9 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 model,
                 Tone::Warn,
                 format!(
-                    "{} does not replay on build #{build} and was suspended: {reason}",
-                    short_id(&instance_id)
+                    "{} does not replay on {} and was suspended: {reason}",
+                    short_id(&instance_id),
+                    crate::model::code_label(build)
                 ),
             );
             super::builds::instance_diverged(

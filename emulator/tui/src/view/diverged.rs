@@ -4,7 +4,7 @@
 //! divergence; knows nothing of how the engine found it.
 
 use super::overlay::{boxed, centered};
-use crate::model::{DivergedChoice, InstanceRow};
+use crate::model::{DivergedChoice, InstanceRow, code_label};
 use crate::theme::Theme;
 use durable_sdk::protocol::DurableCall;
 use ratatui::Frame;
@@ -18,13 +18,16 @@ pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &Diverge
     let block = boxed(theme, &format!("{} is Diverged", choice.name));
     // The box's width is known before its height: the reason wraps to it.
     let width = usize::from(centered(body, 72, 3).width.saturating_sub(2));
+    let remote = choice.new_build == durable_emu_engine::REMOTE_CODE;
     let pinned = choice
         .pinned_build
         .map_or_else(|| "its own build".to_string(), |build| format!("#{build}"));
     let mut lines: Vec<Line<'_>> = wrapped(
         &format!(
-            "{} does not replay on build #{}: {}",
-            choice.instance_id, choice.new_build, choice.reason
+            "{} does not replay on {}: {}",
+            choice.instance_id,
+            code_label(choice.new_build),
+            choice.reason
         ),
         width,
         "",
@@ -39,17 +42,29 @@ pub fn dialog(frame: &mut Frame<'_>, theme: &Theme, body: Rect, choice: &Diverge
             Span::styled(text, theme.text()),
         ])
     };
-    lines.push(key(
-        "u",
-        format!("resume pinned on {pinned} (its old code)"),
-    ));
-    lines.push(key(
-        "R",
-        format!(
-            "restart on the new build #{} (same input; this one ends)",
-            choice.new_build
-        ),
-    ));
+    if remote {
+        // No build to pin to: the worker's code is whatever connects.
+        lines.push(key(
+            "u",
+            "resume (the connected code runs it, and may fail it)".to_string(),
+        ));
+        lines.push(key(
+            "R",
+            "restart on the connected code (same input; this one ends)".to_string(),
+        ));
+    } else {
+        lines.push(key(
+            "u",
+            format!("resume pinned on {pinned} (its old code)"),
+        ));
+        lines.push(key(
+            "R",
+            format!(
+                "restart on the new build #{} (same input; this one ends)",
+                choice.new_build
+            ),
+        ));
+    }
     lines.push(key("t", "terminate (asks first)".to_string()));
     lines.push(Line::from(Span::styled(
         "  e: the diff (Errors) · Enter: history · Esc: close",
@@ -69,13 +84,19 @@ pub fn diff_lines<'a>(row: &InstanceRow, theme: &Theme, width: usize) -> Vec<Lin
         return Vec::new();
     };
     let on = row.build.map_or_else(
-        || "its own build".to_string(),
+        || {
+            if divergence.build == durable_emu_engine::REMOTE_CODE {
+                "the code that recorded it".to_string()
+            } else {
+                "its own build".to_string()
+            }
+        },
         |build| format!("build #{build}"),
     );
     let mut lines = wrapped(
         &format!(
-            "Diverged: build #{} does not replay this instance; it stays on {on}",
-            divergence.build
+            "Diverged: {} does not replay this instance; it stays on {on}",
+            code_label(divergence.build)
         ),
         width,
         "",
@@ -104,8 +125,8 @@ pub fn diff_lines<'a>(row: &InstanceRow, theme: &Theme, width: usize) -> Vec<Lin
             ));
             lines.extend(wrapped(
                 &format!(
-                    "actual (code of build #{}): {}",
-                    divergence.build,
+                    "actual ({}): {}",
+                    code_label(divergence.build),
                     side(&diff.actual, "never makes this call")
                 ),
                 width,
