@@ -278,6 +278,9 @@ impl Session {
                 self.confirm_completion(event_id, status)
             }
             EventKind::OrchestratorCompleted => self.check_episode_end(),
+            // The host rewrote history before delivering it (docs/semantics.md#rewind): what
+            // failed is gone from it and runs again; the event itself asks nothing of the code.
+            EventKind::ExecutionRewound { .. } => {}
             // A marker for people and tools (docs/semantics.md#faults, **Ours**); the code never
             // sees it. A completion right after one was made by the host (an injected failure), not
             // the code.

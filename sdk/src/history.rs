@@ -198,6 +198,15 @@ pub enum EventKind {
     },
     /// End of an episode: every action of the episode is recorded before it.
     OrchestratorCompleted,
+    /// The failed instance was rewound: its failed calls were taken out of history so they run
+    /// again. Informational for the code (replay ignores it); the Durable Task
+    /// `ExecutionRewound` event.
+    #[serde(rename_all = "camelCase")]
+    ExecutionRewound {
+        /// Why, if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// **Ours**: the emulator injected a fault here (a failure, delay, lost result, dropped event,
     /// crash, ...). Recorded for people and tools; orchestrator code never sees it.
     #[serde(rename_all = "camelCase")]
@@ -238,6 +247,7 @@ impl EventKind {
             EventKind::ContinueAsNew { .. } => "ContinueAsNew",
             EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
             EventKind::OrchestratorCompleted => "OrchestratorCompleted",
+            EventKind::ExecutionRewound { .. } => "ExecutionRewound",
             EventKind::FaultInjected { .. } => "FaultInjected",
         }
     }

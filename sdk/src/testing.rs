@@ -258,6 +258,9 @@ fn event_kind(line: &str) -> (EventKind, i32) {
         "ExecutionResumed" => EventKind::ExecutionResumed {
             reason: Some(rest.trim().to_string()).filter(|reason| !reason.is_empty()),
         },
+        "ExecutionRewound" => EventKind::ExecutionRewound {
+            reason: Some(rest.trim().to_string()).filter(|reason| !reason.is_empty()),
+        },
         "ExecutionTerminated" => EventKind::ExecutionTerminated {
             reason: parse_json(rest, line),
             recurse: false,
@@ -445,6 +448,11 @@ pub fn render_event(event: &HistoryEvent) -> String {
         .to_string(),
         EventKind::ExecutionResumed { reason } => {
             format!("ExecutionResumed {}", reason.as_deref().unwrap_or_default())
+                .trim_end()
+                .to_string()
+        }
+        EventKind::ExecutionRewound { reason } => {
+            format!("ExecutionRewound {}", reason.as_deref().unwrap_or_default())
                 .trim_end()
                 .to_string()
         }

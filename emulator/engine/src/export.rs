@@ -168,6 +168,9 @@ impl InstanceExport {
             pinned: false,
             divergence: None,
             awaited_events: Vec::new(),
+            version: None,
+            tags: Default::default(),
+            scheduled_start: None,
         })
     }
 

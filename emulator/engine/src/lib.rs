@@ -11,6 +11,8 @@
 //! - the SQLite store (crate-private; its records are re-exported here). [`clock`]: real and
 //!   virtual time.
 //! - [`engine`]: the core thread, workers, commands in and events out.
+//! - [`remote`]: the hub where remote workers (the gRPC sidecar's SDK workers) take episodes and
+//!   activities the loaded plugin lacks, and complete them.
 //! - [`export`]: the status and export JSON shapes.
 //! - [`inspect`]: pure derivations from a history (rows, timeline, fan-out, error tree, the
 //!   replay stepper's calls and the fork plan) that every front end shares.
@@ -30,6 +32,7 @@ pub mod export;
 pub mod faults;
 pub mod inspect;
 pub mod plugin;
+pub mod remote;
 mod store;
 pub mod watch;
 
@@ -39,6 +42,10 @@ pub use engine::{
     RunningEpisode, StoreFailurePolicy,
 };
 pub use plugin::LoadedPlugin;
+pub use remote::{
+    NameFilter, ParkedWork, RemoteError, RemoteHub, RemoteWorkItem, WorkFilters, WorkKind,
+    WorkerConnection, WorkerId, WorkerInfo, WorkerSnapshot,
+};
 pub use store::{
     APPLICATION_ID, BuildRecord, DbLocation, Divergence, ExecutionRecord, InstanceListing,
     InstanceRecord, StoreError, TimerRow, UnreadableInstance,

@@ -24,16 +24,17 @@ use durable_sdk::FailureDetails;
 use durable_sdk::history::{HistoryEvent, ParentInstance, RuntimeStatus};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// `PRAGMA application_id` of every durable-emu database: "DuEm" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4475_456d;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -117,6 +118,12 @@ CREATE TABLE unfinished_episodes (
     // v4: the external events an instance's code waits for (history cannot tell).
     r"
 ALTER TABLE instances ADD COLUMN awaited_events TEXT;
+",
+    // v5: what an SDK client starts an instance with (version, tags, a scheduled start).
+    r"
+ALTER TABLE instances ADD COLUMN version TEXT;
+ALTER TABLE instances ADD COLUMN tags TEXT;
+ALTER TABLE instances ADD COLUMN scheduled_start TEXT;
 ",
 ];
 
@@ -326,6 +333,14 @@ pub struct InstanceRecord {
     /// The external events its code waits for after its last episode, by name (empty when it
     /// waits for none, has ended, or its build predates the plugin reporting them).
     pub awaited_events: Vec<String>,
+    /// The orchestration version a client started it with, if any (the emulator runs whatever
+    /// build is loaded; the version is recorded and reported, not used to pick code).
+    pub version: Option<String>,
+    /// Tags a client started it with (empty: none).
+    pub tags: BTreeMap<String, String>,
+    /// When a client asked it to start, if later than its creation: it stays Pending until then
+    /// on the engine's clock.
+    pub scheduled_start: Option<DateTime<Utc>>,
 }
 
 /// A reload check's finding: the instance's history does not replay on a newer build.
@@ -585,17 +600,22 @@ impl Store {
         let id = &record.instance_id;
         let created_at = time_text(record.created_at, || format!("created time of {id}"))?;
         let updated_at = time_text(record.updated_at, || format!("updated time of {id}"))?;
+        let scheduled_start = record
+            .scheduled_start
+            .map(|at| time_text(at, || format!("scheduled start of {id}")))
+            .transpose()?;
         self.conn
             .prepare_cached(
-                "INSERT INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                "INSERT INTO instances(instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events, version, tags, scheduled_start)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                  ON CONFLICT(instance_id) DO UPDATE SET name = excluded.name, execution_id = excluded.execution_id,
                    status = excluded.status, input = excluded.input, output = excluded.output,
                    failure = excluded.failure, custom_status = excluded.custom_status,
                    created_at = excluded.created_at, updated_at = excluded.updated_at,
                    parent = excluded.parent, history_len = excluded.history_len, build = excluded.build,
                    pinned = excluded.pinned, divergence = excluded.divergence,
-                   awaited_events = excluded.awaited_events",
+                   awaited_events = excluded.awaited_events, version = excluded.version,
+                   tags = excluded.tags, scheduled_start = excluded.scheduled_start",
             )?
             .execute(params![
                 record.instance_id,
@@ -614,6 +634,9 @@ impl Store {
                 record.pinned,
                 record.divergence.as_ref().map(to_json),
                 (!record.awaited_events.is_empty()).then(|| to_json(&record.awaited_events)),
+                record.version,
+                (!record.tags.is_empty()).then(|| to_json(&record.tags)),
+                scheduled_start,
             ])?;
         Ok(())
     }
@@ -643,11 +666,46 @@ impl Store {
         self.listing("WHERE status NOT IN ('Completed', 'Failed', 'Canceled', 'Terminated') ORDER BY created_at, instance_id")
     }
 
+    /// Instances with one of `statuses` (empty: any) whose id starts with `id_prefix` (None:
+    /// any), in no particular order; rows that do not decode are reported beside them. The
+    /// narrowing a client query can leave to SQL (times are compared after decoding: RFC 3339
+    /// text with varying fractions does not sort as time).
+    pub fn instance_listing_where(
+        &self,
+        statuses: &[RuntimeStatus],
+        id_prefix: Option<&str>,
+    ) -> Result<InstanceListing, StoreError> {
+        let mut filter = String::from("WHERE 1 = 1");
+        if !statuses.is_empty() {
+            // The spellings are our own constants, never user text.
+            let list: Vec<String> = statuses
+                .iter()
+                .map(|status| format!("'{}'", status.as_str()))
+                .collect();
+            filter.push_str(&format!(" AND status IN ({})", list.join(", ")));
+        }
+        match id_prefix {
+            Some(prefix) if !prefix.is_empty() => {
+                filter.push_str(" AND substr(instance_id, 1, length(?1)) = ?1");
+                self.listing_with(&filter, &[&prefix])
+            }
+            _ => self.listing_with(&filter, &[]),
+        }
+    }
+
     fn listing(&self, filter_and_order: &str) -> Result<InstanceListing, StoreError> {
+        self.listing_with(filter_and_order, &[])
+    }
+
+    fn listing_with(
+        &self,
+        filter_and_order: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<InstanceListing, StoreError> {
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT {INSTANCE_COLUMNS} FROM instances {filter_and_order}"
         ))?;
-        let mut rows = statement.query([])?;
+        let mut rows = statement.query(params)?;
         let mut listing = InstanceListing::default();
         while let Some(row) = rows.next()? {
             // The key is shown as whatever it holds, so even a row whose id was mangled is named.
@@ -1381,7 +1439,7 @@ fn judge(found: &Found) -> Verdict {
     }
 }
 
-const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events";
+const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, input, output, failure, custom_status, created_at, updated_at, parent, history_len, build, pinned, divergence, awaited_events, version, tags, scheduled_start";
 
 type RawInstance = (
     String,
@@ -1398,6 +1456,9 @@ type RawInstance = (
     i64,
     Option<u32>,
     bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -1420,6 +1481,9 @@ fn raw_instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
         row.get(13)?,
         row.get(14)?,
         row.get(15)?,
+        row.get(16)?,
+        row.get(17)?,
+        row.get(18)?,
     ))
 }
 
@@ -1454,6 +1518,9 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
         pinned,
         divergence,
         awaited_events,
+        version,
+        tags,
+        scheduled_start,
     ) = raw;
     let what = |column: &str| format!("{column} of instance {instance_id}");
     Ok(InstanceRecord {
@@ -1484,6 +1551,14 @@ fn decode_instance(raw: RawInstance) -> Result<InstanceRecord, StoreError> {
             .map(|text| from_json(&text, &what("awaited events")))
             .transpose()?
             .unwrap_or_default(),
+        version,
+        tags: tags
+            .map(|text| from_json(&text, &what("tags")))
+            .transpose()?
+            .unwrap_or_default(),
+        scheduled_start: scheduled_start
+            .map(|text| parse_time(&text, || what("scheduled start")))
+            .transpose()?,
         instance_id,
         name,
         execution_id,
@@ -1755,6 +1830,9 @@ mod tests {
             pinned: false,
             divergence: None,
             awaited_events: Vec::new(),
+            version: None,
+            tags: Default::default(),
+            scheduled_start: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub fn synthetic_model(instances: usize, events: usize, width: u16, height: u16)
             pinned: false,
             divergence: None,
             awaited_events: Vec::new(),
+            version: None,
+            tags: Default::default(),
+            scheduled_start: None,
         })
         .collect();
     update(&mut model, Msg::Done(Outcome::Instances(Ok(records))));

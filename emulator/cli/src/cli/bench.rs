@@ -121,6 +121,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
             max_actions_per_episode: u32::MAX,
             ..Limits::default()
         },
+        remote_workers: false,
     })?;
     println!("database: {label}; workers: {workers}");
     Ok(BenchEngine {
@@ -271,6 +272,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         faults: Vec::new(),
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
+        remote_workers: false,
     })?;
     let handle = engine.handle();
     let instances = if waiting { args.instances } else { 0 };

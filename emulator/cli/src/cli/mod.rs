@@ -162,6 +162,7 @@ impl EngineArgs {
             faults: self.faults.rules()?,
             on_store_failure: StoreFailurePolicy::Retry,
             limits: self.limits.limits(),
+            remote_workers: false,
         })
     }
 }
@@ -301,6 +302,7 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         faults: Vec::new(),
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
+        remote_workers: false,
     })
     .with_context(|| format!("opening {}", db.db))
 }

@@ -500,6 +500,9 @@ impl Followed {
             pinned: false,
             divergence: None,
             awaited_events: Vec::new(),
+            version: None,
+            tags: Default::default(),
+            scheduled_start: None,
         })
     }
 

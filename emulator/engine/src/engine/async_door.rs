@@ -123,6 +123,13 @@ impl Drop for PendingWait<'_> {
 }
 
 impl AsyncEngineHandle {
+    /// Where remote workers connect (the same hub as [`EngineHandle::remote_hub`]).
+    pub fn remote_hub(&self) -> crate::remote::RemoteHub {
+        self.handle.remote_hub()
+    }
+}
+
+impl AsyncEngineHandle {
     /// Runs `f` on the core thread; resolves once its batch has committed.
     async fn call<R: Send + 'static>(
         &self,
@@ -402,5 +409,137 @@ impl AsyncEngineHandle {
     #[doc(hidden)]
     pub async fn terminal_waiters_held(&self) -> Result<usize, EngineError> {
         self.call(|core| Ok(core.terminal_waiter_count())).await
+    }
+}
+
+// ----- client features (appended; docs/semantics.md#clients) -----------------------------------
+
+/// `future`'s output, or None if `deadline` completes first (the output is looked at first, so
+/// one that is ready wins).
+async fn before<F: Future, D: Future<Output = ()>>(
+    future: F,
+    mut deadline: Pin<&mut D>,
+) -> Option<F::Output> {
+    let mut future = pin!(future);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+impl AsyncEngineHandle {
+    /// Starts an instance with a client's options ([`EngineHandle::start_with`]); returns its id.
+    pub async fn start_with(
+        &self,
+        name: &str,
+        input: Value,
+        options: super::StartOptions,
+    ) -> Result<String, EngineError> {
+        let name = name.to_string();
+        self.call(move |core| core.start_with(&name, input, options))
+            .await
+    }
+
+    /// Resolves with the instance's record once it has started (its status is no longer
+    /// Pending; at once if it already is), or `Ok(None)` when `deadline` completes first. An
+    /// unknown id is [`EngineError::InstanceNotFound`]. Nothing is registered in the core: the
+    /// wait reads the instance again whenever an event says it changed.
+    pub async fn wait_until_started(
+        &self,
+        instance_id: &str,
+        deadline: impl Future<Output = ()>,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
+        // Subscribed before the first read, so a start between the two is not missed.
+        let mut events = self.handle.subscribe();
+        let mut deadline = pin!(deadline);
+        loop {
+            let Some(record) = before(self.instance(instance_id), deadline.as_mut()).await else {
+                return Ok(None);
+            };
+            match record? {
+                None => return Err(EngineError::InstanceNotFound(instance_id.to_string())),
+                Some(record) if record.status != durable_sdk::history::RuntimeStatus::Pending => {
+                    return Ok(Some(record));
+                }
+                Some(_) => {}
+            }
+            loop {
+                let Some(received) = before(events.recv(), deadline.as_mut()).await else {
+                    return Ok(None);
+                };
+                match received {
+                    Ok(EngineEvent::InstanceChanged { instance_id: id, .. }) if id == instance_id => {
+                        break;
+                    }
+                    Ok(_) => {}
+                    // Events were missed: one of them may have been this start.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Err(self.handle.stopped()),
+                }
+            }
+        }
+    }
+
+    /// One page of the instances `query` matches, and the next page's token
+    /// ([`EngineHandle::query`]).
+    pub async fn query(
+        &self,
+        query: super::InstanceQuery,
+    ) -> Result<(Vec<InstanceRecord>, Option<String>), EngineError> {
+        self.call(move |core| core.query(&query)).await
+    }
+
+    /// One page of ended instances' ids and the next page's key
+    /// ([`EngineHandle::list_instance_ids`]).
+    pub async fn list_instance_ids(
+        &self,
+        query: super::InstanceIdsQuery,
+    ) -> Result<(Vec<String>, Option<String>), EngineError> {
+        self.call(move |core| core.list_instance_ids(&query)).await
+    }
+
+    /// Deletes an ended instance (with `recursive`, its ended sub-orchestrations too); returns
+    /// how many were deleted ([`EngineHandle::purge_recursive`]).
+    pub async fn purge_recursive(
+        &self,
+        instance_id: &str,
+        recursive: bool,
+    ) -> Result<usize, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.purge_tree(&instance_id, recursive))
+            .await
+    }
+
+    /// Deletes every ended instance `filter` matches; returns how many were deleted
+    /// ([`EngineHandle::purge_where`]).
+    pub async fn purge_where(
+        &self,
+        filter: super::PurgeFilter,
+        recursive: bool,
+    ) -> Result<usize, EngineError> {
+        self.call(move |core| core.purge_where(&filter, recursive))
+            .await
+    }
+
+    /// Starts the instance's orchestration again under a new id or its own
+    /// ([`EngineHandle::restart_as`]); returns the id.
+    pub async fn restart_as(
+        &self,
+        instance_id: &str,
+        new_instance_id: bool,
+    ) -> Result<String, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.restart_as(&instance_id, new_instance_id))
+            .await
+    }
+
+    /// Rewinds a failed instance ([`EngineHandle::rewind`]).
+    pub async fn rewind(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.rewind(&instance_id, reason))
+            .await
     }
 }

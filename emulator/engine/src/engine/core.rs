@@ -19,6 +19,7 @@ mod fork;
 mod kept_builds;
 mod payload;
 mod reload;
+mod remote;
 mod waiters;
 
 pub(crate) use waiters::TerminalWaiter;
@@ -154,6 +155,14 @@ pub(crate) struct Core {
     recovery: Recovery,
     faults: FaultRules,
     limits: Limits,
+    remote: RemoteExec,
+}
+
+/// The remote executor as the core sees it: whether names the plugin lacks go to remote
+/// workers, and the hub they take work from.
+struct RemoteExec {
+    enabled: bool,
+    hub: crate::remote::RemoteHub,
 }
 
 /// The functions: every build loaded in this process, by number (never unloaded, so pinned
@@ -192,6 +201,11 @@ struct Mirror {
     deferred_seq: u64,
     /// Activities whose next result a `lose result` fault drops.
     lose_result: HashSet<WorkKey>,
+    /// Episodes handed to remote workers (at most one per instance), until their completion is
+    /// recorded; their messages keep their inbox rows until then.
+    remote_episodes: HashMap<String, episode::PreparedEpisode>,
+    /// Which of `in_flight` went to remote workers.
+    remote_work: HashSet<WorkKey>,
 }
 
 /// What the current batch produced, handed out only once it has committed.
@@ -199,6 +213,8 @@ struct Mirror {
 struct BatchOutput {
     /// Activities to give the workers.
     to_dispatch: Vec<InFlight>,
+    /// Instances whose prepared episode (in `remote_episodes`) goes to the remote workers.
+    to_submit: Vec<String>,
     /// Events to publish.
     outbox: Vec<EngineEvent>,
     /// Instances that ended, for their terminal waiters.
@@ -251,6 +267,7 @@ impl Core {
         stopped_because: Arc<OnceLock<String>>,
         sink: Option<Sender<EngineEvent>>,
         running: RunningSlot,
+        hub: crate::remote::RemoteHub,
     ) -> Result<Self, EngineError> {
         let store = Store::open(&config.db)?;
         let clock = match config.clock {
@@ -319,6 +336,10 @@ impl Core {
             },
             faults: FaultRules::default(),
             limits: config.limits,
+            remote: RemoteExec {
+                enabled: config.remote_workers,
+                hub,
+            },
         };
         let now = core.clock.now();
         for rule in config.faults {
@@ -626,11 +647,26 @@ impl Core {
         Ok(())
     }
 
+    /// Nothing can happen without time moving: nothing runnable, no work out. Remote work a
+    /// worker holds counts as out; remote work no worker takes (parked) does not, or it would
+    /// keep time from ever skipping.
     fn idle(&self) -> bool {
-        self.builds.active.is_some()
-            && self.mirror.runnable.is_empty()
-            && self.mirror.in_flight.is_empty()
+        if !self.remote.enabled {
+            return self.builds.active.is_some()
+                && self.mirror.runnable.is_empty()
+                && self.mirror.in_flight.is_empty()
+                && self.batch.to_dispatch.is_empty();
+        }
+        self.mirror.runnable.is_empty()
             && self.batch.to_dispatch.is_empty()
+            && self.batch.to_submit.is_empty()
+            && self.mirror.in_flight.len() == self.mirror.remote_work.len()
+            && !self.remote.hub.work_in_hand()
+    }
+
+    /// Whether anything can run code: a loaded build, or remote workers.
+    pub(super) fn has_executor(&self) -> bool {
+        self.builds.active.is_some() || self.remote.enabled
     }
 
     fn clock_moved(&mut self) {
@@ -732,7 +768,9 @@ impl Core {
         for event in std::mem::take(&mut self.batch.outbox) {
             self.publish_now(event);
         }
-        if let Some(jobs) = &self.workers.jobs {
+        if self.remote.enabled {
+            self.dispatch_mixed();
+        } else if let Some(jobs) = &self.workers.jobs {
             for InFlight { work, delivery } in std::mem::take(&mut self.batch.to_dispatch) {
                 let build = self
                     .mirror
@@ -843,6 +881,11 @@ impl Core {
     /// Terminal waiters stay: they belong to callers, and are answered once their instance ends.
     fn forget_memory(&mut self) {
         self.mirror = Mirror::default();
+        // What remote workers hold was handed out from memory: it is handed out again once
+        // memory is rebuilt, and their late answers are stale.
+        if self.remote.enabled {
+            self.remote.hub.withdraw_all();
+        }
         // A failure already seen still decides the batch's fate.
         let failure = self.batch.failure.take();
         self.batch = BatchOutput {
@@ -889,6 +932,16 @@ impl Core {
         self.mirror
             .pending
             .retain(|_, messages| !messages.is_empty());
+        // A remote episode's messages first: they arrived before anything still pending.
+        for (instance_id, episode) in &mut self.mirror.remote_episodes {
+            for message in episode
+                .delivered
+                .iter_mut()
+                .filter(|message| message.inbox_id.is_none())
+            {
+                message.inbox_id = Some(self.store.push_inbox(instance_id, &message.event)?);
+            }
+        }
         for (instance_id, messages) in &mut self.mirror.pending {
             for message in messages
                 .iter_mut()
@@ -980,6 +1033,7 @@ impl Core {
         if self.lose_result_once(&key) {
             return;
         }
+        self.mirror.remote_work.remove(&key);
         if self.mirror.in_flight.remove(&key).is_none() {
             // A duplicate delivery, or a result for an execution that has ended: history already
             // has (or no longer wants) it.

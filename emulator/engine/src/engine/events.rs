@@ -215,4 +215,30 @@ pub enum EngineEvent {
         /// The most deliveries before the call is failed instead.
         max_deliveries: u32,
     },
+    /// A remote worker connected (through the sidecar).
+    #[serde(rename_all = "camelCase")]
+    WorkerConnected {
+        /// Its number.
+        id: crate::remote::WorkerId,
+        /// Its address.
+        peer: String,
+    },
+    /// A remote worker disconnected; what it held went back to the queue.
+    #[serde(rename_all = "camelCase")]
+    WorkerDisconnected {
+        /// Its number.
+        id: crate::remote::WorkerId,
+        /// Work items it held, now redelivered (or parked).
+        requeued: usize,
+    },
+    /// Work waits because no connected worker takes its name and no loaded plugin has it.
+    #[serde(rename_all = "camelCase")]
+    WorkParked {
+        /// The instance.
+        instance_id: String,
+        /// An orchestration episode or an activity.
+        kind: crate::remote::WorkKind,
+        /// The name nobody runs.
+        name: String,
+    },
 }

@@ -22,11 +22,14 @@
 mod async_door;
 mod core;
 mod events;
+mod query;
 mod reader;
+mod rewind;
 mod wire;
 
 pub use async_door::{AsyncEngineHandle, Delivery, EventStream};
 pub use events::EngineEvent;
+pub use query::{InstanceIdsQuery, InstanceQuery, PurgeFilter};
 pub use reader::Reader;
 pub use wire::{WIRE_KINDS, WireKind};
 
@@ -64,6 +67,10 @@ pub struct EngineConfig {
     pub on_store_failure: StoreFailurePolicy,
     /// Limits that keep one instance's demands from taking the emulator down.
     pub limits: Limits,
+    /// Run what the loaded plugin lacks on remote workers ([`crate::remote`]): starting an
+    /// orchestration the plugin does not have (or with no plugin) is accepted, and the instance
+    /// stays Pending until a connected worker takes it. Off, such a start is refused.
+    pub remote_workers: bool,
 }
 
 /// What the engine does when the store refuses a batch: either way nothing of the batch is
@@ -111,6 +118,7 @@ impl EngineConfig {
             faults: Vec::new(),
             on_store_failure: StoreFailurePolicy::Retry,
             limits: Limits::default(),
+            remote_workers: false,
         }
     }
 }
@@ -215,6 +223,38 @@ pub enum EngineError {
     /// The store refused a write, so nothing of the batch the command was part of was recorded.
     #[error("the store refused a write, so nothing of this batch was recorded: {0}")]
     StoreFailed(String),
+    /// A start named an id that is taken, and its reuse policy does not allow replacing it.
+    #[error(
+        "instance '{id}' already exists ({status}); pick another id, or start it with a reuse policy that replaces {status} instances"
+    )]
+    AlreadyExists {
+        /// The instance.
+        id: String,
+        /// Its status.
+        status: String,
+    },
+    /// The instance has not ended, and the command needs it ended.
+    #[error(
+        "instance '{id}' is {status} and must have ended (completed, failed or terminated) before it can {action}; wait for it or terminate it first"
+    )]
+    NotEnded {
+        /// The instance.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// Only a failed instance can be rewound.
+    #[error(
+        "instance '{id}' is {status}; only a failed instance can be rewound (rewind retries what failed); restart it instead"
+    )]
+    NotFailed {
+        /// The instance.
+        id: String,
+        /// Its status.
+        status: String,
+    },
 }
 
 /// One execution's history, for views and exports.
@@ -288,6 +328,8 @@ pub struct EngineHandle {
     /// The lossless subscription, when the engine was started with one.
     sink: Option<Sender<EngineEvent>>,
     running: RunningSlot,
+    /// Where remote workers connect.
+    hub: crate::remote::RemoteHub,
 }
 
 impl std::fmt::Debug for CoreMessage {
@@ -339,6 +381,8 @@ impl Engine {
         let core_stopped_because = stopped_because.clone();
         let core_sink = sink.clone();
         let core_running = Arc::clone(&running);
+        let hub = crate::remote::RemoteHub::new(commands.clone());
+        let core_hub = hub.clone();
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())
             .spawn(move || {
@@ -349,6 +393,7 @@ impl Engine {
                     core_stopped_because,
                     core_sink,
                     core_running,
+                    core_hub,
                 );
                 match core {
                     Ok(mut core) => {
@@ -370,6 +415,7 @@ impl Engine {
                         stopped_because,
                         sink,
                         running,
+                        hub,
                     },
                     core: Some(core),
                 },
@@ -500,6 +546,11 @@ impl EngineHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Where remote workers (the gRPC sidecar's) connect, take work and complete it.
+    pub fn remote_hub(&self) -> crate::remote::RemoteHub {
+        self.hub.clone()
     }
 
     /// Subscribes to engine events from now on.
@@ -790,7 +841,7 @@ impl EngineHandle {
 /// Wraps `f` as a command for the core: `answer` gets its result once the batch has committed,
 /// or the batch's failure cause (the one place both the blocking and the async calls build
 /// their commands, so they behave alike).
-fn core_call<R: Send + 'static>(
+pub(crate) fn core_call<R: Send + 'static>(
     f: impl FnOnce(&mut core::Core) -> Result<R, EngineError> + Send + 'static,
     answer: impl FnOnce(Result<R, EngineError>) + Send + 'static,
 ) -> CoreCall {
@@ -814,3 +865,159 @@ fn core_call<R: Send + 'static>(
 }
 
 pub(crate) type CoreInbox = Receiver<CoreMessage>;
+pub(crate) use self::core::Core;
+
+// ----- client features (the SDK clients' calls; docs/semantics.md#clients) ---------------------
+
+/// How [`EngineHandle::start_with`] starts an instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartOptions {
+    /// The id to give it (None: a new random one).
+    pub instance_id: Option<String>,
+    /// The version to record (reported with the instance and in its `ExecutionStarted`; the
+    /// loaded build runs whatever the version).
+    pub version: Option<String>,
+    /// Tags to record with it.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Start no earlier than this time on the engine clock (virtual or real): until then it is
+    /// Pending, and messages to it wait with its start.
+    pub scheduled_start: Option<DateTime<Utc>>,
+    /// What to do when the id is taken.
+    pub reuse: ReusePolicy,
+}
+
+/// What a start does when its id is taken (the proto's `OrchestrationIdReusePolicy`, whose
+/// `replaceableStatus` list is [`ReusePolicy::Replaceable`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReusePolicy {
+    /// Refuse with [`EngineError::AlreadyExists`], whatever the existing instance's status.
+    #[default]
+    Error,
+    /// Replace an instance that has ended (completed, failed, canceled or terminated); refuse
+    /// one that has not.
+    ReplaceEnded,
+    /// Replace any instance: one that has not ended is terminated first (by the host, at once;
+    /// its running sub-orchestrations are asked to terminate).
+    TerminateRunning,
+    /// Replace an instance whose status is one of these (terminating it first if it has not
+    /// ended); refuse the others. An empty list refuses every one, like `Error`.
+    Replaceable(Vec<durable_sdk::history::RuntimeStatus>),
+}
+
+impl ReusePolicy {
+    /// Whether an existing instance in `status` is replaced.
+    pub fn replaces(&self, status: durable_sdk::history::RuntimeStatus) -> bool {
+        match self {
+            ReusePolicy::Error => false,
+            ReusePolicy::ReplaceEnded => status.is_terminal(),
+            ReusePolicy::TerminateRunning => true,
+            ReusePolicy::Replaceable(statuses) => statuses.contains(&status),
+        }
+    }
+}
+
+impl EngineHandle {
+    /// Starts an instance of orchestration `name` with a client's options (id, version, tags,
+    /// scheduled start, reuse policy); returns its id. Refused, changing nothing: an unknown
+    /// orchestration, an empty id, a scheduled time the store cannot hold, an id in use that
+    /// the reuse policy does not replace ([`EngineError::AlreadyExists`]).
+    pub fn start_with(
+        &self,
+        name: &str,
+        input: Value,
+        options: StartOptions,
+    ) -> Result<String, EngineError> {
+        let name = name.to_string();
+        self.call(move |core| core.start_with(&name, input, options))
+    }
+
+    /// Waits (real time) until the instance has started (its status is no longer Pending);
+    /// `Ok(None)` on timeout. An unknown id is [`EngineError::InstanceNotFound`].
+    pub fn wait_until_started(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<InstanceRecord>, EngineError> {
+        let deadline = Instant::now() + timeout;
+        let door = self.asynchronous();
+        let wait = door.wait_until_started(instance_id, std::future::pending());
+        block_until(wait, deadline).unwrap_or(Ok(None))
+    }
+
+    /// One page of the instances `query` matches, oldest created first, and the token of the
+    /// next page (None: no more). A token this listing did not issue is refused.
+    pub fn query(
+        &self,
+        query: InstanceQuery,
+    ) -> Result<(Vec<InstanceRecord>, Option<String>), EngineError> {
+        self.call(move |core| core.query(&query))
+    }
+
+    /// One page of ended instances' ids in the order they ended, and the key of the next page
+    /// (`ListInstanceIds`).
+    pub fn list_instance_ids(
+        &self,
+        query: InstanceIdsQuery,
+    ) -> Result<(Vec<String>, Option<String>), EngineError> {
+        self.call(move |core| core.list_instance_ids(&query))
+    }
+
+    /// Deletes an ended instance and, with `recursive`, the ended sub-orchestrations it started
+    /// (at any depth); returns how many instances were deleted. Refused if the instance itself
+    /// is still running; a descendant still running is left alone.
+    pub fn purge_recursive(&self, instance_id: &str, recursive: bool) -> Result<usize, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.purge_tree(&instance_id, recursive))
+    }
+
+    /// Deletes every ended instance `filter` matches (with `recursive`, their ended
+    /// sub-orchestrations too); returns how many were deleted.
+    pub fn purge_where(&self, filter: PurgeFilter, recursive: bool) -> Result<usize, EngineError> {
+        self.call(move |core| core.purge_where(&filter, recursive))
+    }
+
+    /// Starts the instance's orchestration again with its first input, version and tags, under
+    /// a new id or (`new_instance_id` false) its own, which needs it ended
+    /// ([`EngineError::NotEnded`]); returns the id.
+    pub fn restart_as(
+        &self,
+        instance_id: &str,
+        new_instance_id: bool,
+    ) -> Result<String, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.restart_as(&instance_id, new_instance_id))
+    }
+
+    /// Rewinds a failed instance: it runs on in a new execution whose history is the failed
+    /// one's without its failures, so what failed runs again; failed sub-orchestrations it
+    /// awaits are rewound too (docs/semantics.md#rewind). Anything but a failed instance is
+    /// refused ([`EngineError::NotFailed`]).
+    pub fn rewind(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.rewind(&instance_id, reason))
+    }
+}
+
+/// Polls `future` on this thread until it is ready or `deadline` passes (None then). The
+/// blocking door to an async wait: the waker unparks this thread.
+fn block_until<F: std::future::Future>(future: F, deadline: Instant) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}

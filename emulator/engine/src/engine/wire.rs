@@ -102,10 +102,12 @@ impl EngineError {
             EngineError::InstanceNotFound(_)
             | EngineError::UnknownOrchestration { .. }
             | EngineError::FaultRuleNotFound(_) => WireKind::NotFound,
-            EngineError::InstanceExists(_) | EngineError::InstanceEnded { .. } => {
-                WireKind::AlreadyExists
-            }
+            EngineError::InstanceExists(_)
+            | EngineError::InstanceEnded { .. }
+            | EngineError::AlreadyExists { .. } => WireKind::AlreadyExists,
             EngineError::InstanceTerminal { .. }
+            | EngineError::NotEnded { .. }
+            | EngineError::NotFailed { .. }
             | EngineError::InstanceRunning(_)
             | EngineError::BuildNotLoaded { .. }
             | EngineError::NoPlugin
@@ -186,6 +188,19 @@ mod tests {
             EngineError::FaultRuleNotFound(7),
             EngineError::EngineThread(std::io::Error::other("no threads left")),
             EngineError::StoreFailed("disk full".into()),
+            EngineError::AlreadyExists {
+                id: "a".into(),
+                status: "Running".into(),
+            },
+            EngineError::NotEnded {
+                id: "a".into(),
+                status: "Running".into(),
+                action: "be restarted with the same id",
+            },
+            EngineError::NotFailed {
+                id: "a".into(),
+                status: "Completed".into(),
+            },
         ];
         for error in &all {
             match error {
@@ -207,7 +222,10 @@ mod tests {
                 | EngineError::PayloadTooLarge(_)
                 | EngineError::FaultRuleNotFound(_)
                 | EngineError::EngineThread(_)
-                | EngineError::StoreFailed(_) => {}
+                | EngineError::StoreFailed(_)
+                | EngineError::AlreadyExists { .. }
+                | EngineError::NotEnded { .. }
+                | EngineError::NotFailed { .. } => {}
             }
         }
         all

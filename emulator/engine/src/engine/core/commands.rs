@@ -3,6 +3,7 @@
 
 use super::{Core, ExecutionStarted, Live, new_id};
 use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
+use std::collections::BTreeMap;
 use crate::export::InstanceExport;
 use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
 use chrono::{DateTime, Utc};
@@ -21,22 +22,28 @@ impl Core {
         parent: Option<ParentInstance>,
         occurrence: crate::faults::Occurrence,
     ) -> Result<String, EngineError> {
-        let plugin = self
-            .builds
-            .active
-            .and_then(|number| self.builds.loaded.get(&number))
-            .ok_or(EngineError::NoPlugin)?;
-        if !plugin
-            .manifest
-            .orchestrators
-            .iter()
-            .any(|known| known == name)
-        {
-            return Err(EngineError::UnknownOrchestration {
-                name: name.to_string(),
-                known: plugin.manifest.orchestrators.join(", "),
-            });
-        }
+        self.create_instance(
+            name,
+            input,
+            instance_id,
+            parent,
+            occurrence,
+            InstanceMeta::default(),
+        )
+    }
+
+    /// Creates an instance (replacing an ended one of the same id; a live one is refused) and
+    /// plans its start; with a scheduled start later than now, the start is held until then.
+    pub(super) fn create_instance(
+        &mut self,
+        name: &str,
+        input: Value,
+        instance_id: Option<String>,
+        parent: Option<ParentInstance>,
+        occurrence: crate::faults::Occurrence,
+        meta: InstanceMeta,
+    ) -> Result<String, EngineError> {
+        self.check_orchestration_known(name)?;
         self.check_payload("the input", &input)?;
         let instance_id = instance_id.unwrap_or_else(new_id);
         if instance_id.trim().is_empty() {
@@ -68,6 +75,9 @@ impl Core {
             pinned: false,
             divergence: None,
             awaited_events: Vec::new(),
+            version: meta.version.clone(),
+            tags: meta.tags,
+            scheduled_start: meta.scheduled_start,
         };
         self.store.put_instance(&record)?;
         self.store.add_execution(
@@ -100,13 +110,20 @@ impl Core {
             execution_id,
             parent,
         };
-        self.plan_start(
-            &instance_id,
-            name,
-            is_sub_orchestration,
-            occurrence,
-            started.into_event(),
-        )?;
+        let mut started = started.into_event();
+        if let EventKind::ExecutionStarted {
+            version,
+            scheduled_start,
+            ..
+        } = &mut started
+        {
+            *version = meta.version;
+            *scheduled_start = meta.scheduled_start;
+        }
+        self.plan_start(&instance_id, name, is_sub_orchestration, occurrence, started)?;
+        if let Some(at) = meta.scheduled_start.filter(|at| *at > now) {
+            self.hold_until(&instance_id, at)?;
+        }
         Ok(instance_id)
     }
 
@@ -141,7 +158,8 @@ impl Core {
         }
         self.live_or_error(instance_id, "receive events")?;
         self.check_payload(&format!("the data of event '{name}'"), &input)?;
-        self.deliver_event(instance_id, name, input)
+        self.deliver_event(instance_id, name, input)?;
+        self.hold_with_start(instance_id)
     }
 
     pub(crate) fn terminate(
@@ -151,6 +169,8 @@ impl Core {
         recursive: bool,
     ) -> Result<(), EngineError> {
         self.live_or_error(instance_id, "be terminated")?;
+        // A start held for later is let go now: the instance starts and ends in one episode.
+        self.release_held_start(instance_id);
         self.deliver(
             instance_id,
             EventKind::ExecutionTerminated {
@@ -185,7 +205,7 @@ impl Core {
     ) -> Result<(), EngineError> {
         self.live_or_error(instance_id, "be suspended")?;
         self.deliver(instance_id, EventKind::ExecutionSuspended { reason });
-        Ok(())
+        self.hold_with_start(instance_id)
     }
 
     pub(crate) fn resume(
@@ -196,7 +216,7 @@ impl Core {
         self.live_or_error(instance_id, "be resumed")?;
         self.pin_if_diverged(instance_id)?;
         self.deliver(instance_id, EventKind::ExecutionResumed { reason });
-        Ok(())
+        self.hold_with_start(instance_id)
     }
 
     pub(crate) fn purge(&mut self, instance_id: &str) -> Result<bool, EngineError> {
@@ -280,7 +300,7 @@ impl Core {
     }
 
     fn advances_at_once(&self) -> bool {
-        self.clock.auto_skip || self.builds.active.is_none()
+        self.clock.auto_skip || !self.has_executor()
     }
 
     /// Where an advance under way is taking virtual time; None once it got there.
@@ -520,6 +540,529 @@ impl Core {
                     );
                 }
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a client may give an instance besides its name and input (kept on its record).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InstanceMeta {
+    pub(crate) version: Option<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) scheduled_start: Option<DateTime<Utc>>,
+}
+
+// ----- client commands (the SDK clients' calls; docs/semantics.md#clients) ---------------------
+
+impl Core {
+    /// Starts an instance with a client's options (docs/semantics.md#starting-with-options).
+    /// Everything is checked before anything changes; an id in use is refused with
+    /// `AlreadyExists` unless the reuse policy replaces its status (a live one is terminated
+    /// by the host first).
+    pub(crate) fn start_with(
+        &mut self,
+        name: &str,
+        input: Value,
+        options: crate::engine::StartOptions,
+    ) -> Result<String, EngineError> {
+        let crate::engine::StartOptions {
+            instance_id,
+            version,
+            tags,
+            scheduled_start,
+            reuse,
+        } = options;
+        self.check_orchestration_known(name)?;
+        self.check_payload("the input", &input)?;
+        if instance_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err(EngineError::InvalidArgument(
+                "an instance id cannot be empty; leave it out to get a new one".into(),
+            ));
+        }
+        if let Some(at) = scheduled_start {
+            durable_sdk::history::check_time(at).map_err(|error| {
+                EngineError::InvalidArgument(format!("the scheduled start time: {error}"))
+            })?;
+        }
+        let instance_id = instance_id.unwrap_or_else(new_id);
+        if let Some(status) = self.status_of(&instance_id)? {
+            if !reuse.replaces(status) {
+                return Err(EngineError::AlreadyExists {
+                    id: instance_id,
+                    status: status.to_string(),
+                });
+            }
+            if !status.is_terminal() {
+                self.end_for_replacement(&instance_id)?;
+            }
+        }
+        self.create_instance(
+            name,
+            input,
+            Some(instance_id),
+            None,
+            crate::faults::Occurrence::FIRST,
+            InstanceMeta {
+                version,
+                tags,
+                scheduled_start,
+            },
+        )
+    }
+
+    /// The status of an instance, live or stored; None if there is none.
+    fn status_of(&self, instance_id: &str) -> Result<Option<RuntimeStatus>, EngineError> {
+        if let Some(live) = self.mirror.live.get(instance_id) {
+            return Ok(Some(live.record.status));
+        }
+        Ok(self
+            .store
+            .instance(instance_id)?
+            .map(|record| record.status))
+    }
+
+    /// Ends a live instance at once so a start can take its id: its running children are asked
+    /// to terminate, and it is recorded terminated by the host (its code is not run again).
+    fn end_for_replacement(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let reason = Value::String(format!(
+            "replaced by a new instance with the same id '{instance_id}'"
+        ));
+        let children: Vec<String> = self
+            .mirror
+            .live
+            .values()
+            .filter(|live| {
+                live.record
+                    .parent
+                    .as_ref()
+                    .is_some_and(|parent| parent.instance_id == instance_id)
+            })
+            .map(|live| live.record.instance_id.clone())
+            .collect();
+        for child in children {
+            self.terminate(&child, reason.clone(), true)?;
+        }
+        self.finish_by_host(instance_id, RuntimeStatus::Terminated, reason, None)
+    }
+
+    /// Holds an instance's queued messages (its start first) until `due` on the engine clock:
+    /// they wait in its inbox with that due time, so a restart keeps holding them.
+    fn hold_until(&mut self, instance_id: &str, due: DateTime<Utc>) -> Result<(), EngineError> {
+        let Some(messages) = self.mirror.pending.remove(instance_id) else {
+            return Ok(());
+        };
+        self.mirror.runnable_set.remove(instance_id);
+        self.mirror.runnable.retain(|id| id != instance_id);
+        let mut held = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            if let Some(inbox_id) = message.inbox_id {
+                self.store.remove_inbox(inbox_id)?;
+            }
+            message.inbox_id = Some(self.store.push_inbox_due(instance_id, &message.event, due)?);
+            held.push(message);
+        }
+        self.defer(
+            due,
+            super::faults::Deferred::Deliver(instance_id.to_string(), held),
+        );
+        Ok(())
+    }
+
+    /// When the instance's start is held (a scheduled start not reached yet), when it is due.
+    fn held_start(&self, instance_id: &str) -> Option<DateTime<Utc>> {
+        self.mirror
+            .deferred
+            .iter()
+            .find_map(|((due, _), deferred)| match deferred {
+                super::faults::Deferred::Deliver(id, messages)
+                    if id == instance_id
+                        && messages.iter().any(|message| {
+                            matches!(message.event.kind, EventKind::ExecutionStarted { .. })
+                        }) =>
+                {
+                    Some(*due)
+                }
+                _ => None,
+            })
+    }
+
+    /// A message for an instance whose start is held waits with it (its code cannot take
+    /// anything before it has started).
+    fn hold_with_start(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        match self.held_start(instance_id) {
+            Some(due) => self.hold_until(instance_id, due),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets a held start (and what waits with it) go now, ahead of anything queued since.
+    fn release_held_start(&mut self, instance_id: &str) {
+        if self.held_start(instance_id).is_none() {
+            return;
+        }
+        let keys: Vec<(DateTime<Utc>, u64)> = self
+            .mirror
+            .deferred
+            .iter()
+            .filter(|(_, deferred)| {
+                matches!(deferred, super::faults::Deferred::Deliver(id, _) if id == instance_id)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        let mut released = Vec::new();
+        for key in keys {
+            if let Some(super::faults::Deferred::Deliver(_, messages)) =
+                self.mirror.deferred.remove(&key)
+            {
+                released.extend(messages);
+            }
+        }
+        let now = self.clock.now();
+        let queue = self
+            .mirror
+            .pending
+            .entry(instance_id.to_string())
+            .or_default();
+        for mut message in released.into_iter().rev() {
+            message.event.timestamp = now;
+            queue.push_front(message);
+        }
+        self.mark_runnable(instance_id);
+    }
+
+    /// One page of instances matching `query` (docs/semantics.md#queries).
+    pub(crate) fn query(
+        &mut self,
+        query: &crate::engine::InstanceQuery,
+    ) -> Result<(Vec<InstanceRecord>, Option<String>), EngineError> {
+        query.check()?;
+        let candidates =
+            self.readable(self.store.instance_listing_where(
+                &query.statuses,
+                query.instance_id_prefix.as_deref(),
+            )?);
+        query.page(candidates)
+    }
+
+    /// One page of ended instances' ids (`ListInstanceIds`).
+    pub(crate) fn list_instance_ids(
+        &mut self,
+        query: &crate::engine::InstanceIdsQuery,
+    ) -> Result<(Vec<String>, Option<String>), EngineError> {
+        query.check()?;
+        let terminal: Vec<RuntimeStatus> = if query.statuses.is_empty() {
+            vec![
+                RuntimeStatus::Completed,
+                RuntimeStatus::Failed,
+                RuntimeStatus::Canceled,
+                RuntimeStatus::Terminated,
+            ]
+        } else {
+            query.statuses.clone()
+        };
+        let candidates = self.readable(self.store.instance_listing_where(&terminal, None)?);
+        query.page(candidates)
+    }
+
+    /// The records of a listing; each row that does not decode is named in a warning.
+    fn readable(&mut self, listing: crate::store::InstanceListing) -> Vec<InstanceRecord> {
+        for unreadable in listing.unreadable {
+            self.warn(
+                Some(&unreadable.instance_id),
+                format!(
+                    "instance {} cannot be read: {}",
+                    unreadable.instance_id, unreadable.reason
+                ),
+            );
+        }
+        listing.instances
+    }
+
+    /// Purges an ended instance and, with `recursive`, the sub-orchestrations it started (at any
+    /// depth) that have ended; returns how many instances were deleted (0: there was none).
+    /// The instance itself still running is refused; a descendant still running is left alone.
+    pub(crate) fn purge_tree(
+        &mut self,
+        instance_id: &str,
+        recursive: bool,
+    ) -> Result<usize, EngineError> {
+        if self.mirror.live.contains_key(instance_id) {
+            return Err(EngineError::InstanceRunning(instance_id.to_string()));
+        }
+        let mut seen = HashSet::new();
+        self.purge_descending(instance_id, recursive, &mut seen)
+    }
+
+    fn purge_descending(
+        &mut self,
+        instance_id: &str,
+        recursive: bool,
+        seen: &mut HashSet<String>,
+    ) -> Result<usize, EngineError> {
+        if !seen.insert(instance_id.to_string()) || self.mirror.live.contains_key(instance_id) {
+            return Ok(0);
+        }
+        let children = if recursive {
+            self.children_of(instance_id)?
+        } else {
+            Vec::new()
+        };
+        let mut purged = usize::from(self.store.purge(instance_id)?);
+        for child in children {
+            purged += self.purge_descending(&child, true, seen)?;
+        }
+        Ok(purged)
+    }
+
+    /// The sub-orchestrations an instance started, in any of its executions.
+    fn children_of(&self, instance_id: &str) -> Result<Vec<String>, EngineError> {
+        let mut children = Vec::new();
+        for execution in self.store.executions(instance_id)? {
+            for event in self.store.history(instance_id, &execution.execution_id)? {
+                if let EventKind::SubOrchestrationInstanceCreated { instance_id, .. } = event.kind
+                {
+                    children.push(instance_id);
+                }
+            }
+        }
+        Ok(children)
+    }
+
+    /// Purges every ended instance `filter` matches (with `recursive`, their ended
+    /// sub-orchestrations too); returns how many were deleted.
+    pub(crate) fn purge_where(
+        &mut self,
+        filter: &crate::engine::PurgeFilter,
+        recursive: bool,
+    ) -> Result<usize, EngineError> {
+        filter.check()?;
+        let listing = self.store.instance_listing_where(&filter.statuses, None)?;
+        let matching: Vec<String> = self
+            .readable(listing)
+            .into_iter()
+            .filter(|record| filter.matches(record))
+            .map(|record| record.instance_id)
+            .collect();
+        let mut seen = HashSet::new();
+        let mut purged = 0;
+        for instance_id in matching {
+            purged += self.purge_descending(&instance_id, recursive, &mut seen)?;
+        }
+        Ok(purged)
+    }
+
+    /// Starts the orchestration again with its first input, version and tags: under the same id
+    /// (only once it has ended; it replaces the old one) or a new one. Returns the id.
+    pub(crate) fn restart_as(
+        &mut self,
+        instance_id: &str,
+        new_instance_id: bool,
+    ) -> Result<String, EngineError> {
+        let record = self
+            .store
+            .instance(instance_id)?
+            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
+        if !new_instance_id && self.mirror.live.contains_key(instance_id) {
+            return Err(EngineError::NotEnded {
+                id: instance_id.to_string(),
+                status: self
+                    .status_of(instance_id)?
+                    .unwrap_or(record.status)
+                    .to_string(),
+                action: "be restarted with the same id",
+            });
+        }
+        let first_input = self
+            .store
+            .executions(instance_id)?
+            .into_iter()
+            .next()
+            .map_or(record.input, |execution| execution.input);
+        let id = (!new_instance_id).then(|| instance_id.to_string());
+        self.create_instance(
+            &record.name,
+            first_input,
+            id,
+            None,
+            crate::faults::Occurrence::FIRST,
+            InstanceMeta {
+                version: record.version,
+                tags: record.tags,
+                scheduled_start: None,
+            },
+        )
+    }
+
+    /// Rewinds a failed instance (docs/semantics.md#rewind): a new execution whose history is
+    /// the failed one's with its failures taken out, run on from there; the failed children it
+    /// still awaits are rewound too, purged ones started again.
+    ///
+    /// The host rewrites history for every instance. A remote worker replays the rewritten
+    /// history as an ordinary episode (it holds no `ExecutionCompleted`, so the SDK's own
+    /// rewrite is not triggered). An executor that prefers the worker's rewrite (the proto's
+    /// `RewindOrchestrationAction`) delivers `ExecutionRewound` to the failed execution
+    /// instead and hands the history the worker answers to [`Core::install_rewound_execution`].
+    pub(crate) fn rewind(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.rewind_under(instance_id, reason, None)
+    }
+
+    fn rewind_under(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+        parent_execution: Option<String>,
+    ) -> Result<(), EngineError> {
+        if let Some(live) = self.mirror.live.get(instance_id) {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: live.record.status.to_string(),
+            });
+        }
+        let record = self
+            .store
+            .instance(instance_id)?
+            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
+        if record.status != RuntimeStatus::Failed {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: record.status.to_string(),
+            });
+        }
+        let failed = self.store.history(instance_id, &record.execution_id)?;
+        let execution_id = new_id();
+        let rewound =
+            crate::engine::rewind::rewrite(&failed, &execution_id, parent_execution.as_deref());
+        self.install_rewound_execution(record, execution_id, rewound, parent_execution, reason)
+    }
+
+    /// Makes `rewound` the instance's new current execution and runs it on: the instance is live
+    /// again, `ExecutionRewound` is delivered (its next episode replays the history and makes
+    /// again the calls that failed), work the history left open is scheduled again, and the
+    /// children it awaits are rewound, started again or re-read.
+    pub(crate) fn install_rewound_execution(
+        &mut self,
+        mut record: InstanceRecord,
+        execution_id: String,
+        rewound: crate::engine::rewind::Rewound,
+        parent_execution: Option<String>,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        let instance_id = record.instance_id.clone();
+        let now = self.clock.now();
+        let ordinal = self.store.executions(&instance_id)?.len() as i64;
+        self.store.add_execution(
+            &instance_id,
+            &ExecutionRecord {
+                execution_id: execution_id.clone(),
+                ordinal,
+                input: record.input.clone(),
+                started_at: now,
+            },
+        )?;
+        self.store
+            .append_history(&instance_id, &execution_id, 0, &rewound.history, None)?;
+        record.execution_id = execution_id.clone();
+        record.status = RuntimeStatus::Running;
+        record.output = Value::Null;
+        record.failure = None;
+        record.history_len = rewound.history.len();
+        record.updated_at = now;
+        if let (Some(parent), Some(parent_execution)) = (&mut record.parent, &parent_execution) {
+            parent.execution_id = parent_execution.clone();
+        }
+        self.store.put_instance(&record)?;
+        if self.wants_history_events() {
+            self.batch.outbox.push(EngineEvent::HistoryAppended {
+                instance_id: instance_id.clone(),
+                execution_id: execution_id.clone(),
+                first_seq: 0,
+                events: rewound.history.clone(),
+            });
+        }
+        self.batch.outbox.push(EngineEvent::InstanceChanged {
+            instance_id: instance_id.clone(),
+            status: RuntimeStatus::Running,
+            custom_status: record.custom_status.clone(),
+        });
+        let name = record.name.clone();
+        self.mirror.live.insert(
+            instance_id.clone(),
+            Live {
+                record,
+                has_session: false,
+                calls: None,
+            },
+        );
+        self.deliver(
+            &instance_id,
+            EventKind::ExecutionRewound {
+                reason: reason.clone(),
+            },
+        );
+        for event in rewound.open_tasks.into_iter().chain(rewound.open_timers) {
+            let action = match event.kind {
+                EventKind::TaskScheduled { name, input } => ActionKind::ScheduleTask { name, input },
+                EventKind::TimerCreated { fire_at } => ActionKind::CreateTimer { fire_at },
+                _ => continue,
+            };
+            self.carry_out(&instance_id, &execution_id, &name, event.event_id, action)?;
+        }
+        for child in rewound.awaited_children {
+            let existing = self.store.instance(&child.instance_id)?;
+            match existing {
+                None => self.carry_out(
+                    &instance_id,
+                    &execution_id,
+                    &name,
+                    child.task_scheduled_id,
+                    ActionKind::CreateSubOrchestration {
+                        name: child.name,
+                        instance_id: child.instance_id,
+                        input: child.input,
+                    },
+                )?,
+                Some(found) if found.status == RuntimeStatus::Failed => self.rewind_under(
+                    &child.instance_id,
+                    reason.clone(),
+                    Some(execution_id.clone()),
+                )?,
+                Some(_) if self.mirror.live.contains_key(&child.instance_id) => {
+                    // Still running: its completion must reach the new execution.
+                    if let Some(live) = self.mirror.live.get_mut(&child.instance_id) {
+                        if let Some(parent) = &mut live.record.parent {
+                            parent.execution_id = execution_id.clone();
+                        }
+                        self.store.put_instance(&live.record)?;
+                    }
+                }
+                Some(found) => {
+                    // Ended another way after its outcome was taken out: deliver it again.
+                    let kind = match found.status {
+                        RuntimeStatus::Completed => EventKind::SubOrchestrationInstanceCompleted {
+                            task_scheduled_id: child.task_scheduled_id,
+                            result: found.output,
+                        },
+                        status => EventKind::SubOrchestrationInstanceFailed {
+                            task_scheduled_id: child.task_scheduled_id,
+                            failure: found.failure.unwrap_or_else(|| {
+                                durable_sdk::FailureDetails::new(
+                                    status.as_str(),
+                                    format!(
+                                        "sub-orchestration '{}' was {status}: {}",
+                                        child.instance_id, found.output
+                                    ),
+                                )
+                            }),
+                        },
+                    };
+                    self.deliver(&instance_id, kind);
+                }
             }
         }
         Ok(())

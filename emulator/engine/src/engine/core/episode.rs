@@ -18,16 +18,15 @@ use serde_json::Value;
 pub(super) struct PreparedEpisode {
     /// What the orchestrator code gets (history in).
     pub(super) request: OrchestratorRequest,
-    /// The build that runs it, and its functions.
-    build: u32,
-    plugin: PluginHandle,
+    /// The build that runs it, and its functions; `None`: remote workers run it.
+    runner: Option<(u32, PluginHandle)>,
     /// The messages this episode delivers (their inbox rows go once it is recorded).
-    delivered: Vec<Message>,
-    now: DateTime<Utc>,
+    pub(super) delivered: Vec<Message>,
+    pub(super) now: DateTime<Utc>,
 }
 
 /// An episode recorded in history, whose actions are still to be carried out.
-struct RecordedEpisode {
+pub(super) struct RecordedEpisode {
     instance_id: String,
     execution_id: String,
     /// The orchestration's name (children record it as their parent's).
@@ -44,6 +43,9 @@ impl Core {
     /// timers, children, messages, completion). Execution is the only step that runs user code,
     /// and the only one a remote executor would replace.
     pub(super) fn run_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        if self.remote.enabled && self.runs_remotely(instance_id) {
+            return self.send_remote_episode(instance_id);
+        }
         let Some(mut episode) = self.prepare_episode(instance_id)? else {
             return Ok(());
         };
@@ -71,10 +73,20 @@ impl Core {
         } else {
             self.plugin_for(live.record.build)
         };
-        let Some((build, plugin)) = runnable else {
+        let Some(runner) = runnable else {
             self.terminate_without_plugin(instance_id)?;
             return Ok(None);
         };
+        self.episode_request(instance_id, Some(runner))
+    }
+
+    /// The request for an instance's next episode on `runner` (`None`: remote workers, which
+    /// always get the full history), taking its deliverable messages; none if it has none.
+    pub(super) fn episode_request(
+        &mut self,
+        instance_id: &str,
+        runner: Option<(u32, PluginHandle)>,
+    ) -> Result<Option<PreparedEpisode>, EngineError> {
         self.prepare_call_counts(instance_id)?;
         let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(None);
@@ -82,7 +94,7 @@ impl Core {
         let suspended = live.record.status == RuntimeStatus::Suspended;
         let execution_id = live.record.execution_id.clone();
         let history_len = live.record.history_len;
-        let has_session = live.has_session;
+        let has_session = live.has_session && runner.is_some();
         // Read before the messages are taken: a history that does not decode leaves them queued.
         let past_events = if !has_session && history_len > 0 {
             self.store.history(instance_id, &execution_id)?
@@ -111,8 +123,7 @@ impl Core {
                 include_replay_logs: false,
                 max_actions: Some(self.limits.max_actions_per_episode),
             },
-            build,
-            plugin,
+            runner,
             delivered,
             now,
         }))
@@ -124,7 +135,14 @@ impl Core {
         &mut self,
         episode: &mut PreparedEpisode,
     ) -> Result<OrchestratorResponse, EngineError> {
-        let response = self.call_orchestrator(episode.plugin, &episode.request);
+        let Some((_, plugin)) = episode.runner else {
+            // Remote episodes are answered by `Core::accept_remote_episode`, never executed here.
+            return Err(EngineError::InvalidArgument(format!(
+                "the episode of instance '{}' runs on remote workers, not in this process",
+                episode.request.instance_id
+            )));
+        };
+        let response = self.call_orchestrator(plugin, &episode.request);
         if !response.needs_history {
             return Ok(response);
         }
@@ -132,24 +150,24 @@ impl Core {
         request.past_events = self
             .store
             .history(&request.instance_id, &request.execution_id)?;
-        Ok(self.call_orchestrator(episode.plugin, &episode.request))
+        Ok(self.call_orchestrator(plugin, &episode.request))
     }
 
     /// Appends the episode to history (its new events, an event per action, then
     /// `OrchestratorCompleted`), takes its messages out of the inbox, updates the instance row
     /// and tells front ends; none if the instance is no longer live.
-    fn record_episode(
+    pub(super) fn record_episode(
         &mut self,
         episode: PreparedEpisode,
         mut response: OrchestratorResponse,
     ) -> Result<Option<RecordedEpisode>, EngineError> {
         let PreparedEpisode {
             request,
-            build,
+            runner,
             delivered,
             now,
-            ..
         } = episode;
+        let build = runner.map(|(build, _)| build);
         let OrchestratorRequest {
             instance_id,
             execution_id,
@@ -173,13 +191,8 @@ impl Core {
             timestamp: now,
             kind: EventKind::OrchestratorCompleted,
         });
-        self.store.append_history(
-            &instance_id,
-            &execution_id,
-            history_len,
-            &appended,
-            Some(build),
-        )?;
+        self.store
+            .append_history(&instance_id, &execution_id, history_len, &appended, build)?;
         for message in &delivered {
             if let Some(inbox_id) = message.inbox_id {
                 self.store.remove_inbox(inbox_id)?;
@@ -189,8 +202,10 @@ impl Core {
         let Some(live) = self.mirror.live.get_mut(&instance_id) else {
             return Ok(None);
         };
-        live.has_session = true;
-        live.record.build = Some(build);
+        live.has_session = build.is_some();
+        if build.is_some() {
+            live.record.build = build;
+        }
         live.record.history_len = history_len + appended.len();
         live.record.updated_at = now;
         if response.custom_status.is_some() {
@@ -260,7 +275,7 @@ impl Core {
 
     /// Carries out a recorded episode's actions (or, for one refused for its size, delivers
     /// what stands in for it).
-    fn apply_episode(&mut self, recorded: RecordedEpisode) -> Result<(), EngineError> {
+    pub(super) fn apply_episode(&mut self, recorded: RecordedEpisode) -> Result<(), EngineError> {
         let RecordedEpisode {
             instance_id,
             execution_id,
@@ -642,6 +657,14 @@ impl Core {
         self.mirror
             .lose_result
             .retain(|key| key.instance_id != instance_id);
+        if self.remote.enabled {
+            self.mirror
+                .remote_work
+                .retain(|key| key.instance_id != instance_id);
+            self.mirror.remote_episodes.remove(instance_id);
+            self.batch.to_submit.retain(|id| id != instance_id);
+            self.remote.hub.withdraw_instance(instance_id);
+        }
         self.mirror.deferred.retain(|_, deferred| match deferred {
             faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
             faults::Deferred::Deliver(id, _) => id != instance_id,

@@ -85,6 +85,11 @@ impl Core {
     }
 
     fn check_instance_on(&mut self, instance_id: &str, number: u32) -> Result<(), EngineError> {
+        // Remote workers run it: the new build is not its code (a reconnecting worker's probe
+        // is its check).
+        if self.remote.enabled && self.runs_remotely(instance_id) {
+            return Ok(());
+        }
         let Some(live) = self.mirror.live.get(instance_id) else {
             return Ok(());
         };

@@ -1,0 +1,341 @@
+//! The core's side of the remote executor: which names the loaded plugin lacks (those go to the
+//! hub), handing episodes and activities to the hub after the batch that made them committed,
+//! and recording the completions remote workers send back through the same record/apply path
+//! as the plugin's. One episode per instance is out at a time; its messages keep their inbox
+//! rows until its completion is recorded, so a restart delivers them again.
+//!
+//! Knows the hub only through its crate-private methods; knows nothing of gRPC.
+
+use super::{ActivityDone, Core, InFlight, Job, Message, payload, work_key};
+use crate::engine::{EngineError, EngineEvent};
+use crate::remote::{RemoteError, Work, parked_event};
+use durable_sdk::FailureDetails;
+use durable_sdk::ffi::PluginHandle;
+use durable_sdk::history::{EventKind, RuntimeStatus};
+use durable_sdk::protocol::{ActionKind, ActivityOutcome, OrchestratorResponse};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// The failure type of an instance whose remote worker answered with something that breaks its
+/// history (docs/architecture.md#executors).
+pub(crate) const INVALID_WORKER_RESPONSE: &str = "InvalidWorkerResponse";
+
+impl Core {
+    /// The plugin build that runs orchestration `name` for an instance on `build`; with remote
+    /// workers on, only one whose manifest has the name.
+    fn plugin_running(&self, build: Option<u32>, name: &str) -> Option<(u32, PluginHandle)> {
+        let (number, handle) = self.plugin_for(build)?;
+        let has = self
+            .builds
+            .loaded
+            .get(&number)
+            .is_some_and(|plugin| plugin.manifest.orchestrators.iter().any(|n| n == name));
+        has.then_some((number, handle))
+    }
+
+    /// Whether remote workers run this instance (the plugin lacks its orchestration).
+    pub(super) fn runs_remotely(&self, instance_id: &str) -> bool {
+        self.remote.enabled
+            && self.mirror.live.get(instance_id).is_some_and(|live| {
+                !self.diverged_from_missing_build(instance_id)
+                    && self
+                        .plugin_running(live.record.build, &live.record.name)
+                        .is_none()
+            })
+    }
+
+    /// A start of `name` is accepted if the active build has it, or (remote workers on) at all:
+    /// then it waits for a worker that takes it.
+    pub(super) fn check_orchestration_known(&self, name: &str) -> Result<(), EngineError> {
+        if name.trim().is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "an orchestration name cannot be empty".into(),
+            ));
+        }
+        let active = self
+            .builds
+            .active
+            .and_then(|number| self.builds.loaded.get(&number));
+        match active {
+            Some(plugin) if plugin.manifest.orchestrators.iter().any(|n| n == name) => Ok(()),
+            _ if self.remote.enabled => Ok(()),
+            Some(plugin) => Err(EngineError::UnknownOrchestration {
+                name: name.to_string(),
+                known: plugin.manifest.orchestrators.join(", "),
+            }),
+            None => Err(EngineError::NoPlugin),
+        }
+    }
+
+    /// Prepares an instance's next episode for remote workers (handed out after the commit).
+    /// While one is out, messages wait for the next; a terminate for an instance no connected
+    /// worker runs is done by the host, as without functions.
+    pub(super) fn send_remote_episode(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let Some(live) = self.mirror.live.get(instance_id) else {
+            self.mirror.pending.remove(instance_id);
+            return Ok(());
+        };
+        let name = live.record.name.clone();
+        let nobody_runs_it = !self.remote.hub.runs_orchestration(&name);
+        if self.mirror.remote_episodes.contains_key(instance_id) {
+            let terminate_waits = self.mirror.pending.get(instance_id).is_some_and(|queue| {
+                queue.iter().any(|message| {
+                    matches!(message.event.kind, EventKind::ExecutionTerminated { .. })
+                })
+            });
+            if terminate_waits
+                && nobody_runs_it
+                && self.remote.hub.withdraw_queued_episode(instance_id)
+            {
+                if let Some(episode) = self.mirror.remote_episodes.remove(instance_id) {
+                    self.put_back(instance_id, episode.delivered);
+                }
+                self.terminate_without_plugin(instance_id)?;
+            }
+            return Ok(());
+        }
+        if nobody_runs_it {
+            self.terminate_without_plugin(instance_id)?;
+            if !self.mirror.live.contains_key(instance_id) {
+                return Ok(());
+            }
+        }
+        let Some(episode) = self.episode_request(instance_id, None)? else {
+            return Ok(());
+        };
+        self.mirror
+            .remote_episodes
+            .insert(instance_id.to_string(), episode);
+        self.batch.to_submit.push(instance_id.to_string());
+        Ok(())
+    }
+
+    /// Messages of an episode that was not recorded go back to the front of the queue.
+    fn put_back(&mut self, instance_id: &str, delivered: Vec<Message>) {
+        let queue = self
+            .mirror
+            .pending
+            .entry(instance_id.to_string())
+            .or_default();
+        for message in delivered.into_iter().rev() {
+            queue.push_front(message);
+        }
+        self.mark_runnable(instance_id);
+    }
+
+    /// After a commit, with remote workers on: each activity to the plugin if its build has the
+    /// name, else to the hub; prepared episodes to the hub.
+    pub(super) fn dispatch_mixed(&mut self) {
+        for out in std::mem::take(&mut self.batch.to_dispatch) {
+            let build = self
+                .mirror
+                .live
+                .get(&out.work.instance_id)
+                .and_then(|live| live.record.build);
+            let local = self.plugin_for(build).filter(|(number, _)| {
+                self.builds
+                    .loaded
+                    .get(number)
+                    .is_some_and(|plugin| plugin.manifest.activities.contains(&out.work.name))
+            });
+            match (local, &self.workers.jobs) {
+                (Some((_, plugin)), Some(jobs)) => {
+                    let _ = jobs.send(Job {
+                        work: out.work,
+                        delivery: out.delivery,
+                        plugin,
+                        max_payload: self.limits.max_payload_bytes,
+                    });
+                }
+                (Some(_), None) => {}
+                (None, _) => self.submit_activity(out),
+            }
+        }
+        for instance_id in std::mem::take(&mut self.batch.to_submit) {
+            let Some(episode) = self.mirror.remote_episodes.get(&instance_id) else {
+                continue;
+            };
+            let Some(name) = self
+                .mirror
+                .live
+                .get(&instance_id)
+                .map(|live| live.record.name.clone())
+            else {
+                continue;
+            };
+            let parked = self.remote.hub.submit(Work::Episode {
+                name,
+                request: episode.request.clone(),
+            });
+            if let Some(parked) = parked {
+                self.publish_now(parked_event(parked));
+            }
+        }
+    }
+
+    fn submit_activity(&mut self, out: InFlight) {
+        let InFlight { work, delivery } = out;
+        self.mirror.remote_work.insert(work_key(&work));
+        let started = EngineEvent::ActivityStarted {
+            instance_id: work.instance_id.clone(),
+            task_id: work.task_id,
+            name: work.name.clone(),
+        };
+        let parked = self.remote.hub.submit(Work::Activity {
+            name: work.name,
+            input: work.input,
+            instance_id: work.instance_id,
+            execution_id: work.execution_id,
+            task_id: work.task_id,
+            attempt: delivery,
+        });
+        match parked {
+            Some(parked) => self.publish_now(parked_event(parked)),
+            None => self.publish_now(started),
+        }
+    }
+
+    /// The hub's news (workers came or went, work was parked), published after this batch.
+    pub(crate) fn remote_changed(&mut self, events: Vec<EngineEvent>) {
+        self.batch.outbox.extend(events);
+    }
+
+    /// Records a remote episode's answer. Refused, changing nothing: a token that names no
+    /// episode out (stale, or never sent). An answer that breaks history is refused too, and the
+    /// instance fails with `InvalidWorkerResponse` instead (a worker that answers so would
+    /// answer so again: redelivering it would loop).
+    pub(crate) fn accept_remote_episode(
+        &mut self,
+        token: &str,
+        instance_id: &str,
+        response: OrchestratorResponse,
+    ) -> Result<(), RemoteError> {
+        let unknown = || RemoteError::UnknownWork {
+            token: token.to_string(),
+            instance_id: instance_id.to_string(),
+            task_id: None,
+        };
+        self.remote.hub.take_episode(token, instance_id)?;
+        let Some(episode) = self.mirror.remote_episodes.remove(instance_id) else {
+            return Err(unknown());
+        };
+        let current = self.mirror.live.get(instance_id).is_some_and(|live| {
+            live.record.execution_id == episode.request.execution_id
+                && live.record.history_len == episode.request.history_len
+        });
+        if !current {
+            // History moved on without it (the host recorded something): ask again.
+            self.put_back(instance_id, episode.delivered);
+            return Err(unknown());
+        }
+        if let Err(reason) = check_completion(&episode.request.past_events, &response) {
+            let failure = FailureDetails::new(
+                INVALID_WORKER_RESPONSE,
+                format!("the worker's answer to an episode breaks history: {reason}"),
+            )
+            .non_retriable();
+            let completed = EventKind::ExecutionCompleted {
+                status: RuntimeStatus::Failed,
+                result: Value::Null,
+                failure: Some(failure.clone()),
+            };
+            let failed = self
+                .record_host_episode(instance_id, episode.delivered, vec![completed])
+                .and_then(|()| {
+                    self.finish_instance(
+                        instance_id,
+                        RuntimeStatus::Failed,
+                        Value::Null,
+                        Some(failure),
+                    )
+                });
+            if let Err(error) = failed {
+                self.episode_not_recorded(instance_id, error);
+            }
+            return Err(RemoteError::InvalidCompletion(reason));
+        }
+        let response = super::call_outcome(Ok(response));
+        let recorded = match self.record_episode(episode, response) {
+            Ok(Some(recorded)) => recorded,
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                self.episode_not_recorded(instance_id, error);
+                return Ok(());
+            }
+        };
+        if let Err(error) = self.apply_episode(recorded) {
+            self.episode_not_recorded(instance_id, error);
+        }
+        Ok(())
+    }
+
+    /// Records a remote activity's outcome, as a worker thread's is recorded.
+    pub(crate) fn accept_remote_activity(
+        &mut self,
+        token: &str,
+        instance_id: &str,
+        task_id: i32,
+        outcome: ActivityOutcome,
+    ) -> Result<(), RemoteError> {
+        let taken = self.remote.hub.take_activity(token, instance_id, task_id)?;
+        let outcome = match outcome {
+            ActivityOutcome::Completed { result } => {
+                let what = format!("the result of activity '{}' (#{task_id})", taken.name);
+                match payload::over_limit(&what, &result, self.limits.max_payload_bytes) {
+                    Some(reason) => ActivityOutcome::Failed {
+                        failure: FailureDetails::new(payload::PAYLOAD_TOO_LARGE, reason)
+                            .non_retriable(),
+                    },
+                    None => ActivityOutcome::Completed { result },
+                }
+            }
+            failed => failed,
+        };
+        self.accept_activity_result(ActivityDone {
+            instance_id: instance_id.to_string(),
+            execution_id: taken.execution_id,
+            task_id,
+            name: taken.name,
+            outcome,
+        });
+        Ok(())
+    }
+}
+
+/// What makes an episode's answer break history: an action id used twice in it, or already used
+/// by an action in history; more than one completion of the orchestration.
+fn check_completion(
+    history: &[durable_sdk::history::HistoryEvent],
+    response: &OrchestratorResponse,
+) -> Result<(), String> {
+    let used: HashSet<i32> = history
+        .iter()
+        .filter(|event| event.event_id >= 0)
+        .map(|event| event.event_id)
+        .collect();
+    let mut fresh = HashSet::new();
+    let mut completions = 0;
+    for action in &response.actions {
+        if used.contains(&action.id) {
+            return Err(format!(
+                "action id {} is already used in history (each action needs the next unused id: a replayed action must not be sent again)",
+                action.id
+            ));
+        }
+        if !fresh.insert(action.id) {
+            return Err(format!(
+                "action id {} appears twice in one answer",
+                action.id
+            ));
+        }
+        if matches!(action.kind, ActionKind::CompleteOrchestration { .. }) {
+            completions += 1;
+        }
+    }
+    if completions > 1 {
+        return Err(format!(
+            "the answer completes the orchestration {completions} times; at most once"
+        ));
+    }
+    Ok(())
+}

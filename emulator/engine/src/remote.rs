@@ -1,0 +1,1016 @@
+//! The remote executor's hub: where orchestration episodes and activities that no loaded plugin
+//! runs wait for, and are handed to, workers in other processes (the SDKs behind the gRPC
+//! sidecar), and where those workers' completions come back in.
+//!
+//! Owns the worker registry (who is connected, with which filters), the work items out (each with
+//! a completion token that is unique per delivery), the queue of items no connected worker has
+//! taken yet, and requeueing: a worker that disconnects (its [`WorkerConnection`] dropped) or
+//! abandons an item gives it back, and it goes out again under a new token, so a late completion
+//! of the old delivery is stale and refused. Replay probes (the stepper, reconnect checks) are
+//! items too, answered to the caller and never committed.
+//!
+//! The hub does not decide what runs where or what a completion means: the core thread submits
+//! items after the batch that made them committed, and takes an item back (by token) inside the
+//! core command that records its completion, so "outstanding" has one source of truth and a
+//! completion is accepted at most once. Knows nothing of gRPC, protobuf or any front end.
+
+use crate::engine::{Core, CoreMessage, EngineError, EngineEvent, core_call};
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
+use durable_sdk::protocol::{ActivityOutcome, OrchestratorRequest, OrchestratorResponse};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// A connected worker's number, unique within one engine process.
+pub type WorkerId = u64;
+
+/// Disconnected workers kept for [`RemoteHub::workers`] (the UI's list of recent disconnects).
+const RECENT_DISCONNECTS: usize = 16;
+
+/// What a worker said about itself when it connected.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerInfo {
+    /// The remote address as the server saw it.
+    pub peer: String,
+    /// Request metadata worth showing (`taskhub`, `workerid`, `x-user-agent`, a masked
+    /// `authorization`).
+    pub metadata: Vec<(String, String)>,
+    /// Which work it takes; `None`: everything.
+    pub filters: Option<WorkFilters>,
+    /// Whether it asked for history streaming (informational: the server streams).
+    pub history_streaming: bool,
+}
+
+/// The names a worker takes. An empty list takes nothing of that kind (a worker that takes
+/// everything connects with `filters: None`).
+#[derive(Clone, Debug, Default)]
+pub struct WorkFilters {
+    /// Orchestrations it runs.
+    pub orchestrations: Vec<NameFilter>,
+    /// Activities it runs.
+    pub activities: Vec<NameFilter>,
+}
+
+/// One name a worker takes, with the versions it takes (empty: any version).
+#[derive(Clone, Debug, Default)]
+pub struct NameFilter {
+    /// The orchestration or activity name.
+    pub name: String,
+    /// Versions it takes; empty takes any.
+    pub versions: Vec<String>,
+}
+
+/// Work handed to a worker.
+#[derive(Clone, Debug)]
+pub enum RemoteWorkItem {
+    /// An episode: `request.past_events` is always the FULL history before this episode;
+    /// `request.new_events` starts with `OrchestratorStarted` (the first episode's:
+    /// `OrchestratorStarted`, `ExecutionStarted`). `probe`: a replay probe whose answer is shown,
+    /// never committed.
+    Orchestrator {
+        /// Echoed back with the completion.
+        token: String,
+        /// The orchestration.
+        name: String,
+        /// History in.
+        request: OrchestratorRequest,
+        /// A replay probe (answered to whoever probes; nothing is recorded).
+        probe: bool,
+    },
+    /// An activity attempt.
+    Activity {
+        /// Echoed back with the completion.
+        token: String,
+        /// The activity.
+        name: String,
+        /// Its input.
+        input: Value,
+        /// The instance that scheduled it.
+        instance_id: String,
+        /// The execution that scheduled it.
+        execution_id: String,
+        /// Its `TaskScheduled` id.
+        task_id: i32,
+        /// Which delivery this is (1 the first; more after a redelivery).
+        attempt: u32,
+    },
+}
+
+impl RemoteWorkItem {
+    /// The completion token of this delivery.
+    pub fn token(&self) -> &str {
+        match self {
+            Self::Orchestrator { token, .. } | Self::Activity { token, .. } => token,
+        }
+    }
+}
+
+/// What kind of work an item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WorkKind {
+    /// An orchestration episode.
+    Orchestration,
+    /// An activity.
+    Activity,
+}
+
+impl WorkKind {
+    /// `orchestration` or `activity`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orchestration => "orchestration",
+            Self::Activity => "activity",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connected worker's end: the items sent to it, in order. Dropping it disconnects the worker:
+/// its unfinished items go back to the queue under new tokens and are redelivered.
+#[derive(Debug)]
+pub struct WorkerConnection {
+    /// Its number.
+    pub id: WorkerId,
+    /// Its work items.
+    pub items: mpsc::UnboundedReceiver<RemoteWorkItem>,
+    hub: RemoteHub,
+}
+
+impl Drop for WorkerConnection {
+    fn drop(&mut self) {
+        self.hub.disconnect(self.id);
+    }
+}
+
+/// Why the hub refused a completion, an abandon or a probe. Refused, it changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The token names no outstanding work item.
+    #[error(
+        "no work item with token '{token}' is outstanding{}; it was completed, abandoned or redelivered (a worker's stream closed), so this answer is stale",
+        describe_target(.instance_id, .task_id)
+    )]
+    UnknownWork {
+        /// The token sent (empty: matched by instance and task id).
+        token: String,
+        /// The instance the completion named.
+        instance_id: String,
+        /// The task id an activity completion named.
+        task_id: Option<i32>,
+    },
+    /// The answer breaks history; the instance fails with `InvalidWorkerResponse` (see
+    /// docs/architecture.md#executors) and none of the answer is recorded.
+    #[error("the completion breaks the instance's history: {0}")]
+    InvalidCompletion(String),
+    /// No connected worker takes the orchestration a probe needs.
+    #[error(
+        "no connected worker runs orchestration '{0}'; connect a worker that registers it and try again"
+    )]
+    NoWorker(String),
+    /// The worker holding a probe did not answer in time, or disconnected first.
+    #[error("the replay probe of orchestration '{name}' was not answered: {reason}")]
+    ProbeUnanswered {
+        /// The orchestration probed.
+        name: String,
+        /// What happened to it.
+        reason: String,
+    },
+    /// The engine refused or has stopped.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn describe_target(instance_id: &str, task_id: &Option<i32>) -> String {
+    match task_id {
+        Some(task_id) => format!(" for task {task_id} of instance '{instance_id}'"),
+        None => format!(" for instance '{instance_id}'"),
+    }
+}
+
+/// A worker as the UI lists it.
+#[derive(Clone, Debug)]
+pub struct WorkerSnapshot {
+    /// Its number.
+    pub id: WorkerId,
+    /// Its address.
+    pub peer: String,
+    /// The metadata it sent.
+    pub metadata: Vec<(String, String)>,
+    /// Its filters (`None`: takes everything).
+    pub filters: Option<WorkFilters>,
+    /// Items it holds now.
+    pub in_flight: usize,
+    /// Items it completed.
+    pub completed: u64,
+    /// When it connected.
+    pub connected_at: DateTime<Utc>,
+    /// When it disconnected (recent disconnects are kept a while).
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+/// Work that no connected worker takes (and no loaded plugin runs): it waits here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedWork {
+    /// An episode or an activity.
+    pub kind: WorkKind,
+    /// The orchestration or activity name nobody takes.
+    pub name: String,
+    /// The instance it belongs to.
+    pub instance_id: String,
+}
+
+/// Shared by the core and the front ends; cheap to clone. From
+/// [`EngineHandle::remote_hub`](crate::EngineHandle::remote_hub).
+#[derive(Clone)]
+pub struct RemoteHub {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RemoteHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state();
+        f.debug_struct("RemoteHub")
+            .field("workers", &state.workers.len())
+            .field("items", &state.items.len())
+            .field(
+                "queued",
+                &state
+                    .items
+                    .values()
+                    .filter(|item| item.worker.is_none())
+                    .count(),
+            )
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<HubState>,
+    /// The core's command channel: completions are recorded there, and it hears of changes.
+    core: Sender<CoreMessage>,
+    /// Unique per hub (so per process): a token from before a restart never matches.
+    token_prefix: String,
+}
+
+#[derive(Default)]
+struct HubState {
+    next_worker: WorkerId,
+    next_token: u64,
+    workers: BTreeMap<WorkerId, Worker>,
+    gone: VecDeque<WorkerSnapshot>,
+    /// Every outstanding item by token, taken or queued.
+    items: HashMap<String, Item>,
+    /// Tokens of items no worker held when last looked at, oldest first; a token whose item is
+    /// gone or handed out since is skipped (and dropped) when met.
+    queue: VecDeque<String>,
+    /// For completions without a token: an instance's episode, an activity by instance + task.
+    episode_of: HashMap<String, String>,
+    activity_of: HashMap<(String, i32), String>,
+}
+
+struct Worker {
+    info: WorkerInfo,
+    sender: mpsc::UnboundedSender<RemoteWorkItem>,
+    holding: HashSet<String>,
+    completed: u64,
+    connected_at: DateTime<Utc>,
+}
+
+struct Item {
+    work: Work,
+    worker: Option<WorkerId>,
+}
+
+/// Work as the core submits it (the hub adds the token).
+pub(crate) enum Work {
+    Episode {
+        name: String,
+        request: OrchestratorRequest,
+    },
+    Activity {
+        name: String,
+        input: Value,
+        instance_id: String,
+        execution_id: String,
+        task_id: i32,
+        attempt: u32,
+    },
+    Probe {
+        name: String,
+        request: OrchestratorRequest,
+        reply: oneshot::Sender<OrchestratorResponse>,
+    },
+}
+
+impl Work {
+    fn kind(&self) -> WorkKind {
+        match self {
+            Self::Episode { .. } | Self::Probe { .. } => WorkKind::Orchestration,
+            Self::Activity { .. } => WorkKind::Activity,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Self::Episode { name, .. } | Self::Activity { name, .. } | Self::Probe { name, .. } => {
+                name
+            }
+        }
+    }
+
+    fn instance_id(&self) -> &str {
+        match self {
+            Self::Episode { request, .. } | Self::Probe { request, .. } => &request.instance_id,
+            Self::Activity { instance_id, .. } => instance_id,
+        }
+    }
+
+    fn to_item(&self, token: &str) -> RemoteWorkItem {
+        match self {
+            Self::Episode { name, request } | Self::Probe { name, request, .. } => {
+                RemoteWorkItem::Orchestrator {
+                    token: token.to_string(),
+                    name: name.clone(),
+                    request: request.clone(),
+                    probe: matches!(self, Self::Probe { .. }),
+                }
+            }
+            Self::Activity {
+                name,
+                input,
+                instance_id,
+                execution_id,
+                task_id,
+                attempt,
+            } => RemoteWorkItem::Activity {
+                token: token.to_string(),
+                name: name.clone(),
+                input: input.clone(),
+                instance_id: instance_id.clone(),
+                execution_id: execution_id.clone(),
+                task_id: *task_id,
+                attempt: *attempt,
+            },
+        }
+    }
+
+    fn parked(&self) -> ParkedWork {
+        ParkedWork {
+            kind: self.kind(),
+            name: self.name().to_string(),
+            instance_id: self.instance_id().to_string(),
+        }
+    }
+}
+
+/// An activity taken back for its completion.
+pub(crate) struct TakenActivity {
+    pub(crate) name: String,
+    pub(crate) execution_id: String,
+}
+
+fn accepts(filters: Option<&WorkFilters>, kind: WorkKind, name: &str) -> bool {
+    let Some(filters) = filters else {
+        return true;
+    };
+    let names = match kind {
+        WorkKind::Orchestration => &filters.orchestrations,
+        WorkKind::Activity => &filters.activities,
+    };
+    // Items carry no version yet: a name filter with versions still takes the unversioned item.
+    names.iter().any(|filter| filter.name == name)
+}
+
+impl HubState {
+    fn snapshot(id: WorkerId, worker: &Worker) -> WorkerSnapshot {
+        WorkerSnapshot {
+            id,
+            peer: worker.info.peer.clone(),
+            metadata: worker.info.metadata.clone(),
+            filters: worker.info.filters.clone(),
+            in_flight: worker.holding.len(),
+            completed: worker.completed,
+            connected_at: worker.connected_at,
+            disconnected_at: None,
+        }
+    }
+
+    fn new_token(&mut self, prefix: &str) -> String {
+        self.next_token += 1;
+        format!("{prefix}-{}", self.next_token)
+    }
+
+    /// Hands the item to the least busy worker that takes it; false if none does.
+    fn assign(&mut self, token: &str) -> bool {
+        let Some(item) = self.items.get(token) else {
+            return false;
+        };
+        let (kind, name) = (item.work.kind(), item.work.name());
+        let mut candidates: Vec<(usize, WorkerId)> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| {
+                !worker.sender.is_closed() && accepts(worker.info.filters.as_ref(), kind, name)
+            })
+            .map(|(id, worker)| (worker.holding.len(), *id))
+            .collect();
+        candidates.sort_unstable();
+        for (_, id) in candidates {
+            let Some(worker) = self.workers.get_mut(&id) else {
+                continue;
+            };
+            if worker.sender.send(item.work.to_item(token)).is_ok() {
+                worker.holding.insert(token.to_string());
+                if let Some(item) = self.items.get_mut(token) {
+                    item.worker = Some(id);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Adds an item under a new token, handed out or queued; the parked work if nobody takes it.
+    fn add(&mut self, prefix: &str, work: Work) -> (String, Option<ParkedWork>) {
+        let token = self.new_token(prefix);
+        match &work {
+            Work::Episode { request, .. } => {
+                self.episode_of
+                    .insert(request.instance_id.clone(), token.clone());
+            }
+            Work::Activity {
+                instance_id,
+                task_id,
+                ..
+            } => {
+                self.activity_of
+                    .insert((instance_id.clone(), *task_id), token.clone());
+            }
+            Work::Probe { .. } => {}
+        }
+        self.items
+            .insert(token.clone(), Item { work, worker: None });
+        if self.assign(&token) {
+            return (token, None);
+        }
+        self.queue.push_back(token.clone());
+        let parked = self.items.get(&token).map(|item| item.work.parked());
+        (token, parked)
+    }
+
+    /// Removes an item wherever it is.
+    fn remove(&mut self, token: &str) -> Option<Item> {
+        let item = self.items.remove(token)?;
+        match &item.work {
+            Work::Episode { request, .. } => {
+                if self
+                    .episode_of
+                    .get(&request.instance_id)
+                    .map(String::as_str)
+                    == Some(token)
+                {
+                    self.episode_of.remove(&request.instance_id);
+                }
+            }
+            Work::Activity {
+                instance_id,
+                task_id,
+                ..
+            } => {
+                let key = (instance_id.clone(), *task_id);
+                if self.activity_of.get(&key).map(String::as_str) == Some(token) {
+                    self.activity_of.remove(&key);
+                }
+            }
+            Work::Probe { .. } => {}
+        }
+        // A queued token stays in `queue` until someone looks (tokens are never reused).
+        if let Some(worker) = item.worker.and_then(|id| self.workers.get_mut(&id)) {
+            worker.holding.remove(token);
+        }
+        Some(item)
+    }
+
+    /// Puts an item back out under a new token (an activity counts one more delivery); a probe
+    /// is dropped instead (whoever waits for it hears it was not answered).
+    fn requeue(&mut self, prefix: &str, token: &str) -> Option<ParkedWork> {
+        let item = self.remove(token)?;
+        let work = match item.work {
+            Work::Probe { .. } => return None,
+            Work::Activity {
+                name,
+                input,
+                instance_id,
+                execution_id,
+                task_id,
+                attempt,
+            } => Work::Activity {
+                name,
+                input,
+                instance_id,
+                execution_id,
+                task_id,
+                attempt: attempt.saturating_add(1),
+            },
+            episode @ Work::Episode { .. } => episode,
+        };
+        self.add(prefix, work).1
+    }
+
+    /// The token a completion names: as given, or (empty) found by instance and task id.
+    fn resolve(&self, token: &str, instance_id: &str, task_id: Option<i32>) -> Option<String> {
+        if !token.is_empty() {
+            return Some(token.to_string());
+        }
+        match task_id {
+            Some(task_id) => self
+                .activity_of
+                .get(&(instance_id.to_string(), task_id))
+                .cloned(),
+            None => self.episode_of.get(instance_id).cloned(),
+        }
+    }
+}
+
+impl RemoteHub {
+    pub(crate) fn new(core: Sender<CoreMessage>) -> Self {
+        let token_prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(HubState::default()),
+                core,
+                token_prefix: token_prefix[..12].to_string(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, HubState> {
+        // The state is consistent after every method (no method panics half-way), so a poisoned
+        // lock still holds a usable state.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells the core something changed (workers came or went, work was parked): it publishes
+    /// the events after its next commit and looks again at whether time may skip.
+    fn tell_core(&self, events: Vec<EngineEvent>) {
+        let call = core_call(
+            move |core| {
+                core.remote_changed(events);
+                Ok(())
+            },
+            |_: Result<(), EngineError>| {},
+        );
+        // A stopped core needs no news.
+        let _ = self.shared.core.send(CoreMessage::Call(call));
+    }
+
+    /// Registers a worker; queued work it takes is sent to it at once.
+    pub fn connect(&self, info: WorkerInfo) -> WorkerConnection {
+        let (sender, items) = mpsc::unbounded_channel();
+        let peer = info.peer.clone();
+        let id = {
+            let mut state = self.state();
+            state.next_worker += 1;
+            let id = state.next_worker;
+            state.workers.insert(
+                id,
+                Worker {
+                    info,
+                    sender,
+                    holding: HashSet::new(),
+                    completed: 0,
+                    connected_at: Utc::now(),
+                },
+            );
+            let queued: Vec<String> = state.queue.drain(..).collect();
+            for token in queued {
+                let waiting = state
+                    .items
+                    .get(&token)
+                    .is_some_and(|item| item.worker.is_none());
+                if waiting && !state.assign(&token) {
+                    state.queue.push_back(token);
+                }
+            }
+            id
+        };
+        self.tell_core(vec![EngineEvent::WorkerConnected { id, peer }]);
+        WorkerConnection {
+            id,
+            items,
+            hub: self.clone(),
+        }
+    }
+
+    fn disconnect(&self, id: WorkerId) {
+        let mut parked = Vec::new();
+        let requeued = {
+            let mut state = self.state();
+            let Some(worker) = state.workers.remove(&id) else {
+                return;
+            };
+            let mut snapshot = HubState::snapshot(id, &worker);
+            snapshot.disconnected_at = Some(Utc::now());
+            state.gone.push_front(snapshot);
+            state.gone.truncate(RECENT_DISCONNECTS);
+            let mut held: Vec<String> = worker.holding.into_iter().collect();
+            // Redelivered in the order they were first handed out.
+            held.sort_by_key(|token| token_number(token));
+            let count = held.len();
+            for token in held {
+                parked.extend(state.requeue(&self.shared.token_prefix, &token));
+            }
+            count
+        };
+        let mut events = vec![EngineEvent::WorkerDisconnected { id, requeued }];
+        events.extend(parked.into_iter().map(parked_event));
+        self.tell_core(events);
+    }
+
+    /// Records an episode's answer (through the core, as a plugin's is recorded); answers once
+    /// it is committed. A probe's answer goes to whoever probes, recording nothing.
+    pub async fn complete_orchestrator(
+        &self,
+        token: &str,
+        instance_id: &str,
+        response: OrchestratorResponse,
+    ) -> Result<(), RemoteError> {
+        {
+            let mut state = self.state();
+            let is_probe = state
+                .items
+                .get(token)
+                .is_some_and(|item| matches!(item.work, Work::Probe { .. }));
+            if is_probe {
+                if let Some(Item {
+                    work: Work::Probe { reply, .. },
+                    worker,
+                }) = state.remove(token)
+                {
+                    if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
+                        worker.completed += 1;
+                    }
+                    // A prober that gave up is not the worker's fault.
+                    let _ = reply.send(response);
+                }
+                return Ok(());
+            }
+        }
+        let (token, instance_id) = (token.to_string(), instance_id.to_string());
+        self.through_core(move |core| {
+            Ok(core.accept_remote_episode(&token, &instance_id, response))
+        })
+        .await
+    }
+
+    /// Records an activity's outcome (through the core); answers once it is committed.
+    pub async fn complete_activity(
+        &self,
+        token: &str,
+        instance_id: &str,
+        task_id: i32,
+        outcome: ActivityOutcome,
+    ) -> Result<(), RemoteError> {
+        let (token, instance_id) = (token.to_string(), instance_id.to_string());
+        self.through_core(move |core| {
+            Ok(core.accept_remote_activity(&token, &instance_id, task_id, outcome))
+        })
+        .await
+    }
+
+    async fn through_core(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<Result<(), RemoteError>, EngineError> + Send + 'static,
+    ) -> Result<(), RemoteError> {
+        let (reply, answer) = oneshot::channel();
+        let call = core_call(f, move |result| {
+            let _ = reply.send(result);
+        });
+        self.shared
+            .core
+            .send(CoreMessage::Call(call))
+            .map_err(|_| RemoteError::Engine(EngineError::Stopped))?;
+        match answer.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => Err(RemoteError::Engine(error)),
+            Err(_) => Err(RemoteError::Engine(EngineError::Stopped)),
+        }
+    }
+
+    /// Gives a work item back at once: it goes out again under a new token (to any worker that
+    /// takes it, this one included).
+    pub fn abandon(
+        &self,
+        token: &str,
+        instance_id: &str,
+        task_id: Option<i32>,
+    ) -> Result<(), RemoteError> {
+        let unknown = || RemoteError::UnknownWork {
+            token: token.to_string(),
+            instance_id: instance_id.to_string(),
+            task_id,
+        };
+        let parked = {
+            let mut state = self.state();
+            let resolved = state
+                .resolve(token, instance_id, task_id)
+                .ok_or_else(unknown)?;
+            let matches = state.items.get(&resolved).is_some_and(|item| {
+                item.work.instance_id() == instance_id
+                    && match (&item.work, task_id) {
+                        (Work::Activity { task_id: held, .. }, Some(task_id)) => *held == task_id,
+                        (Work::Activity { .. }, None) => false,
+                        (_, Some(_)) => false,
+                        (_, None) => true,
+                    }
+            });
+            if !matches {
+                return Err(unknown());
+            }
+            state.requeue(&self.shared.token_prefix, &resolved)
+        };
+        self.tell_core(parked.into_iter().map(parked_event).collect());
+        Ok(())
+    }
+
+    /// Connected workers, then recent disconnects (newest first).
+    pub fn workers(&self) -> Vec<WorkerSnapshot> {
+        let state = self.state();
+        state
+            .workers
+            .iter()
+            .map(|(id, worker)| HubState::snapshot(*id, worker))
+            .chain(state.gone.iter().cloned())
+            .collect()
+    }
+
+    /// Work no connected worker takes, oldest first.
+    pub fn parked(&self) -> Vec<ParkedWork> {
+        let state = self.state();
+        state
+            .queue
+            .iter()
+            .filter_map(|token| state.items.get(token))
+            .filter(|item| item.worker.is_none() && !matches!(item.work, Work::Probe { .. }))
+            .map(|item| item.work.parked())
+            .collect()
+    }
+
+    /// A replay probe (stepper, reconnect check): sends an orchestrator item with `probe: true`
+    /// to a worker that takes `name` and answers its response; commits nothing.
+    pub async fn probe(
+        &self,
+        name: &str,
+        request: OrchestratorRequest,
+        deadline: Duration,
+    ) -> Result<OrchestratorResponse, RemoteError> {
+        let (reply, answer) = oneshot::channel();
+        let token = {
+            let mut state = self.state();
+            let anyone = state.workers.values().any(|worker| {
+                !worker.sender.is_closed()
+                    && accepts(worker.info.filters.as_ref(), WorkKind::Orchestration, name)
+            });
+            if !anyone {
+                return Err(RemoteError::NoWorker(name.to_string()));
+            }
+            let (token, parked) = state.add(
+                &self.shared.token_prefix,
+                Work::Probe {
+                    name: name.to_string(),
+                    request,
+                    reply,
+                },
+            );
+            if parked.is_some() {
+                state.remove(&token);
+                return Err(RemoteError::NoWorker(name.to_string()));
+            }
+            token
+        };
+        let unanswered = |reason: String| RemoteError::ProbeUnanswered {
+            name: name.to_string(),
+            reason,
+        };
+        // Polled by hand: the library has tokio's `sync` only, so no `tokio::time` here.
+        let timed = wait_with_deadline(answer, deadline).await;
+        match timed {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(_)) => Err(unanswered(
+                "the worker disconnected before answering".to_string(),
+            )),
+            None => {
+                self.state().remove(&token);
+                Err(unanswered(format!("no answer within {deadline:?}")))
+            }
+        }
+    }
+
+    // ----- the core's side ----------------------------------------------------------------
+
+    /// Hands work out (or queues it); the parked work if no connected worker takes it.
+    pub(crate) fn submit(&self, work: Work) -> Option<ParkedWork> {
+        self.state().add(&self.shared.token_prefix, work).1
+    }
+
+    /// Takes an instance's episode back for its completion.
+    pub(crate) fn take_episode(
+        &self,
+        token: &str,
+        instance_id: &str,
+    ) -> Result<OrchestratorRequest, RemoteError> {
+        let unknown = || RemoteError::UnknownWork {
+            token: token.to_string(),
+            instance_id: instance_id.to_string(),
+            task_id: None,
+        };
+        let mut state = self.state();
+        let resolved = state
+            .resolve(token, instance_id, None)
+            .ok_or_else(unknown)?;
+        let ours = state.items.get(&resolved).is_some_and(|item| {
+            matches!(&item.work, Work::Episode { request, .. } if request.instance_id == instance_id)
+        });
+        if !ours {
+            return Err(unknown());
+        }
+        match state.remove(&resolved) {
+            Some(Item {
+                work: Work::Episode { request, .. },
+                worker,
+            }) => {
+                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
+                    worker.completed += 1;
+                }
+                Ok(request)
+            }
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Takes an activity back for its completion.
+    pub(crate) fn take_activity(
+        &self,
+        token: &str,
+        instance_id: &str,
+        task_id: i32,
+    ) -> Result<TakenActivity, RemoteError> {
+        let unknown = || RemoteError::UnknownWork {
+            token: token.to_string(),
+            instance_id: instance_id.to_string(),
+            task_id: Some(task_id),
+        };
+        let mut state = self.state();
+        let resolved = state
+            .resolve(token, instance_id, Some(task_id))
+            .ok_or_else(unknown)?;
+        let ours = state.items.get(&resolved).is_some_and(|item| {
+            matches!(&item.work, Work::Activity { instance_id: id, task_id: held, .. }
+                if id == instance_id && *held == task_id)
+        });
+        if !ours {
+            return Err(unknown());
+        }
+        match state.remove(&resolved) {
+            Some(Item {
+                work: Work::Activity {
+                    name, execution_id, ..
+                },
+                worker,
+            }) => {
+                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
+                    worker.completed += 1;
+                }
+                Ok(TakenActivity { name, execution_id })
+            }
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Forgets an instance's work (its execution ended): later completions of it are stale.
+    pub(crate) fn withdraw_instance(&self, instance_id: &str) {
+        let mut state = self.state();
+        let tokens: Vec<String> = state
+            .items
+            .iter()
+            .filter(|(_, item)| {
+                !matches!(item.work, Work::Probe { .. }) && item.work.instance_id() == instance_id
+            })
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in tokens {
+            state.remove(&token);
+        }
+    }
+
+    /// Takes an instance's episode back if no worker holds it yet (a terminate for an instance
+    /// whose orchestration nobody runs is then done by the host).
+    pub(crate) fn withdraw_queued_episode(&self, instance_id: &str) -> bool {
+        let mut state = self.state();
+        let Some(token) = state.episode_of.get(instance_id).cloned() else {
+            return false;
+        };
+        if state
+            .items
+            .get(&token)
+            .is_some_and(|item| item.worker.is_none())
+        {
+            state.remove(&token);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets all work (the core reloads from the store and submits again).
+    pub(crate) fn withdraw_all(&self) {
+        let mut state = self.state();
+        let tokens: Vec<String> = state
+            .items
+            .iter()
+            .filter(|(_, item)| !matches!(item.work, Work::Probe { .. }))
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in tokens {
+            state.remove(&token);
+        }
+    }
+
+    /// Whether a worker holds work now (then virtual time waits for it; parked work does not
+    /// hold time back).
+    pub(crate) fn work_in_hand(&self) -> bool {
+        self.state()
+            .items
+            .values()
+            .any(|item| item.worker.is_some() && !matches!(item.work, Work::Probe { .. }))
+    }
+
+    /// Whether any connected worker runs orchestration `name`.
+    pub(crate) fn runs_orchestration(&self, name: &str) -> bool {
+        self.state().workers.values().any(|worker| {
+            !worker.sender.is_closed()
+                && accepts(worker.info.filters.as_ref(), WorkKind::Orchestration, name)
+        })
+    }
+}
+
+pub(crate) fn parked_event(parked: ParkedWork) -> EngineEvent {
+    EngineEvent::WorkParked {
+        instance_id: parked.instance_id,
+        kind: parked.kind,
+        name: parked.name,
+    }
+}
+
+fn token_number(token: &str) -> u64 {
+    token
+        .rsplit('-')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Waits for `answer` at most `deadline` (wall time) without a timer driver: a helper thread
+/// sleeps and closes a second channel.
+async fn wait_with_deadline<T: Send + 'static>(
+    answer: oneshot::Receiver<T>,
+    deadline: Duration,
+) -> Option<Result<T, oneshot::error::RecvError>> {
+    let (expired_tx, expired) = oneshot::channel::<()>();
+    let sleeper = std::thread::Builder::new()
+        .name("durable-emu-probe-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(deadline);
+            let _ = expired_tx.send(());
+        });
+    if sleeper.is_err() {
+        // No thread for the deadline: wait for the answer alone (a worker that disconnects
+        // still ends the wait).
+        return Some(answer.await);
+    }
+    let mut answer = std::pin::pin!(answer);
+    let mut expired = std::pin::pin!(expired);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(result) = answer.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(result));
+        }
+        if expired.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}

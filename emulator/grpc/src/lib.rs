@@ -1,0 +1,125 @@
+//! durable-emu as a Durable Task backend: the `TaskHubSidecarService` gRPC server the official
+//! SDKs (Python, .NET, JavaScript, Java, Go) talk to, over the engine's async handle and its
+//! remote-worker hub.
+//!
+//! Owns the wire format (`proto/orchestrator_service.proto`, compiled at build time), the mapping
+//! between it and the SDK's types, the server and a native load generator. Knows nothing of
+//! terminals or command lines (the CLI binds and serves), and nothing of how the engine runs
+//! work: it only talks to `AsyncEngineHandle` and `RemoteHub`.
+
+/// The generated wire types and the service's server/client stubs.
+#[allow(
+    missing_docs,
+    clippy::all,
+    missing_debug_implementations,
+    rust_2018_idioms
+)]
+pub mod proto {
+    tonic::include_proto!("_");
+}
+
+pub mod loadgen;
+pub mod mapping;
+mod server;
+mod worker;
+
+pub use proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
+pub use proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer;
+pub use server::Sidecar;
+pub use worker::HEALTH_PING_INTERVAL;
+
+use durable_emu_engine::engine::AsyncEngineHandle;
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// The address the SDKs dial by default (`localhost:4001`).
+pub const DEFAULT_PORT: u16 = 4001;
+
+/// Why the sidecar could not listen or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// Another process listens on the address.
+    #[error(
+        "cannot serve gRPC on {addr}: the address is in use (another durable-emu or a Durable Task sidecar may be running there)"
+    )]
+    AddrInUse {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The operating system refused the address for another reason.
+    #[error("cannot serve gRPC on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while serving.
+    #[error("the gRPC server on {addr} failed: {source}")]
+    Serve {
+        /// Where it served.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// A listening socket, bound but not yet serving (so the caller can report the address, or a
+/// port in use, before it starts the engine's front ends).
+#[derive(Debug)]
+pub struct BoundSidecar {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+/// Binds `addr` (port 0: any free port). Must run inside a tokio runtime.
+pub async fn bind(addr: SocketAddr) -> Result<BoundSidecar, SidecarError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => SidecarError::AddrInUse { addr },
+            _ => SidecarError::Bind { addr, source },
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SidecarError::Bind { addr, source })?;
+    Ok(BoundSidecar { listener, addr })
+}
+
+impl BoundSidecar {
+    /// The address it listens on (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves plaintext HTTP/2 gRPC until `shutdown` completes.
+    pub async fn serve(
+        self,
+        engine: AsyncEngineHandle,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), SidecarError> {
+        let addr = self.addr;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        tonic::transport::Server::builder()
+            // Idle worker streams stay up through NATs and proxies; the SDKs do the same.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .tcp_nodelay(true)
+            .add_service(service(engine))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|source| SidecarError::Serve { addr, source })
+    }
+}
+
+/// The service for `engine`, to mount on any tonic server or in-memory transport.
+pub fn service(engine: AsyncEngineHandle) -> TaskHubSidecarServiceServer<Sidecar> {
+    TaskHubSidecarServiceServer::new(Sidecar::new(engine))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Largest message either way: histories of big fan-outs exceed gRPC's 4 MB default, and the
+/// engine's own payload limit (16 MB per payload by default) is what bounds a single value.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
