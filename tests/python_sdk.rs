@@ -187,8 +187,9 @@ fn the_ui_shows_an_instance_run_by_a_python_worker_with_its_history() {
     };
     let dir = ScratchDir::new("python-ui");
     let addr = format!("127.0.0.1:{}", free_port());
+    // If the UI exits (a flag it does not know...), its message stays on the screen.
     let command = format!(
-        "'{}' --db state.db --grpc {addr}",
+        "'{}' --db state.db --grpc {addr}; echo \"durable-emu exited with $?\"; sleep 3600",
         durable_emu_binary().display()
     );
     let ui = Tmux::start("python-ui", 140, 35, dir.path(), &command);
