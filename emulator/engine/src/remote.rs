@@ -277,6 +277,10 @@ struct HubState {
     /// For completions without a token: an instance's episode, an activity by instance + task.
     episode_of: HashMap<String, String>,
     activity_of: HashMap<(String, i32), String>,
+    /// Tokens of each instance's items (probes excluded), to withdraw them without a scan.
+    of_instance: HashMap<String, HashSet<String>>,
+    /// Items a worker holds now (probes excluded).
+    held: usize,
 }
 
 struct Worker {
@@ -434,6 +438,9 @@ impl HubState {
                 worker.holding.insert(token.to_string());
                 if let Some(item) = self.items.get_mut(token) {
                     item.worker = Some(id);
+                    if !matches!(item.work, Work::Probe { .. }) {
+                        self.held += 1;
+                    }
                 }
                 return true;
             }
@@ -458,6 +465,12 @@ impl HubState {
                     .insert((instance_id.clone(), *task_id), token.clone());
             }
             Work::Probe { .. } => {}
+        }
+        if !matches!(work, Work::Probe { .. }) {
+            self.of_instance
+                .entry(work.instance_id().to_string())
+                .or_default()
+                .insert(token.clone());
         }
         self.items
             .insert(token.clone(), Item { work, worker: None });
@@ -494,6 +507,18 @@ impl HubState {
                 }
             }
             Work::Probe { .. } => {}
+        }
+        if !matches!(item.work, Work::Probe { .. }) {
+            let instance_id = item.work.instance_id();
+            if let Some(tokens) = self.of_instance.get_mut(instance_id) {
+                tokens.remove(token);
+                if tokens.is_empty() {
+                    self.of_instance.remove(instance_id);
+                }
+            }
+            if item.worker.is_some() {
+                self.held -= 1;
+            }
         }
         // A queued token stays in `queue` until someone looks (tokens are never reused).
         if let Some(worker) = item.worker.and_then(|id| self.workers.get_mut(&id)) {
@@ -904,14 +929,7 @@ impl RemoteHub {
     /// Forgets an instance's work (its execution ended): later completions of it are stale.
     pub(crate) fn withdraw_instance(&self, instance_id: &str) {
         let mut state = self.state();
-        let tokens: Vec<String> = state
-            .items
-            .iter()
-            .filter(|(_, item)| {
-                !matches!(item.work, Work::Probe { .. }) && item.work.instance_id() == instance_id
-            })
-            .map(|(token, _)| token.clone())
-            .collect();
+        let tokens = state.of_instance.remove(instance_id).unwrap_or_default();
         for token in tokens {
             state.remove(&token);
         }
@@ -952,10 +970,7 @@ impl RemoteHub {
     /// Whether a worker holds work now (then virtual time waits for it; parked work does not
     /// hold time back).
     pub(crate) fn work_in_hand(&self) -> bool {
-        self.state()
-            .items
-            .values()
-            .any(|item| item.worker.is_some() && !matches!(item.work, Work::Probe { .. }))
+        self.state().held > 0
     }
 
     /// Whether any connected worker runs orchestration `name`.

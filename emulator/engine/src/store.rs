@@ -1628,11 +1628,9 @@ mod tests {
             matches!(error, StoreError::NewerSchema { found: 7, .. }),
             "{error}"
         );
-        assert!(
-            error
-                .to_string()
-                .contains("schema 7, this build reads up to 4")
-        );
+        assert!(error.to_string().contains(&format!(
+            "schema 7, this build reads up to {SCHEMA_VERSION}"
+        )));
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 

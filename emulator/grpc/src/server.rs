@@ -17,7 +17,6 @@ use durable_emu_engine::engine::{
 use durable_emu_engine::{EngineError, InstanceRecord};
 use durable_sdk::history::RuntimeStatus;
 use serde_json::Value;
-use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_stream::Stream;
@@ -64,8 +63,16 @@ pub(crate) fn required_id<'a>(message: &str, id: &'a str) -> Result<&'a str, Sta
 
 const ENTITIES: &str = "durable entities are not supported by durable-emu yet (they come in the next release); run entity code against another backend for now";
 
-/// The caller's deadline, from its `grpc-timeout` header (`None`: it waits as long as it takes).
+/// When a wait gives up: a little before the caller's own deadline (a tenth of it, at most
+/// 100 ms), so the caller gets this server's DEADLINE_EXCEEDED with its message rather than its
+/// own transport timeout. `None`: the caller set no deadline.
 pub(crate) fn caller_deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let after = caller_timeout(request)?;
+    Some(after.saturating_sub((after / 10).min(Duration::from_millis(100))))
+}
+
+/// The caller's `grpc-timeout` header.
+fn caller_timeout<T>(request: &Request<T>) -> Option<Duration> {
     let text = request.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
     let amount: u64 = digits.parse().ok()?;
@@ -81,12 +88,10 @@ pub(crate) fn caller_deadline<T>(request: &Request<T>) -> Option<Duration> {
 }
 
 /// A future that completes at the caller's deadline, or never.
-fn deadline_future(deadline: Option<Duration>) -> impl Future<Output = ()> + Send {
-    async move {
-        match deadline {
-            Some(after) => tokio::time::sleep(after).await,
-            None => std::future::pending().await,
-        }
+async fn deadline_future(deadline: Option<Duration>) {
+    match deadline {
+        Some(after) => tokio::time::sleep(after).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -40,10 +40,16 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(width: u16, height: u16) -> Self {
+        Self::with_config(width, height, |_| {})
+    }
+
+    /// [`Harness::new`] with the engine's configuration changed by `tweak` first.
+    pub fn with_config(width: u16, height: u16, tweak: impl FnOnce(&mut EngineConfig)) -> Self {
         let plugin = LoadedPlugin::builtin().unwrap();
         let mut config = EngineConfig::in_memory(plugin.clone());
         config.auto_skip = false;
         config.workers = 2;
+        tweak(&mut config);
         let (engine, events) = Engine::start_subscribed(config).unwrap();
         let handle = engine.handle();
         let (answers_tx, answers) = crossbeam_channel::unbounded();

@@ -61,6 +61,8 @@ pub struct AppOptions {
     pub playing: bool,
     /// Where the rolling log file goes.
     pub log_dir: PathBuf,
+    /// Where the gRPC sidecar listens, or why it does not (one line; empty: not started).
+    pub sidecar: String,
 }
 
 /// Runs the UI until the user quits. The engine keeps running; the caller shuts it down.
@@ -102,7 +104,12 @@ pub fn run(
         orchestrators,
     )
     .with_orchestrator_info(info)
-    .with_playing(options.playing);
+    .with_playing(options.playing)
+    .with_sidecar(options.sidecar.clone());
+    if options.sidecar.contains(" off: ") {
+        // The default port was taken: say so where the user looks first.
+        model.status = Some((options.sidecar.clone(), true));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let signals = input_tx.clone();
     if let Err(error) = ctrlc::set_handler(move || {

@@ -37,6 +37,8 @@ pub enum Command {
     LoadTimers,
     /// Load the builds.
     LoadBuilds,
+    /// Load the remote workers and the work no executor takes.
+    LoadWorkers,
     /// Load the fault rules with their switches and counters.
     LoadFaults,
     /// Add a fault rule (validated already).
@@ -313,6 +315,10 @@ pub fn execute(
                 .map_err(text),
         ),
         Command::LoadFaults => Outcome::Faults(engine.faults().map_err(text)),
+        Command::LoadWorkers => {
+            let hub = engine.remote_hub();
+            Outcome::Workers(hub.workers(), hub.parked())
+        }
         Command::AddFault { spec, rule } => Outcome::FaultChanged {
             label: format!("fault {spec}"),
             result: engine

@@ -97,8 +97,7 @@ pub fn list_area(view: View, body: Rect) -> Rect {
     match view {
         View::Replay => list.width = replay_split(body).0.width,
         View::Builds => {
-            let (_, _, logs) = builds_split(body);
-            list = logs;
+            list = builds_split(body).logs;
         }
         View::Faults => list.height = list.height.saturating_sub(FAULT_DETAIL_HEIGHT),
         // The legend's line, under the bars.
@@ -128,26 +127,41 @@ pub fn replay_split(body: Rect) -> (Rect, Rect) {
     (left, right)
 }
 
-/// The builds view's bands: builds, build/reload feed, logs.
-pub fn builds_split(body: Rect) -> (Rect, Rect, Rect) {
+/// The builds view's bands: builds, the sidecar's workers, the build/reload feed, logs.
+pub fn builds_split(body: Rect) -> BuildsAreas {
     let builds_height = (body.height / 4).clamp(3.min(body.height), 7);
-    let rest = body.height - builds_height;
+    let after_builds = body.height - builds_height;
+    // The sidecar line and a title, then one line per worker (a few at most on a small screen).
+    let workers_height = (body.height / 5).clamp(2, 6).min(after_builds);
+    let rest = after_builds - workers_height;
     let feed_height = rest / 2;
-    let builds = Rect {
-        height: builds_height,
+    let band = |y: u16, height: u16| Rect {
+        y: body.y + y,
+        height,
         ..body
     };
-    let feed = Rect {
-        y: body.y + builds_height,
-        height: feed_height,
-        ..body
-    };
-    let logs = Rect {
-        y: body.y + builds_height + feed_height,
-        height: rest - feed_height,
-        ..body
-    };
-    (builds, feed, logs)
+    BuildsAreas {
+        builds: band(0, builds_height),
+        workers: band(builds_height, workers_height),
+        feed: band(builds_height + workers_height, feed_height),
+        logs: band(
+            builds_height + workers_height + feed_height,
+            rest - feed_height,
+        ),
+    }
+}
+
+/// The bands of the builds view, top to bottom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildsAreas {
+    /// Every build loaded.
+    pub builds: Rect,
+    /// The gRPC sidecar and its remote workers.
+    pub workers: Rect,
+    /// Build, reload and worker events.
+    pub feed: Rect,
+    /// The log stream.
+    pub logs: Rect,
 }
 
 /// Keeps `selected` inside a window of `height` rows starting at `offset`; returns the offset.

@@ -19,6 +19,7 @@ use durable_emu_engine::inspect::replay::{CallRow, StepResult};
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::inspect::waiting::{self, OpenCalls, Wait};
+use durable_emu_engine::remote::{ParkedWork, WorkerSnapshot};
 use durable_emu_engine::{BuildRecord, Divergence, InstanceRecord, TimerRow};
 use durable_sdk::OrchestratorInfo;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
@@ -748,6 +749,35 @@ pub struct BuildsState {
     pub compiler_output: Vec<String>,
 }
 
+/// Remote workers (the official SDKs' workers, through the gRPC sidecar) and the work no
+/// executor takes, as the engine's hub last listed them.
+#[derive(Debug, Clone, Default)]
+pub struct WorkersState {
+    /// Where the sidecar listens, or why it does not (one line).
+    pub sidecar: String,
+    /// Connected workers, and recent disconnects.
+    pub workers: Vec<WorkerSnapshot>,
+    /// Work waiting for a worker that takes its name.
+    pub parked: Vec<ParkedWork>,
+}
+
+impl WorkersState {
+    /// What an instance waits for because no executor runs it, if anything.
+    pub fn parked_for(&self, instance_id: &str) -> Option<&ParkedWork> {
+        self.parked
+            .iter()
+            .find(|parked| parked.instance_id == instance_id)
+    }
+
+    /// Workers still connected.
+    pub fn connected(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|worker| worker.disconnected_at.is_none())
+            .count()
+    }
+}
+
 /// The fault rules, as the engine last listed them.
 #[derive(Debug, Clone, Default)]
 pub struct FaultsState {
@@ -1071,6 +1101,8 @@ pub struct Model {
     pub clock: ClockState,
     /// Builds and logs.
     pub builds: BuildsState,
+    /// Remote workers and parked work.
+    pub workers: WorkersState,
     /// Fault rules.
     pub faults: FaultsState,
     /// Orchestrations the active build offers.
@@ -1111,6 +1143,8 @@ pub enum Part {
     Builds,
     /// The fault rules.
     Faults,
+    /// Remote workers and parked work.
+    Workers,
 }
 
 /// What went stale (an event said so) and which loads are under way, in one place: events and
@@ -1126,7 +1160,13 @@ impl Stale {
     /// Everything the UI loads at start: all but a history, which waits for a selection.
     pub fn all_but_history() -> Self {
         let mut stale = Self::default();
-        for part in [Part::Instances, Part::Timers, Part::Builds, Part::Faults] {
+        for part in [
+            Part::Instances,
+            Part::Timers,
+            Part::Builds,
+            Part::Faults,
+            Part::Workers,
+        ] {
             stale.mark(part);
         }
         stale
@@ -1187,6 +1227,7 @@ impl Model {
                 ..ClockState::default()
             },
             builds: BuildsState::default(),
+            workers: WorkersState::default(),
             faults: FaultsState::default(),
             orchestrators,
             orchestrator_info: BTreeMap::new(),
@@ -1207,6 +1248,13 @@ impl Model {
     #[must_use]
     pub fn with_orchestrator_info(mut self, info: BTreeMap<String, OrchestratorInfo>) -> Self {
         self.orchestrator_info = info;
+        self
+    }
+
+    /// The same model, saying where the gRPC sidecar listens (or why not).
+    #[must_use]
+    pub fn with_sidecar(mut self, sidecar: String) -> Self {
+        self.workers.sidecar = sidecar;
         self
     }
 

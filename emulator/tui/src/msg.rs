@@ -77,6 +77,11 @@ pub enum Outcome {
     Timers(Result<(Vec<TimerRow>, ClockSnapshot), String>),
     /// Builds recorded and the active one.
     Builds(Result<(Vec<BuildRecord>, Option<u32>), String>),
+    /// Remote workers (connected, and recent disconnects) and the work no executor takes.
+    Workers(
+        Vec<durable_emu_engine::remote::WorkerSnapshot>,
+        Vec<durable_emu_engine::remote::ParkedWork>,
+    ),
     /// The fault rules.
     Faults(Result<Vec<RuleState>, String>),
     /// A fault rule was added, switched or removed (the list is reloaded).

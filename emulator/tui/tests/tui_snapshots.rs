@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use durable_emu_engine::remote::{NameFilter, WorkFilters, WorkerInfo};
 use durable_emu_testing::tui::Harness;
 use durable_emu_tui::model::View;
 use durable_emu_tui::msg::Msg;
@@ -20,6 +21,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d{2}-\d{2} \d{2}:\d{2}:\d{2}", "[date]"),
         (r"[0-9a-f]{32}", "[hex]"),
         (r"build [0-9a-f-]{8,}", "build [id]"),
+        // A whole build id (wide terminals): it changes with every compilation.
+        (r"\b[0-9a-f]{16}-[0-9a-f]{4}\b", "[build id]"),
         // A build id shortened in a column: it changes with every compilation.
         (r"\b[0-9a-f]{8}…", "[build id]…"),
         // ... and the last visible character of one that a box covers.
@@ -253,6 +256,42 @@ fn clock_view() {
     ui.press(KeyCode::Char('7'));
     ui.wait_until("the timers", |model| !model.clock.timers.is_empty());
     snapshot!("clock", ui.screen());
+}
+
+/// Remote workers: an SDK worker connected through the sidecar is listed with who it says it
+/// is, and an orchestration no executor runs waits, saying for what, in the list and here.
+#[test]
+fn builds_view_lists_remote_workers_and_work_waiting_for_one() {
+    let mut ui = Harness::with_config(100, 24, |config| config.remote_workers = true);
+    ui.model.workers.sidecar =
+        "Durable Task gRPC sidecar on 127.0.0.1:4001 and [::1]:4001".to_string();
+    let hub = ui.handle.remote_hub();
+    let _worker = hub.connect(WorkerInfo {
+        peer: "127.0.0.1:50412".to_string(),
+        metadata: vec![
+            (
+                "x-user-agent".to_string(),
+                "durabletask-python/1.12.0".to_string(),
+            ),
+            ("workerid".to_string(), "laptop-1".to_string()),
+        ],
+        filters: Some(WorkFilters {
+            orchestrations: vec![NameFilter {
+                name: "PyChain".to_string(),
+                versions: Vec::new(),
+            }],
+            activities: Vec::new(),
+        }),
+        history_streaming: false,
+    });
+    ui.start("PyReport", json!(null), "report");
+    ui.wait_until("the parked episode", |model| {
+        model.workers.parked_for("report").is_some() && !model.workers.workers.is_empty()
+    });
+    snapshot!("instances_waiting_for_a_worker", ui.screen());
+    ui.press(KeyCode::Char('8'));
+    ui.wait_until("the builds", |model| !model.builds.builds.is_empty());
+    snapshot!("builds_with_workers", ui.screen());
 }
 
 #[test]

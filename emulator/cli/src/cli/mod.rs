@@ -12,6 +12,7 @@ mod manage;
 mod replay;
 mod run;
 mod serve;
+mod sidecar;
 mod ui;
 
 use anyhow::Context;
@@ -45,6 +46,8 @@ pub struct Cli {
     /// auto-skip) instead of running at real speed; `.` or `:play` starts it.
     #[arg(long)]
     paused: bool,
+    #[command(flatten)]
+    grpc: sidecar::GrpcArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,7 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_warnings_to_stderr();
     }
     match cli.command {
-        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused),
+        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused, &cli.grpc),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),

@@ -11,6 +11,7 @@
 //! before stays. When the reader of stdout goes away (a broken pipe), serve stops the same way,
 //! quietly, exit 0.
 
+use super::sidecar::GrpcArgs;
 use super::{EngineArgs, target_or_builtin, watch_target};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -36,6 +37,8 @@ pub struct ServeArgs {
     events: Option<EventFormat>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    grpc: GrpcArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,7 +63,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (target, plugin) = target_or_builtin(args.target.as_deref())?;
     let active_hash = plugin.content_hash.clone();
-    let config = args.engine.config(Some(plugin))?;
+    let mut config = args.engine.config(Some(plugin))?;
+    config.remote_workers = args.grpc.wanted();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
             let (sink, events) = crossbeam_channel::bounded(EVENT_BUFFER);
@@ -73,6 +77,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = engine.with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let watcher = watch_target(target, &handle, active_hash)?;
+    let sidecar = args.grpc.start(handle.asynchronous())?;
+    eprintln!("{}", sidecar.state.describe());
     eprintln!(
         "durable-emu is serving {}; Ctrl-C stops it",
         args.engine.db.db
@@ -107,6 +113,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let running = handle.running_episode();
     // Nobody reads after this: workers and the watcher must not wait on a full sink.
     drop(events);
+    drop(sidecar);
     drop(watcher);
     drop(handle);
     engine.shutdown_within(Duration::ZERO);

@@ -7,6 +7,7 @@
 //! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
 //! yields is left behind unrecorded, named on stderr, and the exit status is 1.
 
+use super::sidecar::GrpcArgs;
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
 use durable_emu_engine::clock::ClockKind;
@@ -24,6 +25,7 @@ pub fn ui(
     target: Option<&Path>,
     engine_args: &EngineArgs,
     paused: bool,
+    grpc: &GrpcArgs,
 ) -> anyhow::Result<ExitCode> {
     let (target, plugin) = target_or_builtin(target)?;
     if !std::io::stdout().is_terminal() {
@@ -36,6 +38,7 @@ pub fn ui(
     let active_hash = plugin.content_hash.clone();
     let mut config = engine_args.config(Some(plugin.clone()))?;
     config.auto_skip = false;
+    config.remote_workers = grpc.wanted();
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
@@ -43,7 +46,9 @@ pub fn ui(
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
+    let sidecar = grpc.start(handle.asynchronous())?;
     let options = AppOptions {
+        sidecar: sidecar.state.describe(),
         clock,
         auto_skip: false,
         playing,

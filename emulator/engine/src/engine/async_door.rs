@@ -471,7 +471,9 @@ impl AsyncEngineHandle {
                     return Ok(None);
                 };
                 match received {
-                    Ok(EngineEvent::InstanceChanged { instance_id: id, .. }) if id == instance_id => {
+                    Ok(EngineEvent::InstanceChanged {
+                        instance_id: id, ..
+                    }) if id == instance_id => {
                         break;
                     }
                     Ok(_) => {}
@@ -537,7 +539,11 @@ impl AsyncEngineHandle {
     }
 
     /// Rewinds a failed instance ([`EngineHandle::rewind`]).
-    pub async fn rewind(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+    pub async fn rewind(
+        &self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
         let instance_id = instance_id.to_string();
         self.call(move |core| core.rewind(&instance_id, reason))
             .await

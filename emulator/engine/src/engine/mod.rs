@@ -965,7 +965,11 @@ impl EngineHandle {
     /// Deletes an ended instance and, with `recursive`, the ended sub-orchestrations it started
     /// (at any depth); returns how many instances were deleted. Refused if the instance itself
     /// is still running; a descendant still running is left alone.
-    pub fn purge_recursive(&self, instance_id: &str, recursive: bool) -> Result<usize, EngineError> {
+    pub fn purge_recursive(
+        &self,
+        instance_id: &str,
+        recursive: bool,
+    ) -> Result<usize, EngineError> {
         let instance_id = instance_id.to_string();
         self.call(move |core| core.purge_tree(&instance_id, recursive))
     }

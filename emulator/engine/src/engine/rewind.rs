@@ -278,6 +278,10 @@ mod tests {
                 input: json!(3),
             }]
         );
-        assert_eq!(rewound.open_tasks.len(), 1, "an activity never answered runs again");
+        assert_eq!(
+            rewound.open_tasks.len(),
+            1,
+            "an activity never answered runs again"
+        );
     }
 }

@@ -147,7 +147,12 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             Some(row) => row.awaited_events = events,
             None => model.stale.mark(Part::Instances),
         },
-        EngineEvent::ActivityStarted { .. } | EngineEvent::ActivityFinished { .. } => {}
+        EngineEvent::ActivityStarted { .. } | EngineEvent::ActivityFinished { .. } => {
+            // The workers' in-flight and completed counts move with the work.
+            if model.view == View::Builds && !model.workers.workers.is_empty() {
+                model.stale.mark(Part::Workers);
+            }
+        }
         EngineEvent::TimerScheduled { .. } | EngineEvent::TimerFired { .. } => {
             model.stale.mark(Part::Timers);
         }
@@ -169,6 +174,8 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             model.builds.active = Some(number);
             model.orchestrators = orchestrators;
             model.stale.mark(Part::Builds);
+            // Work parked for a name the new build has now runs.
+            model.stale.mark(Part::Workers);
             model.stale.mark(Part::Instances);
             feed(
                 model,
@@ -296,6 +303,41 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 ),
             );
         }
+        EngineEvent::WorkerConnected { id, peer } => {
+            model.stale.mark(Part::Workers);
+            model.stale.mark(Part::Instances);
+            feed(
+                model,
+                Tone::Ok,
+                format!("worker #{id} connected from {peer}"),
+            );
+        }
+        EngineEvent::WorkerDisconnected { id, requeued } => {
+            model.stale.mark(Part::Workers);
+            let text = if requeued == 0 {
+                format!("worker #{id} disconnected")
+            } else {
+                format!(
+                    "worker #{id} disconnected holding {requeued} work item(s): they go to the next worker that takes them"
+                )
+            };
+            feed(model, Tone::Warn, text);
+        }
+        EngineEvent::WorkParked {
+            instance_id,
+            kind,
+            name,
+        } => {
+            model.stale.mark(Part::Workers);
+            feed(
+                model,
+                Tone::Warn,
+                format!(
+                    "{}: no worker runs {kind} '{name}' and no loaded build has it; it waits (see the Builds view, 8)",
+                    short_id(&instance_id)
+                ),
+            );
+        }
         #[allow(unreachable_patterns)]
         other => {
             // Events added to the engine after this view was written still reach the feed.
@@ -393,6 +435,11 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
                 }
                 Err(error) => model.status = Some((error, true)),
             }
+        }
+        Outcome::Workers(workers, parked) => {
+            model.stale.loaded(Part::Workers);
+            model.workers.workers = workers;
+            model.workers.parked = parked;
         }
         Outcome::Builds(Ok((builds, active))) => {
             model.builds.builds = builds;

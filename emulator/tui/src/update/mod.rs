@@ -123,6 +123,11 @@ pub(super) fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
     if model.stale.take(Part::Builds) {
         out.push(Command::LoadBuilds);
     }
+    if model.stale.is_marked(Part::Workers) && !model.stale.is_loading(Part::Workers) {
+        model.stale.take(Part::Workers);
+        model.stale.start_loading(Part::Workers);
+        out.push(Command::LoadWorkers);
+    }
     if model.stale.is_marked(Part::Timers)
         && !model.stale.is_loading(Part::Timers)
         && (model.view == View::Clock || model.clock.now.is_none())
@@ -317,6 +322,10 @@ pub fn switch_view(model: &mut Model, view: View, out: &mut Vec<Command>) {
     }
     if view == View::Faults {
         model.stale.mark(Part::Faults);
+    }
+    if view == View::Builds {
+        // Workers' counts move with every item; they are refreshed only while shown.
+        model.stale.mark(Part::Workers);
     }
     if needs_history(view) {
         ensure_history(model, out);

@@ -1,11 +1,14 @@
-//! The builds view: every build loaded (the active one marked), the feed of build progress,
-//! compiler errors, reloads and nondeterminism outcomes, and the log stream (the same lines the
-//! rolling file under `.durable-emu/logs/` gets).
+//! The builds view: every build loaded (the active one marked), the gRPC sidecar and the remote
+//! workers connected to it (the other executor of orchestrations and activities) with the work
+//! no executor takes, the feed of build progress, compiler errors, reloads, worker connections
+//! and nondeterminism outcomes, and the log stream (the same lines the rolling file under
+//! `.durable-emu/logs/` gets).
 
 use super::{fit, tone};
 use crate::layout::builds_split;
 use crate::model::{Model, Tone};
 use crate::theme::Theme;
+use durable_emu_engine::remote::WorkerSnapshot;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -14,7 +17,8 @@ use tracing::Level;
 
 /// Draws the view.
 pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
-    let (builds_area, feed_area, logs_area) = builds_split(body);
+    let areas = builds_split(body);
+    let (builds_area, feed_area, logs_area) = (areas.builds, areas.feed, areas.logs);
     let width = usize::from(body.width);
     let builds = &model.builds;
     let mut lines = vec![Line::from(Span::styled(
@@ -40,6 +44,10 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         )));
     }
     frame.render_widget(Paragraph::new(lines), builds_area);
+    frame.render_widget(
+        Paragraph::new(worker_lines(model, theme, width, areas.workers.height)),
+        areas.workers,
+    );
 
     let mut feed = vec![Line::from(Span::styled(
         fit("Build, reload and nondeterminism events", width),
@@ -88,4 +96,123 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         ]));
     }
     frame.render_widget(Paragraph::new(logs), logs_area);
+}
+
+/// The sidecar's line, then one line per worker (connected first), then what is parked.
+fn worker_lines(model: &Model, theme: &Theme, width: usize, height: u16) -> Vec<Line<'static>> {
+    let workers = &model.workers;
+    let title = format!(
+        "Workers · {}",
+        if workers.sidecar.is_empty() {
+            "no gRPC sidecar in this session"
+        } else {
+            &workers.sidecar
+        }
+    );
+    let mut lines = vec![Line::from(Span::styled(fit(&title, width), theme.accent()))];
+    let room = usize::from(height).saturating_sub(1);
+    let mut rows: Vec<(String, Tone)> = Vec::new();
+    let mut listed: Vec<&WorkerSnapshot> = workers.workers.iter().collect();
+    listed.sort_by_key(|worker| (worker.disconnected_at.is_some(), worker.id));
+    for worker in listed {
+        rows.push(worker_row(worker));
+    }
+    if !workers.parked.is_empty() {
+        let mut names: Vec<String> = workers
+            .parked
+            .iter()
+            .map(|parked| format!("{} '{}'", parked.kind, parked.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        rows.push((
+            format!(
+                "  waiting for a worker: {} item(s) of {} (no connected worker or loaded build runs them)",
+                workers.parked.len(),
+                names.join(", ")
+            ),
+            Tone::Warn,
+        ));
+    }
+    if rows.is_empty() {
+        rows.push((
+            "  no worker connected: point an official Durable Task SDK's worker at the address above"
+                .to_string(),
+            Tone::Dim,
+        ));
+    }
+    if rows.len() > room && room > 0 {
+        let hidden = rows.len() - (room - 1);
+        rows.truncate(room - 1);
+        rows.push((format!("  ... and {hidden} more"), Tone::Dim));
+    }
+    lines.extend(rows.into_iter().map(|(text, row_tone)| {
+        Line::from(Span::styled(fit(&text, width), tone(theme, row_tone)))
+    }));
+    lines
+}
+
+/// One worker: number, address, who it says it is, what it takes, its work.
+fn worker_row(worker: &WorkerSnapshot) -> (String, Tone) {
+    let meta = |key: &str| {
+        worker
+            .metadata
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, value)| value.clone())
+    };
+    let mut who = Vec::new();
+    if let Some(agent) = meta("x-user-agent") {
+        who.push(agent);
+    }
+    if let Some(id) = meta("workerid") {
+        who.push(format!("workerid={id}"));
+    }
+    if let Some(hub) = meta("taskhub") {
+        who.push(format!("taskhub={hub}"));
+    }
+    let takes = match &worker.filters {
+        None => "takes everything".to_string(),
+        Some(filters) => {
+            let names = |list: &[durable_emu_engine::remote::NameFilter]| {
+                list.iter()
+                    .map(|filter| filter.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!(
+                "takes orchestrations [{}] activities [{}]",
+                names(&filters.orchestrations),
+                names(&filters.activities)
+            )
+        }
+    };
+    let state = match worker.disconnected_at {
+        Some(at) => format!("disconnected {}", at.format("%H:%M:%S")),
+        None => format!("{} in flight", worker.in_flight),
+    };
+    let text = format!(
+        "{} #{:<3} {}  {}  {}  {} done  {}",
+        if worker.disconnected_at.is_none() {
+            "●"
+        } else {
+            "○"
+        },
+        worker.id,
+        worker.peer,
+        if who.is_empty() {
+            "-".to_string()
+        } else {
+            who.join(" ")
+        },
+        state,
+        worker.completed,
+        takes
+    );
+    let row_tone = if worker.disconnected_at.is_some() {
+        Tone::Dim
+    } else {
+        Tone::Ok
+    };
+    (text, row_tone)
 }

@@ -17,6 +17,7 @@ use crate::model::{InstanceRow, Model, SHORT_ID_WIDTH, View, short_id};
 use crate::theme::{Theme, row_symbol};
 use durable_emu_engine::inspect::rows::{compact_json, format_age};
 use durable_emu_engine::inspect::waiting;
+use durable_sdk::history::RuntimeStatus;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -29,7 +30,7 @@ const LEAD: usize = 2;
 const STATUS: usize = 11;
 const PROGRESS: usize = 15;
 const AGE: usize = 7;
-const BUILD: usize = 6;
+const BUILD: usize = 7;
 /// `MM-DD HH:MM:SS` and a space.
 const CREATED: usize = 15;
 /// The least a name column shrinks to, and the least an optional column is worth showing at.
@@ -232,11 +233,12 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
             .unwrap_or_default();
         cell(progress, widths.progress, theme.text());
         if widths.waiting > 0 {
-            cell(
-                waiting::summary(&row.waits(), now),
-                widths.waiting,
-                theme.warn(),
-            );
+            // Work no executor takes says so first: nothing else moves until a worker comes.
+            let text = match model.workers.parked_for(id) {
+                Some(parked) => format!("a worker for {} '{}'", parked.kind, parked.name),
+                None => waiting::summary(&row.waits(), now),
+            };
+            cell(text, widths.waiting, theme.warn());
         }
         cell(custom_text(row, widths.custom), widths.custom, theme.text());
         let age = match (now, row.created_at) {
@@ -252,10 +254,17 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         // `⚲` marks an instance held on an older build than the active one (pinned or diverged).
         let build = match row.pinned_to_older(model.builds.active) {
             Some(build) => format!("⚲#{build}"),
+            // No build: run by a remote worker (through the gRPC sidecar), or not run yet.
             None => row
                 .build
                 .map(|build| format!("#{build}"))
-                .unwrap_or_default(),
+                .unwrap_or_else(|| {
+                    if row.status == RuntimeStatus::Pending {
+                        String::new()
+                    } else {
+                        "remote".to_string()
+                    }
+                }),
         };
         cell(build, widths.build, theme.dim());
         spans.push(Span::styled(fit(&short_id(id), widths.id), theme.dim()));

@@ -3,13 +3,13 @@
 
 use super::{Core, ExecutionStarted, Live, new_id};
 use crate::engine::{EngineError, EngineEvent, ExecutionHistory};
-use std::collections::BTreeMap;
 use crate::export::InstanceExport;
 use crate::store::{ExecutionRecord, InstanceRecord, TimerRow};
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::ActionKind;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -120,7 +120,13 @@ impl Core {
             *version = meta.version;
             *scheduled_start = meta.scheduled_start;
         }
-        self.plan_start(&instance_id, name, is_sub_orchestration, occurrence, started)?;
+        self.plan_start(
+            &instance_id,
+            name,
+            is_sub_orchestration,
+            occurrence,
+            started,
+        )?;
         if let Some(at) = meta.scheduled_start.filter(|at| *at > now) {
             self.hold_until(&instance_id, at)?;
         }
@@ -576,7 +582,10 @@ impl Core {
         } = options;
         self.check_orchestration_known(name)?;
         self.check_payload("the input", &input)?;
-        if instance_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+        if instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
             return Err(EngineError::InvalidArgument(
                 "an instance id cannot be empty; leave it out to get a new one".into(),
             ));
@@ -660,7 +669,10 @@ impl Core {
             if let Some(inbox_id) = message.inbox_id {
                 self.store.remove_inbox(inbox_id)?;
             }
-            message.inbox_id = Some(self.store.push_inbox_due(instance_id, &message.event, due)?);
+            message.inbox_id = Some(
+                self.store
+                    .push_inbox_due(instance_id, &message.event, due)?,
+            );
             held.push(message);
         }
         self.defer(
@@ -738,11 +750,10 @@ impl Core {
         query: &crate::engine::InstanceQuery,
     ) -> Result<(Vec<InstanceRecord>, Option<String>), EngineError> {
         query.check()?;
-        let candidates =
-            self.readable(self.store.instance_listing_where(
-                &query.statuses,
-                query.instance_id_prefix.as_deref(),
-            )?);
+        let candidates = self.readable(
+            self.store
+                .instance_listing_where(&query.statuses, query.instance_id_prefix.as_deref())?,
+        );
         query.page(candidates)
     }
 
@@ -821,8 +832,7 @@ impl Core {
         let mut children = Vec::new();
         for execution in self.store.executions(instance_id)? {
             for event in self.store.history(instance_id, &execution.execution_id)? {
-                if let EventKind::SubOrchestrationInstanceCreated { instance_id, .. } = event.kind
-                {
+                if let EventKind::SubOrchestrationInstanceCreated { instance_id, .. } = event.kind {
                     children.push(instance_id);
                 }
             }
@@ -1007,7 +1017,9 @@ impl Core {
         );
         for event in rewound.open_tasks.into_iter().chain(rewound.open_timers) {
             let action = match event.kind {
-                EventKind::TaskScheduled { name, input } => ActionKind::ScheduleTask { name, input },
+                EventKind::TaskScheduled { name, input } => {
+                    ActionKind::ScheduleTask { name, input }
+                }
                 EventKind::TimerCreated { fire_at } => ActionKind::CreateTimer { fire_at },
                 _ => continue,
             };

@@ -228,7 +228,11 @@ impl Core {
             self.put_back(instance_id, episode.delivered);
             return Err(unknown());
         }
-        if let Err(reason) = check_completion(&episode.request.past_events, &response) {
+        if let Err(reason) = check_completion(
+            &episode.request.past_events,
+            &episode.request.new_events,
+            &response,
+        ) {
             let failure = FailureDetails::new(
                 INVALID_WORKER_RESPONSE,
                 format!("the worker's answer to an episode breaks history: {reason}"),
@@ -303,20 +307,53 @@ impl Core {
 }
 
 /// What makes an episode's answer break history: an action id used twice in it, or already used
-/// by an action in history; more than one completion of the orchestration.
+/// by an action in history (except a retry: the official SDKs schedule a retried activity or
+/// sub-orchestration again under the id of the attempt that failed); more than one completion of
+/// the orchestration.
 fn check_completion(
-    history: &[durable_sdk::history::HistoryEvent],
+    past: &[durable_sdk::history::HistoryEvent],
+    new: &[durable_sdk::history::HistoryEvent],
     response: &OrchestratorResponse,
 ) -> Result<(), String> {
+    use durable_sdk::history::EventKind;
+    let history: Vec<&durable_sdk::history::HistoryEvent> = past.iter().chain(new).collect();
     let used: HashSet<i32> = history
         .iter()
         .filter(|event| event.event_id >= 0)
         .map(|event| event.event_id)
         .collect();
+    // A call whose last attempt failed may be scheduled again under its id, same kind and name.
+    let retriable = |id: i32, kind: &ActionKind| {
+        let last_use = history.iter().rposition(|event| event.event_id == id);
+        let Some(last_use) = last_use else {
+            return false;
+        };
+        let same_call = match (&history[last_use].kind, kind) {
+            (
+                EventKind::TaskScheduled { name, .. },
+                ActionKind::ScheduleTask { name: again, .. },
+            ) => name == again,
+            (
+                EventKind::SubOrchestrationInstanceCreated { name, .. },
+                ActionKind::CreateSubOrchestration { name: again, .. },
+            ) => name == again,
+            _ => false,
+        };
+        same_call
+            && history[last_use..].iter().any(|event| match &event.kind {
+                EventKind::TaskFailed {
+                    task_scheduled_id, ..
+                }
+                | EventKind::SubOrchestrationInstanceFailed {
+                    task_scheduled_id, ..
+                } => *task_scheduled_id == id,
+                _ => false,
+            })
+    };
     let mut fresh = HashSet::new();
     let mut completions = 0;
     for action in &response.actions {
-        if used.contains(&action.id) {
+        if used.contains(&action.id) && !retriable(action.id, &action.kind) {
             return Err(format!(
                 "action id {} is already used in history (each action needs the next unused id: a replayed action must not be sent again)",
                 action.id

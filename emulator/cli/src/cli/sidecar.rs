@@ -1,0 +1,242 @@
+//! `--grpc ADDR|off` for the UI and `serve`: where the Durable Task sidecar (the
+//! TaskHubSidecarService the official SDKs talk to) listens, and starting it beside the engine.
+//!
+//! The default, `127.0.0.1:4001` plus `[::1]:4001`, is what the SDKs dial (`localhost:4001`
+//! may resolve to either). A default port that is taken does not stop the emulator: it starts
+//! without the sidecar and says why. An address the user gave must work, or the command fails
+//! naming the port and the flag. Owns no protocol: that is `durable-emu-grpc`.
+
+use anyhow::Context;
+use clap::Args;
+use durable_emu_engine::engine::AsyncEngineHandle;
+use durable_emu_grpc::DEFAULT_PORT;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::thread::JoinHandle;
+
+/// Where the sidecar listens.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcArgs {
+    /// Serve the Durable Task gRPC protocol (TaskHubSidecarService) on ADDR (host:port, or a
+    /// port alone for 127.0.0.1), or `off`; default: 127.0.0.1:4001 and [::1]:4001, the
+    /// official SDKs' default address. Anything but loopback is reachable from other machines.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen)]
+    grpc: Option<Listen>,
+}
+
+/// A parsed `--grpc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen::Off);
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(Listen::At(SocketAddr::new(
+            Ipv4Addr::LOCALHOST.into(),
+            port,
+        )));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(Listen::At(addr));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(Listen::At(SocketAddr::new(
+                Ipv4Addr::LOCALHOST.into(),
+                port,
+            )));
+        }
+    }
+    Err(format!(
+        "'{text}' is not an address to listen on: give host:port (127.0.0.1:4001, [::1]:4001, \
+         0.0.0.0:4001), a port, or off"
+    ))
+}
+
+/// What became of the sidecar, for the UI's status line and serve's stderr.
+#[derive(Debug)]
+pub enum SidecarState {
+    /// Listening on these addresses.
+    Listening(Vec<SocketAddr>),
+    /// Turned off with `--grpc off`.
+    Off,
+    /// The default address could not be used; the emulator runs without the sidecar.
+    Unavailable(String),
+}
+
+impl SidecarState {
+    /// One line that says where SDK workers and clients connect, or why they cannot.
+    pub fn describe(&self) -> String {
+        match self {
+            SidecarState::Listening(addrs) => {
+                let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                let wide = addrs.iter().any(|addr| !addr.ip().is_loopback());
+                format!(
+                    "Durable Task gRPC sidecar on {}{}",
+                    list.join(" and "),
+                    if wide {
+                        " (NOT loopback: reachable from other machines)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            SidecarState::Off => "Durable Task gRPC sidecar off (--grpc off)".to_string(),
+            SidecarState::Unavailable(why) => format!("Durable Task gRPC sidecar off: {why}"),
+        }
+    }
+}
+
+/// The running sidecar: dropping it stops accepting connections. Its thread is not joined:
+/// a worker's open work-item stream must not hold up the emulator's exit.
+#[derive(Debug)]
+pub struct Sidecar {
+    pub state: SidecarState,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    _thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+impl GrpcArgs {
+    /// Whether the engine should accept work for remote workers (the sidecar will listen).
+    pub fn wanted(&self) -> bool {
+        self.grpc != Some(Listen::Off)
+    }
+
+    /// Binds and serves the sidecar on its own runtime thread.
+    pub fn start(&self, engine: AsyncEngineHandle) -> anyhow::Result<Sidecar> {
+        let (addrs, explicit) = match self.grpc {
+            Some(Listen::Off) => {
+                return Ok(Sidecar {
+                    state: SidecarState::Off,
+                    stop: None,
+                    _thread: None,
+                });
+            }
+            Some(Listen::At(addr)) => (vec![addr], true),
+            None => (
+                vec![
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT),
+                ],
+                false,
+            ),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("durable-emu-grpc")
+            .enable_all()
+            .build()
+            .context("starting the gRPC sidecar's runtime")?;
+        let mut bound = Vec::new();
+        for (index, addr) in addrs.iter().enumerate() {
+            match runtime.block_on(durable_emu_grpc::bind(*addr)) {
+                Ok(sidecar) => bound.push(sidecar),
+                Err(error) if explicit => {
+                    anyhow::bail!(
+                        "cannot serve the gRPC sidecar on {addr} (--grpc): {error}; pick another \
+                         address with --grpc ADDR or turn it off with --grpc off"
+                    );
+                }
+                // The IPv6 twin of the default is a convenience: a machine without ::1, or
+                // with its port taken, still gets the IPv4 listener.
+                Err(_) if index > 0 => {}
+                Err(error) => {
+                    return Ok(Sidecar {
+                        state: SidecarState::Unavailable(format!(
+                            "{error} (another durable-emu or a DTS emulator?); start with \
+                             --grpc ADDR to serve elsewhere"
+                        )),
+                        stop: None,
+                        _thread: None,
+                    });
+                }
+            }
+        }
+        let listening: Vec<SocketAddr> = bound
+            .iter()
+            .map(durable_emu_grpc::BoundSidecar::local_addr)
+            .collect();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("durable-emu-grpc".to_string())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut serving = tokio::task::JoinSet::new();
+                    for sidecar in bound {
+                        let engine = engine.clone();
+                        let mut stop = stop_rx.clone();
+                        serving.spawn(async move {
+                            let stopped = async move {
+                                let _ = stop.wait_for(|stop| *stop).await;
+                            };
+                            if let Err(error) = sidecar.serve(engine, stopped).await {
+                                tracing::warn!(target: "durable_emu::grpc", "the gRPC sidecar stopped: {error}");
+                            }
+                        });
+                    }
+                    while serving.join_next().await.is_some() {}
+                });
+                // Streams still open (workers waiting for work) must not hold the exit.
+                runtime.shutdown_background();
+            })
+            .context("starting the gRPC sidecar's thread")?;
+        Ok(Sidecar {
+            state: SidecarState::Listening(listening),
+            stop: Some(stop_tx),
+            _thread: Some(thread),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_alone_listens_on_ipv4_loopback() {
+        assert_eq!(
+            parse_listen("4100"),
+            Ok(Listen::At("127.0.0.1:4100".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn off_and_addresses_parse_and_nonsense_says_what_to_give() {
+        assert_eq!(parse_listen("OFF"), Ok(Listen::Off));
+        assert_eq!(
+            parse_listen("[::1]:4001"),
+            Ok(Listen::At("[::1]:4001".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listen("localhost:4002"),
+            Ok(Listen::At("127.0.0.1:4002".parse().unwrap()))
+        );
+        let error = parse_listen("here").unwrap_err();
+        assert!(error.contains("host:port"), "{error}");
+    }
+
+    #[test]
+    fn a_wide_address_is_called_out() {
+        let state = SidecarState::Listening(vec!["0.0.0.0:4001".parse().unwrap()]);
+        assert!(
+            state.describe().contains("NOT loopback"),
+            "{}",
+            state.describe()
+        );
+        let local = SidecarState::Listening(vec!["127.0.0.1:4001".parse().unwrap()]);
+        assert!(!local.describe().contains("NOT"), "{}", local.describe());
+    }
+}
