@@ -137,7 +137,8 @@ fn fault_rules_fail_python_activities_from_the_host_without_dispatching_them() {
     ) else {
         return;
     };
-    let is_fault = |event: &Value| event["event"] == "faultFired" && event["instanceId"] == "py-faults";
+    let is_fault =
+        |event: &Value| event["event"] == "faultFired" && event["instanceId"] == "py-faults";
     let fired = sidecar.events_matching(3, Duration::from_secs(30), is_fault);
     assert_eq!(
         fired.len(),
@@ -205,9 +206,10 @@ fn the_ui_shows_an_instance_run_by_a_python_worker_with_its_history() {
     run_scenario(&python, "chaining.py", &["--address", &addr], || {
         format!("--- the UI's screen\n{}", ui.screen())
     });
-    ui.wait_for("the Python instance completed in the instances view", |screen| {
-        line_with(screen, &["chain_orchestrator", "Completed"]).is_some()
-    });
+    ui.wait_for(
+        "the Python instance completed in the instances view",
+        |screen| line_with(screen, &["chain_orchestrator", "Completed"]).is_some(),
+    );
     ui.key("Enter");
     ui.wait_for("its history with the activities' results", |screen| {
         screen.contains("ExecutionCompleted") && screen.contains("Hello, Tokyo!")

@@ -78,7 +78,11 @@ fn make_venv() -> Option<PathBuf> {
             install(&python, &dir, &wanted, &marker);
         }
     }
-    Some(dir.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" }))
+    Some(dir.join(if cfg!(windows) {
+        "Scripts/python.exe"
+    } else {
+        "bin/python"
+    }))
 }
 
 fn install(python: &str, dir: &Path, wanted: &str, marker: &Path) {
@@ -91,10 +95,20 @@ fn install(python: &str, dir: &Path, wanted: &str, marker: &Path) {
         Command::new(python).arg("-m").arg("venv").arg(dir),
         "creating the Python venv (on Debian/Ubuntu: apt-get install python3-venv)",
     );
-    let venv_python = dir.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
+    let venv_python = dir.join(if cfg!(windows) {
+        "Scripts/python.exe"
+    } else {
+        "bin/python"
+    });
     run_or_panic(
         Command::new(&venv_python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
             .args(["--require-hashes", "-r"])
             .arg(requirements()),
         "installing tests/python/requirements.txt into target/python-venv",
