@@ -63,3 +63,45 @@ fn the_ui_runs_a_chain_fast_forwards_an_approval_and_quits_cleanly() {
         "logs go to .durable-emu/logs/"
     );
 }
+
+/// Closing the terminal window (SIGHUP, and a terminal that reads end-of-file) ends the UI: the
+/// process does not stay behind spinning, and the gRPC sidecar's port is free again. The Builds
+/// view says where the sidecar listens.
+#[test]
+fn closing_the_terminal_ends_the_ui_and_frees_its_grpc_port() {
+    if !tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let (tmux, _exit_file) = Tmux::start_ui_with(
+        "hangup",
+        100,
+        30,
+        dir.path(),
+        &format!("--grpc 127.0.0.1:{port}"),
+    );
+    tmux.wait_for("the instances view", |screen| {
+        screen.contains("1 Instances")
+    });
+    tmux.keys("8");
+    tmux.wait_for("the sidecar's address in the Builds view", |screen| {
+        screen.contains(&format!("gRPC sidecar on 127.0.0.1:{port}"))
+    });
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+        "the UI listens on its --grpc port"
+    );
+    tmux.close_terminal();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the UI still holds port {port} a minute after its terminal closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -43,8 +43,8 @@ pub use engine::{
 };
 pub use plugin::LoadedPlugin;
 pub use remote::{
-    NameFilter, ParkedWork, RemoteError, RemoteHub, RemoteWorkItem, WorkFilters, WorkKind,
-    WorkerConnection, WorkerId, WorkerInfo, WorkerSnapshot,
+    NameFilter, PROBE_DEADLINE, ParkedWork, REMOTE_CODE, RemoteError, RemoteHub, RemoteWorkItem,
+    WorkFilters, WorkKind, WorkerConnection, WorkerId, WorkerInfo, WorkerSnapshot,
 };
 pub use store::{
     APPLICATION_ID, BuildRecord, DbLocation, Divergence, ExecutionRecord, InstanceListing,

@@ -32,6 +32,15 @@ pub type WorkerId = u64;
 /// Disconnected workers kept for [`RemoteHub::workers`] (the UI's list of recent disconnects).
 const RECENT_DISCONNECTS: usize = 16;
 
+/// The `build` of a [`Divergence`](crate::Divergence) (and of
+/// [`EngineEvent::InstanceDiverged`]) that a replay probe found in the code of remote workers,
+/// which is in no build: builds are numbered from 1, so 0 names none.
+pub const REMOTE_CODE: u32 = 0;
+
+/// How long a replay probe (`EngineHandle::probe_remote`, the reconnect check) waits for the
+/// worker's answer: a replay is quick, so a worker that takes longer is stuck or gone.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What a worker said about itself when it connected.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerInfo {
@@ -314,6 +323,8 @@ pub(crate) enum Work {
         name: String,
         request: OrchestratorRequest,
         reply: oneshot::Sender<OrchestratorResponse>,
+        /// Only this worker may answer it (a reconnect check asks the code that connected).
+        only: Option<WorkerId>,
     },
 }
 
@@ -421,11 +432,17 @@ impl HubState {
             return false;
         };
         let (kind, name) = (item.work.kind(), item.work.name());
+        let only = match &item.work {
+            Work::Probe { only, .. } => *only,
+            _ => None,
+        };
         let mut candidates: Vec<(usize, WorkerId)> = self
             .workers
             .iter()
-            .filter(|(_, worker)| {
-                !worker.sender.is_closed() && accepts(worker.info.filters.as_ref(), kind, name)
+            .filter(|(id, worker)| {
+                only.is_none_or(|only| only == **id)
+                    && !worker.sender.is_closed()
+                    && accepts(worker.info.filters.as_ref(), kind, name)
             })
             .map(|(id, worker)| (worker.holding.len(), *id))
             .collect();
@@ -592,9 +609,14 @@ impl RemoteHub {
     /// Tells the core something changed (workers came or went, work was parked): it publishes
     /// the events after its next commit and looks again at whether time may skip.
     fn tell_core(&self, events: Vec<EngineEvent>) {
+        self.on_core(move |core| core.remote_changed(events));
+    }
+
+    /// Runs `f` on the core thread (its changes commit with that batch); nobody waits for it.
+    pub(crate) fn on_core(&self, f: impl FnOnce(&mut Core) + Send + 'static) {
         let call = core_call(
             move |core| {
-                core.remote_changed(events);
+                f(core);
                 Ok(())
             },
             |_: Result<(), EngineError>| {},
@@ -803,11 +825,34 @@ impl RemoteHub {
         request: OrchestratorRequest,
         deadline: Duration,
     ) -> Result<OrchestratorResponse, RemoteError> {
+        self.probe_on(None, name, request, deadline).await
+    }
+
+    /// A replay probe answered by worker `worker` alone (the reconnect check asks the code that
+    /// just connected, not another worker that may still run the old code).
+    pub(crate) async fn probe_worker(
+        &self,
+        worker: WorkerId,
+        name: &str,
+        request: OrchestratorRequest,
+        deadline: Duration,
+    ) -> Result<OrchestratorResponse, RemoteError> {
+        self.probe_on(Some(worker), name, request, deadline).await
+    }
+
+    async fn probe_on(
+        &self,
+        only: Option<WorkerId>,
+        name: &str,
+        request: OrchestratorRequest,
+        deadline: Duration,
+    ) -> Result<OrchestratorResponse, RemoteError> {
         let (reply, answer) = oneshot::channel();
         let token = {
             let mut state = self.state();
-            let anyone = state.workers.values().any(|worker| {
-                !worker.sender.is_closed()
+            let anyone = state.workers.iter().any(|(id, worker)| {
+                only.is_none_or(|only| only == *id)
+                    && !worker.sender.is_closed()
                     && accepts(worker.info.filters.as_ref(), WorkKind::Orchestration, name)
             });
             if !anyone {
@@ -819,6 +864,7 @@ impl RemoteHub {
                     name: name.to_string(),
                     request,
                     reply,
+                    only,
                 },
             );
             if parked.is_some() {
@@ -973,6 +1019,14 @@ impl RemoteHub {
         self.state().held > 0
     }
 
+    /// Whether worker `worker` is connected and runs orchestration `name`.
+    pub(crate) fn worker_runs(&self, worker: WorkerId, name: &str) -> bool {
+        self.state().workers.get(&worker).is_some_and(|worker| {
+            !worker.sender.is_closed()
+                && accepts(worker.info.filters.as_ref(), WorkKind::Orchestration, name)
+        })
+    }
+
     /// Whether any connected worker runs orchestration `name`.
     pub(crate) fn runs_orchestration(&self, name: &str) -> bool {
         self.state().workers.values().any(|worker| {
@@ -999,17 +1053,20 @@ fn token_number(token: &str) -> u64 {
 }
 
 /// Waits for `answer` at most `deadline` (wall time) without a timer driver: a helper thread
-/// sleeps and closes a second channel.
+/// waits out the deadline and closes a second channel. It ends as soon as this wait ends (its
+/// `done` sender is dropped with the future), so answered probes leave no thread sleeping.
 async fn wait_with_deadline<T: Send + 'static>(
     answer: oneshot::Receiver<T>,
     deadline: Duration,
 ) -> Option<Result<T, oneshot::error::RecvError>> {
     let (expired_tx, expired) = oneshot::channel::<()>();
+    let (_done, done) = std::sync::mpsc::channel::<()>();
     let sleeper = std::thread::Builder::new()
         .name("durable-emu-probe-deadline".into())
         .spawn(move || {
-            std::thread::sleep(deadline);
-            let _ = expired_tx.send(());
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(deadline) {
+                let _ = expired_tx.send(());
+            }
         });
     if sleeper.is_err() {
         // No thread for the deadline: wait for the answer alone (a worker that disconnects

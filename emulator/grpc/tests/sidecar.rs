@@ -871,3 +871,135 @@ async fn hello_answers() {
     let mut h = harness().await;
     h.client.hello(()).await.unwrap();
 }
+
+/// Ten workers connect at once (each its own work-item stream on one channel); twenty instances
+/// spread over them, each worker answering whatever it is handed, and every instance completes
+/// exactly once with its own result.
+#[tokio::test]
+async fn ten_workers_connecting_at_once_share_the_work_and_every_instance_completes_once() {
+    let h = harness().await;
+    let mut streams = futures::future::join_all((0..10).map(|_| {
+        let mut client = h.client.clone();
+        async move { connect_worker(&mut client).await }
+    }))
+    .await;
+    let mut workers = tokio::task::JoinSet::new();
+    for mut stream in streams.drain(..) {
+        let mut client = h.client.clone();
+        workers.spawn(async move {
+            let mut handled = 0usize;
+            while let Ok(Some(item)) = stream.message().await {
+                match &item.request {
+                    Some(Item::OrchestratorRequest(request)) => {
+                        let history: Vec<_> = request
+                            .past_events
+                            .iter()
+                            .chain(&request.new_events)
+                            .collect();
+                        let input = history.iter().find_map(|event| match &event.event_type {
+                            Some(proto::history_event::EventType::ExecutionStarted(started)) => {
+                                started.input.clone()
+                            }
+                            _ => None,
+                        });
+                        let result = history.iter().find_map(|event| match &event.event_type {
+                            Some(proto::history_event::EventType::TaskCompleted(done)) => {
+                                done.result.clone()
+                            }
+                            _ => None,
+                        });
+                        let actions = match result {
+                            None => vec![schedule(0, "Greet", &input.unwrap())],
+                            Some(result) => vec![complete(1, &result)],
+                        };
+                        client
+                            .complete_orchestrator_task(answer(&item, actions))
+                            .await
+                            .unwrap();
+                        handled += 1;
+                    }
+                    Some(Item::ActivityRequest(request)) => {
+                        let name: String =
+                            serde_json::from_str(request.input.as_deref().unwrap()).unwrap();
+                        client
+                            .complete_activity_task(proto::ActivityResponse {
+                                instance_id: request
+                                    .orchestration_instance
+                                    .as_ref()
+                                    .map(|instance| instance.instance_id.clone())
+                                    .unwrap(),
+                                task_id: request.task_id,
+                                result: Some(format!("\"Hello, {name}\"")),
+                                failure_details: None,
+                                completion_token: item.completion_token.clone(),
+                            })
+                            .await
+                            .unwrap();
+                        handled += 1;
+                    }
+                    _ => {}
+                }
+            }
+            handled
+        });
+    }
+    let mut client = h.client.clone();
+    for n in 0..20 {
+        client
+            .start_instance(start("Chain", &format!("many-{n}"), &format!("\"w{n}\"")))
+            .await
+            .unwrap();
+    }
+    for n in 0..20 {
+        let mut wait = tonic::Request::new(get(&format!("many-{n}"), true));
+        wait.set_timeout(Duration::from_secs(30));
+        let state = client
+            .wait_for_instance_completion(wait)
+            .await
+            .unwrap()
+            .into_inner()
+            .orchestration_state
+            .unwrap();
+        assert_eq!(
+            state.orchestration_status,
+            proto::OrchestrationStatus::Completed as i32,
+            "many-{n}"
+        );
+        assert_eq!(
+            state.output.as_deref(),
+            Some(format!("\"Hello, w{n}\"").as_str()),
+            "many-{n}'s own result"
+        );
+        let history = history_of(&mut client, &format!("many-{n}")).await;
+        let completed = history
+            .iter()
+            .filter(|event| {
+                matches!(
+                    event.event_type,
+                    Some(proto::history_event::EventType::ExecutionCompleted(_))
+                )
+            })
+            .count();
+        assert_eq!(completed, 1, "many-{n} completes exactly once");
+    }
+    workers.abort_all();
+}
+
+async fn history_of(
+    client: &mut TaskHubSidecarServiceClient<Channel>,
+    id: &str,
+) -> Vec<proto::HistoryEvent> {
+    let mut stream = client
+        .stream_instance_history(proto::StreamInstanceHistoryRequest {
+            instance_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        events.extend(chunk.events);
+    }
+    events
+}

@@ -65,6 +65,9 @@ pub struct AppOptions {
     pub sidecar: String,
 }
 
+/// How long quitting waits for the terminal reader to stop (it polls every 50 ms).
+const READER_EXIT_WAIT: Duration = Duration::from_millis(300);
+
 /// Runs the UI until the user quits. The engine keeps running; the caller shuts it down.
 pub fn run(
     engine: EngineHandle,
@@ -133,7 +136,13 @@ pub fn run(
     );
     stop.store(true, Ordering::Relaxed);
     leave_terminal();
-    let _ = reader.join();
+    // The reader notices `stop` within one poll. When the terminal is gone (its window closed:
+    // SIGHUP), crossterm's read loops on end-of-file inside the call and never returns: waiting
+    // for it would keep the process (and the gRPC port) forever, so it is left behind then.
+    let deadline = Instant::now() + READER_EXIT_WAIT;
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     tracing::info!("durable-emu UI stopped");
     result.map_err(Into::into)
 }

@@ -13,7 +13,7 @@ use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_reque
 use durable_emu_engine::inspect::rows::CallCounts;
 use durable_emu_engine::inspect::waiting::OpenCalls;
 use durable_emu_engine::plugin::LoadedPlugin;
-use durable_sdk::history::HistoryEvent;
+use durable_sdk::history::{EventKind, HistoryEvent};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -269,6 +269,19 @@ impl Plugins {
     }
 }
 
+/// Whether an execution's orchestration is not in `plugin` (so remote workers run it).
+fn runs_remotely(plugin: Option<&LoadedPlugin>, events: &[HistoryEvent]) -> bool {
+    let name = events.iter().find_map(|event| match &event.kind {
+        EventKind::ExecutionStarted { name, .. } => Some(name),
+        _ => None,
+    });
+    match (plugin, name) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(plugin), Some(name)) => !plugin.manifest.orchestrators.contains(name),
+    }
+}
+
 fn short(id: &str) -> std::borrow::Cow<'_, str> {
     crate::model::short_id(id)
 }
@@ -443,6 +456,17 @@ pub fn execute(
         } => Outcome::Stepped {
             token,
             result: match plugins.get(engine, build) {
+                // An orchestration the loaded build does not have is run by remote workers:
+                // one of them answers a replay probe (nothing is recorded).
+                plugin if runs_remotely(plugin.as_ref(), &events) => engine
+                    .probe_remote(&instance_id, Some(step))
+                    .map(|response| {
+                        Box::new(StepResult {
+                            step: step.min(events.len()),
+                            response,
+                        })
+                    })
+                    .map_err(|error| error.to_string()),
                 None => Err("no functions are loaded, so nothing can be replayed".into()),
                 Some(plugin) => plugin
                     .handle
@@ -464,6 +488,9 @@ pub fn execute(
         } => Outcome::ReplayedOnActive {
             token,
             result: match plugins.get(engine, None) {
+                // Remote workers' code is checked by the probe when a worker connects; the
+                // instance's record carries what it found.
+                plugin if runs_remotely(plugin.as_ref(), &events) => Ok(None),
                 None => Err("no functions are loaded, so nothing can be replayed".into()),
                 Some(plugin) => plugin
                     .handle

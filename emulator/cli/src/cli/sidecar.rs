@@ -144,10 +144,11 @@ impl GrpcArgs {
         for (index, addr) in addrs.iter().enumerate() {
             match runtime.block_on(durable_emu_grpc::bind(*addr)) {
                 Ok(sidecar) => bound.push(sidecar),
+                // The error names the address given with --grpc (SidecarError's message).
                 Err(error) if explicit => {
                     anyhow::bail!(
-                        "cannot serve the gRPC sidecar on {addr} (--grpc): {error}; pick another \
-                         address with --grpc ADDR or turn it off with --grpc off"
+                        "{error}; pick another address with --grpc ADDR or turn the sidecar off \
+                         with --grpc off"
                     );
                 }
                 // The IPv6 twin of the default is a convenience: a machine without ::1, or

@@ -41,16 +41,34 @@ impl Tmux {
         tmux
     }
 
-    /// Starts the `durable-emu` UI with the built-in samples on `state.db` in `cwd`; its exit
-    /// code goes to the returned file when it quits (read it with [`wait_for_exit_code`]).
+    /// Starts the `durable-emu` UI with the built-in samples on `state.db` in `cwd`, without the
+    /// gRPC sidecar (tests run side by side; none may hold the default port); its exit code goes
+    /// to the returned file when it quits (read it with [`wait_for_exit_code`]).
     pub fn start_ui(name: &str, width: u16, height: u16, cwd: &Path) -> (Self, PathBuf) {
+        Self::start_ui_with(name, width, height, cwd, "--grpc off")
+    }
+
+    /// [`Tmux::start_ui`] with `args` (shell words) instead of `--grpc off`.
+    pub fn start_ui_with(
+        name: &str,
+        width: u16,
+        height: u16,
+        cwd: &Path,
+        args: &str,
+    ) -> (Self, PathBuf) {
         let exit_file = cwd.join("exit-code");
         let script = format!(
-            "'{}' --db state.db; echo $? > '{}'",
+            "'{}' --db state.db {args}; echo $? > '{}'",
             super::binary(),
             exit_file.display()
         );
         (Self::start(name, width, height, cwd, &script), exit_file)
+    }
+
+    /// Closes the terminal as closing its window would: the tmux server goes, and the UI gets
+    /// SIGHUP and a terminal that reads end-of-file.
+    pub fn close_terminal(&self) {
+        self.run(&["kill-server"]);
     }
 
     fn run(&self, args: &[&str]) -> String {

@@ -548,4 +548,21 @@ impl AsyncEngineHandle {
         self.call(move |core| core.rewind(&instance_id, reason))
             .await
     }
+
+    /// The replay stepper for an instance remote workers run ([`EngineHandle::probe_remote`]):
+    /// the worker's answer to the history cut after `step` events; nothing is recorded.
+    pub async fn probe_remote(
+        &self,
+        instance_id: &str,
+        step: Option<usize>,
+    ) -> Result<durable_sdk::protocol::OrchestratorResponse, crate::remote::RemoteError> {
+        let id = instance_id.to_string();
+        let (name, request) = self
+            .call(move |core| core.remote_probe_request(&id, step))
+            .await?;
+        self.handle
+            .remote_hub()
+            .probe(&name, request, crate::remote::PROBE_DEADLINE)
+            .await
+    }
 }

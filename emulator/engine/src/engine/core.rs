@@ -18,6 +18,7 @@ mod faults;
 mod fork;
 mod kept_builds;
 mod payload;
+mod probe;
 mod reload;
 mod remote;
 mod waiters;
@@ -163,6 +164,11 @@ pub(crate) struct Core {
 struct RemoteExec {
     enabled: bool,
     hub: crate::remote::RemoteHub,
+    /// Reconnect probes out, by instance (see `core/probe.rs`): while one is out, the instance's
+    /// next episode waits, so the probe and a real episode never race.
+    probing: HashMap<String, probe::Probing>,
+    /// Numbers the probes, so an answer is matched to the probe that asked.
+    next_probe: u64,
 }
 
 /// The functions: every build loaded in this process, by number (never unloaded, so pinned
@@ -339,6 +345,8 @@ impl Core {
             remote: RemoteExec {
                 enabled: config.remote_workers,
                 hub,
+                probing: HashMap::new(),
+                next_probe: 0,
             },
         };
         let now = core.clock.now();
@@ -648,7 +656,8 @@ impl Core {
     }
 
     /// Nothing can happen without time moving: nothing runnable, no work out. Remote work a
-    /// worker holds counts as out; remote work no worker takes (parked) does not, or it would
+    /// worker holds counts as out, and so does a reconnect probe (the episodes it holds back
+    /// run when it is answered); remote work no worker takes (parked) does not, or it would
     /// keep time from ever skipping.
     fn idle(&self) -> bool {
         if !self.remote.enabled {
@@ -662,6 +671,7 @@ impl Core {
             && self.batch.to_submit.is_empty()
             && self.mirror.in_flight.len() == self.mirror.remote_work.len()
             && !self.remote.hub.work_in_hand()
+            && self.remote.probing.is_empty()
     }
 
     /// Whether anything can run code: a loaded build, or remote workers.

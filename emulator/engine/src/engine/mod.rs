@@ -553,6 +553,25 @@ impl EngineHandle {
         self.hub.clone()
     }
 
+    /// The replay stepper for an instance remote workers run: sends a worker that takes its
+    /// orchestration a probe (`probe: true`) with the current execution's history cut after
+    /// `step` events (all of it: `None`) and one new `OrchestratorStarted`, and returns the
+    /// actions it answers. Nothing is recorded. Blocks until the answer, or
+    /// [`PROBE_DEADLINE`](crate::remote::PROBE_DEADLINE).
+    pub fn probe_remote(
+        &self,
+        instance_id: &str,
+        step: Option<usize>,
+    ) -> Result<durable_sdk::protocol::OrchestratorResponse, crate::remote::RemoteError> {
+        let id = instance_id.to_string();
+        let (name, request) = self.call(move |core| core.remote_probe_request(&id, step))?;
+        // Awaited here, on the caller's thread: the probe needs no runtime, only the hub.
+        futures::executor::block_on(
+            self.hub
+                .probe(&name, request, crate::remote::PROBE_DEADLINE),
+        )
+    }
+
     /// Subscribes to engine events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.events.subscribe()

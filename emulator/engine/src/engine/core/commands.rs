@@ -252,10 +252,13 @@ impl Core {
         )?;
         if self.is_diverged(instance_id) {
             // Restarting a diverged instance means "run it again on the new build instead".
-            let build = self.builds.active.unwrap_or_default();
+            let on = match self.builds.active {
+                Some(build) if !self.remote_diverged(instance_id) => format!("build #{build}"),
+                _ => "the connected workers' code".to_string(),
+            };
             self.terminate(
                 instance_id,
-                Value::String(format!("restarted on build #{build} as {restarted}")),
+                Value::String(format!("restarted on {on} as {restarted}")),
                 true,
             )?;
         }

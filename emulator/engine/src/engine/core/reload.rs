@@ -218,7 +218,11 @@ impl Core {
 
     /// Suspends an instance without running any code: history gets the suspension as its own
     /// episode, exactly as if the code had processed it (suspension produces no actions).
-    fn suspend_by_host(&mut self, instance_id: &str, reason: String) -> Result<(), EngineError> {
+    pub(super) fn suspend_by_host(
+        &mut self,
+        instance_id: &str,
+        reason: String,
+    ) -> Result<(), EngineError> {
         let suspended = self
             .mirror
             .live
@@ -247,12 +251,19 @@ impl Core {
 
     /// Resuming an instance a reload check suspended keeps it on its old build (pinned). That
     /// build must be loaded: running it on another would fail it with a nondeterminism, so the
-    /// resume is refused instead and changes nothing.
+    /// resume is refused instead and changes nothing. Remote workers' code has no build to pin
+    /// to: resuming an instance a reconnect probe suspended lets whichever worker connects run
+    /// it (the user's call: connect code that replays it first, or let it fail).
     pub(super) fn pin_if_diverged(&mut self, instance_id: &str) -> Result<(), EngineError> {
         let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
         };
-        if live.record.divergence.is_none() {
+        let Some(divergence) = &live.record.divergence else {
+            return Ok(());
+        };
+        if divergence.build == crate::remote::REMOTE_CODE {
+            live.record.divergence = None;
+            self.store.put_instance(&live.record)?;
             return Ok(());
         }
         if let Some(build) = live

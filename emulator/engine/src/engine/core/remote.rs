@@ -75,8 +75,15 @@ impl Core {
             self.mirror.pending.remove(instance_id);
             return Ok(());
         };
+        // A reconnect probe is out: the episode waits for its answer (a real episode must not
+        // race it), and runs when the probe ends.
+        if self.probe_out(instance_id) {
+            return Ok(());
+        }
         let name = live.record.name.clone();
-        let nobody_runs_it = !self.remote.hub.runs_orchestration(&name);
+        // Code that does not replay the instance would fail it instead of terminating it.
+        let nobody_runs_it =
+            !self.remote.hub.runs_orchestration(&name) || self.remote_diverged(instance_id);
         if self.mirror.remote_episodes.contains_key(instance_id) {
             let terminate_waits = self.mirror.pending.get(instance_id).is_some_and(|queue| {
                 queue.iter().any(|message| {
@@ -195,8 +202,14 @@ impl Core {
         }
     }
 
-    /// The hub's news (workers came or went, work was parked), published after this batch.
+    /// The hub's news (workers came or went, work was parked), published after this batch. A
+    /// worker that connected has its code checked against the instances it can run.
     pub(crate) fn remote_changed(&mut self, events: Vec<EngineEvent>) {
+        for event in &events {
+            if let EngineEvent::WorkerConnected { id, peer } = event {
+                self.probe_connected_worker(*id, peer);
+            }
+        }
         self.batch.outbox.extend(events);
     }
 
