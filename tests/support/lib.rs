@@ -2,12 +2,14 @@
 //! into a target directory of their own (a `cargo build` run from inside `cargo test` would
 //! otherwise wait on the outer build's lock on `target/`). `binary` builds and runs the real
 //! `durable-emu` the same way; `printed_status` runs the samples through it and reads the status
-//! JSON it prints.
+//! JSON it prints; `python` runs the official Durable Task Python SDK's scenario scripts against
+//! `durable-emu serve --grpc`.
 
 #![allow(clippy::expect_used)]
 
 pub mod binary;
 pub mod printed_status;
+pub mod python;
 
 use durable_emu_engine::cargo_build::{BuildOptions, build_cdylib};
 use std::path::{Path, PathBuf};

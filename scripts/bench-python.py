@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""The official Durable Task Python SDK's worker (durabletask==1.12.0) on two backends, side by
+side in one run: the SDK's own in-memory backend (durabletask.testing) and durable-emu (its
+durable SQLite store, over gRPC). Same workloads, same worker settings, same process:
+
+  fanout  one orchestration schedules N no-op activities at once and joins them (default 1,000)
+  chain   M orchestrations started at once, each calling a no-op activity 5 times in sequence
+          (default 100)
+
+Each measurement starts a fresh backend (the in-memory one in this process; durable-emu as
+`durable-emu serve --grpc 127.0.0.1:<free port> --db <fresh temp file>` when --durable-emu names
+the binary, or the already-running one at --address), connects a fresh worker, warms it up with
+one small orchestration, then times from the first start request to the last completion as the
+client sees it. One line per measurement:
+
+  RESULT backend=in-memory workload=fanout n=1000 secs=2.345 activities_per_sec=426.4
+
+Run it with the test harness's venv (made by `cargo test -p durable-emu-tests --test python_sdk`,
+or by hand: python3 -m venv target/python-venv && target/python-venv/bin/pip install
+--require-hashes -r tests/python/requirements.txt):
+
+  target/python-venv/bin/python scripts/bench-python.py --durable-emu target/release/durable-emu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+from durabletask import client as dt_client
+from durabletask import task
+from durabletask import worker as dt_worker
+
+STEPS = 5
+PATIENCE = 600.0
+
+
+def echo(ctx, value):
+    return value
+
+
+def bench_fan_out(ctx, n: int):
+    results = yield task.when_all([ctx.call_activity(echo, input=i) for i in range(n)])
+    if results != list(range(n)):
+        raise ValueError("fan-out results are wrong")
+    return len(results)
+
+
+def bench_chain(ctx, start: int):
+    value = start
+    for _ in range(STEPS):
+        value = (yield ctx.call_activity(echo, input=value + 1))
+    return value
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quiet_logger(role: str) -> logging.Logger:
+    logger = logging.getLogger(f"bench-{role}")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
+@contextlib.contextmanager
+def in_memory_backend() -> Iterator[str]:
+    from durabletask.testing import create_test_backend
+
+    port = free_port()
+    backend = create_test_backend(port=port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        backend.stop(grace=0)
+
+
+@contextlib.contextmanager
+def durable_emu_backend(binary: str | None, address: str | None) -> Iterator[str]:
+    if address:
+        yield address
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-python-") as scratch:
+        addr = f"127.0.0.1:{free_port()}"
+        log = open(os.path.join(scratch, "serve.log"), "w")
+        serve = subprocess.Popen(
+            [os.path.abspath(binary), "serve", "--grpc", addr, "--db", os.path.join(scratch, "state.db")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=scratch)
+        try:
+            host, port = addr.rsplit(":", 1)
+            deadline = time.monotonic() + 60
+            while True:
+                if serve.poll() is not None:
+                    log.flush()
+                    sys.exit(f"durable-emu serve exited ({serve.returncode}):\n"
+                             f"{open(os.path.join(scratch, 'serve.log')).read()}")
+                with socket.socket() as s:
+                    if s.connect_ex((host, int(port))) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    sys.exit(f"durable-emu serve never listened on {addr}")
+                time.sleep(0.05)
+            yield addr
+        finally:
+            serve.terminate()
+            try:
+                serve.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.wait()
+            log.close()
+
+
+def wait_all(client: dt_client.TaskHubGrpcClient, ids: list[str]) -> None:
+    for instance_id in ids:
+        state = client.wait_for_orchestration_completion(instance_id, timeout=PATIENCE)
+        if state is None or state.runtime_status != dt_client.OrchestrationStatus.COMPLETED:
+            sys.exit(f"instance {instance_id} did not complete: {state}")
+
+
+def measure(backend: str, address: str, workload: str, n: int) -> None:
+    worker = dt_worker.TaskHubGrpcWorker(host_address=address, logger=quiet_logger("worker"))
+    worker.add_orchestrator(bench_fan_out)
+    worker.add_orchestrator(bench_chain)
+    worker.add_activity(echo)
+    worker.start()
+    client = dt_client.TaskHubGrpcClient(host_address=address, logger=quiet_logger("client"))
+    try:
+        wait_all(client, [client.schedule_new_orchestration(bench_chain, input=0)])
+        started = time.perf_counter()
+        if workload == "fanout":
+            wait_all(client, [client.schedule_new_orchestration(bench_fan_out, input=n)])
+            activities = n
+        else:
+            ids = [client.schedule_new_orchestration(bench_chain, input=i) for i in range(n)]
+            wait_all(client, ids)
+            activities = n * STEPS
+        secs = time.perf_counter() - started
+        extra = f" steps={STEPS}" if workload == "chain" else ""
+        print(f"RESULT backend={backend} workload={workload} n={n}{extra} secs={secs:.3f} "
+              f"activities_per_sec={activities / secs:.1f}", flush=True)
+    finally:
+        worker.stop()
+        client.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--durable-emu", metavar="BINARY",
+                   help="start this durable-emu binary's serve --grpc for each measurement")
+    p.add_argument("--address", help="an already-running durable-emu's gRPC address instead")
+    p.add_argument("--skip-in-memory", action="store_true",
+                   help="measure durable-emu only")
+    p.add_argument("--workload", choices=["fanout", "chain", "all"], default="all")
+    p.add_argument("--fanout-n", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=100)
+    p.add_argument("--runs", type=int, default=1, help="measurements of each, alternating backends")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    workloads = [("fanout", args.fanout_n), ("chain", args.chains)]
+    if args.workload != "all":
+        workloads = [w for w in workloads if w[0] == args.workload]
+    backends = []
+    if not args.skip_in_memory:
+        backends.append(("in-memory", in_memory_backend))
+    if args.durable_emu or args.address:
+        backends.append(("durable-emu", lambda: durable_emu_backend(args.durable_emu, args.address)))
+    if not backends:
+        sys.exit("nothing to measure: --skip-in-memory without --durable-emu or --address")
+    for _ in range(args.runs):
+        for workload, n in workloads:
+            for name, backend in backends:
+                with backend() as address:
+                    measure(name, address, workload, n)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
