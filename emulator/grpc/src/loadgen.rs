@@ -35,6 +35,10 @@ pub struct LoadgenOptions {
     pub activities_per_orchestration: usize,
     /// How long to wait for everything to finish before giving up.
     pub timeout: Duration,
+    /// The database of the engine [`run_local`] starts.
+    pub db: DbLocation,
+    /// How often the progress callback hears how far the run is.
+    pub progress_every: Duration,
 }
 
 impl Default for LoadgenOptions {
@@ -43,6 +47,8 @@ impl Default for LoadgenOptions {
             orchestrations: 20,
             activities_per_orchestration: 1_000,
             timeout: Duration::from_secs(300),
+            db: DbLocation::Memory,
+            progress_every: Duration::from_secs(1),
         }
     }
 }
@@ -63,6 +69,19 @@ impl LoadReport {
     pub fn activities_per_second(&self) -> f64 {
         self.activities as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
+}
+
+/// How far a run is, as the progress callback hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Activity work items completed so far.
+    pub activities: u64,
+    /// Activity work items the run makes in all.
+    pub activities_total: u64,
+    /// Orchestrator work items answered so far.
+    pub episodes: u64,
+    /// Since the first start.
+    pub elapsed: Duration,
 }
 
 /// Why a run failed.
@@ -97,6 +116,7 @@ pub enum LoadgenError {
 pub async fn run(
     client: TaskHubSidecarServiceClient<Channel>,
     options: &LoadgenOptions,
+    progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<LoadReport, LoadgenError> {
     let mut worker_client = client.clone();
     let mut stream = worker_client
@@ -118,7 +138,7 @@ pub async fn run(
         .into_inner();
 
     let counts = std::sync::Arc::new(Counts::default());
-    let worker = {
+    let _worker = AbortOnDrop({
         let client = client.clone();
         let counts = counts.clone();
         tokio::spawn(async move {
@@ -162,9 +182,27 @@ pub async fn run(
             }
             Ok::<(), tonic::Status>(())
         })
-    };
+    });
 
     let started = Instant::now();
+    let _reporter = AbortOnDrop({
+        let counts = counts.clone();
+        let every = options.progress_every.max(Duration::from_millis(10));
+        let activities_total =
+            (options.orchestrations as u64).saturating_mul(options.activities_per_orchestration as u64);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                progress(Progress {
+                    activities: counts.activities.load(Ordering::Relaxed),
+                    activities_total,
+                    episodes: counts.episodes.load(Ordering::Relaxed),
+                    elapsed: started.elapsed(),
+                });
+            }
+        })
+    });
     let mut ids = Vec::with_capacity(options.orchestrations);
     let mut starter = client.clone();
     for _ in 0..options.orchestrations {
@@ -205,7 +243,6 @@ pub async fn run(
     };
     let outcome = tokio::time::timeout(options.timeout, waiting).await;
     let elapsed = started.elapsed();
-    worker.abort();
     outcome.map_err(|_| LoadgenError::TimedOut(options.timeout))??;
     Ok(LoadReport {
         activities: counts.activities.load(Ordering::Relaxed),
@@ -215,6 +252,15 @@ pub async fn run(
 }
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A task that ends with the run, however the run ends (an early error included).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -284,9 +330,12 @@ fn fan_out_episode(
 
 /// Runs the workload against a fresh in-memory engine served on a loopback port (the real
 /// network stack, as an SDK would use it).
-pub async fn run_local(options: &LoadgenOptions) -> Result<LoadReport, LoadgenError> {
+pub async fn run_local(
+    options: &LoadgenOptions,
+    progress: impl Fn(Progress) + Send + 'static,
+) -> Result<LoadReport, LoadgenError> {
     let engine = Engine::start(EngineConfig {
-        db: DbLocation::Memory,
+        db: options.db.clone(),
         clock: ClockKind::Virtual,
         auto_skip: true,
         playing: false,
@@ -311,7 +360,7 @@ pub async fn run_local(options: &LoadgenOptions) -> Result<LoadReport, LoadgenEr
         .await?
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    let report = run(client, options).await;
+    let report = run(client, options, progress).await;
     let _ = stop.send(());
     let _ = server.await;
     // The engine's core is a thread; its shutdown waits for it.
