@@ -362,10 +362,7 @@ fn bench_sidecar_runs_fan_outs_through_the_sidecar_and_reports_a_result_line() {
         "{stdout}"
     );
     assert!(result.contains(" activities_per_sec="), "{stdout}");
-    let listed = stdout_json(&durable_emu(
-        &["list", "--db", db, "--json"],
-        dir.path(),
-    ));
+    let listed = stdout_json(&durable_emu(&["list", "--db", db, "--json"], dir.path()));
     let instances = listed.as_array().unwrap();
     assert_eq!(instances.len(), 3, "{listed}");
     for instance in instances {

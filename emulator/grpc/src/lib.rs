@@ -22,6 +22,7 @@ pub mod proto {
     tonic::include_proto!("_");
 }
 
+pub mod codec;
 pub mod loadgen;
 pub mod mapping;
 mod server;

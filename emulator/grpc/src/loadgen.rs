@@ -15,7 +15,7 @@ use crate::mapping;
 use crate::proto;
 use crate::proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use durable_emu_engine::{ClockKind, DbLocation, Engine, EngineConfig, Limits, StoreFailurePolicy};
-use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::{Action, ActionKind, OrchestratorResponse};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -188,8 +188,8 @@ pub async fn run(
     let _reporter = AbortOnDrop({
         let counts = counts.clone();
         let every = options.progress_every.max(Duration::from_millis(10));
-        let activities_total =
-            (options.orchestrations as u64).saturating_mul(options.activities_per_orchestration as u64);
+        let activities_total = (options.orchestrations as u64)
+            .saturating_mul(options.activities_per_orchestration as u64);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
@@ -274,26 +274,25 @@ fn fan_out_episode(
     request: &proto::OrchestratorRequest,
     token: &str,
 ) -> proto::OrchestratorResponse {
-    let events: Vec<HistoryEvent> = request
-        .past_events
-        .iter()
-        .chain(&request.new_events)
-        .filter_map(|event| mapping::event_from_wire(event).ok())
-        .collect();
-    let n = events
-        .iter()
-        .find_map(|event| match &event.kind {
-            EventKind::ExecutionStarted { input, .. } => input.as_u64(),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let scheduled = events
-        .iter()
-        .any(|event| matches!(event.kind, EventKind::TaskScheduled { .. }));
-    let done = events
-        .iter()
-        .filter(|event| matches!(event.kind, EventKind::TaskCompleted { .. }))
-        .count() as u64;
+    use proto::history_event::EventType;
+    // Read straight off the wire (no mapping, no JSON but the input's): the generator stands in
+    // for a worker so that the sidecar's own cost is what gets measured, and each episode of a
+    // large fan-out carries its whole history.
+    let (mut n, mut scheduled, mut done) = (0u64, false, 0u64);
+    for event in request.past_events.iter().chain(&request.new_events) {
+        match &event.event_type {
+            Some(EventType::ExecutionStarted(started)) => {
+                n = started
+                    .input
+                    .as_deref()
+                    .and_then(|input| input.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+            Some(EventType::TaskScheduled(_)) => scheduled = true,
+            Some(EventType::TaskCompleted(_)) => done += 1,
+            _ => {}
+        }
+    }
     let n_i32 = i32::try_from(n).unwrap_or(i32::MAX);
     let actions = if !scheduled && n > 0 {
         (0..n_i32)

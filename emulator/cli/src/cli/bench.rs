@@ -377,7 +377,10 @@ fn sidecar(args: &SidecarArgs) -> anyhow::Result<()> {
         bail!("--orchestrations and --activities must be at least 1");
     }
     if i32::try_from(args.activities).is_err() {
-        bail!("--activities is at most {} (task ids are 32-bit)", i32::MAX - 1);
+        bail!(
+            "--activities is at most {} (task ids are 32-bit)",
+            i32::MAX - 1
+        );
     }
     if args.threads == 0 || args.threads > 256 {
         bail!("--threads is 1 to 256");
