@@ -22,7 +22,6 @@ pub mod proto {
     tonic::include_proto!("_");
 }
 
-pub mod codec;
 pub mod loadgen;
 pub mod mapping;
 mod server;
