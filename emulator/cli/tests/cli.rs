@@ -325,10 +325,75 @@ fn every_subcommand_has_help() {
             "{subcommand}"
         );
     }
-    for bench in ["fanout", "chain", "replay"] {
+    for bench in ["fanout", "chain", "replay", "sidecar"] {
         let output = durable_emu(&["bench", bench, "--help"], dir.path());
         assert_eq!(output.status.code(), Some(0), "bench {bench}");
     }
+}
+
+/// `bench sidecar` runs its fan-outs through the gRPC sidecar (a native worker over loopback)
+/// into the database it is given, and reports one RESULT line.
+#[test]
+fn bench_sidecar_runs_fan_outs_through_the_sidecar_and_reports_a_result_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sidecar.db");
+    let db = db.to_str().unwrap();
+    let output = durable_emu(
+        &[
+            "bench",
+            "sidecar",
+            "--orchestrations",
+            "3",
+            "--activities",
+            "25",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = stdout
+        .lines()
+        .last()
+        .expect("bench sidecar printed nothing");
+    assert!(
+        result.starts_with("RESULT workload=sidecar n=75 orchestrations=3 "),
+        "{stdout}"
+    );
+    assert!(result.contains(" activities_per_sec="), "{stdout}");
+    let listed = stdout_json(&durable_emu(&["list", "--db", db, "--json"], dir.path()));
+    let instances = listed.as_array().unwrap();
+    assert_eq!(instances.len(), 3, "{listed}");
+    for instance in instances {
+        assert_eq!(instance["name"], "LoadgenFanOut");
+        assert_eq!(instance["runtimeStatus"], "Completed");
+        assert_eq!(instance["output"], json!(25));
+    }
+}
+
+#[test]
+fn bench_sidecar_refuses_an_empty_workload_and_creates_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sidecar.db");
+    let output = durable_emu(
+        &[
+            "bench",
+            "sidecar",
+            "--activities",
+            "0",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("--orchestrations and --activities must be at least 1"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!db.exists());
 }
 
 /// `serve` on a library file: prints engine events as JSON lines, reloads a changed library,

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let report = runtime.block_on(durable_emu_grpc::loadgen::run_local(&options))?;
+    let report = runtime.block_on(durable_emu_grpc::loadgen::run_local(&options, |_| {}))?;
     println!(
         "{} activity work items, {} episodes in {:.3}s: {:.0} activity items/s",
         report.activities,

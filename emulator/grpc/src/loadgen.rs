@@ -15,7 +15,7 @@ use crate::mapping;
 use crate::proto;
 use crate::proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use durable_emu_engine::{ClockKind, DbLocation, Engine, EngineConfig, Limits, StoreFailurePolicy};
-use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use durable_sdk::history::RuntimeStatus;
 use durable_sdk::protocol::{Action, ActionKind, OrchestratorResponse};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -35,6 +35,10 @@ pub struct LoadgenOptions {
     pub activities_per_orchestration: usize,
     /// How long to wait for everything to finish before giving up.
     pub timeout: Duration,
+    /// The database of the engine [`run_local`] starts.
+    pub db: DbLocation,
+    /// How often the progress callback hears how far the run is.
+    pub progress_every: Duration,
 }
 
 impl Default for LoadgenOptions {
@@ -43,6 +47,8 @@ impl Default for LoadgenOptions {
             orchestrations: 20,
             activities_per_orchestration: 1_000,
             timeout: Duration::from_secs(300),
+            db: DbLocation::Memory,
+            progress_every: Duration::from_secs(1),
         }
     }
 }
@@ -63,6 +69,19 @@ impl LoadReport {
     pub fn activities_per_second(&self) -> f64 {
         self.activities as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
+}
+
+/// How far a run is, as the progress callback hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Activity work items completed so far.
+    pub activities: u64,
+    /// Activity work items the run makes in all.
+    pub activities_total: u64,
+    /// Orchestrator work items answered so far.
+    pub episodes: u64,
+    /// Since the first start.
+    pub elapsed: Duration,
 }
 
 /// Why a run failed.
@@ -97,6 +116,7 @@ pub enum LoadgenError {
 pub async fn run(
     client: TaskHubSidecarServiceClient<Channel>,
     options: &LoadgenOptions,
+    progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<LoadReport, LoadgenError> {
     let mut worker_client = client.clone();
     let mut stream = worker_client
@@ -118,7 +138,7 @@ pub async fn run(
         .into_inner();
 
     let counts = std::sync::Arc::new(Counts::default());
-    let worker = {
+    let _worker = AbortOnDrop({
         let client = client.clone();
         let counts = counts.clone();
         tokio::spawn(async move {
@@ -162,9 +182,27 @@ pub async fn run(
             }
             Ok::<(), tonic::Status>(())
         })
-    };
+    });
 
     let started = Instant::now();
+    let _reporter = AbortOnDrop({
+        let counts = counts.clone();
+        let every = options.progress_every.max(Duration::from_millis(10));
+        let activities_total = (options.orchestrations as u64)
+            .saturating_mul(options.activities_per_orchestration as u64);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                progress(Progress {
+                    activities: counts.activities.load(Ordering::Relaxed),
+                    activities_total,
+                    episodes: counts.episodes.load(Ordering::Relaxed),
+                    elapsed: started.elapsed(),
+                });
+            }
+        })
+    });
     let mut ids = Vec::with_capacity(options.orchestrations);
     let mut starter = client.clone();
     for _ in 0..options.orchestrations {
@@ -205,7 +243,6 @@ pub async fn run(
     };
     let outcome = tokio::time::timeout(options.timeout, waiting).await;
     let elapsed = started.elapsed();
-    worker.abort();
     outcome.map_err(|_| LoadgenError::TimedOut(options.timeout))??;
     Ok(LoadReport {
         activities: counts.activities.load(Ordering::Relaxed),
@@ -215,6 +252,15 @@ pub async fn run(
 }
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A task that ends with the run, however the run ends (an early error included).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -228,26 +274,25 @@ fn fan_out_episode(
     request: &proto::OrchestratorRequest,
     token: &str,
 ) -> proto::OrchestratorResponse {
-    let events: Vec<HistoryEvent> = request
-        .past_events
-        .iter()
-        .chain(&request.new_events)
-        .filter_map(|event| mapping::event_from_wire(event).ok())
-        .collect();
-    let n = events
-        .iter()
-        .find_map(|event| match &event.kind {
-            EventKind::ExecutionStarted { input, .. } => input.as_u64(),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let scheduled = events
-        .iter()
-        .any(|event| matches!(event.kind, EventKind::TaskScheduled { .. }));
-    let done = events
-        .iter()
-        .filter(|event| matches!(event.kind, EventKind::TaskCompleted { .. }))
-        .count() as u64;
+    use proto::history_event::EventType;
+    // Read straight off the wire (no mapping, no JSON but the input's): the generator stands in
+    // for a worker so that the sidecar's own cost is what gets measured, and each episode of a
+    // large fan-out carries its whole history.
+    let (mut n, mut scheduled, mut done) = (0u64, false, 0u64);
+    for event in request.past_events.iter().chain(&request.new_events) {
+        match &event.event_type {
+            Some(EventType::ExecutionStarted(started)) => {
+                n = started
+                    .input
+                    .as_deref()
+                    .and_then(|input| input.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+            Some(EventType::TaskScheduled(_)) => scheduled = true,
+            Some(EventType::TaskCompleted(_)) => done += 1,
+            _ => {}
+        }
+    }
     let n_i32 = i32::try_from(n).unwrap_or(i32::MAX);
     let actions = if !scheduled && n > 0 {
         (0..n_i32)
@@ -284,9 +329,12 @@ fn fan_out_episode(
 
 /// Runs the workload against a fresh in-memory engine served on a loopback port (the real
 /// network stack, as an SDK would use it).
-pub async fn run_local(options: &LoadgenOptions) -> Result<LoadReport, LoadgenError> {
+pub async fn run_local(
+    options: &LoadgenOptions,
+    progress: impl Fn(Progress) + Send + 'static,
+) -> Result<LoadReport, LoadgenError> {
     let engine = Engine::start(EngineConfig {
-        db: DbLocation::Memory,
+        db: options.db.clone(),
         clock: ClockKind::Virtual,
         auto_skip: true,
         playing: false,
@@ -311,7 +359,7 @@ pub async fn run_local(options: &LoadgenOptions) -> Result<LoadReport, LoadgenEr
         .await?
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    let report = run(client, options).await;
+    let report = run(client, options, progress).await;
     let _ = stop.send(());
     let _ = server.await;
     // The engine's core is a thread; its shutdown waits for it.

@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Reload latency: a library file changes N times; time from the change settling to the new
     /// build being active (cargo build excluded), with waiting instances to check on each reload.
     Reload(ReloadArgs),
+    /// The gRPC sidecar's own cost per work item: a native load generator acting as a Durable
+    /// Task worker over loopback runs fan-outs of no-op activities through `TaskHubSidecarService`.
+    Sidecar(SidecarArgs),
     /// Terminal UI frame time: a key, a tick and a redraw of each view, with 10,000 instances and
     /// a 100,000-event history selected (drawn off-screen).
     Ui(UiArgs),
@@ -49,6 +52,22 @@ pub struct UiArgs {
     /// Also time keys and frames while a real `BenchFanOut` of N activities runs (0: skip).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     live_fanout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SidecarArgs {
+    /// Orchestrations started at once, each fanning out to its activities.
+    #[arg(long, default_value_t = 20)]
+    orchestrations: usize,
+    /// Activities each orchestration schedules (all in its first episode).
+    #[arg(long, default_value_t = 1_000)]
+    activities: usize,
+    /// The database: a file (default: a fresh one in a temporary directory) or `:memory:`.
+    #[arg(long, value_name = "PATH")]
+    db: Option<String>,
+    /// Threads of the runtime that runs both the sidecar and the load generator.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +104,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Reload(args) => reload(&args),
+        BenchCommand::Sidecar(args) => sidecar(&args),
         BenchCommand::Ui(args) => ui(&args),
     }
     .map(|()| ExitCode::SUCCESS)
@@ -347,6 +367,76 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         "RESULT workload=reload n={} instances={instances} secs={:.4} p50_ms={p50:.1} max_ms={max:.1}",
         args.n,
         p50 / 1000.0
+    );
+    Ok(())
+}
+
+fn sidecar(args: &SidecarArgs) -> anyhow::Result<()> {
+    use durable_emu_grpc::loadgen::{LoadgenOptions, Progress, run_local};
+    if args.orchestrations == 0 || args.activities == 0 {
+        bail!("--orchestrations and --activities must be at least 1");
+    }
+    if i32::try_from(args.activities).is_err() {
+        bail!(
+            "--activities is at most {} (task ids are 32-bit)",
+            i32::MAX - 1
+        );
+    }
+    if args.threads == 0 || args.threads > 256 {
+        bail!("--threads is 1 to 256");
+    }
+    let (db, _dir) = match &args.db {
+        Some(db) => (DbLocation::parse(db), None),
+        None => {
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            (DbLocation::File(dir.path().join("bench.db")), Some(dir))
+        }
+    };
+    let label = db.to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .thread_name("durable-emu-bench-sidecar")
+        .enable_all()
+        .build()
+        .context("starting the benchmark's runtime")?;
+    let options = LoadgenOptions {
+        orchestrations: args.orchestrations,
+        activities_per_orchestration: args.activities,
+        db,
+        ..LoadgenOptions::default()
+    };
+    println!(
+        "database: {label}; runtime threads: {}; {} orchestrations x {} activities through the sidecar on a loopback port",
+        args.threads, args.orchestrations, args.activities
+    );
+    let report = runtime
+        .block_on(run_local(&options, |progress: Progress| {
+            println!(
+                "  {:>6.1} s: {} of {} activities, {} episodes",
+                progress.elapsed.as_secs_f64(),
+                progress.activities,
+                progress.activities_total,
+                progress.episodes
+            );
+        }))
+        .context("the sidecar benchmark failed")?;
+    let expected = (args.orchestrations * args.activities) as u64;
+    if report.activities != expected {
+        bail!(
+            "{} activity work items were completed, expected {expected}",
+            report.activities
+        );
+    }
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "{} orchestrations x {} activities on {label}: all completed; {} episodes answered",
+        args.orchestrations, args.activities, report.episodes
+    );
+    println!(
+        "RESULT workload=sidecar n={expected} orchestrations={} secs={secs:.3} activities_per_sec={:.1} episodes={}",
+        args.orchestrations,
+        report.activities_per_second(),
+        report.episodes
     );
     Ok(())
 }
