@@ -9,6 +9,11 @@
 
 mod cli;
 
+/// A quarter of the sidecar's CPU went to the system allocator (docs/benchmarks.md, Sidecar);
+/// plugins keep their own (each side frees what it allocated, across the C ABI).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use std::process::ExitCode;
 
