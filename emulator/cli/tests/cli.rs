@@ -586,3 +586,62 @@ fn an_invalid_fault_rule_is_refused_with_the_field_and_the_accepted_values() {
         "{message}"
     );
 }
+
+/// `--grpc` with an address another process holds: serve refuses to start, naming the address and
+/// the flag (exit 2), and creates no database.
+#[test]
+fn serve_with_a_grpc_address_in_use_fails_naming_it_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("state.db");
+    let output = durable_emu(
+        &["serve", "--grpc", &addr, "--db", db.to_str().unwrap()],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&addr), "names the address: {stderr}");
+    assert!(stderr.contains("in use"), "says why: {stderr}");
+    assert!(stderr.contains("--grpc"), "names the flag: {stderr}");
+    assert!(!db.exists(), "no database was created");
+    drop(taken);
+}
+
+/// The default port taken (by another emulator, say): serve starts anyway, says on stderr that
+/// the sidecar is off and why, and still runs the engine (it stops cleanly on SIGINT).
+#[cfg(unix)]
+#[test]
+fn serve_with_the_default_grpc_port_taken_starts_without_the_sidecar_and_says_why() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    // Whoever holds 4001 (this test, or an emulator already running on this machine), serve
+    // must not get it.
+    let _held = std::net::TcpListener::bind("127.0.0.1:4001");
+    if std::net::TcpListener::bind("127.0.0.1:4001").is_ok() {
+        panic!("port 4001 could be bound twice; cannot test a taken default port");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_durable-emu"))
+        .args(["serve", "--db", "state.db"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = stderr.next().unwrap().unwrap();
+    assert!(
+        first.contains("sidecar off") && first.contains("4001") && first.contains("--grpc"),
+        "says the sidecar is off, why, and what to do: {first}"
+    );
+    let serving = stderr.next().unwrap().unwrap();
+    assert!(serving.contains("is serving"), "the engine runs: {serving}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

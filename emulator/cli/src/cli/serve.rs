@@ -63,8 +63,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let (target, plugin) = target_or_builtin(args.target.as_deref())?;
     let active_hash = plugin.content_hash.clone();
+    // Bound before the database is opened: an address in use fails the command untouched.
+    let listeners = args.grpc.bind()?;
     let mut config = args.engine.config(Some(plugin))?;
-    config.remote_workers = args.grpc.wanted();
+    config.remote_workers = listeners.listening();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
             let (sink, events) = crossbeam_channel::bounded(EVENT_BUFFER);
@@ -77,7 +79,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = engine.with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let watcher = watch_target(target, &handle, active_hash)?;
-    let sidecar = args.grpc.start(handle.asynchronous())?;
+    let sidecar = listeners.serve(handle.asynchronous())?;
     eprintln!("{}", sidecar.state.describe());
     eprintln!(
         "durable-emu is serving {}; Ctrl-C stops it",

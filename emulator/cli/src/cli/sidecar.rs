@@ -109,22 +109,26 @@ impl Drop for Sidecar {
     }
 }
 
-impl GrpcArgs {
-    /// Whether the engine should accept work for remote workers (the sidecar will listen).
-    pub fn wanted(&self) -> bool {
-        self.grpc != Some(Listen::Off)
-    }
+/// The sockets bound for the sidecar (or why there are none), before the engine starts: a port
+/// named with `--grpc` that cannot be had fails the command before the database is touched.
+#[derive(Debug)]
+pub struct Listeners {
+    state: SidecarState,
+    runtime: Option<tokio::runtime::Runtime>,
+    bound: Vec<durable_emu_grpc::BoundSidecar>,
+}
 
-    /// Binds and serves the sidecar on its own runtime thread.
-    pub fn start(&self, engine: AsyncEngineHandle) -> anyhow::Result<Sidecar> {
+impl GrpcArgs {
+    /// Binds the sidecar's addresses on its own runtime (serving starts with
+    /// [`Listeners::serve`], once the engine runs).
+    pub fn bind(&self) -> anyhow::Result<Listeners> {
+        let off = |state| Listeners {
+            state,
+            runtime: None,
+            bound: Vec::new(),
+        };
         let (addrs, explicit) = match self.grpc {
-            Some(Listen::Off) => {
-                return Ok(Sidecar {
-                    state: SidecarState::Off,
-                    stop: None,
-                    _thread: None,
-                });
-            }
+            Some(Listen::Off) => return Ok(off(SidecarState::Off)),
             Some(Listen::At(addr)) => (vec![addr], true),
             None => (
                 vec![
@@ -155,21 +159,45 @@ impl GrpcArgs {
                 // with its port taken, still gets the IPv4 listener.
                 Err(_) if index > 0 => {}
                 Err(error) => {
-                    return Ok(Sidecar {
-                        state: SidecarState::Unavailable(format!(
-                            "{error} (another durable-emu or a DTS emulator?); start with \
-                             --grpc ADDR to serve elsewhere"
-                        )),
-                        stop: None,
-                        _thread: None,
-                    });
+                    return Ok(off(SidecarState::Unavailable(format!(
+                        "{error} (another durable-emu or a DTS emulator?); start with --grpc \
+                         ADDR to serve elsewhere"
+                    ))));
                 }
             }
         }
-        let listening: Vec<SocketAddr> = bound
+        let listening = bound
             .iter()
             .map(durable_emu_grpc::BoundSidecar::local_addr)
             .collect();
+        Ok(Listeners {
+            state: SidecarState::Listening(listening),
+            runtime: Some(runtime),
+            bound,
+        })
+    }
+}
+
+impl Listeners {
+    /// Whether the sidecar will serve (so the engine should take work for remote workers).
+    pub fn listening(&self) -> bool {
+        matches!(self.state, SidecarState::Listening(_))
+    }
+
+    /// Serves the bound sockets over `engine` on the sidecar's own thread.
+    pub fn serve(self, engine: AsyncEngineHandle) -> anyhow::Result<Sidecar> {
+        let Listeners {
+            state,
+            runtime,
+            bound,
+        } = self;
+        let Some(runtime) = runtime else {
+            return Ok(Sidecar {
+                state,
+                stop: None,
+                _thread: None,
+            });
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("durable-emu-grpc".to_string())
@@ -195,7 +223,7 @@ impl GrpcArgs {
             })
             .context("starting the gRPC sidecar's thread")?;
         Ok(Sidecar {
-            state: SidecarState::Listening(listening),
+            state,
             stop: Some(stop_tx),
             _thread: Some(thread),
         })

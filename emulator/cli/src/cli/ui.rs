@@ -36,9 +36,11 @@ pub fn ui(
         return Ok(ExitCode::SUCCESS);
     }
     let active_hash = plugin.content_hash.clone();
+    // Bound before the database is opened: an address in use fails the command untouched.
+    let listeners = grpc.bind()?;
     let mut config = engine_args.config(Some(plugin.clone()))?;
     config.auto_skip = false;
-    config.remote_workers = grpc.wanted();
+    config.remote_workers = listeners.listening();
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
@@ -46,7 +48,7 @@ pub fn ui(
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
-    let sidecar = grpc.start(handle.asynchronous())?;
+    let sidecar = listeners.serve(handle.asynchronous())?;
     let options = AppOptions {
         sidecar: sidecar.state.describe(),
         clock,
