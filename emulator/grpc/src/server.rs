@@ -250,66 +250,14 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<proto::GetInstanceRequest>,
     ) -> Result<Response<proto::GetInstanceResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let request = request.into_inner();
-        let id = required_id("GetInstanceRequest", &request.instance_id)?;
-        if self
-            .engine
-            .instance(id)
-            .await
-            .map_err(engine_status)?
-            .is_none()
-        {
-            return Ok(Response::new(state_response(None, false)));
-        }
-        let record = self
-            .engine
-            .wait_until_started(id, deadline_future(deadline))
-            .await
-            .map_err(engine_status)?;
-        match record {
-            Some(record) => Ok(Response::new(state_response(
-                Some(record),
-                request.get_inputs_and_outputs,
-            ))),
-            None => Err(Status::deadline_exceeded(format!(
-                "instance '{id}' did not start within the caller's deadline of {:?}",
-                deadline.unwrap_or_default()
-            ))),
-        }
+        self.wait_until(request, Reached::Started).await
     }
 
     async fn wait_for_instance_completion(
         &self,
         request: Request<proto::GetInstanceRequest>,
     ) -> Result<Response<proto::GetInstanceResponse>, Status> {
-        let deadline = caller_deadline(&request);
-        let request = request.into_inner();
-        let id = required_id("GetInstanceRequest", &request.instance_id)?;
-        if self
-            .engine
-            .instance(id)
-            .await
-            .map_err(engine_status)?
-            .is_none()
-        {
-            return Ok(Response::new(state_response(None, false)));
-        }
-        let record = self
-            .engine
-            .wait_until_terminal(id, deadline_future(deadline))
-            .await
-            .map_err(engine_status)?;
-        match record {
-            Some(record) => Ok(Response::new(state_response(
-                Some(record),
-                request.get_inputs_and_outputs,
-            ))),
-            None => Err(Status::deadline_exceeded(format!(
-                "instance '{id}' did not complete within the caller's deadline of {:?}",
-                deadline.unwrap_or_default()
-            ))),
-        }
+        self.wait_until(request, Reached::Terminal).await
     }
 
     async fn raise_event(
@@ -695,3 +643,56 @@ impl TaskHubSidecarService for Sidecar {
 /// Events per StreamInstanceHistory chunk: small enough to stay far below gRPC's 4 MB default
 /// message limit for ordinary payloads.
 const HISTORY_CHUNK_EVENTS: usize = 100;
+
+/// What a wait RPC waits for.
+#[derive(Debug, Clone, Copy)]
+enum Reached {
+    /// Out of Pending.
+    Started,
+    /// Ended.
+    Terminal,
+}
+
+impl Sidecar {
+    /// `WaitForInstanceStart` / `WaitForInstanceCompletion`: an unknown instance answers
+    /// `exists = false` at once; otherwise the state once reached, or `DEADLINE_EXCEEDED` just
+    /// before the caller's deadline.
+    async fn wait_until(
+        &self,
+        request: Request<proto::GetInstanceRequest>,
+        reached: Reached,
+    ) -> Result<Response<proto::GetInstanceResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let request = request.into_inner();
+        let id = required_id("GetInstanceRequest", &request.instance_id)?;
+        if self
+            .engine
+            .instance(id)
+            .await
+            .map_err(engine_status)?
+            .is_none()
+        {
+            return Ok(Response::new(state_response(None, false)));
+        }
+        let until = deadline_future(deadline);
+        let record = match reached {
+            Reached::Started => self.engine.wait_until_started(id, until).await,
+            Reached::Terminal => self.engine.wait_until_terminal(id, until).await,
+        }
+        .map_err(engine_status)?;
+        match record {
+            Some(record) => Ok(Response::new(state_response(
+                Some(record),
+                request.get_inputs_and_outputs,
+            ))),
+            None => Err(Status::deadline_exceeded(format!(
+                "instance '{id}' did not {} within the caller's deadline of {:?}",
+                match reached {
+                    Reached::Started => "start",
+                    Reached::Terminal => "complete",
+                },
+                deadline.unwrap_or_default()
+            ))),
+        }
+    }
+}
