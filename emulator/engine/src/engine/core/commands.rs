@@ -185,19 +185,7 @@ impl Core {
             },
         );
         if recursive {
-            let children: Vec<String> = self
-                .mirror
-                .live
-                .values()
-                .filter(|live| {
-                    live.record
-                        .parent
-                        .as_ref()
-                        .is_some_and(|parent| parent.instance_id == instance_id)
-                })
-                .map(|live| live.record.instance_id.clone())
-                .collect();
-            for child in children {
+            for child in self.live_children(instance_id) {
                 self.terminate(&child, reason.clone(), true)?;
             }
         }
@@ -635,14 +623,9 @@ impl Core {
             .map(|record| record.status))
     }
 
-    /// Ends a live instance at once so a start can take its id: its running children are asked
-    /// to terminate, and it is recorded terminated by the host (its code is not run again).
-    fn end_for_replacement(&mut self, instance_id: &str) -> Result<(), EngineError> {
-        let reason = Value::String(format!(
-            "replaced by a new instance with the same id '{instance_id}'"
-        ));
-        let children: Vec<String> = self
-            .mirror
+    /// The running sub-orchestrations of an instance.
+    fn live_children(&self, instance_id: &str) -> Vec<String> {
+        self.mirror
             .live
             .values()
             .filter(|live| {
@@ -652,8 +635,16 @@ impl Core {
                     .is_some_and(|parent| parent.instance_id == instance_id)
             })
             .map(|live| live.record.instance_id.clone())
-            .collect();
-        for child in children {
+            .collect()
+    }
+
+    /// Ends a live instance at once so a start can take its id: its running children are asked
+    /// to terminate, and it is recorded terminated by the host (its code is not run again).
+    fn end_for_replacement(&mut self, instance_id: &str) -> Result<(), EngineError> {
+        let reason = Value::String(format!(
+            "replaced by a new instance with the same id '{instance_id}'"
+        ));
+        for child in self.live_children(instance_id) {
             self.terminate(&child, reason.clone(), true)?;
         }
         self.finish_by_host(instance_id, RuntimeStatus::Terminated, reason, None)

@@ -16,7 +16,7 @@
 //! knows nothing of gRPC.
 
 use super::Core;
-use crate::engine::{EngineError, EngineEvent};
+use crate::engine::EngineError;
 use crate::inspect::replay::step_request;
 use crate::remote::{PROBE_DEADLINE, REMOTE_CODE, RemoteError, WorkerId};
 use crate::store::Divergence;
@@ -259,29 +259,15 @@ impl Core {
         reason: String,
         diff: Option<NonDeterminism>,
     ) -> Result<(), EngineError> {
-        let Some(live) = self.mirror.live.get_mut(instance_id) else {
+        if !self.mirror.live.contains_key(instance_id) {
             return Ok(());
-        };
+        }
         let divergence = Divergence {
             build: REMOTE_CODE,
             reason: format!("the code of worker {worker} ({peer}) does not replay it: {reason}"),
             diff,
         };
-        live.record.divergence = Some(divergence.clone());
-        self.store.put_instance(&live.record)?;
-        self.batch.outbox.push(EngineEvent::InstanceDiverged {
-            instance_id: instance_id.to_string(),
-            build: REMOTE_CODE,
-            pinned_build: None,
-            reason: divergence.reason.clone(),
-            diff: divergence.diff.clone(),
-        });
-        if let Some(diff) = &divergence.diff {
-            self.batch.outbox.push(EngineEvent::NonDeterminism {
-                instance_id: instance_id.to_string(),
-                diff: diff.clone(),
-            });
-        }
+        self.record_divergence(instance_id, &divergence, None)?;
         self.suspend_by_host(instance_id, divergence.reason)
     }
 

@@ -119,21 +119,7 @@ impl Core {
                 self.store.put_instance(&live.record)?;
             }
             Some(divergence) => {
-                live.record.divergence = Some(divergence.clone());
-                self.store.put_instance(&live.record)?;
-                self.batch.outbox.push(EngineEvent::InstanceDiverged {
-                    instance_id: instance_id.to_string(),
-                    build: number,
-                    pinned_build: current,
-                    reason: divergence.reason.clone(),
-                    diff: divergence.diff.clone(),
-                });
-                if let Some(diff) = &divergence.diff {
-                    self.batch.outbox.push(EngineEvent::NonDeterminism {
-                        instance_id: instance_id.to_string(),
-                        diff: diff.clone(),
-                    });
-                }
+                self.record_divergence(instance_id, &divergence, current)?;
                 self.suspend_by_host(
                     instance_id,
                     format!(
@@ -142,6 +128,35 @@ impl Core {
                     ),
                 )?;
             }
+        }
+        Ok(())
+    }
+
+    /// Stores what a replay check found on the instance and tells front ends (the divergence,
+    /// and its diff when there is one); the caller suspends the instance.
+    pub(super) fn record_divergence(
+        &mut self,
+        instance_id: &str,
+        divergence: &Divergence,
+        pinned_build: Option<u32>,
+    ) -> Result<(), EngineError> {
+        let Some(live) = self.mirror.live.get_mut(instance_id) else {
+            return Ok(());
+        };
+        live.record.divergence = Some(divergence.clone());
+        self.store.put_instance(&live.record)?;
+        self.batch.outbox.push(EngineEvent::InstanceDiverged {
+            instance_id: instance_id.to_string(),
+            build: divergence.build,
+            pinned_build,
+            reason: divergence.reason.clone(),
+            diff: divergence.diff.clone(),
+        });
+        if let Some(diff) = &divergence.diff {
+            self.batch.outbox.push(EngineEvent::NonDeterminism {
+                instance_id: instance_id.to_string(),
+                diff: diff.clone(),
+            });
         }
         Ok(())
     }
