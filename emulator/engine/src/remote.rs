@@ -344,6 +344,23 @@ impl Work {
         }
     }
 
+    /// The orchestration's version, from the `ExecutionStarted` the episode's history holds.
+    fn version(&self) -> Option<&str> {
+        match self {
+            Self::Episode { request, .. } | Self::Probe { request, .. } => request
+                .past_events
+                .iter()
+                .chain(&request.new_events)
+                .find_map(|event| match &event.kind {
+                    durable_sdk::history::EventKind::ExecutionStarted { version, .. } => {
+                        version.as_deref()
+                    }
+                    _ => None,
+                }),
+            Self::Activity { .. } => None,
+        }
+    }
+
     fn instance_id(&self) -> &str {
         match self {
             Self::Episode { request, .. } | Self::Probe { request, .. } => &request.instance_id,
@@ -403,8 +420,31 @@ fn accepts(filters: Option<&WorkFilters>, kind: WorkKind, name: &str) -> bool {
         WorkKind::Orchestration => &filters.orchestrations,
         WorkKind::Activity => &filters.activities,
     };
-    // Items carry no version yet: a name filter with versions still takes the unversioned item.
     names.iter().any(|filter| filter.name == name)
+}
+
+/// Whether a worker whose filter names versions for `name` takes an item of `version`: a filter
+/// without versions takes every version; one with versions takes those (an item without a
+/// version is the empty version). Only episodes carry a version (the instance's, from its
+/// `ExecutionStarted`); activities are matched by name alone.
+fn accepts_version(
+    filters: Option<&WorkFilters>,
+    kind: WorkKind,
+    name: &str,
+    version: Option<&str>,
+) -> bool {
+    let Some(filters) = filters else {
+        return true;
+    };
+    if kind == WorkKind::Activity {
+        return true;
+    }
+    let version = version.unwrap_or("");
+    filters
+        .orchestrations
+        .iter()
+        .filter(|filter| filter.name == name)
+        .any(|filter| filter.versions.is_empty() || filter.versions.iter().any(|v| v == version))
 }
 
 impl HubState {
@@ -431,7 +471,7 @@ impl HubState {
         let Some(item) = self.items.get(token) else {
             return false;
         };
-        let (kind, name) = (item.work.kind(), item.work.name());
+        let (kind, name, version) = (item.work.kind(), item.work.name(), item.work.version());
         let only = match &item.work {
             Work::Probe { only, .. } => *only,
             _ => None,
@@ -443,6 +483,7 @@ impl HubState {
                 only.is_none_or(|only| only == **id)
                     && !worker.sender.is_closed()
                     && accepts(worker.info.filters.as_ref(), kind, name)
+                    && accepts_version(worker.info.filters.as_ref(), kind, name, version)
             })
             .map(|(id, worker)| (worker.holding.len(), *id))
             .collect();

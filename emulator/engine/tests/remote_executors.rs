@@ -1067,3 +1067,60 @@ fn an_abandoned_item_goes_out_again_at_once_under_a_new_token() {
     );
     assert_eq!(hub.workers()[0].in_flight, 1);
 }
+
+/// Work-item filters with versions: a worker whose filter names versions of an orchestration gets
+/// only episodes of instances started with one of them; one without versions takes any.
+#[test]
+fn a_filter_with_versions_takes_only_episodes_of_those_versions() {
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    let versioned = |versions: &[&str]| WorkerInfo {
+        peer: "versioned".into(),
+        filters: Some(WorkFilters {
+            orchestrations: vec![NameFilter {
+                name: "Chain".into(),
+                versions: versions.iter().map(|v| (*v).to_string()).collect(),
+            }],
+            activities: Vec::new(),
+        }),
+        ..WorkerInfo::default()
+    };
+    let mut v2_only = hub.connect(versioned(&["2.0"]));
+    let start = |version: &str, id: &str| {
+        handle
+            .start_with(
+                "Chain",
+                json!(1),
+                durable_emu_engine::engine::StartOptions {
+                    instance_id: Some(id.to_string()),
+                    version: Some(version.to_string()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    let old = start("1.0", "chain-v1");
+    let new = start("2.0", "chain-v2");
+    let RemoteWorkItem::Orchestrator { request, .. } = next_item(&rt, &mut v2_only) else {
+        panic!("an episode")
+    };
+    assert_eq!(
+        request.instance_id, new,
+        "the 2.0 worker gets the 2.0 instance"
+    );
+    let parked = hub.parked();
+    assert!(
+        parked.iter().any(|work| work.instance_id == old),
+        "the 1.0 instance waits for a worker that takes 1.0: {parked:?}"
+    );
+    let mut any_version = hub.connect(versioned(&[]));
+    let RemoteWorkItem::Orchestrator { request, .. } = next_item(&rt, &mut any_version) else {
+        panic!("an episode")
+    };
+    assert_eq!(
+        request.instance_id, old,
+        "a filter without versions takes it"
+    );
+}
