@@ -165,6 +165,20 @@ fn every_scenario_script_passes_against_the_sdks_own_in_memory_backend() {
     }
 }
 
+/// Our own `.proto` (what durable-emu serves) against the descriptor the official SDK's stubs
+/// were generated from: every message, field number and type, enum value and rpc we define is the
+/// SDK's (tests/python/check_proto.py).
+#[test]
+fn our_wire_contract_matches_the_official_sdks_field_for_field() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let dir = ScratchDir::new("check-proto");
+    let ours = dir.file("orchestrator_service.bin");
+    std::fs::write(&ours, durable_emu_grpc::FILE_DESCRIPTOR_SET).unwrap();
+    run_scenario(&python, "../check_proto.py", &[&ours], String::new);
+}
+
 /// The UI's tmux driver, shared with the CLI's UI tests (it starts `super::binary()`).
 #[allow(dead_code)]
 #[path = "../emulator/cli/tests/binary_support/tmux.rs"]

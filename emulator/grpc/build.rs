@@ -5,6 +5,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/orchestrator_service.proto";
     println!("cargo:rerun-if-changed={proto}");
     let descriptors = protox::compile([proto], ["proto"])?;
+    // The contract as data too, so tests can compare it with the official SDKs' own copies.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("orchestrator_service.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_build::configure()
         .build_client(true)
         .build_server(true)

@@ -22,6 +22,12 @@ pub mod proto {
     tonic::include_proto!("_");
 }
 
+/// The served contract as an encoded `google.protobuf.FileDescriptorSet` (our
+/// `proto/orchestrator_service.proto` with the well-known types it imports), so a test can check
+/// every message, field number, enum value and rpc against the official SDKs' own descriptors.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/orchestrator_service.bin"));
+
 pub mod loadgen;
 pub mod mapping;
 mod server;
