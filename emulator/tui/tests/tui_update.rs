@@ -2226,3 +2226,145 @@ fn regex_time(text: &str) -> bool {
     text.split_whitespace()
         .any(|word| word.len() == 8 && word.chars().filter(|c| *c == ':').count() == 2)
 }
+
+/// The replay stepper of an instance a remote worker runs (an orchestration the loaded build does
+/// not have) asks that worker: it is sent a probe with the history cut at the step, and the view
+/// shows the actions the worker answers; nothing of the probe is recorded.
+#[test]
+fn the_stepper_of_a_remote_instance_shows_what_the_worker_answers_and_records_nothing() {
+    use durable_emu_engine::remote::{RemoteWorkItem, WorkerInfo};
+    use durable_sdk::protocol::{Action, ActionKind, ActivityOutcome, OrchestratorResponse};
+
+    let mut ui = Harness::with_config(100, 30, |config| config.remote_workers = true);
+    let hub = ui.handle.remote_hub();
+    let mut connection = hub.connect(WorkerInfo {
+        peer: "test worker".into(),
+        ..WorkerInfo::default()
+    });
+    let probes_seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&probes_seen);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    let worker_hub = hub.clone();
+    // A worker for `RemoteGreeter`: one activity, then completes with its result. A probe at a
+    // step gets the same logic over the cut history, so its answer is the code's next call.
+    let worker = std::thread::spawn(move || {
+        let answer = |past: &[durable_sdk::history::HistoryEvent],
+                      new: &[durable_sdk::history::HistoryEvent]| {
+            let events: Vec<_> = past.iter().chain(new).collect();
+            let scheduled = events
+                .iter()
+                .any(|event| matches!(event.kind, EventKind::TaskScheduled { .. }));
+            let result = events.iter().find_map(|event| match &event.kind {
+                EventKind::TaskCompleted { result, .. } => Some(result.clone()),
+                _ => None,
+            });
+            let kind = match (scheduled, result) {
+                (_, Some(result)) => ActionKind::CompleteOrchestration {
+                    status: RuntimeStatus::Completed,
+                    result,
+                    failure: None,
+                    carryover_events: Vec::new(),
+                },
+                (false, None) => ActionKind::ScheduleTask {
+                    name: "RemoteGreet".into(),
+                    input: json!("Tokyo"),
+                },
+                (true, None) => return OrchestratorResponse::default(),
+            };
+            let id = if scheduled { 1 } else { 0 };
+            OrchestratorResponse {
+                actions: vec![Action { id, kind }],
+                ..OrchestratorResponse::default()
+            }
+        };
+        while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok(item) = connection.items.try_recv() else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            };
+            match item {
+                RemoteWorkItem::Orchestrator {
+                    token,
+                    request,
+                    probe,
+                    ..
+                } => {
+                    if probe {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let response = answer(&request.past_events, &request.new_events);
+                    let _ = futures::executor::block_on(worker_hub.complete_orchestrator(
+                        &token,
+                        &request.instance_id,
+                        response,
+                    ));
+                }
+                RemoteWorkItem::Activity {
+                    token,
+                    instance_id,
+                    task_id,
+                    input,
+                    ..
+                } => {
+                    let _ = futures::executor::block_on(worker_hub.complete_activity(
+                        &token,
+                        &instance_id,
+                        task_id,
+                        ActivityOutcome::Completed {
+                            result: json!(format!("Hello, {}!", input.as_str().unwrap_or(""))),
+                        },
+                    ));
+                }
+            }
+        }
+    });
+    ui.start("RemoteGreeter", json!(null), "remote");
+    ui.wait_until("the remote instance to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("remote")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    let history_before = ui.handle.history("remote").unwrap();
+    ui.select("remote");
+    ui.press(KeyCode::Char('F'));
+    assert_eq!(ui.model.view, View::Replay);
+    ui.press(KeyCode::Char('g'));
+    // Step to just after ExecutionStarted's episode began: the code's next call is the activity.
+    let started = ui
+        .model
+        .stepper
+        .as_ref()
+        .unwrap()
+        .events
+        .iter()
+        .position(|event| matches!(event.kind, EventKind::ExecutionStarted { .. }))
+        .unwrap();
+    for _ in 0..=started {
+        ui.press(KeyCode::Char('l'));
+    }
+    ui.wait_until("the worker's answer at the step", |model| {
+        let stepper = model.stepper.as_ref().unwrap();
+        matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
+    });
+    let stepper = ui.model.stepper.as_ref().unwrap();
+    let response = &stepper.result.as_ref().unwrap().as_ref().unwrap().response;
+    assert!(
+        matches!(
+            &response.actions[..],
+            [Action { kind: ActionKind::ScheduleTask { name, .. }, .. }] if name == "RemoteGreet"
+        ),
+        "the worker's next call at the step: {:?}",
+        response.actions
+    );
+    assert!(probes_seen.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    assert_eq!(
+        ui.handle.history("remote").unwrap(),
+        history_before,
+        "a probe records nothing"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    worker.join().unwrap();
+}
