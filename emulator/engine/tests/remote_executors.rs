@@ -15,7 +15,7 @@ use durable_emu_engine::{
 };
 use durable_emu_testing::engine::{current_history, wait};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
-use durable_sdk::protocol::{Action, ActionKind, ActivityOutcome, ActivityRequest};
+use durable_sdk::protocol::{Action, ActionKind, ActivityOutcome};
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry, when_all};
 use std::collections::HashSet;
@@ -139,39 +139,7 @@ impl Drop for TestWorker {
     }
 }
 
-/// Runs an item through the registry and completes it (a refused completion is the test's
-/// business, not the worker's: it only logs it).
-async fn answer(hub: &RemoteHub, registry: &Registry, item: RemoteWorkItem) {
-    match item {
-        RemoteWorkItem::Orchestrator { token, request, .. } => {
-            let instance_id = request.instance_id.clone();
-            let response = registry.orchestrate_uncached(request);
-            let _ = hub
-                .complete_orchestrator(&token, &instance_id, response)
-                .await;
-        }
-        RemoteWorkItem::Activity {
-            token,
-            name,
-            input,
-            instance_id,
-            task_id,
-            attempt,
-            ..
-        } => {
-            let outcome = registry.run_activity(ActivityRequest {
-                name,
-                input,
-                instance_id: instance_id.clone(),
-                task_id,
-                attempt,
-            });
-            let _ = hub
-                .complete_activity(&token, &instance_id, task_id, outcome)
-                .await;
-        }
-    }
-}
+use durable_emu_testing::engine::answer_remote as answer;
 
 fn plugin() -> LoadedPlugin {
     LoadedPlugin::in_process(

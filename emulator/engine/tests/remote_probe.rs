@@ -13,7 +13,7 @@ use durable_emu_engine::{
 };
 use durable_emu_testing::engine::{current_history, eventually, samples_config, wait};
 use durable_sdk::history::{EventKind, RuntimeStatus};
-use durable_sdk::protocol::{ActionKind, ActivityRequest};
+use durable_sdk::protocol::ActionKind;
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{ActivityContext, FailureDetails, OrchestrationContext, Registry};
 use std::sync::mpsc;
@@ -182,37 +182,7 @@ fn seen_of(item: &RemoteWorkItem) -> Seen {
     }
 }
 
-async fn answer(hub: &RemoteHub, registry: &Registry, item: RemoteWorkItem) {
-    match item {
-        RemoteWorkItem::Orchestrator { token, request, .. } => {
-            let instance_id = request.instance_id.clone();
-            let response = registry.orchestrate_uncached(request);
-            let _ = hub
-                .complete_orchestrator(&token, &instance_id, response)
-                .await;
-        }
-        RemoteWorkItem::Activity {
-            token,
-            name,
-            input,
-            instance_id,
-            task_id,
-            attempt,
-            ..
-        } => {
-            let outcome = registry.run_activity(ActivityRequest {
-                name,
-                input,
-                instance_id: instance_id.clone(),
-                task_id,
-                attempt,
-            });
-            let _ = hub
-                .complete_activity(&token, &instance_id, task_id, outcome)
-                .await;
-        }
-    }
-}
+use durable_emu_testing::engine::answer_remote as answer;
 
 // ----- helpers ---------------------------------------------------------------------------------
 

@@ -76,3 +76,44 @@ pub fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A remote worker's answer to one work item, computed by `registry` (the SDK running in the
+/// test, as an SDK worker would): an episode is replayed from its full history, an activity is
+/// run; the completion goes back to `hub`. A refused completion is the test's business, not the
+/// worker's, so it is dropped here.
+pub async fn answer_remote(
+    hub: &durable_emu_engine::RemoteHub,
+    registry: &durable_sdk::Registry,
+    item: durable_emu_engine::RemoteWorkItem,
+) {
+    use durable_emu_engine::RemoteWorkItem;
+    match item {
+        RemoteWorkItem::Orchestrator { token, request, .. } => {
+            let instance_id = request.instance_id.clone();
+            let response = registry.orchestrate_uncached(request);
+            let _ = hub
+                .complete_orchestrator(&token, &instance_id, response)
+                .await;
+        }
+        RemoteWorkItem::Activity {
+            token,
+            name,
+            input,
+            instance_id,
+            task_id,
+            attempt,
+            ..
+        } => {
+            let outcome = registry.run_activity(durable_sdk::protocol::ActivityRequest {
+                name,
+                input,
+                instance_id: instance_id.clone(),
+                task_id,
+                attempt,
+            });
+            let _ = hub
+                .complete_activity(&token, &instance_id, task_id, outcome)
+                .await;
+        }
+    }
+}
