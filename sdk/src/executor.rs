@@ -557,6 +557,7 @@ impl Session {
             nondeterminism: self.nondeterminism.clone(),
             warnings: std::mem::take(&mut self.warnings),
             awaited_events: state.awaited_events(),
+            rewound_history: None,
         }
     }
 }

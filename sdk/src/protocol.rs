@@ -68,6 +68,12 @@ pub struct OrchestratorResponse {
     /// hosts and front ends learn it here; a plugin built before this field sends none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaited_events: Vec<String>,
+    /// A rewind's answer (the proto's `RewindOrchestrationAction`): the failed execution's
+    /// history as the worker rewrote it, for the host to run on as a new execution. Only remote
+    /// workers send it, to an episode whose new events are `OrchestratorStarted`,
+    /// `ExecutionRewound`; the SDK's plugins never do (the host rewrites their history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewound_history: Option<Vec<HistoryEvent>>,
 }
 
 /// A durable call the orchestrator made, waiting to be recorded and carried out by the host.

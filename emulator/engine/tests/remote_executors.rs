@@ -1092,3 +1092,125 @@ fn a_filter_with_versions_takes_only_episodes_of_those_versions() {
         "a filter without versions takes it"
     );
 }
+
+/// Rewind of a failed instance a remote worker runs goes the proto's way: the worker is sent the
+/// failed history with `OrchestratorStarted`, `ExecutionRewound` as new events, answers with the
+/// history rewritten (`RewindOrchestrationAction`), and that history (under the execution id the
+/// worker gave it) is the new execution the instance runs on.
+#[test]
+fn rewinding_a_remote_instance_runs_on_the_history_its_worker_rewrote() {
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    let registry = registry();
+    let mut worker = hub.connect(WorkerInfo::default());
+    let id = handle.start_orchestration("Chain", json!(1), None).unwrap();
+    let RemoteWorkItem::Orchestrator { token, request, .. } = next_item(&rt, &mut worker) else {
+        panic!("an episode")
+    };
+    rt.block_on(hub.complete_orchestrator(&token, &id, registry.orchestrate_uncached(request)))
+        .unwrap();
+    let RemoteWorkItem::Activity { token, task_id, .. } = next_item(&rt, &mut worker) else {
+        panic!("an activity")
+    };
+    rt.block_on(hub.complete_activity(
+        &token,
+        &id,
+        task_id,
+        ActivityOutcome::Failed {
+            failure:
+                durable_sdk::FailureDetails::new("Boom", "the activity failed").non_retriable(),
+        },
+    ))
+    .unwrap();
+    let RemoteWorkItem::Orchestrator { token, request, .. } = next_item(&rt, &mut worker) else {
+        panic!("the episode that sees the failure")
+    };
+    rt.block_on(hub.complete_orchestrator(&token, &id, registry.orchestrate_uncached(request)))
+        .unwrap();
+    assert_eq!(wait(&handle, &id).status, RuntimeStatus::Failed);
+
+    let rewinding = {
+        let handle = handle.clone();
+        let id = id.clone();
+        std::thread::spawn(move || handle.rewind(&id, Some("try again".into())))
+    };
+    let RemoteWorkItem::Orchestrator {
+        token,
+        request,
+        probe,
+        ..
+    } = next_item(&rt, &mut worker)
+    else {
+        panic!("the rewind episode")
+    };
+    assert!(probe, "the rewind episode records nothing by itself");
+    assert!(
+        matches!(
+            request.new_events.as_slice(),
+            [
+                HistoryEvent { kind: EventKind::OrchestratorStarted, .. },
+                HistoryEvent { kind: EventKind::ExecutionRewound { reason }, .. },
+            ] if reason.as_deref() == Some("try again")
+        ),
+        "new events: {:?}",
+        request.new_events
+    );
+    // The worker's rewrite (as durabletask-python's): failed calls and the completion go, the
+    // execution gets a new id of the worker's choosing.
+    let failed: HashSet<i32> = request
+        .past_events
+        .iter()
+        .filter_map(|event| match event.kind {
+            EventKind::TaskFailed {
+                task_scheduled_id, ..
+            } => Some(task_scheduled_id),
+            _ => None,
+        })
+        .collect();
+    let rewritten: Vec<HistoryEvent> = request
+        .past_events
+        .iter()
+        .chain(&request.new_events)
+        .filter(|event| {
+            !matches!(
+                event.kind,
+                EventKind::TaskFailed { .. } | EventKind::ExecutionCompleted { .. }
+            ) && !(matches!(event.kind, EventKind::TaskScheduled { .. })
+                && failed.contains(&event.event_id))
+        })
+        .map(|event| {
+            let mut event = event.clone();
+            if let EventKind::ExecutionStarted { execution_id, .. } = &mut event.kind {
+                *execution_id = "rewound-by-the-worker".into();
+            }
+            event
+        })
+        .collect();
+    rt.block_on(hub.complete_orchestrator(
+        &token,
+        &id,
+        durable_sdk::protocol::OrchestratorResponse {
+            rewound_history: Some(rewritten),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    rewinding.join().unwrap().unwrap();
+    let record = handle.instance(&id).unwrap().unwrap();
+    assert_eq!(record.execution_id, "rewound-by-the-worker");
+    assert_ne!(record.status, RuntimeStatus::Failed);
+    let RemoteWorkItem::Orchestrator { request, probe, .. } = next_item(&rt, &mut worker) else {
+        panic!("the rewound instance's next episode")
+    };
+    assert!(!probe);
+    assert_eq!(request.execution_id, "rewound-by-the-worker");
+    assert!(
+        !request
+            .past_events
+            .iter()
+            .any(|event| matches!(event.kind, EventKind::TaskFailed { .. })),
+        "the new execution runs on the worker's history"
+    );
+}

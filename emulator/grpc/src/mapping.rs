@@ -9,6 +9,9 @@
 //! JSON, the store keeps JSON, and guessing (wrapping the text as a JSON string) would hand a
 //! different value back to the code that wrote it.
 //!
+//! A `rewindOrchestration` action is not a durable call: it is the whole answer to a rewind
+//! episode, mapped to `OrchestratorResponse::rewound_history`.
+//!
 //! Dropped on the way in, because the engine has no place for them yet: versions and tags of
 //! tasks and sub-orchestrations, trace contexts, failure `properties`, `numEventsProcessed`.
 //! Entity events and actions are refused ([`MappingError::Unsupported`]): entities are the next
@@ -695,7 +698,7 @@ pub fn action_from_wire(action: &proto::OrchestratorAction) -> Result<Action, Ma
         OrchestratorActionType::RewindOrchestration(_) => {
             return Err(MappingError::Unsupported {
                 what: "a rewindOrchestration action",
-                why: "durable-emu rewinds on the host (RewindInstance)",
+                why: "it is the whole answer to a rewind episode, not one of its durable calls",
             });
         }
     };
@@ -758,11 +761,23 @@ pub fn orchestrator_request_from_wire(
 pub fn orchestrator_response_from_wire(
     response: &proto::OrchestratorResponse,
 ) -> Result<OrchestratorResponse, MappingError> {
-    let actions = response
-        .actions
-        .iter()
-        .map(action_from_wire)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut actions = Vec::with_capacity(response.actions.len());
+    let mut rewound_history = None;
+    for action in &response.actions {
+        match &action.orchestrator_action_type {
+            // A rewind's answer is not a durable call: it is the rewritten history itself.
+            Some(OrchestratorActionType::RewindOrchestration(rewind)) => {
+                rewound_history = Some(
+                    rewind
+                        .new_history
+                        .iter()
+                        .map(event_from_wire)
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            _ => actions.push(action_from_wire(action)?),
+        }
+    }
     let custom_status = match response.custom_status.as_deref() {
         None => None,
         Some(text) => Some(payload_from_wire(
@@ -774,6 +789,7 @@ pub fn orchestrator_response_from_wire(
         needs_history: response.requires_history,
         actions,
         custom_status,
+        rewound_history,
         ..Default::default()
     })
 }

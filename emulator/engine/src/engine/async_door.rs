@@ -544,6 +544,26 @@ impl AsyncEngineHandle {
         instance_id: &str,
         reason: Option<String>,
     ) -> Result<(), EngineError> {
+        let id = instance_id.to_string();
+        let asked = reason.clone();
+        let remote = self
+            .call(move |core| core.remote_rewind_request(&id, asked))
+            .await?;
+        if let Some((name, request)) = remote {
+            let hub = self.handle.remote_hub();
+            // A worker that does not rewrite (an SDK without rewind) leaves it to the host.
+            if let Ok(answer) = hub
+                .probe(&name, request, crate::remote::PROBE_DEADLINE)
+                .await
+            {
+                if let Some(history) = answer.rewound_history {
+                    let id = instance_id.to_string();
+                    return self
+                        .call(move |core| core.install_worker_rewind(&id, reason, history))
+                        .await;
+                }
+            }
+        }
         let instance_id = instance_id.to_string();
         self.call(move |core| core.rewind(&instance_id, reason))
             .await

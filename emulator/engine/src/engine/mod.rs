@@ -1016,6 +1016,27 @@ impl EngineHandle {
     /// awaits are rewound too (docs/semantics.md#rewind). Anything but a failed instance is
     /// refused ([`EngineError::NotFailed`]).
     pub fn rewind(&self, instance_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        let id = instance_id.to_string();
+        let asked = reason.clone();
+        if let Some((name, request)) =
+            self.call(move |core| core.remote_rewind_request(&id, asked))?
+        {
+            // The worker rewrites the history itself (the proto's RewindOrchestrationAction); one
+            // that does not (an SDK without rewind) leaves it to the host.
+            let answer = futures::executor::block_on(self.hub.probe(
+                &name,
+                request,
+                crate::remote::PROBE_DEADLINE,
+            ));
+            if let Ok(durable_sdk::protocol::OrchestratorResponse {
+                rewound_history: Some(history),
+                ..
+            }) = answer
+            {
+                let id = instance_id.to_string();
+                return self.call(move |core| core.install_worker_rewind(&id, reason, history));
+            }
+        }
         let instance_id = instance_id.to_string();
         self.call(move |core| core.rewind(&instance_id, reason))
     }

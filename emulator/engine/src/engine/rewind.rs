@@ -90,6 +90,12 @@ pub(crate) fn rewrite(
             _ => history.push(event.clone()),
         }
     }
+    analyze(history)
+}
+
+/// What a rewound `history` still waits for (it becomes the new execution's history as it is):
+/// the host re-arms these. Also used for a history a remote worker rewrote itself.
+pub(crate) fn analyze(history: Vec<HistoryEvent>) -> Rewound {
     let completed: HashSet<i32> = history
         .iter()
         .filter_map(|event| event.kind.completes_task())

@@ -409,6 +409,7 @@ mod tests {
             nondeterminism: None,
             warnings: Vec::new(),
             awaited_events: Vec::new(),
+            rewound_history: None,
         }
     }
 
@@ -445,5 +446,102 @@ mod tests {
         assert!(judge(&response).is_none());
         response.actions.clear();
         assert!(judge(&response).is_none());
+    }
+}
+
+impl Core {
+    /// For a failed instance that remote workers run (its orchestration is in no loaded build
+    /// and a connected worker takes it): the rewind episode to send one of them, as the proto
+    /// has it: the failed history, then `OrchestratorStarted` and `ExecutionRewound` as new
+    /// events. The worker answers with the history rewritten (`rewound_history`). `None`: the
+    /// host rewrites it itself ([`Core::rewind`]). Refusals are the rewind's own.
+    pub(crate) fn remote_rewind_request(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+    ) -> Result<Option<(String, OrchestratorRequest)>, EngineError> {
+        if let Some(live) = self.mirror.live.get(instance_id) {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: live.record.status.to_string(),
+            });
+        }
+        let record = self
+            .store
+            .instance(instance_id)?
+            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
+        if record.status != RuntimeStatus::Failed {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: record.status.to_string(),
+            });
+        }
+        let remote = self.remote.enabled
+            && self.plugin_running(record.build, &record.name).is_none()
+            && self.remote.hub.runs_orchestration(&record.name);
+        if !remote {
+            return Ok(None);
+        }
+        let past_events = self.store.history(instance_id, &record.execution_id)?;
+        let now = self.clock.now();
+        let at = |kind| HistoryEvent {
+            event_id: -1,
+            timestamp: now,
+            kind,
+        };
+        let request = OrchestratorRequest {
+            instance_id: instance_id.to_string(),
+            execution_id: record.execution_id.clone(),
+            history_len: past_events.len(),
+            past_events,
+            new_events: vec![
+                at(EventKind::OrchestratorStarted),
+                at(EventKind::ExecutionRewound { reason }),
+            ],
+            include_replay_logs: false,
+            max_actions: None,
+        };
+        Ok(Some((record.name, request)))
+    }
+
+    /// Runs a failed instance on in the history a remote worker rewrote for its rewind: that
+    /// history (with the execution id the worker gave its `ExecutionStarted`) becomes the new
+    /// execution, re-armed as a host rewrite is ([`Core::install_rewound_execution`]).
+    pub(crate) fn install_worker_rewind(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+        history: Vec<HistoryEvent>,
+    ) -> Result<(), EngineError> {
+        if let Some(live) = self.mirror.live.get(instance_id) {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: live.record.status.to_string(),
+            });
+        }
+        let record = self
+            .store
+            .instance(instance_id)?
+            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
+        if record.status != RuntimeStatus::Failed {
+            return Err(EngineError::NotFailed {
+                id: instance_id.to_string(),
+                status: record.status.to_string(),
+            });
+        }
+        let execution_id = history
+            .iter()
+            .find_map(|event| match &event.kind {
+                EventKind::ExecutionStarted { execution_id, .. } => Some(execution_id.clone()),
+                _ => None,
+            })
+            .filter(|id| !id.is_empty() && *id != record.execution_id)
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "the worker's rewound history of instance '{instance_id}' has no ExecutionStarted with a new execution id"
+                ))
+            })?;
+        let rewound = crate::engine::rewind::analyze(history);
+        self.install_rewound_execution(record, execution_id, rewound, None, reason)
     }
 }

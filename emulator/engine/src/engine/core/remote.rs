@@ -23,7 +23,11 @@ pub(crate) const INVALID_WORKER_RESPONSE: &str = "InvalidWorkerResponse";
 impl Core {
     /// The plugin build that runs orchestration `name` for an instance on `build`; with remote
     /// workers on, only one whose manifest has the name.
-    fn plugin_running(&self, build: Option<u32>, name: &str) -> Option<(u32, PluginHandle)> {
+    pub(super) fn plugin_running(
+        &self,
+        build: Option<u32>,
+        name: &str,
+    ) -> Option<(u32, PluginHandle)> {
         let (number, handle) = self.plugin_for(build)?;
         let has = self
             .builds
