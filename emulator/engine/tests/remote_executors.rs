@@ -1173,12 +1173,10 @@ fn rewinding_a_remote_instance_runs_on_the_history_its_worker_rewrote() {
         .past_events
         .iter()
         .chain(&request.new_events)
-        .filter(|event| {
-            !matches!(
-                event.kind,
-                EventKind::TaskFailed { .. } | EventKind::ExecutionCompleted { .. }
-            ) && !(matches!(event.kind, EventKind::TaskScheduled { .. })
-                && failed.contains(&event.event_id))
+        .filter(|event| match event.kind {
+            EventKind::TaskFailed { .. } | EventKind::ExecutionCompleted { .. } => false,
+            EventKind::TaskScheduled { .. } => !failed.contains(&event.event_id),
+            _ => true,
         })
         .map(|event| {
             let mut event = event.clone();

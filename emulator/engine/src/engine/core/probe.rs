@@ -385,70 +385,6 @@ fn is_nondeterminism(error_type: &str) -> bool {
     NONDETERMINISM_TYPES.contains(&last)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use durable_sdk::FailureDetails;
-    use durable_sdk::protocol::Action;
-    use serde_json::Value;
-
-    fn failed_with(error_type: &str) -> OrchestratorResponse {
-        OrchestratorResponse {
-            needs_history: false,
-            actions: vec![Action {
-                id: 3,
-                kind: ActionKind::CompleteOrchestration {
-                    status: RuntimeStatus::Failed,
-                    result: Value::Null,
-                    failure: Some(FailureDetails::new(error_type, "history mismatch")),
-                    carryover_events: Vec::new(),
-                },
-            }],
-            custom_status: None,
-            logs: Vec::new(),
-            nondeterminism: None,
-            warnings: Vec::new(),
-            awaited_events: Vec::new(),
-            rewound_history: None,
-        }
-    }
-
-    #[test]
-    fn every_official_sdks_nondeterminism_type_is_recognised_qualified_or_not() {
-        for error_type in [
-            "durabletask.task.NonDeterminismError",
-            "NonDeterminismError",
-            "DurableTask.Core.Exceptions.NonDeterministicOrchestrationException",
-            "com.microsoft.durabletask.NonDeterministicOrchestratorException",
-            durable_sdk::NON_DETERMINISM,
-        ] {
-            let (reason, _) = judge(&failed_with(error_type)).unwrap();
-            assert!(
-                reason.starts_with("nondeterminism ("),
-                "{error_type}: {reason}"
-            );
-        }
-    }
-
-    #[test]
-    fn another_failure_replaying_history_is_a_divergence_too_but_not_called_nondeterminism() {
-        let (reason, diff) = judge(&failed_with("builtins.ValueError")).unwrap();
-        assert!(reason.starts_with("the code fails replaying"), "{reason}");
-        assert!(diff.is_none());
-    }
-
-    #[test]
-    fn an_answer_with_no_completion_replays_cleanly() {
-        let mut response = failed_with("x");
-        response.actions[0].kind = ActionKind::CreateTimer {
-            fire_at: chrono::Utc::now(),
-        };
-        assert!(judge(&response).is_none());
-        response.actions.clear();
-        assert!(judge(&response).is_none());
-    }
-}
-
 impl Core {
     /// For a failed instance that remote workers run (its orchestration is in no loaded build
     /// and a connected worker takes it): the rewind episode to send one of them, as the proto
@@ -543,5 +479,69 @@ impl Core {
             })?;
         let rewound = crate::engine::rewind::analyze(history);
         self.install_rewound_execution(record, execution_id, rewound, None, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable_sdk::FailureDetails;
+    use durable_sdk::protocol::Action;
+    use serde_json::Value;
+
+    fn failed_with(error_type: &str) -> OrchestratorResponse {
+        OrchestratorResponse {
+            needs_history: false,
+            actions: vec![Action {
+                id: 3,
+                kind: ActionKind::CompleteOrchestration {
+                    status: RuntimeStatus::Failed,
+                    result: Value::Null,
+                    failure: Some(FailureDetails::new(error_type, "history mismatch")),
+                    carryover_events: Vec::new(),
+                },
+            }],
+            custom_status: None,
+            logs: Vec::new(),
+            nondeterminism: None,
+            warnings: Vec::new(),
+            awaited_events: Vec::new(),
+            rewound_history: None,
+        }
+    }
+
+    #[test]
+    fn every_official_sdks_nondeterminism_type_is_recognised_qualified_or_not() {
+        for error_type in [
+            "durabletask.task.NonDeterminismError",
+            "NonDeterminismError",
+            "DurableTask.Core.Exceptions.NonDeterministicOrchestrationException",
+            "com.microsoft.durabletask.NonDeterministicOrchestratorException",
+            durable_sdk::NON_DETERMINISM,
+        ] {
+            let (reason, _) = judge(&failed_with(error_type)).unwrap();
+            assert!(
+                reason.starts_with("nondeterminism ("),
+                "{error_type}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_failure_replaying_history_is_a_divergence_too_but_not_called_nondeterminism() {
+        let (reason, diff) = judge(&failed_with("builtins.ValueError")).unwrap();
+        assert!(reason.starts_with("the code fails replaying"), "{reason}");
+        assert!(diff.is_none());
+    }
+
+    #[test]
+    fn an_answer_with_no_completion_replays_cleanly() {
+        let mut response = failed_with("x");
+        response.actions[0].kind = ActionKind::CreateTimer {
+            fire_at: chrono::Utc::now(),
+        };
+        assert!(judge(&response).is_none());
+        response.actions.clear();
+        assert!(judge(&response).is_none());
     }
 }
