@@ -916,12 +916,8 @@ impl Core {
         self.rewind_under(instance_id, reason, None)
     }
 
-    fn rewind_under(
-        &mut self,
-        instance_id: &str,
-        reason: Option<String>,
-        parent_execution: Option<String>,
-    ) -> Result<(), EngineError> {
+    /// The stored record of a failed instance; `NotFailed` for a live or otherwise ended one.
+    pub(super) fn failed_record(&self, instance_id: &str) -> Result<InstanceRecord, EngineError> {
         if let Some(live) = self.mirror.live.get(instance_id) {
             return Err(EngineError::NotFailed {
                 id: instance_id.to_string(),
@@ -938,6 +934,16 @@ impl Core {
                 status: record.status.to_string(),
             });
         }
+        Ok(record)
+    }
+
+    fn rewind_under(
+        &mut self,
+        instance_id: &str,
+        reason: Option<String>,
+        parent_execution: Option<String>,
+    ) -> Result<(), EngineError> {
+        let record = self.failed_record(instance_id)?;
         let failed = self.store.history(instance_id, &record.execution_id)?;
         let execution_id = new_id();
         let rewound =

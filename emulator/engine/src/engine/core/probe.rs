@@ -396,22 +396,7 @@ impl Core {
         instance_id: &str,
         reason: Option<String>,
     ) -> Result<Option<(String, OrchestratorRequest)>, EngineError> {
-        if let Some(live) = self.mirror.live.get(instance_id) {
-            return Err(EngineError::NotFailed {
-                id: instance_id.to_string(),
-                status: live.record.status.to_string(),
-            });
-        }
-        let record = self
-            .store
-            .instance(instance_id)?
-            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
-        if record.status != RuntimeStatus::Failed {
-            return Err(EngineError::NotFailed {
-                id: instance_id.to_string(),
-                status: record.status.to_string(),
-            });
-        }
+        let record = self.failed_record(instance_id)?;
         let remote = self.remote.enabled
             && self.plugin_running(record.build, &record.name).is_none()
             && self.remote.hub.runs_orchestration(&record.name);
@@ -449,22 +434,7 @@ impl Core {
         reason: Option<String>,
         history: Vec<HistoryEvent>,
     ) -> Result<(), EngineError> {
-        if let Some(live) = self.mirror.live.get(instance_id) {
-            return Err(EngineError::NotFailed {
-                id: instance_id.to_string(),
-                status: live.record.status.to_string(),
-            });
-        }
-        let record = self
-            .store
-            .instance(instance_id)?
-            .ok_or_else(|| EngineError::InstanceNotFound(instance_id.to_string()))?;
-        if record.status != RuntimeStatus::Failed {
-            return Err(EngineError::NotFailed {
-                id: instance_id.to_string(),
-                status: record.status.to_string(),
-            });
-        }
+        let record = self.failed_record(instance_id)?;
         let execution_id = history
             .iter()
             .find_map(|event| match &event.kind {
