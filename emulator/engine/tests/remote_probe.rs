@@ -351,6 +351,7 @@ fn a_clean_replay_clears_a_divergence_an_earlier_worker_was_found_with() {
     });
     changed.stop();
 
+    let mut events = handle.subscribe();
     let same = TestWorker::spawn(handle.remote_hub(), v1);
     same.until_probe_of("w");
     eventually("the stale divergence to be cleared", || {
@@ -359,6 +360,11 @@ fn a_clean_replay_clears_a_divergence_an_earlier_worker_was_found_with() {
             .unwrap()
             .is_some_and(|record| record.divergence.is_none())
     });
+    // Front ends hear of it (the UI would show the row Diverged otherwise).
+    let cleared = std::iter::from_fn(|| events.try_recv().ok()).any(|event| {
+        matches!(event, EngineEvent::DivergenceCleared { instance_id } if instance_id == "w")
+    });
+    assert!(cleared, "DivergenceCleared is published");
     // As after a reload that replays it: still suspended until resumed, then it runs on.
     assert_eq!(
         handle.instance("w").unwrap().unwrap().status,

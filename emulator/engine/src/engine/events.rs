@@ -231,6 +231,13 @@ pub enum EngineEvent {
         /// Work items it held, now redelivered (or parked).
         requeued: usize,
     },
+    /// A reconnect probe found that the connected workers' code replays an instance an earlier
+    /// probe had found diverging: it is no longer diverged (it stays suspended until resumed).
+    #[serde(rename_all = "camelCase")]
+    DivergenceCleared {
+        /// The instance.
+        instance_id: String,
+    },
     /// Work waits because no connected worker takes its name and no loaded plugin has it.
     #[serde(rename_all = "camelCase")]
     WorkParked {

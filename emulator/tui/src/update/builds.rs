@@ -48,10 +48,13 @@ pub(super) fn instance_diverged(
     model.diverged_since_load += 1;
     let count = model.diverged_since_load;
     let instances = if count == 1 { "instance" } else { "instances" };
+    let cause = if build == durable_emu_engine::REMOTE_CODE {
+        "a worker connected".to_string()
+    } else {
+        format!("build #{build} loaded")
+    };
     model.status = Some((
-        format!(
-            "build #{build} loaded · {count} {instances} diverged (Enter on a Diverged one to choose)"
-        ),
+        format!("{cause} · {count} {instances} diverged (Enter on a Diverged one to choose)"),
         true,
     ));
 }

@@ -324,6 +324,20 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             };
             feed(model, Tone::Warn, text);
         }
+        EngineEvent::DivergenceCleared { instance_id } => {
+            if let Some(row) = model.instances.rows.get_mut(&instance_id) {
+                row.divergence = None;
+                model.instances.dirty = true;
+            }
+            feed(
+                model,
+                Tone::Ok,
+                format!(
+                    "{} replays on the connected worker's code again (still suspended: resume it to run on)",
+                    short_id(&instance_id)
+                ),
+            );
+        }
         EngineEvent::WorkParked {
             instance_id,
             kind,

@@ -16,7 +16,7 @@
 //! knows nothing of gRPC.
 
 use super::Core;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, EngineEvent};
 use crate::inspect::replay::step_request;
 use crate::remote::{PROBE_DEADLINE, REMOTE_CODE, RemoteError, WorkerId};
 use crate::store::Divergence;
@@ -286,6 +286,9 @@ impl Core {
         if remote {
             live.record.divergence = None;
             self.store.put_instance(&live.record)?;
+            self.batch.outbox.push(EngineEvent::DivergenceCleared {
+                instance_id: instance_id.to_string(),
+            });
         }
         Ok(())
     }
