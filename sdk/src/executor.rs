@@ -216,7 +216,11 @@ impl Session {
             EventKind::TaskScheduled { .. }
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. }
-            | EventKind::EventSent { .. } => {
+            | EventKind::EventSent { .. }
+            | EventKind::EntityOperationSignaled { .. }
+            | EventKind::EntityOperationCalled { .. }
+            | EventKind::EntityLockRequested { .. }
+            | EventKind::EntityUnlockSent { .. } => {
                 if let Some(call) = DurableCall::from_event(&kind) {
                     self.confirm(event_id, call);
                 }
@@ -285,6 +289,11 @@ impl Session {
             // sees it. A completion right after one was made by the host (an injected failure), not
             // the code.
             EventKind::FaultInjected { .. } => self.host_may_complete = true,
+            // CONTRACT PLACEHOLDER: entity answers are matched by request id (the SDK's entity
+            // implementation resolves the waiting call_entity / lock_entities task).
+            EventKind::EntityOperationCompleted { .. }
+            | EventKind::EntityOperationFailed { .. }
+            | EventKind::EntityLockGranted { .. } => {}
         }
     }
 

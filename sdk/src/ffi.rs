@@ -15,7 +15,8 @@ use crate::executor::SessionCache;
 use crate::failure::{FailureDetails, PANIC};
 use crate::panic::catch_panic;
 use crate::protocol::{
-    ActivityOutcome, ActivityRequest, Manifest, OrchestratorRequest, OrchestratorResponse,
+    ActivityOutcome, ActivityRequest, EntityBatchRequest, EntityBatchResult, Manifest,
+    OrchestratorRequest, OrchestratorResponse,
 };
 use crate::registry::Registry;
 use std::cell::RefCell;
@@ -23,7 +24,8 @@ use std::mem::ManuallyDrop;
 
 /// The version of this ABI. The host reads it through [`ABI_VERSION_SYMBOL`] before touching
 /// anything else and refuses a library whose version differs.
-pub const ABI_VERSION: u32 = 1;
+/// Version 2 added entities (`run_entity_batch`); a version-1 plugin must be rebuilt.
+pub const ABI_VERSION: u32 = 2;
 
 /// `extern "C" fn() -> u32`: the plugin's ABI version.
 pub const ABI_VERSION_SYMBOL: &str = "durable_plugin_abi_version";
@@ -121,6 +123,9 @@ pub struct PluginVTable {
     pub run_activity: unsafe extern "C" fn(*const u8, usize) -> CallResult,
     /// Frees a buffer this plugin returned.
     pub free_buf: unsafe extern "C" fn(Buf),
+    /// Runs one entity batch: [`EntityBatchRequest`] JSON in, [`EntityBatchResult`] JSON out
+    /// (operation failures are inside the result; a panic outside an operation is a status).
+    pub run_entity_batch: unsafe extern "C" fn(*const u8, usize) -> CallResult,
 }
 
 thread_local! {
@@ -213,6 +218,33 @@ pub unsafe fn run_activity_entry(
         Ok(ActivityOutcome::Failed { failure }) => {
             CallResult::failure(status::USER_ERROR, &failure)
         }
+        Err(panic) => CallResult::failure(status::PANIC, &panic),
+    }
+}
+
+/// Plugin side: the entity batch entry. Used by [`crate::export_plugin!`].
+///
+/// # Safety
+/// `request` must point to `len` readable bytes that stay valid for the call.
+#[doc(hidden)]
+pub unsafe fn run_entity_batch_entry(
+    registry: fn() -> &'static Registry,
+    request: *const u8,
+    len: usize,
+) -> CallResult {
+    // SAFETY: the caller guarantees `request` points to `len` readable bytes for this call.
+    let bytes = unsafe { borrowed_bytes(request, len) };
+    let request: EntityBatchRequest = match serde_json::from_slice(bytes) {
+        Ok(request) => request,
+        Err(error) => {
+            return CallResult::message(
+                status::DECODE_FAILURE,
+                format!("the entity batch request did not decode: {error}"),
+            );
+        }
+    };
+    match catch_panic(|| registry().run_entity_batch(request)) {
+        Ok(result) => CallResult::json(status::OK, &result),
         Err(panic) => CallResult::failure(status::PANIC, &panic),
     }
 }
@@ -321,6 +353,22 @@ impl PluginHandle {
             status::USER_ERROR | status::PANIC => Ok(ActivityOutcome::Failed {
                 failure: decode(&bytes)?,
             }),
+            other => Err(self.error(other, &bytes)),
+        }
+    }
+
+    /// Runs one entity batch. Operation failures (errors, panics in an operation) are inside
+    /// the result; an error here means the batch did not run at all.
+    pub fn run_entity_batch(
+        &self,
+        request: &EntityBatchRequest,
+    ) -> Result<EntityBatchResult, BoundaryError> {
+        let bytes = encode(request)?;
+        // SAFETY: `bytes` is a live Vec for the whole call; the plugin only reads it.
+        let answer = unsafe { (self.vtable.run_entity_batch)(bytes.as_ptr(), bytes.len()) };
+        let (status, bytes) = self.take(answer);
+        match status {
+            status::OK => decode(&bytes),
             other => Err(self.error(other, &bytes)),
         }
     }

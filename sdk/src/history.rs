@@ -207,6 +207,95 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// This orchestration signalled an entity: a one-way operation (`event_id` = the call's
+    /// sequence id). Also the message an entity receives for a signal (then `event_id` is -1).
+    #[serde(rename_all = "camelCase")]
+    EntityOperationSignaled {
+        /// Unique per request (a deterministic guid when an orchestration sends it).
+        request_id: String,
+        /// The operation name (compared case-insensitively by the SDK's entities).
+        operation: String,
+        /// The operation's input (JSON; null when none).
+        #[serde(default)]
+        input: Value,
+        /// The entity, `@{name}@{key}`.
+        target_instance_id: String,
+        /// Delivered no earlier than this time on the emulator's clock, if set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+    },
+    /// This orchestration called an entity and awaits the result (`event_id` = the call's
+    /// sequence id); answered by `EntityOperationCompleted` or `EntityOperationFailed` with the
+    /// same `request_id`. Also the message an entity receives for a call.
+    #[serde(rename_all = "camelCase")]
+    EntityOperationCalled {
+        /// Unique per request (a deterministic guid); the answer carries it back.
+        request_id: String,
+        /// The operation name.
+        operation: String,
+        /// The operation's input (JSON; null when none).
+        #[serde(default)]
+        input: Value,
+        /// The entity, `@{name}@{key}`.
+        target_instance_id: String,
+        /// Delivered no earlier than this time, if set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+        /// The calling orchestration (where the answer goes).
+        parent_instance_id: String,
+        /// The calling orchestration's execution.
+        parent_execution_id: String,
+    },
+    /// An entity answered a call: the operation returned.
+    #[serde(rename_all = "camelCase")]
+    EntityOperationCompleted {
+        /// The `request_id` of the `EntityOperationCalled` this answers.
+        request_id: String,
+        /// The operation's result (JSON).
+        #[serde(default)]
+        output: Value,
+    },
+    /// An entity answered a call: the operation failed (and the entity's state was rolled back
+    /// to before it).
+    #[serde(rename_all = "camelCase")]
+    EntityOperationFailed {
+        /// The `request_id` of the `EntityOperationCalled` this answers.
+        request_id: String,
+        /// Why it failed.
+        failure: FailureDetails,
+    },
+    /// This orchestration asked to lock entities for a critical section (`event_id` = the
+    /// call's sequence id); answered by `EntityLockGranted` with the same `critical_section_id`.
+    #[serde(rename_all = "camelCase")]
+    EntityLockRequested {
+        /// Unique per critical section (a deterministic guid).
+        critical_section_id: String,
+        /// The entities to lock, sorted and without duplicates (locks are taken in this order,
+        /// so two critical sections never deadlock).
+        lock_set: Vec<String>,
+        /// How many of `lock_set` are locked so far (0 when sent).
+        #[serde(default)]
+        position: i32,
+        /// The orchestration that holds the lock once granted.
+        parent_instance_id: String,
+    },
+    /// Every entity of a lock request is locked for this orchestration.
+    #[serde(rename_all = "camelCase")]
+    EntityLockGranted {
+        /// The `critical_section_id` of the `EntityLockRequested` this grants.
+        critical_section_id: String,
+    },
+    /// This orchestration released its lock on one entity at the end of a critical section
+    /// (`event_id` = the call's sequence id).
+    #[serde(rename_all = "camelCase")]
+    EntityUnlockSent {
+        /// The critical section that ends.
+        critical_section_id: String,
+        /// The orchestration that held the lock.
+        parent_instance_id: String,
+        /// The entity released.
+        target_instance_id: String,
+    },
     /// **Ours**: the emulator injected a fault here (a failure, delay, lost result, dropped event,
     /// crash, ...). Recorded for people and tools; orchestrator code never sees it.
     #[serde(rename_all = "camelCase")]
@@ -248,6 +337,13 @@ impl EventKind {
             EventKind::ExecutionCompleted { .. } => "ExecutionCompleted",
             EventKind::OrchestratorCompleted => "OrchestratorCompleted",
             EventKind::ExecutionRewound { .. } => "ExecutionRewound",
+            EventKind::EntityOperationSignaled { .. } => "EntityOperationSignaled",
+            EventKind::EntityOperationCalled { .. } => "EntityOperationCalled",
+            EventKind::EntityOperationCompleted { .. } => "EntityOperationCompleted",
+            EventKind::EntityOperationFailed { .. } => "EntityOperationFailed",
+            EventKind::EntityLockRequested { .. } => "EntityLockRequested",
+            EventKind::EntityLockGranted { .. } => "EntityLockGranted",
+            EventKind::EntityUnlockSent { .. } => "EntityUnlockSent",
             EventKind::FaultInjected { .. } => "FaultInjected",
         }
     }
@@ -260,6 +356,22 @@ impl EventKind {
             | EventKind::SubOrchestrationInstanceCreated { name, .. }
             | EventKind::EventRaised { name, .. }
             | EventKind::EventSent { name, .. } => Some(name),
+            EventKind::EntityOperationSignaled { operation, .. }
+            | EventKind::EntityOperationCalled { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// The request or critical section an entity answer belongs to: the `request_id` of
+    /// `EntityOperationCompleted`/`EntityOperationFailed`, the `critical_section_id` of
+    /// `EntityLockGranted`. Entity answers are matched by these ids, not by sequence ids.
+    pub fn answers_entity_request(&self) -> Option<&str> {
+        match self {
+            EventKind::EntityOperationCompleted { request_id, .. }
+            | EventKind::EntityOperationFailed { request_id, .. } => Some(request_id),
+            EventKind::EntityLockGranted {
+                critical_section_id,
+            } => Some(critical_section_id),
             _ => None,
         }
     }
@@ -288,7 +400,8 @@ impl EventKind {
     pub fn failure(&self) -> Option<&FailureDetails> {
         match self {
             EventKind::TaskFailed { failure, .. }
-            | EventKind::SubOrchestrationInstanceFailed { failure, .. } => Some(failure),
+            | EventKind::SubOrchestrationInstanceFailed { failure, .. }
+            | EventKind::EntityOperationFailed { failure, .. } => Some(failure),
             EventKind::ExecutionCompleted { failure, .. } => failure.as_ref(),
             _ => None,
         }
@@ -398,6 +511,8 @@ impl HistoryEvent {
             EventKind::ExecutionStarted {
                 scheduled_start, ..
             } => *scheduled_start,
+            EventKind::EntityOperationSignaled { scheduled_time, .. }
+            | EventKind::EntityOperationCalled { scheduled_time, .. } => *scheduled_time,
             _ => None,
         };
         std::iter::once(self.timestamp).chain(named)

@@ -92,6 +92,7 @@
 
 mod activity;
 mod context;
+mod entity_id;
 mod executor;
 mod failure;
 pub mod ffi;
@@ -107,6 +108,7 @@ pub mod testing;
 
 pub use activity::ActivityContext;
 pub use context::{OrchestrationContext, SubOrchestrationOptions};
+pub use entity_id::{EntityId, InvalidEntityId};
 pub use executor::{DEFAULT_SESSION_CAPACITY, SessionCache};
 pub use failure::{
     FailureDetails, NON_DETERMINISM, PANIC, SERIALIZATION, TASK_FAILED, TIMER_OUT_OF_RANGE,
@@ -196,12 +198,21 @@ macro_rules! in_process_plugin {
             unsafe { $crate::ffi::run_activity_entry(__durable_registry, request, len) }
         }
 
+        unsafe extern "C" fn __durable_run_entity_batch(
+            request: *const u8,
+            len: usize,
+        ) -> $crate::ffi::CallResult {
+            // SAFETY: the host passes `len` readable bytes that live for the call (ffi docs).
+            unsafe { $crate::ffi::run_entity_batch_entry(__durable_registry, request, len) }
+        }
+
         static __DURABLE_VTABLE: $crate::ffi::PluginVTable = $crate::ffi::PluginVTable {
             abi_version: $crate::ffi::ABI_VERSION,
             manifest: __durable_manifest,
             orchestrate: __durable_orchestrate,
             run_activity: __durable_run_activity,
             free_buf: $crate::ffi::free_buf,
+            run_entity_batch: __durable_run_entity_batch,
         };
 
         /// This plugin, called in-process through the same entry points a host would use.

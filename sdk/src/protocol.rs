@@ -125,6 +125,57 @@ pub enum ActionKind {
         /// Event payload (JSON).
         input: Value,
     },
+    /// Signal an entity: a one-way operation (recorded as `EntityOperationSignaled`).
+    #[serde(rename_all = "camelCase")]
+    SignalEntity {
+        /// Unique per request (a deterministic guid).
+        request_id: String,
+        /// The entity, `@{name}@{key}`.
+        target_instance_id: String,
+        /// The operation name.
+        operation: String,
+        /// The operation's input (JSON).
+        input: Value,
+        /// Deliver no earlier than this time, if set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+    },
+    /// Call an entity and await its answer (recorded as `EntityOperationCalled`).
+    #[serde(rename_all = "camelCase")]
+    CallEntity {
+        /// Unique per request (a deterministic guid); the answer carries it back.
+        request_id: String,
+        /// The entity, `@{name}@{key}`.
+        target_instance_id: String,
+        /// The operation name.
+        operation: String,
+        /// The operation's input (JSON).
+        input: Value,
+        /// The calling instance (where the answer goes).
+        parent_instance_id: String,
+        /// The calling execution.
+        parent_execution_id: String,
+    },
+    /// Lock entities for a critical section (recorded as `EntityLockRequested`).
+    #[serde(rename_all = "camelCase")]
+    LockEntities {
+        /// Unique per critical section (a deterministic guid).
+        critical_section_id: String,
+        /// The entities, sorted and without duplicates.
+        lock_set: Vec<String>,
+        /// The orchestration that will hold the lock.
+        parent_instance_id: String,
+    },
+    /// Release one entity at the end of a critical section (recorded as `EntityUnlockSent`).
+    #[serde(rename_all = "camelCase")]
+    UnlockEntity {
+        /// The critical section that ends.
+        critical_section_id: String,
+        /// The entity released.
+        target_instance_id: String,
+        /// The orchestration that held the lock.
+        parent_instance_id: String,
+    },
     /// End the execution (recorded as `ExecutionCompleted`, or `ContinueAsNew`).
     #[serde(rename_all = "camelCase")]
     CompleteOrchestration {
@@ -169,6 +220,54 @@ impl ActionKind {
                 name: name.clone(),
                 input: input.clone(),
             },
+            ActionKind::SignalEntity {
+                request_id,
+                target_instance_id,
+                operation,
+                input,
+                scheduled_time,
+            } => EventKind::EntityOperationSignaled {
+                request_id: request_id.clone(),
+                operation: operation.clone(),
+                input: input.clone(),
+                target_instance_id: target_instance_id.clone(),
+                scheduled_time: *scheduled_time,
+            },
+            ActionKind::CallEntity {
+                request_id,
+                target_instance_id,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+            } => EventKind::EntityOperationCalled {
+                request_id: request_id.clone(),
+                operation: operation.clone(),
+                input: input.clone(),
+                target_instance_id: target_instance_id.clone(),
+                scheduled_time: None,
+                parent_instance_id: parent_instance_id.clone(),
+                parent_execution_id: parent_execution_id.clone(),
+            },
+            ActionKind::LockEntities {
+                critical_section_id,
+                lock_set,
+                parent_instance_id,
+            } => EventKind::EntityLockRequested {
+                critical_section_id: critical_section_id.clone(),
+                lock_set: lock_set.clone(),
+                position: 0,
+                parent_instance_id: parent_instance_id.clone(),
+            },
+            ActionKind::UnlockEntity {
+                critical_section_id,
+                target_instance_id,
+                parent_instance_id,
+            } => EventKind::EntityUnlockSent {
+                critical_section_id: critical_section_id.clone(),
+                parent_instance_id: parent_instance_id.clone(),
+                target_instance_id: target_instance_id.clone(),
+            },
             ActionKind::CompleteOrchestration {
                 status: RuntimeStatus::ContinuedAsNew,
                 result,
@@ -201,6 +300,23 @@ impl ActionKind {
             ActionKind::CompleteOrchestration { status, .. } => {
                 DurableCall::new(CallKind::Complete, status.as_str())
             }
+            ActionKind::SignalEntity {
+                target_instance_id,
+                operation,
+                ..
+            } => DurableCall::entity(CallKind::EntitySignal, target_instance_id, operation),
+            ActionKind::CallEntity {
+                target_instance_id,
+                operation,
+                ..
+            } => DurableCall::entity(CallKind::EntityCall, target_instance_id, operation),
+            ActionKind::LockEntities { lock_set, .. } => {
+                DurableCall::new(CallKind::EntityLock, lock_set.join(", "))
+            }
+            ActionKind::UnlockEntity {
+                target_instance_id,
+                ..
+            } => DurableCall::new(CallKind::EntityUnlock, target_instance_id),
         }
     }
 }
@@ -218,6 +334,14 @@ pub enum CallKind {
     SendEvent,
     /// Completing the orchestration (history: ExecutionCompleted / ContinueAsNew).
     Complete,
+    /// `signal_entity` (history: EntityOperationSignaled).
+    EntitySignal,
+    /// `call_entity` (history: EntityOperationCalled).
+    EntityCall,
+    /// `lock_entities` (history: EntityLockRequested).
+    EntityLock,
+    /// The end of a critical section, one per locked entity (history: EntityUnlockSent).
+    EntityUnlock,
 }
 
 impl CallKind {
@@ -229,6 +353,10 @@ impl CallKind {
             CallKind::SubOrchestration => "call_sub_orchestrator",
             CallKind::SendEvent => "send_event",
             CallKind::Complete => "complete",
+            CallKind::EntitySignal => "signal_entity",
+            CallKind::EntityCall => "call_entity",
+            CallKind::EntityLock => "lock_entities",
+            CallKind::EntityUnlock => "unlock (end of the critical section)",
         }
     }
 
@@ -240,6 +368,10 @@ impl CallKind {
             CallKind::SubOrchestration => "SubOrchestrationInstanceCreated",
             CallKind::SendEvent => "EventSent",
             CallKind::Complete => "ExecutionCompleted",
+            CallKind::EntitySignal => "EntityOperationSignaled",
+            CallKind::EntityCall => "EntityOperationCalled",
+            CallKind::EntityLock => "EntityLockRequested",
+            CallKind::EntityUnlock => "EntityUnlockSent",
         }
     }
 }
@@ -262,6 +394,11 @@ impl DurableCall {
         }
     }
 
+    /// An entity call or signal: named `<entity id> <operation>`, e.g. `@counter@a add`.
+    pub fn entity(kind: CallKind, target_instance_id: &str, operation: &str) -> Self {
+        Self::new(kind, format!("{target_instance_id} {operation}"))
+    }
+
     /// The call recorded by a history event, if the event records a call.
     pub fn from_event(kind: &EventKind) -> Option<Self> {
         Some(match kind {
@@ -271,6 +408,23 @@ impl DurableCall {
                 Self::new(CallKind::SubOrchestration, name)
             }
             EventKind::EventSent { name, .. } => Self::new(CallKind::SendEvent, name),
+            EventKind::EntityOperationSignaled {
+                target_instance_id,
+                operation,
+                ..
+            } => Self::entity(CallKind::EntitySignal, target_instance_id, operation),
+            EventKind::EntityOperationCalled {
+                target_instance_id,
+                operation,
+                ..
+            } => Self::entity(CallKind::EntityCall, target_instance_id, operation),
+            EventKind::EntityLockRequested { lock_set, .. } => {
+                Self::new(CallKind::EntityLock, lock_set.join(", "))
+            }
+            EventKind::EntityUnlockSent {
+                target_instance_id,
+                ..
+            } => Self::new(CallKind::EntityUnlock, target_instance_id),
             _ => return None,
         })
     }
@@ -419,6 +573,10 @@ pub struct Manifest {
     /// older host ignores it: adding it did not change the ABI version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub orchestrator_info: BTreeMap<String, OrchestratorInfo>,
+    /// Registered entity names, lower-cased and sorted (entity names are case-insensitive:
+    /// `@Counter@a` and `@counter@a` are one entity). Absent from older plugins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
 }
 
 /// What an orchestrator's registration says about it for people: a one-line description and an
@@ -476,4 +634,116 @@ impl OrchestratorInfo {
     pub fn is_empty(&self) -> bool {
         self.description.is_none() && self.example.is_none()
     }
+}
+
+/// One batch of operations for one entity: the entity's state before the batch and the
+/// operations to run, in arrival order (docs/semantics.md#entities). The plugin runs them one at
+/// a time; an operation that fails leaves the state as it was before that operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityBatchRequest {
+    /// The entity, `@{name}@{key}` (name lower-cased).
+    pub instance_id: String,
+    /// The entity's state before the batch (JSON); `None`: the entity has no state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// The operations, in the order they are run.
+    pub operations: Vec<EntityOperationRequest>,
+}
+
+/// One operation of an [`EntityBatchRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityOperationRequest {
+    /// Unique per request; the answer to a call carries it back.
+    pub request_id: String,
+    /// The operation name.
+    pub operation: String,
+    /// The operation's input (JSON; null when none).
+    #[serde(default)]
+    pub input: Value,
+    /// The orchestration waiting for the answer; `None` for a signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<EntityCaller>,
+}
+
+/// The orchestration execution an entity call answers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityCaller {
+    /// The calling instance.
+    pub instance_id: String,
+    /// Its execution.
+    pub execution_id: String,
+}
+
+/// What running an [`EntityBatchRequest`] did.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityBatchResult {
+    /// One result per operation, in the request's order. Shorter than the request only when
+    /// `failure` is set: the operations without a result did not run and are run again.
+    pub results: Vec<EntityOperationResult>,
+    /// What the successful operations asked for (signals, orchestration starts), in order. A
+    /// failed operation's actions are dropped with its state changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<EntityAction>,
+    /// The entity's state after the batch; `None`: no state (deleted, or never set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// The batch as a whole failed (not one operation): nothing of it is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureDetails>,
+}
+
+/// The outcome of one entity operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum EntityOperationResult {
+    /// The operation returned.
+    Completed {
+        /// Its result (JSON).
+        #[serde(default)]
+        result: Value,
+    },
+    /// The operation failed; the state is as it was before it.
+    Failed {
+        /// Why.
+        failure: FailureDetails,
+    },
+}
+
+/// Something an entity operation asked the host to do once the operation succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "action")]
+pub enum EntityAction {
+    /// Signal an entity (possibly itself).
+    #[serde(rename_all = "camelCase")]
+    SignalEntity {
+        /// The entity, `@{name}@{key}`.
+        instance_id: String,
+        /// The operation name.
+        operation: String,
+        /// The operation's input (JSON).
+        #[serde(default)]
+        input: Value,
+        /// Deliver no earlier than this time, if set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+    },
+    /// Start an orchestration.
+    #[serde(rename_all = "camelCase")]
+    StartOrchestration {
+        /// The orchestration name.
+        name: String,
+        /// Its instance id; `None`: the host picks one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance_id: Option<String>,
+        /// Its input (JSON).
+        #[serde(default)]
+        input: Value,
+        /// Start no earlier than this time, if set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_time: Option<DateTime<Utc>>,
+    },
 }

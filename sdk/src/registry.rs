@@ -10,8 +10,8 @@ use crate::executor::{self, SessionCache};
 use crate::failure::{FailureDetails, SERIALIZATION};
 use crate::panic::catch_panic;
 use crate::protocol::{
-    ActivityOutcome, ActivityRequest, Manifest, OrchestratorInfo, OrchestratorRequest,
-    OrchestratorResponse,
+    ActivityOutcome, ActivityRequest, EntityBatchRequest, EntityBatchResult,
+    EntityOperationResult, Manifest, OrchestratorInfo, OrchestratorRequest, OrchestratorResponse,
 };
 use futures::future::LocalBoxFuture;
 use serde::Serialize;
@@ -194,6 +194,7 @@ impl Registry {
             orchestrators: self.orchestrator_names(),
             activities: self.activity_names(),
             orchestrator_info: self.orchestrator_info.clone(),
+            entities: Vec::new(),
         }
     }
 
@@ -232,6 +233,30 @@ impl Registry {
         match outcome.and_then(|result| result) {
             Ok(result) => ActivityOutcome::Completed { result },
             Err(failure) => ActivityOutcome::Failed { failure },
+        }
+    }
+}
+
+impl Registry {
+    /// Runs one entity batch. CONTRACT PLACEHOLDER (replaced by the entity implementation):
+    /// every operation fails with `EntityNotFound`.
+    pub fn run_entity_batch(&self, request: EntityBatchRequest) -> EntityBatchResult {
+        let failure = FailureDetails::new(
+            "EntityNotFound",
+            format!("no entity is registered for '{}'", request.instance_id),
+        )
+        .non_retriable();
+        EntityBatchResult {
+            results: request
+                .operations
+                .iter()
+                .map(|_| EntityOperationResult::Failed {
+                    failure: failure.clone(),
+                })
+                .collect(),
+            actions: Vec::new(),
+            state: request.state,
+            failure: None,
         }
     }
 }

@@ -388,6 +388,19 @@ pub fn render_event(event: &HistoryEvent) -> String {
             format!("OrchestratorStarted {}", render_time(&event.timestamp))
         }
         EventKind::OrchestratorCompleted => "OrchestratorCompleted".to_string(),
+        // CONTRACT PLACEHOLDER: the entity events get their own text form with the SDK's
+        // entity implementation.
+        EventKind::EntityOperationSignaled { .. }
+        | EventKind::EntityOperationCalled { .. }
+        | EventKind::EntityOperationCompleted { .. }
+        | EventKind::EntityOperationFailed { .. }
+        | EventKind::EntityLockRequested { .. }
+        | EventKind::EntityLockGranted { .. }
+        | EventKind::EntityUnlockSent { .. } => format!(
+            "{} #{id} {}",
+            event.kind.type_name(),
+            serde_json::to_string(&event.kind).unwrap_or_default()
+        ),
         EventKind::FaultInjected { rule, effect, .. } => format!("FaultInjected {rule}: {effect}"),
         EventKind::ExecutionStarted { name, input, .. } => {
             format!("ExecutionStarted {name} {}", json(input))
@@ -490,6 +503,14 @@ pub fn render_action(action: &Action) -> String {
         ActionKind::ScheduleTask { name, input } => {
             format!("ScheduleTask #{id} {name} {}", json(input))
         }
+        // CONTRACT PLACEHOLDER: see render_event.
+        ActionKind::SignalEntity { .. }
+        | ActionKind::CallEntity { .. }
+        | ActionKind::LockEntities { .. }
+        | ActionKind::UnlockEntity { .. } => format!(
+            "Entity #{id} {}",
+            serde_json::to_string(&action.kind).unwrap_or_default()
+        ),
         ActionKind::CreateTimer { fire_at } => {
             format!("CreateTimer #{id} {}", render_time(fire_at))
         }

@@ -63,6 +63,8 @@ pub struct WorkFilters {
     pub orchestrations: Vec<NameFilter>,
     /// Activities it runs.
     pub activities: Vec<NameFilter>,
+    /// Entities it runs, by entity name (lower-cased; entities have no versions).
+    pub entities: Vec<String>,
 }
 
 /// One name a worker takes, with the versions it takes (empty: any version).
@@ -108,13 +110,24 @@ pub enum RemoteWorkItem {
         /// Which delivery this is (1 the first; more after a redelivery).
         attempt: u32,
     },
+    /// A batch of operations for one entity (answered with `complete_entity`).
+    Entity {
+        /// Echoed back with the completion.
+        token: String,
+        /// The entity name (lower-cased).
+        name: String,
+        /// The entity's state and the operations to run.
+        request: durable_sdk::protocol::EntityBatchRequest,
+    },
 }
 
 impl RemoteWorkItem {
     /// The completion token of this delivery.
     pub fn token(&self) -> &str {
         match self {
-            Self::Orchestrator { token, .. } | Self::Activity { token, .. } => token,
+            Self::Orchestrator { token, .. }
+            | Self::Activity { token, .. }
+            | Self::Entity { token, .. } => token,
         }
     }
 }
@@ -127,6 +140,8 @@ pub enum WorkKind {
     Orchestration,
     /// An activity.
     Activity,
+    /// A batch of entity operations.
+    Entity,
 }
 
 impl WorkKind {
@@ -135,6 +150,7 @@ impl WorkKind {
         match self {
             Self::Orchestration => "orchestration",
             Self::Activity => "activity",
+            Self::Entity => "entity",
         }
     }
 }
@@ -419,6 +435,7 @@ fn accepts(filters: Option<&WorkFilters>, kind: WorkKind, name: &str) -> bool {
     let names = match kind {
         WorkKind::Orchestration => &filters.orchestrations,
         WorkKind::Activity => &filters.activities,
+        WorkKind::Entity => return filters.entities.iter().any(|entity| entity == name),
     };
     names.iter().any(|filter| filter.name == name)
 }
@@ -761,6 +778,20 @@ impl RemoteHub {
         let (token, instance_id) = (token.to_string(), instance_id.to_string());
         self.through_core(move |core| {
             Ok(core.accept_remote_episode(&token, &instance_id, response))
+        })
+        .await
+    }
+
+    /// Records an entity batch's result (through the core); answers once it is committed.
+    pub async fn complete_entity(
+        &self,
+        token: &str,
+        instance_id: &str,
+        result: durable_sdk::protocol::EntityBatchResult,
+    ) -> Result<(), RemoteError> {
+        let (token, instance_id) = (token.to_string(), instance_id.to_string());
+        self.through_core(move |core| {
+            Ok(core.accept_remote_entity_batch(&token, &instance_id, result))
         })
         .await
     }

@@ -426,6 +426,7 @@ fn only(names: &[&str], activities: &[&str]) -> WorkerInfo {
         filters: Some(WorkFilters {
             orchestrations: filters(names),
             activities: filters(activities),
+            entities: Vec::new(),
         }),
         ..WorkerInfo::default()
     }
@@ -1052,6 +1053,7 @@ fn a_filter_with_versions_takes_only_episodes_of_those_versions() {
                 versions: versions.iter().map(|v| (*v).to_string()).collect(),
             }],
             activities: Vec::new(),
+            entities: Vec::new(),
         }),
         ..WorkerInfo::default()
     };

@@ -179,6 +179,10 @@ fn seen_of(item: &RemoteWorkItem) -> Seen {
             instance_id: instance_id.clone(),
             name: name.clone(),
         },
+        RemoteWorkItem::Entity { request, name, .. } => Seen::Activity {
+            instance_id: request.instance_id.clone(),
+            name: name.clone(),
+        },
     }
 }
 

@@ -361,6 +361,16 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
                 ..Default::default()
             })
         }
+        // CONTRACT PLACEHOLDER: entity events get their proto events (fields 23-29).
+        EventKind::EntityOperationSignaled { .. }
+        | EventKind::EntityOperationCalled { .. }
+        | EventKind::EntityOperationCompleted { .. }
+        | EventKind::EntityOperationFailed { .. }
+        | EventKind::EntityLockRequested { .. }
+        | EventKind::EntityLockGranted { .. }
+        | EventKind::EntityUnlockSent { .. } => EventType::GenericEvent(proto::GenericEvent {
+            data: Some(serde_json::to_value(&event.kind).unwrap_or(Value::Null).to_string()),
+        }),
         EventKind::FaultInjected { .. } => {
             let body = serde_json::to_value(&event.kind).unwrap_or(Value::Null);
             EventType::GenericEvent(proto::GenericEvent {
@@ -571,6 +581,13 @@ fn events_from_wire(events: &[proto::HistoryEvent]) -> Result<Vec<HistoryEvent>,
 /// An action as the wire carries it (what a worker would send).
 pub fn action_to_wire(action: &Action) -> proto::OrchestratorAction {
     let kind = match &action.kind {
+        // CONTRACT PLACEHOLDER: entity actions become SendEntityMessageAction.
+        ActionKind::SignalEntity { .. }
+        | ActionKind::CallEntity { .. }
+        | ActionKind::LockEntities { .. }
+        | ActionKind::UnlockEntity { .. } => {
+            OrchestratorActionType::SendEntityMessage(proto::SendEntityMessageAction::default())
+        }
         ActionKind::ScheduleTask { name, input } => {
             OrchestratorActionType::ScheduleTask(proto::ScheduleTaskAction {
                 name: name.clone(),

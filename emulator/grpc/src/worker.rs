@@ -90,6 +90,11 @@ fn filters_from_wire(filters: &proto::WorkItemFilters) -> WorkFilters {
             .iter()
             .map(|filter| name_filter(&filter.name, &filter.versions))
             .collect(),
+        entities: filters
+            .entities
+            .iter()
+            .map(|filter| filter.name.to_lowercase())
+            .collect(),
     }
 }
 
@@ -315,6 +320,11 @@ impl WorkStream {
                     completion_token: token,
                 }
             }
+            // CONTRACT PLACEHOLDER: entity batches go out as entityRequestV2 / entityRequest.
+            RemoteWorkItem::Entity { token, .. } => proto::WorkItem {
+                request: Some(Item::HealthPing(proto::HealthPing {})),
+                completion_token: token,
+            },
             RemoteWorkItem::Activity {
                 token,
                 name,

@@ -115,5 +115,10 @@ pub async fn answer_remote(
                 .complete_activity(&token, &instance_id, task_id, outcome)
                 .await;
         }
+        RemoteWorkItem::Entity { token, request, .. } => {
+            let instance_id = request.instance_id.clone();
+            let result = registry.run_entity_batch(request);
+            let _ = hub.complete_entity(&token, &instance_id, result).await;
+        }
     }
 }

@@ -281,6 +281,7 @@ fn builds_view_lists_remote_workers_and_work_waiting_for_one() {
                 versions: Vec::new(),
             }],
             activities: Vec::new(),
+            entities: Vec::new(),
         }),
         history_streaming: false,
     });

@@ -2316,6 +2316,7 @@ fn the_stepper_of_a_remote_instance_shows_what_the_worker_answers_and_records_no
                         },
                     ));
                 }
+                RemoteWorkItem::Entity { .. } => {}
             }
         }
     });

@@ -13,6 +13,7 @@
 
 mod commands;
 mod deliveries;
+mod entities;
 mod episode;
 mod faults;
 mod fork;

@@ -238,6 +238,12 @@ pub enum EngineEvent {
         /// The instance.
         instance_id: String,
     },
+    /// An entity changed after a commit: its state, queue, lock or operation log.
+    #[serde(rename_all = "camelCase")]
+    EntityUpdated {
+        /// The entity, `@{name}@{key}`.
+        instance_id: String,
+    },
     /// Work waits because no connected worker takes its name and no loaded plugin has it.
     #[serde(rename_all = "camelCase")]
     WorkParked {

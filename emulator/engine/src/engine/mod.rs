@@ -21,6 +21,7 @@
 
 mod async_door;
 mod core;
+mod entities;
 mod events;
 mod query;
 mod reader;
@@ -28,6 +29,10 @@ mod rewind;
 mod wire;
 
 pub use async_door::{AsyncEngineHandle, Delivery, EventStream};
+pub use entities::{
+    CleanedEntities, EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityQuery,
+    EntityRequester,
+};
 pub use events::EngineEvent;
 pub use query::{InstanceIdsQuery, InstanceQuery, PurgeFilter};
 pub use reader::Reader;

@@ -243,6 +243,33 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
             } => {
                 format!("  #{} send_event {name} to {instance_id}", action.id)
             }
+            ActionKind::CallEntity {
+                target_instance_id,
+                operation,
+                input,
+                ..
+            } => format!(
+                "  #{} call_entity {target_instance_id} {operation} {}",
+                action.id,
+                compact_json(input, 30)
+            ),
+            ActionKind::SignalEntity {
+                target_instance_id,
+                operation,
+                input,
+                ..
+            } => format!(
+                "  #{} signal_entity {target_instance_id} {operation} {}",
+                action.id,
+                compact_json(input, 30)
+            ),
+            ActionKind::LockEntities { lock_set, .. } => {
+                format!("  #{} lock_entities {}", action.id, lock_set.join(", "))
+            }
+            ActionKind::UnlockEntity {
+                target_instance_id,
+                ..
+            } => format!("  #{} unlock {target_instance_id}", action.id),
             ActionKind::CompleteOrchestration {
                 status,
                 result,

@@ -390,6 +390,12 @@ impl Core {
         action: ActionKind,
     ) -> Result<(), EngineError> {
         match action {
+            entity @ (ActionKind::SignalEntity { .. }
+            | ActionKind::CallEntity { .. }
+            | ActionKind::LockEntities { .. }
+            | ActionKind::UnlockEntity { .. }) => {
+                self.carry_out_entity_action(instance_id, execution_id, action_id, entity)?;
+            }
             ActionKind::ScheduleTask { name, input } => {
                 let work = WorkRow {
                     instance_id: instance_id.to_string(),
