@@ -597,6 +597,7 @@ mod tests {
                 "OrderSagaV2".into(),
             ],
             instances: vec!["abc123".into(), "abd999".into()],
+            entities: vec!["@counter@a".into()],
         }
     }
 
