@@ -1,5 +1,6 @@
 //! The SQLite store: instances, their histories (per execution), pending messages, outstanding
-//! activity work and timers, and engine metadata such as virtual time.
+//! activity work and timers, entities (state, lock, queue, operation log: `store/entities.rs`),
+//! and engine metadata such as virtual time.
 //!
 //! One connection, owned by the engine's core thread; the engine groups everything one batch did
 //! into one transaction (`begin` / `commit`). The schema is versioned with `PRAGMA user_version`
@@ -27,14 +28,18 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod entities;
+
+pub use entities::EntityRow;
+
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// `PRAGMA application_id` of every durable-emu database: "DuEm" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4475_456d;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -124,6 +129,41 @@ ALTER TABLE instances ADD COLUMN awaited_events TEXT;
 ALTER TABLE instances ADD COLUMN version TEXT;
 ALTER TABLE instances ADD COLUMN tags TEXT;
 ALTER TABLE instances ADD COLUMN scheduled_start TEXT;
+",
+    // v6: durable entities (docs/semantics.md#entities): each entity's state and lock, its queue
+    // of messages (a message leaves it in the transaction that records what running it did, so
+    // a batch in flight when the process dies runs again), and its operation log.
+    r"
+CREATE TABLE entities (
+    instance_id      TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    state            TEXT,
+    last_modified    TEXT NOT NULL,
+    locked_by        TEXT,
+    critical_section TEXT
+) WITHOUT ROWID;
+CREATE TABLE entity_queue (
+    id          INTEGER PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    due_at      TEXT
+);
+CREATE INDEX entity_queue_by_entity ON entity_queue(instance_id, id);
+CREATE TABLE entity_operations (
+    instance_id   TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    request_id    TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    input         TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    awaits_answer INTEGER NOT NULL,
+    outcome       TEXT NOT NULL,
+    state_after   TEXT,
+    at            TEXT NOT NULL,
+    fault         TEXT,
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
 ",
 ];
 
