@@ -863,6 +863,7 @@ mod tests {
             TargetKind::Orchestration => "orchestration=*,timeout",
             TargetKind::SubOrchestration => "sub-orchestration=*,timeout",
             TargetKind::Event => "event=*,drop",
+            TargetKind::Entity => "entity=*,panic",
         };
         let mut rules = FaultRules::default();
         rules.add(

@@ -1700,6 +1700,57 @@ mod tests {
         assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("x"));
     }
 
+    #[test]
+    fn a_version_5_database_is_migrated_to_6_keeping_its_data_and_gaining_entities() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        legacy_database(&path, 5);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('virtual_now', 'kept')",
+                [],
+            )
+            .unwrap();
+        }
+        // A read-only open does not migrate: it asks for a writable one.
+        let error = Store::open_read_only(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(
+            matches!(error, StoreError::OlderSchema { found: 5, .. }),
+            "{error}"
+        );
+        let store = Store::open(&DbLocation::File(path.clone())).unwrap();
+        assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("kept"));
+        let version: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 6);
+        let row = EntityRow {
+            instance_id: "@counter@a".into(),
+            name: "counter".into(),
+            key: "a".into(),
+            state: Some(serde_json::json!(3)),
+            last_modified: Utc::now(),
+            locked_by: None,
+            critical_section: None,
+        };
+        store.put_entity(&row).unwrap();
+        let id = store
+            .push_entity_message("@counter@a", &serde_json::json!({"op": "add"}), None)
+            .unwrap();
+        assert_eq!(store.entity("@counter@a").unwrap(), Some(row));
+        let queue = store
+            .entity_queue::<serde_json::Value>(Some("@counter@a"))
+            .unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].id, id);
+        drop(store);
+        // Migrated and marked: a plain reopen and a read-only open accept it as it is.
+        assert_eq!(application_id(&path), APPLICATION_ID);
+        Store::open_read_only(&DbLocation::File(path)).unwrap();
+    }
+
     fn legacy_database(path: &Path, version: i32) {
         let conn = Connection::open(path).unwrap();
         for migration in &MIGRATIONS[..usize::try_from(version).unwrap()] {

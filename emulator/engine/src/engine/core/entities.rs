@@ -49,7 +49,7 @@ const MAX_REMOTE_BATCH: usize = 1;
 
 /// The failure type of an operation on an entity nobody runs (no loaded build registers its name
 /// and remote workers are off).
-pub(crate) const ENTITY_NOT_FOUND: &str = "EntityNotFound";
+pub(crate) const ENTITY_NOT_FOUND: &str = durable_sdk::ENTITY_NOT_FOUND;
 
 /// Numbers batches across the process, so a late answer to a batch from before a reload of
 /// memory (a failed store batch) never matches a newer one.
