@@ -645,3 +645,52 @@ fn end_to_end_every_interleaving_of_a_transfer_with_client_signals_replays_like_
         check_every_prefix_replays_like_the_live_run(&registry, root);
     }
 }
+
+#[test]
+fn the_text_form_of_entity_events_reads_back_as_written() {
+    let text = r#"
+        OrchestratorStarted @0
+        ExecutionStarted Transfer null
+        EntityOperationSignaled #0 @counter@a add 1
+        EntityOperationSignaled #1 req=r-1 @counter@a reset @90 null
+        EntityOperationCalled #2 @counter@a get null
+        EntityLockRequested #3 @account@a,@account@b
+        OrchestratorCompleted
+        OrchestratorStarted @1
+        EntityOperationCompleted #2 {"n":1}
+        EntityOperationFailed #2 TaskFailed: outer > InsufficientFunds: too little [non-retriable]
+        EntityLockGranted #3
+        EntityUnlockSent #4 @account@a #3
+        OrchestratorCompleted
+    "#;
+    let events = support::events(text);
+    assert_eq!(support::render_events(&events), lines(text));
+    let durable_sdk::EventKind::EntityOperationSignaled {
+        request_id,
+        scheduled_time,
+        ..
+    } = &events[3].kind
+    else {
+        panic!("expected a signal: {:?}", events[3]);
+    };
+    assert_eq!(request_id, "r-1");
+    assert_eq!(*scheduled_time, Some(support::at(90)));
+}
+
+#[test]
+fn a_signal_where_history_recorded_a_call_is_nondeterminism() {
+    let history = "
+        OrchestratorStarted @0
+        ExecutionStarted Count null
+        EntityOperationSignaled #0 @counter@a add 5
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @1
+    ";
+    let diff = replay(&registry(), history).nondeterminism.expect("a diff");
+    assert_eq!(
+        diff.to_string(),
+        "history has signal_entity \"@counter@a add\" (EntityOperationSignaled) as call #0, but \
+         the code now makes call_entity \"@counter@a add\" (EntityOperationCalled) as call #0"
+    );
+}
