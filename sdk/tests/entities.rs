@@ -130,6 +130,14 @@ async fn break_a_rule(ctx: OrchestrationContext, rule: String) -> Result<Value, 
     ]))
 }
 
+/// Calls the one locked entity twice in a row: the second call waits for the first's answer.
+async fn twice_in_section(ctx: OrchestrationContext, _input: ()) -> Result<i64, FailureDetails> {
+    let _section = ctx.lock_entities([counter("a")]).await?;
+    let first: i64 = ctx.call_entity(&counter("a"), "add", 1).await?;
+    let second: i64 = ctx.call_entity(&counter("a"), "add", 1).await?;
+    Ok(first + second)
+}
+
 /// Calls an entity the test changes between recording and replaying (see the nondeterminism row).
 async fn call_b(ctx: OrchestrationContext, _input: ()) -> Result<i64, FailureDetails> {
     Ok(ctx.call_entity(&counter("b"), "add", 5).await?)
@@ -144,6 +152,7 @@ fn registry() -> Registry {
         .orchestrator("LockAndContinue", lock_and_continue)
         .orchestrator("BreakARule", break_a_rule)
         .orchestrator("CallB", call_b)
+        .orchestrator("TwiceInSection", twice_in_section)
 }
 
 replay_table! { registry;
@@ -305,6 +314,22 @@ replay_table! { registry;
     "# => r#"
         Complete #6 Completed "moved"
     "#;
+
+    an_answered_call_makes_its_locked_entity_callable_again: "
+        OrchestratorStarted @0
+        ExecutionStarted TwiceInSection null
+        EntityLockRequested #0 @counter@a
+        OrchestratorCompleted
+        OrchestratorStarted @1
+        EntityLockGranted #0
+        EntityOperationCalled #1 @counter@a add 1
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @2
+        EntityOperationCompleted #1 1
+    " => "
+        CallEntity #2 @counter@a add 1
+    ";
 
     entity_answers_wait_while_the_instance_is_suspended: "
         OrchestratorStarted @0
