@@ -363,11 +363,14 @@ fn entity_rows(
             Tone::Dim,
         )),
     }
-    // The SDK's wrapper names the call in its own words; the entity's failure travels in the
-    // chain, so finding it there says the orchestration rethrew it.
+    // The orchestration's failure names the call in its own words; the entity's failure travels
+    // in its chain, or at least its message does (`... failed (BankOffline: the bank did not
+    // answer); ...`), so finding either says the orchestration rethrew it.
     let rethrown = final_failure.is_some_and(|last| {
         last.chain().any(|link| {
-            link.error_type == failure.error_type && link.error_message == failure.error_message
+            (link.error_type == failure.error_type && link.error_message == failure.error_message)
+                || (!failure.error_message.is_empty()
+                    && link.error_message.contains(&failure.error_message))
         })
     });
     rows.push(row(
