@@ -11,7 +11,8 @@ use crate::logs::LogEntry;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::clock::ClockKind;
 use durable_emu_engine::engine::{
-    EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityRequester, ExecutionHistory,
+    EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityRequester,
+    ExecutionHistory,
 };
 use durable_emu_engine::faults::RuleState;
 pub use durable_emu_engine::inspect::Tone;
@@ -617,9 +618,10 @@ fn add_call_names(names: &mut CallNames, events: &[HistoryEvent]) {
                 target_instance_id,
                 ..
             } => {
-                names
-                    .by_request
-                    .insert(request_id.clone(), format!("{target_instance_id} {operation}"));
+                names.by_request.insert(
+                    request_id.clone(),
+                    format!("{target_instance_id} {operation}"),
+                );
             }
             EventKind::EntityLockRequested {
                 critical_section_id,

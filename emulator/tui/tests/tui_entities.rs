@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Utc};
+use durable_emu_engine::ExecutionRecord;
 use durable_emu_engine::clock::ClockKind;
 use durable_emu_engine::engine::{
     EngineEvent, EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityRequester,
     ExecutionHistory,
 };
-use durable_emu_engine::ExecutionRecord;
 use durable_emu_tui::cmdline::{self, Candidates, Completion};
 use durable_emu_tui::command::Command;
 use durable_emu_tui::model::{Model, Overlay, View};
@@ -65,7 +65,10 @@ impl Ui {
 
     fn type_text(&mut self, text: &str) {
         for c in text.chars() {
-            self.send(Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
+            self.send(Msg::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
         }
     }
 
@@ -174,7 +177,9 @@ fn account_a_log() -> Vec<EntityOperationRecord> {
             "deposit",
             json!(100),
             EntityRequester::Client,
-            EntityOperationOutcome::Completed { result: json!(null) },
+            EntityOperationOutcome::Completed {
+                result: json!(null),
+            },
             json!({"balance": 100, "owner": "ada"}),
         ),
         record(
@@ -311,7 +316,10 @@ fn enter_opens_the_entity_in_full_with_its_state_and_every_operation() {
     let mut ui = entities_view(80, 24);
     ui.press(KeyCode::Enter);
     let Some(Overlay::Text { title, lines, .. }) = &ui.model.overlay else {
-        panic!("the entity opens in the text box, not {:?}", ui.model.overlay);
+        panic!(
+            "the entity opens in the text box, not {:?}",
+            ui.model.overlay
+        );
     };
     assert_eq!(title, "@account@a");
     let text = lines.join("\n");
@@ -368,7 +376,10 @@ fn signal_on_the_command_line_sends_json_input_else_text() {
     }));
     assert_eq!(
         ui.model.status,
-        Some(("signal @counter@a add: sent (request 1a2b3c4d)".into(), false))
+        Some((
+            "signal @counter@a add: sent (request 1a2b3c4d)".into(),
+            false
+        ))
     );
 }
 
@@ -378,12 +389,18 @@ fn signal_refuses_a_bad_entity_id_or_a_missing_operation_and_keeps_the_line_open
     ui.asked();
     command_line(&mut ui, "signal counter add 5");
     let (status, error) = ui.model.status.clone().unwrap();
-    assert!(error && status.contains("'counter' is not an entity id"), "{status}");
+    assert!(
+        error && status.contains("'counter' is not an entity id"),
+        "{status}"
+    );
     assert!(matches!(ui.model.overlay, Some(Overlay::Command(_))));
     ui.press(KeyCode::Esc);
     command_line(&mut ui, "signal @counter@a");
     let (status, _) = ui.model.status.clone().unwrap();
-    assert!(status.contains("signal needs an entity and an operation"), "{status}");
+    assert!(
+        status.contains("signal needs an entity and an operation"),
+        "{status}"
+    );
     assert!(
         !ui.asked()
             .iter()

@@ -8,6 +8,7 @@
 //! a request to stop, so its engine stops cleanly.
 
 mod bench;
+mod entity;
 mod manage;
 mod replay;
 mod run;
@@ -68,6 +69,9 @@ enum Command {
     Export(manage::ExportArgs),
     /// Add an exported instance to a database.
     Import(manage::ImportArgs),
+    /// Durable entities: list them, print one with its operation log, signal one.
+    #[command(subcommand)]
+    Entity(entity::EntityCommand),
     /// Replay recorded histories against a library and report nondeterminism (exit 1 if any).
     Replay(replay::ReplayArgs),
     /// Run the engine and watch the functions, with no UI, until interrupted.
@@ -216,6 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Purge(args)) => manage::purge(args),
         Some(Command::Export(args)) => manage::export(args),
         Some(Command::Import(args)) => manage::import(args),
+        Some(Command::Entity(command)) => entity::entity(command),
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Serve(args)) => serve::serve(args),
         Some(Command::Bench(command)) => bench::bench(command),

@@ -60,9 +60,7 @@ pub(super) fn listed(model: &mut Model, list: Vec<EntityMetadata>) {
     }) {
         entities.selected = at;
     }
-    entities.selected = entities
-        .selected
-        .min(entities.list.len().saturating_sub(1));
+    entities.selected = entities.selected.min(entities.list.len().saturating_sub(1));
 }
 
 /// Selects the entity at `position` (its detail loads at the next tick).

@@ -357,7 +357,11 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
             // One load per tick however many operations ran (a thousand signals are a thousand
             // events); loaded only while the Entities view shows.
             model.stale.mark(Part::Entities);
-            if model.entities.detail.as_ref().is_some_and(|detail| detail.instance_id == instance_id)
+            if model
+                .entities
+                .detail
+                .as_ref()
+                .is_some_and(|detail| detail.instance_id == instance_id)
             {
                 model.stale.mark(Part::EntityDetail);
             }

@@ -218,9 +218,7 @@ pub(super) fn keep_in_view(model: &mut Model) {
     faults.selected = faults.selected.min(faults.rules.len().saturating_sub(1));
     faults.offset = scroll_to(faults.selected, faults.offset, page(View::Faults, area));
     let entities = &mut model.entities;
-    entities.selected = entities
-        .selected
-        .min(entities.list.len().saturating_sub(1));
+    entities.selected = entities.selected.min(entities.list.len().saturating_sub(1));
     entities.offset = scroll_to(
         entities.selected,
         entities.offset,

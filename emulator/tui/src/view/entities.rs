@@ -162,7 +162,13 @@ fn render_detail(
         );
         return;
     };
-    title_line(frame, theme, area, &detail.instance_id, &lock_text(metadata));
+    title_line(
+        frame,
+        theme,
+        area,
+        &detail.instance_id,
+        &lock_text(metadata),
+    );
     if area.height < 2 {
         return;
     }

@@ -269,8 +269,7 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
                 format!("  #{} lock_entities {}", action.id, lock_set.join(", "))
             }
             ActionKind::UnlockEntity {
-                target_instance_id,
-                ..
+                target_instance_id, ..
             } => format!("  #{} unlock {target_instance_id}", action.id),
             ActionKind::CompleteOrchestration {
                 status,

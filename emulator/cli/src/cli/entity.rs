@@ -1,0 +1,310 @@
+//! `durable-emu entity list|get|signal`: durable entities from the command line
+//! (docs/semantics.md#entities).
+//!
+//! `list` and `get` only read the database (`Reader`: nothing is created, migrated or locked, so
+//! they work beside a running emulator). `signal` starts an engine with the functions (the
+//! built-in samples unless a library or crate is given), sends the operation and, for a signal
+//! due now, waits until the entity has run it and prints what became of it; a delayed signal
+//! waits in the database for an emulator running at its time.
+//!
+//! Knows the engine's handle and reader and the SDK's `EntityId`; nothing of the store.
+
+use super::{DbArgs, EngineArgs, load_target, reader};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use durable_emu_engine::clock::parse_duration;
+use durable_emu_engine::engine::{
+    Engine, EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityQuery, Reader,
+    StoreFailurePolicy,
+};
+use durable_sdk::EntityId;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum EntityCommand {
+    /// List the entities in a database (id, backlog, lock holder, last modified).
+    List(ListArgs),
+    /// Print one entity as JSON: its state, metadata and operation log.
+    Get(GetArgs),
+    /// Send a one-way operation to an entity and print what became of it.
+    Signal(SignalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only ids starting with this (`@counter@` for every counter; `@count` matches names
+    /// starting with `count`).
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Also print each entity's state.
+    #[arg(long)]
+    state: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The entity id, `@name@key` (e.g. `@counter@a`).
+    id: String,
+    /// How many of its latest operations to print.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    operations: usize,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The entity id, `@name@key` (e.g. `@counter@a`); the entity is created by its first
+    /// operation.
+    id: String,
+    /// The operation (e.g. `add`).
+    operation: String,
+    /// Its input: JSON (`5`, `'{"to":"b"}'`), else taken as a string; default null.
+    #[arg(allow_hyphen_values = true)]
+    input: Option<String>,
+    /// Deliver it at this time on the emulator's clock (RFC 3339, e.g. `2026-12-01T09:00:00Z`).
+    #[arg(long, value_name = "TIME", conflicts_with = "after")]
+    at: Option<String>,
+    /// Deliver it this long after the emulator's now (e.g. `90m`).
+    #[arg(long, value_name = "DURATION")]
+    after: Option<String>,
+    /// The functions that run the entity: a plugin library or crate directory; default: the
+    /// built-in samples.
+    #[arg(long, value_name = "PATH")]
+    functions: Option<PathBuf>,
+    /// Give up waiting for the operation to run after this much real time.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    timeout: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EntityCommand::List(args) => list(args),
+        EntityCommand::Get(args) => get(args),
+        EntityCommand::Signal(args) => signal(args),
+    }
+}
+
+/// The id as the engine spells it (`@Counter@a` is `@counter@a`), or why it is not one.
+fn entity_id(text: &str) -> anyhow::Result<EntityId> {
+    // The parse error names the id and shows the form (`@name@key, e.g. @counter@a`).
+    text.parse::<EntityId>().map_err(anyhow::Error::new)
+}
+
+/// An operation's input: JSON when it parses, else the text as a string.
+fn json_or_text(text: Option<&str>) -> Value {
+    match text.map(str::trim) {
+        None | Some("") => Value::Null,
+        Some(text) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+        }
+    }
+}
+
+fn all_entities(reader: &Reader, query: EntityQuery) -> anyhow::Result<Vec<EntityMetadata>> {
+    let mut entities = Vec::new();
+    let mut query = query;
+    loop {
+        let (page, next) = reader.entities(&query)?;
+        entities.extend(page);
+        match next {
+            Some(token) => query.continuation_token = Some(token),
+            None => return Ok(entities),
+        }
+    }
+}
+
+fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let reader = reader(&args.db)?;
+    let entities = all_entities(
+        &reader,
+        EntityQuery {
+            instance_id_starts_with: args.prefix.clone(),
+            include_state: args.state || args.json,
+            include_transient: true,
+            page_size: Some(500),
+            ..EntityQuery::default()
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entities)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entities.is_empty() {
+        let which = args
+            .prefix
+            .as_deref()
+            .map_or_else(String::new, |prefix| format!(" starting with '{prefix}'"));
+        eprintln!(
+            "no entities{which} in {} (an entity exists once an operation was sent to it)",
+            args.db.db
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state_header = if args.state { " STATE" } else { "" };
+    println!(
+        "{:<32} {:>7} {:<24} {:<19}{state_header}",
+        "ENTITY", "BACKLOG", "LOCKED BY", "MODIFIED"
+    );
+    for entity in &entities {
+        let state = if args.state {
+            format!(
+                " {}",
+                entity
+                    .state
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_string(), Value::to_string)
+            )
+        } else {
+            String::new()
+        };
+        let lock = match (&entity.locked_by, entity.lock_waiters.len()) {
+            (Some(holder), 0) => holder.clone(),
+            (Some(holder), waiting) => format!("{holder} (+{waiting} waiting)"),
+            (None, _) => "-".to_string(),
+        };
+        println!(
+            "{:<32} {:>7} {:<24} {:<19}{state}",
+            entity.instance_id,
+            entity.backlog,
+            lock,
+            entity.last_modified.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let id = entity_id(&args.id)?;
+    let reader = reader(&args.db)?;
+    let entity = reader
+        .entity(&id.to_string(), true)?
+        .with_context(|| no_entity(&id, &args.db.db))?;
+    let operations = reader.entity_operations(&id.to_string(), args.operations)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&described(&entity, &operations))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn no_entity(id: &EntityId, db: &str) -> String {
+    format!(
+        "no entity '{id}' in {db}; an entity exists once an operation was sent to it \
+         (durable-emu entity signal {id} OPERATION [INPUT] --db {db})"
+    )
+}
+
+/// An entity and its operation log, as `get` prints them.
+fn described(entity: &EntityMetadata, operations: &[EntityOperationRecord]) -> Value {
+    let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        // `state` is absent from the record when the entity has none: say so.
+        fields
+            .entry("state")
+            .or_insert_with(|| entity.state.clone().unwrap_or(Value::Null));
+        fields.insert(
+            "operations".into(),
+            serde_json::to_value(operations).unwrap_or(Value::Null),
+        );
+    }
+    value
+}
+
+fn signal(args: SignalArgs) -> anyhow::Result<ExitCode> {
+    let id = entity_id(&args.id)?;
+    let input = json_or_text(args.input.as_deref());
+    let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
+    let plugin = load_target(args.functions.as_deref())?;
+    let delayed = args.at.is_some() || args.after.is_some();
+    let mut config = args.engine.config(Some(plugin))?;
+    config.on_store_failure = StoreFailurePolicy::Stop;
+    // A delayed signal waits for its time; skipping the clock to it here would move the whole
+    // database's virtual time.
+    config.auto_skip = !delayed;
+    let engine = Engine::start(config).with_context(|| format!("opening {}", args.engine.db.db))?;
+    let handle = engine.handle();
+    let result = (|| -> anyhow::Result<ExitCode> {
+        let scheduled = scheduled_time(&args, handle.clock()?.now)?;
+        let request = handle.signal_entity(&id.to_string(), &args.operation, input, scheduled)?;
+        if let Some(at) = scheduled {
+            eprintln!(
+                "signal {} {} (request {request}) waits in {} until {} on the emulator's clock; \
+                 an emulator with the functions delivers it then",
+                id,
+                args.operation,
+                args.engine.db.db,
+                at.format("%Y-%m-%d %H:%M:%S")
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let deadline = Instant::now() + timeout;
+        let record = loop {
+            let log = handle.entity_operations(&id.to_string(), 1_000)?;
+            if let Some(record) = log.into_iter().find(|record| record.request_id == request) {
+                break record;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the entity did not run the operation within {} (request {request} is \
+                     queued in {}; an emulator with the functions runs it)",
+                    args.timeout,
+                    args.engine.db.db
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let entity = handle.entity(&id.to_string(), true)?;
+        let failed = matches!(record.outcome, EntityOperationOutcome::Failed { .. });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "requestId": request,
+                "operation": record,
+                "entity": entity,
+            }))?
+        );
+        if let EntityOperationOutcome::Failed { failure } = &record.outcome {
+            eprintln!(
+                "{} {} failed: {failure} (the entity's state is as it was before it)",
+                id, args.operation
+            );
+        }
+        Ok(if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })();
+    engine.shutdown();
+    result
+}
+
+/// `--at` or `--after` as a time on the emulator's clock (`now` is its now).
+fn scheduled_time(args: &SignalArgs, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    if let Some(at) = &args.at {
+        let at = DateTime::parse_from_rfc3339(at)
+            .with_context(|| {
+                format!("--at {at} is not a time; write RFC 3339, e.g. 2026-12-01T09:00:00Z")
+            })?
+            .with_timezone(&Utc);
+        return Ok(Some(at));
+    }
+    if let Some(after) = &args.after {
+        let by = parse_duration(after).map_err(anyhow::Error::msg)?;
+        let by = chrono::Duration::from_std(by).context("--after is too long")?;
+        return Ok(Some(now + by));
+    }
+    Ok(None)
+}
