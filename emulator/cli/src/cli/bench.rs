@@ -24,6 +24,10 @@ pub enum BenchCommand {
     Chain(BenchArgs),
     /// Replays a recorded history of about N events (made by a fan-out of N/2) through the plugin.
     Replay(BenchArgs),
+    /// Durable entities: N `add 1` signals to one `Counter` entity, then N spread over many
+    /// (round robin); time from the first signal sent to the last operation run, every count
+    /// checked.
+    Entities(EntityBenchArgs),
     /// Reload latency: a library file changes N times; time from the change settling to the new
     /// build being active (cargo build excluded), with waiting instances to check on each reload.
     Reload(ReloadArgs),
@@ -84,6 +88,22 @@ pub struct ReloadArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EntityBenchArgs {
+    /// Signals sent in each workload.
+    #[arg(long, short = 'n', default_value_t = 1_000)]
+    n: u64,
+    /// Entities the second workload spreads its signals over.
+    #[arg(long, default_value_t = 100)]
+    entities: u64,
+    /// The database: a file (default: a fresh one in a temporary directory) or `:memory:`.
+    #[arg(long, value_name = "PATH")]
+    db: Option<String>,
+    /// Worker threads (entity batches run on them), 1 to 256; default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = super::workers_in_range())]
+    workers: Option<u16>,
+}
+
+#[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Size of the workload.
     #[arg(long, short = 'n', default_value_t = 10_000)]
@@ -103,6 +123,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Fanout(args) => fanout(&args),
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
+        BenchCommand::Entities(args) => entities(&args),
         BenchCommand::Reload(args) => reload(&args),
         BenchCommand::Sidecar(args) => sidecar(&args),
         BenchCommand::Ui(args) => ui(&args),
@@ -214,6 +235,82 @@ fn chain(args: &BenchArgs) -> anyhow::Result<()> {
         activities as f64 / secs
     );
     Ok(())
+}
+
+fn entities(args: &EntityBenchArgs) -> anyhow::Result<()> {
+    if args.n == 0 || args.entities == 0 {
+        bail!("-n and --entities must be at least 1");
+    }
+    let bench = start_engine(&BenchArgs {
+        n: args.n,
+        db: args.db.clone(),
+        workers: args.workers,
+        faults: super::FaultArgs::default(),
+    })?;
+    let handle = bench.engine.handle();
+    let one = vec!["@counter@bench-one".to_string()];
+    let spread: Vec<String> = (0..args.entities)
+        .map(|i| format!("@counter@bench-{i}"))
+        .collect();
+    for (workload, ids) in [("entities-one", &one), ("entities-spread", &spread)] {
+        let (sent, secs) = signal_and_wait(&handle, ids, args.n)?;
+        println!(
+            "{} signals to {} entit{} on {}: sent in {sent:.3} s, all run and every count checked",
+            args.n,
+            ids.len(),
+            if ids.len() == 1 { "y" } else { "ies" },
+            bench.db
+        );
+        println!(
+            "RESULT workload={workload} n={} entities={} secs={secs:.3} operations_per_sec={:.1}",
+            args.n,
+            ids.len(),
+            args.n as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+/// Sends `n` `add 1` signals round robin over `ids` (Counter entities), then waits until every
+/// counter holds its share. Returns the seconds spent sending and in all.
+fn signal_and_wait(
+    handle: &durable_emu_engine::engine::EngineHandle,
+    ids: &[String],
+    n: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let count = ids.len() as u64;
+    let started = Instant::now();
+    for i in 0..n {
+        handle.signal_entity(&ids[(i % count) as usize], "add", json!(1), None)?;
+    }
+    let sent = started.elapsed().as_secs_f64();
+    let expected = |index: usize| n / count + u64::from((index as u64) < n % count);
+    let mut waiting: Vec<usize> = (0..ids.len()).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for index in waiting {
+            let state = handle
+                .entity(&ids[index], true)?
+                .and_then(|entity| entity.state);
+            if state != Some(json!(expected(index))) {
+                still.push(index);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} entities had not run all their signals after 10 minutes (first: {})",
+                waiting.len(),
+                ids[waiting[0]]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok((sent, started.elapsed().as_secs_f64()))
 }
 
 fn replay(args: &BenchArgs) -> anyhow::Result<()> {
