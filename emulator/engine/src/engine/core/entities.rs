@@ -795,7 +795,7 @@ impl Core {
             .active
             .and_then(|number| self.builds.loaded.get(&number));
         match active {
-            Some(plugin) if plugin.manifest.entities.iter().any(|n| *n == name) => {
+            Some(plugin) if plugin.manifest.entities.contains(&name) => {
                 Runner::Plugin(plugin.handle)
             }
             _ if self.remote.enabled => Runner::Remote,
