@@ -229,6 +229,39 @@ fn signals_from_an_orchestration_arrive_now_and_at_their_time() {
     });
 }
 
+#[test]
+fn a_fault_on_a_called_operation_reaches_the_caller_with_its_marker() {
+    let rule = durable_emu_engine::faults::parse_compact(
+        "entity=@account@x,operation=withdraw,error=Declined:bank offline",
+        0,
+    )
+    .unwrap();
+    let engine = Engine::start(EngineConfig {
+        faults: vec![rule],
+        ..EngineConfig::in_memory(plugin())
+    })
+    .unwrap();
+    let handle = engine.handle();
+    handle
+        .signal_entity("@account@x", "deposit", json!(100), None)
+        .unwrap();
+    let id = start(&handle, "TryWithdraw", json!(1), "faulted");
+    assert_eq!(wait(&handle, &id).output, json!("failed Declined"));
+    let history = current_history(&handle, &id);
+    let names = kinds(&history);
+    let failed = names
+        .iter()
+        .position(|name| *name == "EntityOperationFailed")
+        .unwrap();
+    assert_eq!(names[failed - 1], "FaultInjected", "{names:?}");
+    assert_eq!(balance(&handle, "x"), Some(json!(100)));
+    let log = handle.entity_operations("@account@x", 10).unwrap();
+    assert_eq!(
+        log[1].fault.as_deref(),
+        Some("rule 1: fail Declined: bank offline")
+    );
+}
+
 // ----- critical sections ----------------------------------------------------------------------
 
 #[test]

@@ -15,7 +15,7 @@
 //!
 //! Knows nothing of front ends; talks to plugins only through the handle the worker job carries.
 
-use super::faults::{Deferred, EntityFaultPlan};
+use super::faults::{Deferred, EntityFaultPlan, InjectedFault};
 use super::{Core, Job, payload};
 use crate::engine::EngineError;
 use crate::engine::entities::{
@@ -109,10 +109,10 @@ struct Queued {
 #[derive(Clone)]
 enum FaultMark {
     Undecided,
-    /// Run it; the note of a rule that fired (a delay) goes into the operation log.
-    Run(Option<String>),
+    /// Run it; a rule that fired on it (a delay) is noted in the operation log.
+    Run(Option<InjectedFault>),
     /// Do not run it: it fails with this.
-    Fail(FailureDetails, String),
+    Fail(FailureDetails, InjectedFault),
 }
 
 struct Running {
@@ -121,8 +121,8 @@ struct Running {
     ids: Vec<i64>,
     /// The request ids of its operations (a remote answer is matched by them).
     request_ids: Vec<String>,
-    /// Fault notes per operation (a rule that delayed it).
-    notes: Vec<Option<String>>,
+    /// Rules that fired on its operations (a delay), per operation.
+    notes: Vec<Option<InjectedFault>>,
 }
 
 /// Who runs an entity's operations.
@@ -769,7 +769,7 @@ impl Core {
         key: &str,
         index: usize,
         failure: FailureDetails,
-        note: String,
+        note: InjectedFault,
     ) -> Result<(), EngineError> {
         let Some(entity) = self.mirror.entities.entities.get_mut(key) else {
             return Ok(());
@@ -1008,7 +1008,7 @@ impl Core {
         key: &str,
         queued: Queued,
         outcome: OperationOutcome,
-        fault: Option<String>,
+        fault: Option<InjectedFault>,
     ) -> Result<(), EngineError> {
         self.store.remove_entity_message(queued.id)?;
         let EntityMessage::Operation {
@@ -1042,7 +1042,7 @@ impl Core {
             outcome: logged,
             state_after: outcome.state_after,
             at: self.clock.now(),
-            fault,
+            fault: fault.as_ref().map(InjectedFault::note),
         };
         self.store.add_entity_operation(key, &record)?;
         if let Some(caller) = caller {
@@ -1065,6 +1065,9 @@ impl Core {
                 .get(&caller.instance_id)
                 .is_some_and(|live| live.record.execution_id == caller.execution_id);
             if current {
+                if let Some(fault) = &fault {
+                    self.deliver(&caller.instance_id, fault.marker());
+                }
                 self.deliver(&caller.instance_id, answer);
             }
         }
@@ -1191,7 +1194,17 @@ impl Core {
     pub(super) fn recover_entities(&mut self) -> Result<(), EngineError> {
         let now = self.clock.now();
         for row in self.store.entity_queue::<EntityMessage>(None)? {
-            let target = canonical(&row.instance_id)?;
+            let target = match canonical(&row.instance_id) {
+                Ok(target) => target,
+                Err(error) => {
+                    // One bad row must not keep everything else from running; it stays as is.
+                    self.warn(
+                        None,
+                        format!("a message to '{}' is not run: {error}", row.instance_id),
+                    );
+                    continue;
+                }
+            };
             self.entity_live(&target)?;
             match row.due_at {
                 Some(due) if due > now => self.defer(
