@@ -602,6 +602,63 @@ fn a_stale_remote_entity_completion_is_refused_and_an_abandoned_batch_goes_out_a
     assert_eq!(state(&handle, "@counter@s"), Some(json!(1)));
 }
 
+#[test]
+fn a_remote_answer_without_results_runs_the_batch_again_and_one_with_too_many_fails_it() {
+    use durable_sdk::protocol::{EntityBatchResult, EntityOperationResult};
+    let mut config = EngineConfig::in_memory(plugin());
+    config.plugin = None;
+    config.remote_workers = true;
+    let engine = Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    runtime().block_on(async {
+        let mut connection = hub.connect(WorkerInfo::default());
+        handle
+            .signal_entity("@counter@w", "add", json!(1), None)
+            .unwrap();
+        let first = connection.items.recv().await.unwrap();
+        hub.complete_entity(first.token(), "@counter@w", EntityBatchResult::default())
+            .await
+            .unwrap();
+        // Nothing ran: the same operation comes again, under a new token.
+        let again = connection.items.recv().await.unwrap();
+        assert_ne!(first.token(), again.token());
+        let (RemoteWorkItem::Entity { request: a, .. }, RemoteWorkItem::Entity { request: b, .. }) =
+            (&first, &again)
+        else {
+            panic!("expected entity batches");
+        };
+        assert_eq!(a.operations, b.operations);
+        let completed = || EntityOperationResult::Completed {
+            result: Value::Null,
+        };
+        let too_many = EntityBatchResult {
+            results: vec![completed(), completed()],
+            state: Some(json!(1)),
+            ..EntityBatchResult::default()
+        };
+        let refused = hub
+            .complete_entity(again.token(), "@counter@w", too_many)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(durable_emu_engine::RemoteError::InvalidCompletion(_))
+            ),
+            "{refused:?}"
+        );
+    });
+    let log = handle.entity_operations("@counter@w", 10).unwrap();
+    assert_eq!(log.len(), 1);
+    match &log[0].outcome {
+        EntityOperationOutcome::Failed { failure } => {
+            assert_eq!(failure.error_type, "InvalidWorkerResponse");
+        }
+        other => panic!("expected the operation to fail, got {other:?}"),
+    }
+    assert_eq!(state(&handle, "@counter@w"), None);
+}
+
 // ----- restarts and the reader ----------------------------------------------------------------
 
 fn file_config(db: &Path, plugin_runs_entities: bool) -> EngineConfig {

@@ -947,20 +947,41 @@ impl Core {
             })
             .map(|running| running.number)
             .ok_or_else(unknown)?;
-        if result.failure.is_none() && result.results.len() > request.operations.len() {
-            return Err(RemoteError::InvalidCompletion(format!(
-                "{} results for a batch of {} operations",
-                result.results.len(),
-                request.operations.len()
-            )));
-        }
-        let outcomes = remote_outcomes(&request, result, self.limits.max_payload_bytes);
+        // An answer with more results than operations breaks the protocol: its operations fail
+        // with `InvalidWorkerResponse` (a worker that answers so would answer so again, so
+        // running them again would loop), and the worker hears why.
+        let invalid = (result.failure.is_none() && result.results.len() > request.operations.len())
+            .then(|| {
+                format!(
+                    "{} results for a batch of {} operations",
+                    result.results.len(),
+                    request.operations.len()
+                )
+            });
+        let outcomes = match &invalid {
+            Some(reason) => {
+                let failure = FailureDetails::new(
+                    super::remote::INVALID_WORKER_RESPONSE,
+                    format!("the worker's answer to an entity batch: {reason}"),
+                )
+                .non_retriable();
+                request
+                    .operations
+                    .iter()
+                    .map(|_| failed(failure.clone(), &request.state))
+                    .collect()
+            }
+            None => remote_outcomes(&request, result, self.limits.max_payload_bytes),
+        };
         if let Err(error) = self.finish_entity_batch(instance_id, number, outcomes) {
             self.fail_batch(format!(
                 "the batch of entity {instance_id} could not be recorded: {error}"
             ));
         }
-        Ok(())
+        match invalid {
+            Some(reason) => Err(RemoteError::InvalidCompletion(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Records a finished batch: each operation's log row, answer and actions, the new state;
@@ -1141,18 +1162,17 @@ impl Core {
     }
 }
 
-/// The outcomes of a remote batch. A worker reports the state after the whole batch, so each
-/// completed operation gets it (remote batches hold one operation: see [`MAX_REMOTE_BATCH`]);
-/// a failed one keeps the state before it.
+/// The outcomes of a remote batch. A batch-level failure fails every operation (nothing of the
+/// batch is kept, and its callers hear why). Otherwise each result is checked as the plugin's
+/// are; operations without a result are left out (they did not run, and run again). A worker
+/// reports the state after the whole batch, so each completed operation gets it (remote batches
+/// hold one operation: see [`MAX_REMOTE_BATCH`]); a failed one keeps the state before it.
 fn remote_outcomes(
     request: &EntityBatchRequest,
     result: EntityBatchResult,
     max_payload: usize,
 ) -> Vec<OperationOutcome> {
     let before = request.state.clone();
-    if request.operations.len() == 1 {
-        return vec![one_outcome(result, &before, max_payload)];
-    }
     if let Some(failure) = result.failure {
         return request
             .operations
