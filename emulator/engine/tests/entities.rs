@@ -706,6 +706,40 @@ fn queued_operations_and_a_batch_out_at_a_stop_run_after_the_restart() {
 }
 
 #[test]
+fn clean_entity_storage_releases_a_lock_whose_holder_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    {
+        let engine = Engine::start(file_config(&db, true)).unwrap();
+        let handle = engine.handle();
+        handle
+            .signal_entity("@counter@o", "add", json!(1), None)
+            .unwrap();
+        ran(&handle, "@counter@o", 1);
+        engine.shutdown();
+    }
+    // As if an older emulator lost the holder: the lock names an instance that does not exist.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE entities SET locked_by = 'ghost', critical_section = 'cs' WHERE instance_id = '@counter@o'",
+            [],
+        )
+        .unwrap();
+    let engine = Engine::start(file_config(&db, true)).unwrap();
+    let handle = engine.handle();
+    handle
+        .signal_entity("@counter@o", "add", json!(1), None)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(state(&handle, "@counter@o"), Some(json!(1)));
+    let cleaned = handle.clean_entity_storage(false, true).unwrap();
+    assert_eq!(cleaned.orphaned_locks_released, 1);
+    ran(&handle, "@counter@o", 2);
+    assert_eq!(state(&handle, "@counter@o"), Some(json!(2)));
+}
+
+#[test]
 fn a_delayed_signal_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
