@@ -69,9 +69,25 @@ async fn echo(_ctx: OrchestrationContext, input: Value) -> Result<Value, Failure
     Ok(input)
 }
 
+/// How often `@slow@*` started an operation, and whether one is running now.
+static SLOW_STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static SLOW_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes a while (so a test can stop the engine while it runs) and counts its starts.
+async fn slow(ctx: EntityContext) -> Result<u32, FailureDetails> {
+    use std::sync::atomic::Ordering;
+    let starts = SLOW_STARTS.fetch_add(1, Ordering::SeqCst) + 1;
+    SLOW_RUNNING.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    SLOW_RUNNING.store(false, Ordering::SeqCst);
+    ctx.set_state(starts);
+    Ok(starts)
+}
+
 fn registry() -> Registry {
     Registry::new()
         .entity("Counter", counter)
+        .entity("Slow", slow)
         .entity("Log", log)
         .entity("Relay", relay)
         .orchestrator("Echo", echo)
@@ -737,6 +753,39 @@ fn clean_entity_storage_releases_a_lock_whose_holder_is_gone() {
     assert_eq!(cleaned.orphaned_locks_released, 1);
     ran(&handle, "@counter@o", 2);
     assert_eq!(state(&handle, "@counter@o"), Some(json!(2)));
+}
+
+#[test]
+fn a_batch_running_on_a_worker_when_the_engine_stops_runs_again_after_the_restart() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    {
+        let engine = Engine::start(file_config(&db, true)).unwrap();
+        let handle = engine.handle();
+        handle
+            .signal_entity("@slow@a", "go", Value::Null, None)
+            .unwrap();
+        eventually("the operation to start", || {
+            SLOW_RUNNING.load(Ordering::SeqCst)
+        });
+        engine.shutdown();
+    }
+    // Its outcome was never recorded: it is still queued.
+    let reader = Reader::open(&DbLocation::File(db.clone())).unwrap();
+    let entity = reader.entity("@slow@a", true).unwrap().unwrap();
+    assert_eq!((entity.backlog, entity.state), (1, None));
+    drop(reader);
+    eventually("the first run to end", || {
+        !SLOW_RUNNING.load(Ordering::SeqCst)
+    });
+    let engine = Engine::start(file_config(&db, true)).unwrap();
+    let handle = engine.handle();
+    ran(&handle, "@slow@a", 1);
+    // At least once: it ran twice, and the log has the run that was recorded.
+    assert_eq!(SLOW_STARTS.load(Ordering::SeqCst), 2);
+    assert_eq!(state(&handle, "@slow@a"), Some(json!(2)));
+    assert_eq!(handle.entity_operations("@slow@a", 10).unwrap().len(), 1);
 }
 
 #[test]
