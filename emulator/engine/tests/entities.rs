@@ -69,9 +69,25 @@ async fn echo(_ctx: OrchestrationContext, input: Value) -> Result<Value, Failure
     Ok(input)
 }
 
+/// How often `@slow@*` started an operation, and whether one is running now.
+static SLOW_STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static SLOW_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes a while (so a test can stop the engine while it runs) and counts its starts.
+async fn slow(ctx: EntityContext) -> Result<u32, FailureDetails> {
+    use std::sync::atomic::Ordering;
+    let starts = SLOW_STARTS.fetch_add(1, Ordering::SeqCst) + 1;
+    SLOW_RUNNING.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    SLOW_RUNNING.store(false, Ordering::SeqCst);
+    ctx.set_state(starts);
+    Ok(starts)
+}
+
 fn registry() -> Registry {
     Registry::new()
         .entity("Counter", counter)
+        .entity("Slow", slow)
         .entity("Log", log)
         .entity("Relay", relay)
         .orchestrator("Echo", echo)
@@ -602,6 +618,63 @@ fn a_stale_remote_entity_completion_is_refused_and_an_abandoned_batch_goes_out_a
     assert_eq!(state(&handle, "@counter@s"), Some(json!(1)));
 }
 
+#[test]
+fn a_remote_answer_without_results_runs_the_batch_again_and_one_with_too_many_fails_it() {
+    use durable_sdk::protocol::{EntityBatchResult, EntityOperationResult};
+    let mut config = EngineConfig::in_memory(plugin());
+    config.plugin = None;
+    config.remote_workers = true;
+    let engine = Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    runtime().block_on(async {
+        let mut connection = hub.connect(WorkerInfo::default());
+        handle
+            .signal_entity("@counter@w", "add", json!(1), None)
+            .unwrap();
+        let first = connection.items.recv().await.unwrap();
+        hub.complete_entity(first.token(), "@counter@w", EntityBatchResult::default())
+            .await
+            .unwrap();
+        // Nothing ran: the same operation comes again, under a new token.
+        let again = connection.items.recv().await.unwrap();
+        assert_ne!(first.token(), again.token());
+        let (RemoteWorkItem::Entity { request: a, .. }, RemoteWorkItem::Entity { request: b, .. }) =
+            (&first, &again)
+        else {
+            panic!("expected entity batches");
+        };
+        assert_eq!(a.operations, b.operations);
+        let completed = || EntityOperationResult::Completed {
+            result: Value::Null,
+        };
+        let too_many = EntityBatchResult {
+            results: vec![completed(), completed()],
+            state: Some(json!(1)),
+            ..EntityBatchResult::default()
+        };
+        let refused = hub
+            .complete_entity(again.token(), "@counter@w", too_many)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(durable_emu_engine::RemoteError::InvalidCompletion(_))
+            ),
+            "{refused:?}"
+        );
+    });
+    let log = handle.entity_operations("@counter@w", 10).unwrap();
+    assert_eq!(log.len(), 1);
+    match &log[0].outcome {
+        EntityOperationOutcome::Failed { failure } => {
+            assert_eq!(failure.error_type, "InvalidWorkerResponse");
+        }
+        other => panic!("expected the operation to fail, got {other:?}"),
+    }
+    assert_eq!(state(&handle, "@counter@w"), None);
+}
+
 // ----- restarts and the reader ----------------------------------------------------------------
 
 fn file_config(db: &Path, plugin_runs_entities: bool) -> EngineConfig {
@@ -646,6 +719,73 @@ fn queued_operations_and_a_batch_out_at_a_stop_run_after_the_restart() {
     );
     let (listed, _) = reader.entities(&EntityQuery::default()).unwrap();
     assert_eq!(listed.len(), 1);
+}
+
+#[test]
+fn clean_entity_storage_releases_a_lock_whose_holder_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    {
+        let engine = Engine::start(file_config(&db, true)).unwrap();
+        let handle = engine.handle();
+        handle
+            .signal_entity("@counter@o", "add", json!(1), None)
+            .unwrap();
+        ran(&handle, "@counter@o", 1);
+        engine.shutdown();
+    }
+    // As if an older emulator lost the holder: the lock names an instance that does not exist.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE entities SET locked_by = 'ghost', critical_section = 'cs' WHERE instance_id = '@counter@o'",
+            [],
+        )
+        .unwrap();
+    let engine = Engine::start(file_config(&db, true)).unwrap();
+    let handle = engine.handle();
+    handle
+        .signal_entity("@counter@o", "add", json!(1), None)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(state(&handle, "@counter@o"), Some(json!(1)));
+    let cleaned = handle.clean_entity_storage(false, true).unwrap();
+    assert_eq!(cleaned.orphaned_locks_released, 1);
+    ran(&handle, "@counter@o", 2);
+    assert_eq!(state(&handle, "@counter@o"), Some(json!(2)));
+}
+
+#[test]
+fn a_batch_running_on_a_worker_when_the_engine_stops_runs_again_after_the_restart() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    {
+        let engine = Engine::start(file_config(&db, true)).unwrap();
+        let handle = engine.handle();
+        handle
+            .signal_entity("@slow@a", "go", Value::Null, None)
+            .unwrap();
+        eventually("the operation to start", || {
+            SLOW_RUNNING.load(Ordering::SeqCst)
+        });
+        engine.shutdown();
+    }
+    // Its outcome was never recorded: it is still queued.
+    let reader = Reader::open(&DbLocation::File(db.clone())).unwrap();
+    let entity = reader.entity("@slow@a", true).unwrap().unwrap();
+    assert_eq!((entity.backlog, entity.state), (1, None));
+    drop(reader);
+    eventually("the first run to end", || {
+        !SLOW_RUNNING.load(Ordering::SeqCst)
+    });
+    let engine = Engine::start(file_config(&db, true)).unwrap();
+    let handle = engine.handle();
+    ran(&handle, "@slow@a", 1);
+    // At least once: it ran twice, and the log has the run that was recorded.
+    assert_eq!(SLOW_STARTS.load(Ordering::SeqCst), 2);
+    assert_eq!(state(&handle, "@slow@a"), Some(json!(2)));
+    assert_eq!(handle.entity_operations("@slow@a", 10).unwrap().len(), 1);
 }
 
 #[test]

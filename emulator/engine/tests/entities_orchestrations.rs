@@ -101,6 +101,18 @@ async fn lock_and_wait(ctx: OrchestrationContext, _: Value) -> Result<(), Failur
     Ok(())
 }
 
+/// Deposits a string of `n` bytes into `@account@x` (too big for a small payload limit); returns
+/// the failure type.
+async fn call_big(ctx: OrchestrationContext, n: usize) -> Result<String, FailureDetails> {
+    match ctx
+        .call_entity::<i64>(&acct("x"), "deposit", "x".repeat(n))
+        .await
+    {
+        Ok(_) => Ok("ran".into()),
+        Err(error) => Ok(error.cause().error_type.clone()),
+    }
+}
+
 /// Reads `@account@{input}`.
 async fn peek(ctx: OrchestrationContext, key: String) -> Result<i64, FailureDetails> {
     Ok(ctx
@@ -118,6 +130,7 @@ fn registry() -> Registry {
         .orchestrator("LockThenFail", lock_then_fail)
         .orchestrator("LockAndWait", lock_and_wait)
         .orchestrator("Peek", peek)
+        .orchestrator("CallBig", call_big)
 }
 
 durable_sdk::in_process_plugin!(registry);
@@ -227,6 +240,65 @@ fn signals_from_an_orchestration_arrive_now_and_at_their_time() {
     eventually("the delayed signal to run", || {
         balance(&handle, "x") == Some(json!(11))
     });
+}
+
+#[test]
+fn a_fault_on_a_called_operation_reaches_the_caller_with_its_marker() {
+    let rule = durable_emu_engine::faults::parse_compact(
+        "entity=@account@x,operation=withdraw,error=Declined:bank offline",
+        0,
+    )
+    .unwrap();
+    let engine = Engine::start(EngineConfig {
+        faults: vec![rule],
+        ..EngineConfig::in_memory(plugin())
+    })
+    .unwrap();
+    let handle = engine.handle();
+    handle
+        .signal_entity("@account@x", "deposit", json!(100), None)
+        .unwrap();
+    let id = start(&handle, "TryWithdraw", json!(1), "faulted");
+    assert_eq!(wait(&handle, &id).output, json!("failed Declined"));
+    let history = current_history(&handle, &id);
+    let names = kinds(&history);
+    let failed = names
+        .iter()
+        .position(|name| *name == "EntityOperationFailed")
+        .unwrap();
+    assert_eq!(names[failed - 1], "FaultInjected", "{names:?}");
+    assert_eq!(balance(&handle, "x"), Some(json!(100)));
+    let log = handle.entity_operations("@account@x", 10).unwrap();
+    assert_eq!(
+        log[1].fault.as_deref(),
+        Some("rule 1: fail Declined: bank offline")
+    );
+}
+
+#[test]
+fn an_entity_input_over_the_payload_limit_fails_the_call_and_is_refused_from_a_client() {
+    let mut config = EngineConfig::in_memory(plugin());
+    config.limits.max_payload_bytes = 64;
+    let engine = Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let big = json!("x".repeat(100));
+    let error = handle
+        .signal_entity("@account@x", "deposit", big.clone(), None)
+        .unwrap_err();
+    assert!(
+        matches!(error, durable_emu_engine::EngineError::PayloadTooLarge(_)),
+        "{error}"
+    );
+    // An orchestration's call with a big input never reaches the entity: the caller gets
+    // `PayloadTooLarge`, and the entity runs nothing.
+    let id = start(&handle, "CallBig", json!(100), "big");
+    assert_eq!(wait(&handle, &id).output, json!("PayloadTooLarge"));
+    assert!(
+        handle
+            .entity_operations("@account@x", 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 // ----- critical sections ----------------------------------------------------------------------

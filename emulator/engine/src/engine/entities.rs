@@ -1,9 +1,12 @@
 //! Durable entities as front ends see them: the entity records, the operation log, queries, and
 //! the [`EngineHandle`] commands on entities (docs/semantics.md#entities).
 //!
-//! Owns the public entity types and the handle's entity methods. The entity machinery itself
-//! (queues, locks, batches, routing answers to callers) lives in the core (`core/entities.rs`);
-//! this module only carries commands to it and answers back. Knows nothing of any front end.
+//! Owns the public entity types, the handle's entity methods, the shape of a queued message
+//! (`EntityMessage`, as `entity_queue` stores it) and the store queries both the core and the
+//! read-only [`Reader`](super::Reader) answer with (`entity_in`, `query_in`, `operations_in`), so
+//! an engine and a reader describe an entity alike. The entity machinery itself (queues, locks,
+//! batches, routing answers to callers) lives in the core (`core/entities.rs`); this module only
+//! carries commands to it and answers back. Knows nothing of any front end.
 
 use super::{EngineError, EngineHandle};
 use crate::store::{EntityRow, Store};
@@ -122,7 +125,7 @@ pub struct EntityQuery {
     pub include_state: bool,
     /// Also list entities without state (that only have queued work or a lock).
     pub include_transient: bool,
-    /// Most entities per page (default 100).
+    /// Most entities per page (default [`DEFAULT_ENTITY_PAGE`]).
     pub page_size: Option<usize>,
     /// The token a previous page returned.
     pub continuation_token: Option<String>,

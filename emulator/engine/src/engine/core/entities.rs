@@ -15,7 +15,7 @@
 //!
 //! Knows nothing of front ends; talks to plugins only through the handle the worker job carries.
 
-use super::faults::{Deferred, EntityFaultPlan};
+use super::faults::{Deferred, EntityFaultPlan, InjectedFault};
 use super::{Core, Job, payload};
 use crate::engine::EngineError;
 use crate::engine::entities::{
@@ -109,10 +109,10 @@ struct Queued {
 #[derive(Clone)]
 enum FaultMark {
     Undecided,
-    /// Run it; the note of a rule that fired (a delay) goes into the operation log.
-    Run(Option<String>),
+    /// Run it; a rule that fired on it (a delay) is noted in the operation log.
+    Run(Option<InjectedFault>),
     /// Do not run it: it fails with this.
-    Fail(FailureDetails, String),
+    Fail(FailureDetails, InjectedFault),
 }
 
 struct Running {
@@ -121,8 +121,8 @@ struct Running {
     ids: Vec<i64>,
     /// The request ids of its operations (a remote answer is matched by them).
     request_ids: Vec<String>,
-    /// Fault notes per operation (a rule that delayed it).
-    notes: Vec<Option<String>>,
+    /// Rules that fired on its operations (a delay), per operation.
+    notes: Vec<Option<InjectedFault>>,
 }
 
 /// Who runs an entity's operations.
@@ -769,7 +769,7 @@ impl Core {
         key: &str,
         index: usize,
         failure: FailureDetails,
-        note: String,
+        note: InjectedFault,
     ) -> Result<(), EngineError> {
         let Some(entity) = self.mirror.entities.entities.get_mut(key) else {
             return Ok(());
@@ -795,7 +795,7 @@ impl Core {
             .active
             .and_then(|number| self.builds.loaded.get(&number));
         match active {
-            Some(plugin) if plugin.manifest.entities.iter().any(|n| *n == name) => {
+            Some(plugin) if plugin.manifest.entities.contains(&name) => {
                 Runner::Plugin(plugin.handle)
             }
             _ if self.remote.enabled => Runner::Remote,
@@ -947,20 +947,41 @@ impl Core {
             })
             .map(|running| running.number)
             .ok_or_else(unknown)?;
-        if result.failure.is_none() && result.results.len() > request.operations.len() {
-            return Err(RemoteError::InvalidCompletion(format!(
-                "{} results for a batch of {} operations",
-                result.results.len(),
-                request.operations.len()
-            )));
-        }
-        let outcomes = remote_outcomes(&request, result, self.limits.max_payload_bytes);
+        // An answer with more results than operations breaks the protocol: its operations fail
+        // with `InvalidWorkerResponse` (a worker that answers so would answer so again, so
+        // running them again would loop), and the worker hears why.
+        let invalid = (result.failure.is_none() && result.results.len() > request.operations.len())
+            .then(|| {
+                format!(
+                    "{} results for a batch of {} operations",
+                    result.results.len(),
+                    request.operations.len()
+                )
+            });
+        let outcomes = match &invalid {
+            Some(reason) => {
+                let failure = FailureDetails::new(
+                    super::remote::INVALID_WORKER_RESPONSE,
+                    format!("the worker's answer to an entity batch: {reason}"),
+                )
+                .non_retriable();
+                request
+                    .operations
+                    .iter()
+                    .map(|_| failed(failure.clone(), &request.state))
+                    .collect()
+            }
+            None => remote_outcomes(&request, result, self.limits.max_payload_bytes),
+        };
         if let Err(error) = self.finish_entity_batch(instance_id, number, outcomes) {
             self.fail_batch(format!(
                 "the batch of entity {instance_id} could not be recorded: {error}"
             ));
         }
-        Ok(())
+        match invalid {
+            Some(reason) => Err(RemoteError::InvalidCompletion(reason)),
+            None => Ok(()),
+        }
     }
 
     /// Records a finished batch: each operation's log row, answer and actions, the new state;
@@ -1008,7 +1029,7 @@ impl Core {
         key: &str,
         queued: Queued,
         outcome: OperationOutcome,
-        fault: Option<String>,
+        fault: Option<InjectedFault>,
     ) -> Result<(), EngineError> {
         self.store.remove_entity_message(queued.id)?;
         let EntityMessage::Operation {
@@ -1042,7 +1063,7 @@ impl Core {
             outcome: logged,
             state_after: outcome.state_after,
             at: self.clock.now(),
-            fault,
+            fault: fault.as_ref().map(InjectedFault::note),
         };
         self.store.add_entity_operation(key, &record)?;
         if let Some(caller) = caller {
@@ -1065,6 +1086,9 @@ impl Core {
                 .get(&caller.instance_id)
                 .is_some_and(|live| live.record.execution_id == caller.execution_id);
             if current {
+                if let Some(fault) = &fault {
+                    self.deliver(&caller.instance_id, fault.marker());
+                }
                 self.deliver(&caller.instance_id, answer);
             }
         }
@@ -1138,18 +1162,17 @@ impl Core {
     }
 }
 
-/// The outcomes of a remote batch. A worker reports the state after the whole batch, so each
-/// completed operation gets it (remote batches hold one operation: see [`MAX_REMOTE_BATCH`]);
-/// a failed one keeps the state before it.
+/// The outcomes of a remote batch. A batch-level failure fails every operation (nothing of the
+/// batch is kept, and its callers hear why). Otherwise each result is checked as the plugin's
+/// are; operations without a result are left out (they did not run, and run again). A worker
+/// reports the state after the whole batch, so each completed operation gets it (remote batches
+/// hold one operation: see [`MAX_REMOTE_BATCH`]); a failed one keeps the state before it.
 fn remote_outcomes(
     request: &EntityBatchRequest,
     result: EntityBatchResult,
     max_payload: usize,
 ) -> Vec<OperationOutcome> {
     let before = request.state.clone();
-    if request.operations.len() == 1 {
-        return vec![one_outcome(result, &before, max_payload)];
-    }
     if let Some(failure) = result.failure {
         return request
             .operations
@@ -1191,7 +1214,17 @@ impl Core {
     pub(super) fn recover_entities(&mut self) -> Result<(), EngineError> {
         let now = self.clock.now();
         for row in self.store.entity_queue::<EntityMessage>(None)? {
-            let target = canonical(&row.instance_id)?;
+            let target = match canonical(&row.instance_id) {
+                Ok(target) => target,
+                Err(error) => {
+                    // One bad row must not keep everything else from running; it stays as is.
+                    self.warn(
+                        None,
+                        format!("a message to '{}' is not run: {error}", row.instance_id),
+                    );
+                    continue;
+                }
+            };
             self.entity_live(&target)?;
             match row.due_at {
                 Some(due) if due > now => self.defer(

@@ -43,11 +43,37 @@ pub(super) enum Deferred {
 pub(super) enum EntityFaultPlan {
     /// Run it.
     Run,
-    /// Do not run it: it fails with this (state unchanged); the note goes into the log.
-    Fail(FailureDetails, String),
-    /// Run it (and the entity's later operations) no earlier than this; the note goes into the
-    /// log.
-    Delay(DateTime<Utc>, String),
+    /// Do not run it: it fails with this (state unchanged).
+    Fail(FailureDetails, InjectedFault),
+    /// Run it (and the entity's later operations) no earlier than this.
+    Delay(DateTime<Utc>, InjectedFault),
+}
+
+/// A rule that fired on an entity operation. An entity has no history, so it is written into
+/// the operation's log entry, and a caller awaiting the operation gets the marker in its own
+/// history just before the answer.
+#[derive(Debug, Clone)]
+pub(super) struct InjectedFault {
+    rule: String,
+    effect: String,
+    target: String,
+}
+
+impl InjectedFault {
+    /// The operation log's `fault`: `rule 2: fail Declined: no funds`.
+    pub(super) fn note(&self) -> String {
+        format!("{}: {}", self.rule, self.effect)
+    }
+
+    /// The `FaultInjected` marker for a caller's history.
+    pub(super) fn marker(&self) -> EventKind {
+        EventKind::FaultInjected {
+            rule: self.rule.clone(),
+            effect: self.effect.clone(),
+            target: self.target.clone(),
+            task_scheduled_id: None,
+        }
+    }
 }
 
 /// The calls an instance's current execution has made, for the occurrence of its next one.
@@ -245,7 +271,11 @@ impl Core {
             return EntityFaultPlan::Run;
         };
         self.announce(entity, &fired);
-        let note = format!("{}: {}", fired.label, fired.effect);
+        let note = InjectedFault {
+            rule: fired.label.clone(),
+            effect: fired.effect.to_string(),
+            target: fired.target.clone(),
+        };
         if let Some(failure) = injected_failure(&fired) {
             return EntityFaultPlan::Fail(failure, note);
         }
