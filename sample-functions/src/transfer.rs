@@ -25,8 +25,9 @@
 //!
 //! What to look at: run it with `assets/scenarios/transfer-fails-halfway.toml` (a fault that
 //! fails every `deposit` on `@account@*`): the history shows the lock, the withdrawal, the failed
-//! deposit, the refund and the unlocks; the Entities view shows both accounts back at their
-//! balance before the transfer, with the failed deposit in `@account@bob`'s operation log; the
+//! deposit, the refund and the unlocks; the Entities view shows `@account@alice` back at its
+//! balance before the transfer and, in `@account@bob`'s operation log, the deposit the fault
+//! failed (bob's state was never changed); the
 //! Errors view follows the failure from the orchestration into the entity call. The custom
 //! status names the step in progress.
 
