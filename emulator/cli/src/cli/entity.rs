@@ -31,7 +31,7 @@ pub enum EntityCommand {
     /// Print one entity as JSON: its state, metadata and operation log.
     Get(GetArgs),
     /// Send a one-way operation to an entity and print what became of it.
-    Signal(SignalArgs),
+    Signal(Box<SignalArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +92,7 @@ pub fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
     match command {
         EntityCommand::List(args) => list(args),
         EntityCommand::Get(args) => get(args),
-        EntityCommand::Signal(args) => signal(args),
+        EntityCommand::Signal(args) => signal(*args),
     }
 }
 
