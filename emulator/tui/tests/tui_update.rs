@@ -2369,3 +2369,76 @@ fn the_stepper_of_a_remote_instance_shows_what_the_worker_answers_and_records_no
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     worker.join().unwrap();
 }
+
+fn counter_state(model: &durable_emu_tui::model::Model) -> Option<(serde_json::Value, usize)> {
+    let detail = model.entities.selected_detail()?;
+    let state = detail.metadata.as_ref()?.state.clone()?;
+    Some((state, detail.operations.len()))
+}
+
+#[test]
+fn a_signal_from_the_command_line_runs_on_the_counter_and_the_entities_view_follows_it() {
+    let mut ui = harness();
+    ui.command("signal @counter@a add 5");
+    ui.press(KeyCode::Char('0'));
+    assert_eq!(ui.model.view, View::Entities);
+    ui.wait_until("the counter at 5", |model| {
+        counter_state(model) == Some((json!(5), 1))
+    });
+    // Another signal: EntityUpdated reloads the list and the entity shown.
+    ui.command("signal @counter@a add 2");
+    ui.wait_until("the counter at 7", |model| {
+        counter_state(model) == Some((json!(7), 2))
+    });
+    let screen = ui.screen();
+    assert!(screen.contains("@counter@a"), "{screen}");
+    assert!(screen.contains("add 2 → 7"), "{screen}");
+}
+
+#[test]
+fn the_transfer_sample_failing_halfway_reads_through_the_errors_view_into_the_account_log() {
+    let mut ui = Harness::with_config(100, 30, |config| {
+        config.faults = durable_emu_engine::faults::parse_scenario(include_str!(
+            "../../../assets/scenarios/transfer-fails-halfway.toml"
+        ))
+        .unwrap();
+    });
+    ui.start(
+        "Transfer",
+        json!({"from": "alice", "to": "bob", "amount": 30}),
+        "transfer",
+    );
+    ui.wait_until("the transfer to fail", |model| {
+        model
+            .instances
+            .rows
+            .get("transfer")
+            .is_some_and(|row| row.status == RuntimeStatus::Failed)
+    });
+    ui.select("transfer");
+    ui.press(KeyCode::Char('5'));
+    ui.wait_until("the failed deposit followed into bob's log", |model| {
+        model
+            .derived
+            .errors
+            .iter()
+            .any(|row| row.text.starts_with("↳ @account@bob's operation log #"))
+    });
+    let text: Vec<String> = ui
+        .model
+        .derived
+        .errors
+        .iter()
+        .map(|row| row.text.clone())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|line| line.starts_with("✗ entity @account@bob deposit #")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|line| line == "→ compensated (@account@alice refund), then rethrew"),
+        "{text:#?}"
+    );
+}
