@@ -1,5 +1,5 @@
-//! Fan-out groups: the calls one episode scheduled together (two or more activities or
-//! sub-orchestrations: what a `when_all` over them waits for), with how many are done, failed
+//! Fan-out groups: the calls one episode scheduled together (two or more activities,
+//! sub-orchestrations or entity calls: what a `when_all` over them waits for), with how many are done, failed
 //! and still running, and the throughput: completions per later episode, one sparkline bar each.
 //! Pure: a history in, groups out; recomputed as the history grows.
 
@@ -30,19 +30,38 @@ impl FanOutGroup {
     }
 }
 
+/// A call as its answer names it: activities and sub-orchestrations by sequence id, entity calls
+/// by request id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CallKey {
+    Id(i32),
+    Request(String),
+}
+
 /// The fan-out groups of `events`, in the order they were scheduled.
 pub fn fanout_groups(events: &[HistoryEvent]) -> Vec<FanOutGroup> {
     let mut groups: Vec<FanOutGroup> = Vec::new();
-    let mut member_of: HashMap<i32, usize> = HashMap::new();
-    // Calls of the episode in progress: (id, name, event index).
-    let mut episode_calls: Vec<(i32, String, usize)> = Vec::new();
+    let mut member_of: HashMap<CallKey, usize> = HashMap::new();
+    // Calls of the episode in progress: (key, name, event index).
+    let mut episode_calls: Vec<(CallKey, String, usize)> = Vec::new();
     // Completions per group in the episode in progress.
     let mut episode_completions: HashMap<usize, u64> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
         match &event.kind {
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-                episode_calls.push((event.event_id, name.clone(), index));
+                episode_calls.push((CallKey::Id(event.event_id), name.clone(), index));
+            }
+            EventKind::EntityOperationCalled {
+                request_id,
+                operation,
+                ..
+            } => {
+                episode_calls.push((
+                    CallKey::Request(request_id.clone()),
+                    format!("entity {operation}"),
+                    index,
+                ));
             }
             EventKind::OrchestratorCompleted => {
                 close_episode(
@@ -53,8 +72,15 @@ pub fn fanout_groups(events: &[HistoryEvent]) -> Vec<FanOutGroup> {
                 );
             }
             kind => {
-                if let Some(id) = kind.completes_task() {
-                    if let Some(&group) = member_of.get(&id) {
+                let key = match super::rows::answers(kind) {
+                    Some(super::rows::Answers::Call(id)) => Some(CallKey::Id(id)),
+                    Some(super::rows::Answers::Request(request)) => {
+                        Some(CallKey::Request(request.to_string()))
+                    }
+                    None => None,
+                };
+                if let Some(key) = key {
+                    if let Some(&group) = member_of.get(&key) {
                         if kind.failure().is_some() {
                             groups[group].failed += 1;
                         } else {
@@ -78,8 +104,8 @@ pub fn fanout_groups(events: &[HistoryEvent]) -> Vec<FanOutGroup> {
 
 fn close_episode(
     groups: &mut Vec<FanOutGroup>,
-    member_of: &mut HashMap<i32, usize>,
-    calls: &mut Vec<(i32, String, usize)>,
+    member_of: &mut HashMap<CallKey, usize>,
+    calls: &mut Vec<(CallKey, String, usize)>,
     completions: &mut HashMap<usize, u64>,
 ) {
     let mut delivered: Vec<(usize, u64)> = completions.drain().collect();
@@ -101,8 +127,8 @@ fn close_episode(
             total: calls.len() as u64,
             ..FanOutGroup::default()
         });
-        for (id, _, _) in calls.iter() {
-            member_of.insert(*id, group);
+        for (key, _, _) in calls.drain(..) {
+            member_of.insert(key, group);
         }
     }
     calls.clear();
@@ -120,6 +146,60 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
             kind,
         }
+    }
+
+    #[test]
+    fn entity_calls_made_together_form_a_group_answered_by_request_id() {
+        let call = |id: i32, key: &str| {
+            event(
+                id,
+                EventKind::EntityOperationCalled {
+                    request_id: format!("r-{id}"),
+                    operation: "get".into(),
+                    input: json!(null),
+                    target_instance_id: format!("@counter@{key}"),
+                    scheduled_time: None,
+                    parent_instance_id: "p".into(),
+                    parent_execution_id: "e".into(),
+                },
+            )
+        };
+        let events = vec![
+            event(-1, EventKind::OrchestratorStarted),
+            call(0, "a"),
+            call(1, "b"),
+            event(-1, EventKind::OrchestratorCompleted),
+            event(-1, EventKind::OrchestratorStarted),
+            // A task completion with the call's sequence id answers nothing here.
+            event(
+                -1,
+                EventKind::TaskCompleted {
+                    task_scheduled_id: 0,
+                    result: json!(1),
+                },
+            ),
+            event(
+                -1,
+                EventKind::EntityOperationCompleted {
+                    request_id: "r-0".into(),
+                    output: json!(3),
+                },
+            ),
+            event(
+                -1,
+                EventKind::EntityOperationFailed {
+                    request_id: "r-1".into(),
+                    failure: durable_sdk::FailureDetails::new("Boom", "no"),
+                },
+            ),
+            event(-1, EventKind::OrchestratorCompleted),
+        ];
+        let groups = fanout_groups(&events);
+        assert_eq!(groups.len(), 1);
+        let group = &groups[0];
+        assert_eq!(group.name, "entity get");
+        assert_eq!((group.total, group.done, group.failed), (2, 1, 1));
+        assert_eq!(group.throughput, [2]);
     }
 
     #[test]
