@@ -30,13 +30,13 @@
 use crate::proto;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::InstanceRecord;
-use durable_sdk::{EntityId, FailureDetails};
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::{
     Action, ActionKind, ActivityOutcome, EntityAction, EntityBatchRequest, EntityBatchResult,
     EntityCaller, EntityOperationRequest, EntityOperationResult, OrchestratorRequest,
     OrchestratorResponse,
 };
+use durable_sdk::{EntityId, FailureDetails};
 use proto::history_event::EventType;
 use proto::orchestrator_action::OrchestratorActionType;
 use serde_json::Value;
@@ -718,8 +718,14 @@ fn signaled_from_wire(
     signaled: &proto::EntityOperationSignaledEvent,
 ) -> Result<EventKind, MappingError> {
     Ok(EventKind::EntityOperationSignaled {
-        request_id: non_empty("EntityOperationSignaledEvent.requestId", &signaled.request_id)?,
-        operation: non_empty("EntityOperationSignaledEvent.operation", &signaled.operation)?,
+        request_id: non_empty(
+            "EntityOperationSignaledEvent.requestId",
+            &signaled.request_id,
+        )?,
+        operation: non_empty(
+            "EntityOperationSignaledEvent.operation",
+            &signaled.operation,
+        )?,
         input: payload_from_wire(
             "EntityOperationSignaledEvent.input",
             signaled.input.as_deref(),
@@ -1275,48 +1281,46 @@ pub fn entity_request_from_wire(
     let operations = request
         .operation_requests
         .iter()
-        .map(|event| {
-            match event.event_type.as_ref() {
-                Some(EventType::EntityOperationSignaled(signaled)) => {
-                    match signaled_from_wire(signaled)? {
-                        EventKind::EntityOperationSignaled {
-                            request_id,
-                            operation,
-                            input,
-                            ..
-                        } => Ok(EntityOperationRequest {
-                            request_id,
-                            operation,
-                            input,
-                            caller: None,
-                        }),
-                        _ => Err(NOT_AN_OPERATION),
-                    }
-                }
-                Some(EventType::EntityOperationCalled(called)) => match called_from_wire(called)? {
-                    EventKind::EntityOperationCalled {
+        .map(|event| match event.event_type.as_ref() {
+            Some(EventType::EntityOperationSignaled(signaled)) => {
+                match signaled_from_wire(signaled)? {
+                    EventKind::EntityOperationSignaled {
                         request_id,
                         operation,
                         input,
-                        parent_instance_id,
-                        parent_execution_id,
                         ..
                     } => Ok(EntityOperationRequest {
                         request_id,
                         operation,
                         input,
-                        caller: Some(EntityCaller {
-                            instance_id: non_empty(
-                                "EntityOperationCalledEvent.parentInstanceId",
-                                &parent_instance_id,
-                            )?,
-                            execution_id: parent_execution_id,
-                        }),
+                        caller: None,
                     }),
                     _ => Err(NOT_AN_OPERATION),
-                },
-                _ => Err(NOT_AN_OPERATION),
+                }
             }
+            Some(EventType::EntityOperationCalled(called)) => match called_from_wire(called)? {
+                EventKind::EntityOperationCalled {
+                    request_id,
+                    operation,
+                    input,
+                    parent_instance_id,
+                    parent_execution_id,
+                    ..
+                } => Ok(EntityOperationRequest {
+                    request_id,
+                    operation,
+                    input,
+                    caller: Some(EntityCaller {
+                        instance_id: non_empty(
+                            "EntityOperationCalledEvent.parentInstanceId",
+                            &parent_instance_id,
+                        )?,
+                        execution_id: parent_execution_id,
+                    }),
+                }),
+                _ => Err(NOT_AN_OPERATION),
+            },
+            _ => Err(NOT_AN_OPERATION),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(EntityBatchRequest {
@@ -1442,7 +1446,10 @@ pub fn entity_batch_result_from_wire(
     Ok(EntityBatchResult {
         results,
         actions,
-        state: state_from_wire("EntityBatchResult.entityState", result.entity_state.as_deref())?,
+        state: state_from_wire(
+            "EntityBatchResult.entityState",
+            result.entity_state.as_deref(),
+        )?,
         failure: result.failure_details.as_ref().map(failure_from_wire),
     })
 }
