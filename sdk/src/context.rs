@@ -1,10 +1,12 @@
 //! The orchestration context: every durable call an orchestrator can make (docs/semantics.md
 //! #episodes to #terminate), and the per-execution state those calls read and write.
 //!
-//! Owns [`OrchestrationContext`] and `OrchestrationState`. A call never does I/O: it takes the
+//! Owns [`OrchestrationContext`] and `OrchestrationState`; the entity calls live in
+//! `entity_calls`. A call never does I/O: it takes the
 //! next sequence id, records a pending action, and returns a [`DurableTask`] whose slot the
 //! executor fills from history. Knows nothing of how episodes are driven (see `executor`).
 
+use crate::entity_calls::EntityCalls;
 use crate::failure::{FailureDetails, SERIALIZATION, TIMER_OUT_OF_RANGE, TaskError, TaskKind};
 use crate::history::{EventKind, HistoryEvent, ParentInstance};
 use crate::protocol::{Action, ActionKind, LogLevel, LogLine};
@@ -63,6 +65,8 @@ pub(crate) struct OrchestrationState {
     pub spawn_queue: Vec<LocalTask>,
     /// A call the history cannot record was made: the executor fails the execution with this.
     pub fatal: Option<FailureDetails>,
+    /// Entity calls waiting for answers and the critical section the code is in.
+    pub entities: EntityCalls,
 }
 
 impl OrchestrationState {
@@ -88,6 +92,7 @@ impl OrchestrationState {
             arrival_counter: 0,
             spawn_queue: Vec::new(),
             fatal: None,
+            entities: EntityCalls::default(),
         }
     }
 
@@ -185,6 +190,11 @@ pub struct SubOrchestrationOptions {
 impl OrchestrationContext {
     pub(crate) fn new(state: Rc<RefCell<OrchestrationState>>) -> Self {
         Self { state }
+    }
+
+    /// The shared state, for the calls other modules add (entities).
+    pub(crate) fn state(&self) -> &Rc<RefCell<OrchestrationState>> {
+        &self.state
     }
 
     /// This instance's id.
@@ -307,6 +317,13 @@ impl OrchestrationContext {
         input: impl Serialize,
         options: SubOrchestrationOptions,
     ) -> DurableTask<T> {
+        if let Err(failure) = self.check_no_critical_section(name) {
+            return DurableTask::from_slot(failed_without_call(
+                TaskKind::SubOrchestration,
+                name,
+                failure,
+            ));
+        }
         let slot = match options.retry {
             Some(policy) => self.retrying_call(
                 TaskKind::SubOrchestration,
@@ -528,6 +545,19 @@ impl OrchestrationContext {
 }
 
 fn failed_before_scheduling(kind: TaskKind, name: &str, error: serde_json::Error) -> SlotRef {
+    failed_without_call(
+        kind,
+        name,
+        FailureDetails::new(
+            SERIALIZATION,
+            format!("the input did not serialize: {error}"),
+        )
+        .non_retriable(),
+    )
+}
+
+/// A task that failed before any call was made (no sequence id taken).
+pub(crate) fn failed_without_call(kind: TaskKind, name: &str, failure: FailureDetails) -> SlotRef {
     let slot = new_slot(TaskLabel {
         kind,
         name: name.to_string(),
@@ -539,11 +569,7 @@ fn failed_before_scheduling(kind: TaskKind, name: &str, error: serde_json::Error
             kind,
             name: name.to_string(),
             task_id: -1,
-            failure: FailureDetails::new(
-                SERIALIZATION,
-                format!("the input did not serialize: {error}"),
-            )
-            .non_retriable(),
+            failure,
         }),
         0,
     );

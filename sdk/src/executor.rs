@@ -13,6 +13,7 @@
 //! history.
 
 use crate::context::{LocalTask, OrchestrationContext, OrchestrationState};
+use crate::entity_calls;
 use crate::failure::FailureDetails;
 use crate::history::{EventKind, HistoryEvent, RuntimeStatus};
 use crate::panic::catch_panic;
@@ -170,6 +171,9 @@ fn waits_while_suspended(kind: &EventKind) -> bool {
             | EventKind::SubOrchestrationInstanceFailed { .. }
             | EventKind::TimerFired { .. }
             | EventKind::EventRaised { .. }
+            | EventKind::EntityOperationCompleted { .. }
+            | EventKind::EntityOperationFailed { .. }
+            | EventKind::EntityLockGranted { .. }
     )
 }
 
@@ -218,11 +222,18 @@ impl Session {
             | EventKind::SubOrchestrationInstanceCreated { .. }
             | EventKind::EventSent { .. }
             | EventKind::EntityOperationSignaled { .. }
-            | EventKind::EntityOperationCalled { .. }
-            | EventKind::EntityLockRequested { .. }
             | EventKind::EntityUnlockSent { .. } => {
                 if let Some(call) = DurableCall::from_event(&kind) {
                     self.confirm(event_id, call);
+                }
+            }
+            EventKind::EntityOperationCalled { ref request_id, .. }
+            | EventKind::EntityLockRequested {
+                critical_section_id: ref request_id,
+                ..
+            } => {
+                if let Some(call) = DurableCall::from_event(&kind) {
+                    self.confirm_entity_request(event_id, call, request_id);
                 }
             }
             EventKind::TaskCompleted {
@@ -289,11 +300,16 @@ impl Session {
             // sees it. A completion right after one was made by the host (an injected failure), not
             // the code.
             EventKind::FaultInjected { .. } => self.host_may_complete = true,
-            // CONTRACT PLACEHOLDER: entity answers are matched by request id (the SDK's entity
-            // implementation resolves the waiting call_entity / lock_entities task).
-            EventKind::EntityOperationCompleted { .. }
-            | EventKind::EntityOperationFailed { .. }
-            | EventKind::EntityLockGranted { .. } => {}
+            EventKind::EntityOperationCompleted { request_id, output } => {
+                self.answer_entity(&request_id, Ok(output), "completion")
+            }
+            EventKind::EntityOperationFailed {
+                request_id,
+                failure,
+            } => self.answer_entity(&request_id, Err(failure), "failure"),
+            EventKind::EntityLockGranted {
+                critical_section_id,
+            } => self.grant_lock(&critical_section_id),
         }
     }
 
@@ -373,6 +389,61 @@ impl Session {
         }
     }
 
+    /// A recorded entity call or lock request: confirmed like any call, and then answers are
+    /// expected under the request id history recorded (the one they will carry).
+    fn confirm_entity_request(
+        &mut self,
+        sequence_id: i32,
+        recorded: DurableCall,
+        request_id: &str,
+    ) {
+        let made = {
+            let state = self.state.borrow();
+            state
+                .unconfirmed
+                .get(&sequence_id)
+                .and_then(|action| entity_calls::request_id_of(&action.kind))
+                .map(str::to_string)
+        };
+        self.confirm(sequence_id, recorded);
+        if let (Some(made), None) = (made, &self.nondeterminism) {
+            self.state.borrow_mut().entities.rekey(&made, request_id);
+        }
+    }
+
+    /// An entity answered a call of this orchestration (matched by request id).
+    fn answer_entity(
+        &mut self,
+        request_id: &str,
+        outcome: Result<Value, FailureDetails>,
+        what: &str,
+    ) {
+        if self.finished {
+            return;
+        }
+        if entity_calls::answer(&mut self.state.borrow_mut(), request_id, outcome) {
+            self.run_code();
+        } else {
+            self.warnings.push(format!(
+                "an entity {what} for request {request_id} matched no pending call_entity of the code and was ignored"
+            ));
+        }
+    }
+
+    /// The locks of a critical section are granted (matched by critical section id).
+    fn grant_lock(&mut self, critical_section_id: &str) {
+        if self.finished {
+            return;
+        }
+        if entity_calls::grant(&mut self.state.borrow_mut(), critical_section_id) {
+            self.run_code();
+        } else {
+            self.warnings.push(format!(
+                "an entity lock grant for critical section {critical_section_id} matched no pending lock_entities of the code and was ignored"
+            ));
+        }
+    }
+
     /// A completion in history: the code must have completed the same way (status).
     fn confirm_completion(&mut self, event_id: i32, recorded: RuntimeStatus) {
         let mut state = self.state.borrow_mut();
@@ -401,6 +472,8 @@ impl Session {
                 // The host ended the execution without the code (an injected failure at start):
                 // nothing the code did in that episode was recorded, and nothing more runs.
                 state.unconfirmed.clear();
+                state.entities.forget_section();
+                state.entities.close();
                 drop(state);
                 self.finished = true;
                 let root = self.root.take();
@@ -528,6 +601,31 @@ impl Session {
 
     fn finish(&mut self, completion: ActionKind) {
         self.finished = true;
+        {
+            // Locks still held are released before the completion, so a critical section whose
+            // guard was leaked (or never awaited) does not outlive the execution. Not for a
+            // termination or a nondeterministic or action-limit failure: nothing of what the code
+            // did is recorded there, and the host releases the locks of an ended execution.
+            let mut state = self.state.borrow_mut();
+            let recorded = self.nondeterminism.is_none()
+                && match &completion {
+                    ActionKind::CompleteOrchestration {
+                        status: RuntimeStatus::Terminated,
+                        ..
+                    } => false,
+                    ActionKind::CompleteOrchestration {
+                        failure: Some(failure),
+                        ..
+                    } => failure.error_type != crate::failure::ACTION_LIMIT,
+                    _ => true,
+                };
+            if recorded {
+                entity_calls::release_held_locks(&mut state);
+            } else {
+                state.entities.forget_section();
+            }
+            state.entities.close();
+        }
         // Dropped outside any borrow of the state: the futures hold clones of it.
         let root = self.root.take();
         let spawned = std::mem::take(&mut self.spawned);

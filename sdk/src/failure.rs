@@ -181,6 +181,8 @@ pub enum TaskKind {
     Timer,
     /// A wait for an external event.
     ExternalEvent,
+    /// An entity call (named `<entity id> <operation>`) or lock request (`lock <entity ids>`).
+    Entity,
 }
 
 impl fmt::Display for TaskKind {
@@ -190,6 +192,7 @@ impl fmt::Display for TaskKind {
             TaskKind::SubOrchestration => "SubOrchestration",
             TaskKind::Timer => "Timer",
             TaskKind::ExternalEvent => "ExternalEvent",
+            TaskKind::Entity => "Entity",
         })
     }
 }
@@ -203,7 +206,8 @@ impl fmt::Display for TaskKind {
 pub struct TaskError {
     /// What kind of task failed.
     pub kind: TaskKind,
-    /// The activity or orchestration name (or the event name).
+    /// The activity or orchestration name (or the event name; for an entity call, the entity id
+    /// and the operation: `@account@bob withdraw`).
     pub name: String,
     /// The sequence id of the durable call (its `task_scheduled_id` in history).
     pub task_id: i32,

@@ -92,6 +92,8 @@
 
 mod activity;
 mod context;
+mod entity;
+mod entity_calls;
 mod entity_id;
 mod executor;
 mod failure;
@@ -108,6 +110,8 @@ pub mod testing;
 
 pub use activity::ActivityContext;
 pub use context::{OrchestrationContext, SubOrchestrationOptions};
+pub use entity::{ENTITY_NOT_FOUND, Entity, EntityContext, UNKNOWN_OPERATION};
+pub use entity_calls::{CriticalSection, EntityLockTask, LOCKING_RULES_VIOLATION};
 pub use entity_id::{EntityId, InvalidEntityId};
 pub use executor::{DEFAULT_SESSION_CAPACITY, SessionCache};
 pub use failure::{

@@ -314,8 +314,7 @@ impl ActionKind {
                 DurableCall::new(CallKind::EntityLock, lock_set.join(", "))
             }
             ActionKind::UnlockEntity {
-                target_instance_id,
-                ..
+                target_instance_id, ..
             } => DurableCall::new(CallKind::EntityUnlock, target_instance_id),
         }
     }
@@ -422,8 +421,7 @@ impl DurableCall {
                 Self::new(CallKind::EntityLock, lock_set.join(", "))
             }
             EventKind::EntityUnlockSent {
-                target_instance_id,
-                ..
+                target_instance_id, ..
             } => Self::new(CallKind::EntityUnlock, target_instance_id),
             _ => return None,
         })

@@ -1,17 +1,19 @@
-//! The registry: the named orchestrators and activities a plugin offers, and the two operations
-//! the host calls on them (run an episode, run an activity).
+//! The registry: the named orchestrators, activities and entities a plugin offers, and the
+//! operations the host calls on them (run an episode, run an activity, run an entity batch).
 //!
 //! Owns [`Registry`] and the type erasure from typed user functions to JSON in / JSON out.
-//! Episodes go through `executor`; the C ABI around these calls is `ffi`'s business.
+//! Episodes go through `executor`, entity batches through `entity`; the C ABI around these calls
+//! is `ffi`'s business.
 
 use crate::activity::ActivityContext;
 use crate::context::OrchestrationContext;
+use crate::entity::{self, Entity, EntityContext, EntityFn};
 use crate::executor::{self, SessionCache};
 use crate::failure::{FailureDetails, SERIALIZATION};
 use crate::panic::catch_panic;
 use crate::protocol::{
-    ActivityOutcome, ActivityRequest, EntityBatchRequest, EntityBatchResult,
-    EntityOperationResult, Manifest, OrchestratorInfo, OrchestratorRequest, OrchestratorResponse,
+    ActivityOutcome, ActivityRequest, EntityBatchRequest, EntityBatchResult, Manifest,
+    OrchestratorInfo, OrchestratorRequest, OrchestratorResponse,
 };
 use futures::future::LocalBoxFuture;
 use serde::Serialize;
@@ -75,6 +77,8 @@ pub struct Registry {
     orchestrators: BTreeMap<String, OrchestratorFn>,
     orchestrator_info: BTreeMap<String, OrchestratorInfo>,
     activities: BTreeMap<String, ActivityFn>,
+    /// By lower-cased name: entity names are case-insensitive.
+    entities: BTreeMap<String, EntityFn>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -82,6 +86,7 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("orchestrators", &self.orchestrator_names())
             .field("activities", &self.activity_names())
+            .field("entities", &self.entity_names())
             .finish()
     }
 }
@@ -170,6 +175,34 @@ impl Registry {
         self
     }
 
+    /// Registers an entity: an async function of its [`EntityContext`] (the operation, its input,
+    /// the state) returning a serializable result or an error convertible to
+    /// [`FailureDetails`]. The function handles every operation of the entity (match on
+    /// [`EntityContext::operation`]). Entity names are case-insensitive: `Counter` serves
+    /// `@counter@a`; a later registration under the same name (in any case) replaces the earlier.
+    #[must_use]
+    pub fn entity<F, Fut, O, E>(mut self, name: &str, entity: F) -> Self
+    where
+        F: Fn(EntityContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + 'static,
+        O: Serialize,
+        E: Into<FailureDetails>,
+    {
+        let erased: EntityFn = Box::new(move |context| {
+            let running = entity(context);
+            Box::pin(async move { encode_output(running.await) })
+        });
+        self.entities.insert(name.to_lowercase(), erased);
+        self
+    }
+
+    /// Registers a struct-based entity (see [`Entity`]): its state is a `T`, each operation is
+    /// `T::dispatch`.
+    #[must_use]
+    pub fn entity_type<T: Entity>(self, name: &str) -> Self {
+        self.entity(name, entity::run_entity_type::<T>)
+    }
+
     /// Registered orchestrator names, sorted.
     pub fn orchestrator_names(&self) -> Vec<String> {
         self.orchestrators.keys().cloned().collect()
@@ -178,6 +211,11 @@ impl Registry {
     /// Registered activity names, sorted.
     pub fn activity_names(&self) -> Vec<String> {
         self.activities.keys().cloned().collect()
+    }
+
+    /// Registered entity names, lower-cased and sorted.
+    pub fn entity_names(&self) -> Vec<String> {
+        self.entities.keys().cloned().collect()
     }
 
     pub(crate) fn find_orchestrator(&self, name: &str) -> Option<&OrchestratorFn> {
@@ -194,7 +232,7 @@ impl Registry {
             orchestrators: self.orchestrator_names(),
             activities: self.activity_names(),
             orchestrator_info: self.orchestrator_info.clone(),
-            entities: Vec::new(),
+            entities: self.entity_names(),
         }
     }
 
@@ -238,26 +276,16 @@ impl Registry {
 }
 
 impl Registry {
-    /// Runs one entity batch. CONTRACT PLACEHOLDER (replaced by the entity implementation):
-    /// every operation fails with `EntityNotFound`.
+    /// Runs one entity batch on the calling thread (docs/semantics.md#entities): the operations
+    /// one at a time, in order, each from the state the previous successful one left. An
+    /// operation's error or panic becomes its `Failed` result, restores the state as it was
+    /// before that operation and drops its actions; later operations still run. An entity name no
+    /// registration knows fails every operation with a non-retriable `EntityNotFound`.
     pub fn run_entity_batch(&self, request: EntityBatchRequest) -> EntityBatchResult {
-        let failure = FailureDetails::new(
-            "EntityNotFound",
-            format!("no entity is registered for '{}'", request.instance_id),
-        )
-        .non_retriable();
-        EntityBatchResult {
-            results: request
-                .operations
-                .iter()
-                .map(|_| EntityOperationResult::Failed {
-                    failure: failure.clone(),
-                })
-                .collect(),
-            actions: Vec::new(),
-            state: request.state,
-            failure: None,
-        }
+        let registered = crate::EntityId::parse(&request.instance_id)
+            .ok()
+            .and_then(|id| self.entities.get(id.name()));
+        entity::run_batch(registered, request)
     }
 }
 

@@ -140,6 +140,10 @@ impl<T> DurableTask<T> {
         }
     }
 
+    pub(crate) fn slot(&self) -> &SlotRef {
+        &self.slot
+    }
+
     /// A type-erased handle for [`when_any`].
     pub fn handle(&self) -> TaskHandle {
         TaskHandle {

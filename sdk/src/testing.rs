@@ -34,11 +34,24 @@
 //! `OrchestratorCompleted`. Events that record an action carry its id (`#4`), as the host writes
 //! them; the host appends them after the episode's new events.
 //!
+//! Entity events: `EntityOperationCalled #3 @counter@a add 5`, `EntityOperationSignaled #2
+//! @counter@a add 5` (delivered at a time: `EntityOperationSignaled #2 @counter@a add @60 5`),
+//! `EntityLockRequested #4 @account@a,@account@b`, `EntityUnlockSent #7 @account@a #4`.
+//! A call, signal or lock request's request id (critical section id) is its own `#id` unless
+//! written after it (`EntityOperationCalled #3 req=<id> ...`); answers name the request they
+//! answer: `EntityOperationCompleted #3 6`, `EntityOperationFailed #3 <failure>`,
+//! `EntityLockGranted #4`; `EntityUnlockSent` ends with the critical section's id. (The code's
+//! own request ids are deterministic guids; history's are authoritative, so a replayed call
+//! answers to the id history recorded.)
+//!
 //! ## The text form of actions
 //! `ScheduleTask #1 SayHello "Seattle"`, `CreateTimer #2 @60`,
 //! `CreateSubOrchestration #1 Child inst:1 "input"`, `SendEvent #2 other Approval true`,
 //! `Complete #3 Completed ["a","b"]`, `Complete #3 Failed <failure>`,
 //! `Complete #3 ContinuedAsNew 5` followed by one `carry <event>` line per carried-over event.
+//! Entity actions leave out their request ids (guids): `CallEntity #3 @counter@a add 5`,
+//! `SignalEntity #2 @counter@a add 5` (`... add @60 5` when scheduled),
+//! `LockEntities #4 @account@a,@account@b`, `UnlockEntity #7 @account@a`.
 
 use crate::protocol::{Action, ActionKind, OrchestratorRequest};
 use crate::{EventKind, FailureDetails, HistoryEvent, RuntimeStatus};
@@ -113,6 +126,32 @@ fn parse_id(token: &str, line: &str) -> i32 {
         .strip_prefix('#')
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("expected an id like #3, found '{token}' in line '{line}'"))
+}
+
+/// The request id of an entity call, signal or lock request: `req=<id>` if written, else the
+/// event's own `#id` token.
+fn request_id<'a>(id_token: &str, rest: &'a str) -> (String, &'a str) {
+    match word(rest) {
+        (written, rest) if written.starts_with("req=") => {
+            (written["req=".len()..].to_string(), rest)
+        }
+        _ => (id_token.to_string(), rest),
+    }
+}
+
+/// ` req=<id>` unless the request id is the event's own `#id` (the text form's default).
+fn render_request_id(event_id: i32, request_id: &str) -> String {
+    if request_id == format!("#{event_id}") {
+        String::new()
+    } else {
+        format!(" req={request_id}")
+    }
+}
+
+/// ` @60` for a scheduled delivery, nothing otherwise.
+fn render_scheduled(time: Option<&DateTime<Utc>>) -> String {
+    time.map(|time| format!(" {}", render_time(time)))
+        .unwrap_or_default()
 }
 
 const NON_RETRIABLE: &str = " [non-retriable]";
@@ -289,6 +328,80 @@ fn event_kind(line: &str) -> (EventKind, i32) {
             };
             return (kind, parse_id(id, line));
         }
+        "EntityOperationSignaled" | "EntityOperationCalled" => {
+            let (id, rest) = word(rest);
+            let event_id = parse_id(id, line);
+            let (request_id, rest) = request_id(id, rest);
+            let (target, rest) = word(rest);
+            let (operation, rest) = word(rest);
+            let (scheduled_time, input) = match word(rest) {
+                (time, input) if time.starts_with('@') => (Some(parse_time(time)), input),
+                _ => (None, rest),
+            };
+            let (target_instance_id, operation, input) = (
+                target.to_string(),
+                operation.to_string(),
+                parse_json(input, line),
+            );
+            let kind = if name == "EntityOperationSignaled" {
+                EventKind::EntityOperationSignaled {
+                    request_id,
+                    operation,
+                    input,
+                    target_instance_id,
+                    scheduled_time,
+                }
+            } else {
+                EventKind::EntityOperationCalled {
+                    request_id,
+                    operation,
+                    input,
+                    target_instance_id,
+                    scheduled_time,
+                    parent_instance_id: INSTANCE.to_string(),
+                    parent_execution_id: EXECUTION.to_string(),
+                }
+            };
+            return (kind, event_id);
+        }
+        "EntityOperationCompleted" => {
+            let (request_id, output) = word(rest);
+            EventKind::EntityOperationCompleted {
+                request_id: request_id.to_string(),
+                output: parse_json(output, line),
+            }
+        }
+        "EntityOperationFailed" => {
+            let (request_id, details) = word(rest);
+            EventKind::EntityOperationFailed {
+                request_id: request_id.to_string(),
+                failure: failure(details),
+            }
+        }
+        "EntityLockRequested" => {
+            let (id, rest) = word(rest);
+            let (critical_section_id, rest) = request_id(id, rest);
+            let kind = EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set: rest.trim().split(',').map(str::to_string).collect(),
+                position: 0,
+                parent_instance_id: INSTANCE.to_string(),
+            };
+            return (kind, parse_id(id, line));
+        }
+        "EntityLockGranted" => EventKind::EntityLockGranted {
+            critical_section_id: rest.trim().to_string(),
+        },
+        "EntityUnlockSent" => {
+            let (id, rest) = word(rest);
+            let (target, critical_section_id) = word(rest);
+            let kind = EventKind::EntityUnlockSent {
+                critical_section_id: critical_section_id.trim().to_string(),
+                parent_instance_id: INSTANCE.to_string(),
+                target_instance_id: target.to_string(),
+            };
+            return (kind, parse_id(id, line));
+        }
         // `FaultInjected <rule>: <effect>`: a host marker the code never sees.
         "FaultInjected" => {
             let (rule, effect) = rest.split_once(':').unwrap_or((rest, ""));
@@ -388,19 +501,58 @@ pub fn render_event(event: &HistoryEvent) -> String {
             format!("OrchestratorStarted {}", render_time(&event.timestamp))
         }
         EventKind::OrchestratorCompleted => "OrchestratorCompleted".to_string(),
-        // CONTRACT PLACEHOLDER: the entity events get their own text form with the SDK's
-        // entity implementation.
-        EventKind::EntityOperationSignaled { .. }
-        | EventKind::EntityOperationCalled { .. }
-        | EventKind::EntityOperationCompleted { .. }
-        | EventKind::EntityOperationFailed { .. }
-        | EventKind::EntityLockRequested { .. }
-        | EventKind::EntityLockGranted { .. }
-        | EventKind::EntityUnlockSent { .. } => format!(
-            "{} #{id} {}",
-            event.kind.type_name(),
-            serde_json::to_string(&event.kind).unwrap_or_default()
+        EventKind::EntityOperationSignaled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            scheduled_time,
+        } => format!(
+            "EntityOperationSignaled #{id}{} {target_instance_id} {operation}{} {}",
+            render_request_id(id, request_id),
+            render_scheduled(scheduled_time.as_ref()),
+            json(input)
         ),
+        EventKind::EntityOperationCalled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            scheduled_time,
+            ..
+        } => format!(
+            "EntityOperationCalled #{id}{} {target_instance_id} {operation}{} {}",
+            render_request_id(id, request_id),
+            render_scheduled(scheduled_time.as_ref()),
+            json(input)
+        ),
+        EventKind::EntityOperationCompleted { request_id, output } => {
+            format!("EntityOperationCompleted {request_id} {}", json(output))
+        }
+        EventKind::EntityOperationFailed {
+            request_id,
+            failure,
+        } => format!(
+            "EntityOperationFailed {request_id} {}",
+            render_failure(failure)
+        ),
+        EventKind::EntityLockRequested {
+            critical_section_id,
+            lock_set,
+            ..
+        } => format!(
+            "EntityLockRequested #{id}{} {}",
+            render_request_id(id, critical_section_id),
+            lock_set.join(",")
+        ),
+        EventKind::EntityLockGranted {
+            critical_section_id,
+        } => format!("EntityLockGranted {critical_section_id}"),
+        EventKind::EntityUnlockSent {
+            critical_section_id,
+            target_instance_id,
+            ..
+        } => format!("EntityUnlockSent #{id} {target_instance_id} {critical_section_id}"),
         EventKind::FaultInjected { rule, effect, .. } => format!("FaultInjected {rule}: {effect}"),
         EventKind::ExecutionStarted { name, input, .. } => {
             format!("ExecutionStarted {name} {}", json(input))
@@ -503,14 +655,32 @@ pub fn render_action(action: &Action) -> String {
         ActionKind::ScheduleTask { name, input } => {
             format!("ScheduleTask #{id} {name} {}", json(input))
         }
-        // CONTRACT PLACEHOLDER: see render_event.
-        ActionKind::SignalEntity { .. }
-        | ActionKind::CallEntity { .. }
-        | ActionKind::LockEntities { .. }
-        | ActionKind::UnlockEntity { .. } => format!(
-            "Entity #{id} {}",
-            serde_json::to_string(&action.kind).unwrap_or_default()
+        ActionKind::SignalEntity {
+            target_instance_id,
+            operation,
+            input,
+            scheduled_time,
+            ..
+        } => format!(
+            "SignalEntity #{id} {target_instance_id} {operation}{} {}",
+            render_scheduled(scheduled_time.as_ref()),
+            json(input)
         ),
+        ActionKind::CallEntity {
+            target_instance_id,
+            operation,
+            input,
+            ..
+        } => format!(
+            "CallEntity #{id} {target_instance_id} {operation} {}",
+            json(input)
+        ),
+        ActionKind::LockEntities { lock_set, .. } => {
+            format!("LockEntities #{id} {}", lock_set.join(","))
+        }
+        ActionKind::UnlockEntity {
+            target_instance_id, ..
+        } => format!("UnlockEntity #{id} {target_instance_id}"),
         ActionKind::CreateTimer { fire_at } => {
             format!("CreateTimer #{id} {}", render_time(fire_at))
         }
@@ -568,6 +738,10 @@ pub fn records_an_action(kind: &EventKind) -> bool {
             | EventKind::TimerCreated { .. }
             | EventKind::SubOrchestrationInstanceCreated { .. }
             | EventKind::EventSent { .. }
+            | EventKind::EntityOperationSignaled { .. }
+            | EventKind::EntityOperationCalled { .. }
+            | EventKind::EntityLockRequested { .. }
+            | EventKind::EntityUnlockSent { .. }
             | EventKind::ContinueAsNew { .. }
             | EventKind::ExecutionCompleted { .. }
     )

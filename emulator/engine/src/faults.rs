@@ -1,7 +1,8 @@
 //! Fault injection rules: what can go wrong on purpose, where, and when (issue "Fault injection").
 //!
 //! A rule has a target (an activity, orchestration, sub-orchestration or external event, by name
-//! glob, optionally narrowed to instance ids), a trigger (attempts, the n-th call, every call, a
+//! glob, optionally narrowed to instance ids; or an entity operation, by entity id glob and
+//! optionally operation glob), a trigger (attempts, the n-th call, every call, a
 //! seeded probability, or from a virtual time on), an optional limit, and one effect. Rules come
 //! from TOML scenario files, a compact command-line form, or the engine handle; both text forms go
 //! through one validation that names the field at fault and the values it accepts.
@@ -31,6 +32,9 @@ pub enum TargetKind {
     SubOrchestration,
     /// An external event, when it is raised or sent.
     Event,
+    /// An entity operation, when it is about to run. The rule's `name` is the operation glob
+    /// and its `instance` the entity id glob (`entity=@account@*,operation=withdraw`).
+    Entity,
 }
 
 impl TargetKind {
@@ -40,6 +44,7 @@ impl TargetKind {
             TargetKind::Orchestration => "orchestration",
             TargetKind::SubOrchestration => "sub-orchestration",
             TargetKind::Event => "event",
+            TargetKind::Entity => "entity",
         }
     }
 }
@@ -138,12 +143,12 @@ impl FaultEffect {
 
     fn applies_to(&self, kind: TargetKind) -> bool {
         match self {
-            FaultEffect::Fail { .. } | FaultEffect::Panic { .. } | FaultEffect::Timeout => {
-                kind != TargetKind::Event
-            }
+            FaultEffect::Fail { .. } | FaultEffect::Panic { .. } => kind != TargetKind::Event,
+            FaultEffect::Timeout => kind != TargetKind::Event && kind != TargetKind::Entity,
             FaultEffect::LoseResult | FaultEffect::RunTwice => kind == TargetKind::Activity,
             FaultEffect::Drop | FaultEffect::Duplicate => kind == TargetKind::Event,
-            FaultEffect::Delay(_) | FaultEffect::Crash => true,
+            FaultEffect::Delay(_) => true,
+            FaultEffect::Crash => kind != TargetKind::Entity,
         }
     }
 }
@@ -215,6 +220,8 @@ pub struct RawRule {
     orchestration: Option<String>,
     sub_orchestration: Option<String>,
     event: Option<String>,
+    entity: Option<String>,
+    operation: Option<String>,
     instance: Option<String>,
     attempts: Option<NumberOrText>,
     call: Option<u64>,
@@ -238,7 +245,7 @@ enum NumberOrText {
 }
 
 const EFFECTS: &str = "fail, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash";
-const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, effect";
+const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, entity, operation, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, effect";
 
 impl RawRule {
     /// Validates the fields into a rule; `default_seed` is used by probability rules without
@@ -249,22 +256,41 @@ impl RawRule {
             (TargetKind::Orchestration, self.orchestration),
             (TargetKind::SubOrchestration, self.sub_orchestration),
             (TargetKind::Event, self.event),
+            (TargetKind::Entity, self.entity),
         ];
         let mut given = targets
             .into_iter()
             .filter_map(|(kind, name)| name.map(|name| (kind, name)));
-        let (kind, name) = given.next().ok_or_else(|| {
-            invalid("a target is required: one of `activity`, `orchestration`, `sub_orchestration` or `event`, set to a name or glob")
+        let (kind, target) = given.next().ok_or_else(|| {
+            invalid("a target is required: one of `activity`, `orchestration`, `sub_orchestration`, `event` or `entity`, set to a name or glob")
         })?;
         if given.next().is_some() {
             return Err(invalid(
-                "only one target per rule: `activity`, `orchestration`, `sub_orchestration` or `event`",
+                "only one target per rule: `activity`, `orchestration`, `sub_orchestration`, `event` or `entity`",
             ));
         }
-        check_glob("the target name", &name)?;
-        if let Some(instance) = &self.instance {
-            check_glob("`instance`", instance)?;
-        }
+        // An entity rule names the entity id (`@account@*`) and, optionally, the operation; it
+        // is held as the operation glob (`name`) and the entity id glob (`instance`).
+        let (name, instance) = if kind == TargetKind::Entity {
+            if self.instance.is_some() {
+                return Err(invalid(
+                    "`instance` does not go with `entity`: the entity id is the instance (`entity=@account@*`)",
+                ));
+            }
+            check_glob("`entity`", &target)?;
+            let operation = self.operation.clone().unwrap_or_else(|| "*".to_string());
+            check_glob("`operation`", &operation)?;
+            (operation, Some(target))
+        } else {
+            if self.operation.is_some() {
+                return Err(invalid("`operation` goes with `entity` targets only"));
+            }
+            check_glob("the target name", &target)?;
+            if let Some(instance) = &self.instance {
+                check_glob("`instance`", instance)?;
+            }
+            (target, self.instance.clone())
+        };
 
         let mut triggers = Vec::new();
         if let Some(attempts) = self.attempts {
@@ -361,7 +387,7 @@ impl RawRule {
         }
         if !effect.applies_to(kind) {
             return Err(invalid(format!(
-                "effect `{}` does not apply to {} targets (activities: fail, panic, delay, timeout, lose-result, run-twice, crash; orchestrations and sub-orchestrations: fail, panic, delay, timeout, crash; events: drop, duplicate, delay, crash)",
+                "effect `{}` does not apply to {} targets (activities: fail, panic, delay, timeout, lose-result, run-twice, crash; orchestrations and sub-orchestrations: fail, panic, delay, timeout, crash; events: drop, duplicate, delay, crash; entities: fail, panic, delay)",
                 effect.keyword(),
                 kind.label()
             )));
@@ -376,7 +402,7 @@ impl RawRule {
             target: FaultTarget {
                 kind,
                 name,
-                instance: self.instance,
+                instance,
             },
             trigger,
             limit: self.limit,
@@ -475,6 +501,8 @@ fn compact_to_raw(spec: &str) -> Result<RawRule, FaultRuleError> {
                 raw.sub_orchestration = Some(required(value)?)
             }
             "event" => raw.event = Some(required(value)?),
+            "entity" => raw.entity = Some(required(value)?),
+            "operation" => raw.operation = Some(required(value)?),
             "instance" => raw.instance = Some(required(value)?),
             "name" => raw.name = Some(required(value)?),
             "attempts" | "attempt" => raw.attempts = Some(NumberOrText::Text(required(value)?)),
@@ -758,12 +786,18 @@ impl FaultRules {
                     rule_id: state.id,
                     label: state.label(),
                     effect: state.rule.effect.clone(),
-                    target: format!(
-                        "{} {} (attempt {})",
-                        call.kind.label(),
-                        call.name,
-                        call.occurrence.attempt
-                    ),
+                    target: match call.kind {
+                        TargetKind::Entity => format!(
+                            "entity {} operation {} (attempt {})",
+                            call.instance_id, call.name, call.occurrence.attempt
+                        ),
+                        _ => format!(
+                            "{} {} (attempt {})",
+                            call.kind.label(),
+                            call.name,
+                            call.occurrence.attempt
+                        ),
+                    },
                 });
             }
         }
@@ -829,6 +863,7 @@ mod tests {
             TargetKind::Orchestration => "orchestration=*,timeout",
             TargetKind::SubOrchestration => "sub-orchestration=*,timeout",
             TargetKind::Event => "event=*,drop",
+            TargetKind::Entity => "entity=*,panic",
         };
         let mut rules = FaultRules::default();
         rules.add(

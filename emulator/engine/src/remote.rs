@@ -1,5 +1,5 @@
-//! The remote executor's hub: where orchestration episodes and activities that no loaded plugin
-//! runs wait for, and are handed to, workers in other processes (the SDKs behind the gRPC
+//! The remote executor's hub: where orchestration episodes, activities and entity batches that no
+//! loaded plugin runs wait for, and are handed to, workers in other processes (the SDKs behind the gRPC
 //! sidecar), and where those workers' completions come back in.
 //!
 //! Owns the worker registry (who is connected, with which filters), the work items out (each with
@@ -342,6 +342,11 @@ pub(crate) enum Work {
         /// Only this worker may answer it (a reconnect check asks the code that connected).
         only: Option<WorkerId>,
     },
+    /// A batch of one entity's operations (its instance is the entity id).
+    Entity {
+        name: String,
+        request: durable_sdk::protocol::EntityBatchRequest,
+    },
 }
 
 impl Work {
@@ -349,14 +354,16 @@ impl Work {
         match self {
             Self::Episode { .. } | Self::Probe { .. } => WorkKind::Orchestration,
             Self::Activity { .. } => WorkKind::Activity,
+            Self::Entity { .. } => WorkKind::Entity,
         }
     }
 
     fn name(&self) -> &str {
         match self {
-            Self::Episode { name, .. } | Self::Activity { name, .. } | Self::Probe { name, .. } => {
-                name
-            }
+            Self::Episode { name, .. }
+            | Self::Activity { name, .. }
+            | Self::Probe { name, .. }
+            | Self::Entity { name, .. } => name,
         }
     }
 
@@ -373,7 +380,7 @@ impl Work {
                     }
                     _ => None,
                 }),
-            Self::Activity { .. } => None,
+            Self::Activity { .. } | Self::Entity { .. } => None,
         }
     }
 
@@ -381,6 +388,7 @@ impl Work {
         match self {
             Self::Episode { request, .. } | Self::Probe { request, .. } => &request.instance_id,
             Self::Activity { instance_id, .. } => instance_id,
+            Self::Entity { request, .. } => &request.instance_id,
         }
     }
 
@@ -409,6 +417,11 @@ impl Work {
                 execution_id: execution_id.clone(),
                 task_id: *task_id,
                 attempt: *attempt,
+            },
+            Self::Entity { name, request } => RemoteWorkItem::Entity {
+                token: token.to_string(),
+                name: name.clone(),
+                request: request.clone(),
             },
         }
     }
@@ -453,7 +466,7 @@ fn accepts_version(
     let Some(filters) = filters else {
         return true;
     };
-    if kind == WorkKind::Activity {
+    if kind != WorkKind::Orchestration {
         return true;
     }
     let version = version.unwrap_or("");
@@ -539,6 +552,11 @@ impl HubState {
                 self.activity_of
                     .insert((instance_id.clone(), *task_id), token.clone());
             }
+            // An entity has one batch out at a time, so its id finds it as an instance's episode.
+            Work::Entity { request, .. } => {
+                self.episode_of
+                    .insert(request.instance_id.clone(), token.clone());
+            }
             Work::Probe { .. } => {}
         }
         if !matches!(work, Work::Probe { .. }) {
@@ -561,16 +579,16 @@ impl HubState {
     fn remove(&mut self, token: &str) -> Option<Item> {
         let item = self.items.remove(token)?;
         match &item.work {
-            Work::Episode { request, .. } => {
+            Work::Episode { .. } | Work::Entity { .. }
                 if self
                     .episode_of
-                    .get(&request.instance_id)
+                    .get(item.work.instance_id())
                     .map(String::as_str)
-                    == Some(token)
-                {
-                    self.episode_of.remove(&request.instance_id);
-                }
+                    == Some(token) =>
+            {
+                self.episode_of.remove(item.work.instance_id());
             }
+            Work::Episode { .. } | Work::Entity { .. } => {}
             Work::Activity {
                 instance_id,
                 task_id,
@@ -623,7 +641,7 @@ impl HubState {
                 task_id,
                 attempt: attempt.saturating_add(1),
             },
-            episode @ Work::Episode { .. } => episode,
+            other @ (Work::Episode { .. } | Work::Entity { .. }) => other,
         };
         self.add(prefix, work).1
     }
@@ -1039,6 +1057,41 @@ impl RemoteHub {
                     worker.completed += 1;
                 }
                 Ok(TakenActivity { name, execution_id })
+            }
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Takes an entity batch back for its completion.
+    pub(crate) fn take_entity(
+        &self,
+        token: &str,
+        instance_id: &str,
+    ) -> Result<durable_sdk::protocol::EntityBatchRequest, RemoteError> {
+        let unknown = || RemoteError::UnknownWork {
+            token: token.to_string(),
+            instance_id: instance_id.to_string(),
+            task_id: None,
+        };
+        let mut state = self.state();
+        let resolved = state
+            .resolve(token, instance_id, None)
+            .ok_or_else(unknown)?;
+        let ours = state.items.get(&resolved).is_some_and(|item| {
+            matches!(&item.work, Work::Entity { request, .. } if request.instance_id == instance_id)
+        });
+        if !ours {
+            return Err(unknown());
+        }
+        match state.remove(&resolved) {
+            Some(Item {
+                work: Work::Entity { request, .. },
+                worker,
+            }) => {
+                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
+                    worker.completed += 1;
+                }
+                Ok(request)
             }
             _ => Err(unknown()),
         }

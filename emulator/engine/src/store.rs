@@ -1,5 +1,6 @@
 //! The SQLite store: instances, their histories (per execution), pending messages, outstanding
-//! activity work and timers, and engine metadata such as virtual time.
+//! activity work and timers, entities (state, lock, queue, operation log: `store/entities.rs`),
+//! and engine metadata such as virtual time.
 //!
 //! One connection, owned by the engine's core thread; the engine groups everything one batch did
 //! into one transaction (`begin` / `commit`). The schema is versioned with `PRAGMA user_version`
@@ -27,14 +28,18 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod entities;
+
+pub use entities::EntityRow;
+
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// `PRAGMA application_id` of every durable-emu database: "DuEm" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4475_456d;
 
 /// Migrations from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -124,6 +129,41 @@ ALTER TABLE instances ADD COLUMN awaited_events TEXT;
 ALTER TABLE instances ADD COLUMN version TEXT;
 ALTER TABLE instances ADD COLUMN tags TEXT;
 ALTER TABLE instances ADD COLUMN scheduled_start TEXT;
+",
+    // v6: durable entities (docs/semantics.md#entities): each entity's state and lock, its queue
+    // of messages (a message leaves it in the transaction that records what running it did, so
+    // a batch in flight when the process dies runs again), and its operation log.
+    r"
+CREATE TABLE entities (
+    instance_id      TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    state            TEXT,
+    last_modified    TEXT NOT NULL,
+    locked_by        TEXT,
+    critical_section TEXT
+) WITHOUT ROWID;
+CREATE TABLE entity_queue (
+    id          INTEGER PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    due_at      TEXT
+);
+CREATE INDEX entity_queue_by_entity ON entity_queue(instance_id, id);
+CREATE TABLE entity_operations (
+    instance_id   TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    request_id    TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    input         TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    awaits_answer INTEGER NOT NULL,
+    outcome       TEXT NOT NULL,
+    state_after   TEXT,
+    at            TEXT NOT NULL,
+    fault         TEXT,
+    PRIMARY KEY (instance_id, seq)
+) WITHOUT ROWID;
 ",
 ];
 
@@ -1658,6 +1698,57 @@ mod tests {
         }
         let store = Store::open(&location).unwrap();
         assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_version_5_database_is_migrated_to_6_keeping_its_data_and_gaining_entities() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        legacy_database(&path, 5);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('virtual_now', 'kept')",
+                [],
+            )
+            .unwrap();
+        }
+        // A read-only open does not migrate: it asks for a writable one.
+        let error = Store::open_read_only(&DbLocation::File(path.clone())).unwrap_err();
+        assert!(
+            matches!(error, StoreError::OlderSchema { found: 5, .. }),
+            "{error}"
+        );
+        let store = Store::open(&DbLocation::File(path.clone())).unwrap();
+        assert_eq!(store.meta("virtual_now").unwrap().as_deref(), Some("kept"));
+        let version: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 6);
+        let row = EntityRow {
+            instance_id: "@counter@a".into(),
+            name: "counter".into(),
+            key: "a".into(),
+            state: Some(serde_json::json!(3)),
+            last_modified: Utc::now(),
+            locked_by: None,
+            critical_section: None,
+        };
+        store.put_entity(&row).unwrap();
+        let id = store
+            .push_entity_message("@counter@a", &serde_json::json!({"op": "add"}), None)
+            .unwrap();
+        assert_eq!(store.entity("@counter@a").unwrap(), Some(row));
+        let queue = store
+            .entity_queue::<serde_json::Value>(Some("@counter@a"))
+            .unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].id, id);
+        drop(store);
+        // Migrated and marked: a plain reopen and a read-only open accept it as it is.
+        assert_eq!(application_id(&path), APPLICATION_ID);
+        Store::open_read_only(&DbLocation::File(path)).unwrap();
     }
 
     fn legacy_database(path: &Path, version: i32) {

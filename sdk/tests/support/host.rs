@@ -3,15 +3,21 @@
 //! answer of every episode so a test can replay any prefix.
 //!
 //! It owns instances, their inboxes and the outstanding work (activities to run, timers to fire,
-//! scripted input to deliver). It knows nothing of the orchestrations it runs: activities go
-//! through `Registry::run_activity`, episodes through `Registry::orchestrate` with one session
-//! cache, so the live run itself continues cached sessions (and falls back to full history when
-//! the cache answers `needs_history`).
+//! scripted input to deliver), and entities (state, message queue, lock holder; the rules of
+//! docs/semantics.md#entities: one operation at a time in arrival order, locks granted in
+//! lock-set order, first come first served, released when the holder unlocks or ends). It knows
+//! nothing of the orchestrations and entities it runs: activities go through
+//! `Registry::run_activity`, entity operations through `Registry::run_entity_batch` (one
+//! operation per batch, so the test's choices can interleave them with everything else),
+//! episodes through `Registry::orchestrate` with one session cache, so the live run itself
+//! continues cached sessions (and falls back to full history when the cache answers
+//! `needs_history`).
 
 use super::{base_time, comparable, render_actions, render_events};
 use chrono::{DateTime, Utc};
 use durable_sdk::protocol::{
-    ActionKind, ActivityOutcome, ActivityRequest, OrchestratorRequest, OrchestratorResponse,
+    ActionKind, ActivityOutcome, ActivityRequest, EntityAction, EntityBatchRequest, EntityCaller,
+    EntityOperationRequest, EntityOperationResult, OrchestratorRequest, OrchestratorResponse,
 };
 use durable_sdk::{EventKind, HistoryEvent, ParentInstance, Registry, RuntimeStatus, SessionCache};
 use serde_json::Value;
@@ -92,6 +98,73 @@ enum Work {
         timer_id: i32,
         fire_at: DateTime<Utc>,
     },
+    /// A signal delivered no earlier than `fire_at`.
+    DelayedSignal {
+        target: String,
+        message: EntityMessage,
+        fire_at: DateTime<Utc>,
+    },
+}
+
+/// A message in an entity's queue.
+#[derive(Debug, Clone)]
+pub enum EntityMessage {
+    /// A signal (no caller) or a call.
+    Operation {
+        request: EntityOperationRequest,
+        /// The orchestration that sent it, if one did (its messages pass a lock it holds).
+        sender: Option<String>,
+    },
+    /// A lock request on its way through its lock set; `position` is this entity's index.
+    Lock {
+        critical_section_id: String,
+        lock_set: Vec<String>,
+        position: usize,
+        holder: String,
+        holder_execution: String,
+    },
+    /// The end of a critical section, for this entity.
+    Unlock {
+        critical_section_id: String,
+        holder: String,
+    },
+}
+
+impl EntityMessage {
+    fn sender(&self) -> Option<&str> {
+        match self {
+            EntityMessage::Operation { sender, .. } => sender.as_deref(),
+            EntityMessage::Lock { holder, .. } | EntityMessage::Unlock { holder, .. } => {
+                Some(holder)
+            }
+        }
+    }
+}
+
+/// An entity as the host keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct EntityRecord {
+    /// The state (`None`: none).
+    pub state: Option<Value>,
+    /// Messages not run yet, in arrival order.
+    pub queue: VecDeque<EntityMessage>,
+    /// The orchestration and critical section holding the lock.
+    pub locked_by: Option<(String, String)>,
+    /// Every operation run: (operation, outcome).
+    pub log: Vec<(String, EntityOperationResult)>,
+}
+
+impl EntityRecord {
+    /// The message to run next: the oldest one, or while locked the oldest of the holder's.
+    fn runnable(&self) -> Option<usize> {
+        match &self.locked_by {
+            None => (!self.queue.is_empty()).then_some(0),
+            Some((holder, _)) => self
+                .queue
+                .iter()
+                .position(|message| message.sender() == Some(holder.as_str())),
+        }
+    }
 }
 
 /// What the host can do next; the test's choices pick one.
@@ -100,6 +173,7 @@ enum Step {
     RunEpisode(String),
     Work(usize),
     Script,
+    RunEntity(String),
 }
 
 /// The simulated host.
@@ -117,6 +191,8 @@ pub struct Host<'r> {
     pub history_resends: usize,
     /// Episodes run in all.
     pub episodes_run: usize,
+    /// Entities by id.
+    pub entities: BTreeMap<String, EntityRecord>,
 }
 
 impl std::fmt::Debug for Host<'_> {
@@ -150,6 +226,7 @@ impl<'r> Host<'r> {
             root: root_id.to_string(),
             history_resends: 0,
             episodes_run: 0,
+            entities: BTreeMap::new(),
         };
         host.start_instance(root_id, name, input, None);
         host
@@ -237,8 +314,9 @@ impl<'r> Host<'r> {
         for (index, work) in self.work.iter().enumerate() {
             match work {
                 Work::Activity { .. } => steps.push(Step::Work(index)),
-                // Timers fire in virtual-time order: only the earliest one is due next.
-                Work::Timer { fire_at, .. } => {
+                // Timers and delayed signals come due in virtual-time order: only the earliest
+                // one is due next.
+                Work::Timer { fire_at, .. } | Work::DelayedSignal { fire_at, .. } => {
                     if earliest_timer.is_none_or(|(earliest, _)| *fire_at < earliest) {
                         earliest_timer = Some((*fire_at, index));
                     }
@@ -251,6 +329,12 @@ impl<'r> Host<'r> {
         if !self.script.is_empty() && self.root().is_running() {
             steps.push(Step::Script);
         }
+        steps.extend(
+            self.entities
+                .iter()
+                .filter(|(_, entity)| entity.runnable().is_some())
+                .map(|(id, _)| Step::RunEntity(id.clone())),
+        );
         steps
     }
 
@@ -265,6 +349,7 @@ impl<'r> Host<'r> {
             let choice = choices.get(step_number).copied().unwrap_or(0) as usize;
             match steps[choice % steps.len()].clone() {
                 Step::RunEpisode(instance_id) => self.run_episode(&instance_id),
+                Step::RunEntity(entity_id) => self.run_entity(&entity_id),
                 Step::Work(index) => {
                     let work = self.work.remove(index);
                     self.do_work(work);
@@ -332,6 +417,189 @@ impl<'r> Host<'r> {
                     EventKind::TimerFired { fire_at, timer_id },
                 );
             }
+            Work::DelayedSignal {
+                target,
+                message,
+                fire_at,
+            } => {
+                self.clock = self.clock.max(fire_at);
+                self.enqueue(&target, message);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, target: &str, message: EntityMessage) {
+        self.entities
+            .entry(target.to_string())
+            .or_default()
+            .queue
+            .push_back(message);
+    }
+
+    /// Sends a signal now or, when `scheduled_time` is later than the clock, at that time.
+    fn signal(
+        &mut self,
+        target: String,
+        request: EntityOperationRequest,
+        sender: Option<String>,
+        scheduled_time: Option<DateTime<Utc>>,
+    ) {
+        let message = EntityMessage::Operation { request, sender };
+        match scheduled_time {
+            Some(fire_at) if fire_at > self.clock => self.work.push(Work::DelayedSignal {
+                target,
+                message,
+                fire_at,
+            }),
+            _ => self.enqueue(&target, message),
+        }
+    }
+
+    /// Signals an entity from outside (a client), as `durable-emu entity signal` does.
+    pub fn signal_entity(&mut self, target: &str, operation: &str, input: Value) {
+        let request_id = format!("client-{}", self.episodes_run + self.entities.len());
+        let request = EntityOperationRequest {
+            request_id,
+            operation: operation.to_string(),
+            input,
+            caller: None,
+        };
+        self.signal(target.to_string(), request, None, None);
+    }
+
+    /// Runs the next runnable message of one entity.
+    fn run_entity(&mut self, entity_id: &str) {
+        self.clock += chrono::Duration::seconds(1);
+        let Some(entity) = self.entities.get_mut(entity_id) else {
+            return;
+        };
+        let Some(message) = entity
+            .runnable()
+            .and_then(|index| entity.queue.remove(index))
+        else {
+            return;
+        };
+        match message {
+            EntityMessage::Operation { request, .. } => {
+                let result = self.registry.run_entity_batch(EntityBatchRequest {
+                    instance_id: entity_id.to_string(),
+                    state: entity.state.clone(),
+                    operations: vec![request.clone()],
+                });
+                assert_eq!(
+                    result.failure, None,
+                    "a batch of the SDK never fails as a whole"
+                );
+                assert_eq!(result.results.len(), 1, "one result per operation");
+                entity.state = result.state;
+                let outcome = result.results[0].clone();
+                entity
+                    .log
+                    .push((request.operation.clone(), outcome.clone()));
+                if let Some(EntityCaller {
+                    instance_id,
+                    execution_id,
+                }) = request.caller
+                {
+                    let request_id = request.request_id.clone();
+                    let kind = match outcome {
+                        EntityOperationResult::Completed { result } => {
+                            EventKind::EntityOperationCompleted {
+                                request_id,
+                                output: result,
+                            }
+                        }
+                        EntityOperationResult::Failed { failure } => {
+                            EventKind::EntityOperationFailed {
+                                request_id,
+                                failure,
+                            }
+                        }
+                    };
+                    self.deliver(&instance_id, Some(&execution_id), kind);
+                }
+                for (index, action) in result.actions.into_iter().enumerate() {
+                    match action {
+                        EntityAction::SignalEntity {
+                            instance_id,
+                            operation,
+                            input,
+                            scheduled_time,
+                        } => {
+                            let request = EntityOperationRequest {
+                                request_id: format!("{}:{index}", request.request_id),
+                                operation,
+                                input,
+                                caller: None,
+                            };
+                            self.signal(instance_id, request, None, scheduled_time);
+                        }
+                        EntityAction::StartOrchestration {
+                            name,
+                            instance_id,
+                            input,
+                            ..
+                        } => {
+                            let instance_id = instance_id
+                                .unwrap_or_else(|| format!("{}:{index}", request.request_id));
+                            self.start_instance(&instance_id, &name, input, None);
+                        }
+                    }
+                }
+            }
+            EntityMessage::Lock {
+                critical_section_id,
+                lock_set,
+                position,
+                holder,
+                holder_execution,
+            } => {
+                entity.locked_by = Some((holder.clone(), critical_section_id.clone()));
+                match lock_set.get(position + 1).cloned() {
+                    Some(next) => self.enqueue(
+                        &next,
+                        EntityMessage::Lock {
+                            critical_section_id,
+                            lock_set,
+                            position: position + 1,
+                            holder,
+                            holder_execution,
+                        },
+                    ),
+                    None => self.deliver(
+                        &holder,
+                        Some(&holder_execution),
+                        EventKind::EntityLockGranted {
+                            critical_section_id,
+                        },
+                    ),
+                }
+            }
+            EntityMessage::Unlock {
+                critical_section_id,
+                holder,
+            } => {
+                if entity.locked_by == Some((holder, critical_section_id)) {
+                    entity.locked_by = None;
+                }
+            }
+        }
+    }
+
+    /// An orchestration ended: the locks it holds are released and its messages still queued on
+    /// the way through a lock set are dropped (docs/semantics.md#entities, rule 5).
+    fn release_locks_of(&mut self, instance_id: &str) {
+        for entity in self.entities.values_mut() {
+            if entity
+                .locked_by
+                .as_ref()
+                .is_some_and(|(holder, _)| holder == instance_id)
+            {
+                entity.locked_by = None;
+            }
+            entity.queue.retain(|message| {
+                !matches!(message, EntityMessage::Lock { holder, .. } if holder == instance_id)
+            });
         }
     }
 
@@ -397,11 +665,71 @@ impl<'r> Host<'r> {
 
     fn carry_out(&mut self, instance_id: &str, execution_id: &str, id: i32, action: ActionKind) {
         match action {
-            // CONTRACT PLACEHOLDER: the test host learns entities with the SDK's implementation.
-            ActionKind::SignalEntity { .. }
-            | ActionKind::CallEntity { .. }
-            | ActionKind::LockEntities { .. }
-            | ActionKind::UnlockEntity { .. } => {}
+            ActionKind::SignalEntity {
+                request_id,
+                target_instance_id,
+                operation,
+                input,
+                scheduled_time,
+            } => {
+                let request = EntityOperationRequest {
+                    request_id,
+                    operation,
+                    input,
+                    caller: None,
+                };
+                let sender = Some(instance_id.to_string());
+                self.signal(target_instance_id, request, sender, scheduled_time);
+            }
+            ActionKind::CallEntity {
+                request_id,
+                target_instance_id,
+                operation,
+                input,
+                parent_instance_id,
+                parent_execution_id,
+            } => {
+                let request = EntityOperationRequest {
+                    request_id,
+                    operation,
+                    input,
+                    caller: Some(EntityCaller {
+                        instance_id: parent_instance_id.clone(),
+                        execution_id: parent_execution_id,
+                    }),
+                };
+                let message = EntityMessage::Operation {
+                    request,
+                    sender: Some(parent_instance_id),
+                };
+                self.enqueue(&target_instance_id, message);
+            }
+            ActionKind::LockEntities {
+                critical_section_id,
+                lock_set,
+                parent_instance_id,
+            } => {
+                let first = lock_set[0].clone();
+                let message = EntityMessage::Lock {
+                    critical_section_id,
+                    lock_set,
+                    position: 0,
+                    holder: parent_instance_id,
+                    holder_execution: execution_id.to_string(),
+                };
+                self.enqueue(&first, message);
+            }
+            ActionKind::UnlockEntity {
+                critical_section_id,
+                target_instance_id,
+                parent_instance_id,
+            } => self.enqueue(
+                &target_instance_id,
+                EntityMessage::Unlock {
+                    critical_section_id,
+                    holder: parent_instance_id,
+                },
+            ),
             ActionKind::ScheduleTask { name, input } => self.work.push(Work::Activity {
                 instance_id: instance_id.to_string(),
                 execution_id: execution_id.to_string(),
@@ -439,6 +767,7 @@ impl<'r> Host<'r> {
                 carryover_events,
                 ..
             } => {
+                self.release_locks_of(instance_id);
                 let instance = self.instances.get_mut(instance_id).unwrap();
                 let next_execution_id = format!("{instance_id}-e{}", instance.executions.len() + 1);
                 let started = HistoryEvent {
@@ -472,6 +801,7 @@ impl<'r> Host<'r> {
                 failure,
                 ..
             } => {
+                self.release_locks_of(instance_id);
                 let instance = self.instances.get_mut(instance_id).unwrap();
                 instance.status = status;
                 instance.inbox.clear();

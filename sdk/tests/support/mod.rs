@@ -13,8 +13,8 @@ pub mod host;
 
 pub use durable_sdk::testing::*;
 
-use durable_sdk::protocol::{Action, OrchestratorRequest, OrchestratorResponse};
-use durable_sdk::{EventKind, Registry, SessionCache};
+use durable_sdk::protocol::{Action, ActionKind, OrchestratorRequest, OrchestratorResponse};
+use durable_sdk::{EventKind, HistoryEvent, Registry, SessionCache};
 use serde_json::Value;
 
 /// A replay table: `replay_table! { registry_fn; name: "history" => "expected actions"; ... }`
@@ -99,6 +99,9 @@ fn assert_same_episode_by_episode(
     let (past, new) = parse_history(history);
     let mut cache = SessionCache::new(4);
     let mut history_len = 0;
+    // The text form names entity requests `#3`; the live code names them with guids. A live
+    // host records the code's ids, so answers carry those: translate as that host would have.
+    let mut request_ids = RequestIds::default();
     for episode in past.split_inclusive(|event| event.kind == EventKind::OrchestratorCompleted) {
         assert_eq!(
             episode.last().map(|event| &event.kind),
@@ -110,6 +113,10 @@ fn assert_same_episode_by_episode(
             .iter()
             .cloned()
             .partition(|event| records_an_action(&event.kind));
+        let new_events = new_events
+            .into_iter()
+            .map(|event| request_ids.to_code(event))
+            .collect();
         let response = registry.orchestrate(
             &mut cache,
             OrchestratorRequest {
@@ -123,14 +130,21 @@ fn assert_same_episode_by_episode(
             },
         );
         assert!(!response.needs_history, "the session cache lost a session");
-        let made: Vec<(i32, EventKind)> = response
-            .actions
-            .iter()
-            .map(|action| (action.id, action.kind.to_event_kind()))
-            .collect();
         let recorded: Vec<(i32, EventKind)> = recorded
             .into_iter()
             .map(|event| (event.event_id, event.kind))
+            .collect();
+        let made: Vec<(i32, EventKind)> = response
+            .actions
+            .iter()
+            .map(|action| {
+                let kind = action.kind.to_event_kind();
+                let in_history = recorded.iter().find(|(id, _)| *id == action.id);
+                (
+                    action.id,
+                    request_ids.learn_and_translate(kind, in_history.map(|(_, kind)| kind)),
+                )
+            })
             .collect();
         assert!(
             made == recorded,
@@ -141,6 +155,10 @@ fn assert_same_episode_by_episode(
         );
         history_len += episode.len();
     }
+    let new = new
+        .into_iter()
+        .map(|event| request_ids.to_code(event))
+        .collect();
     let mut request = OrchestratorRequest {
         instance_id: INSTANCE.to_string(),
         execution_id: EXECUTION.to_string(),
@@ -163,9 +181,97 @@ fn assert_same_episode_by_episode(
         request.past_events = past;
         response = registry.orchestrate(&mut cache, request);
     }
+    // Full replay took history's request ids for the calls history recorded; so does a host.
+    response.actions = request_ids.actions_to_history(response.actions);
     assert_eq!(
         comparable(&response),
         comparable(expected),
         "continuing a cached session answered differently from a full replay"
     );
+}
+
+/// Entity request ids as history recorded them (the text form's `#3`) and as the code made them
+/// (guids), for driving a text-form history through a session cache.
+#[derive(Default)]
+struct RequestIds {
+    /// History's id -> the code's id.
+    to_code: std::collections::HashMap<String, String>,
+}
+
+impl RequestIds {
+    /// The request id of an entity call event, mutable.
+    fn id_of(kind: &mut EventKind) -> Option<&mut String> {
+        match kind {
+            EventKind::EntityOperationSignaled { request_id, .. }
+            | EventKind::EntityOperationCalled { request_id, .. }
+            | EventKind::EntityOperationCompleted { request_id, .. }
+            | EventKind::EntityOperationFailed { request_id, .. } => Some(request_id),
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                ..
+            }
+            | EventKind::EntityLockGranted {
+                critical_section_id,
+            }
+            | EventKind::EntityUnlockSent {
+                critical_section_id,
+                ..
+            } => Some(critical_section_id),
+            _ => None,
+        }
+    }
+
+    /// An event the code made, with history's request id where history recorded the same call
+    /// (learning the pair), so it compares equal to what history recorded.
+    fn learn_and_translate(
+        &mut self,
+        mut made: EventKind,
+        recorded: Option<&EventKind>,
+    ) -> EventKind {
+        let mut recorded = recorded.cloned();
+        let recorded_id = recorded.as_mut().and_then(Self::id_of).cloned();
+        if let (Some(made_id), Some(recorded_id)) = (Self::id_of(&mut made), recorded_id) {
+            self.to_code.insert(recorded_id.clone(), made_id.clone());
+            *made_id = recorded_id;
+        }
+        made
+    }
+
+    /// Actions with history's request ids where the code's are known under another id.
+    fn actions_to_history(&self, actions: Vec<Action>) -> Vec<Action> {
+        let to_history = |id: &mut String| {
+            if let Some((history_id, _)) = self.to_code.iter().find(|(_, code)| *code == id) {
+                *id = history_id.clone();
+            }
+        };
+        actions
+            .into_iter()
+            .map(|mut action| {
+                match &mut action.kind {
+                    ActionKind::SignalEntity { request_id, .. }
+                    | ActionKind::CallEntity { request_id, .. } => to_history(request_id),
+                    ActionKind::LockEntities {
+                        critical_section_id,
+                        ..
+                    }
+                    | ActionKind::UnlockEntity {
+                        critical_section_id,
+                        ..
+                    } => to_history(critical_section_id),
+                    _ => {}
+                }
+                action
+            })
+            .collect()
+    }
+
+    /// An event history holds, with the code's request id (as a live host would have written it).
+    fn to_code(&self, mut event: HistoryEvent) -> HistoryEvent {
+        if let Some(id) = Self::id_of(&mut event.kind) {
+            if let Some(code_id) = self.to_code.get(id.as_str()) {
+                *id = code_id.clone();
+            }
+        }
+        event
+    }
 }

@@ -24,6 +24,7 @@ mod reload;
 mod remote;
 mod waiters;
 
+pub(crate) use entities::EntityBatchDone;
 pub(crate) use waiters::TerminalWaiter;
 
 use super::{
@@ -67,8 +68,14 @@ pub(crate) struct ActivityDone {
     outcome: ActivityOutcome,
 }
 
-/// Work handed to a worker.
-struct Job {
+/// Work handed to a worker: an activity attempt or an entity batch.
+enum Job {
+    Activity(ActivityJob),
+    Entity(entities::EntityJob),
+}
+
+/// An activity attempt for a worker.
+struct ActivityJob {
     work: WorkRow,
     delivery: u32,
     plugin: PluginHandle,
@@ -213,6 +220,8 @@ struct Mirror {
     remote_episodes: HashMap<String, episode::PreparedEpisode>,
     /// Which of `in_flight` went to remote workers.
     remote_work: HashSet<WorkKey>,
+    /// Entities: their queues, locks and batches out (see `core/entities.rs`).
+    entities: entities::EntityMirror,
 }
 
 /// What the current batch produced, handed out only once it has committed.
@@ -222,6 +231,10 @@ struct BatchOutput {
     to_dispatch: Vec<InFlight>,
     /// Instances whose prepared episode (in `remote_episodes`) goes to the remote workers.
     to_submit: Vec<String>,
+    /// Entity batches for the workers.
+    entity_jobs: Vec<entities::EntityJob>,
+    /// Entity batches for the remote hub.
+    entity_work: Vec<crate::remote::Work>,
     /// Events to publish.
     outbox: Vec<EngineEvent>,
     /// Instances that ended, for their terminal waiters.
@@ -425,6 +438,7 @@ impl Core {
         for timer in self.store.timers()? {
             self.mirror.timers.insert(TimerKey::from(timer));
         }
+        self.recover_entities()?;
         // Outstanding work is delivered again (it may have run before: at-least-once), counting
         // the deliveries that never finished because the process ended.
         let starts = match &self.workers.journal {
@@ -471,6 +485,7 @@ impl Core {
                 match message {
                     CoreMessage::Call(call) => replies.push(call(Some(self))),
                     CoreMessage::ActivityDone(done) => self.accept_activity_result(done),
+                    CoreMessage::EntityBatchDone(done) => self.accept_entity_batch(done),
                     CoreMessage::Shutdown => {
                         stopping = true;
                         break;
@@ -510,7 +525,8 @@ impl Core {
         for message in messages {
             match message {
                 CoreMessage::Call(call) => call(None)(Some(cause)),
-                CoreMessage::ActivityDone(_) => {}
+                // Its operations stay queued in the store and run again once memory is rebuilt.
+                CoreMessage::ActivityDone(_) | CoreMessage::EntityBatchDone(_) => {}
                 CoreMessage::Shutdown => stopping = true,
             }
         }
@@ -532,7 +548,7 @@ impl Core {
         if self.recovery.unrecovered.is_some() {
             return Some(self.recovery.retry_pause);
         }
-        if !self.mirror.runnable.is_empty() {
+        if !self.mirror.runnable.is_empty() || self.mirror.entities.wants_pump() {
             return Some(Duration::ZERO);
         }
         if self.clock.is_virtual() {
@@ -583,6 +599,15 @@ impl Core {
             }
             if self.batch.failure.is_some() {
                 return;
+            }
+            // Entities run after the episodes that sent them messages; what they answer (call
+            // results, granted locks) makes instances runnable again.
+            self.pump_entities();
+            if self.batch.failure.is_some() {
+                return;
+            }
+            if !self.mirror.runnable.is_empty() {
+                continue;
             }
             if !self.idle() || !self.clock.is_virtual() {
                 return;
@@ -661,13 +686,18 @@ impl Core {
     /// run when it is answered); remote work no worker takes (parked) does not, or it would
     /// keep time from ever skipping.
     fn idle(&self) -> bool {
+        let entities_idle = !self.mirror.entities.busy_on_workers()
+            && self.batch.entity_jobs.is_empty()
+            && self.batch.entity_work.is_empty();
         if !self.remote.enabled {
             return self.builds.active.is_some()
+                && entities_idle
                 && self.mirror.runnable.is_empty()
                 && self.mirror.in_flight.is_empty()
                 && self.batch.to_dispatch.is_empty();
         }
-        self.mirror.runnable.is_empty()
+        entities_idle
+            && self.mirror.runnable.is_empty()
             && self.batch.to_dispatch.is_empty()
             && self.batch.to_submit.is_empty()
             && self.mirror.in_flight.len() == self.mirror.remote_work.len()
@@ -779,6 +809,10 @@ impl Core {
         for event in std::mem::take(&mut self.batch.outbox) {
             self.publish_now(event);
         }
+        for instance_id in self.mirror.entities.take_updated() {
+            self.publish_now(EngineEvent::EntityUpdated { instance_id });
+        }
+        self.dispatch_entity_batches();
         if self.remote.enabled {
             self.dispatch_mixed();
         } else if let Some(jobs) = &self.workers.jobs {
@@ -789,12 +823,12 @@ impl Core {
                     .get(&work.instance_id)
                     .and_then(|live| live.record.build);
                 if let Some((_, plugin)) = self.plugin_for(build) {
-                    let _ = jobs.send(Job {
+                    let _ = jobs.send(Job::Activity(ActivityJob {
                         work,
                         delivery,
                         plugin,
                         max_payload: self.limits.max_payload_bytes,
-                    });
+                    }));
                 }
             }
         }
@@ -1259,6 +1293,16 @@ fn spawn_workers(
                 .name(format!("durable-emu-worker-{index}"))
                 .spawn(move || {
                     for job in queue {
+                        let job = match job {
+                            Job::Activity(job) => job,
+                            Job::Entity(job) => {
+                                let done = entities::run_entity_job(job);
+                                if results.send(CoreMessage::EntityBatchDone(done)).is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        };
                         if sink.is_some() || events.receiver_count() > 0 {
                             let started = EngineEvent::ActivityStarted {
                                 instance_id: job.work.instance_id.clone(),
@@ -1301,8 +1345,8 @@ fn spawn_workers(
     (jobs, workers)
 }
 
-fn run_job(job: Job) -> ActivityDone {
-    let Job {
+fn run_job(job: ActivityJob) -> ActivityDone {
+    let ActivityJob {
         work,
         delivery,
         plugin,

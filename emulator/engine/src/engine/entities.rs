@@ -6,9 +6,10 @@
 //! this module only carries commands to it and answers back. Knows nothing of any front end.
 
 use super::{EngineError, EngineHandle};
+use crate::store::{EntityRow, Store};
 use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An entity as stored: its state, when it last changed, its queue and its lock.
@@ -43,7 +44,7 @@ pub struct EntityMetadata {
 }
 
 /// Who sent an entity operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum EntityRequester {
     /// A client (the UI, the CLI, a gRPC or HTTP client).
@@ -65,7 +66,7 @@ pub enum EntityRequester {
 }
 
 /// What became of one operation an entity ran.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "outcome")]
 pub enum EntityOperationOutcome {
     /// It returned.
@@ -190,6 +191,147 @@ impl EngineHandle {
         remove_empty_entities: bool,
         release_orphaned_locks: bool,
     ) -> Result<CleanedEntities, EngineError> {
-        self.call(move |core| core.clean_entity_storage(remove_empty_entities, release_orphaned_locks))
+        self.call(move |core| {
+            core.clean_entity_storage(remove_empty_entities, release_orphaned_locks)
+        })
+    }
+}
+
+/// A message in an entity's queue, as the store keeps it (`entity_queue`, JSON): an operation
+/// (a signal, or a call whose answer goes to `caller`), a lock request on its way along its
+/// lock set, or the release at the end of a critical section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub(crate) enum EntityMessage {
+    /// Run an operation.
+    #[serde(rename_all = "camelCase")]
+    Operation {
+        request_id: String,
+        operation: String,
+        #[serde(default)]
+        input: Value,
+        requester: EntityRequester,
+        /// Where the answer goes (a call); `None` for a signal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<durable_sdk::protocol::EntityCaller>,
+    },
+    /// Lock this entity for a critical section, then pass the request on to the next entity of
+    /// `lock_set` (`position` is this entity's index in it).
+    #[serde(rename_all = "camelCase")]
+    Lock {
+        critical_section_id: String,
+        lock_set: Vec<String>,
+        position: usize,
+        holder: durable_sdk::protocol::EntityCaller,
+    },
+    /// Release this entity's lock (the critical section ended).
+    #[serde(rename_all = "camelCase")]
+    Unlock {
+        critical_section_id: String,
+        holder: String,
+    },
+}
+
+impl EntityMessage {
+    /// The orchestration instance that sent it, if one did.
+    pub(crate) fn sender_instance(&self) -> Option<&str> {
+        match self {
+            EntityMessage::Operation {
+                requester: EntityRequester::Orchestration { instance_id, .. },
+                ..
+            } => Some(instance_id),
+            EntityMessage::Operation { .. } => None,
+            EntityMessage::Lock { holder, .. } => Some(&holder.instance_id),
+            EntityMessage::Unlock { holder, .. } => Some(holder),
+        }
+    }
+}
+
+/// Most entities on one page of [`EngineHandle::entities`] when the query names no page size.
+pub const DEFAULT_ENTITY_PAGE: usize = 100;
+
+/// An entity's metadata as the store has it (state, lock, queue): shared by the core and the
+/// [`Reader`](super::Reader), so both answer alike.
+pub(super) fn metadata_in(
+    store: &Store,
+    row: EntityRow,
+    include_state: bool,
+) -> Result<EntityMetadata, EngineError> {
+    let queue = store.entity_queue::<EntityMessage>(Some(&row.instance_id))?;
+    let backlog = queue
+        .iter()
+        .filter(|queued| !matches!(queued.message, EntityMessage::Unlock { .. }))
+        .count();
+    let lock_waiters = queue
+        .iter()
+        .filter_map(|queued| match &queued.message {
+            EntityMessage::Lock { holder, .. } => Some(holder.instance_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let has_state = row.state.is_some();
+    Ok(EntityMetadata {
+        instance_id: row.instance_id,
+        name: row.name,
+        key: row.key,
+        state: if include_state { row.state } else { None },
+        has_state,
+        last_modified: row.last_modified,
+        backlog,
+        locked_by: row.locked_by,
+        critical_section: row.critical_section,
+        lock_waiters,
+    })
+}
+
+/// One entity from the store.
+pub(super) fn entity_in(
+    store: &Store,
+    instance_id: &str,
+    include_state: bool,
+) -> Result<Option<EntityMetadata>, EngineError> {
+    store
+        .entity(instance_id)?
+        .map(|row| metadata_in(store, row, include_state))
+        .transpose()
+}
+
+/// One page of a query from the store, and the next page's token (the last id of a full page).
+pub(super) fn query_in(
+    store: &Store,
+    query: &EntityQuery,
+) -> Result<(Vec<EntityMetadata>, Option<String>), EngineError> {
+    let page_size = query.page_size.unwrap_or(DEFAULT_ENTITY_PAGE).max(1);
+    let prefix = query
+        .instance_id_starts_with
+        .as_deref()
+        .filter(|prefix| !prefix.is_empty());
+    let mut after = query
+        .continuation_token
+        .clone()
+        .filter(|token| !token.is_empty());
+    let mut page = Vec::new();
+    loop {
+        let rows = store.entity_rows(prefix, after.as_deref(), page_size)?;
+        let exhausted = rows.len() < page_size;
+        for row in rows {
+            after = Some(row.instance_id.clone());
+            let in_range = query
+                .last_modified_from
+                .is_none_or(|from| row.last_modified >= from)
+                && query
+                    .last_modified_to
+                    .is_none_or(|to| row.last_modified < to);
+            if !in_range || (row.state.is_none() && !query.include_transient) {
+                continue;
+            }
+            page.push(metadata_in(store, row, query.include_state)?);
+            if page.len() == page_size {
+                return Ok((page, after));
+            }
+        }
+        if exhausted {
+            return Ok((page, None));
+        }
     }
 }

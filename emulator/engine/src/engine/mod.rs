@@ -30,8 +30,8 @@ mod wire;
 
 pub use async_door::{AsyncEngineHandle, Delivery, EventStream};
 pub use entities::{
-    CleanedEntities, EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityQuery,
-    EntityRequester,
+    CleanedEntities, DEFAULT_ENTITY_PAGE, EntityMetadata, EntityOperationOutcome,
+    EntityOperationRecord, EntityQuery, EntityRequester,
 };
 pub use events::EngineEvent;
 pub use query::{InstanceIdsQuery, InstanceQuery, PurgeFilter};
@@ -313,6 +313,7 @@ pub(crate) type CoreReply = Box<dyn FnOnce(Option<&str>) + Send>;
 pub(crate) enum CoreMessage {
     Call(CoreCall),
     ActivityDone(core::ActivityDone),
+    EntityBatchDone(core::EntityBatchDone),
     Shutdown,
 }
 
@@ -342,6 +343,7 @@ impl std::fmt::Debug for CoreMessage {
         f.write_str(match self {
             CoreMessage::Call(_) => "Call",
             CoreMessage::ActivityDone(_) => "ActivityDone",
+            CoreMessage::EntityBatchDone(_) => "EntityBatchDone",
             CoreMessage::Shutdown => "Shutdown",
         })
     }

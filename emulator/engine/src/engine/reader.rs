@@ -1,10 +1,12 @@
-//! Read-only queries on a database without running an engine: what `list`, `status` and `export`
-//! use. A [`Reader`] opens the store read-only (`Store::open_read_only`), so it creates no file or
-//! directory, migrates, marks and locks nothing, and cannot change a byte of the file.
+//! Read-only queries on a database without running an engine: what `list`, `status`, `export`
+//! and `entity list|get` use. A [`Reader`] opens the store read-only (`Store::open_read_only`),
+//! so it creates no file or directory, migrates, marks and locks nothing, and cannot change a
+//! byte of the file.
 //!
 //! Owns nothing but the shape of those queries (shared with the core's); knows nothing of the
 //! core thread, plugins or front ends.
 
+use super::entities::{self, EntityMetadata, EntityOperationRecord, EntityQuery};
 use super::{EngineError, ExecutionHistory};
 use crate::store::{DbLocation, InstanceListing, InstanceRecord, Store};
 
@@ -36,6 +38,34 @@ impl Reader {
     /// Every execution's history of an instance, oldest execution first.
     pub fn history(&self, instance_id: &str) -> Result<Vec<ExecutionHistory>, EngineError> {
         execution_histories(&self.store, instance_id)
+    }
+
+    /// One entity, with its state when `include_state`; `None` if it does not exist (as
+    /// [`EngineHandle::entity`](super::EngineHandle::entity)).
+    pub fn entity(
+        &self,
+        instance_id: &str,
+        include_state: bool,
+    ) -> Result<Option<EntityMetadata>, EngineError> {
+        entities::entity_in(&self.store, instance_id, include_state)
+    }
+
+    /// One page of the entities `query` matches, ordered by id, and the next page's token (as
+    /// [`EngineHandle::entities`](super::EngineHandle::entities)).
+    pub fn entities(
+        &self,
+        query: &EntityQuery,
+    ) -> Result<(Vec<EntityMetadata>, Option<String>), EngineError> {
+        entities::query_in(&self.store, query)
+    }
+
+    /// The entity's operation log, oldest first (at most the last `limit` entries).
+    pub fn entity_operations(
+        &self,
+        instance_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EntityOperationRecord>, EngineError> {
+        Ok(self.store.entity_operations(instance_id, limit)?)
     }
 }
 

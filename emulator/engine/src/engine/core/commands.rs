@@ -217,6 +217,8 @@ impl Core {
         if self.mirror.live.contains_key(instance_id) {
             return Err(EngineError::InstanceRunning(instance_id.to_string()));
         }
+        // An ended instance holds no locks; one left by an older emulator is released too.
+        self.release_entity_locks(instance_id)?;
         Ok(self.store.purge(instance_id)?)
     }
 
@@ -275,12 +277,15 @@ impl Core {
     /// returns that time, or None when there is none. Stepping like [`Core::advance_clock`].
     pub(crate) fn advance_to_next_timer(&mut self) -> Result<Option<DateTime<Utc>>, EngineError> {
         let after = self.advance_until;
+        // Delayed entity signals are timers too, as far as the clock goes.
         let Some(fire_at) = self
             .mirror
             .timers
             .iter()
             .map(|timer| timer.fire_at)
-            .find(|fire_at| after.is_none_or(|after| *fire_at > after))
+            .chain(self.entity_due_times())
+            .filter(|fire_at| after.is_none_or(|after| *fire_at > after))
+            .min()
         else {
             return Ok(None);
         };

@@ -655,7 +655,8 @@ impl Core {
         Ok(())
     }
 
-    /// Forgets an instance's outstanding activities and timers (its execution ended).
+    /// Forgets an instance's outstanding activities and timers and releases its entity locks
+    /// (its execution ended).
     pub(super) fn drop_outstanding(&mut self, instance_id: &str) -> Result<(), EngineError> {
         self.mirror
             .in_flight
@@ -674,7 +675,11 @@ impl Core {
         self.mirror.deferred.retain(|_, deferred| match deferred {
             faults::Deferred::Dispatch(work) => work.instance_id != instance_id,
             faults::Deferred::Deliver(id, _) => id != instance_id,
+            // Entity messages outlive their sender (a delayed signal is still delivered).
+            faults::Deferred::EntityMessage { .. } | faults::Deferred::EntityWake { .. } => true,
         });
+        // Its execution ended: the entities it locked are free (docs/semantics.md#entities).
+        self.release_entity_locks(instance_id)?;
         self.batch
             .to_dispatch
             .retain(|out| out.work.instance_id != instance_id);

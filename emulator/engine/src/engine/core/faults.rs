@@ -28,6 +28,26 @@ pub(super) enum Deferred {
     /// Deliver messages to an instance (already in its inbox with their due time, so a restart
     /// keeps them waiting rather than losing them).
     Deliver(String, Vec<Message>),
+    /// A delayed entity message (a signal with a scheduled time) joins its entity's queue (it is
+    /// in `entity_queue` with its due time meanwhile).
+    EntityMessage {
+        entity: String,
+        id: i64,
+        message: crate::engine::entities::EntityMessage,
+    },
+    /// A `delay` fault's hold on an entity ends: its next operation runs.
+    EntityWake { entity: String },
+}
+
+/// What the engine must do with an entity operation after consulting the rules.
+pub(super) enum EntityFaultPlan {
+    /// Run it.
+    Run,
+    /// Do not run it: it fails with this (state unchanged); the note goes into the log.
+    Fail(FailureDetails, String),
+    /// Run it (and the entity's later operations) no earlier than this; the note goes into the
+    /// log.
+    Delay(DateTime<Utc>, String),
 }
 
 /// The calls an instance's current execution has made, for the occurrence of its next one.
@@ -203,6 +223,37 @@ impl Core {
                 dispatch
             }
             FaultEffect::Drop | FaultEffect::Duplicate => dispatch,
+        }
+    }
+
+    /// Consults the rules for an entity operation about to run (`attempt`: how often this
+    /// entity has been asked to run this operation in this process). A fired rule is announced
+    /// (`FaultFired`, with the entity as the instance) and noted in the operation log.
+    pub(super) fn plan_entity_operation(
+        &mut self,
+        entity: &str,
+        operation: &str,
+        input: &Value,
+        attempt: u32,
+    ) -> EntityFaultPlan {
+        let occurrence = Occurrence {
+            generation: 0,
+            attempt,
+        };
+        let Some(fired) = self.decide(TargetKind::Entity, operation, entity, input, occurrence)
+        else {
+            return EntityFaultPlan::Run;
+        };
+        self.announce(entity, &fired);
+        let note = format!("{}: {}", fired.label, fired.effect);
+        if let Some(failure) = injected_failure(&fired) {
+            return EntityFaultPlan::Fail(failure, note);
+        }
+        match fired.effect {
+            FaultEffect::Delay(by) => EntityFaultPlan::Delay(self.later(by), note),
+            // Refused for entity targets when the rule is made; a rule that got here anyway
+            // changes nothing.
+            _ => EntityFaultPlan::Run,
         }
     }
 
@@ -405,6 +456,19 @@ impl Core {
                         }
                     }
                 }
+                Deferred::EntityMessage {
+                    entity,
+                    id,
+                    message,
+                } => {
+                    if let Err(error) = self.release_entity_message(entity.clone(), id, message) {
+                        self.fail_batch(format!(
+                            "a delayed message to entity {entity} could not be queued: {error}"
+                        ));
+                        return;
+                    }
+                }
+                Deferred::EntityWake { entity } => self.wake_entity(&entity),
             }
         }
     }

@@ -87,11 +87,47 @@ impl Core {
         for action in actions.iter_mut() {
             let id = action.id;
             match &mut action.kind {
-                // CONTRACT PLACEHOLDER: entity inputs are to be checked against the limit too.
-                ActionKind::SignalEntity { .. }
-                | ActionKind::CallEntity { .. }
-                | ActionKind::LockEntities { .. }
-                | ActionKind::UnlockEntity { .. } => {}
+                ActionKind::CallEntity {
+                    request_id,
+                    target_instance_id,
+                    operation,
+                    input,
+                    ..
+                } => {
+                    let what = format!(
+                        "the input of operation '{operation}' of {target_instance_id} (#{id})"
+                    );
+                    if let Some(reason) = over_limit(&what, input, limit) {
+                        *input = placeholder(&reason);
+                        refused.push(Refused {
+                            action_id: id,
+                            instead: Some(EventKind::EntityOperationFailed {
+                                request_id: request_id.clone(),
+                                failure: too_large(reason),
+                            }),
+                        });
+                    }
+                }
+                ActionKind::SignalEntity {
+                    target_instance_id,
+                    operation,
+                    input,
+                    ..
+                } => {
+                    let what = format!(
+                        "the input of operation '{operation}' of {target_instance_id} (#{id})"
+                    );
+                    if let Some(reason) = over_limit(&what, input, limit) {
+                        self.warn(Some(instance_id), format!("{reason}; it was not sent"));
+                        *input = placeholder(&reason);
+                        refused.push(Refused {
+                            action_id: id,
+                            instead: None,
+                        });
+                    }
+                }
+                // Lock requests and releases carry no payload.
+                ActionKind::LockEntities { .. } | ActionKind::UnlockEntity { .. } => {}
                 ActionKind::ScheduleTask { name, input } => {
                     let what = format!("the input of activity '{name}' (#{id})");
                     if let Some(reason) = over_limit(&what, input, limit) {

@@ -6,7 +6,7 @@
 //!
 //! Knows the hub only through its crate-private methods; knows nothing of gRPC.
 
-use super::{ActivityDone, Core, InFlight, Job, Message, payload, work_key};
+use super::{ActivityDone, ActivityJob, Core, InFlight, Job, Message, payload, work_key};
 use crate::engine::{EngineError, EngineEvent};
 use crate::remote::{RemoteError, Work, parked_event};
 use durable_sdk::FailureDetails;
@@ -151,12 +151,12 @@ impl Core {
             });
             match (local, &self.workers.jobs) {
                 (Some((_, plugin)), Some(jobs)) => {
-                    let _ = jobs.send(Job {
+                    let _ = jobs.send(Job::Activity(ActivityJob {
                         work: out.work,
                         delivery: out.delivery,
                         plugin,
                         max_payload: self.limits.max_payload_bytes,
-                    });
+                    }));
                 }
                 (Some(_), None) => {}
                 (None, _) => self.submit_activity(out),
