@@ -311,6 +311,14 @@ fn queries_filter_by_prefix_and_state_and_page_with_a_continuation_token() {
             "@counter@e"
         ]
     );
+    // The name part of a prefix is case-insensitive, as names are.
+    let (upper, _) = handle
+        .entities(EntityQuery {
+            instance_id_starts_with: Some("@Counter@".into()),
+            ..EntityQuery::default()
+        })
+        .unwrap();
+    assert_eq!(upper.len(), 5);
     // Without state: only listed as transient.
     let (transient, _) = handle
         .entities(EntityQuery {
@@ -334,6 +342,34 @@ fn queries_filter_by_prefix_and_state_and_page_with_a_continuation_token() {
     assert_eq!(cleaned.empty_entities_removed, 1);
     assert!(handle.entity("@counter@gone", false).unwrap().is_none());
     assert!(handle.entity("@counter@a", false).unwrap().is_some());
+}
+
+#[test]
+fn the_async_door_signals_and_reads_entities_like_the_handle() {
+    let engine = engine();
+    let handle = engine.handle();
+    let door = handle.asynchronous();
+    runtime().block_on(async {
+        door.signal_entity("@counter@door", "add", json!(3), None)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while door
+            .entity_operations("@counter@door", 1)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(std::time::Instant::now() < deadline, "the signal never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let entity = door.entity("@counter@door", true).await.unwrap().unwrap();
+        assert_eq!(entity.state, Some(json!(3)));
+        let (page, _) = door.entities(EntityQuery::default()).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let cleaned = door.clean_entity_storage(true, true).await.unwrap();
+        assert_eq!(cleaned.empty_entities_removed, 0);
+    });
 }
 
 // ----- the clock ------------------------------------------------------------------------------

@@ -343,6 +343,40 @@ fn the_locks_of_a_terminated_orchestration_are_released() {
     ));
 }
 
+#[test]
+fn a_lock_request_of_an_orchestration_that_ends_while_waiting_is_dropped() {
+    let engine = engine();
+    let handle = engine.handle();
+    for key in ["a", "b"] {
+        handle
+            .signal_entity(&format!("@account@{key}"), "deposit", json!(10), None)
+            .unwrap();
+    }
+    let t1 = start(&handle, "Transfer", json!(["a"]), "t1");
+    eventually("t1 to hold a", || {
+        locked_by(&handle, "a").as_deref() == Some("t1")
+    });
+    let t2 = start(&handle, "Transfer", json!(["a", "b"]), "t2");
+    eventually("t2 to wait for a", || {
+        handle
+            .entity("@account@a", false)
+            .unwrap()
+            .is_some_and(|entity| entity.lock_waiters == ["t2"])
+    });
+    handle.terminate(&t2, json!("no longer"), false).unwrap();
+    wait(&handle, &t2);
+    eventually("t2's request to leave a's queue", || {
+        handle
+            .entity("@account@a", false)
+            .unwrap()
+            .is_some_and(|entity| entity.lock_waiters.is_empty())
+    });
+    handle.raise_event(&t1, "go", Value::Null).unwrap();
+    wait(&handle, &t1);
+    eventually("a to be free", || locked_by(&handle, "a").is_none());
+    assert_eq!(locked_by(&handle, "b"), None);
+}
+
 // ----- remote workers and restarts ------------------------------------------------------------
 
 #[test]

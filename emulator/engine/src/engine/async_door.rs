@@ -585,4 +585,62 @@ impl AsyncEngineHandle {
             .probe(&name, request, crate::remote::PROBE_DEADLINE)
             .await
     }
+
+    /// Sends a one-way operation to an entity (at `scheduled_time` when set); returns the request
+    /// id ([`EngineHandle::signal_entity`]).
+    pub async fn signal_entity(
+        &self,
+        instance_id: &str,
+        operation: &str,
+        input: Value,
+        scheduled_time: Option<DateTime<Utc>>,
+    ) -> Result<String, EngineError> {
+        let (instance_id, operation) = (instance_id.to_string(), operation.to_string());
+        self.call(move |core| {
+            core.signal_entity_from_client(&instance_id, &operation, input, scheduled_time)
+        })
+        .await
+    }
+
+    /// One entity ([`EngineHandle::entity`]).
+    pub async fn entity(
+        &self,
+        instance_id: &str,
+        include_state: bool,
+    ) -> Result<Option<super::EntityMetadata>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.entity_metadata(&instance_id, include_state))
+            .await
+    }
+
+    /// One page of entities and the next page's token ([`EngineHandle::entities`]).
+    pub async fn entities(
+        &self,
+        query: super::EntityQuery,
+    ) -> Result<(Vec<super::EntityMetadata>, Option<String>), EngineError> {
+        self.call(move |core| core.query_entities(&query)).await
+    }
+
+    /// An entity's operation log ([`EngineHandle::entity_operations`]).
+    pub async fn entity_operations(
+        &self,
+        instance_id: &str,
+        limit: usize,
+    ) -> Result<Vec<super::EntityOperationRecord>, EngineError> {
+        let instance_id = instance_id.to_string();
+        self.call(move |core| core.entity_operations(&instance_id, limit))
+            .await
+    }
+
+    /// Removes empty entities and/or releases orphaned locks ([`EngineHandle::clean_entity_storage`]).
+    pub async fn clean_entity_storage(
+        &self,
+        remove_empty_entities: bool,
+        release_orphaned_locks: bool,
+    ) -> Result<super::CleanedEntities, EngineError> {
+        self.call(move |core| {
+            core.clean_entity_storage(remove_empty_entities, release_orphaned_locks)
+        })
+        .await
+    }
 }

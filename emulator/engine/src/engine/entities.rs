@@ -284,6 +284,26 @@ pub(super) fn metadata_in(
     })
 }
 
+/// The canonical form of an entity id (`@{name lowercased}@{key}`), or why the text is not one
+/// (the SDK's reason, as [`EngineError::InvalidArgument`]).
+pub(super) fn canonical_id(instance_id: &str) -> Result<String, EngineError> {
+    durable_sdk::EntityId::parse(instance_id)
+        .map(|id| id.to_string())
+        .map_err(|error| EngineError::InvalidArgument(error.to_string()))
+}
+
+/// A query's id prefix with its entity-name part lower-cased, as ids are stored (`@Counter@a`
+/// finds `@counter@a...`; the key part is kept as given).
+fn stored_prefix(prefix: &str) -> String {
+    let Some(rest) = prefix.strip_prefix('@') else {
+        return prefix.to_string();
+    };
+    match rest.split_once('@') {
+        Some((name, key)) => format!("@{}@{key}", name.to_lowercase()),
+        None => format!("@{}", rest.to_lowercase()),
+    }
+}
+
 /// One entity from the store.
 pub(super) fn entity_in(
     store: &Store,
@@ -291,9 +311,18 @@ pub(super) fn entity_in(
     include_state: bool,
 ) -> Result<Option<EntityMetadata>, EngineError> {
     store
-        .entity(instance_id)?
+        .entity(&canonical_id(instance_id)?)?
         .map(|row| metadata_in(store, row, include_state))
         .transpose()
+}
+
+/// The last `limit` entries of an entity's operation log from the store, oldest first.
+pub(super) fn operations_in(
+    store: &Store,
+    instance_id: &str,
+    limit: usize,
+) -> Result<Vec<EntityOperationRecord>, EngineError> {
+    Ok(store.entity_operations(&canonical_id(instance_id)?, limit)?)
 }
 
 /// One page of a query from the store, and the next page's token (the last id of a full page).
@@ -305,7 +334,9 @@ pub(super) fn query_in(
     let prefix = query
         .instance_id_starts_with
         .as_deref()
-        .filter(|prefix| !prefix.is_empty());
+        .filter(|prefix| !prefix.is_empty())
+        .map(stored_prefix);
+    let prefix = prefix.as_deref();
     let mut after = query
         .continuation_token
         .clone()

@@ -65,7 +65,7 @@ impl Reader {
         instance_id: &str,
         limit: usize,
     ) -> Result<Vec<EntityOperationRecord>, EngineError> {
-        Ok(self.store.entity_operations(instance_id, limit)?)
+        entities::operations_in(&self.store, instance_id, limit)
     }
 }
 

@@ -20,7 +20,7 @@ use super::{Core, Job, payload};
 use crate::engine::EngineError;
 use crate::engine::entities::{
     CleanedEntities, EntityMessage, EntityMetadata, EntityOperationOutcome, EntityOperationRecord,
-    EntityQuery, EntityRequester, entity_in, query_in,
+    EntityQuery, EntityRequester, entity_in, operations_in, query_in,
 };
 use crate::remote::{RemoteError, Work};
 use crate::store::EntityRow;
@@ -547,6 +547,23 @@ impl Core {
             self.mirror.entities.to_pump.insert(key.clone());
             self.touch_entity(&key)?;
         }
+        // Its lock requests still on their way would lock entities for nobody.
+        let mut dropped: Vec<(String, i64)> = Vec::new();
+        for (key, entity) in &mut self.mirror.entities.entities {
+            entity.queue.retain(|queued| {
+                let theirs = matches!(&queued.message,
+                    EntityMessage::Lock { holder: by, .. } if by.instance_id == holder);
+                if theirs {
+                    dropped.push((key.clone(), queued.id));
+                }
+                !theirs
+            });
+        }
+        for (key, id) in dropped {
+            self.store.remove_entity_message(id)?;
+            self.mirror.entities.to_pump.insert(key.clone());
+            self.touch_entity(&key)?;
+        }
         Ok(())
     }
 }
@@ -778,7 +795,7 @@ impl Core {
             .active
             .and_then(|number| self.builds.loaded.get(&number));
         match active {
-            Some(plugin) if plugin.manifest.entities.iter().any(|n| *n == name) => {
+            Some(plugin) if plugin.manifest.entities.contains(&name) => {
                 Runner::Plugin(plugin.handle)
             }
             _ if self.remote.enabled => Runner::Remote,
@@ -1226,8 +1243,7 @@ impl Core {
         instance_id: &str,
         include_state: bool,
     ) -> Result<Option<EntityMetadata>, EngineError> {
-        let id = canonical(instance_id)?;
-        entity_in(&self.store, &id.to_string(), include_state)
+        entity_in(&self.store, instance_id, include_state)
     }
 
     pub(crate) fn query_entities(
@@ -1242,8 +1258,7 @@ impl Core {
         instance_id: &str,
         limit: usize,
     ) -> Result<Vec<EntityOperationRecord>, EngineError> {
-        let id = canonical(instance_id)?;
-        Ok(self.store.entity_operations(&id.to_string(), limit)?)
+        operations_in(&self.store, instance_id, limit)
     }
 
     /// Releases locks whose holder no longer runs, then removes entities with no state, no
