@@ -5,13 +5,12 @@
 //! the engine's [`EntityMetadata`] to the wire's and the normalisation of id prefixes. The
 //! worker side of entities (work items, `CompleteEntityTask`, abandons) is `worker.rs`; the
 //! entity messages themselves are `mapping.rs`. Knows nothing of how the engine stores or runs
-//! entities: it calls the engine handle's entity commands.
+//! entities: it calls the entity commands of the engine's async handle.
 
 use crate::mapping;
 use crate::proto;
 use crate::server::{Sidecar, engine_status, mapping_status};
-use durable_emu_engine::EngineError;
-use durable_emu_engine::engine::{EngineHandle, EntityMetadata, EntityQuery};
+use durable_emu_engine::engine::{EntityMetadata, EntityQuery};
 use durable_sdk::EntityId;
 use tonic::Status;
 
@@ -66,19 +65,6 @@ fn time_field(
 }
 
 impl Sidecar {
-    /// Runs an entity command of the engine's handle off the async threads: the handle's entity
-    /// commands block until the core has answered (they have no async door of their own yet).
-    async fn on_engine<R: Send + 'static>(
-        &self,
-        command: impl FnOnce(&EngineHandle) -> Result<R, EngineError> + Send + 'static,
-    ) -> Result<R, Status> {
-        let handle = self.engine.blocking().clone();
-        tokio::task::spawn_blocking(move || command(&handle))
-            .await
-            .map_err(|error| Status::internal(format!("the engine call did not finish: {error}")))?
-            .map_err(engine_status)
-    }
-
     pub(crate) async fn signal_entity_rpc(
         &self,
         request: proto::SignalEntityRequest,
@@ -96,9 +82,10 @@ impl Sidecar {
             "SignalEntityRequest.scheduledTime",
             request.scheduled_time.as_ref(),
         )?;
-        let operation = request.name;
-        self.on_engine(move |engine| engine.signal_entity(&id, &operation, input, scheduled_time))
-            .await?;
+        self.engine
+            .signal_entity(&id, &request.name, input, scheduled_time)
+            .await
+            .map_err(engine_status)?;
         Ok(proto::SignalEntityResponse {})
     }
 
@@ -109,8 +96,10 @@ impl Sidecar {
         let id = entity_id("GetEntityRequest.instanceId", &request.instance_id)?;
         let with_state = request.include_state;
         let entity = self
-            .on_engine(move |engine| engine.entity(&id, with_state))
-            .await?;
+            .engine
+            .entity(&id, with_state)
+            .await
+            .map_err(engine_status)?;
         Ok(match entity {
             Some(entity) => proto::GetEntityResponse {
                 exists: true,
@@ -157,8 +146,10 @@ impl Sidecar {
             continuation_token: query.continuation_token.filter(|token| !token.is_empty()),
         };
         let (entities, next) = self
-            .on_engine(move |engine| engine.entities(engine_query))
-            .await?;
+            .engine
+            .entities(engine_query)
+            .await
+            .map_err(engine_status)?;
         Ok(proto::QueryEntitiesResponse {
             entities: entities
                 .iter()
@@ -172,13 +163,14 @@ impl Sidecar {
         &self,
         request: proto::CleanEntityStorageRequest,
     ) -> Result<proto::CleanEntityStorageResponse, Status> {
-        let (remove_empty, release_orphaned) = (
-            request.remove_empty_entities,
-            request.release_orphaned_locks,
-        );
         let cleaned = self
-            .on_engine(move |engine| engine.clean_entity_storage(remove_empty, release_orphaned))
-            .await?;
+            .engine
+            .clean_entity_storage(
+                request.remove_empty_entities,
+                request.release_orphaned_locks,
+            )
+            .await
+            .map_err(engine_status)?;
         // One pass cleans everything, so there is never a next page.
         Ok(proto::CleanEntityStorageResponse {
             continuation_token: None,
