@@ -16,15 +16,18 @@
 //! | `PeriodicCleanup` | eternal orchestration | [`periodic_cleanup`] |
 //! | `BatchOrders` | fan-out over sub-orchestrations | [`batch_orders`] |
 //! | `BenchFanOut`, `BenchChain` | benchmark workloads | [`mod@bench`] |
+//! | `CounterDemo` + entity `Counter` | durable entities (signals and calls) | [`counter`] |
+//! | `Transfer` + entity `Account` | critical section over two entities, compensation | [`transfer`] |
 //!
 //! Every activity that simulates work is deterministic from its input, so every run of a sample
 //! gives the same results. `README.md` beside this crate shows how to run each one headless.
-//! [`registry`] names everything; `export_plugin!` makes the crate a plugin. Knows nothing of the
+//! [`registry`] names everything (orchestrators, activities, entities); `export_plugin!` makes the crate a plugin. Knows nothing of the
 //! emulator: it depends on `durable-sdk` (and serde, futures) only.
 
 pub mod approval_workflow;
 pub mod batch_orders;
 pub mod bench;
+pub mod counter;
 mod durations;
 pub mod fan_out_fan_in;
 pub mod hello_sequence;
@@ -32,12 +35,13 @@ pub mod monitor_job;
 pub mod order_saga;
 pub mod periodic_cleanup;
 pub mod process_payment;
+pub mod transfer;
 
 use durable_sdk::Registry;
 
-/// Every orchestrator and activity of the samples, by name.
+/// Every orchestrator, activity and entity of the samples, by name.
 pub fn registry() -> Registry {
-    let samples: [fn(Registry) -> Registry; 9] = [
+    let samples: [fn(Registry) -> Registry; 11] = [
         hello_sequence::register,
         fan_out_fan_in::register,
         monitor_job::register,
@@ -47,6 +51,8 @@ pub fn registry() -> Registry {
         periodic_cleanup::register,
         batch_orders::register,
         bench::register,
+        counter::register,
+        transfer::register,
     ];
     samples
         .into_iter()
@@ -163,12 +169,14 @@ mod tests {
                 "BatchOrders",
                 "BenchChain",
                 "BenchFanOut",
+                "CounterDemo",
                 "FanOutFanIn",
                 "HelloSequence",
                 "MonitorJob",
                 "OrderSaga",
                 "PeriodicCleanup",
                 "ProcessPayment",
+                "Transfer",
             ]
         );
         assert_eq!(
@@ -188,5 +196,6 @@ mod tests {
                 "Square",
             ]
         );
+        assert_eq!(registry.entity_names(), ["account", "counter"]);
     }
 }

@@ -33,9 +33,10 @@ pub const LOCKING_RULES_VIOLATION: &str = "LockingRulesViolation";
 /// A call or lock request waiting for its answer.
 pub(crate) struct Waiting {
     slot: SlotRef,
-    /// For a call inside a critical section: the locked entity it uses, available again once
-    /// the answer is in (one call at a time per locked entity).
-    lock_in_use: Option<EntityId>,
+    /// For a call inside a critical section: the section and the locked entity the call uses,
+    /// available again once the answer is in (one call at a time per locked entity) if that
+    /// section still runs.
+    lock_in_use: Option<(String, EntityId)>,
 }
 
 /// The critical section an orchestration is in (from its lock request until it ends).
@@ -73,6 +74,12 @@ impl EntityCalls {
         }
         if let Some(section) = self.section.as_mut().filter(|section| section.id == made) {
             section.id = recorded.to_string();
+        }
+        for waiting in self.waiting.values_mut() {
+            if let Some((section_id, _)) = waiting.lock_in_use.as_mut().filter(|(id, _)| id == made)
+            {
+                *section_id = recorded.to_string();
+            }
         }
     }
 
@@ -115,8 +122,10 @@ pub(crate) fn answer(
     let Some(waiting) = state.entities.waiting.remove(request_id) else {
         return false;
     };
-    if let (Some(entity), Some(section)) = (waiting.lock_in_use, state.entities.section.as_mut()) {
-        if section.locks.contains(&entity) && !section.available.contains(&entity) {
+    if let (Some((section_id, entity)), Some(section)) =
+        (waiting.lock_in_use, state.entities.section.as_mut())
+    {
+        if section.id == section_id && !section.available.contains(&entity) {
             section.available.push(entity);
         }
     }
@@ -189,12 +198,13 @@ fn failed_task(name: String, failure: FailureDetails) -> SlotRef {
 fn check_call(
     section: Option<&mut Section>,
     entity: &EntityId,
-) -> Result<Option<EntityId>, String> {
+) -> Result<Option<(String, EntityId)>, String> {
     let Some(section) = section else {
         return Ok(None);
     };
     if let Some(position) = section.available.iter().position(|held| held == entity) {
-        return Ok(Some(section.available.remove(position)));
+        let entity = section.available.remove(position);
+        return Ok(Some((section.id.clone(), entity)));
     }
     Err(if section.acquiring {
         format!(

@@ -3,9 +3,12 @@
 //! docs/architecture.md#the-path-of-one-episode).
 //!
 //! An episode applies events one at a time, in history order: `OrchestratorStarted` sets the
-//! orchestrator's clock, call events (`TaskScheduled`, `TimerCreated`, ...) confirm the pending
-//! action with the same sequence id or reveal nondeterminism, completion events fill task slots,
+//! orchestrator's clock, call events (`TaskScheduled`, `TimerCreated`, the entity calls, ...)
+//! confirm the pending action with the same sequence id or reveal nondeterminism, completion
+//! events fill task slots (entity answers by request id, not sequence id: see `entity_calls`),
 //! and after each event that can unblock the code, the code is polled until it blocks again.
+//! When the execution ends, locks the code still holds are released first (one unlock action
+//! per entity, before the completion), so a leaked critical section never outlives it.
 //! Because the code is deterministic, continuing a cached session with the new events gives the
 //! same actions as replaying the whole history; a cache miss simply replays.
 //!

@@ -10,6 +10,14 @@
 //! - [`when_all`] (fan-out/fan-in) and [`when_any`] (races, e.g. an event against a timeout).
 //! - [`ActivityContext`] and [`FailureDetails`]: activities are plain async functions; errors and
 //!   panics become failures the orchestrator can match on ([`TaskError`]).
+//! - Durable entities (docs/semantics.md#entities): small pieces of named state ([`EntityId`],
+//!   `@counter@a`) that run operations one at a time. An entity is an async function of its
+//!   [`EntityContext`] (operation, input, state, signals, orchestration starts), or a struct
+//!   implementing [`Entity`]; an operation that fails leaves the state as it was. Orchestrations
+//!   [`call_entity`](OrchestrationContext::call_entity) (await the answer),
+//!   [`signal_entity`](OrchestrationContext::signal_entity) (one-way, also at a time) and
+//!   [`lock_entities`](OrchestrationContext::lock_entities) for a [`CriticalSection`] in which
+//!   nobody else touches the locked entities.
 //! - [`Registry`] + [`export_plugin!`]: name your functions and make the crate a plugin.
 //!
 //! ## A complete plugin
@@ -29,7 +37,8 @@
 //!
 //! ```
 //! use durable_sdk::{
-//!     ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy, when_all,
+//!     ActivityContext, EntityContext, EntityId, FailureDetails, OrchestrationContext, Registry,
+//!     RetryPolicy, when_all,
 //! };
 //! use std::time::Duration;
 //!
@@ -60,18 +69,38 @@
 //!     Ok(i * i)
 //! }
 //!
+//! /// A durable entity: `@counter@<key>` holds a number; operations run one at a time.
+//! async fn counter(ctx: EntityContext) -> Result<i64, FailureDetails> {
+//!     let mut value: i64 = ctx.state_or_default()?;
+//!     if ctx.is_operation("add") {
+//!         value += ctx.input::<i64>()?;
+//!     } else if !ctx.is_operation("get") {
+//!         return Err(ctx.unknown_operation());
+//!     }
+//!     ctx.set_state(value);
+//!     Ok(value)
+//! }
+//!
+//! /// Calls the entity and awaits its answer.
+//! async fn count(ctx: OrchestrationContext, n: i64) -> Result<i64, FailureDetails> {
+//!     Ok(ctx.call_entity(&EntityId::new("Counter", "a"), "add", n).await?)
+//! }
+//!
 //! pub fn registry() -> Registry {
 //!     Registry::new()
 //!         .orchestrator("HelloSequence", hello_sequence)
 //!         .orchestrator("SumOfSquares", sum_of_squares)
+//!         .orchestrator("Count", count)
 //!         .activity("SayHello", say_hello)
 //!         .activity("Square", square)
+//!         .entity("Counter", counter)
 //! }
 //!
 //! durable_sdk::export_plugin!(registry);
 //! # fn main() {
 //! #     let manifest = durable_plugin_handle().manifest().unwrap();
-//! #     assert_eq!(manifest.orchestrators, ["HelloSequence", "SumOfSquares"]);
+//! #     assert_eq!(manifest.orchestrators, ["Count", "HelloSequence", "SumOfSquares"]);
+//! #     assert_eq!(manifest.entities, ["counter"]);
 //! # }
 //! ```
 //!
@@ -85,8 +114,11 @@
 //!
 //! ## The boundary
 //! [`ffi`] holds the C ABI (version, vtable, buffers); [`protocol`] the JSON messages; [`history`]
-//! the events. Module map: `context` (the calls), `task` (futures and combinators), `retry`,
-//! `executor` (replay + session cache), `registry`, `activity`, `failure`, `panic`.
+//! the events. Module map: `context` (the calls), `entity_calls` (entity calls, signals and
+//! critical sections from an orchestration, and the locking rules), `task` (futures and
+//! combinators), `retry`, `executor` (replay + session cache; entity answers matched by request
+//! id), `registry`, `activity`, `entity` (entity functions, [`EntityContext`], batches with
+//! per-operation rollback), `entity_id`, `failure`, `panic`.
 
 #![warn(missing_docs)]
 

@@ -130,6 +130,14 @@ async fn break_a_rule(ctx: OrchestrationContext, rule: String) -> Result<Value, 
     ]))
 }
 
+/// Calls the one locked entity twice in a row: the second call waits for the first's answer.
+async fn twice_in_section(ctx: OrchestrationContext, _input: ()) -> Result<i64, FailureDetails> {
+    let _section = ctx.lock_entities([counter("a")]).await?;
+    let first: i64 = ctx.call_entity(&counter("a"), "add", 1).await?;
+    let second: i64 = ctx.call_entity(&counter("a"), "add", 1).await?;
+    Ok(first + second)
+}
+
 /// Calls an entity the test changes between recording and replaying (see the nondeterminism row).
 async fn call_b(ctx: OrchestrationContext, _input: ()) -> Result<i64, FailureDetails> {
     Ok(ctx.call_entity(&counter("b"), "add", 5).await?)
@@ -144,6 +152,7 @@ fn registry() -> Registry {
         .orchestrator("LockAndContinue", lock_and_continue)
         .orchestrator("BreakARule", break_a_rule)
         .orchestrator("CallB", call_b)
+        .orchestrator("TwiceInSection", twice_in_section)
 }
 
 replay_table! { registry;
@@ -305,6 +314,22 @@ replay_table! { registry;
     "# => r#"
         Complete #6 Completed "moved"
     "#;
+
+    an_answered_call_makes_its_locked_entity_callable_again: "
+        OrchestratorStarted @0
+        ExecutionStarted TwiceInSection null
+        EntityLockRequested #0 @counter@a
+        OrchestratorCompleted
+        OrchestratorStarted @1
+        EntityLockGranted #0
+        EntityOperationCalled #1 @counter@a add 1
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @2
+        EntityOperationCompleted #1 1
+    " => "
+        CallEntity #2 @counter@a add 1
+    ";
 
     entity_answers_wait_while_the_instance_is_suspended: "
         OrchestratorStarted @0
@@ -644,4 +669,53 @@ fn end_to_end_every_interleaving_of_a_transfer_with_client_signals_replays_like_
         );
         check_every_prefix_replays_like_the_live_run(&registry, root);
     }
+}
+
+#[test]
+fn the_text_form_of_entity_events_reads_back_as_written() {
+    let text = r#"
+        OrchestratorStarted @0
+        ExecutionStarted Transfer null
+        EntityOperationSignaled #0 @counter@a add 1
+        EntityOperationSignaled #1 req=r-1 @counter@a reset @90 null
+        EntityOperationCalled #2 @counter@a get null
+        EntityLockRequested #3 @account@a,@account@b
+        OrchestratorCompleted
+        OrchestratorStarted @1
+        EntityOperationCompleted #2 {"n":1}
+        EntityOperationFailed #2 TaskFailed: outer > InsufficientFunds: too little [non-retriable]
+        EntityLockGranted #3
+        EntityUnlockSent #4 @account@a #3
+        OrchestratorCompleted
+    "#;
+    let events = support::events(text);
+    assert_eq!(support::render_events(&events), lines(text));
+    let durable_sdk::EventKind::EntityOperationSignaled {
+        request_id,
+        scheduled_time,
+        ..
+    } = &events[3].kind
+    else {
+        panic!("expected a signal: {:?}", events[3]);
+    };
+    assert_eq!(request_id, "r-1");
+    assert_eq!(*scheduled_time, Some(support::at(90)));
+}
+
+#[test]
+fn a_signal_where_history_recorded_a_call_is_nondeterminism() {
+    let history = "
+        OrchestratorStarted @0
+        ExecutionStarted Count null
+        EntityOperationSignaled #0 @counter@a add 5
+        OrchestratorCompleted
+        ---
+        OrchestratorStarted @1
+    ";
+    let diff = replay(&registry(), history).nondeterminism.expect("a diff");
+    assert_eq!(
+        diff.to_string(),
+        "history has signal_entity \"@counter@a add\" (EntityOperationSignaled) as call #0, but \
+         the code now makes call_entity \"@counter@a add\" (EntityOperationCalled) as call #0"
+    );
 }

@@ -9,8 +9,8 @@
 mod support;
 
 use durable_sdk::{
-    ActivityContext, FailureDetails, OrchestrationContext, Registry, RetryPolicy, RuntimeStatus,
-    SubOrchestrationOptions, when_all, when_any,
+    ActivityContext, EntityContext, EntityId, FailureDetails, OrchestrationContext, Registry,
+    RetryPolicy, RuntimeStatus, SubOrchestrationOptions, when_all, when_any,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,41 @@ enum Step {
     Guid,
     Now,
     Panic,
+    /// `call_entity` `add` on `@tally@<key>` (a multiple of 7 fails and rolls back).
+    EntityCall {
+        key: u8,
+        amount: u32,
+    },
+    /// `signal_entity` `add`, or `signal_entity_at` `delay` minutes later.
+    EntitySignal {
+        key: u8,
+        amount: u32,
+        delay: Option<u64>,
+    },
+    /// A critical section over `keys`: `add` to every locked tally at once, then `end` it.
+    Locked {
+        keys: Vec<u8>,
+        amount: u32,
+        end: SectionEnd,
+    },
+}
+
+/// How a generated critical section ends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum SectionEnd {
+    /// `release()`.
+    Release,
+    /// The guard goes out of scope.
+    Drop,
+    /// The guard is leaked: the section lasts until the execution ends (and later entity steps
+    /// break the locking rules).
+    Leak,
+    /// The code panics inside the section: the execution fails and releases the locks.
+    Panic,
+}
+
+fn tally(key: u8) -> EntityId {
+    EntityId::new("Tally", &key.to_string())
 }
 
 /// The input of the `Program` orchestrator: steps, and where to start (after a continue-as-new).
@@ -191,6 +226,39 @@ async fn interpret(
             Step::Guid => trace.push(json!(ctx.new_guid().to_string())),
             Step::Now => trace.push(json!(ctx.current_utc_date_time())),
             Step::Panic => panic!("step {index} panics"),
+            Step::EntityCall { key, amount } => {
+                let result = ctx.call_entity::<i64>(&tally(*key), "add", amount).await;
+                trace.push(outcome(result));
+            }
+            Step::EntitySignal { key, amount, delay } => match delay {
+                Some(delay) => {
+                    let at = ctx.current_utc_date_time()
+                        + chrono::Duration::minutes(i64::try_from(*delay).unwrap());
+                    ctx.signal_entity_at(&tally(*key), "add", amount, at);
+                }
+                None => ctx.signal_entity(&tally(*key), "add", amount),
+            },
+            Step::Locked { keys, amount, end } => {
+                let section = match ctx.lock_entities(keys.iter().copied().map(tally)).await {
+                    Ok(section) => section,
+                    Err(error) => {
+                        trace.push(json!({ "lock": error.to_string() }));
+                        continue;
+                    }
+                };
+                let calls: Vec<_> = section
+                    .entities()
+                    .iter()
+                    .map(|entity| ctx.call_entity::<i64>(entity, "add", amount))
+                    .collect();
+                trace.push(outcome(when_all(calls).await));
+                match end {
+                    SectionEnd::Release => section.release(),
+                    SectionEnd::Drop => drop(section),
+                    SectionEnd::Leak => std::mem::forget(section),
+                    SectionEnd::Panic => panic!("step {index} panics holding {section:?}"),
+                }
+            }
         }
     }
     Ok(trace)
@@ -235,11 +303,33 @@ async fn flaky(ctx: ActivityContext, input: u32) -> Result<u32, FailureDetails> 
     Ok(input)
 }
 
+/// Entity `Tally`: `add` returns the new total; an amount that is a multiple of 7 fails after
+/// changing the state (which rolls back).
+async fn tally_entity(ctx: EntityContext) -> Result<i64, FailureDetails> {
+    let total: i64 = ctx.state_or_default()?;
+    let amount: u32 = ctx.input()?;
+    ctx.set_state(total + i64::from(amount));
+    if amount % 7 == 0 {
+        return Err(FailureDetails::new("Unlucky", format!("{amount} is unlucky")).non_retriable());
+    }
+    Ok(total + i64::from(amount))
+}
+
 fn registry() -> Registry {
     Registry::new()
         .orchestrator("Program", interpret)
         .activity("Work", work)
         .activity("Flaky", flaky)
+        .entity("Tally", tally_entity)
+}
+
+fn section_end() -> impl Strategy<Value = SectionEnd> {
+    prop_oneof![
+        4 => Just(SectionEnd::Release),
+        4 => Just(SectionEnd::Drop),
+        1 => Just(SectionEnd::Leak),
+        1 => Just(SectionEnd::Panic),
+    ]
 }
 
 fn retry() -> impl Strategy<Value = Retry> {
@@ -291,6 +381,11 @@ fn child_step() -> BoxedStrategy<Step> {
         2 => Just(Step::Guid),
         2 => Just(Step::Now),
         1 => Just(Step::Panic),
+        5 => (0u8..3, 0u32..30).prop_map(|(key, amount)| Step::EntityCall { key, amount }),
+        4 => (0u8..3, 0u32..30, proptest::option::of(1u64..120))
+            .prop_map(|(key, amount, delay)| Step::EntitySignal { key, amount, delay }),
+        4 => (prop::collection::vec(0u8..3, 0..4), 0u32..30, section_end())
+            .prop_map(|(keys, amount, end)| Step::Locked { keys, amount, end }),
     ]
     .boxed()
 }
@@ -443,6 +538,17 @@ fn the_simulated_host_runs_a_program_through_every_kind_of_step() {
         },
         Step::Log(1),
         Step::Now,
+        Step::EntitySignal {
+            key: 0,
+            amount: 3,
+            delay: Some(10),
+        },
+        Step::Locked {
+            keys: vec![1, 0, 1],
+            amount: 2,
+            end: SectionEnd::Release,
+        },
+        Step::EntityCall { key: 0, amount: 1 },
     ];
     let script = vec![
         Scripted::Raise {
@@ -474,7 +580,70 @@ fn the_simulated_host_runs_a_program_through_every_kind_of_step() {
         host.history_resends > 0,
         "a one-session cache with a child must have resent full histories"
     );
+    let totals: Vec<_> = host
+        .entities
+        .iter()
+        .map(|(id, entity)| (id.as_str(), entity.state.clone()))
+        .collect();
+    assert_eq!(
+        totals,
+        [("@tally@0", Some(json!(6))), ("@tally@1", Some(json!(2)))]
+    );
+    assert!(
+        host.entities
+            .values()
+            .all(|entity| entity.locked_by.is_none())
+    );
     for instance in host.all_instances() {
         check_every_prefix_replays_like_the_live_run(&registry, instance);
+    }
+}
+
+/// However a critical section ends (released, dropped, leaked, or the code panics in it), no
+/// entity stays locked once the orchestration is over, and a leaked section makes later entity
+/// steps break the locking rules instead of silently calling unlocked entities.
+#[test]
+fn no_critical_section_outlives_its_orchestration() {
+    for end in [
+        SectionEnd::Release,
+        SectionEnd::Drop,
+        SectionEnd::Leak,
+        SectionEnd::Panic,
+    ] {
+        let steps = vec![
+            Step::Locked {
+                keys: vec![0, 1],
+                amount: 7,
+                end,
+            },
+            Step::EntityCall { key: 2, amount: 1 },
+        ];
+        let registry = registry();
+        let program = serde_json::to_value(Program { steps, start: 0 }).unwrap();
+        let mut host = Host::new(&registry, 2, "root", "Program", program, Vec::new());
+        host.run(&[], 1_000);
+        let root = host.root();
+        assert!(
+            host.entities
+                .values()
+                .all(|entity| entity.locked_by.is_none()),
+            "{end:?}"
+        );
+        match end {
+            SectionEnd::Panic => assert_eq!(root.status, RuntimeStatus::Failed),
+            _ => assert_eq!(root.status, RuntimeStatus::Completed, "{end:?}"),
+        }
+        if let SectionEnd::Leak = end {
+            let error = root.output[1]["error"].as_str().unwrap();
+            assert!(
+                error.contains(
+                    "cannot call @tally@2 from a critical section that has not locked it"
+                ),
+                "{error}"
+            );
+        }
+        // 7 is unlucky: both adds failed and rolled back, leaving no state behind.
+        assert_eq!(host.entities["@tally@0"].state, None, "{end:?}");
+        check_every_prefix_replays_like_the_live_run(&registry, root);
     }
 }

@@ -54,6 +54,15 @@ pub enum Action {
     Play(bool),
     /// `fork`: fork the stepper's instance at its step.
     Fork,
+    /// `signal ENTITY OPERATION [INPUT]`: a one-way operation to an entity.
+    Signal {
+        /// The entity, `@name@key`.
+        entity: String,
+        /// The operation.
+        operation: String,
+        /// The input: JSON, else the text as a string (null when omitted).
+        input: Value,
+    },
     /// `fault RULE`: add a fault rule in the compact form (docs/faults.md).
     Fault {
         /// The rule as written.
@@ -74,7 +83,7 @@ pub enum Action {
 }
 
 /// Every command with its syntax, for the help overlay and errors.
-pub const COMMANDS: [(&str, &str); 18] = [
+pub const COMMANDS: [(&str, &str); 20] = [
     ("start NAME [JSON]", "start an orchestration"),
     (
         "raise [ID] EVENT [JSON]",
@@ -103,6 +112,11 @@ pub const COMMANDS: [(&str, &str); 18] = [
         "add a fault rule: activity=ChargeCard,attempts=1,error=T:msg",
     ),
     ("faults", "show the fault rules"),
+    (
+        "signal ENTITY OPERATION [INPUT]",
+        "signal an entity: signal @counter@a add 5 (input: JSON, else text)",
+    ),
+    ("entities", "show the entities"),
     (
         "view NAME",
         "switch view: instances, history, timeline, ...",
@@ -216,6 +230,26 @@ pub fn parse(text: &str, is_instance: impl Fn(&str) -> bool) -> Result<Action, S
             }
         }
         "faults" => Action::View(View::Faults),
+        "entities" => Action::View(View::Entities),
+        "signal" => {
+            let (entity, after) = split_word(rest);
+            let (operation, input) = split_word(after);
+            if entity.is_empty() || operation.is_empty() {
+                return Err(
+                    "signal needs an entity and an operation: signal @counter@a add 5".into(),
+                );
+            }
+            if let Err(error) = entity.parse::<durable_sdk::EntityId>() {
+                return Err(format!(
+                    "'{entity}' is not an entity id ({error}); write @name@key, e.g. @counter@a"
+                ));
+            }
+            Action::Signal {
+                entity: entity.to_string(),
+                operation: operation.to_string(),
+                input: json_or_text(input),
+            }
+        }
         "view" | "v" => {
             Action::View(View::parse(rest).ok_or_else(|| format!("no view named '{rest}'"))?)
         }
@@ -233,7 +267,7 @@ pub fn parse(text: &str, is_instance: impl Fn(&str) -> bool) -> Result<Action, S
 // ----- completion -------------------------------------------------------------------------------
 
 /// The command names Tab completes (each command's main spelling, as [`COMMANDS`] lists them).
-pub const COMMAND_NAMES: [&str; 18] = [
+pub const COMMAND_NAMES: [&str; 20] = [
     "start",
     "raise",
     "terminate",
@@ -247,6 +281,8 @@ pub const COMMAND_NAMES: [&str; 18] = [
     "fork",
     "fault",
     "faults",
+    "signal",
+    "entities",
     "view",
     "filter",
     "sort",
@@ -262,6 +298,8 @@ pub struct Candidates {
     pub orchestrations: Vec<String>,
     /// Instance ids (for `raise`, `terminate`, `suspend`, `resume`, `restart`, `purge`).
     pub instances: Vec<String>,
+    /// Entity ids (for `signal`).
+    pub entities: Vec<String>,
 }
 
 /// What Tab did to the command line.
@@ -310,6 +348,10 @@ pub fn complete(text: &str, candidates: &Candidates) -> Completion {
             "raise" | "r" | "terminate" | "kill" | "suspend" | "resume" | "restart" | "purge" => (
                 "instance",
                 candidates.instances.iter().map(String::as_str).collect(),
+            ),
+            "signal" => (
+                "entity",
+                candidates.entities.iter().map(String::as_str).collect(),
             ),
             "view" | "v" => {
                 owned = View::ALL
@@ -452,6 +494,16 @@ fn split_word(text: &str) -> (&str, &str) {
     }
 }
 
+/// An entity operation's input: JSON when it parses (`5`, `{"to":"b"}`, `"text"`), else the text
+/// as a string (`hello world`), null when empty.
+fn json_or_text(text: &str) -> Value {
+    let text = text.trim();
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
 fn json_or_null(text: &str, what: &str) -> Result<Value, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -545,6 +597,7 @@ mod tests {
                 "OrderSagaV2".into(),
             ],
             instances: vec!["abc123".into(), "abd999".into()],
+            entities: vec!["@counter@a".into()],
         }
     }
 

@@ -7,7 +7,7 @@
 
 use crate::msg::{Msg, Outcome};
 use crossbeam_channel::{Receiver, Sender};
-use durable_emu_engine::engine::EngineHandle;
+use durable_emu_engine::engine::{EngineHandle, EntityMetadata, EntityQuery};
 use durable_emu_engine::faults::FaultRule;
 use durable_emu_engine::inspect::replay::{CompletionEdit, StepResult, step_request};
 use durable_emu_engine::inspect::rows::CallCounts;
@@ -41,6 +41,25 @@ pub enum Command {
     LoadWorkers,
     /// Load the fault rules with their switches and counters.
     LoadFaults,
+    /// Load every entity (with its state, for the preview).
+    LoadEntities,
+    /// Load one entity in full: its record and operation log (as the selected entity, or for the
+    /// errors view's tree).
+    LoadEntity {
+        /// The entity id.
+        instance_id: String,
+        /// For the errors view's tree.
+        for_errors: bool,
+    },
+    /// Signal an entity (a one-way operation).
+    SignalEntity {
+        /// The entity id.
+        instance_id: String,
+        /// The operation.
+        operation: String,
+        /// Its input.
+        input: Value,
+    },
     /// Add a fault rule (validated already).
     AddFault {
         /// The rule as it was written (compact form), for the status line.
@@ -286,6 +305,34 @@ fn short(id: &str) -> std::borrow::Cow<'_, str> {
     crate::model::short_id(id)
 }
 
+/// Most entities the view lists: a page of the engine's query at a time, up to this many (a list
+/// longer than a screen is scrolled, one much longer is a test's or a benchmark's leftovers).
+const ENTITY_LIST_LIMIT: usize = 10_000;
+
+/// Every entity (up to [`ENTITY_LIST_LIMIT`]), with its state, ordered by id.
+fn all_entities(
+    engine: &EngineHandle,
+) -> Result<Vec<EntityMetadata>, durable_emu_engine::engine::EngineError> {
+    let mut entities = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = engine.entities(EntityQuery {
+            include_state: true,
+            include_transient: true,
+            page_size: Some(500),
+            continuation_token: token,
+            ..EntityQuery::default()
+        })?;
+        entities.extend(page);
+        match next {
+            Some(next) if entities.len() < ENTITY_LIST_LIMIT => token = Some(next),
+            _ => break,
+        }
+    }
+    entities.truncate(ENTITY_LIST_LIMIT);
+    Ok(entities)
+}
+
 /// Runs one command to completion and sends its answer (blocking: only on an executor lane).
 pub fn execute(
     engine: &EngineHandle,
@@ -328,6 +375,33 @@ pub fn execute(
                 .map_err(text),
         ),
         Command::LoadFaults => Outcome::Faults(engine.faults().map_err(text)),
+        Command::LoadEntities => Outcome::Entities(all_entities(engine).map_err(text)),
+        Command::LoadEntity {
+            instance_id,
+            for_errors,
+        } => Outcome::Entity {
+            result: engine
+                .entity(&instance_id, true)
+                .and_then(|metadata| {
+                    let operations =
+                        engine.entity_operations(&instance_id, crate::model::ENTITY_LOG_LIMIT)?;
+                    Ok((metadata, operations))
+                })
+                .map_err(text),
+            instance_id,
+            for_errors,
+        },
+        Command::SignalEntity {
+            instance_id,
+            operation,
+            input,
+        } => Outcome::Action {
+            label: format!("signal {instance_id} {operation}"),
+            result: engine
+                .signal_entity(&instance_id, &operation, input, None)
+                .map(|request| format!("sent (request {})", short(&request)))
+                .map_err(text),
+        },
         Command::LoadWorkers => {
             let hub = engine.remote_hub();
             Outcome::Workers(hub.workers(), hub.parked())

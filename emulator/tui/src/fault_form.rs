@@ -9,11 +9,12 @@ use crate::input::TextInput;
 use durable_emu_engine::faults::{FaultRule, TargetKind, parse_compact};
 
 /// Target kinds, in the order Space cycles through them.
-pub const TARGETS: [TargetKind; 4] = [
+pub const TARGETS: [TargetKind; 5] = [
     TargetKind::Activity,
     TargetKind::Orchestration,
     TargetKind::SubOrchestration,
     TargetKind::Event,
+    TargetKind::Entity,
 ];
 
 /// Triggers, in the order Space cycles through them (their compact keys).
@@ -39,6 +40,7 @@ pub fn target_key(kind: TargetKind) -> &'static str {
         TargetKind::Orchestration => "orchestration",
         TargetKind::SubOrchestration => "sub-orchestration",
         TargetKind::Event => "event",
+        TargetKind::Entity => "entity",
     }
 }
 
@@ -265,6 +267,21 @@ impl FaultForm {
         }
     }
 
+    /// Whether the rule targets entity operations: then the name field holds the entity id glob
+    /// and the instance field the operation glob (`entity=@account@*,operation=deposit`).
+    pub fn targets_entities(&self) -> bool {
+        TARGETS[self.target % TARGETS.len()] == TargetKind::Entity
+    }
+
+    /// A field's caption, as it reads for the target chosen.
+    pub fn caption(&self, field: FaultField) -> &'static str {
+        match field {
+            FaultField::Name if self.targets_entities() => "entity id glob",
+            FaultField::Instance if self.targets_entities() => "operation glob",
+            field => field.caption(),
+        }
+    }
+
     /// The rule as the compact form (`activity=ChargeCard,attempts=1-2,error=CardDeclined:...`).
     /// Empty optional fields are left out; empty required ones are written empty, so validation
     /// names them.
@@ -275,8 +292,13 @@ impl FaultForm {
             target_key(TARGETS[self.target % TARGETS.len()]),
             text(&self.name)
         )];
+        let narrowed_by = if self.targets_entities() {
+            "operation"
+        } else {
+            "instance"
+        };
         if !text(&self.instance).is_empty() {
-            parts.push(format!("instance={}", text(&self.instance)));
+            parts.push(format!("{narrowed_by}={}", text(&self.instance)));
         }
         match self.trigger_key() {
             "every" => parts.push("every".into()),
@@ -321,6 +343,26 @@ mod tests {
 
     fn typed(text: &str) -> TextInput {
         TextInput::new(text)
+    }
+
+    #[test]
+    fn an_entity_rule_names_the_entity_id_and_the_operation() {
+        let form = FaultForm {
+            target: 4,
+            name: typed("@account@*"),
+            instance: typed("deposit"),
+            error_type: typed("BankOffline"),
+            ..FaultForm::default()
+        };
+        assert_eq!(form.caption(FaultField::Name), "entity id glob");
+        assert_eq!(form.caption(FaultField::Instance), "operation glob");
+        assert_eq!(
+            form.compact(),
+            "entity=@account@*,operation=deposit,every,error=BankOffline"
+        );
+        let rule = form.rule().unwrap();
+        assert_eq!(rule.target.kind, TargetKind::Entity);
+        assert_eq!(rule.target.instance.as_deref(), Some("@account@*"));
     }
 
     #[test]

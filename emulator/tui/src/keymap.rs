@@ -30,7 +30,7 @@ pub enum KeyAction {
     NextView,
     /// The previous view.
     PreviousView,
-    /// Jump to view 1-9 (which one is the key's digit).
+    /// Jump to view 1-9, or 0 for the tenth (which one is the key's digit).
     JumpToView,
     /// Open the `:` command line.
     CommandLine,
@@ -98,6 +98,10 @@ pub enum KeyAction {
     FailureDetails,
     /// Builds: the last failed build's compiler output, first located error on top.
     CompilerOutput,
+    /// Entities: the selected entity in full (state, lock, every operation of its log).
+    EntityInFull,
+    /// Entities: signal the selected entity (the command line, prefilled).
+    SignalEntity,
 }
 
 impl KeyAction {
@@ -126,6 +130,7 @@ impl KeyAction {
             KeyAction::Resume => "resume",
             KeyAction::Restart => "restart",
             KeyAction::Purge => "purge",
+            KeyAction::SignalEntity => "signal",
             KeyAction::CommandLine
             | KeyAction::Move
             | KeyAction::EventJson
@@ -140,7 +145,8 @@ impl KeyAction {
             | KeyAction::ToggleFaultRule
             | KeyAction::RemoveFaultRule
             | KeyAction::FailureDetails
-            | KeyAction::CompilerOutput => return None,
+            | KeyAction::CompilerOutput
+            | KeyAction::EntityInFull => return None,
         })
     }
 }
@@ -195,6 +201,7 @@ const START_VIEWS: &[View] = &[
     View::Replay,
     View::Builds,
     View::Faults,
+    View::Entities,
 ];
 
 /// Every binding, in help order: global ones, then each view's, then the instance actions.
@@ -226,11 +233,12 @@ pub const KEYMAP: &[Binding] = &[
             Char('7'),
             Char('8'),
             Char('9'),
+            Char('0'),
         ],
         Global,
         A::JumpToView,
-        "1-9",
-        "jump to a view",
+        "1-9, 0",
+        "jump to a view (0: Entities)",
     ),
     bind(
         &[Char(':')],
@@ -457,6 +465,28 @@ pub const KEYMAP: &[Binding] = &[
         "j k",
         "select a rule",
     ),
+    // Entities.
+    bind(
+        &[Char('j'), Char('k')],
+        In(&[View::Entities]),
+        A::Move,
+        "j k",
+        "select an entity (its state and operation log show below)",
+    ),
+    bind(
+        &[Enter],
+        In(&[View::Entities]),
+        A::EntityInFull,
+        "Enter",
+        "the entity in full: state, lock, every operation of its log",
+    ),
+    bind(
+        &[Char('s')],
+        In(&[View::Entities]),
+        A::SignalEntity,
+        "s",
+        "signal it (:signal @counter@a add 5)",
+    ),
     // Every view but the clock's.
     bind(
         &[Char('n')],
@@ -535,7 +565,7 @@ pub const NOTES: &[(&str, &str)] = &[
 pub fn has_instance_actions(view: View) -> bool {
     !matches!(
         view,
-        View::Clock | View::Builds | View::Replay | View::Faults
+        View::Clock | View::Builds | View::Replay | View::Faults | View::Entities
     )
 }
 

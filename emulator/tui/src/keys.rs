@@ -40,6 +40,7 @@ pub fn hint(view: View) -> &'static str {
         View::Clock => "n next · a auto-skip · + advance · . pause",
         View::Builds => "j/k scroll logs · n start",
         View::Faults => "a add · t on/off · d remove · :fault RULE",
+        View::Entities => "j/k select · Enter in full · s signal · n start",
     }
 }
 

@@ -42,7 +42,7 @@ pub fn tab_label(view: View, short: bool) -> String {
     } else {
         view.title()
     };
-    format!("{} {title}", view.index() + 1)
+    format!("{} {title}", view.digit())
 }
 
 /// Whether the tab bar uses short titles: when the full ones do not fit (80 columns).
@@ -83,6 +83,7 @@ fn header_lines(view: View) -> u16 {
         View::Clock => 6,
         View::Builds => 0,
         View::Faults => 1,
+        View::Entities => 1,
     }
 }
 
@@ -100,6 +101,7 @@ pub fn list_area(view: View, body: Rect) -> Rect {
             list = builds_split(body).logs;
         }
         View::Faults => list.height = list.height.saturating_sub(FAULT_DETAIL_HEIGHT),
+        View::Entities => list.height = entities_list_height(body),
         // The legend's line, under the bars.
         View::Timeline => list.height = list.height.saturating_sub(TIMELINE_LEGEND_HEIGHT),
         _ => {}
@@ -162,6 +164,14 @@ pub struct BuildsAreas {
     pub feed: Rect,
     /// The log stream.
     pub logs: Rect,
+}
+
+/// Rows of the Entities view's list: about a third of the body (at least 3), the rest for the
+/// selected entity's state and operation log.
+pub fn entities_list_height(body: Rect) -> u16 {
+    (body.height.saturating_sub(1) / 3)
+        .max(3)
+        .min(body.height.saturating_sub(1))
 }
 
 /// Keeps `selected` inside a window of `height` rows starting at `offset`; returns the offset.

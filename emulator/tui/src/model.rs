@@ -10,13 +10,15 @@ use crate::input::TextInput;
 use crate::logs::LogEntry;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::clock::ClockKind;
-use durable_emu_engine::engine::ExecutionHistory;
+use durable_emu_engine::engine::{
+    EntityMetadata, EntityOperationOutcome, EntityOperationRecord, EntityRequester, ExecutionHistory,
+};
 use durable_emu_engine::faults::RuleState;
 pub use durable_emu_engine::inspect::Tone;
 use durable_emu_engine::inspect::errors::ErrorRow;
 use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
-use durable_emu_engine::inspect::rows::CallCounts;
+use durable_emu_engine::inspect::rows::{Answers, CallCounts, compact_json};
 use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::inspect::waiting::{self, OpenCalls, Wait};
 use durable_emu_engine::remote::{ParkedWork, WorkerSnapshot};
@@ -54,11 +56,13 @@ pub enum View {
     Builds,
     /// Fault injection rules: add, switch, remove.
     Faults,
+    /// Durable entities: their state, operation log, lock and who waits.
+    Entities,
 }
 
 impl View {
-    /// Every view, in Tab order.
-    pub const ALL: [View; 9] = [
+    /// Every view, in Tab order (the tenth is reached with `0`).
+    pub const ALL: [View; 10] = [
         View::Instances,
         View::History,
         View::Timeline,
@@ -68,6 +72,7 @@ impl View {
         View::Clock,
         View::Builds,
         View::Faults,
+        View::Entities,
     ];
 
     /// The tab title.
@@ -82,6 +87,7 @@ impl View {
             View::Clock => "Clock",
             View::Builds => "Builds",
             View::Faults => "Faults",
+            View::Entities => "Entities",
         }
     }
 
@@ -91,6 +97,7 @@ impl View {
             View::Instances => "Inst",
             View::History => "Hist",
             View::Timeline => "Time",
+            View::Entities => "Ent",
             view => view.title(),
         }
     }
@@ -98,6 +105,17 @@ impl View {
     /// Position in [`View::ALL`].
     pub fn index(self) -> usize {
         View::ALL.iter().position(|view| *view == self).unwrap_or(0)
+    }
+
+    /// The digit that jumps to it (`1`-`9`, then `0` for the tenth), as its tab shows it.
+    pub fn digit(self) -> char {
+        char::from(b'0' + ((self.index() + 1) % 10) as u8)
+    }
+
+    /// The view a digit key jumps to.
+    pub fn of_digit(digit: char) -> Option<View> {
+        let value = digit.to_digit(10)? as usize;
+        View::ALL.get((value + 9) % 10).copied()
     }
 
     /// Parses a view name (`:view timeline`).
@@ -461,8 +479,8 @@ pub struct HistoryState {
     pub loading: bool,
     /// Bumped on every change, so derived views know when to recompute.
     pub revision: u64,
-    /// Per execution: the name of each call by sequence id (for completion rows).
-    pub names: Vec<HashMap<i32, String>>,
+    /// Per execution: the name of each call (for answer rows).
+    pub names: Vec<CallNames>,
     /// Events that arrived while loading: (execution, first seq, events).
     pub held: Vec<(String, usize, Vec<HistoryEvent>)>,
 }
@@ -550,28 +568,68 @@ impl HistoryState {
         self.executions.get(self.execution)
     }
 
-    /// The name of call `id` in the execution shown.
-    pub fn call_name(&self, id: i32) -> Option<&str> {
-        self.names.get(self.execution)?.get(&id).map(String::as_str)
+    /// The name of the call `answers` answers, in the execution shown.
+    pub fn call_name(&self, answers: Answers<'_>) -> Option<&str> {
+        self.names.get(self.execution)?.get(answers)
     }
 }
 
-/// Sequence id -> name of every call in `events`.
-pub fn call_names(events: &[HistoryEvent]) -> HashMap<i32, String> {
-    let mut names = HashMap::new();
+/// The name of every call of an execution, by what its answer names it by: activities,
+/// sub-orchestrations and timers by sequence id, entity calls and lock requests by request id
+/// (`@account@a withdraw`, `lock @account@a, @account@b`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallNames {
+    by_id: HashMap<i32, String>,
+    by_request: HashMap<String, String>,
+}
+
+impl CallNames {
+    /// The name of the call `answers` answers.
+    pub fn get(&self, answers: Answers<'_>) -> Option<&str> {
+        match answers {
+            Answers::Call(id) => self.by_id.get(&id),
+            Answers::Request(request) => self.by_request.get(request),
+        }
+        .map(String::as_str)
+    }
+}
+
+/// The names of every call in `events`.
+pub fn call_names(events: &[HistoryEvent]) -> CallNames {
+    let mut names = CallNames::default();
     add_call_names(&mut names, events);
     names
 }
 
-fn add_call_names(names: &mut HashMap<i32, String>, events: &[HistoryEvent]) {
+fn add_call_names(names: &mut CallNames, events: &[HistoryEvent]) {
     for event in events {
         match &event.kind {
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-                names.insert(event.event_id, name.clone());
+                names.by_id.insert(event.event_id, name.clone());
             }
             EventKind::TimerCreated { .. } => {
-                names.insert(event.event_id, "timer".to_string());
+                names.by_id.insert(event.event_id, "timer".to_string());
+            }
+            EventKind::EntityOperationCalled {
+                request_id,
+                operation,
+                target_instance_id,
+                ..
+            } => {
+                names
+                    .by_request
+                    .insert(request_id.clone(), format!("{target_instance_id} {operation}"));
+            }
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                ..
+            } => {
+                names.by_request.insert(
+                    critical_section_id.clone(),
+                    format!("lock {}", lock_set.join(", ")),
+                );
             }
             _ => {}
         }
@@ -610,8 +668,8 @@ pub struct Stepper {
     pub calls: Vec<CallRow>,
     /// Durable calls of the whole history (the prefix's are cut from these at each step).
     pub all_calls: Vec<CallRow>,
-    /// Call names by sequence id, for the history column.
-    pub names: HashMap<i32, String>,
+    /// Call names, for the history column.
+    pub names: CallNames,
     /// First visible history row on the left.
     pub offset: usize,
     /// The build that recorded the instance (what steps replay with).
@@ -807,6 +865,129 @@ impl FaultsState {
         self.rules.get(self.selected)
     }
 }
+
+/// Durable entities: the list, and the selected entity's state and operation log.
+#[derive(Debug, Clone, Default)]
+pub struct EntitiesState {
+    /// Every entity, ordered by id (with its state, for the preview column).
+    pub list: Vec<EntityMetadata>,
+    /// Selected position in `list`.
+    pub selected: usize,
+    /// First visible row.
+    pub offset: usize,
+    /// A list has been received at least once.
+    pub loaded: bool,
+    /// The selected entity in full, once loaded.
+    pub detail: Option<EntityDetail>,
+}
+
+impl EntitiesState {
+    /// The selected entity's id.
+    pub fn selected_id(&self) -> Option<&str> {
+        self.list
+            .get(self.selected)
+            .map(|entity| entity.instance_id.as_str())
+    }
+
+    /// The detail of the selected entity, if that is the one loaded.
+    pub fn selected_detail(&self) -> Option<&EntityDetail> {
+        let id = self.selected_id()?;
+        self.detail
+            .as_ref()
+            .filter(|detail| detail.instance_id == id)
+    }
+}
+
+/// One entity in full: its record (with state) and its operation log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityDetail {
+    /// The entity id.
+    pub instance_id: String,
+    /// Its record; `None`: it does not exist (any more).
+    pub metadata: Option<EntityMetadata>,
+    /// Its operation log, oldest first (the last [`ENTITY_LOG_LIMIT`] entries).
+    pub operations: Vec<EntityOperationRecord>,
+}
+
+/// Who sent an operation, in a few words.
+pub fn requester_text(requester: &EntityRequester) -> String {
+    match requester {
+        EntityRequester::Client => "client".to_string(),
+        EntityRequester::Orchestration { instance_id, .. } => instance_id.clone(),
+        EntityRequester::Entity { instance_id } => instance_id.clone(),
+    }
+}
+
+/// An entity in full, for the text overlay: its lock, its state as pretty JSON, then every
+/// operation of its log with its input, result or failure, and fault.
+pub fn entity_in_full(detail: &EntityDetail) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Some(metadata) = &detail.metadata else {
+        lines.push("this entity does not exist (any more)".to_string());
+        return lines;
+    };
+    lines.push(format!(
+        "last modified {} · backlog {}",
+        metadata.last_modified.format("%Y-%m-%d %H:%M:%S"),
+        metadata.backlog
+    ));
+    lines.push(lock_text(metadata));
+    lines.push(String::new());
+    lines.push("state:".to_string());
+    match &metadata.state {
+        Some(state) => lines.extend(
+            serde_json::to_string_pretty(state)
+                .unwrap_or_default()
+                .lines()
+                .map(|line| format!("  {line}")),
+        ),
+        None => lines.push("  (none)".to_string()),
+    }
+    lines.push(String::new());
+    lines.push(format!("operation log ({}):", detail.operations.len()));
+    for record in &detail.operations {
+        let kind = if record.awaits_answer {
+            "call"
+        } else {
+            "signal"
+        };
+        lines.push(format!(
+            "  #{} {} {kind} {} {} from {}",
+            record.seq,
+            record.at.format("%Y-%m-%d %H:%M:%S"),
+            record.operation,
+            compact_json(&record.input, 200),
+            requester_text(&record.requester)
+        ));
+        match &record.outcome {
+            EntityOperationOutcome::Completed { result } => {
+                lines.push(format!("      → {}", compact_json(result, 200)));
+            }
+            EntityOperationOutcome::Failed { failure } => {
+                lines.push(format!("      ✗ {failure} (state rolled back)"));
+            }
+        }
+        if let Some(fault) = &record.fault {
+            lines.push(format!("      ⚡ {fault}"));
+        }
+    }
+    lines
+}
+
+/// `locked by transfer-1 · waiting: transfer-2`, or `not locked`.
+pub fn lock_text(metadata: &EntityMetadata) -> String {
+    let mut text = match &metadata.locked_by {
+        Some(holder) => format!("locked by {holder}"),
+        None => "not locked".to_string(),
+    };
+    if !metadata.lock_waiters.is_empty() {
+        text.push_str(&format!(" · waiting: {}", metadata.lock_waiters.join(", ")));
+    }
+    text
+}
+
+/// How many of an entity's latest operations the UI loads.
+pub const ENTITY_LOG_LIMIT: usize = 200;
 
 /// A modal layer over the current view.
 #[derive(Debug, Clone)]
@@ -1115,6 +1296,12 @@ pub struct Model {
     pub workers: WorkersState,
     /// Fault rules.
     pub faults: FaultsState,
+    /// Durable entities.
+    pub entities: EntitiesState,
+    /// Operation logs of entities whose calls failed, for the errors tree.
+    pub entity_logs: HashMap<String, Vec<EntityOperationRecord>>,
+    /// Entities whose logs the errors tree asked for (loaded or not yet answered).
+    pub entity_logs_asked: HashSet<String>,
     /// Orchestrations the active build offers.
     pub orchestrators: Vec<String>,
     /// What the plugin's registrations say about them (description, example input), by name.
@@ -1155,6 +1342,10 @@ pub enum Part {
     Faults,
     /// Remote workers and parked work.
     Workers,
+    /// The entity list.
+    Entities,
+    /// The selected entity's state and operation log.
+    EntityDetail,
 }
 
 /// What went stale (an event said so) and which loads are under way, in one place: events and
@@ -1176,6 +1367,7 @@ impl Stale {
             Part::Builds,
             Part::Faults,
             Part::Workers,
+            Part::Entities,
         ] {
             stale.mark(part);
         }
@@ -1239,6 +1431,9 @@ impl Model {
             builds: BuildsState::default(),
             workers: WorkersState::default(),
             faults: FaultsState::default(),
+            entities: EntitiesState::default(),
+            entity_logs: HashMap::new(),
+            entity_logs_asked: HashSet::new(),
             orchestrators,
             orchestrator_info: BTreeMap::new(),
             last_inputs: HashMap::new(),

@@ -5,7 +5,9 @@
 
 use crate::logs::LogEntry;
 use durable_emu_engine::clock::ClockSnapshot;
-use durable_emu_engine::engine::{EngineEvent, ExecutionHistory};
+use durable_emu_engine::engine::{
+    EngineEvent, EntityMetadata, EntityOperationRecord, ExecutionHistory,
+};
 use durable_emu_engine::faults::RuleState;
 use durable_emu_engine::inspect::replay::StepResult;
 use durable_emu_engine::inspect::rows::CallCounts;
@@ -84,6 +86,17 @@ pub enum Outcome {
     ),
     /// The fault rules.
     Faults(Result<Vec<RuleState>, String>),
+    /// Every entity.
+    Entities(Result<Vec<EntityMetadata>, String>),
+    /// One entity in full: its record (`None`: it does not exist) and its operation log.
+    Entity {
+        /// The entity id.
+        instance_id: String,
+        /// Its record and operation log, or why they could not be read.
+        result: Result<(Option<EntityMetadata>, Vec<EntityOperationRecord>), String>,
+        /// Loaded for the errors view's tree.
+        for_errors: bool,
+    },
     /// A fault rule was added, switched or removed (the list is reloaded).
     FaultChanged {
         /// What was done, e.g. `rule 3`.

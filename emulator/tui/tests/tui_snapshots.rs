@@ -82,7 +82,7 @@ fn samples_at(width: u16, height: u16) -> Harness {
 
 fn open(ui: &mut Harness, id: &str, view: View) {
     ui.select(id);
-    ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+    ui.press(KeyCode::Char(view.digit()));
     ui.wait_until("the history", |model| {
         model
             .history

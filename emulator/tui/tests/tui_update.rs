@@ -1532,7 +1532,7 @@ fn the_timeline_has_a_legend_and_marks_failures_without_colour_under_no_color() 
 fn help_is_always_in_the_footer_whatever_the_width_and_the_message() {
     let mut ui = Harness::new(80, 24);
     for view in View::ALL {
-        ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+        ui.press(KeyCode::Char(view.digit()));
         let footer = ui.screen().lines().nth(23).unwrap().to_string();
         assert!(footer.contains("? help"), "{view:?}: {footer}");
     }
@@ -1549,7 +1549,7 @@ fn help_is_always_in_the_footer_whatever_the_width_and_the_message() {
 fn n_opens_the_start_form_in_every_view_but_clock_where_it_is_the_next_timer() {
     let mut ui = harness();
     for view in View::ALL {
-        ui.press(KeyCode::Char(char::from(b'1' + view.index() as u8)));
+        ui.press(KeyCode::Char(view.digit()));
         assert_eq!(ui.model.view, view);
         ui.press(KeyCode::Char('n'));
         if view == View::Clock {

@@ -1,14 +1,16 @@
 //! The error-propagation tree of an instance: orchestration ->
-//! sub-orchestration -> activity, each failure with its error type and message (and, for a call
-//! retried by a retry policy, its attempt number: [`super::retries`]), whether a
+//! sub-orchestration -> activity or entity operation, each failure with its error type and message
+//! (and, for a call retried by a retry policy, its attempt number: [`super::retries`]), whether a
 //! fault was injected, and what the orchestrator did next (retried, compensated, rethrew,
 //! handled). Built from history alone (docs/semantics.md#failures: each level wraps the failure
 //! below, so the chain is recoverable from history); children are expanded when their histories are
-//! loaded. Pure.
+//! loaded, and a failed entity call is followed into the entity's operation log when the caller
+//! loaded it ([`failed_entities`]: the entry the failure came from, its fault, the state the
+//! entity rolled back to). Pure.
 
 use super::Tone;
 use super::rows::{fault_task, format_age, is_fault};
-use crate::engine::ExecutionHistory;
+use crate::engine::{EntityOperationOutcome, EntityOperationRecord, ExecutionHistory};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use std::collections::HashMap;
@@ -41,6 +43,25 @@ pub fn failed_children(events: &[HistoryEvent]) -> Vec<String> {
         .collect()
 }
 
+/// Entities whose calls failed in `events`: their ids (to load their operation logs for the tree).
+pub fn failed_entities(events: &[HistoryEvent]) -> Vec<String> {
+    let requests = super::entities::requests(events);
+    let mut entities: Vec<String> = Vec::new();
+    for event in events {
+        if let EventKind::EntityOperationFailed { request_id, .. } = &event.kind {
+            if let Some(entity) = requests
+                .get(request_id)
+                .and_then(|request| request.entity.clone())
+            {
+                if !entities.contains(&entity) {
+                    entities.push(entity);
+                }
+            }
+        }
+    }
+    entities
+}
+
 fn child_ids(events: &[HistoryEvent]) -> HashMap<i32, String> {
     events
         .iter()
@@ -53,13 +74,22 @@ fn child_ids(events: &[HistoryEvent]) -> HashMap<i32, String> {
         .collect()
 }
 
+/// What the tree can expand beyond the instance's own history, as far as the caller loaded it.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded<'a> {
+    /// Histories of failed sub-orchestrations ([`failed_children`]), by instance id.
+    pub children: &'a HashMap<String, Vec<ExecutionHistory>>,
+    /// Operation logs of entities whose calls failed ([`failed_entities`]), by entity id.
+    pub entity_logs: &'a HashMap<String, Vec<EntityOperationRecord>>,
+}
+
 /// The tree for an instance named `name` whose current execution is `events`; `status` is its
 /// status as the caller shows it (a UI says `Diverged` for a suspension by a reload check).
 pub fn error_tree(
     name: &str,
     status: &str,
     events: &[HistoryEvent],
-    children: &HashMap<String, Vec<ExecutionHistory>>,
+    loaded: Loaded<'_>,
 ) -> Vec<ErrorRow> {
     let mut rows = Vec::new();
     let failure = final_failure(events);
@@ -78,7 +108,7 @@ pub fn error_tree(
         failure: failure.clone(),
     });
     let before = rows.len();
-    execution_rows(events, children, 1, &mut rows);
+    execution_rows(events, loaded, 1, &mut rows);
     if rows.len() == before {
         rows.push(ErrorRow {
             depth: 1,
@@ -120,13 +150,21 @@ fn final_failure(events: &[HistoryEvent]) -> Option<FailureDetails> {
     })
 }
 
+/// What failed: a call by sequence id (an activity or a sub-orchestration), or an entity call.
+enum Failed<'a> {
+    Activity(i32),
+    Child(i32),
+    Entity(&'a super::entities::EntityRequest),
+}
+
 fn execution_rows(
     events: &[HistoryEvent],
-    children: &HashMap<String, Vec<ExecutionHistory>>,
+    loaded: Loaded<'_>,
     depth: u8,
     rows: &mut Vec<ErrorRow>,
 ) {
     let child_of = child_ids(events);
+    let requests = super::entities::requests(events);
     let final_failure = final_failure(events);
     let mut names: HashMap<i32, String> = HashMap::new();
     let attempts = super::retries::attempts(events);
@@ -146,16 +184,44 @@ fn execution_rows(
         }
     }
     for (index, event) in events.iter().enumerate() {
-        let (id, failure, is_child) = match &event.kind {
+        let (failed, failure) = match &event.kind {
             EventKind::TaskFailed {
                 task_scheduled_id,
                 failure,
-            } => (*task_scheduled_id, failure, false),
+            } => (Failed::Activity(*task_scheduled_id), failure),
             EventKind::SubOrchestrationInstanceFailed {
                 task_scheduled_id,
                 failure,
-            } => (*task_scheduled_id, failure, true),
+            } => (Failed::Child(*task_scheduled_id), failure),
+            EventKind::EntityOperationFailed {
+                request_id,
+                failure,
+            } => match requests.get(request_id) {
+                Some(request) => (Failed::Entity(request), failure),
+                // An answer to a call this execution did not make (a history read from its
+                // middle): nothing to name it by.
+                None => continue,
+            },
             _ => continue,
+        };
+        if let Failed::Entity(request) = failed {
+            entity_rows(
+                events,
+                index,
+                request,
+                failure,
+                loaded,
+                depth,
+                rows,
+                injected.get(&request.sequence_id),
+                final_failure.as_ref(),
+            );
+            continue;
+        }
+        let (id, is_child) = match failed {
+            Failed::Activity(id) => (id, false),
+            Failed::Child(id) => (id, true),
+            Failed::Entity(_) => continue,
         };
         let name = names.get(&id).map_or("?", String::as_str);
         let attempt = attempts.get(&id);
@@ -188,10 +254,10 @@ fn execution_rows(
         if is_child {
             let child = child_of.get(&id);
             match child
-                .and_then(|child| children.get(child))
+                .and_then(|child| loaded.children.get(child))
                 .and_then(|list| list.last())
             {
-                Some(history) => execution_rows(&history.events, children, depth + 1, rows),
+                Some(history) => execution_rows(&history.events, loaded, depth + 1, rows),
                 None => {
                     for inner in failure.chain().skip(1) {
                         rows.push(ErrorRow {
@@ -221,6 +287,100 @@ fn execution_rows(
             failure: Some(failure.clone()),
         });
     }
+}
+
+/// The rows of a failed entity call: the call (entity, operation, failure), the fault injected, the
+/// entity's operation-log entry it came from (when loaded) and what the orchestrator did next.
+#[allow(clippy::too_many_arguments)]
+fn entity_rows(
+    events: &[HistoryEvent],
+    index: usize,
+    request: &super::entities::EntityRequest,
+    failure: &FailureDetails,
+    loaded: Loaded<'_>,
+    depth: u8,
+    rows: &mut Vec<ErrorRow>,
+    injected: Option<&String>,
+    final_failure: Option<&FailureDetails>,
+) {
+    let entity = request.entity.as_deref().unwrap_or("?");
+    let operation = request.operation.as_deref().unwrap_or("?");
+    let id = request.sequence_id;
+    let row = |depth: u8, text: String, tone: Tone| ErrorRow {
+        depth,
+        text,
+        tone,
+        failure: Some(failure.clone()),
+    };
+    rows.push(row(
+        depth,
+        format!(
+            "✗ entity {entity} {operation} #{id}: {}: {}",
+            failure.error_type, failure.error_message
+        ),
+        Tone::Error,
+    ));
+    if let Some(fault) = injected {
+        rows.push(row(depth + 1, format!("injected {fault}"), Tone::Warn));
+    }
+    let record = loaded.entity_logs.get(entity).and_then(|log| {
+        let request_id = events[index].kind.answers_entity_request()?;
+        log.iter().find(|record| record.request_id == request_id)
+    });
+    match record {
+        Some(record) => {
+            let outcome = match &record.outcome {
+                EntityOperationOutcome::Failed { .. } => "failed",
+                EntityOperationOutcome::Completed { .. } => "completed",
+            };
+            let state = match &record.state_after {
+                Some(state) => format!(
+                    "state rolled back to {}",
+                    super::rows::compact_json(state, 40)
+                ),
+                None => "no state".to_string(),
+            };
+            rows.push(row(
+                depth + 1,
+                format!(
+                    "↳ {entity}'s operation log #{}: {} {outcome}; {state}",
+                    record.seq, record.operation
+                ),
+                Tone::Error,
+            ));
+            if let (Some(fault), None) = (&record.fault, injected) {
+                rows.push(row(depth + 1, format!("injected ⚡ {fault}"), Tone::Warn));
+            }
+        }
+        None if loaded.entity_logs.contains_key(entity) => rows.push(row(
+            depth + 1,
+            format!("↳ {entity}'s operation log no longer has this operation"),
+            Tone::Dim,
+        )),
+        None => rows.push(row(
+            depth + 1,
+            format!("↳ {entity}'s operation log: the Entities view"),
+            Tone::Dim,
+        )),
+    }
+    // The orchestration's failure names the call in its own words; the entity's failure travels
+    // in its chain, or at least its message does (`... failed (BankOffline: the bank did not
+    // answer); ...`), so finding either says the orchestration rethrew it.
+    let rethrown = final_failure.is_some_and(|last| {
+        last.chain().any(|link| {
+            (link.error_type == failure.error_type && link.error_message == failure.error_message)
+                || (!failure.error_message.is_empty()
+                    && link.error_message.contains(&failure.error_message))
+        })
+    });
+    rows.push(row(
+        depth + 1,
+        format!(
+            "→ {}",
+            reaction_after(&events[index + 1..], rethrown, final_failure.is_some())
+        ),
+        Tone::Dim,
+    ));
 }
 
 /// A failure in full, for reading rather than a row: its type and message, whether retries give
@@ -279,24 +439,42 @@ fn reaction(
                 |delay| format!("retried after {}", format_age(delay)),
             );
     }
-    let mut later_calls: Vec<&str> = Vec::new();
-    for event in after {
-        if let EventKind::TaskScheduled { name: next, .. }
-        | EventKind::SubOrchestrationInstanceCreated { name: next, .. } = &event.kind
-        {
-            later_calls.push(next);
-        }
-    }
     let rethrown = final_failure.is_some_and(|failure| {
         let marker = format!("(#{id})");
         failure
             .chain()
             .any(|link| link.error_message.contains(&marker) && link.error_message.contains(name))
     });
+    reaction_after(after, rethrown, final_failure.is_some())
+}
+
+/// What the orchestrator did with a failure (not retried) given the events `after` it: the calls
+/// it made next (compensation) and whether its own failure carries this one.
+fn reaction_after(after: &[HistoryEvent], rethrown: bool, failed: bool) -> String {
+    let mut later_calls: Vec<String> = Vec::new();
+    for event in after {
+        match &event.kind {
+            EventKind::TaskScheduled { name: next, .. }
+            | EventKind::SubOrchestrationInstanceCreated { name: next, .. } => {
+                later_calls.push(next.clone());
+            }
+            EventKind::EntityOperationCalled {
+                target_instance_id,
+                operation,
+                ..
+            }
+            | EventKind::EntityOperationSignaled {
+                target_instance_id,
+                operation,
+                ..
+            } => later_calls.push(format!("{target_instance_id} {operation}")),
+            _ => {}
+        }
+    }
     match (later_calls.is_empty(), rethrown) {
         (true, true) => "rethrew".to_string(),
         (false, true) => format!("compensated ({}), then rethrew", later_calls.join(", ")),
-        (true, false) if final_failure.is_some() => "failed the orchestration".to_string(),
+        (true, false) if failed => "failed the orchestration".to_string(),
         (true, false) => "handled".to_string(),
         (false, false) => format!("handled, continued with {}", later_calls.join(", ")),
     }
@@ -307,6 +485,18 @@ mod tests {
     use super::*;
     use chrono::DateTime;
     use serde_json::json;
+
+    static NO_CHILDREN: std::sync::LazyLock<HashMap<String, Vec<ExecutionHistory>>> =
+        std::sync::LazyLock::new(HashMap::new);
+    static NO_LOGS: std::sync::LazyLock<HashMap<String, Vec<EntityOperationRecord>>> =
+        std::sync::LazyLock::new(HashMap::new);
+
+    fn no_more() -> Loaded<'static> {
+        Loaded {
+            children: &NO_CHILDREN,
+            entity_logs: &NO_LOGS,
+        }
+    }
 
     fn event(seconds: i64, event_id: i32, kind: EventKind) -> HistoryEvent {
         HistoryEvent {
@@ -364,7 +554,7 @@ mod tests {
                 },
             ),
         ];
-        let rows = error_tree("Saga", "Failed", &events, &HashMap::new());
+        let rows = error_tree("Saga", "Failed", &events, no_more());
         let text: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
         assert_eq!(text[1], "✗ Ship #0: CarrierUnavailable: no carrier");
         assert_eq!(text[2], "→ compensated (Refund), then rethrew");
@@ -378,6 +568,144 @@ mod tests {
         assert_eq!(
             rows[0].failure.as_ref().map(|f| f.error_type.as_str()),
             Some("TaskFailed")
+        );
+    }
+
+    fn entity_call(event_id: i32, request: &str, entity: &str, operation: &str) -> HistoryEvent {
+        event(
+            0,
+            event_id,
+            EventKind::EntityOperationCalled {
+                request_id: request.into(),
+                operation: operation.into(),
+                input: json!(50),
+                target_instance_id: entity.into(),
+                scheduled_time: None,
+                parent_instance_id: "transfer".into(),
+                parent_execution_id: "e1".into(),
+            },
+        )
+    }
+
+    /// A transfer whose deposit into `@account@b` fails halfway: the withdrawal from
+    /// `@account@a` is undone (a compensating deposit), then the orchestration rethrows.
+    fn transfer_failing_halfway() -> (Vec<HistoryEvent>, FailureDetails) {
+        let declined = FailureDetails::new("Injected", "deposit refused");
+        let wrapped = FailureDetails::new(
+            "EntityOperationFailed",
+            "operation 'deposit' on @account@b failed: deposit refused",
+        )
+        .with_inner(declined.clone());
+        let events = vec![
+            entity_call(0, "r-0", "@account@a", "withdraw"),
+            event(
+                0,
+                -1,
+                EventKind::EntityOperationCompleted {
+                    request_id: "r-0".into(),
+                    output: json!(50),
+                },
+            ),
+            entity_call(1, "r-1", "@account@b", "deposit"),
+            event(
+                0,
+                -1,
+                EventKind::EntityOperationFailed {
+                    request_id: "r-1".into(),
+                    failure: declined.clone(),
+                },
+            ),
+            entity_call(2, "r-2", "@account@a", "deposit"),
+            event(
+                0,
+                -1,
+                EventKind::EntityOperationCompleted {
+                    request_id: "r-2".into(),
+                    output: json!(100),
+                },
+            ),
+            event(
+                0,
+                3,
+                EventKind::ExecutionCompleted {
+                    status: RuntimeStatus::Failed,
+                    result: json!(null),
+                    failure: Some(wrapped),
+                },
+            ),
+        ];
+        (events, declined)
+    }
+
+    #[test]
+    fn a_failed_entity_call_names_the_entity_and_operation_and_what_the_orchestrator_did() {
+        let (events, declined) = transfer_failing_halfway();
+        assert_eq!(failed_entities(&events), ["@account@b"]);
+        let rows = error_tree("Transfer", "Failed", &events, no_more());
+        let text: Vec<&str> = rows.iter().map(|row| row.text.as_str()).collect();
+        assert_eq!(
+            text[1],
+            "✗ entity @account@b deposit #1: Injected: deposit refused"
+        );
+        // Not loaded: the tree says where the log is.
+        assert_eq!(text[2], "↳ @account@b's operation log: the Entities view");
+        assert_eq!(text[3], "→ compensated (@account@a deposit), then rethrew");
+        assert_eq!(rows[1].failure.as_ref(), Some(&declined));
+    }
+
+    #[test]
+    fn a_failed_entity_call_is_followed_into_the_entity_operation_log_when_loaded() {
+        let (events, declined) = transfer_failing_halfway();
+        let record = |seq: i64, request: &str, failed: bool| EntityOperationRecord {
+            seq,
+            request_id: request.into(),
+            operation: "deposit".into(),
+            input: json!(50),
+            requester: crate::engine::EntityRequester::Orchestration {
+                instance_id: "transfer".into(),
+                execution_id: "e1".into(),
+            },
+            awaits_answer: true,
+            outcome: if failed {
+                EntityOperationOutcome::Failed {
+                    failure: declined.clone(),
+                }
+            } else {
+                EntityOperationOutcome::Completed { result: json!(1) }
+            },
+            state_after: Some(json!(20)),
+            at: DateTime::UNIX_EPOCH,
+            fault: failed.then(|| "rule 1: error Injected: deposit refused".to_string()),
+        };
+        let logs = HashMap::from([(
+            "@account@b".to_string(),
+            vec![record(1, "other", false), record(2, "r-1", true)],
+        )]);
+        let loaded = Loaded {
+            children: &NO_CHILDREN,
+            entity_logs: &logs,
+        };
+        let text: Vec<String> = error_tree("Transfer", "Failed", &events, loaded)
+            .into_iter()
+            .map(|row| row.text)
+            .collect();
+        assert_eq!(
+            text[2],
+            "↳ @account@b's operation log #2: deposit failed; state rolled back to 20"
+        );
+        assert_eq!(
+            text[3],
+            "injected ⚡ rule 1: error Injected: deposit refused"
+        );
+        // A log that no longer holds the entry (trimmed, or the entity was cleaned) says so.
+        let trimmed = HashMap::from([("@account@b".to_string(), vec![record(1, "other", false)])]);
+        let loaded = Loaded {
+            children: &NO_CHILDREN,
+            entity_logs: &trimmed,
+        };
+        assert_eq!(
+            error_tree("Transfer", "Failed", &events, loaded)[2].text,
+            "↳ @account@b's operation log no longer has this operation"
         );
     }
 
@@ -454,13 +782,13 @@ mod tests {
                 },
             ),
         ];
-        let rows = error_tree("Pay", "Running", &events, &HashMap::new());
+        let rows = error_tree("Pay", "Running", &events, no_more());
         assert_eq!(rows[2].text, "→ retried after 5s");
     }
 
     fn failure_lines(text: &str) -> Vec<String> {
         let events = durable_emu_testing::history::events(text);
-        error_tree("Pay", "Running", &events, &HashMap::new())
+        error_tree("Pay", "Running", &events, no_more())
             .into_iter()
             .map(|row| row.text)
             .filter(|text| text.starts_with('✗') || text.starts_with('→'))

@@ -2,7 +2,8 @@
 //! through one (the terminal UI today; an HTTP history projection, gRPC rewind and history
 //! streaming, or a remote stepper tomorrow).
 //!
-//! Owns: one line per event and the small text forms views share ([`rows`]), bars over virtual
+//! Owns: one line per event and the small text forms views share ([`rows`]), entity calls and
+//! their answers paired by request id ([`entities`]), bars over virtual
 //! time ([`timeline`]), `when_all` groups and their throughput ([`fanout`]), the
 //! failure-propagation tree ([`errors`]), which calls are attempts of one retried call
 //! ([`retries`]), the replay stepper's requests and calls and the fork
@@ -13,6 +14,7 @@
 //! front end picks its colour), the store, threads or the core. Whoever calls the plugin or the
 //! store (the engine's `fork`, the UI's replay lane) does so outside this module.
 
+pub mod entities;
 pub mod errors;
 pub mod fanout;
 pub mod replay;

@@ -74,9 +74,20 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
     let prefix = &events[..step.min(events.len())];
     let mut rows: Vec<CallRow> = Vec::new();
     let mut by_id: HashMap<i32, usize> = HashMap::new();
+    // Entity calls and lock requests are answered by request id, not sequence id.
+    let mut by_request: HashMap<&str, usize> = HashMap::new();
     for (index, event) in prefix.iter().enumerate() {
         if let Some(call) = DurableCall::from_event(&event.kind) {
-            by_id.insert(event.event_id, rows.len());
+            match super::entities::opened_request(&event.kind) {
+                Some(request) => {
+                    by_request.insert(request, rows.len());
+                }
+                // Signals and unlocks expect no answer; a completion never names their ids.
+                None if super::entities::is_entity_call(&event.kind) => {}
+                None => {
+                    by_id.insert(event.event_id, rows.len());
+                }
+            }
             rows.push(CallRow {
                 sequence_id: event.event_id,
                 call: if call.name.is_empty() {
@@ -88,8 +99,12 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
                 completed_at: None,
                 failed: false,
             });
-        } else if let Some(id) = event.kind.completes_task() {
-            if let Some(row) = by_id.get(&id).and_then(|&row| rows.get_mut(row)) {
+        } else if let Some(answered) = match super::rows::answers(&event.kind) {
+            Some(super::rows::Answers::Call(id)) => by_id.get(&id),
+            Some(super::rows::Answers::Request(request)) => by_request.get(request),
+            None => None,
+        } {
+            if let Some(row) = rows.get_mut(*answered) {
                 if row.completed_at.is_none() {
                     row.completed_at = Some(index);
                     row.failed = event.kind.failure().is_some();
@@ -101,7 +116,7 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
 }
 
 /// The first event at or after `step` that completes something the code waits for (a task, a
-/// sub-orchestration, a timer, an external event): what a fork may edit.
+/// sub-orchestration, a timer, an external event, an entity call's answer): what a fork may edit.
 pub fn next_completion(events: &[HistoryEvent], step: usize) -> Option<usize> {
     events
         .iter()
@@ -112,7 +127,13 @@ pub fn next_completion(events: &[HistoryEvent], step: usize) -> Option<usize> {
 }
 
 fn is_completion(kind: &EventKind) -> bool {
-    kind.completes_task().is_some() || matches!(kind, EventKind::EventRaised { .. })
+    kind.completes_task().is_some()
+        || matches!(
+            kind,
+            EventKind::EventRaised { .. }
+                | EventKind::EntityOperationCompleted { .. }
+                | EventKind::EntityOperationFailed { .. }
+        )
 }
 
 /// An edit of the next completion before forking.
@@ -172,6 +193,23 @@ pub fn edit_completion(event: &HistoryEvent, edit: &CompletionEdit) -> Result<Ev
                 message,
             } => EventKind::SubOrchestrationInstanceFailed {
                 task_scheduled_id: *task_scheduled_id,
+                failure: failure(error_type, message),
+            },
+        },
+        (
+            EventKind::EntityOperationCompleted { request_id, .. }
+            | EventKind::EntityOperationFailed { request_id, .. },
+            edit,
+        ) => match edit {
+            CompletionEdit::Result(output) => EventKind::EntityOperationCompleted {
+                request_id: request_id.clone(),
+                output: output.clone(),
+            },
+            CompletionEdit::Failure {
+                error_type,
+                message,
+            } => EventKind::EntityOperationFailed {
+                request_id: request_id.clone(),
                 failure: failure(error_type, message),
             },
         },
@@ -451,6 +489,48 @@ mod tests {
             ),
             at(EventKind::OrchestratorCompleted, -1),
         ]
+    }
+
+    #[test]
+    fn an_entity_call_is_paired_with_its_answer_by_request_id_and_the_answer_can_be_edited() {
+        let events = vec![
+            at(EventKind::OrchestratorStarted, -1),
+            at(
+                EventKind::EntityOperationCalled {
+                    request_id: "r-1".into(),
+                    operation: "withdraw".into(),
+                    input: json!(50),
+                    target_instance_id: "@account@a".into(),
+                    scheduled_time: None,
+                    parent_instance_id: "transfer".into(),
+                    parent_execution_id: "e".into(),
+                },
+                0,
+            ),
+            at(EventKind::OrchestratorCompleted, -1),
+            at(EventKind::OrchestratorStarted, -1),
+            at(
+                EventKind::EntityOperationFailed {
+                    request_id: "r-1".into(),
+                    failure: FailureDetails::new("Overdrawn", "balance 20"),
+                },
+                -1,
+            ),
+        ];
+        let calls = calls_at(&events, events.len());
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].call, "call_entity @account@a withdraw");
+        assert_eq!((calls[0].completed_at, calls[0].failed), (Some(4), true));
+        assert_eq!(calls_at(&events, 4)[0].completed_at, None);
+        assert_eq!(next_completion(&events, 2), Some(4));
+        let edited = edit_completion(&events[4], &CompletionEdit::Result(json!(30))).unwrap();
+        assert_eq!(
+            edited,
+            EventKind::EntityOperationCompleted {
+                request_id: "r-1".into(),
+                output: json!(30)
+            }
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct EventRow {
     pub tone: Tone,
 }
 
-/// Calls (activities and sub-orchestrations) of one execution: scheduled, and of those, completed
+/// Calls (activities, sub-orchestrations and entity calls awaiting an answer) of one execution: scheduled, and of those, completed
 /// and failed. Counted from the execution's history, so an imported (forked) history or one
 /// stored before a restart counts the same as one seen live.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,16 +53,21 @@ impl CallCounts {
     pub fn record(&mut self, event: &HistoryEvent) {
         let open = self.scheduled > self.completed + self.failed;
         match &event.kind {
-            EventKind::TaskScheduled { .. } | EventKind::SubOrchestrationInstanceCreated { .. } => {
+            EventKind::TaskScheduled { .. }
+            | EventKind::SubOrchestrationInstanceCreated { .. }
+            | EventKind::EntityOperationCalled { .. } => {
                 self.scheduled += 1;
             }
             EventKind::TaskCompleted { .. }
             | EventKind::SubOrchestrationInstanceCompleted { .. }
+            | EventKind::EntityOperationCompleted { .. }
                 if open =>
             {
                 self.completed += 1;
             }
-            EventKind::TaskFailed { .. } | EventKind::SubOrchestrationInstanceFailed { .. }
+            EventKind::TaskFailed { .. }
+            | EventKind::SubOrchestrationInstanceFailed { .. }
+            | EventKind::EntityOperationFailed { .. }
                 if open =>
             {
                 self.failed += 1;
@@ -94,11 +99,28 @@ pub fn history_start(events: &[HistoryEvent]) -> Option<DateTime<Utc>> {
     events.iter().map(|event| event.timestamp).min()
 }
 
-/// The row of `event`; `name_of` finds the name of the call a completion completes.
+/// The call an answer belongs to: activities, sub-orchestrations and timers by the sequence id of
+/// the call, entity calls and lock requests by the request id their answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Answers<'a> {
+    /// The call with this sequence id.
+    Call(i32),
+    /// The entity request with this id (`request_id` or `critical_section_id`).
+    Request(&'a str),
+}
+
+/// What `kind` answers, if it is an answer.
+pub fn answers(kind: &EventKind) -> Option<Answers<'_>> {
+    kind.completes_task()
+        .map(Answers::Call)
+        .or_else(|| kind.answers_entity_request().map(Answers::Request))
+}
+
+/// The row of `event`; `name_of` finds the name of the call an answer answers.
 pub fn event_row(
     event: &HistoryEvent,
     start: DateTime<Utc>,
-    name_of: impl Fn(i32) -> Option<String>,
+    name_of: impl Fn(Answers<'_>) -> Option<String>,
 ) -> EventRow {
     let offset = format_offset(event.timestamp - start);
     let kind = short_kind(event.kind.type_name());
@@ -108,14 +130,18 @@ pub fn event_row(
         None if event.event_id >= 0 => format!("#{}", event.event_id),
         None => String::new(),
     };
-    let name = event
-        .kind
-        .name()
-        .map(str::to_string)
-        .or_else(|| completes.and_then(&name_of))
+    let name = entity_target(&event.kind)
+        .or_else(|| event.kind.name().map(str::to_string))
+        .or_else(|| answers(&event.kind).and_then(&name_of))
         .unwrap_or_default();
+    let entity_detail = super::entities::detail(&event.kind, |at| format_offset(at - start));
     let (detail, tone) = match &event.kind {
         _ if is_fault(event) => (fault_text(event), Tone::Warn),
+        _ if entity_detail.is_some() => (entity_detail.unwrap_or_default(), Tone::Info),
+        EventKind::EntityOperationCompleted { output, .. } => {
+            (compact_json(output, DETAIL_CHARS), Tone::Ok)
+        }
+        EventKind::EntityLockGranted { .. } => ("locked".to_string(), Tone::Ok),
         _ if event_failure(event).is_some() => {
             (event_failure(event).unwrap_or_default(), Tone::Error)
         }
@@ -163,10 +189,33 @@ pub fn event_row(
     }
 }
 
+/// The entity an entity event is sent to, for the name column (`lock` for a lock request, which
+/// names several: its detail lists them).
+fn entity_target(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::EntityOperationCalled {
+            target_instance_id, ..
+        }
+        | EventKind::EntityOperationSignaled {
+            target_instance_id, ..
+        }
+        | EventKind::EntityUnlockSent {
+            target_instance_id, ..
+        } => Some(target_instance_id.clone()),
+        EventKind::EntityLockRequested { .. } => Some("lock".to_string()),
+        _ => None,
+    }
+}
+
 /// The event kind as the history view prints it: the Durable Task name, with
-/// `SubOrchestrationInstance` shortened to `SubOrch` so every kind fits one column.
+/// `SubOrchestrationInstance` shortened to `SubOrch` and `EntityOperation` to `EntityOp` so every
+/// kind fits one column.
 pub fn short_kind(kind: &'static str) -> &'static str {
     match kind {
+        "EntityOperationCalled" => "EntityOpCalled",
+        "EntityOperationSignaled" => "EntityOpSignaled",
+        "EntityOperationCompleted" => "EntityOpCompleted",
+        "EntityOperationFailed" => "EntityOpFailed",
         "SubOrchestrationInstanceCreated" => "SubOrchCreated",
         "SubOrchestrationInstanceCompleted" => "SubOrchCompleted",
         "SubOrchestrationInstanceFailed" => "SubOrchFailed",
@@ -318,8 +367,8 @@ mod tests {
                 result: json!("Hello Tokyo!"),
             },
         };
-        let row = event_row(&event, DateTime::UNIX_EPOCH, |id| {
-            (id == 2).then(|| "SayHello".to_string())
+        let row = event_row(&event, DateTime::UNIX_EPOCH, |answers| {
+            (answers == Answers::Call(2)).then(|| "SayHello".to_string())
         });
         assert_eq!(row.id, "#2");
         assert_eq!(row.name, "SayHello");
@@ -349,6 +398,61 @@ mod tests {
         // Read from the middle (after the calls were scheduled): the completions do not count.
         let tail = CallCounts::of(&whole[4..]);
         assert_eq!((tail.scheduled, tail.done()), (1, 0));
+    }
+
+    #[test]
+    fn entity_rows_name_the_entity_and_answers_name_the_call_they_answer() {
+        let at = |kind| HistoryEvent {
+            event_id: 3,
+            timestamp: DateTime::UNIX_EPOCH,
+            kind,
+        };
+        let call = event_row(
+            &at(EventKind::EntityOperationCalled {
+                request_id: "r-1".into(),
+                operation: "withdraw".into(),
+                input: json!(50),
+                target_instance_id: "@account@a".into(),
+                scheduled_time: None,
+                parent_instance_id: "transfer".into(),
+                parent_execution_id: "e".into(),
+            }),
+            DateTime::UNIX_EPOCH,
+            |_| None,
+        );
+        assert_eq!(
+            (call.kind, call.id.as_str(), call.name.as_str()),
+            ("EntityOpCalled", "#3", "@account@a")
+        );
+        assert_eq!(call.detail, "call @account@a withdraw 50");
+        let name_of = |answers: Answers<'_>| {
+            (answers == Answers::Request("r-1")).then(|| "@account@a withdraw".to_string())
+        };
+        let mut failed = at(EventKind::EntityOperationFailed {
+            request_id: "r-1".into(),
+            failure: durable_sdk::FailureDetails::new("Overdrawn", "balance 20"),
+        });
+        failed.event_id = -1;
+        let row = event_row(&failed, DateTime::UNIX_EPOCH, name_of);
+        assert_eq!(row.name, "@account@a withdraw");
+        assert_eq!(row.detail, "Overdrawn: balance 20");
+        assert_eq!(row.tone, Tone::Error);
+        let mut done = at(EventKind::EntityOperationCompleted {
+            request_id: "r-1".into(),
+            output: json!(70),
+        });
+        done.event_id = -1;
+        let row = event_row(&done, DateTime::UNIX_EPOCH, name_of);
+        assert_eq!((row.detail.as_str(), row.tone), ("70", Tone::Ok));
+        for kind in [
+            "EntityOperationSignaled",
+            "EntityOperationCompleted",
+            "EntityLockRequested",
+            "EntityLockGranted",
+            "EntityUnlockSent",
+        ] {
+            assert!(short_kind(kind).len() < 21, "{kind} fits the EVENT column");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The timeline: every activity, timer and sub-orchestration of an execution as a bar over
+//! The timeline: every activity, timer, sub-orchestration and entity call (or lock request) of an
+//! execution as a bar over
 //! virtual time, each attempt of a retried call as a bar of its own labelled `(attempt N)` (the rule
 //! is [`super::retries`]; a plain call has no attempt), so parallelism and waiting show at a glance.
 //! Pure: a history (and the clock's now, for bars still open) in, bars out.
@@ -16,6 +17,8 @@ pub enum BarKind {
     Timer,
     /// A sub-orchestration.
     SubOrchestration,
+    /// An entity call awaiting its answer, or a lock request awaiting its grant.
+    Entity,
 }
 
 /// One call over time.
@@ -50,6 +53,8 @@ pub struct Timeline {
 pub fn timeline(events: &[HistoryEvent], now: Option<DateTime<Utc>>) -> Timeline {
     let mut bars: Vec<Bar> = Vec::new();
     let mut by_id: HashMap<i32, usize> = HashMap::new();
+    // Entity answers name their request, not a sequence id.
+    let mut by_request: HashMap<&str, usize> = HashMap::new();
     let attempts = super::retries::attempts(events);
     let call_label = |name: &str, id: i32| match attempts.get(&id) {
         Some(attempt) => format!("{name} #{id} (attempt {})", attempt.number),
@@ -70,18 +75,47 @@ pub fn timeline(events: &[HistoryEvent], now: Option<DateTime<Utc>>) -> Timeline
                 BarKind::Timer,
                 Some(*fire_at),
             )),
+            EventKind::EntityOperationCalled {
+                request_id,
+                operation,
+                target_instance_id,
+                ..
+            } => {
+                by_request.insert(request_id, bars.len());
+                Some((
+                    format!("{target_instance_id} {operation} #{}", event.event_id),
+                    BarKind::Entity,
+                    None,
+                ))
+            }
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                ..
+            } => {
+                by_request.insert(critical_section_id, bars.len());
+                Some((
+                    format!("lock {} #{}", lock_set.join(", "), event.event_id),
+                    BarKind::Entity,
+                    None,
+                ))
+            }
             kind => {
-                if let Some(id) = kind.completes_task() {
-                    if let Some(bar) = by_id.get(&id).and_then(|&index| bars.get_mut(index)) {
-                        bar.end.get_or_insert(event.timestamp);
-                        bar.failed |= kind.failure().is_some();
-                    }
+                let answered = match kind.answers_entity_request() {
+                    Some(request) => by_request.get(request).copied(),
+                    None => kind.completes_task().and_then(|id| by_id.get(&id).copied()),
+                };
+                if let Some(bar) = answered.and_then(|index| bars.get_mut(index)) {
+                    bar.end.get_or_insert(event.timestamp);
+                    bar.failed |= kind.failure().is_some();
                 }
                 None
             }
         };
         if let Some((label, kind, due)) = bar {
-            by_id.insert(event.event_id, bars.len());
+            if kind != BarKind::Entity {
+                by_id.insert(event.event_id, bars.len());
+            }
             bars.push(Bar {
                 label,
                 kind,
@@ -120,6 +154,80 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH + chrono::Duration::seconds(seconds),
             kind,
         }
+    }
+
+    #[test]
+    fn an_entity_call_is_a_bar_until_its_answer_and_a_lock_request_until_its_grant() {
+        let failure = durable_sdk::FailureDetails::new("Overdrawn", "balance 20");
+        let events = vec![
+            at(
+                0,
+                0,
+                EventKind::EntityLockRequested {
+                    critical_section_id: "cs".into(),
+                    lock_set: vec!["@account@a".into(), "@account@b".into()],
+                    position: 0,
+                    parent_instance_id: "t".into(),
+                },
+            ),
+            at(
+                1,
+                -1,
+                EventKind::EntityLockGranted {
+                    critical_section_id: "cs".into(),
+                },
+            ),
+            at(
+                1,
+                1,
+                EventKind::EntityOperationCalled {
+                    request_id: "r".into(),
+                    operation: "withdraw".into(),
+                    input: json!(50),
+                    target_instance_id: "@account@a".into(),
+                    scheduled_time: None,
+                    parent_instance_id: "t".into(),
+                    parent_execution_id: "e".into(),
+                },
+            ),
+            // A completion of sequence id 1 that is not this call's answer leaves the bar open.
+            at(
+                2,
+                -1,
+                EventKind::TimerFired {
+                    fire_at: DateTime::UNIX_EPOCH,
+                    timer_id: 1,
+                },
+            ),
+            at(
+                3,
+                -1,
+                EventKind::EntityOperationFailed {
+                    request_id: "r".into(),
+                    failure,
+                },
+            ),
+        ];
+        let line = timeline(&events, None);
+        let bars: Vec<(&str, BarKind, i64, bool)> = line
+            .bars
+            .iter()
+            .map(|bar| {
+                (
+                    bar.label.as_str(),
+                    bar.kind,
+                    bar.end.map_or(-1, |end| end.timestamp()),
+                    bar.failed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            bars,
+            [
+                ("lock @account@a, @account@b #0", BarKind::Entity, 1, false),
+                ("@account@a withdraw #1", BarKind::Entity, 3, true),
+            ]
+        );
     }
 
     #[test]

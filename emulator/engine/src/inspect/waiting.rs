@@ -1,6 +1,6 @@
 //! What an instance waits for: the external events its code waits for by name, its timers not yet
-//! fired (with their due time), and its activities and sub-orchestrations scheduled but without a
-//! result; with the two text forms front ends show (a header line, a list cell).
+//! fired (with their due time), its activities and sub-orchestrations scheduled but without a
+//! result, and its entity calls and lock requests without an answer; with the two text forms front ends show (a header line, a list cell).
 //!
 //! History records no wait for an event (a wait is not an action), so the event names come from
 //! the caller: the plugin reports them with each episode and the engine keeps them on the
@@ -21,6 +21,9 @@ pub struct OpenCalls {
     timers: BTreeMap<i32, DateTime<Utc>>,
     activities: BTreeMap<i32, String>,
     sub_orchestrations: BTreeMap<i32, String>,
+    /// Entity calls awaiting their answer and lock requests awaiting their grant, by request
+    /// id: the entity called, or `lock` for a lock request.
+    entities: BTreeMap<String, String>,
 }
 
 impl OpenCalls {
@@ -65,16 +68,38 @@ impl OpenCalls {
             } => {
                 self.sub_orchestrations.remove(task_scheduled_id);
             }
+            EventKind::EntityOperationCalled {
+                request_id,
+                target_instance_id,
+                ..
+            } => {
+                self.entities
+                    .insert(request_id.clone(), target_instance_id.clone());
+            }
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                ..
+            } => {
+                self.entities
+                    .insert(critical_section_id.clone(), "lock".to_string());
+            }
             EventKind::ExecutionCompleted { .. } | EventKind::ContinueAsNew { .. } => {
                 *self = Self::default();
             }
-            _ => {}
+            kind => {
+                if let Some(request) = kind.answers_entity_request() {
+                    self.entities.remove(request);
+                }
+            }
         }
     }
 
     /// Nothing open.
     pub fn is_empty(&self) -> bool {
-        self.timers.is_empty() && self.activities.is_empty() && self.sub_orchestrations.is_empty()
+        self.timers.is_empty()
+            && self.activities.is_empty()
+            && self.sub_orchestrations.is_empty()
+            && self.entities.is_empty()
     }
 }
 
@@ -104,6 +129,14 @@ pub enum Wait {
         /// Their common name, if they have one.
         name: Option<String>,
     },
+    /// Entity calls awaiting an answer and lock requests awaiting their grant: how many, and the
+    /// entity when they all go to one (`lock` when they are all lock requests).
+    Entities {
+        /// Requests without an answer.
+        count: usize,
+        /// Their common entity, if they have one.
+        name: Option<String>,
+    },
 }
 
 /// What an instance waits for: `awaited_events` (as its record names them), then its open
@@ -126,6 +159,12 @@ pub fn waits(awaited_events: &[String], open: &OpenCalls) -> Vec<Wait> {
         waits.push(Wait::SubOrchestrations {
             count: open.sub_orchestrations.len(),
             name: common_name(open.sub_orchestrations.values()),
+        });
+    }
+    if !open.entities.is_empty() {
+        waits.push(Wait::Entities {
+            count: open.entities.len(),
+            name: common_name(open.entities.values()),
         });
     }
     waits
@@ -157,6 +196,13 @@ pub fn describe(waits: &[Wait], now: Option<DateTime<Utc>>) -> String {
             Wait::SubOrchestrations { count, name } => {
                 in_flight(*count, name, "sub-orchestration", "sub-orchestrations")
             }
+            Wait::Entities { count, name } => match (count, name.as_deref()) {
+                (1, Some("lock")) => "a lock on entities".to_string(),
+                (_, Some("lock")) => format!("{count} lock requests"),
+                (1, Some(entity)) => format!("an answer from {entity}"),
+                (_, Some(entity)) => format!("{count} answers from {entity}"),
+                _ => format!("{count} entity answers"),
+            },
         })
         .collect();
     parts.join(" · ")
@@ -210,6 +256,11 @@ pub fn summary(waits: &[Wait], now: Option<DateTime<Utc>>) -> String {
                     _ => format!("{count} {}", kind.1),
                 }
             }
+            Wait::Entities { count, name } => match (count, name) {
+                (1, Some(name)) => name.clone(),
+                (_, Some(name)) => format!("{count}× {name}"),
+                _ => format!("{count} entities"),
+            },
         })
         .collect();
     parts.join(", ")
@@ -251,6 +302,56 @@ mod tests {
         );
         assert_eq!(summary(&waits, Some(at(0))), "Approval, timer 1h00m");
         assert_eq!(summary(&waits, Some(at(61))), "Approval, timer due");
+    }
+
+    #[test]
+    fn an_entity_call_waits_for_its_answer_and_a_lock_request_for_its_grant() {
+        let event = |event_id, kind| HistoryEvent {
+            event_id,
+            timestamp: at(0),
+            kind,
+        };
+        let mut open = OpenCalls::default();
+        open.record(&event(
+            0,
+            EventKind::EntityLockRequested {
+                critical_section_id: "cs".into(),
+                lock_set: vec!["@account@a".into(), "@account@b".into()],
+                position: 0,
+                parent_instance_id: "t".into(),
+            },
+        ));
+        assert_eq!(describe(&waits(&[], &open), None), "a lock on entities");
+        open.record(&event(
+            -1,
+            EventKind::EntityLockGranted {
+                critical_section_id: "cs".into(),
+            },
+        ));
+        assert!(open.is_empty());
+        open.record(&event(
+            1,
+            EventKind::EntityOperationCalled {
+                request_id: "r".into(),
+                operation: "withdraw".into(),
+                input: serde_json::json!(50),
+                target_instance_id: "@account@a".into(),
+                scheduled_time: None,
+                parent_instance_id: "t".into(),
+                parent_execution_id: "e".into(),
+            },
+        ));
+        let now = waits(&[], &open);
+        assert_eq!(describe(&now, None), "an answer from @account@a");
+        assert_eq!(summary(&now, None), "@account@a");
+        open.record(&event(
+            -1,
+            EventKind::EntityOperationFailed {
+                request_id: "r".into(),
+                failure: durable_sdk::FailureDetails::new("Overdrawn", "no"),
+            },
+        ));
+        assert!(open.is_empty());
     }
 
     #[test]

@@ -170,6 +170,15 @@ pub fn perform(model: &mut Model, action: Action, out: &mut Vec<Command>) {
             }
         }
         Action::Fault { spec, rule } => out.push(Command::AddFault { spec, rule }),
+        Action::Signal {
+            entity,
+            operation,
+            input,
+        } => out.push(Command::SignalEntity {
+            instance_id: entity,
+            operation,
+            input,
+        }),
         Action::View(view) => switch_view(model, view, out),
         Action::Filter(text) => {
             model.instances.filter = text;

@@ -7,7 +7,9 @@ use super::moved;
 use crate::command::Command;
 use crate::keymap::KeyAction;
 use crate::model::{Model, Overlay, View};
-use durable_emu_engine::inspect::errors::{error_tree, failed_children, failure_text};
+use durable_emu_engine::inspect::errors::{
+    Loaded, error_tree, failed_children, failed_entities, failure_text,
+};
 use durable_emu_engine::inspect::fanout::fanout_groups;
 use durable_emu_engine::inspect::timeline::timeline;
 use durable_sdk::history::RuntimeStatus;
@@ -40,6 +42,17 @@ pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
             });
         }
     }
+    if model.view == View::Errors {
+        // A failed entity call is followed into the entity's operation log.
+        for entity in failed_entities(events) {
+            if model.entity_logs_asked.insert(entity.clone()) {
+                out.push(Command::LoadEntity {
+                    instance_id: entity,
+                    for_errors: true,
+                });
+            }
+        }
+    }
     let (name, status) = model
         .instances
         .rows
@@ -51,7 +64,13 @@ pub(super) fn derive(model: &mut Model, out: &mut Vec<Command>) {
     match model.view {
         View::Timeline => model.derived.timeline = timeline(events, model.clock.now),
         View::FanOut => model.derived.fanout = fanout_groups(events),
-        _ => model.derived.errors = error_tree(&name, status, events, &model.children),
+        _ => {
+            let loaded = Loaded {
+                children: &model.children,
+                entity_logs: &model.entity_logs,
+            };
+            model.derived.errors = error_tree(&name, status, events, loaded);
+        }
     }
     model.derived.source = Some((
         model.view,

@@ -353,6 +353,20 @@ pub(super) fn on_engine(model: &mut Model, event: EngineEvent) {
                 ),
             );
         }
+        EngineEvent::EntityUpdated { instance_id } => {
+            // One load per tick however many operations ran (a thousand signals are a thousand
+            // events); loaded only while the Entities view shows.
+            model.stale.mark(Part::Entities);
+            if model.entities.detail.as_ref().is_some_and(|detail| detail.instance_id == instance_id)
+            {
+                model.stale.mark(Part::EntityDetail);
+            }
+            if model.entity_logs.contains_key(&instance_id) {
+                // The errors tree asks for the changed log again when it next derives.
+                model.entity_logs_asked.remove(&instance_id);
+                model.children_revision += 1;
+            }
+        }
         #[allow(unreachable_patterns)]
         other => {
             // Events added to the engine after this view was written still reach the feed.
@@ -473,6 +487,40 @@ pub(super) fn on_outcome(model: &mut Model, outcome: Outcome) {
         Outcome::Faults(Err(error)) => {
             model.stale.loaded(Part::Faults);
             model.status = Some((error, true));
+        }
+        Outcome::Entities(result) => {
+            model.stale.loaded(Part::Entities);
+            match result {
+                Ok(list) => super::entities::listed(model, list),
+                Err(error) => model.status = Some((error, true)),
+            }
+        }
+        Outcome::Entity {
+            instance_id,
+            result,
+            for_errors: true,
+        } => {
+            if let Ok((_, operations)) = result {
+                model.entity_logs.insert(instance_id, operations);
+                model.children_revision += 1;
+            }
+        }
+        Outcome::Entity {
+            instance_id,
+            result,
+            for_errors: false,
+        } => {
+            model.stale.loaded(Part::EntityDetail);
+            match result {
+                Ok((metadata, operations)) => {
+                    model.entities.detail = Some(crate::model::EntityDetail {
+                        instance_id,
+                        metadata,
+                        operations,
+                    });
+                }
+                Err(error) => model.status = Some((error, true)),
+            }
         }
         Outcome::FaultChanged { label, result } => {
             model.stale.mark(Part::Faults);

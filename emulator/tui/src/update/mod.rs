@@ -11,6 +11,7 @@ mod builds;
 mod clock;
 mod derived;
 mod diverged;
+mod entities;
 mod events;
 mod faults;
 mod history;
@@ -144,6 +145,7 @@ pub(super) fn on_tick(model: &mut Model, out: &mut Vec<Command>) {
         model.stale.start_loading(Part::Faults);
         out.push(Command::LoadFaults);
     }
+    entities::on_tick(model, out);
     if model.stale.take(Part::History) {
         if let Some(history) = &mut model.history {
             history.loading = true;
@@ -215,6 +217,15 @@ pub(super) fn keep_in_view(model: &mut Model) {
     let faults = &mut model.faults;
     faults.selected = faults.selected.min(faults.rules.len().saturating_sub(1));
     faults.offset = scroll_to(faults.selected, faults.offset, page(View::Faults, area));
+    let entities = &mut model.entities;
+    entities.selected = entities
+        .selected
+        .min(entities.list.len().saturating_sub(1));
+    entities.offset = scroll_to(
+        entities.selected,
+        entities.offset,
+        page(View::Entities, area),
+    );
     if let Some(stepper) = &mut model.stepper {
         let cursor = stepper.step.saturating_sub(1);
         stepper.offset = scroll_to(cursor, stepper.offset, page(View::Replay, area));
@@ -269,9 +280,11 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
             switch_view(model, previous, out);
         }
         KeyAction::JumpToView => {
-            if let KeyCode::Char(digit @ '1'..='9') = key.code {
-                let index = usize::from(digit as u8 - b'1');
-                switch_view(model, View::ALL[index], out);
+            if let Some(view) = match key.code {
+                KeyCode::Char(digit) => View::of_digit(digit),
+                _ => None,
+            } {
+                switch_view(model, view, out);
             }
         }
         KeyAction::TogglePlaying => {
@@ -307,7 +320,9 @@ pub(super) fn on_key(model: &mut Model, key: KeyEvent, out: &mut Vec<Command>) {
         | KeyAction::ToggleFaultRule
         | KeyAction::RemoveFaultRule
         | KeyAction::FailureDetails
-        | KeyAction::CompilerOutput => {
+        | KeyAction::CompilerOutput
+        | KeyAction::EntityInFull
+        | KeyAction::SignalEntity => {
             view_key(model, action, key, out);
         }
     }
@@ -326,6 +341,10 @@ pub fn switch_view(model: &mut Model, view: View, out: &mut Vec<Command>) {
     if view == View::Builds {
         // Workers' counts move with every item; they are refreshed only while shown.
         model.stale.mark(Part::Workers);
+    }
+    if view == View::Entities {
+        model.stale.mark(Part::Entities);
+        model.stale.mark(Part::EntityDetail);
     }
     if needs_history(view) {
         ensure_history(model, out);
@@ -362,6 +381,7 @@ pub(super) fn view_key(
         View::Clock => clock::key(model, action, key, out, page_rows),
         View::Faults => faults::key(model, action, key, out, page_rows),
         View::Builds => builds::key(model, action, key, page_rows),
+        View::Entities => entities::key(model, action, key, page_rows),
     }
 }
 
@@ -430,6 +450,12 @@ pub(super) fn on_mouse(model: &mut Model, mouse: MouseEvent, out: &mut Vec<Comma
                     let position = model.faults.offset + row;
                     if position < model.faults.rules.len() {
                         model.faults.selected = position;
+                    }
+                }
+                View::Entities => {
+                    let position = model.entities.offset + row;
+                    if position < model.entities.list.len() {
+                        entities::select(model, position);
                     }
                 }
                 View::Replay => {

@@ -295,6 +295,12 @@ fn complete_command(model: &mut Model, input: &mut TextInput) {
     let candidates = Candidates {
         orchestrations: model.orchestrators.clone(),
         instances,
+        entities: model
+            .entities
+            .list
+            .iter()
+            .map(|entity| entity.instance_id.clone())
+            .collect(),
     };
     match cmdline::complete(input.text(), &candidates) {
         Completion::One(text) => {

@@ -232,10 +232,12 @@ pub(super) fn open_fork_form(model: &mut Model) {
     let can_fail = !matches!(event.kind, EventKind::EventRaised { .. });
     let (result, failure) = match &event.kind {
         EventKind::TaskCompleted { result, .. }
-        | EventKind::SubOrchestrationInstanceCompleted { result, .. } => (result.to_string(), None),
+        | EventKind::SubOrchestrationInstanceCompleted { result, .. }
+        | EventKind::EntityOperationCompleted { output: result, .. } => (result.to_string(), None),
         EventKind::EventRaised { input, .. } => (input.to_string(), None),
         EventKind::TaskFailed { failure, .. }
-        | EventKind::SubOrchestrationInstanceFailed { failure, .. } => {
+        | EventKind::SubOrchestrationInstanceFailed { failure, .. }
+        | EventKind::EntityOperationFailed { failure, .. } => {
             ("null".to_string(), Some(failure.clone()))
         }
         other => {
@@ -249,13 +251,11 @@ pub(super) fn open_fork_form(model: &mut Model) {
             return;
         }
     };
-    let name = event
-        .kind
-        .completes_task()
-        .and_then(|id| {
+    let name = durable_emu_engine::inspect::rows::answers(&event.kind)
+        .and_then(|answers| {
             crate::model::call_names(&stepper.events[..target])
-                .get(&id)
-                .cloned()
+                .get(answers)
+                .map(str::to_string)
         })
         .or_else(|| event.kind.name().map(str::to_string))
         .unwrap_or_default();

@@ -118,6 +118,7 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
                 BarKind::Activity => ('█', "bar_activity"),
                 BarKind::Timer => ('─', "bar_timer"),
                 BarKind::SubOrchestration => ('▓', "bar_suborchestration"),
+                BarKind::Entity => (ENTITY_GLYPH, "accent"),
             };
             let style = if bar.failed {
                 theme.bar_failed()
@@ -142,26 +143,37 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
         })
         .collect();
     frame.render_widget(Paragraph::new(rows), list);
-    legend(frame, theme, body);
+    let entities = line.bars.iter().any(|bar| bar.kind == BarKind::Entity);
+    legend(frame, theme, body, entities);
 }
 
 /// The end of a failed bar.
 const FAILED_MARK: char = '✗';
 
+/// An entity call's (or lock request's) bar.
+const ENTITY_GLYPH: char = '▒';
+
 /// What the timeline's glyphs and colours mean, on the body's last line.
-fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect) {
+/// The entity entry is there only when entity bars are (the 80-column line has no room to spare).
+fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect, entities: bool) {
     if body.height < 4 {
         return;
     }
     let failed = FAILED_MARK.to_string();
-    let entries: [(&str, Style, &str); 6] = [
+    let entity = ENTITY_GLYPH.to_string();
+    let mut entries: Vec<(&str, Style, &str)> = vec![
         ("█", theme.fg("bar_activity"), "activity"),
         ("─", theme.fg("bar_timer"), "timer"),
         ("▓", theme.fg("bar_suborchestration"), "sub-orchestration"),
+    ];
+    if entities {
+        entries.push((entity.as_str(), theme.fg("accent"), "entity"));
+    }
+    entries.extend([
         ("░", theme.dim(), "still open"),
         ("▏", theme.text(), "instant"),
         (failed.as_str(), theme.bar_failed(), "failed"),
-    ];
+    ]);
     let mut spans = Vec::with_capacity(entries.len() * 3);
     for (index, (glyph, style, what)) in entries.into_iter().enumerate() {
         if index > 0 {

@@ -6,14 +6,22 @@ use crate::fault_form::target_key;
 use crate::layout::{FAULT_DETAIL_HEIGHT, list_area};
 use crate::model::{Model, View};
 use crate::theme::Theme;
-use durable_emu_engine::faults::{FaultRule, RuleState, Trigger};
+use durable_emu_engine::faults::{FaultRule, RuleState, TargetKind, Trigger};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-/// `activity Charge*` and, when narrowed, ` in order-*`.
+/// `activity Charge*` and, when narrowed, ` in order-*`; `entity @account@* deposit` for an
+/// entity rule (which holds the entity id glob as its instance and the operation as its name).
 pub fn target_text(rule: &FaultRule) -> String {
+    if rule.target.kind == TargetKind::Entity {
+        let entity = rule.target.instance.as_deref().unwrap_or("*");
+        return match rule.target.name.as_str() {
+            "*" => format!("entity {entity}"),
+            operation => format!("entity {entity} {operation}"),
+        };
+    }
     let mut text = format!("{} {}", target_key(rule.target.kind), rule.target.name);
     if let Some(instance) = &rule.target.instance {
         text.push_str(&format!(" in {instance}"));
@@ -158,10 +166,10 @@ fn render_detail(frame: &mut Frame<'_>, state: &RuleState, theme: &Theme, area: 
                 format!(
                     "{}, {}",
                     target_text(&state.rule),
-                    if state.rule.target.instance.is_some() {
-                        "these instances only"
-                    } else {
-                        "every instance"
+                    match (state.rule.target.kind, &state.rule.target.instance) {
+                        (TargetKind::Entity, _) => "the entities whose ids match",
+                        (_, Some(_)) => "these instances only",
+                        (_, None) => "every instance",
                     }
                 ),
                 theme.text(),

@@ -95,7 +95,9 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let lines: Vec<Line<'_>> = (history.offset..end)
         .map(|index| {
             let event = &events[index];
-            let row = event_row(event, start, |id| history.call_name(id).map(str::to_string));
+            let row = event_row(event, start, |answers| {
+                history.call_name(answers).map(str::to_string)
+            });
             let style = tone(theme, row.tone);
             let mut spans = vec![
                 Span::styled(col(&index.to_string(), 7), theme.dim()),

@@ -5,6 +5,7 @@ mod builds;
 mod clock;
 mod derived;
 mod diverged;
+mod entities;
 mod faults;
 mod history;
 mod instances;
@@ -39,6 +40,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme) {
         View::Clock => clock::render(frame, model, theme, bands.body),
         View::Builds => builds::render(frame, model, theme, bands.body),
         View::Faults => faults::render(frame, model, theme, bands.body),
+        View::Entities => entities::render(frame, model, theme, bands.body),
     }
     status_line(frame, model, theme, bands.status);
     if let Some(overlay) = &model.overlay {

@@ -259,7 +259,7 @@ fn fault_form(frame: &mut Frame<'_>, theme: &Theme, body: Rect, form: &FaultForm
             let focused = *field == form.field;
             let caption = Span::styled(
                 fit(
-                    &format!("{}{}", if focused { "▸ " } else { "  " }, field.caption()),
+                    &format!("{}{}", if focused { "▸ " } else { "  " }, form.caption(*field)),
                     caption_width,
                 ),
                 if focused { theme.accent() } else { theme.dim() },

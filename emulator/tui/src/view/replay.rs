@@ -85,7 +85,9 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let left_width = usize::from(left.width).saturating_sub(1);
     let lines: Vec<Line<'_>> = (stepper.offset..last)
         .map(|index| {
-            let row = event_row(&events[index], start, |id| names.get(&id).cloned());
+            let row = event_row(&events[index], start, |answers| {
+                names.get(answers).map(str::to_string)
+            });
             let mark = if diverges_at == Some(index) {
                 "≠"
             } else {
