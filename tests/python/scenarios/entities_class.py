@@ -8,7 +8,7 @@ from durabletask import entities
 import _common as c
 
 
-class Account(entities.DurableEntity):
+class Wallet(entities.DurableEntity):
     def deposit(self, amount: int) -> int:
         balance = self.get_state(int, 0) + amount
         self.set_state(balance)
@@ -26,24 +26,24 @@ class Account(entities.DurableEntity):
         return self.get_state(int, 0)
 
 
-def account_orchestrator(ctx, key: str):
-    account = entities.EntityInstanceId("Account", key)
-    yield ctx.call_entity(account, "deposit", 100)
-    after = yield ctx.call_entity(account, "withdraw", 30)
+def wallet_orchestrator(ctx, key: str):
+    wallet = entities.EntityInstanceId("Wallet", key)
+    yield ctx.call_entity(wallet, "deposit", 100)
+    after = yield ctx.call_entity(wallet, "withdraw", 30)
     try:
-        yield ctx.call_entity(account, "withdraw", 500)
+        yield ctx.call_entity(wallet, "withdraw", 500)
         refused = None
     except c.task.TaskFailedError as error:
         refused = error.details.message
-    balance = yield ctx.call_entity(account, "balance")
+    balance = yield ctx.call_entity(wallet, "balance")
     return {"after_withdraw": after, "refused": refused, "balance": balance}
 
 
 def scenario(b: c.Backend) -> None:
-    with c.running_worker(b.address, [account_orchestrator], entities=[Account],
+    with c.running_worker(b.address, [wallet_orchestrator], entities=[Wallet],
                           metadata=b.worker_metadata):
         client = c.new_client(b.address)
-        instance_id = client.schedule_new_orchestration(account_orchestrator, input="alice",
+        instance_id = client.schedule_new_orchestration(wallet_orchestrator, input="alice",
                                                         instance_id="py-entity-class")
         output = c.completed_output(client, instance_id)
         c.check_eq(output["after_withdraw"], 70, "the balance after withdrawing 30 of 100")
@@ -51,7 +51,7 @@ def scenario(b: c.Backend) -> None:
                 f"withdrawing 500 should fail with the entity's message, got {output['refused']!r}")
         c.check_eq(output["balance"], 70, "the balance after the refused withdrawal (rolled back)")
 
-        alice = entities.EntityInstanceId("account", "alice")
+        alice = entities.EntityInstanceId("wallet", "alice")
         # A failed signal changes nothing either, and the next signal still runs.
         client.signal_entity(alice, "withdraw", 1000)
         client.signal_entity(alice, "deposit", 5)

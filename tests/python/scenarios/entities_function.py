@@ -1,4 +1,4 @@
-"""Function-based entities: a `counter` entity function (the SDK's EntityContext: operation,
+"""Function-based entities: a `tally` entity function (the SDK's EntityContext: operation,
 input, get/set state) driven by client signals and by an orchestration's signal and calls; the
 entity signals another entity and starts an orchestration from an operation. Operations of one
 entity run one at a time in arrival order, so ten signals of +1 sent at once add up to 10."""
@@ -8,7 +8,7 @@ from durabletask import entities
 import _common as c
 
 
-def counter(ctx: entities.EntityContext, input):
+def tally(ctx: entities.EntityContext, input):
     if ctx.operation == "set":
         ctx.set_state(input)
     elif ctx.operation == "add":
@@ -35,8 +35,8 @@ def audit(ctx: entities.EntityContext, input):
         raise ValueError(f"unknown operation '{ctx.operation}'")
 
 
-def counter_orchestrator(ctx, key: str):
-    entity_id = entities.EntityInstanceId("counter", key)
+def tally_orchestrator(ctx, key: str):
+    entity_id = entities.EntityInstanceId("tally", key)
     ctx.signal_entity(entity_id, "set", 0)
     after_add = yield ctx.call_entity(entity_id, "add", 1)
     value = yield ctx.call_entity(entity_id, "get")
@@ -48,23 +48,23 @@ def reported(ctx, value: int):
 
 
 def scenario(b: c.Backend) -> None:
-    with c.running_worker(b.address, [counter_orchestrator, reported], entities=[counter, audit],
+    with c.running_worker(b.address, [tally_orchestrator, reported], entities=[tally, audit],
                           metadata=b.worker_metadata):
         client = c.new_client(b.address)
 
         # Client signals: ten +1 at once, one at a time at the entity.
-        many = entities.EntityInstanceId("counter", "many")
+        many = entities.EntityInstanceId("tally", "many")
         for _ in range(10):
             client.signal_entity(many, "add", 1)
         c.wait_entity_state(client, many, 10)
 
         # An orchestration's signal and calls; the name is case-insensitive.
-        instance_id = client.schedule_new_orchestration(counter_orchestrator, input="orch",
+        instance_id = client.schedule_new_orchestration(tally_orchestrator, input="orch",
                                                         instance_id="py-entity-fn")
         output = c.completed_output(client, instance_id)
-        c.check_eq(output, {"after_add": 1, "value": 1}, "the orchestration's view of the counter")
-        c.check_eq(c.entity_state(client, entities.EntityInstanceId("Counter", "orch")), 1,
-                   "the counter's state read under a differently-cased name")
+        c.check_eq(output, {"after_add": 1, "value": 1}, "the orchestration's view of the tally")
+        c.check_eq(c.entity_state(client, entities.EntityInstanceId("Tally", "orch")), 1,
+                   "the tally's state read under a differently-cased name")
 
         # An operation's actions: a signal to the audit entity and an orchestration start.
         client.signal_entity(many, "report", "py-entity-reported")

@@ -12,7 +12,7 @@ from durabletask import entities
 import _common as c
 
 
-class Account(entities.DurableEntity):
+class Purse(entities.DurableEntity):
     def deposit(self, amount: int) -> int:
         self.set_state(self.get_state(int, 0) + amount)
         return self.get_state(int, 0)
@@ -29,8 +29,8 @@ class Account(entities.DurableEntity):
 
 
 def transfer(ctx, args: dict):
-    source = entities.EntityInstanceId("account", args["from"])
-    target = entities.EntityInstanceId("account", args["to"])
+    source = entities.EntityInstanceId("purse", args["from"])
+    target = entities.EntityInstanceId("purse", args["to"])
     ctx.set_custom_status("requesting")
     with (yield ctx.lock_entities([source, target])):
         ctx.set_custom_status("locked")
@@ -50,10 +50,10 @@ def status_of(client, instance_id: str):
 
 
 def scenario(b: c.Backend) -> None:
-    with c.running_worker(b.address, [transfer], entities=[Account], metadata=b.worker_metadata):
+    with c.running_worker(b.address, [transfer], entities=[Purse], metadata=b.worker_metadata):
         client = c.new_client(b.address)
-        a = entities.EntityInstanceId("account", "a")
-        bb = entities.EntityInstanceId("account", "b")
+        a = entities.EntityInstanceId("purse", "a")
+        bb = entities.EntityInstanceId("purse", "b")
         client.signal_entity(a, "deposit", 100)
         client.signal_entity(bb, "deposit", 50)
         c.wait_entity_state(client, a, 100)
