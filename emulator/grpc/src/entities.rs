@@ -185,6 +185,30 @@ impl Sidecar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    #[test]
+    fn an_entity_goes_out_with_its_lock_holder_and_backlog_and_its_state_only_when_asked() {
+        let entity = EntityMetadata {
+            instance_id: "@purse@a".into(),
+            name: "purse".into(),
+            key: "a".into(),
+            state: Some(json!({"balance": 5})),
+            has_state: true,
+            last_modified: DateTime::<Utc>::UNIX_EPOCH,
+            backlog: 3,
+            locked_by: Some("transfer-1".into()),
+            critical_section: Some("cs-1".into()),
+            lock_waiters: vec!["transfer-2".into()],
+        };
+        let wire = entity_to_wire(&entity, true);
+        assert_eq!(wire.instance_id, "@purse@a");
+        assert_eq!(wire.backlog_queue_size, 3);
+        assert_eq!(wire.locked_by.as_deref(), Some("transfer-1"));
+        assert_eq!(wire.serialized_state.as_deref(), Some(r#"{"balance":5}"#));
+        assert_eq!(entity_to_wire(&entity, false).serialized_state, None);
+    }
 
     #[test]
     fn a_bare_prefix_is_an_entity_name_prefix_and_names_are_lower_cased() {
