@@ -579,3 +579,44 @@ async fn query_entities_filters_by_name_prefix_and_pages_and_clean_removes_empty
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn an_answer_without_a_token_is_refused_while_several_entity_batches_are_outstanding() {
+    let mut h = harness().await;
+    let mut worker = connect_worker(&mut h.client, Some("entityRequest"))
+        .await
+        .unwrap();
+    for id in ["@counter@x", "@counter@y"] {
+        h.client
+            .signal_entity(signal(id, "add", "1"))
+            .await
+            .unwrap();
+    }
+    let first = next_item(&mut worker).await;
+    let second = next_item(&mut worker).await;
+    let error = h
+        .client
+        .complete_entity_task(batch_answer("", vec![success("1")], Some("1")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("completionToken"),
+        "{}",
+        error.message()
+    );
+    for item in [first, second] {
+        h.client
+            .complete_entity_task(batch_answer(
+                &item.completion_token,
+                vec![success("1")],
+                Some("1"),
+            ))
+            .await
+            .unwrap();
+    }
+    for id in ["@counter@x", "@counter@y"] {
+        let entity = get_entity(&mut h.client, id, true).await.entity.unwrap();
+        assert_eq!(entity.serialized_state.as_deref(), Some("1"), "{id}");
+    }
+}
