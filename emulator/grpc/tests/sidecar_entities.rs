@@ -548,6 +548,35 @@ async fn query_entities_filters_by_name_prefix_and_pages_and_clean_removes_empty
             .any(|entity| entity.instance_id == "@account@x")
     );
 
+    // The last-modified range is on the emulator's clock.
+    let now = h.engine.handle().now().unwrap();
+    let in_range = |from: Option<chrono::DateTime<chrono::Utc>>,
+                    to: Option<chrono::DateTime<chrono::Utc>>| {
+        proto::QueryEntitiesRequest {
+            query: Some(proto::EntityQuery {
+                instance_id_starts_with: Some("@counter@".into()),
+                last_modified_from: from.map(durable_emu_grpc::mapping::time_to_wire),
+                last_modified_to: to.map(durable_emu_grpc::mapping::time_to_wire),
+                ..Default::default()
+            }),
+        }
+    };
+    let hour = chrono::TimeDelta::hours(1);
+    let later = h
+        .client
+        .query_entities(in_range(Some(now + hour), None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(later.entities.is_empty(), "{later:?}");
+    let earlier = h
+        .client
+        .query_entities(in_range(Some(now - hour), Some(now + hour)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(earlier.entities.len(), 3, "{earlier:?}");
+
     let cleaned = h
         .client
         .clean_entity_storage(proto::CleanEntityStorageRequest {
