@@ -149,6 +149,50 @@ fn fault_rules_fail_python_activities_from_the_host_without_dispatching_them() {
 }
 
 #[test]
+fn python_function_entities_take_client_and_orchestration_signals_and_calls_in_arrival_order() {
+    scenario_against_durable_emu("entities_function.py", &[]);
+}
+
+#[test]
+fn python_class_entities_keep_state_between_batches_and_roll_back_a_failed_operation() {
+    scenario_against_durable_emu("entities_class.py", &[]);
+}
+
+#[test]
+fn python_entity_calls_return_results_and_a_failure_reaches_the_calling_orchestration() {
+    scenario_against_durable_emu("entities_calls.py", &[]);
+}
+
+#[test]
+fn python_entity_calls_run_the_same_on_a_worker_that_asks_for_v1_entity_work_items() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let sidecar = Sidecar::start("entities_calls_v1", &[]);
+    run_scenario(
+        &python,
+        "entities_calls.py",
+        &["--address", &sidecar.address(), "--entity-requests", "v1"],
+        || sidecar.log_text(),
+    );
+}
+
+#[test]
+fn python_delayed_entity_signals_wait_for_the_virtual_clock_which_skips_to_them() {
+    scenario_against_durable_emu("entities_signals.py", &["--clock", "virtual"]);
+}
+
+#[test]
+fn python_critical_sections_lock_two_accounts_first_come_first_served_and_release_on_failure() {
+    scenario_against_durable_emu("entities_locks.py", &[]);
+}
+
+#[test]
+fn the_python_clients_entity_api_gets_queries_in_pages_and_cleans_empty_entities() {
+    scenario_against_durable_emu("entities_client.py", &[]);
+}
+
+#[test]
 fn every_scenario_script_passes_against_the_sdks_own_in_memory_backend() {
     let Some(python) = venv_python() else {
         return;
@@ -159,7 +203,7 @@ fn every_scenario_script_passes_against_the_sdks_own_in_memory_backend() {
         .filter(|name| name.ends_with(".py") && !name.starts_with('_'))
         .collect();
     scripts.sort();
-    assert!(scripts.len() >= 18, "scenario scripts found: {scripts:?}");
+    assert!(scripts.len() >= 24, "scenario scripts found: {scripts:?}");
     for script in &scripts {
         run_scenario(&python, script, &["--in-memory"], String::new);
     }

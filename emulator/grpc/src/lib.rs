@@ -28,6 +28,7 @@ pub mod proto {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/orchestrator_service.bin"));
 
+mod entities;
 pub mod loadgen;
 pub mod mapping;
 mod server;
@@ -36,7 +37,7 @@ mod worker;
 pub use proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 pub use proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer;
 pub use server::Sidecar;
-pub use worker::HEALTH_PING_INTERVAL;
+pub use worker::{ENTITY_REQUEST_METADATA, HEALTH_PING_INTERVAL};
 
 use durable_emu_engine::engine::AsyncEngineHandle;
 use std::future::Future;

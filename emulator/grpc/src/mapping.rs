@@ -12,10 +12,17 @@
 //! A `rewindOrchestration` action is not a durable call: it is the whole answer to a rewind
 //! episode, mapped to `OrchestratorResponse::rewound_history`.
 //!
+//! Entities (docs/semantics.md#entities): the entity history events are the proto's events 23-29;
+//! an orchestration's entity actions travel as `sendEntityMessage` (whose message is the event
+//! that records the action); entity ids are checked and written canonically (`@name@key`, name
+//! lower-cased). A batch goes to a worker as the newer `EntityRequest` (operations as
+//! `entityOperationSignaled`/`entityOperationCalled` events) or the older `EntityBatchRequest`;
+//! its answer, an `EntityBatchResult`, comes back as the SDK's [`EntityBatchResult`].
+//!
 //! Dropped on the way in, because the engine has no place for them yet: versions and tags of
-//! tasks and sub-orchestrations, trace contexts, failure `properties`, `numEventsProcessed`.
-//! Entity events and actions are refused ([`MappingError::Unsupported`]): entities are the next
-//! issue. durable-emu's own `FaultInjected` events travel as a `genericEvent` whose data is
+//! tasks and sub-orchestrations, trace contexts, failure `properties`, `numEventsProcessed`, the
+//! `operationInfos` and `requiresState` of entity answers and a call's `scheduledTime`.
+//! durable-emu's own `FaultInjected` events travel as a `genericEvent` whose data is
 //! `{"faultInjected": {...}}`, so SDKs (which ignore generic events) replay them harmlessly.
 //!
 //! Knows nothing of the server, the engine's core or how work is dispatched.
@@ -23,11 +30,13 @@
 use crate::proto;
 use chrono::{DateTime, Utc};
 use durable_emu_engine::InstanceRecord;
-use durable_sdk::FailureDetails;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
 use durable_sdk::protocol::{
-    Action, ActionKind, ActivityOutcome, OrchestratorRequest, OrchestratorResponse,
+    Action, ActionKind, ActivityOutcome, EntityAction, EntityBatchRequest, EntityBatchResult,
+    EntityCaller, EntityOperationRequest, EntityOperationResult, OrchestratorRequest,
+    OrchestratorResponse,
 };
+use durable_sdk::{EntityId, FailureDetails};
 use proto::history_event::EventType;
 use proto::orchestrator_action::OrchestratorActionType;
 use serde_json::Value;
@@ -66,6 +75,14 @@ pub enum MappingError {
         field: &'static str,
         /// The number sent.
         value: i32,
+    },
+    /// A field that must name an entity (`@name@key`) does not.
+    #[error("{field} is not an entity id: {error}")]
+    InvalidEntityId {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with it.
+        error: String,
     },
     /// A message durable-emu does not handle yet.
     #[error("{what} is not supported by durable-emu yet: {why}")]
@@ -361,16 +378,74 @@ pub fn event_to_wire(event: &HistoryEvent) -> proto::HistoryEvent {
                 ..Default::default()
             })
         }
-        // CONTRACT PLACEHOLDER: entity events get their proto events (fields 23-29).
-        EventKind::EntityOperationSignaled { .. }
-        | EventKind::EntityOperationCalled { .. }
-        | EventKind::EntityOperationCompleted { .. }
-        | EventKind::EntityOperationFailed { .. }
-        | EventKind::EntityLockRequested { .. }
-        | EventKind::EntityLockGranted { .. }
-        | EventKind::EntityUnlockSent { .. } => EventType::GenericEvent(proto::GenericEvent {
-            data: Some(serde_json::to_value(&event.kind).unwrap_or(Value::Null).to_string()),
+        EventKind::EntityOperationSignaled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            scheduled_time,
+        } => EventType::EntityOperationSignaled(signaled_to_wire(
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            *scheduled_time,
+        )),
+        EventKind::EntityOperationCalled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            scheduled_time,
+            parent_instance_id,
+            parent_execution_id,
+        } => EventType::EntityOperationCalled(proto::EntityOperationCalledEvent {
+            request_id: request_id.clone(),
+            operation: operation.clone(),
+            scheduled_time: scheduled_time.map(time_to_wire),
+            input: payload_to_wire(input),
+            parent_instance_id: Some(parent_instance_id.clone()),
+            parent_execution_id: non_empty_wire(parent_execution_id),
+            target_instance_id: Some(target_instance_id.clone()),
         }),
+        EventKind::EntityOperationCompleted { request_id, output } => {
+            EventType::EntityOperationCompleted(proto::EntityOperationCompletedEvent {
+                request_id: request_id.clone(),
+                output: payload_to_wire(output),
+            })
+        }
+        EventKind::EntityOperationFailed {
+            request_id,
+            failure,
+        } => EventType::EntityOperationFailed(proto::EntityOperationFailedEvent {
+            request_id: request_id.clone(),
+            failure_details: Some(failure_to_wire(failure)),
+        }),
+        EventKind::EntityLockRequested {
+            critical_section_id,
+            lock_set,
+            position,
+            parent_instance_id,
+        } => EventType::EntityLockRequested(proto::EntityLockRequestedEvent {
+            critical_section_id: critical_section_id.clone(),
+            lock_set: lock_set.clone(),
+            position: *position,
+            parent_instance_id: Some(parent_instance_id.clone()),
+        }),
+        EventKind::EntityLockGranted {
+            critical_section_id,
+        } => EventType::EntityLockGranted(proto::EntityLockGrantedEvent {
+            critical_section_id: critical_section_id.clone(),
+        }),
+        EventKind::EntityUnlockSent {
+            critical_section_id,
+            parent_instance_id,
+            target_instance_id,
+        } => EventType::EntityUnlockSent(unlock_to_wire(
+            critical_section_id,
+            parent_instance_id,
+            target_instance_id,
+        )),
         EventKind::FaultInjected { .. } => {
             let body = serde_json::to_value(&event.kind).unwrap_or(Value::Null);
             EventType::GenericEvent(proto::GenericEvent {
@@ -537,13 +612,33 @@ pub fn event_from_wire(event: &proto::HistoryEvent) -> Result<HistoryEvent, Mapp
         EventType::ExecutionRewound(rewound) => EventKind::ExecutionRewound {
             reason: rewound.reason.clone(),
         },
-        EventType::EntityOperationSignaled(_)
-        | EventType::EntityOperationCalled(_)
-        | EventType::EntityOperationCompleted(_)
-        | EventType::EntityOperationFailed(_)
-        | EventType::EntityLockRequested(_)
-        | EventType::EntityLockGranted(_)
-        | EventType::EntityUnlockSent(_) => return Err(ENTITIES_UNSUPPORTED_EVENT),
+        EventType::EntityOperationSignaled(signaled) => signaled_from_wire(signaled)?,
+        EventType::EntityOperationCalled(called) => called_from_wire(called)?,
+        EventType::EntityOperationCompleted(completed) => EventKind::EntityOperationCompleted {
+            request_id: non_empty(
+                "EntityOperationCompletedEvent.requestId",
+                &completed.request_id,
+            )?,
+            output: payload_from_wire(
+                "EntityOperationCompletedEvent.output",
+                completed.output.as_deref(),
+            )?,
+        },
+        EventType::EntityOperationFailed(failed) => EventKind::EntityOperationFailed {
+            request_id: non_empty("EntityOperationFailedEvent.requestId", &failed.request_id)?,
+            failure: failure_field(
+                "EntityOperationFailedEvent.failureDetails",
+                failed.failure_details.as_ref(),
+            )?,
+        },
+        EventType::EntityLockRequested(requested) => lock_requested_from_wire(requested)?,
+        EventType::EntityLockGranted(granted) => EventKind::EntityLockGranted {
+            critical_section_id: non_empty(
+                "EntityLockGrantedEvent.criticalSectionId",
+                &granted.critical_section_id,
+            )?,
+        },
+        EventType::EntityUnlockSent(unlock) => unlock_from_wire(unlock)?,
     };
     Ok(HistoryEvent {
         event_id: event.event_id,
@@ -551,11 +646,6 @@ pub fn event_from_wire(event: &proto::HistoryEvent) -> Result<HistoryEvent, Mapp
         kind,
     })
 }
-
-const ENTITIES_UNSUPPORTED_EVENT: MappingError = MappingError::Unsupported {
-    what: "an entity event",
-    why: "durable entities come in the next release of the sidecar",
-};
 
 fn fault_from_generic(generic: &proto::GenericEvent) -> Result<EventKind, MappingError> {
     const UNKNOWN: MappingError = MappingError::Unsupported {
@@ -575,18 +665,261 @@ fn events_from_wire(events: &[proto::HistoryEvent]) -> Result<Vec<HistoryEvent>,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Entity messages (history events 23-29 and the sendEntityMessage action)
+// ---------------------------------------------------------------------------------------------
+
+/// Empty text is "not given" on the wire's optional strings.
+fn non_empty_wire(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// An entity id a message must carry, in its canonical form (`@{name lowercased}@{key}`): names
+/// are case-insensitive, so `@Counter@a` and `@counter@a` are one entity (docs/semantics.md#entities).
+fn entity_id_field(field: &'static str, text: Option<&str>) -> Result<String, MappingError> {
+    let text = text.filter(|text| !text.is_empty());
+    let text = text.ok_or(MappingError::Missing { field })?;
+    EntityId::parse(text)
+        .map(|id| id.to_string())
+        .map_err(|error| MappingError::InvalidEntityId {
+            field,
+            error: error.to_string(),
+        })
+}
+
+fn signaled_to_wire(
+    request_id: &str,
+    operation: &str,
+    input: &Value,
+    target_instance_id: &str,
+    scheduled_time: Option<DateTime<Utc>>,
+) -> proto::EntityOperationSignaledEvent {
+    proto::EntityOperationSignaledEvent {
+        request_id: request_id.to_string(),
+        operation: operation.to_string(),
+        scheduled_time: scheduled_time.map(time_to_wire),
+        input: payload_to_wire(input),
+        target_instance_id: Some(target_instance_id.to_string()),
+    }
+}
+
+fn unlock_to_wire(
+    critical_section_id: &str,
+    parent_instance_id: &str,
+    target_instance_id: &str,
+) -> proto::EntityUnlockSentEvent {
+    proto::EntityUnlockSentEvent {
+        critical_section_id: critical_section_id.to_string(),
+        parent_instance_id: non_empty_wire(parent_instance_id),
+        target_instance_id: Some(target_instance_id.to_string()),
+    }
+}
+
+fn signaled_from_wire(
+    signaled: &proto::EntityOperationSignaledEvent,
+) -> Result<EventKind, MappingError> {
+    Ok(EventKind::EntityOperationSignaled {
+        request_id: non_empty(
+            "EntityOperationSignaledEvent.requestId",
+            &signaled.request_id,
+        )?,
+        operation: non_empty(
+            "EntityOperationSignaledEvent.operation",
+            &signaled.operation,
+        )?,
+        input: payload_from_wire(
+            "EntityOperationSignaledEvent.input",
+            signaled.input.as_deref(),
+        )?,
+        target_instance_id: entity_id_field(
+            "EntityOperationSignaledEvent.targetInstanceId",
+            signaled.target_instance_id.as_deref(),
+        )?,
+        scheduled_time: optional_time(
+            "EntityOperationSignaledEvent.scheduledTime",
+            signaled.scheduled_time.as_ref(),
+        )?,
+    })
+}
+
+/// A call. The parent ids may be absent (the Python SDK sends no `parentExecutionId`): they are
+/// then empty here, and the worker side fills them in from the work item the answer belongs to.
+fn called_from_wire(called: &proto::EntityOperationCalledEvent) -> Result<EventKind, MappingError> {
+    Ok(EventKind::EntityOperationCalled {
+        request_id: non_empty("EntityOperationCalledEvent.requestId", &called.request_id)?,
+        operation: non_empty("EntityOperationCalledEvent.operation", &called.operation)?,
+        input: payload_from_wire("EntityOperationCalledEvent.input", called.input.as_deref())?,
+        target_instance_id: entity_id_field(
+            "EntityOperationCalledEvent.targetInstanceId",
+            called.target_instance_id.as_deref(),
+        )?,
+        scheduled_time: optional_time(
+            "EntityOperationCalledEvent.scheduledTime",
+            called.scheduled_time.as_ref(),
+        )?,
+        parent_instance_id: called.parent_instance_id.clone().unwrap_or_default(),
+        parent_execution_id: called.parent_execution_id.clone().unwrap_or_default(),
+    })
+}
+
+fn lock_requested_from_wire(
+    requested: &proto::EntityLockRequestedEvent,
+) -> Result<EventKind, MappingError> {
+    if requested.lock_set.is_empty() {
+        return Err(MappingError::Missing {
+            field: "EntityLockRequestedEvent.lockSet",
+        });
+    }
+    let lock_set = requested
+        .lock_set
+        .iter()
+        .map(|id| entity_id_field("EntityLockRequestedEvent.lockSet", Some(id)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EventKind::EntityLockRequested {
+        critical_section_id: non_empty(
+            "EntityLockRequestedEvent.criticalSectionId",
+            &requested.critical_section_id,
+        )?,
+        lock_set,
+        position: requested.position,
+        parent_instance_id: requested.parent_instance_id.clone().unwrap_or_default(),
+    })
+}
+
+fn unlock_from_wire(unlock: &proto::EntityUnlockSentEvent) -> Result<EventKind, MappingError> {
+    Ok(EventKind::EntityUnlockSent {
+        critical_section_id: non_empty(
+            "EntityUnlockSentEvent.criticalSectionId",
+            &unlock.critical_section_id,
+        )?,
+        parent_instance_id: unlock.parent_instance_id.clone().unwrap_or_default(),
+        target_instance_id: entity_id_field(
+            "EntityUnlockSentEvent.targetInstanceId",
+            unlock.target_instance_id.as_deref(),
+        )?,
+    })
+}
+
+/// An orchestration's entity action as the `sendEntityMessage` it travels in: the message is the
+/// history event that records the action (the proto reuses the event messages).
+fn entity_message_to_wire(kind: &ActionKind) -> proto::SendEntityMessageAction {
+    use proto::send_entity_message_action::EntityMessageType as Message;
+    let message = match event_to_wire_kind(&kind.to_event_kind()) {
+        Some(EventType::EntityOperationSignaled(signaled)) => {
+            Some(Message::EntityOperationSignaled(signaled))
+        }
+        Some(EventType::EntityOperationCalled(called)) => {
+            Some(Message::EntityOperationCalled(called))
+        }
+        Some(EventType::EntityLockRequested(requested)) => {
+            Some(Message::EntityLockRequested(requested))
+        }
+        Some(EventType::EntityUnlockSent(unlock)) => Some(Message::EntityUnlockSent(unlock)),
+        // Only the four entity actions come here (see action_to_wire).
+        _ => None,
+    };
+    proto::SendEntityMessageAction {
+        entity_message_type: message,
+    }
+}
+
+/// The wire kind of an event (without id and timestamp).
+fn event_to_wire_kind(kind: &EventKind) -> Option<EventType> {
+    event_to_wire(&HistoryEvent {
+        event_id: -1,
+        timestamp: DateTime::<Utc>::UNIX_EPOCH,
+        kind: kind.clone(),
+    })
+    .event_type
+}
+
+/// A worker's `sendEntityMessage` as the SDK's action. A call's `scheduledTime` is dropped: the
+/// Durable Task model schedules only signals (no SDK sets it on a call).
+fn entity_message_from_wire(
+    message: &proto::SendEntityMessageAction,
+) -> Result<ActionKind, MappingError> {
+    use proto::send_entity_message_action::EntityMessageType as Message;
+    let message = message
+        .entity_message_type
+        .as_ref()
+        .ok_or(MappingError::Missing {
+            field: "SendEntityMessageAction.entityMessageType",
+        })?;
+    let event = match message {
+        Message::EntityOperationSignaled(signaled) => signaled_from_wire(signaled)?,
+        Message::EntityOperationCalled(called) => called_from_wire(called)?,
+        Message::EntityLockRequested(requested) => lock_requested_from_wire(requested)?,
+        Message::EntityUnlockSent(unlock) => unlock_from_wire(unlock)?,
+    };
+    Ok(match event {
+        EventKind::EntityOperationSignaled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            scheduled_time,
+        } => ActionKind::SignalEntity {
+            request_id,
+            target_instance_id,
+            operation,
+            input,
+            scheduled_time,
+        },
+        EventKind::EntityOperationCalled {
+            request_id,
+            operation,
+            input,
+            target_instance_id,
+            parent_instance_id,
+            parent_execution_id,
+            ..
+        } => ActionKind::CallEntity {
+            request_id,
+            target_instance_id,
+            operation,
+            input,
+            parent_instance_id,
+            parent_execution_id,
+        },
+        EventKind::EntityLockRequested {
+            critical_section_id,
+            lock_set,
+            parent_instance_id,
+            ..
+        } => ActionKind::LockEntities {
+            critical_section_id,
+            lock_set,
+            parent_instance_id,
+        },
+        EventKind::EntityUnlockSent {
+            critical_section_id,
+            parent_instance_id,
+            target_instance_id,
+        } => ActionKind::UnlockEntity {
+            critical_section_id,
+            target_instance_id,
+            parent_instance_id,
+        },
+        // The four helpers above return only their own kind.
+        _ => {
+            return Err(MappingError::Missing {
+                field: "SendEntityMessageAction.entityMessageType",
+            });
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actions
 // ---------------------------------------------------------------------------------------------
 
 /// An action as the wire carries it (what a worker would send).
 pub fn action_to_wire(action: &Action) -> proto::OrchestratorAction {
     let kind = match &action.kind {
-        // CONTRACT PLACEHOLDER: entity actions become SendEntityMessageAction.
         ActionKind::SignalEntity { .. }
         | ActionKind::CallEntity { .. }
         | ActionKind::LockEntities { .. }
         | ActionKind::UnlockEntity { .. } => {
-            OrchestratorActionType::SendEntityMessage(proto::SendEntityMessageAction::default())
+            OrchestratorActionType::SendEntityMessage(entity_message_to_wire(&action.kind))
         }
         ActionKind::ScheduleTask { name, input } => {
             OrchestratorActionType::ScheduleTask(proto::ScheduleTaskAction {
@@ -706,12 +1039,7 @@ pub fn action_from_wire(action: &proto::OrchestratorAction) -> Result<Action, Ma
                 why: "terminate other instances from a client (TerminateInstance)",
             });
         }
-        OrchestratorActionType::SendEntityMessage(_) => {
-            return Err(MappingError::Unsupported {
-                what: "a sendEntityMessage action",
-                why: "durable entities come in the next release of the sidecar",
-            });
-        }
+        OrchestratorActionType::SendEntityMessage(message) => entity_message_from_wire(message)?,
         OrchestratorActionType::RewindOrchestration(_) => {
             return Err(MappingError::Unsupported {
                 what: "a rewindOrchestration action",
@@ -876,6 +1204,339 @@ pub fn activity_request_to_wire(
         orchestration_instance: Some(instance_ref(instance_id, execution_id)),
         task_id,
         ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entity batches
+// ---------------------------------------------------------------------------------------------
+
+/// An entity's state as the wire carries it: no state (or `null`) is absent.
+fn state_to_wire(state: Option<&Value>) -> Option<String> {
+    state.and_then(payload_to_wire)
+}
+
+/// A wire state: absent, empty or `null` text is "no state".
+fn state_from_wire(field: &'static str, text: Option<&str>) -> Result<Option<Value>, MappingError> {
+    Ok(match payload_from_wire(field, text)? {
+        Value::Null => None,
+        state => Some(state),
+    })
+}
+
+/// One operation of a batch as the history event the newer work item carries: a call
+/// (`entityOperationCalled`, with where the answer goes) or a signal (`entityOperationSignaled`).
+fn operation_to_wire_event(
+    instance_id: &str,
+    operation: &EntityOperationRequest,
+) -> proto::HistoryEvent {
+    let event_type = match &operation.caller {
+        None => EventType::EntityOperationSignaled(signaled_to_wire(
+            &operation.request_id,
+            &operation.operation,
+            &operation.input,
+            instance_id,
+            None,
+        )),
+        Some(caller) => EventType::EntityOperationCalled(proto::EntityOperationCalledEvent {
+            request_id: operation.request_id.clone(),
+            operation: operation.operation.clone(),
+            scheduled_time: None,
+            input: payload_to_wire(&operation.input),
+            parent_instance_id: Some(caller.instance_id.clone()),
+            parent_execution_id: non_empty_wire(&caller.execution_id),
+            target_instance_id: Some(instance_id.to_string()),
+        }),
+    };
+    // Messages, not history: they have no sequence id, and their time is the entity's business
+    // (the SDKs read neither).
+    proto::HistoryEvent {
+        event_id: -1,
+        timestamp: None,
+        event_type: Some(event_type),
+    }
+}
+
+/// An entity batch as the newer work item (`entityRequestV2`): its operations as the history
+/// events that sent them, so a worker can tell calls (and their callers) from signals.
+pub fn entity_request_to_wire(request: &EntityBatchRequest) -> proto::EntityRequest {
+    proto::EntityRequest {
+        instance_id: request.instance_id.clone(),
+        // An entity has no executions; the SDKs ignore the field.
+        execution_id: String::new(),
+        entity_state: state_to_wire(request.state.as_ref()),
+        operation_requests: request
+            .operations
+            .iter()
+            .map(|operation| operation_to_wire_event(&request.instance_id, operation))
+            .collect(),
+    }
+}
+
+/// A newer entity work item in the SDK's types (what a worker reads; used by tests).
+pub fn entity_request_from_wire(
+    request: &proto::EntityRequest,
+) -> Result<EntityBatchRequest, MappingError> {
+    let instance_id = entity_id_field("EntityRequest.instanceId", Some(&request.instance_id))?;
+    let operations = request
+        .operation_requests
+        .iter()
+        .map(|event| match event.event_type.as_ref() {
+            Some(EventType::EntityOperationSignaled(signaled)) => {
+                match signaled_from_wire(signaled)? {
+                    EventKind::EntityOperationSignaled {
+                        request_id,
+                        operation,
+                        input,
+                        ..
+                    } => Ok(EntityOperationRequest {
+                        request_id,
+                        operation,
+                        input,
+                        caller: None,
+                    }),
+                    _ => Err(NOT_AN_OPERATION),
+                }
+            }
+            Some(EventType::EntityOperationCalled(called)) => match called_from_wire(called)? {
+                EventKind::EntityOperationCalled {
+                    request_id,
+                    operation,
+                    input,
+                    parent_instance_id,
+                    parent_execution_id,
+                    ..
+                } => Ok(EntityOperationRequest {
+                    request_id,
+                    operation,
+                    input,
+                    caller: Some(EntityCaller {
+                        instance_id: non_empty(
+                            "EntityOperationCalledEvent.parentInstanceId",
+                            &parent_instance_id,
+                        )?,
+                        execution_id: parent_execution_id,
+                    }),
+                }),
+                _ => Err(NOT_AN_OPERATION),
+            },
+            _ => Err(NOT_AN_OPERATION),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EntityBatchRequest {
+        instance_id,
+        state: state_from_wire("EntityRequest.entityState", request.entity_state.as_deref())?,
+        operations,
+    })
+}
+
+const NOT_AN_OPERATION: MappingError = MappingError::Unsupported {
+    what: "an EntityRequest.operationRequests event other than entityOperationSignaled or entityOperationCalled",
+    why: "an entity work item carries only operations",
+};
+
+/// An entity batch as the older work item (`entityRequest`), for workers that ask for it: the
+/// operations without their callers (durable-emu routes the answers itself, by position).
+pub fn entity_batch_request_to_wire(request: &EntityBatchRequest) -> proto::EntityBatchRequest {
+    proto::EntityBatchRequest {
+        instance_id: request.instance_id.clone(),
+        entity_state: state_to_wire(request.state.as_ref()),
+        operations: request
+            .operations
+            .iter()
+            .map(|operation| proto::OperationRequest {
+                operation: operation.operation.clone(),
+                request_id: operation.request_id.clone(),
+                input: payload_to_wire(&operation.input),
+                trace_context: None,
+            })
+            .collect(),
+        properties: Default::default(),
+    }
+}
+
+/// An older entity work item in the SDK's types (every operation reads as a signal: the older
+/// message does not say who called).
+pub fn entity_batch_request_from_wire(
+    request: &proto::EntityBatchRequest,
+) -> Result<EntityBatchRequest, MappingError> {
+    Ok(EntityBatchRequest {
+        instance_id: entity_id_field("EntityBatchRequest.instanceId", Some(&request.instance_id))?,
+        state: state_from_wire(
+            "EntityBatchRequest.entityState",
+            request.entity_state.as_deref(),
+        )?,
+        operations: request
+            .operations
+            .iter()
+            .map(|operation| {
+                Ok(EntityOperationRequest {
+                    request_id: non_empty("OperationRequest.requestId", &operation.request_id)?,
+                    operation: non_empty("OperationRequest.operation", &operation.operation)?,
+                    input: payload_from_wire("OperationRequest.input", operation.input.as_deref())?,
+                    caller: None,
+                })
+            })
+            .collect::<Result<Vec<_>, MappingError>>()?,
+    })
+}
+
+/// A worker's answer to an entity batch in the SDK's types. `operationInfos` are not read: the
+/// engine knows each operation's caller from the batch it sent, and answers follow the order of
+/// the results. `requiresState` is not read either: every batch carries the entity's state.
+pub fn entity_batch_result_from_wire(
+    result: &proto::EntityBatchResult,
+) -> Result<EntityBatchResult, MappingError> {
+    use proto::operation_action::OperationActionType as Wire;
+    use proto::operation_result::ResultType;
+    let results = result
+        .results
+        .iter()
+        .map(|outcome| match outcome.result_type.as_ref() {
+            Some(ResultType::Success(success)) => Ok(EntityOperationResult::Completed {
+                result: payload_from_wire(
+                    "OperationResultSuccess.result",
+                    success.result.as_deref(),
+                )?,
+            }),
+            Some(ResultType::Failure(failure)) => Ok(EntityOperationResult::Failed {
+                failure: failure_field(
+                    "OperationResultFailure.failureDetails",
+                    failure.failure_details.as_ref(),
+                )?,
+            }),
+            None => Err(MappingError::Missing {
+                field: "OperationResult.resultType",
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let actions = result
+        .actions
+        .iter()
+        .map(|action| match action.operation_action_type.as_ref() {
+            Some(Wire::SendSignal(signal)) => Ok(EntityAction::SignalEntity {
+                instance_id: entity_id_field(
+                    "SendSignalAction.instanceId",
+                    Some(&signal.instance_id),
+                )?,
+                operation: non_empty("SendSignalAction.name", &signal.name)?,
+                input: payload_from_wire("SendSignalAction.input", signal.input.as_deref())?,
+                scheduled_time: optional_time(
+                    "SendSignalAction.scheduledTime",
+                    signal.scheduled_time.as_ref(),
+                )?,
+            }),
+            Some(Wire::StartNewOrchestration(start)) => Ok(EntityAction::StartOrchestration {
+                name: non_empty("StartNewOrchestrationAction.name", &start.name)?,
+                instance_id: non_empty_wire(&start.instance_id),
+                input: payload_from_wire(
+                    "StartNewOrchestrationAction.input",
+                    start.input.as_deref(),
+                )?,
+                scheduled_time: optional_time(
+                    "StartNewOrchestrationAction.scheduledTime",
+                    start.scheduled_time.as_ref(),
+                )?,
+            }),
+            None => Err(MappingError::Missing {
+                field: "OperationAction.operationActionType",
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EntityBatchResult {
+        results,
+        actions,
+        state: state_from_wire(
+            "EntityBatchResult.entityState",
+            result.entity_state.as_deref(),
+        )?,
+        failure: result.failure_details.as_ref().map(failure_from_wire),
+    })
+}
+
+/// An entity batch's answer as a worker sends it (used by tests): `operationInfos` name each
+/// answered operation's caller, as the newer work item's workers send them.
+pub fn entity_batch_result_to_wire(
+    token: &str,
+    request: &EntityBatchRequest,
+    result: &EntityBatchResult,
+) -> proto::EntityBatchResult {
+    use proto::operation_action::OperationActionType as Wire;
+    use proto::operation_result::ResultType;
+    let results = result
+        .results
+        .iter()
+        .map(|outcome| proto::OperationResult {
+            result_type: Some(match outcome {
+                EntityOperationResult::Completed { result } => {
+                    ResultType::Success(proto::OperationResultSuccess {
+                        result: payload_to_wire(result),
+                        ..Default::default()
+                    })
+                }
+                EntityOperationResult::Failed { failure } => {
+                    ResultType::Failure(proto::OperationResultFailure {
+                        failure_details: Some(failure_to_wire(failure)),
+                        ..Default::default()
+                    })
+                }
+            }),
+        })
+        .collect();
+    let actions = result
+        .actions
+        .iter()
+        .zip(0..)
+        .map(|(action, id)| proto::OperationAction {
+            id,
+            operation_action_type: Some(match action {
+                EntityAction::SignalEntity {
+                    instance_id,
+                    operation,
+                    input,
+                    scheduled_time,
+                } => Wire::SendSignal(proto::SendSignalAction {
+                    instance_id: instance_id.clone(),
+                    name: operation.clone(),
+                    input: payload_to_wire(input),
+                    scheduled_time: scheduled_time.map(time_to_wire),
+                    ..Default::default()
+                }),
+                EntityAction::StartOrchestration {
+                    name,
+                    instance_id,
+                    input,
+                    scheduled_time,
+                } => Wire::StartNewOrchestration(proto::StartNewOrchestrationAction {
+                    instance_id: instance_id.clone().unwrap_or_default(),
+                    name: name.clone(),
+                    input: payload_to_wire(input),
+                    scheduled_time: scheduled_time.map(time_to_wire),
+                    ..Default::default()
+                }),
+            }),
+        })
+        .collect();
+    let operation_infos = request
+        .operations
+        .iter()
+        .take(result.results.len())
+        .map(|operation| proto::OperationInfo {
+            request_id: operation.request_id.clone(),
+            response_destination: operation
+                .caller
+                .as_ref()
+                .map(|caller| instance_ref(&caller.instance_id, &caller.execution_id)),
+        })
+        .collect();
+    proto::EntityBatchResult {
+        results,
+        actions,
+        entity_state: state_to_wire(result.state.as_ref()),
+        failure_details: result.failure.as_ref().map(failure_to_wire),
+        completion_token: token.to_string(),
+        operation_infos,
+        requires_state: false,
     }
 }
 

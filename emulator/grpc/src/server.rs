@@ -61,8 +61,6 @@ pub(crate) fn required_id<'a>(message: &str, id: &'a str) -> Result<&'a str, Sta
     }
 }
 
-const ENTITIES: &str = "durable entities are not supported by durable-emu yet (they come in the next release); run entity code against another backend for now";
-
 /// When a wait gives up: a little before the caller's own deadline (a tenth of it, at most
 /// 100 ms), so the caller gets this server's DEADLINE_EXCEEDED with its message rather than its
 /// own transport timeout. `None`: the caller set no deadline.
@@ -493,9 +491,12 @@ impl TaskHubSidecarService for Sidecar {
 
     async fn complete_entity_task(
         &self,
-        _request: Request<proto::EntityBatchResult>,
+        request: Request<proto::EntityBatchResult>,
     ) -> Result<Response<proto::CompleteTaskResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.worker
+            .complete_entity(request.into_inner())
+            .await
+            .map(|()| Response::new(proto::CompleteTaskResponse {}))
     }
 
     type StreamInstanceHistoryStream = HistoryStream;
@@ -555,30 +556,38 @@ impl TaskHubSidecarService for Sidecar {
 
     async fn signal_entity(
         &self,
-        _request: Request<proto::SignalEntityRequest>,
+        request: Request<proto::SignalEntityRequest>,
     ) -> Result<Response<proto::SignalEntityResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.signal_entity_rpc(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_entity(
         &self,
-        _request: Request<proto::GetEntityRequest>,
+        request: Request<proto::GetEntityRequest>,
     ) -> Result<Response<proto::GetEntityResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.get_entity_rpc(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn query_entities(
         &self,
-        _request: Request<proto::QueryEntitiesRequest>,
+        request: Request<proto::QueryEntitiesRequest>,
     ) -> Result<Response<proto::QueryEntitiesResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.query_entities_rpc(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn clean_entity_storage(
         &self,
-        _request: Request<proto::CleanEntityStorageRequest>,
+        request: Request<proto::CleanEntityStorageRequest>,
     ) -> Result<Response<proto::CleanEntityStorageResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.clean_entity_storage_rpc(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn abandon_task_activity_work_item(
@@ -601,9 +610,11 @@ impl TaskHubSidecarService for Sidecar {
 
     async fn abandon_task_entity_work_item(
         &self,
-        _request: Request<proto::AbandonEntityTaskRequest>,
+        request: Request<proto::AbandonEntityTaskRequest>,
     ) -> Result<Response<proto::AbandonEntityTaskResponse>, Status> {
-        Err(Status::unimplemented(ENTITIES))
+        self.worker
+            .abandon(&request.into_inner().completion_token)?;
+        Ok(Response::new(proto::AbandonEntityTaskResponse {}))
     }
 
     async fn skip_graceful_orchestration_terminations(
@@ -621,8 +632,9 @@ impl TaskHubSidecarService for Sidecar {
         let reason = request.reason.map_or(Value::Null, Value::String);
         let mut unterminated = Vec::new();
         for id in ids {
-            // durable-emu has no entity locks, so "graceful" and immediate termination are the
-            // same: a terminate that the engine refuses (ended, unknown) is reported back.
+            // A terminated orchestration's entity locks are released with it (docs/semantics.md
+            // #entities), so "graceful" and immediate termination are the same: a terminate that
+            // the engine refuses (ended, unknown) is reported back.
             if self
                 .engine
                 .terminate(&id, reason.clone(), false)

@@ -7,6 +7,11 @@
 //! after 120 s of silence). When the client goes away tonic drops the stream, which drops the
 //! connection, and the hub requeues what it held.
 //!
+//! Entity batches go out as `entityRequestV2` (or the older `entityRequest`, see [`EntityFormat`])
+//! and come back through `CompleteEntityTask`, whose answer carries no instance id: the token
+//! names the entity. An orchestrator answer's entity actions get their parent ids filled in from
+//! the work item when the worker left them out (the Python SDK sends no `parentExecutionId`).
+//!
 //! Abandon requests carry only a token, while the hub matches a token with the instance (and task)
 //! it belongs to, so the tokens this side sent are remembered until they are completed, abandoned
 //! or their stream ends. Chunked answers (`isPartial`) are collected under their token until the
@@ -49,11 +54,74 @@ pub(crate) struct WorkerSide {
 struct Sent {
     worker: WorkerId,
     instance_id: String,
-    task_id: Option<i32>,
+    work: SentWork,
     /// Actions of the chunks of a chunked answer received so far.
     chunks: Vec<proto::OrchestratorAction>,
     /// How many chunks have arrived.
     chunk_count: i32,
+}
+
+/// What kind of work item a token was sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SentWork {
+    /// An episode of this execution.
+    Orchestrator { execution_id: String },
+    /// An activity task.
+    Activity { task_id: i32 },
+    /// A batch of entity operations.
+    Entity,
+}
+
+impl Sent {
+    fn new(worker: WorkerId, instance_id: String, work: SentWork) -> Self {
+        Self {
+            worker,
+            instance_id,
+            work,
+            chunks: Vec::new(),
+            chunk_count: 0,
+        }
+    }
+
+    /// The task id the hub matches activity tokens with.
+    fn task_id(&self) -> Option<i32> {
+        match self.work {
+            SentWork::Activity { task_id } => Some(task_id),
+            SentWork::Orchestrator { .. } | SentWork::Entity => None,
+        }
+    }
+}
+
+/// Which message carries entity batches to a worker (the `WorkItem.request` oneof).
+///
+/// No capability or request field says which a worker reads: the proto calls `entityRequest` the
+/// message of orchestration-service backends and `entityRequestV2` that of backend services, and
+/// the official workers (Python, .NET, Java, JavaScript) read both. durable-emu sends the newer
+/// one, which tells calls from signals; a worker built for the older one asks with the request
+/// metadata [`ENTITY_REQUEST_METADATA`]` = v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntityFormat {
+    /// `entityRequestV2`: an `EntityRequest` whose operations are history events.
+    V2,
+    /// `entityRequest`: the older `EntityBatchRequest`.
+    V1,
+}
+
+/// The GetWorkItems metadata key with which a worker asks for the older entity work item
+/// (`v1` or `entityRequest`; `v2` or `entityRequestV2` is the default).
+pub const ENTITY_REQUEST_METADATA: &str = "durable-emu-entity-requests";
+
+fn entity_format(metadata: &tonic::metadata::MetadataMap) -> Result<EntityFormat, Status> {
+    let Some(value) = metadata.get(ENTITY_REQUEST_METADATA) else {
+        return Ok(EntityFormat::V2);
+    };
+    match value.to_str().map(str::trim) {
+        Ok("v2" | "entityRequestV2") => Ok(EntityFormat::V2),
+        Ok("v1" | "entityRequest") => Ok(EntityFormat::V1),
+        _ => Err(Status::invalid_argument(format!(
+            "the {ENTITY_REQUEST_METADATA} metadata is {value:?}; send v1 (entityRequest) or v2 (entityRequestV2, the default)"
+        ))),
+    }
 }
 
 fn remote_status(error: RemoteError) -> Status {
@@ -130,6 +198,7 @@ impl WorkerSide {
                 Some((key.to_string(), value))
             })
             .collect();
+        let entity_format = entity_format(request.metadata())?;
         let request = request.into_inner();
         let history_streaming = request
             .capabilities
@@ -148,6 +217,7 @@ impl WorkerSide {
             ping,
             side: self.clone(),
             history_streaming,
+            entity_format,
         };
         Ok(Response::new(Box::pin(stream)))
     }
@@ -195,7 +265,11 @@ impl WorkerSide {
                 response.actions = actions;
             }
         }
-        let answer = mapping::orchestrator_response_from_wire(&response).map_err(mapping_status)?;
+        let mut answer =
+            mapping::orchestrator_response_from_wire(&response).map_err(mapping_status)?;
+        if let Some(execution_id) = key.as_ref().and_then(|key| self.execution_of(key)) {
+            fill_entity_parents(&mut answer.actions, &response.instance_id, &execution_id);
+        }
         self.hub
             .complete_orchestrator(&response.completion_token, &response.instance_id, answer)
             .await
@@ -206,6 +280,66 @@ impl WorkerSide {
         Ok(())
     }
 
+    /// The execution an outstanding orchestrator item was sent for.
+    fn execution_of(&self, token: &str) -> Option<String> {
+        match &self.sent().get(token)?.work {
+            SentWork::Orchestrator { execution_id } => Some(execution_id.clone()),
+            SentWork::Activity { .. } | SentWork::Entity => None,
+        }
+    }
+
+    pub(crate) async fn complete_entity(
+        &self,
+        response: proto::EntityBatchResult,
+    ) -> Result<(), Status> {
+        let token = self.entity_token(&response.completion_token)?;
+        let instance_id = self
+            .sent()
+            .get(&token)
+            .map(|sent| sent.instance_id.clone())
+            .ok_or_else(|| {
+                remote_status(RemoteError::UnknownWork {
+                    token: token.clone(),
+                    instance_id: String::new(),
+                    task_id: None,
+                })
+            })?;
+        let result = mapping::entity_batch_result_from_wire(&response).map_err(mapping_status)?;
+        self.hub
+            .complete_entity(&token, &instance_id, result)
+            .await
+            .map_err(remote_status)?;
+        self.sent().remove(&token);
+        Ok(())
+    }
+
+    /// The entity item an answer belongs to: its token, or for an empty one (the .NET worker
+    /// answers the older `entityRequest` without its token) the only entity item outstanding.
+    fn entity_token(&self, token: &str) -> Result<String, Status> {
+        if !token.is_empty() {
+            return match self.sent().get(token).map(|sent| &sent.work) {
+                Some(SentWork::Entity) | None => Ok(token.to_string()),
+                Some(_) => Err(Status::invalid_argument(format!(
+                    "the token '{token}' belongs to an orchestrator or activity work item, not to an entity batch"
+                ))),
+            };
+        }
+        let sent = self.sent();
+        let mut outstanding = sent
+            .iter()
+            .filter(|(_, sent)| sent.work == SentWork::Entity)
+            .map(|(token, _)| token);
+        match (outstanding.next(), outstanding.next()) {
+            (Some(token), None) => Ok(token.clone()),
+            (None, _) => Err(Status::not_found(
+                "the entity answer has an empty completionToken and no entity batch is outstanding; it was completed, abandoned or redelivered (a worker's stream closed)",
+            )),
+            (Some(_), Some(_)) => Err(Status::invalid_argument(
+                "the entity answer has an empty completionToken and several entity batches are outstanding; echo the work item's completionToken",
+            )),
+        }
+    }
+
     /// The token a completion belongs to: its own, or for an empty one (older SDKs) the
     /// outstanding orchestrator item of the instance.
     fn key_of(&self, token: &str, instance_id: &str) -> Option<String> {
@@ -214,7 +348,10 @@ impl WorkerSide {
         }
         self.sent()
             .iter()
-            .find(|(_, sent)| sent.instance_id == instance_id && sent.task_id.is_none())
+            .find(|(_, sent)| {
+                sent.instance_id == instance_id
+                    && matches!(sent.work, SentWork::Orchestrator { .. })
+            })
             .map(|(token, _)| token.clone())
     }
 
@@ -254,7 +391,7 @@ impl WorkerSide {
         let target = self
             .sent()
             .get(token)
-            .map(|sent| (sent.instance_id.clone(), sent.task_id));
+            .map(|sent| (sent.instance_id.clone(), sent.task_id()));
         let (instance_id, task_id) = target.ok_or_else(|| {
             Status::not_found(format!(
                 "no work item with token '{token}' is outstanding; it was completed, abandoned or redelivered (a worker's stream closed)"
@@ -269,6 +406,42 @@ impl WorkerSide {
 
     fn forget_worker(&self, worker: WorkerId) {
         self.sent().retain(|_, sent| sent.worker != worker);
+    }
+}
+
+/// Entity actions name the orchestration that sends them (where a call's answer goes, who holds
+/// a lock). The Python SDK leaves a call's `parentExecutionId` out, and other workers may leave
+/// the parent out altogether: the work item says which execution answered.
+fn fill_entity_parents(
+    actions: &mut [durable_sdk::protocol::Action],
+    instance_id: &str,
+    execution_id: &str,
+) {
+    use durable_sdk::protocol::ActionKind;
+    for action in actions {
+        match &mut action.kind {
+            ActionKind::CallEntity {
+                parent_instance_id,
+                parent_execution_id,
+                ..
+            } => {
+                if parent_instance_id.is_empty() {
+                    *parent_instance_id = instance_id.to_string();
+                }
+                if parent_execution_id.is_empty() && parent_instance_id == instance_id {
+                    *parent_execution_id = execution_id.to_string();
+                }
+            }
+            ActionKind::LockEntities {
+                parent_instance_id, ..
+            }
+            | ActionKind::UnlockEntity {
+                parent_instance_id, ..
+            } if parent_instance_id.is_empty() => {
+                *parent_instance_id = instance_id.to_string();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -289,6 +462,7 @@ struct WorkStream {
     ping: tokio::time::Interval,
     side: WorkerSide,
     history_streaming: bool,
+    entity_format: EntityFormat,
 }
 
 impl WorkStream {
@@ -307,24 +481,37 @@ impl WorkStream {
                 let wire = mapping::orchestrator_request_to_wire(&request, stream);
                 self.side.sent().insert(
                     token.clone(),
-                    Sent {
+                    Sent::new(
                         worker,
-                        instance_id: request.instance_id,
-                        task_id: None,
-                        chunks: Vec::new(),
-                        chunk_count: 0,
-                    },
+                        request.instance_id,
+                        SentWork::Orchestrator {
+                            execution_id: request.execution_id,
+                        },
+                    ),
                 );
                 proto::WorkItem {
                     request: Some(Item::OrchestratorRequest(wire)),
                     completion_token: token,
                 }
             }
-            // CONTRACT PLACEHOLDER: entity batches go out as entityRequestV2 / entityRequest.
-            RemoteWorkItem::Entity { token, .. } => proto::WorkItem {
-                request: Some(Item::HealthPing(proto::HealthPing {})),
-                completion_token: token,
-            },
+            RemoteWorkItem::Entity { token, request, .. } => {
+                let wire = match self.entity_format {
+                    EntityFormat::V2 => {
+                        Item::EntityRequestV2(mapping::entity_request_to_wire(&request))
+                    }
+                    EntityFormat::V1 => {
+                        Item::EntityRequest(mapping::entity_batch_request_to_wire(&request))
+                    }
+                };
+                self.side.sent().insert(
+                    token.clone(),
+                    Sent::new(worker, request.instance_id, SentWork::Entity),
+                );
+                proto::WorkItem {
+                    request: Some(wire),
+                    completion_token: token,
+                }
+            }
             RemoteWorkItem::Activity {
                 token,
                 name,
@@ -343,13 +530,7 @@ impl WorkStream {
                 );
                 self.side.sent().insert(
                     token.clone(),
-                    Sent {
-                        worker,
-                        instance_id,
-                        task_id: Some(task_id),
-                        chunks: Vec::new(),
-                        chunk_count: 0,
-                    },
+                    Sent::new(worker, instance_id, SentWork::Activity { task_id }),
                 );
                 proto::WorkItem {
                     request: Some(Item::ActivityRequest(wire)),

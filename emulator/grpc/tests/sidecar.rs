@@ -849,24 +849,6 @@ async fn query_instances_pages_through_every_instance_once() {
 }
 
 #[tokio::test]
-async fn entity_calls_are_unimplemented_and_say_entities_come_next() {
-    let mut h = harness().await;
-    let error = h
-        .client
-        .signal_entity(proto::SignalEntityRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
-    assert!(error.message().contains("entities"), "{}", error.message());
-    let error = h
-        .client
-        .get_entity(proto::GetEntityRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
-}
-
-#[tokio::test]
 async fn hello_answers() {
     let mut h = harness().await;
     h.client.hello(()).await.unwrap();

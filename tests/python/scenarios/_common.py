@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -47,6 +48,14 @@ class Backend:
     def kind(self) -> str:
         return "in-memory" if self.in_memory else "durable-emu"
 
+    @property
+    def worker_metadata(self) -> list[tuple[str, str]] | None:
+        """The metadata a worker sends: with ``--entity-requests v1`` it asks durable-emu for the
+        older ``entityRequest`` work items (the SDK's worker reads both kinds)."""
+        if self.args.entity_requests:
+            return [("durable-emu-entity-requests", self.args.entity_requests)]
+        return None
+
 
 def check(condition: bool, message: str) -> None:
     if not condition:
@@ -71,6 +80,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--in-memory", action="store_true",
                    help="run against the SDK's own in-memory backend (durabletask.testing) "
                         "started in this process, to check the script itself")
+    p.add_argument("--entity-requests", choices=["v1", "v2"], default=None,
+                   help="which entity work items the worker asks durable-emu for (default: "
+                        "durable-emu's choice, entityRequestV2)")
     return p
 
 
@@ -95,14 +107,20 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
 
 @contextlib.contextmanager
 def running_worker(address: str, orchestrators: list[Callable[..., Any]] = (),
-                   activities: list[Callable[..., Any]] = ()) -> Iterator[dt_worker.TaskHubGrpcWorker]:
-    """The official worker with these functions registered under their Python names, started;
-    stopped when the block ends."""
-    w = dt_worker.TaskHubGrpcWorker(host_address=address, logger=sdk_logger("worker"))
+                   activities: list[Callable[..., Any]] = (),
+                   entities: list[Any] = (),
+                   metadata: list[tuple[str, str]] | None = None,
+                   ) -> Iterator[dt_worker.TaskHubGrpcWorker]:
+    """The official worker with these functions (and entity functions or DurableEntity classes)
+    registered under their Python names, started; stopped when the block ends."""
+    w = dt_worker.TaskHubGrpcWorker(host_address=address, metadata=metadata,
+                                    logger=sdk_logger("worker"))
     for fn in orchestrators:
         w.add_orchestrator(fn)
     for fn in activities:
         w.add_activity(fn)
+    for entity in entities:
+        w.add_entity(entity)
     w.start()
     try:
         yield w
@@ -169,6 +187,33 @@ def wait_status(c: dt_client.TaskHubGrpcClient, instance_id: str,
     except ScenarioFailed:
         raise ScenarioFailed(f"instance {instance_id} never became {status}; it is "
                              f"{describe(c.get_orchestration_state(instance_id))}") from None
+
+
+def entity_state(c: dt_client.TaskHubGrpcClient, entity_id: Any) -> Any:
+    """The entity's state (decoded JSON), or None when it has none or does not exist."""
+    metadata = c.get_entity(entity_id, include_state=True)
+    if metadata is None:
+        return None
+    # The SDK hands back the raw JSON text ("" when the entity has no state).
+    raw = metadata.get_state()
+    return json.loads(raw) if raw else None
+
+
+def wait_entity_state(c: dt_client.TaskHubGrpcClient, entity_id: Any, expected: Any,
+                      timeout: float = PATIENCE) -> Any:
+    """Waits until the entity's state is `expected`; a failure naming the last state otherwise."""
+    last: list[Any] = [None]
+
+    def reached() -> bool:
+        last[0] = entity_state(c, entity_id)
+        return last[0] == expected
+
+    try:
+        wait_until(f"entity {entity_id} to hold {expected!r}", reached, timeout)
+    except ScenarioFailed:
+        raise ScenarioFailed(f"entity {entity_id} never held {expected!r}; it holds "
+                             f"{last[0]!r}") from None
+    return last[0]
 
 
 def describe(state: dt_client.OrchestrationState | None) -> str:
