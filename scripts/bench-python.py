@@ -6,6 +6,9 @@ durable SQLite store, over gRPC). Same workloads, same worker settings, same pro
   fanout  one orchestration schedules N no-op activities at once and joins them (default 1,000)
   chain   M orchestrations started at once, each calling a no-op activity 5 times in sequence
           (default 100)
+  entities  N client signals `add 1` to one counter entity (entities-one), then N spread round
+          robin over 100 counters (entities-spread), from the first signal sent to the last
+          counter holding its count (default 1,000; the peer of `durable-emu bench entities`)
 
 Each measurement starts a fresh backend (the in-memory one in this process; durable-emu as
 `durable-emu serve --grpc 127.0.0.1:<free port> --db <fresh temp file>` when --durable-emu names
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -36,6 +40,7 @@ import time
 from collections.abc import Iterator
 
 from durabletask import client as dt_client
+from durabletask import entities
 from durabletask import task
 from durabletask import worker as dt_worker
 
@@ -59,6 +64,14 @@ def bench_chain(ctx, start: int):
     for _ in range(STEPS):
         value = (yield ctx.call_activity(echo, input=value + 1))
     return value
+
+
+def bench_counter(ctx: entities.EntityContext, input):
+    if ctx.operation == "add":
+        value = ctx.get_state(int, 0) + input
+        ctx.set_state(value)
+        return value
+    raise ValueError(f"unknown operation '{ctx.operation}'")
 
 
 def free_port() -> int:
@@ -128,14 +141,51 @@ def wait_all(client: dt_client.TaskHubGrpcClient, ids: list[str]) -> None:
             sys.exit(f"instance {instance_id} did not complete: {state}")
 
 
+def wait_counts(client: dt_client.TaskHubGrpcClient, expected: dict[str, int]) -> None:
+    """Polls every counter until each holds its count (a signal has no answer to wait for)."""
+    deadline = time.monotonic() + PATIENCE
+    waiting = dict(expected)
+    while waiting:
+        for key, count in list(waiting.items()):
+            entity = client.get_entity(entities.EntityInstanceId("bench_counter", key))
+            # The raw serialized state; empty while the entity has none yet.
+            raw = entity.get_state() if entity is not None else None
+            if raw and json.loads(raw) == count:
+                del waiting[key]
+        if waiting:
+            if time.monotonic() > deadline:
+                sys.exit(f"{len(waiting)} counters never reached their counts")
+            time.sleep(0.001)
+
+
+def measure_entities(backend: str, client: dt_client.TaskHubGrpcClient, n: int) -> None:
+    client.signal_entity(entities.EntityInstanceId("bench_counter", "warm-up"), "add", 1)
+    wait_counts(client, {"warm-up": 1})
+    for workload, count in [("entities-one", 1), ("entities-spread", 100)]:
+        keys = [f"{workload}-{i}" for i in range(count)]
+        started = time.perf_counter()
+        for i in range(n):
+            client.signal_entity(entities.EntityInstanceId("bench_counter", keys[i % count]), "add", 1)
+        sent = time.perf_counter() - started
+        wait_counts(client, {key: n // count + (1 if i < n % count else 0)
+                             for i, key in enumerate(keys)})
+        secs = time.perf_counter() - started
+        print(f"RESULT backend={backend} workload={workload} n={n} entities={count} "
+              f"secs={secs:.3f} operations_per_sec={n / secs:.1f} sent_secs={sent:.3f}", flush=True)
+
+
 def measure(backend: str, address: str, workload: str, n: int) -> None:
     worker = dt_worker.TaskHubGrpcWorker(host_address=address, logger=quiet_logger("worker"))
     worker.add_orchestrator(bench_fan_out)
     worker.add_orchestrator(bench_chain)
     worker.add_activity(echo)
+    worker.add_entity(bench_counter)
     worker.start()
     client = dt_client.TaskHubGrpcClient(host_address=address, logger=quiet_logger("client"))
     try:
+        if workload == "entities":
+            measure_entities(backend, client, n)
+            return
         wait_all(client, [client.schedule_new_orchestration(bench_chain, input=0)])
         started = time.perf_counter()
         if workload == "fanout":
@@ -161,14 +211,15 @@ def main() -> None:
     p.add_argument("--address", help="an already-running durable-emu's gRPC address instead")
     p.add_argument("--skip-in-memory", action="store_true",
                    help="measure durable-emu only")
-    p.add_argument("--workload", choices=["fanout", "chain", "all"], default="all")
+    p.add_argument("--workload", choices=["fanout", "chain", "entities", "all"], default="all")
     p.add_argument("--fanout-n", type=int, default=1000)
     p.add_argument("--chains", type=int, default=100)
+    p.add_argument("--signals", type=int, default=1000, help="signals per entities workload")
     p.add_argument("--runs", type=int, default=1, help="measurements of each, alternating backends")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    workloads = [("fanout", args.fanout_n), ("chain", args.chains)]
+    workloads = [("fanout", args.fanout_n), ("chain", args.chains), ("entities", args.signals)]
     if args.workload != "all":
         workloads = [w for w in workloads if w[0] == args.workload]
     backends = []
