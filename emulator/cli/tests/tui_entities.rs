@@ -17,7 +17,9 @@ fn a_counter_signalled_from_the_ui_shows_its_state_and_log_in_the_entities_view(
     }
     let dir = tempfile::tempdir().unwrap();
     let (tmux, exit_file) = Tmux::start_ui("entities", 100, 30, dir.path());
-    tmux.wait_for("the instances view", |screen| screen.contains("1 Instances"));
+    tmux.wait_for("the instances view", |screen| {
+        screen.contains("1 Instances")
+    });
     tmux.command("signal @counter@a add 5");
     tmux.key("0");
     tmux.wait_for("the counter in the entities view", |screen| {

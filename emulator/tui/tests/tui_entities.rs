@@ -717,6 +717,10 @@ fn the_entities_view_draws_in_any_terminal_size_without_panicking() {
     for (width, height) in [(20, 3), (20, 5), (40, 12), (80, 8), (300, 80)] {
         let ui = entities_view(width, height);
         let screen = ui.screen();
-        assert_eq!(screen.lines().count(), usize::from(height), "{width}x{height}");
+        assert_eq!(
+            screen.lines().count(),
+            usize::from(height),
+            "{width}x{height}"
+        );
     }
 }
