@@ -2442,3 +2442,53 @@ fn the_transfer_sample_failing_halfway_reads_through_the_errors_view_into_the_ac
         "{text:#?}"
     );
 }
+
+#[test]
+fn the_replay_stepper_steps_through_a_transfer_pairing_entity_calls_with_their_answers() {
+    let mut ui = harness();
+    ui.start(
+        "Transfer",
+        json!({"from": "alice", "to": "bob", "amount": 30}),
+        "transfer",
+    );
+    ui.wait_until("the transfer to complete", |model| {
+        model
+            .instances
+            .rows
+            .get("transfer")
+            .is_some_and(|row| row.status == RuntimeStatus::Completed)
+    });
+    ui.select("transfer");
+    ui.press(KeyCode::Char('F'));
+    ui.wait_until("the last step replayed", |model| {
+        model.stepper.as_ref().is_some_and(
+            |stepper| matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step),
+        )
+    });
+    let stepper = ui.model.stepper.as_ref().unwrap();
+    assert_eq!(stepper.step, stepper.events.len());
+    let response = &stepper.result.as_ref().unwrap().as_ref().unwrap().response;
+    assert!(response.nondeterminism.is_none(), "{response:?}");
+    let calls: Vec<(&str, bool)> = stepper
+        .calls
+        .iter()
+        .map(|call| (call.call.as_str(), call.completed_at.is_some()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("lock_entities @account@alice, @account@bob", true),
+            ("call_entity @account@alice withdraw", true),
+            ("call_entity @account@bob deposit", true),
+            ("unlock (end of the critical section) @account@alice", false),
+            ("unlock (end of the critical section) @account@bob", false),
+        ]
+    );
+    // One step back and forth replays with entity answers in the prefix.
+    ui.press(KeyCode::Char('h'));
+    ui.press(KeyCode::Char('l'));
+    ui.wait_until("the step's answer", |model| {
+        let stepper = model.stepper.as_ref().unwrap();
+        matches!(&stepper.result, Some(Ok(result)) if result.step == stepper.step)
+    });
+}
