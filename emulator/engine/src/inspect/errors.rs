@@ -205,17 +205,15 @@ fn execution_rows(
             _ => continue,
         };
         if let Failed::Entity(request) = failed {
-            entity_rows(
-                events,
-                index,
+            let call = FailedEntityCall {
                 request,
+                request_id: events[index].kind.answers_entity_request().unwrap_or(""),
                 failure,
-                loaded,
-                depth,
-                rows,
-                injected.get(&request.sequence_id),
-                final_failure.as_ref(),
-            );
+                after: &events[index + 1..],
+                injected: injected.get(&request.sequence_id),
+                final_failure: final_failure.as_ref(),
+            };
+            entity_rows(&call, loaded, depth, rows);
             continue;
         }
         let (id, is_child) = match failed {
@@ -289,20 +287,38 @@ fn execution_rows(
     }
 }
 
+/// A failed entity call, as its execution's history shows it.
+struct FailedEntityCall<'a> {
+    /// The call.
+    request: &'a super::entities::EntityRequest,
+    /// Its request id (what the entity's operation log knows it by).
+    request_id: &'a str,
+    /// The failure it was answered with.
+    failure: &'a FailureDetails,
+    /// The events after the answer (what the orchestrator did next).
+    after: &'a [HistoryEvent],
+    /// A fault marker in the history naming the call, if any.
+    injected: Option<&'a String>,
+    /// The execution's own failure, if it failed.
+    final_failure: Option<&'a FailureDetails>,
+}
+
 /// The rows of a failed entity call: the call (entity, operation, failure), the fault injected, the
 /// entity's operation-log entry it came from (when loaded) and what the orchestrator did next.
-#[allow(clippy::too_many_arguments)]
 fn entity_rows(
-    events: &[HistoryEvent],
-    index: usize,
-    request: &super::entities::EntityRequest,
-    failure: &FailureDetails,
+    call: &FailedEntityCall<'_>,
     loaded: Loaded<'_>,
     depth: u8,
     rows: &mut Vec<ErrorRow>,
-    injected: Option<&String>,
-    final_failure: Option<&FailureDetails>,
 ) {
+    let FailedEntityCall {
+        request,
+        request_id,
+        failure,
+        after,
+        injected,
+        final_failure,
+    } = *call;
     let entity = request.entity.as_deref().unwrap_or("?");
     let operation = request.operation.as_deref().unwrap_or("?");
     let id = request.sequence_id;
@@ -323,10 +339,10 @@ fn entity_rows(
     if let Some(fault) = injected {
         rows.push(row(depth + 1, format!("injected {fault}"), Tone::Warn));
     }
-    let record = loaded.entity_logs.get(entity).and_then(|log| {
-        let request_id = events[index].kind.answers_entity_request()?;
-        log.iter().find(|record| record.request_id == request_id)
-    });
+    let record = loaded
+        .entity_logs
+        .get(entity)
+        .and_then(|log| log.iter().find(|record| record.request_id == request_id));
     match record {
         Some(record) => {
             let outcome = match &record.outcome {
@@ -377,7 +393,7 @@ fn entity_rows(
         depth + 1,
         format!(
             "→ {}",
-            reaction_after(&events[index + 1..], rethrown, final_failure.is_some())
+            reaction_after(after, rethrown, final_failure.is_some())
         ),
         Tone::Dim,
     ));
