@@ -1152,6 +1152,15 @@ impl RemoteHub {
         })
     }
 
+    /// Whether any connected worker runs entity `name` (a worker without filters runs every
+    /// name).
+    pub(crate) fn runs_entity(&self, name: &str) -> bool {
+        self.state().workers.values().any(|worker| {
+            !worker.sender.is_closed()
+                && accepts(worker.info.filters.as_ref(), WorkKind::Entity, name)
+        })
+    }
+
     /// Whether any connected worker runs orchestration `name`.
     pub(crate) fn runs_orchestration(&self, name: &str) -> bool {
         self.state().workers.values().any(|worker| {

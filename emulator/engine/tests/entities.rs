@@ -588,6 +588,53 @@ fn remote_workers_run_entity_batches_through_the_hub_and_unfiltered_names_park()
 }
 
 #[test]
+fn the_built_in_samples_leave_an_entity_name_to_a_connected_worker_that_takes_it() {
+    // The samples have a `counter`; so does the Python SDK's own example. With a worker
+    // connected that takes the name, the worker runs it; a worker filtered to other names does
+    // not take it from the samples, and neither would any worker from a user's own build.
+    let mut config = EngineConfig::in_memory(LoadedPlugin::builtin().unwrap());
+    config.remote_workers = true;
+    let engine = Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    runtime().block_on(async {
+        let mut others = hub.connect(WorkerInfo {
+            filters: Some(durable_emu_engine::WorkFilters {
+                entities: vec!["tally".into()],
+                ..Default::default()
+            }),
+            ..WorkerInfo::default()
+        });
+        handle
+            .signal_entity("@counter@sample", "add", json!(2), None)
+            .unwrap();
+        eventually("the sample counter to run it", || {
+            state(&handle, "@counter@sample") == Some(json!(2))
+        });
+        assert!(
+            others.items.try_recv().is_err(),
+            "a worker not taking 'counter' got it"
+        );
+
+        let mut python = hub.connect(WorkerInfo::default());
+        handle
+            .signal_entity("@counter@python", "add", json!(3), None)
+            .unwrap();
+        let item = tokio::time::timeout(Duration::from_secs(10), python.items.recv())
+            .await
+            .expect("the unfiltered worker gets the counter's batch")
+            .unwrap();
+        let RemoteWorkItem::Entity { name, request, .. } = &item else {
+            panic!("expected an entity batch, got {item:?}");
+        };
+        assert_eq!(
+            (name.as_str(), request.instance_id.as_str()),
+            ("counter", "@counter@python")
+        );
+    });
+}
+
+#[test]
 fn a_stale_remote_entity_completion_is_refused_and_an_abandoned_batch_goes_out_again() {
     let mut config = EngineConfig::in_memory(plugin());
     config.plugin = None;

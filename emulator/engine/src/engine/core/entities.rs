@@ -794,8 +794,18 @@ impl Core {
             .builds
             .active
             .and_then(|number| self.builds.loaded.get(&number));
+        // The built-in samples are demos: their `counter` and `account` must not run the
+        // entities of the same names that a connected worker (say, the Python SDK's own counter
+        // example) brings. A user's own build keeps its names (docs/semantics.md#entities).
+        let samples_step_aside = |plugin: &crate::plugin::LoadedPlugin| {
+            self.remote.enabled
+                && matches!(plugin.origin, crate::plugin::PluginOrigin::BuiltIn)
+                && self.remote.hub.runs_entity(&name)
+        };
         match active {
-            Some(plugin) if plugin.manifest.entities.contains(&name) => {
+            Some(plugin)
+                if plugin.manifest.entities.contains(&name) && !samples_step_aside(plugin) =>
+            {
                 Runner::Plugin(plugin.handle)
             }
             _ if self.remote.enabled => Runner::Remote,
