@@ -160,6 +160,7 @@ CREATE TABLE entity_operations (
     awaits_answer INTEGER NOT NULL,
     outcome       TEXT NOT NULL,
     state_after   TEXT,
+    state_known   INTEGER NOT NULL DEFAULT 1,
     at            TEXT NOT NULL,
     fault         TEXT,
     PRIMARY KEY (instance_id, seq)

@@ -635,6 +635,82 @@ fn the_built_in_samples_leave_an_entity_name_to_a_connected_worker_that_takes_it
 }
 
 #[test]
+fn a_remote_worker_gets_every_queued_operation_in_one_batch_and_only_the_last_has_a_known_state() {
+    let mut config = EngineConfig::in_memory(plugin());
+    config.plugin = None;
+    config.remote_workers = true;
+    let engine = Engine::start(config).unwrap();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let registry = registry();
+    let rt = runtime();
+    let next = |connection: &mut durable_emu_engine::WorkerConnection| {
+        let item = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), connection.items.recv()).await
+            })
+            .expect("a batch comes")
+            .unwrap();
+        let RemoteWorkItem::Entity { request, .. } = &item else {
+            panic!("expected an entity batch, got {item:?}");
+        };
+        let count = request.operations.len();
+        (item, count)
+    };
+    let mut connection = hub.connect(WorkerInfo::default());
+    handle
+        .signal_entity("@counter@b", "add", json!(2), None)
+        .unwrap();
+    let (first, count) = next(&mut connection);
+    assert_eq!(count, 1);
+    // These two queue behind the batch that is out, and go out together after it.
+    handle
+        .signal_entity("@counter@b", "fail", json!(null), None)
+        .unwrap();
+    handle
+        .signal_entity("@counter@b", "add", json!(3), None)
+        .unwrap();
+    eventually("both to be queued", || {
+        handle
+            .entity("@counter@b", false)
+            .unwrap()
+            .is_some_and(|entity| entity.backlog == 3)
+    });
+    rt.block_on(durable_emu_testing::engine::answer_remote(
+        &hub, &registry, first,
+    ));
+    let (second, count) = next(&mut connection);
+    assert_eq!(count, 2, "one batch for the two queued operations");
+    rt.block_on(durable_emu_testing::engine::answer_remote(
+        &hub, &registry, second,
+    ));
+    eventually("the batch to be recorded", || {
+        state(&handle, "@counter@b") == Some(json!(5))
+    });
+    let log = handle.entity_operations("@counter@b", 10).unwrap();
+    let outcomes: Vec<_> = log
+        .iter()
+        .map(|record| {
+            (
+                record.operation.as_str(),
+                matches!(record.outcome, EntityOperationOutcome::Failed { .. }),
+                record.state_known,
+                record.state_after.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("add", false, true, Some(json!(2))),
+            ("fail", true, false, None),
+            ("add", false, true, Some(json!(5))),
+        ],
+        "the worker reports the state after its batch only; the failed one was rolled back"
+    );
+}
+
+#[test]
 fn a_stale_remote_entity_completion_is_refused_and_an_abandoned_batch_goes_out_again() {
     let mut config = EngineConfig::in_memory(plugin());
     config.plugin = None;

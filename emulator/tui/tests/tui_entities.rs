@@ -145,6 +145,7 @@ fn record(
         requester,
         outcome,
         state_after: Some(state),
+        state_known: true,
         at: at(seq * 60),
         fault: None,
     }

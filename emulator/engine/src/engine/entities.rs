@@ -102,8 +102,12 @@ pub struct EntityOperationRecord {
     pub awaits_answer: bool,
     /// What became of it.
     pub outcome: EntityOperationOutcome,
-    /// The entity's state after it (after the rollback, when it failed); `None`: no state.
+    /// The entity's state after it (after the rollback, when it failed); `None`: no state (or
+    /// not known, see `state_known`).
     pub state_after: Option<Value>,
+    /// Whether `state_after` is known. A remote worker reports only the state after its whole
+    /// batch, so an operation before the last of a remote batch has none of its own.
+    pub state_known: bool,
     /// When it ran (emulator clock).
     pub at: DateTime<Utc>,
     /// The fault rule that hit it, if one did (e.g. `rule 2: fail Declined`).

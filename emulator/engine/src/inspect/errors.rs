@@ -350,6 +350,10 @@ fn entity_rows(
                 EntityOperationOutcome::Completed { .. } => "completed",
             };
             let state = match &record.state_after {
+                _ if !record.state_known => {
+                    "its state is not known (a remote worker reports only its batch's last)"
+                        .to_string()
+                }
                 Some(state) => format!(
                     "state rolled back to {}",
                     super::rows::compact_json(state, 40)
@@ -690,6 +694,7 @@ mod tests {
                 EntityOperationOutcome::Completed { result: json!(1) }
             },
             state_after: Some(json!(20)),
+            state_known: true,
             at: DateTime::UNIX_EPOCH,
             fault: failed.then(|| "rule 1: error Injected: deposit refused".to_string()),
         };

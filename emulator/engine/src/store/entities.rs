@@ -234,8 +234,8 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "INSERT INTO entity_operations(instance_id, seq, request_id, operation, input, requester, awaits_answer, outcome, state_after, at, fault)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM entity_operations WHERE instance_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO entity_operations(instance_id, seq, request_id, operation, input, requester, awaits_answer, outcome, state_after, state_known, at, fault)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM entity_operations WHERE instance_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  RETURNING seq",
             )?
             .query_row(
@@ -248,6 +248,7 @@ impl Store {
                     record.awaits_answer,
                     to_json(&record.outcome),
                     record.state_after.as_ref().map(Value::to_string),
+                    record.state_known,
                     at,
                     record.fault,
                 ],
@@ -262,7 +263,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<EntityOperationRecord>, StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, request_id, operation, input, requester, awaits_answer, outcome, state_after, at, fault
+            "SELECT seq, request_id, operation, input, requester, awaits_answer, outcome, state_after, at, fault, state_known
              FROM (SELECT * FROM entity_operations WHERE instance_id = ?1 ORDER BY seq DESC LIMIT ?2)
              ORDER BY seq",
         )?;
@@ -280,12 +281,24 @@ impl Store {
                     row.get::<_, Option<String>>(7)?,
                     row.get::<_, String>(8)?,
                     row.get::<_, Option<String>>(9)?,
+                    row.get::<_, bool>(10)?,
                 ))
             },
         )?;
         rows.map(|row| {
-            let (seq, request_id, operation, input, requester, awaits, outcome, state, at, fault) =
-                row?;
+            let (
+                seq,
+                request_id,
+                operation,
+                input,
+                requester,
+                awaits,
+                outcome,
+                state,
+                at,
+                fault,
+                state_known,
+            ) = row?;
             let what = |field: &str| format!("{field} of operation {seq} of entity {instance_id}");
             Ok(EntityOperationRecord {
                 seq,
@@ -296,6 +309,7 @@ impl Store {
                 state_after: state
                     .map(|text| from_json(&text, &what("state")))
                     .transpose()?,
+                state_known,
                 at: parse_time(&at, || what("time"))?,
                 fault,
                 request_id,
