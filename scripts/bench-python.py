@@ -18,6 +18,10 @@ client sees it. One line per measurement:
 
   RESULT backend=in-memory workload=fanout n=1000 secs=2.345 activities_per_sec=426.4
 
+With --separate-processes, the client, the worker and the backend each get their own process (the
+in-memory backend too), so the Python worker does not share the client's GIL: the layout of a
+deployed app, and the fair one for comparing servers.
+
 Run it with the test harness's venv (made by `cargo test -p durable-emu-tests --test python_sdk`,
 or by hand: python3 -m venv target/python-venv && target/python-venv/bin/pip install
 --require-hashes -r tests/python/requirements.txt):
@@ -87,15 +91,52 @@ def quiet_logger(role: str) -> logging.Logger:
 
 
 @contextlib.contextmanager
-def in_memory_backend() -> Iterator[str]:
+def in_memory_backend(separate: bool = False) -> Iterator[str]:
     from durabletask.testing import create_test_backend
 
     port = free_port()
+    if separate:
+        with child_process(["--serve-in-memory", str(port)]):
+            wait_listening("127.0.0.1", port)
+            yield f"127.0.0.1:{port}"
+        return
     backend = create_test_backend(port=port)
     try:
         yield f"127.0.0.1:{port}"
     finally:
         backend.stop(grace=0)
+
+
+@contextlib.contextmanager
+def child_process(mode: list[str]) -> Iterator[None]:
+    """This script in another process, in one of its hidden modes (a backend or a worker)."""
+    child = subprocess.Popen([sys.executable, os.path.abspath(__file__), *mode],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        child.kill()
+        child.wait()
+
+
+def wait_listening(host: str, port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            sys.exit(f"nothing listened on {host}:{port}")
+        time.sleep(0.05)
+
+
+def new_worker(address: str) -> dt_worker.TaskHubGrpcWorker:
+    worker = dt_worker.TaskHubGrpcWorker(host_address=address, logger=quiet_logger("worker"))
+    worker.add_orchestrator(bench_fan_out)
+    worker.add_orchestrator(bench_chain)
+    worker.add_activity(echo)
+    worker.add_entity(bench_counter)
+    return worker
 
 
 @contextlib.contextmanager
@@ -174,13 +215,18 @@ def measure_entities(backend: str, client: dt_client.TaskHubGrpcClient, n: int) 
               f"secs={secs:.3f} operations_per_sec={n / secs:.1f} sent_secs={sent:.3f}", flush=True)
 
 
-def measure(backend: str, address: str, workload: str, n: int) -> None:
-    worker = dt_worker.TaskHubGrpcWorker(host_address=address, logger=quiet_logger("worker"))
-    worker.add_orchestrator(bench_fan_out)
-    worker.add_orchestrator(bench_chain)
-    worker.add_activity(echo)
-    worker.add_entity(bench_counter)
-    worker.start()
+def measure(backend: str, address: str, workload: str, n: int, separate: bool = False) -> None:
+    with contextlib.ExitStack() as stack:
+        if separate:
+            stack.enter_context(child_process(["--worker", address]))
+        else:
+            worker = new_worker(address)
+            worker.start()
+            stack.callback(worker.stop)
+        measure_with_worker(backend, address, workload, n)
+
+
+def measure_with_worker(backend: str, address: str, workload: str, n: int) -> None:
     client = dt_client.TaskHubGrpcClient(host_address=address, logger=quiet_logger("client"))
     try:
         if workload == "entities":
@@ -200,11 +246,22 @@ def measure(backend: str, address: str, workload: str, n: int) -> None:
         print(f"RESULT backend={backend} workload={workload} n={n}{extra} secs={secs:.3f} "
               f"activities_per_sec={activities / secs:.1f}", flush=True)
     finally:
-        worker.stop()
         client.close()
 
 
 def main() -> None:
+    # The hidden modes of --separate-processes: this script as a backend or as a worker.
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-in-memory":
+        from durabletask.testing import create_test_backend
+        logging.disable(logging.CRITICAL)
+        create_test_backend(port=int(sys.argv[2]))
+        while True:
+            time.sleep(3600)
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        logging.disable(logging.CRITICAL)
+        new_worker(sys.argv[2]).start()
+        while True:
+            time.sleep(3600)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--durable-emu", metavar="BINARY",
                    help="start this durable-emu binary's serve --grpc for each measurement")
@@ -216,6 +273,8 @@ def main() -> None:
     p.add_argument("--chains", type=int, default=100)
     p.add_argument("--signals", type=int, default=1000, help="signals per entities workload")
     p.add_argument("--runs", type=int, default=1, help="measurements of each, alternating backends")
+    p.add_argument("--separate-processes", action="store_true",
+                   help="run the worker (and the in-memory backend) in processes of their own")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -224,7 +283,7 @@ def main() -> None:
         workloads = [w for w in workloads if w[0] == args.workload]
     backends = []
     if not args.skip_in_memory:
-        backends.append(("in-memory", in_memory_backend))
+        backends.append(("in-memory", lambda: in_memory_backend(args.separate_processes)))
     if args.durable_emu or args.address:
         backends.append(("durable-emu", lambda: durable_emu_backend(args.durable_emu, args.address)))
     if not backends:
@@ -233,7 +292,7 @@ def main() -> None:
         for workload, n in workloads:
             for name, backend in backends:
                 with backend() as address:
-                    measure(name, address, workload, n)
+                    measure(name, address, workload, n, args.separate_processes)
     os._exit(0)
 
 
