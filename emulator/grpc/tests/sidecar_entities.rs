@@ -5,56 +5,18 @@
 // Test helpers panic on setup failures, which is what a test should do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use durable_emu_engine::{ClockKind, DbLocation, Engine, EngineConfig, Limits, StoreFailurePolicy};
 use durable_emu_grpc::TaskHubSidecarServiceClient;
 use durable_emu_grpc::proto::{self, work_item::Request as Item};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-struct Harness {
-    client: TaskHubSidecarServiceClient<Channel>,
-    engine: Engine,
-}
+mod support;
+
+use support::Harness;
 
 async fn harness() -> Harness {
-    let engine = Engine::start(EngineConfig {
-        db: DbLocation::Memory,
-        clock: ClockKind::Virtual,
-        auto_skip: false,
-        playing: false,
-        workers: 1,
-        plugin: None,
-        faults: Vec::new(),
-        on_store_failure: StoreFailurePolicy::Stop,
-        limits: Limits::default(),
-        remote_workers: true,
-    })
-    .unwrap();
-    let service = durable_emu_grpc::service(engine.handle().asynchronous());
-    let (client_io, server_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(server_io)))
-            .await
-    });
-    let mut client_io = Some(client_io);
-    let channel = Endpoint::try_from("http://in-memory")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let io = client_io.take();
-            async move {
-                io.map(hyper_util::rt::TokioIo::new)
-                    .ok_or_else(|| std::io::Error::other("the in-memory transport connects once"))
-            }
-        }))
-        .await
-        .unwrap();
-    Harness {
-        client: TaskHubSidecarServiceClient::new(channel),
-        engine,
-    }
+    support::harness(false).await
 }
 
 /// A worker's stream; `entity_format` is the value of the `durable-emu-entity-requests` metadata.
