@@ -994,32 +994,12 @@ impl RemoteHub {
         token: &str,
         instance_id: &str,
     ) -> Result<OrchestratorRequest, RemoteError> {
-        let unknown = || RemoteError::UnknownWork {
-            token: token.to_string(),
-            instance_id: instance_id.to_string(),
-            task_id: None,
-        };
-        let mut state = self.state();
-        let resolved = state
-            .resolve(token, instance_id, None)
-            .ok_or_else(unknown)?;
-        let ours = state.items.get(&resolved).is_some_and(|item| {
-            matches!(&item.work, Work::Episode { request, .. } if request.instance_id == instance_id)
-        });
-        if !ours {
-            return Err(unknown());
-        }
-        match state.remove(&resolved) {
-            Some(Item {
-                work: Work::Episode { request, .. },
-                worker,
-            }) => {
-                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
-                    worker.completed += 1;
-                }
-                Ok(request)
-            }
-            _ => Err(unknown()),
+        let work = self.take_work(token, instance_id, None, |work| {
+            matches!(work, Work::Episode { request, .. } if request.instance_id == instance_id)
+        })?;
+        match work {
+            Work::Episode { request, .. } => Ok(request),
+            _ => Err(unknown_work(token, instance_id, None)),
         }
     }
 
@@ -1030,35 +1010,15 @@ impl RemoteHub {
         instance_id: &str,
         task_id: i32,
     ) -> Result<TakenActivity, RemoteError> {
-        let unknown = || RemoteError::UnknownWork {
-            token: token.to_string(),
-            instance_id: instance_id.to_string(),
-            task_id: Some(task_id),
-        };
-        let mut state = self.state();
-        let resolved = state
-            .resolve(token, instance_id, Some(task_id))
-            .ok_or_else(unknown)?;
-        let ours = state.items.get(&resolved).is_some_and(|item| {
-            matches!(&item.work, Work::Activity { instance_id: id, task_id: held, .. }
+        let work = self.take_work(token, instance_id, Some(task_id), |work| {
+            matches!(work, Work::Activity { instance_id: id, task_id: held, .. }
                 if id == instance_id && *held == task_id)
-        });
-        if !ours {
-            return Err(unknown());
-        }
-        match state.remove(&resolved) {
-            Some(Item {
-                work: Work::Activity {
-                    name, execution_id, ..
-                },
-                worker,
-            }) => {
-                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
-                    worker.completed += 1;
-                }
-                Ok(TakenActivity { name, execution_id })
-            }
-            _ => Err(unknown()),
+        })?;
+        match work {
+            Work::Activity {
+                name, execution_id, ..
+            } => Ok(TakenActivity { name, execution_id }),
+            _ => Err(unknown_work(token, instance_id, Some(task_id))),
         }
     }
 
@@ -1068,33 +1028,44 @@ impl RemoteHub {
         token: &str,
         instance_id: &str,
     ) -> Result<durable_sdk::protocol::EntityBatchRequest, RemoteError> {
-        let unknown = || RemoteError::UnknownWork {
-            token: token.to_string(),
-            instance_id: instance_id.to_string(),
-            task_id: None,
-        };
+        let work = self.take_work(token, instance_id, None, |work| {
+            matches!(work, Work::Entity { request, .. } if request.instance_id == instance_id)
+        })?;
+        match work {
+            Work::Entity { request, .. } => Ok(request),
+            _ => Err(unknown_work(token, instance_id, None)),
+        }
+    }
+
+    /// Takes the item `token` names (an empty token: the one outstanding item of the instance,
+    /// and task) back for its completion, if it is the work `ours` expects; counts it done for
+    /// the worker that held it.
+    fn take_work(
+        &self,
+        token: &str,
+        instance_id: &str,
+        task_id: Option<i32>,
+        ours: impl Fn(&Work) -> bool,
+    ) -> Result<Work, RemoteError> {
+        let unknown = || unknown_work(token, instance_id, task_id);
         let mut state = self.state();
         let resolved = state
-            .resolve(token, instance_id, None)
+            .resolve(token, instance_id, task_id)
             .ok_or_else(unknown)?;
-        let ours = state.items.get(&resolved).is_some_and(|item| {
-            matches!(&item.work, Work::Entity { request, .. } if request.instance_id == instance_id)
-        });
-        if !ours {
+        if !state
+            .items
+            .get(&resolved)
+            .is_some_and(|item| ours(&item.work))
+        {
             return Err(unknown());
         }
-        match state.remove(&resolved) {
-            Some(Item {
-                work: Work::Entity { request, .. },
-                worker,
-            }) => {
-                if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
-                    worker.completed += 1;
-                }
-                Ok(request)
-            }
-            _ => Err(unknown()),
+        let Some(Item { work, worker }) = state.remove(&resolved) else {
+            return Err(unknown());
+        };
+        if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
+            worker.completed += 1;
         }
+        Ok(work)
     }
 
     /// Forgets an instance's work (its execution ended): later completions of it are stale.
@@ -1167,6 +1138,14 @@ impl RemoteHub {
             !worker.sender.is_closed()
                 && accepts(worker.info.filters.as_ref(), WorkKind::Orchestration, name)
         })
+    }
+}
+
+fn unknown_work(token: &str, instance_id: &str, task_id: Option<i32>) -> RemoteError {
+    RemoteError::UnknownWork {
+        token: token.to_string(),
+        instance_id: instance_id.to_string(),
+        task_id,
     }
 }
 
