@@ -134,6 +134,7 @@ ALTER TABLE instances ADD COLUMN scheduled_start TEXT;
     // of messages (a message leaves it in the transaction that records what running it did, so
     // a batch in flight when the process dies runs again), and its operation log.
     r"
+ALTER TABLE builds ADD COLUMN entities TEXT NOT NULL DEFAULT '[]';
 CREATE TABLE entities (
     instance_id      TEXT PRIMARY KEY,
     name             TEXT NOT NULL,
@@ -414,6 +415,8 @@ pub struct BuildRecord {
     pub orchestrators: Vec<String>,
     /// Its activities.
     pub activities: Vec<String>,
+    /// Its entities (lower-cased names).
+    pub entities: Vec<String>,
 }
 
 /// One execution of an instance (a new one starts on each continue-as-new).
@@ -886,12 +889,13 @@ impl Store {
         loaded_at: DateTime<Utc>,
         orchestrators: &[String],
         activities: &[String],
+        entities: &[String],
     ) -> Result<u32, StoreError> {
         let loaded_at = time_text(loaded_at, || format!("load time of build {build_id}"))?;
         self.conn
             .prepare_cached(
-                "INSERT INTO builds(number, build_id, content_hash, origin, loaded_at, orchestrators, activities)
-                 VALUES ((SELECT COALESCE(MAX(number), 0) + 1 FROM builds), ?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO builds(number, build_id, content_hash, origin, loaded_at, orchestrators, activities, entities)
+                 VALUES ((SELECT COALESCE(MAX(number), 0) + 1 FROM builds), ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 build_id,
@@ -899,7 +903,8 @@ impl Store {
                 origin,
                 loaded_at,
                 to_json(&orchestrators),
-                to_json(&activities)
+                to_json(&activities),
+                to_json(&entities)
             ])?;
         let number: i64 = self
             .conn
@@ -920,7 +925,7 @@ impl Store {
     /// Every build ever loaded into this database, oldest first.
     pub fn builds(&self) -> Result<Vec<BuildRecord>, StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT number, build_id, content_hash, origin, loaded_at, orchestrators, activities FROM builds ORDER BY number",
+            "SELECT number, build_id, content_hash, origin, loaded_at, orchestrators, activities, entities FROM builds ORDER BY number",
         )?;
         let rows = statement.query_map([], |row| {
             Ok((
@@ -931,11 +936,20 @@ impl Store {
                 row.get::<_, String>(4)?,
                 row.get::<_, String>(5)?,
                 row.get::<_, String>(6)?,
+                row.get::<_, String>(7)?,
             ))
         })?;
         rows.map(|row| {
-            let (number, build_id, content_hash, origin, loaded_at, orchestrators, activities) =
-                row?;
+            let (
+                number,
+                build_id,
+                content_hash,
+                origin,
+                loaded_at,
+                orchestrators,
+                activities,
+                entities,
+            ) = row?;
             Ok(BuildRecord {
                 number,
                 build_id,
@@ -947,6 +961,7 @@ impl Store {
                     &format!("build #{number} orchestrators"),
                 )?,
                 activities: from_json(&activities, &format!("build #{number} activities"))?,
+                entities: from_json(&entities, &format!("build #{number} entities"))?,
             })
         })
         .collect()
@@ -1713,6 +1728,12 @@ mod tests {
                 [],
             )
             .unwrap();
+            conn.execute(
+                "INSERT INTO builds(number, build_id, content_hash, origin, loaded_at, orchestrators, activities)
+                 VALUES (1, 'b1', 'h1', 'lib', '2026-01-01T00:00:00Z', '[\"A\"]', '[]')",
+                [],
+            )
+            .unwrap();
         }
         // A read-only open does not migrate: it asks for a writable one.
         let error = Store::open_read_only(&DbLocation::File(path.clone())).unwrap_err();
@@ -1727,6 +1748,12 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, 6);
+        let builds = store.builds().unwrap();
+        assert_eq!(
+            (builds[0].orchestrators.as_slice(), builds[0].entities.len()),
+            (&["A".to_string()][..], 0),
+            "a build recorded before entities reads back with none"
+        );
         let row = EntityRow {
             instance_id: "@counter@a".into(),
             name: "counter".into(),

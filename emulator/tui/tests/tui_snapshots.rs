@@ -24,7 +24,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         // A whole build id (wide terminals): it changes with every compilation.
         (r"\b[0-9a-f]{16}-[0-9a-f]{0,4}", "[build id]"),
         // A build id shortened in a column: it changes with every compilation.
-        (r"\b[0-9a-f]{8}…", "[build id]…"),
+        (r"\b[0-9a-f]{8,}…", "[build id]…"),
         // ... and the last visible character of one that a box covers.
         (r"┐[0-9a-f]…", "┐#…"),
         // The time left on a timer moves with virtual time.

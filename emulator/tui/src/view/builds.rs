@@ -29,8 +29,13 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let skip = builds.builds.len().saturating_sub(room);
     for build in &builds.builds[skip..] {
         let active = builds.active == Some(build.number);
+        let entities = match build.entities.len() {
+            0 => String::new(),
+            1 => ", 1 entity".to_string(),
+            count => format!(", {count} entities"),
+        };
         let text = format!(
-            "{} #{:<3} {}  {} orchestrators, {} activities  {}",
+            "{} #{:<3} {}  {} orchestrators, {} activities{entities}  {}",
             if active { "●" } else { " " },
             build.number,
             build.origin,
@@ -180,8 +185,13 @@ fn worker_row(worker: &WorkerSnapshot) -> (String, Tone) {
                     .collect::<Vec<_>>()
                     .join(",")
             };
+            let entities = if filters.entities.is_empty() {
+                String::new()
+            } else {
+                format!(" entities [{}]", filters.entities.join(","))
+            };
             format!(
-                "takes orchestrations [{}] activities [{}]",
+                "takes orchestrations [{}] activities [{}]{entities}",
                 names(&filters.orchestrations),
                 names(&filters.activities)
             )

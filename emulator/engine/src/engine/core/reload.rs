@@ -50,6 +50,7 @@ impl Core {
                 now,
                 &plugin.manifest.orchestrators,
                 &plugin.manifest.activities,
+                &plugin.manifest.entities,
             )?,
         };
         // Any instance may diverge from the active build on the next reload, and by then its
