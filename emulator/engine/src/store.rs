@@ -883,14 +883,12 @@ impl Store {
     /// Records a newly loaded build and returns its number.
     pub fn add_build(
         &self,
-        build_id: &str,
+        manifest: &durable_sdk::protocol::Manifest,
         content_hash: &str,
         origin: &str,
         loaded_at: DateTime<Utc>,
-        orchestrators: &[String],
-        activities: &[String],
-        entities: &[String],
     ) -> Result<u32, StoreError> {
+        let build_id = &manifest.build_id;
         let loaded_at = time_text(loaded_at, || format!("load time of build {build_id}"))?;
         self.conn
             .prepare_cached(
@@ -902,9 +900,9 @@ impl Store {
                 content_hash,
                 origin,
                 loaded_at,
-                to_json(&orchestrators),
-                to_json(&activities),
-                to_json(&entities)
+                to_json(&manifest.orchestrators),
+                to_json(&manifest.activities),
+                to_json(&manifest.entities)
             ])?;
         let number: i64 = self
             .conn

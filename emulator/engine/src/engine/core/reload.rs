@@ -44,13 +44,10 @@ impl Core {
         let number = match self.store.build_with_hash(&plugin.content_hash)? {
             Some(number) => number,
             None => self.store.add_build(
-                &plugin.manifest.build_id,
+                &plugin.manifest,
                 &plugin.content_hash,
                 &plugin.origin.to_string(),
                 now,
-                &plugin.manifest.orchestrators,
-                &plugin.manifest.activities,
-                &plugin.manifest.entities,
             )?,
         };
         // Any instance may diverge from the active build on the next reload, and by then its
