@@ -144,6 +144,11 @@ fn a_newcomer_starts_every_sample_answers_an_approval_fast_forwards_a_cleanup_an
     });
 
     tmux.key("Escape");
+    // `q` only after the overlay has closed: an Escape and a `q` that reach the terminal
+    // together read as Alt-q, which quits nothing (seen under load).
+    tmux.wait_for("the failure overlay to close", |screen| {
+        !screen.contains("root cause: CarrierUnavailable") && !screen.contains("line 1/")
+    });
     tmux.key("q");
     assert_eq!(
         tmux::wait_for_exit_code(&exit_file),
