@@ -112,7 +112,10 @@ fn routes() -> Router<Api> {
         .route("/instances/{id}/{action}", post(instance_action))
         .route("/entities", get(list_all_entities))
         .route("/entities/{name}", get(list_named_entities))
-        .route("/entities/{name}/{key}", get(get_entity).post(signal_entity))
+        .route(
+            "/entities/{name}/{key}",
+            get(get_entity).post(signal_entity),
+        )
         .fallback(unknown_route)
 }
 
@@ -165,11 +168,7 @@ fn instance_command_error(error: EngineError) -> ApiError {
 }
 
 /// Checks the access key, and logs each request with its status and latency.
-async fn front_door(
-    State(key): State<Option<Arc<str>>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn front_door(State(key): State<Option<Arc<str>>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -276,8 +275,15 @@ impl Params {
             .iter()
             .filter(|(key, _)| key.eq_ignore_ascii_case("runtimeStatus"))
         {
-            for name in value.split(',').map(str::trim).filter(|name| !name.is_empty()) {
-                statuses.push(name.parse::<RuntimeStatus>().map_err(ApiError::bad_request)?);
+            for name in value
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+            {
+                statuses.push(
+                    name.parse::<RuntimeStatus>()
+                        .map_err(ApiError::bad_request)?,
+                );
             }
         }
         Ok(statuses)
@@ -435,7 +441,10 @@ async fn get_status(
         | RuntimeStatus::ContinuedAsNew => {
             let mut response = (StatusCode::ACCEPTED, body).into_response();
             // The same query again: a client that follows Location keeps its options.
-            let query = uri.query().map(|query| format!("?{query}")).unwrap_or_default();
+            let query = uri
+                .query()
+                .map(|query| format!("?{query}"))
+                .unwrap_or_default();
             let location = format!(
                 "{}/instances/{}{query}",
                 api.root(&headers),
@@ -499,9 +508,16 @@ async fn list_instances(
 
 fn deleted(count: usize, what: &str) -> Result<Response, ApiError> {
     if count == 0 {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("{what}: nothing to delete")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{what}: nothing to delete"),
+        ));
     }
-    Ok((StatusCode::OK, axum::Json(json!({ "instancesDeleted": count }))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "instancesDeleted": count })),
+    )
+        .into_response())
 }
 
 async fn purge_instance(
@@ -561,9 +577,18 @@ async fn instance_action(
             .terminate(&id, reason.map_or(Value::Null, Value::String), false)
             .await
             .map_err(instance_command_error)?,
-        "suspend" => engine.suspend(&id, reason).await.map_err(instance_command_error)?,
-        "resume" => engine.resume(&id, reason).await.map_err(instance_command_error)?,
-        "rewind" => engine.rewind(&id, reason).await.map_err(instance_command_error)?,
+        "suspend" => engine
+            .suspend(&id, reason)
+            .await
+            .map_err(instance_command_error)?,
+        "resume" => engine
+            .resume(&id, reason)
+            .await
+            .map_err(instance_command_error)?,
+        "rewind" => engine
+            .rewind(&id, reason)
+            .await
+            .map_err(instance_command_error)?,
         "restart" => {
             let new_id = params.flag("restartWithNewInstanceId", true)?;
             let restarted = engine
@@ -620,7 +645,13 @@ async fn list_named_entities(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    list_entities(api, Some(format!("@{}@", name.to_lowercase())), headers, uri).await
+    list_entities(
+        api,
+        Some(format!("@{}@", name.to_lowercase())),
+        headers,
+        uri,
+    )
+    .await
 }
 
 async fn get_entity(

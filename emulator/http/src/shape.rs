@@ -21,10 +21,9 @@ pub(crate) fn time(at: DateTime<Utc>) -> String {
 pub(crate) fn status(record: &InstanceRecord, show_input: bool, history: Option<Value>) -> Value {
     let output = match record.status {
         // Azure reports a failure's message as the output; the details go alongside.
-        RuntimeStatus::Failed => record
-            .failure
-            .as_ref()
-            .map_or(Value::Null, |failure| Value::String(failure.error_message.clone())),
+        RuntimeStatus::Failed => record.failure.as_ref().map_or(Value::Null, |failure| {
+            Value::String(failure.error_message.clone())
+        }),
         _ => record.output.clone(),
     };
     let mut body = json!({
