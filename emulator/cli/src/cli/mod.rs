@@ -14,6 +14,7 @@ mod replay;
 mod run;
 mod serve;
 mod sidecar;
+mod http;
 mod ui;
 
 use anyhow::Context;
@@ -49,6 +50,8 @@ pub struct Cli {
     paused: bool,
     #[command(flatten)]
     grpc: sidecar::GrpcArgs,
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,7 +214,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_warnings_to_stderr();
     }
     match cli.command {
-        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused, &cli.grpc),
+        None => ui::ui(
+            cli.target.as_deref(),
+            &cli.engine,
+            cli.paused,
+            &cli.grpc,
+            &cli.http,
+        ),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),
