@@ -77,10 +77,7 @@ impl HttpState {
     pub fn describe(&self) -> String {
         match self {
             HttpState::Listening { addrs, keyed } => {
-                let list: Vec<String> = addrs
-                    .iter()
-                    .map(|addr| format!("http://{addr}"))
-                    .collect();
+                let list: Vec<String> = addrs.iter().map(|addr| format!("http://{addr}")).collect();
                 let wide = addrs.iter().any(|addr| !addr.ip().is_loopback());
                 let warning = match (wide, keyed) {
                     (false, _) => "",

@@ -9,12 +9,12 @@
 
 mod bench;
 mod entity;
+mod http;
 mod manage;
 mod replay;
 mod run;
 mod serve;
 mod sidecar;
-mod http;
 mod ui;
 
 use anyhow::Context;
