@@ -125,6 +125,20 @@ impl Api {
     }
 }
 
+/// The API over an engine where every `SayHello` call fails, so `HelloSequence` fails.
+fn failing_api() -> Api {
+    let mut engine_config = durable_emu_testing::engine::samples_config();
+    engine_config.faults = vec![
+        durable_emu_engine::faults::parse_compact("activity=SayHello,error=Boom:no greeting", 1)
+            .unwrap(),
+    ];
+    let engine = Engine::start(engine_config).unwrap();
+    Api {
+        app: router(engine.handle().asynchronous(), HttpConfig::default()),
+        _engine: engine,
+    }
+}
+
 fn approval_input() -> &'static str {
     r#"{"request": "laptop", "timeout_hours": 24}"#
 }
@@ -678,4 +692,58 @@ async fn with_a_key_every_call_needs_code_or_the_functions_key_header_else_401()
             .unwrap()
             .ends_with("&code=s3cret")
     );
+}
+
+#[tokio::test]
+async fn a_failed_instance_is_200_or_500_when_asked_and_rewinding_it_is_202() {
+    let api = failing_api();
+    api.start("HelloSequence", "broken", "").await;
+    let failed = api.finished("broken", "").await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert_eq!(failed.body["runtimeStatus"], "Failed");
+    assert!(
+        failed.body["output"]
+            .as_str()
+            .unwrap()
+            .contains("no greeting"),
+        "{:?}",
+        failed.body
+    );
+    assert!(
+        failed.body["failureDetails"]["errorType"].is_string(),
+        "{:?}",
+        failed.body
+    );
+    let as_500 = api
+        .call(
+            "GET",
+            &format!("{BASE}/instances/broken?returnInternalServerErrorOnFailure=true"),
+            "",
+        )
+        .await;
+    assert_eq!(as_500.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(as_500.body["runtimeStatus"], "Failed");
+    let history = api
+        .call(
+            "GET",
+            &format!("{BASE}/instances/broken?showHistory=true"),
+            "",
+        )
+        .await;
+    let failed_call = history.body["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["EventType"] == "TaskFailed")
+        .unwrap()
+        .clone();
+    assert_eq!(failed_call["FunctionName"], "SayHello");
+    let rewound = api
+        .call(
+            "POST",
+            &format!("{BASE}/instances/broken/rewind?reason=retry"),
+            "",
+        )
+        .await;
+    assert_eq!(rewound.status, StatusCode::ACCEPTED, "{:?}", rewound.body);
 }
