@@ -13,6 +13,7 @@ mod client;
 #[allow(dead_code)]
 mod endpoint;
 mod entity;
+mod http;
 mod manage;
 mod replay;
 mod run;
@@ -53,6 +54,8 @@ pub struct Cli {
     paused: bool,
     #[command(flatten)]
     grpc: sidecar::GrpcArgs,
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,7 +230,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_warnings_to_stderr();
     }
     match cli.command {
-        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused, &cli.grpc),
+        None => ui::ui(
+            cli.target.as_deref(),
+            &cli.engine,
+            cli.paused,
+            &cli.grpc,
+            &cli.http,
+        ),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),
