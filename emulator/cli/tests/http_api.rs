@@ -290,3 +290,23 @@ fn serve_with_the_default_http_port_taken_runs_without_the_api_and_says_why() {
     assert!(interrupted.success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Once its HTTP API listens, serve publishes where (the endpoint file beside the database,
+/// `endpoint.rs`) and removes the file when it stops.
+#[cfg(unix)]
+#[test]
+fn serve_publishes_its_http_endpoint_beside_the_database_and_removes_it_on_exit() {
+    let served = serve(&[]);
+    let file = served._dir.path().join("state.db.endpoint");
+    let published: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(published["url"], format!("http://{}", served.addr).as_str());
+    assert_eq!(published["pid"], served.child.id());
+    let interrupted = Command::new("kill")
+        .args(["-INT", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut served = served;
+    assert_eq!(served.child.wait().unwrap().code(), Some(0));
+    assert!(!file.exists(), "the endpoint file is removed on exit");
+}

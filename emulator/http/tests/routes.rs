@@ -747,3 +747,47 @@ async fn a_failed_instance_is_200_or_500_when_asked_and_rewinding_it_is_202() {
         .await;
     assert_eq!(rewound.status, StatusCode::ACCEPTED, "{:?}", rewound.body);
 }
+
+#[tokio::test]
+async fn deleting_an_instance_that_still_runs_is_410_and_keeps_it() {
+    let api = api(HttpConfig::default());
+    api.start("ApprovalWorkflow", "busy", approval_input())
+        .await;
+    api.waiting("busy").await;
+    let refused = api
+        .call("DELETE", &format!("{BASE}/instances/busy"), "")
+        .await;
+    assert_eq!(refused.status, StatusCode::GONE, "{:?}", refused.body);
+    let still = api.call("GET", &format!("{BASE}/instances/busy"), "").await;
+    assert_eq!(still.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_clients_each_start_one_and_poll_it_to_the_end_none_lost() {
+    let api = std::sync::Arc::new(api(HttpConfig::default()));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..200 {
+        let api = api.clone();
+        clients.spawn(async move {
+            let id = format!("client-{client}");
+            api.start("HelloSequence", &id, "").await;
+            let done = api.finished(&id, "").await;
+            assert_eq!(done.status, StatusCode::OK);
+            assert_eq!(done.body["runtimeStatus"], "Completed");
+            id
+        });
+    }
+    let mut finished = Vec::new();
+    while let Some(id) = clients.join_next().await {
+        finished.push(id.unwrap());
+    }
+    assert_eq!(finished.len(), 200);
+    let listed = api
+        .call(
+            "GET",
+            &format!("{BASE}/instances?runtimeStatus=Completed&top=1000"),
+            "",
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 200);
+}

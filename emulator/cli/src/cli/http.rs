@@ -9,8 +9,10 @@
 //! unless an address says otherwise, and a wider one is printed with a warning. Owns no routes
 //! or payloads: that is `durable-emu-http`.
 
+use super::endpoint::EndpointGuard;
 use anyhow::Context;
 use clap::Args;
+use durable_emu_engine::DbLocation;
 use durable_emu_engine::engine::AsyncEngineHandle;
 use durable_emu_http::HttpConfig;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -105,6 +107,43 @@ pub struct HttpServer {
     pub state: HttpState,
     stop: Option<tokio::sync::watch::Sender<bool>>,
     _thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// The base URL other processes reach the API at (`http://127.0.0.1:7071`), if it listens:
+    /// the first address bound, with an unspecified one (`0.0.0.0`, `[::]`) given as the
+    /// loopback address of its family, which always reaches it from this machine.
+    pub fn url(&self) -> Option<String> {
+        let HttpState::Listening { addrs, .. } = &self.state else {
+            return None;
+        };
+        let mut addr = *addrs.first()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Some(format!("http://{addr}"))
+    }
+
+    /// Publishes where the API listens for `db` (the endpoint file other `durable-emu`
+    /// commands look for, `endpoint.rs`); call it once the database is open. Nothing when the
+    /// API does not listen. A file that cannot be written is warned about on stderr and is not
+    /// fatal: the API still serves, other commands just do not find it by themselves.
+    pub fn publish(&self, db: &DbLocation) -> Option<EndpointGuard> {
+        let url = self.url()?;
+        match super::endpoint::publish(db, &url) {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                eprintln!(
+                    "warning: the HTTP API serves on {url}, but other durable-emu commands will \
+                     not find it: {error:#}"
+                );
+                None
+            }
+        }
+    }
 }
 
 impl Drop for HttpServer {
@@ -282,6 +321,33 @@ mod tests {
         );
         let error = parse_listen("there").unwrap_err();
         assert!(error.contains("host:port"), "{error}");
+    }
+
+    #[test]
+    fn the_published_url_reaches_an_unspecified_address_through_loopback() {
+        let server = |addr: &str| HttpServer {
+            state: HttpState::Listening {
+                addrs: vec![addr.parse().unwrap()],
+                keyed: false,
+            },
+            stop: None,
+            _thread: None,
+        };
+        assert_eq!(
+            server("0.0.0.0:7071").url().unwrap(),
+            "http://127.0.0.1:7071"
+        );
+        assert_eq!(server("[::]:7072").url().unwrap(), "http://[::1]:7072");
+        assert_eq!(
+            server("127.0.0.1:7073").url().unwrap(),
+            "http://127.0.0.1:7073"
+        );
+        let off = HttpServer {
+            state: HttpState::Off,
+            stop: None,
+            _thread: None,
+        };
+        assert_eq!(off.url(), None);
     }
 
     #[test]

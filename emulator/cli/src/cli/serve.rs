@@ -71,6 +71,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let http_listeners = args.http.bind()?;
     let mut config = args.engine.config(Some(plugin))?;
     config.remote_workers = listeners.listening();
+    let db = config.db.clone();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
             let (sink, events) = crossbeam_channel::bounded(EVENT_BUFFER);
@@ -86,6 +87,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sidecar = listeners.serve(handle.asynchronous())?;
     eprintln!("{}", sidecar.state.describe());
     let http = http_listeners.serve(handle.asynchronous())?;
+    let endpoint = http.publish(&db);
     eprintln!(
         "durable-emu is serving {}; Ctrl-C stops it",
         args.engine.db.db
@@ -124,6 +126,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     drop(events);
     drop(sidecar);
     drop(http);
+    drop(endpoint);
     drop(watcher);
     drop(handle);
     engine.shutdown_within(Duration::ZERO);

@@ -47,12 +47,15 @@ pub fn ui(
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
+    let db = config.db.clone();
     let (engine, events) = Engine::start_subscribed(config)
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     let http = http_listeners.serve(handle.asynchronous())?;
+    // Removed when the UI returns (the guard drops with this function's locals).
+    let _endpoint = http.publish(&db);
     let options = AppOptions {
         // The UI has one line for the front ends; a listener that is off shows as its status.
         sidecar: format!("{} · {}", sidecar.state.describe(), http.state.describe()),
