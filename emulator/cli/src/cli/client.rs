@@ -30,6 +30,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// The command's name, as the route spells it.
+    pub fn name(self) -> &'static str {
+        self.path()
+    }
+
     fn path(self) -> &'static str {
         match self {
             Action::Terminate => "terminate",

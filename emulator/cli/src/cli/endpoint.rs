@@ -45,6 +45,7 @@ pub struct EndpointGuard {
 
 impl EndpointGuard {
     /// Where the file was written (none for an in-memory database).
+    #[cfg(test)]
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }

@@ -19,7 +19,7 @@ use durable_emu_engine::clock::parse_duration;
 use durable_emu_engine::engine::{Engine, EngineConfig, Limits, StoreFailurePolicy};
 use durable_emu_engine::export::{InstanceExport, InstanceStatus};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -390,23 +390,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let id = match args.at.via() {
         Via::Emulator(client) => client.start(&args.name, args.instance_id.as_deref(), &input)?,
         Via::Database => {
-            // The name is checked against the functions, as a running emulator would; the
-            // clock stays still (nothing skips to a timer), and the instance goes on when an
-            // emulator runs the database.
-            let plugin = load_target(args.functions.as_deref())?;
-            let engine = Engine::start(EngineConfig {
-                db: args.at.db.location(),
-                clock: durable_emu_engine::clock::ClockKind::Virtual,
-                auto_skip: false,
-                playing: false,
-                workers: 1,
-                plugin: Some(plugin),
-                faults: Vec::new(),
-                on_store_failure: StoreFailurePolicy::Stop,
-                limits: Limits::default(),
-                remote_workers: false,
-            })
-            .with_context(|| format!("opening {}", args.at.db.db))?;
+            let engine = engine_with_functions(&args.at, args.functions.as_deref())?;
             let id =
                 engine
                     .handle()
@@ -417,6 +401,26 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     };
     println!("{id}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An engine on the database with the functions loaded (the names are checked against them, as
+/// a running emulator would), for the commands that create an instance. Its clock stays still
+/// (nothing skips to a timer); the instance goes on when an emulator runs the database.
+fn engine_with_functions(at: &Target, functions: Option<&Path>) -> anyhow::Result<Engine> {
+    let plugin = load_target(functions)?;
+    Engine::start(EngineConfig {
+        db: at.db.location(),
+        clock: durable_emu_engine::clock::ClockKind::Virtual,
+        auto_skip: false,
+        playing: false,
+        workers: 1,
+        plugin: Some(plugin),
+        faults: Vec::new(),
+        on_store_failure: StoreFailurePolicy::Stop,
+        limits: Limits::default(),
+        remote_workers: false,
+    })
+    .with_context(|| format!("opening {}", at.db.db))
 }
 
 #[derive(Debug, Args)]
@@ -448,8 +452,13 @@ pub fn rewind(args: ReasonArgs) -> anyhow::Result<ExitCode> {
 fn act(args: ReasonArgs, action: Action, done: &str) -> anyhow::Result<ExitCode> {
     let id = &args.instance_id;
     match args.at.via() {
-        Via::Emulator(client) => client.act(id, action, args.reason.as_deref())?,
+        Via::Emulator(client) => {
+            client.act(id, action, args.reason.as_deref())?;
+            eprintln!("{id} {done}");
+        }
         Via::Database => {
+            // Without the functions nothing replays the instance: the command is recorded as
+            // an event in its history, and takes effect in its next episode.
             let engine = query_engine(&args.at.db)?;
             let handle = engine.handle();
             let reason = args.reason.clone();
@@ -464,9 +473,13 @@ fn act(args: ReasonArgs, action: Action, done: &str) -> anyhow::Result<ExitCode>
             drop(handle);
             engine.shutdown();
             result?;
+            eprintln!(
+                "{id}: {} queued; it takes effect when an emulator with the functions runs {}",
+                action.name(),
+                args.at.db.db
+            );
         }
     }
-    eprintln!("{id} {done}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -477,6 +490,10 @@ pub struct RestartArgs {
     /// Restart under the same id (it must have ended) instead of a new one.
     #[arg(long)]
     same_id: bool,
+    /// With no emulator running: the functions that run it (a plugin library or crate
+    /// directory); default: the built-in samples.
+    #[arg(long, value_name = "PATH")]
+    functions: Option<PathBuf>,
     #[command(flatten)]
     at: Target,
 }
@@ -486,7 +503,7 @@ pub fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
     let id = match args.at.via() {
         Via::Emulator(client) => client.restart(&args.instance_id, !args.same_id)?,
         Via::Database => {
-            let engine = query_engine(&args.at.db)?;
+            let engine = engine_with_functions(&args.at, args.functions.as_deref())?;
             let id = engine.handle().restart_as(&args.instance_id, !args.same_id);
             engine.shutdown();
             id?

@@ -9,8 +9,6 @@
 
 mod bench;
 mod client;
-// `publish` is called by the HTTP listener (http.rs); until it is wired nothing else does.
-#[allow(dead_code)]
 mod endpoint;
 mod entity;
 mod http;
