@@ -194,6 +194,15 @@ fn commands_find_a_running_serve_by_its_endpoint_file() {
         serde_json::from_str(&std::fs::read_to_string(&endpoint).unwrap()).unwrap();
     assert_eq!(published["url"], served.url);
     approval_through_the_emulator(&served, &[]);
+
+    // Killed, serve leaves its file behind: the next command sees it is stale and opens the
+    // database itself.
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    assert!(endpoint.exists(), "a killed process removes nothing");
+    let listed = ok(served.dir.path(), &["list"]);
+    assert!(line(&listed).contains("order-2"), "{}", line(&listed));
 }
 
 #[test]
@@ -341,4 +350,103 @@ fn a_json_argument_from_a_missing_file_or_with_bad_json_is_a_clear_error() {
         "{}",
         stderr(&stdin_bad)
     );
+}
+
+#[test]
+fn an_emulator_with_a_key_is_reached_with_key_and_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(binary())
+        .args([
+            "serve",
+            "--grpc",
+            "off",
+            "--http",
+            &addr,
+            "--http-key",
+            "s3cret",
+            "--db",
+            "state.db",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Served {
+        child: {
+            let endpoint = dir.path().join("state.db.endpoint");
+            let until = Instant::now() + Duration::from_secs(30);
+            while !endpoint.exists() {
+                if Instant::now() > until {
+                    let _ = child.kill();
+                    panic!("serve published no endpoint");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child
+        },
+        url: format!("http://{addr}"),
+        dir,
+    };
+    let dir = served.dir.path();
+    let refused = durable_emu(&["list", "--db", "state.db"], dir);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("requires its key"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(dir, &["list", "--key", "s3cret"]);
+}
+
+#[test]
+fn raise_answers_an_approval_while_the_ui_runs_and_the_ui_removes_its_endpoint_on_exit() {
+    if !binary_support::tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (tmux, exit_file) = binary_support::tmux::Tmux::start_ui_with(
+        "client",
+        120,
+        30,
+        dir.path(),
+        &format!("--grpc off --http 127.0.0.1:{port}"),
+    );
+    let dir = dir.path();
+    let endpoint = dir.join("state.db.endpoint");
+    tmux.wait_for("the UI to publish its endpoint", |_| endpoint.exists());
+    let input = approval_input(dir);
+    let id = line(&ok(
+        dir,
+        &[
+            "start",
+            "ApprovalWorkflow",
+            "--input",
+            &input,
+            "--instance-id",
+            "ui-1",
+        ],
+    ));
+    assert_eq!(id, "ui-1");
+    tmux.wait_for("the UI to show the approval waiting", |screen| {
+        binary_support::tmux::line_with(screen, &["ui-1", "Running"]).is_some()
+    });
+    ok(dir, &["raise", "ui-1", "Approval", "true"]);
+    let ended = stdout_json(&ok(dir, &["wait", "ui-1", "--timeout", "30s"]));
+    assert_eq!(ended["output"], "Approved", "{ended}");
+    tmux.wait_for("the UI to show it completed", |screen| {
+        binary_support::tmux::line_with(screen, &["ui-1", "Completed"]).is_some()
+    });
+    tmux.key("q");
+    assert_eq!(binary_support::tmux::wait_for_exit_code(&exit_file), "0");
+    assert!(
+        !endpoint.exists(),
+        "the UI removes its endpoint file on exit"
+    );
+    // With the UI gone the same command opens the database.
+    let status = stdout_json(&ok(dir, &["status", "ui-1"]));
+    assert_eq!(status["runtimeStatus"], "Completed");
 }
