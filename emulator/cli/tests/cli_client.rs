@@ -450,3 +450,43 @@ fn raise_answers_an_approval_while_the_ui_runs_and_the_ui_removes_its_endpoint_o
     let status = stdout_json(&ok(dir, &["status", "ui-1"]));
     assert_eq!(status["runtimeStatus"], "Completed");
 }
+
+#[test]
+fn run_and_entity_signal_take_their_json_from_a_file_or_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("five.json"), "5").unwrap();
+    let signalled = stdout_json(&ok(
+        dir,
+        &["entity", "signal", "@counter@a", "add", "@five.json"],
+    ));
+    assert_eq!(signalled["entity"]["state"], json!(5));
+    let piped = with_stdin(
+        dir,
+        &[
+            "entity",
+            "signal",
+            "@counter@a",
+            "add",
+            "-",
+            "--db",
+            "state.db",
+        ],
+        "2",
+    );
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(stdout_json(&piped)["entity"]["state"], json!(7));
+
+    std::fs::write(dir.join("city.json"), r#""London""#).unwrap();
+    let ran = stdout_json(&ok(
+        dir,
+        &[
+            "run",
+            "--orchestration",
+            "HelloSequence",
+            "--input",
+            "@city.json",
+        ],
+    ));
+    assert_eq!(ran["input"], json!("London"));
+}
