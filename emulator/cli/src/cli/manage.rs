@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// The database, and how to reach an emulator that runs it.
 #[derive(Debug, Clone, Args)]
-pub struct Target {
+pub struct Destination {
     #[command(flatten)]
     db: DbArgs,
     /// Go through the emulator whose HTTP API is at URL (e.g. `http://127.0.0.1:7071`) instead
@@ -45,7 +45,7 @@ enum Via {
     Database,
 }
 
-impl Target {
+impl Destination {
     fn via(&self) -> Via {
         let key = self
             .key
@@ -70,7 +70,7 @@ pub struct ListArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
@@ -166,7 +166,7 @@ pub struct StatusArgs {
     #[arg(long)]
     history: bool,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -204,7 +204,7 @@ pub struct RaiseArgs {
     #[arg(allow_hyphen_values = true)]
     data: Option<String>,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 pub fn raise(args: RaiseArgs) -> anyhow::Result<ExitCode> {
@@ -246,7 +246,7 @@ pub struct TerminateArgs {
     #[arg(long)]
     recursive: bool,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 /// How long terminate waits to see the instance end.
@@ -291,7 +291,7 @@ pub struct PurgeArgs {
     /// The instance id.
     instance_id: String,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 pub fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
@@ -316,7 +316,7 @@ pub struct ExportArgs {
     /// The instance id.
     instance_id: String,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -378,7 +378,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "PATH")]
     functions: Option<PathBuf>,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 /// Starts an instance; prints its id on stdout.
@@ -406,7 +406,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 /// An engine on the database with the functions loaded (the names are checked against them, as
 /// a running emulator would), for the commands that create an instance. Its clock stays still
 /// (nothing skips to a timer); the instance goes on when an emulator runs the database.
-fn engine_with_functions(at: &Target, functions: Option<&Path>) -> anyhow::Result<Engine> {
+fn engine_with_functions(at: &Destination, functions: Option<&Path>) -> anyhow::Result<Engine> {
     let plugin = load_target(functions)?;
     Engine::start(EngineConfig {
         db: at.db.location(),
@@ -431,7 +431,7 @@ pub struct ReasonArgs {
     #[arg(long)]
     reason: Option<String>,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 /// Suspends an instance: only resume and terminate are processed until it resumes.
@@ -495,7 +495,7 @@ pub struct RestartArgs {
     #[arg(long, value_name = "PATH")]
     functions: Option<PathBuf>,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 /// Starts an instance's orchestration again with its first input; prints the id on stdout.
@@ -521,7 +521,7 @@ pub struct WaitArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     timeout: String,
     #[command(flatten)]
-    at: Target,
+    at: Destination,
 }
 
 /// How often wait asks a running emulator again.
