@@ -107,6 +107,8 @@ fn routes() -> Router<Api> {
         .route("/orchestrators/{name}", post(start))
         .route("/orchestrators/{name}/{instance_id}", post(start_with_id))
         .route("/instances", get(list_instances).delete(purge_instances))
+        // The Python client lists and purges at `instances/` (an empty instance id).
+        .route("/instances/", get(list_instances).delete(purge_instances))
         .route("/instances/{id}", get(get_status).delete(purge_instance))
         .route("/instances/{id}/raiseEvent/{event}", post(raise_event))
         .route("/instances/{id}/{action}", post(instance_action))

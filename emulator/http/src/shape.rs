@@ -43,6 +43,9 @@ pub(crate) fn status(record: &InstanceRecord, show_input: bool, history: Option<
         );
     }
     if let (Some(history), Value::Object(map)) = (history, &mut body) {
+        // Azure's field is `historyEvents`; the Python client (azure-functions-durable) reads
+        // `history`, so it gets both.
+        map.insert("history".into(), history.clone());
         map.insert("historyEvents".into(), history);
     }
     body
@@ -110,6 +113,10 @@ pub(crate) fn history(events: &[HistoryEvent], show_output: bool) -> Value {
                 // ExecutionStarted's orchestration name is Azure's FunctionName.
                 "name" if matches!(event.kind, EventKind::ExecutionStarted { .. }) => {
                     "FunctionName".to_string()
+                }
+                // Durable Task's ExecutionCompleted calls it OrchestrationStatus.
+                "status" if matches!(event.kind, EventKind::ExecutionCompleted { .. }) => {
+                    "OrchestrationStatus".to_string()
                 }
                 _ => pascal(&key),
             };

@@ -324,6 +324,10 @@ async fn history_merges_scheduled_events_into_completions_and_shows_results_only
         ]
     );
     assert_eq!(events[0]["FunctionName"], "HelloSequence");
+    assert_eq!(
+        done.body["history"], done.body["historyEvents"],
+        "the Python client reads `history`"
+    );
     let first = &events[1];
     assert_eq!(first["FunctionName"], "SayHello");
     assert!(first["ScheduledTime"].is_string());
@@ -331,6 +335,7 @@ async fn history_merges_scheduled_events_into_completions_and_shows_results_only
     assert!(first.get("Result").is_none(), "{first}");
     assert!(first.get("EventId").is_none());
     assert!(events[4].get("Result").is_none());
+    assert_eq!(events[4]["OrchestrationStatus"], "Completed");
 
     let with_output = api
         .call(
@@ -358,6 +363,11 @@ async fn listing_filters_by_status_time_and_prefix_and_pages_with_the_continuati
     let all = api.call("GET", &format!("{BASE}/instances"), "").await;
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(all.body.as_array().unwrap().len(), 5);
+    let slash = api.call("GET", &format!("{RPC}/instances/"), "").await;
+    assert_eq!(
+        slash.body, all.body,
+        "the Python client's `instances/` lists the same"
+    );
 
     let completed = api
         .call(
