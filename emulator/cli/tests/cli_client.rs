@@ -140,6 +140,10 @@ fn approval_through_the_emulator(served: &Served, via: &[&str]) {
     let ended = stdout_json(&run(&["wait", &id, "--timeout", "30s"]));
     assert_eq!(ended["runtimeStatus"], "Completed", "{ended}");
     assert_eq!(ended["output"], "Approved");
+    let completed = line(&run(&["list", "--status", "Completed"]));
+    assert!(completed.contains(&id), "{completed}");
+    let running = stdout_json(&run(&["list", "--status", "Running", "--json"]));
+    assert_eq!(running, json!([]), "the filter goes to the emulator");
 
     let other = line(&run(&[
         "start",
