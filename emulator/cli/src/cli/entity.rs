@@ -9,7 +9,7 @@
 //!
 //! Knows the engine's handle and reader and the SDK's `EntityId`; nothing of the store.
 
-use super::{DbArgs, EngineArgs, load_target, reader};
+use super::{DbArgs, EngineArgs, load_target, parse_json, reader};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -68,7 +68,8 @@ pub struct SignalArgs {
     id: String,
     /// The operation (e.g. `add`).
     operation: String,
-    /// Its input: JSON (`5`, `'{"to":"b"}'`), else taken as a string; default null.
+    /// Its input: JSON (`5`, `'{"to":"b"}'`), else taken as a string; `@FILE` or `-` reads
+    /// JSON from a file or stdin; default null.
     #[arg(allow_hyphen_values = true)]
     input: Option<String>,
     /// Deliver it at this time on the emulator's clock (RFC 3339, e.g. `2026-12-01T09:00:00Z`).
@@ -102,14 +103,19 @@ fn entity_id(text: &str) -> anyhow::Result<EntityId> {
     text.parse::<EntityId>().map_err(anyhow::Error::new)
 }
 
-/// An operation's input: JSON when it parses, else the text as a string.
-fn json_or_text(text: Option<&str>) -> Value {
-    match text.map(str::trim) {
+/// An operation's input: JSON when it parses, else the text as a string; `@FILE` and `-` read
+/// JSON from a file or stdin.
+fn json_or_text(text: Option<&str>) -> anyhow::Result<Value> {
+    Ok(match text.map(str::trim) {
         None | Some("") => Value::Null,
+        // A file or stdin holds JSON (large or generated inputs), as everywhere JSON is taken.
+        Some(source) if source == "-" || source.starts_with('@') => {
+            parse_json("the signal's input", source)?
+        }
         Some(text) => {
             serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
         }
-    }
+    })
 }
 
 fn all_entities(reader: &Reader, query: EntityQuery) -> anyhow::Result<Vec<EntityMetadata>> {
@@ -224,7 +230,7 @@ fn described(entity: &EntityMetadata, operations: &[EntityOperationRecord]) -> V
 
 fn signal(args: SignalArgs) -> anyhow::Result<ExitCode> {
     let id = entity_id(&args.id)?;
-    let input = json_or_text(args.input.as_deref());
+    let input = json_or_text(args.input.as_deref())?;
     let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
     let plugin = load_target(args.functions.as_deref())?;
     let delayed = args.at.is_some() || args.after.is_some();

@@ -8,7 +8,10 @@
 //! a request to stop, so its engine stops cleanly.
 
 mod bench;
+mod client;
+mod endpoint;
 mod entity;
+mod http;
 mod manage;
 mod replay;
 mod run;
@@ -49,6 +52,8 @@ pub struct Cli {
     paused: bool,
     #[command(flatten)]
     grpc: sidecar::GrpcArgs,
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +74,18 @@ enum Command {
     Export(manage::ExportArgs),
     /// Add an exported instance to a database.
     Import(manage::ImportArgs),
+    /// Start an instance of an orchestration; print its id.
+    Start(manage::StartArgs),
+    /// Suspend an instance (only resume and terminate are processed until it resumes).
+    Suspend(manage::ReasonArgs),
+    /// Resume a suspended instance.
+    Resume(manage::ReasonArgs),
+    /// Start an instance's orchestration again with its first input; print the id.
+    Restart(manage::RestartArgs),
+    /// Rewind a failed instance: what failed runs again.
+    Rewind(manage::ReasonArgs),
+    /// Wait until an instance has ended; print its status as JSON.
+    Wait(manage::WaitArgs),
     /// Durable entities: list them, print one with its operation log, signal one.
     #[command(subcommand)]
     Entity(entity::EntityCommand),
@@ -211,7 +228,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_warnings_to_stderr();
     }
     match cli.command {
-        None => ui::ui(cli.target.as_deref(), &cli.engine, cli.paused, &cli.grpc),
+        None => ui::ui(
+            cli.target.as_deref(),
+            &cli.engine,
+            cli.paused,
+            &cli.grpc,
+            &cli.http,
+        ),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
         Some(Command::Status(args)) => manage::status(args),
@@ -220,6 +243,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Purge(args)) => manage::purge(args),
         Some(Command::Export(args)) => manage::export(args),
         Some(Command::Import(args)) => manage::import(args),
+        Some(Command::Start(args)) => manage::start(args),
+        Some(Command::Suspend(args)) => manage::suspend(args),
+        Some(Command::Resume(args)) => manage::resume(args),
+        Some(Command::Restart(args)) => manage::restart(args),
+        Some(Command::Rewind(args)) => manage::rewind(args),
+        Some(Command::Wait(args)) => manage::wait(args),
         Some(Command::Entity(command)) => entity::entity(command),
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Serve(args)) => serve::serve(args),
@@ -320,11 +349,27 @@ fn reader(db: &DbArgs) -> anyhow::Result<Reader> {
     Reader::open(&db.location()).with_context(|| format!("opening {}", db.db))
 }
 
-/// Parses a JSON argument, saying which one was wrong and how to quote it.
+/// Parses a JSON argument, saying which one was wrong and how to quote it. `@FILE` reads the
+/// JSON from a file and `-` from stdin (large or generated inputs); no JSON text starts with
+/// `@` or is a lone `-`, so neither shadows a literal.
 fn parse_json(what: &str, text: &str) -> anyhow::Result<serde_json::Value> {
-    serde_json::from_str(text).with_context(|| {
-        format!("{what} is not valid JSON: {text:?} (a string needs its quotes, e.g. '\"Tokyo\"')")
-    })
+    let (source, text) = if text == "-" {
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut read)
+            .with_context(|| format!("reading {what} from stdin"))?;
+        ("stdin".to_string(), read)
+    } else if let Some(file) = text.strip_prefix('@') {
+        let read =
+            std::fs::read_to_string(file).with_context(|| format!("reading {what} from {file}"))?;
+        (file.to_string(), read)
+    } else {
+        return serde_json::from_str(text).with_context(|| {
+            format!(
+                "{what} is not valid JSON: {text:?} (a string needs its quotes, e.g. '\"Tokyo\"')"
+            )
+        });
+    };
+    serde_json::from_str(&text).with_context(|| format!("{what} in {source} is not valid JSON"))
 }
 
 fn print_manifest(plugin: &LoadedPlugin) {

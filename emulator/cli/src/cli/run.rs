@@ -47,7 +47,7 @@ pub struct RunArgs {
     /// The orchestration to start.
     #[arg(long, short = 'o', value_name = "NAME")]
     orchestration: String,
-    /// Its input, as JSON (e.g. `5`, `'"Tokyo"'`, `'{"order_id":"o1"}'`).
+    /// Its input, as JSON (e.g. `5`, `'"Tokyo"'`, `'{"order_id":"o1"}'`), `@FILE` or `-` (stdin).
     #[arg(
         long,
         short = 'i',

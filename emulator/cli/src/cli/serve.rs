@@ -11,6 +11,7 @@
 //! before stays. When the reader of stdout goes away (a broken pipe), serve stops the same way,
 //! quietly, exit 0.
 
+use super::http::HttpArgs;
 use super::sidecar::GrpcArgs;
 use super::{EngineArgs, target_or_builtin, watch_target};
 use anyhow::Context;
@@ -39,6 +40,8 @@ pub struct ServeArgs {
     engine: EngineArgs,
     #[command(flatten)]
     grpc: GrpcArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,8 +68,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let active_hash = plugin.content_hash.clone();
     // Bound before the database is opened: an address in use fails the command untouched.
     let listeners = args.grpc.bind()?;
+    let http_listeners = args.http.bind()?;
     let mut config = args.engine.config(Some(plugin))?;
     config.remote_workers = listeners.listening();
+    let db = config.db.clone();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
             let (sink, events) = crossbeam_channel::bounded(EVENT_BUFFER);
@@ -81,10 +86,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let watcher = watch_target(target, &handle, active_hash)?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     eprintln!("{}", sidecar.state.describe());
+    let http = http_listeners.serve(handle.asynchronous())?;
+    let endpoint = http.publish(&db);
     eprintln!(
         "durable-emu is serving {}; Ctrl-C stops it",
         args.engine.db.db
     );
+    // After the serving line: scripts read the sidecar's line first and then that one.
+    eprintln!("{}", http.state.describe());
 
     let mut out = Some(BufWriter::new(std::io::stdout().lock()));
     let why = loop {
@@ -116,6 +125,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Nobody reads after this: workers and the watcher must not wait on a full sink.
     drop(events);
     drop(sidecar);
+    drop(http);
+    drop(endpoint);
     drop(watcher);
     drop(handle);
     engine.shutdown_within(Duration::ZERO);

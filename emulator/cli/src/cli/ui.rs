@@ -7,6 +7,7 @@
 //! SIGTERM, SIGINT) waits at most 2 s for the engine's current batch; an episode that never
 //! yields is left behind unrecorded, named on stderr, and the exit status is 1.
 
+use super::http::HttpArgs;
 use super::sidecar::GrpcArgs;
 use super::{EngineArgs, print_manifest, target_or_builtin, watch_target};
 use anyhow::Context;
@@ -26,6 +27,7 @@ pub fn ui(
     engine_args: &EngineArgs,
     paused: bool,
     grpc: &GrpcArgs,
+    http: &HttpArgs,
 ) -> anyhow::Result<ExitCode> {
     let (target, plugin) = target_or_builtin(target)?;
     if !std::io::stdout().is_terminal() {
@@ -38,19 +40,25 @@ pub fn ui(
     let active_hash = plugin.content_hash.clone();
     // Bound before the database is opened: an address in use fails the command untouched.
     let listeners = grpc.bind()?;
+    let http_listeners = http.bind()?;
     let mut config = engine_args.config(Some(plugin.clone()))?;
     config.auto_skip = false;
     config.remote_workers = listeners.listening();
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
+    let db = config.db.clone();
     let (engine, events) = Engine::start_subscribed(config)
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
     let sidecar = listeners.serve(handle.asynchronous())?;
+    let http = http_listeners.serve(handle.asynchronous())?;
+    // Removed when the UI returns (the guard drops with this function's locals).
+    let _endpoint = http.publish(&db);
     let options = AppOptions {
-        sidecar: sidecar.state.describe(),
+        // The UI has one line for the front ends; a listener that is off shows as its status.
+        sidecar: format!("{} · {}", sidecar.state.describe(), http.state.describe()),
         clock,
         auto_skip: false,
         playing,

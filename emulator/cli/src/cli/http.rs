@@ -1,0 +1,368 @@
+//! `--http ADDR|PORT|off` and `--http-key KEY` for the UI and `serve`: where the Durable
+//! Functions HTTP management API listens, and starting it beside the engine.
+//!
+//! The default, `127.0.0.1:7071` plus `[::1]:7071`, is where Azure Functions' local host
+//! listens, so scripts and clients written against `func start` find the emulator there. As
+//! with `--grpc` (sidecar.rs): the sockets are bound before the database opens; a default port
+//! that is taken does not stop the emulator (it runs without the API and says why); an address
+//! the user gave must work, or the command fails (exit 2) naming it and the flag. Loopback
+//! unless an address says otherwise, and a wider one is printed with a warning. Owns no routes
+//! or payloads: that is `durable-emu-http`.
+
+use super::endpoint::EndpointGuard;
+use anyhow::Context;
+use clap::Args;
+use durable_emu_engine::DbLocation;
+use durable_emu_engine::engine::AsyncEngineHandle;
+use durable_emu_http::HttpConfig;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::thread::JoinHandle;
+
+/// Azure Functions' local port.
+pub const DEFAULT_PORT: u16 = 7071;
+
+/// Where the HTTP API listens, and its key.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Serve the Durable Functions HTTP API on ADDR (host:port, or a port alone for
+    /// 127.0.0.1), or `off`; default: 127.0.0.1:7071 and [::1]:7071. Anything but loopback is
+    /// reachable from other machines.
+    #[arg(long, value_name = "ADDR|PORT|off", value_parser = parse_listen)]
+    http: Option<Listen>,
+    /// Require this key on every HTTP call (Azure's `code=KEY` query parameter or the
+    /// `x-functions-key` header); without it a call is refused with 401.
+    #[arg(long, value_name = "KEY")]
+    http_key: Option<String>,
+}
+
+/// A parsed `--http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen::Off);
+    }
+    let loopback = |port| Listen::At(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(loopback(port));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(Listen::At(addr));
+    }
+    if let Some(Ok(port)) = text.strip_prefix("localhost:").map(str::parse::<u16>) {
+        return Ok(loopback(port));
+    }
+    Err(format!(
+        "'{text}' is not an address to listen on: give host:port (127.0.0.1:7071, [::1]:7071, \
+         0.0.0.0:7071), a port, or off"
+    ))
+}
+
+/// What became of the HTTP API, for the UI's status line and serve's stderr.
+#[derive(Debug)]
+pub enum HttpState {
+    /// Listening on these addresses; `keyed`: whether calls need the key.
+    Listening { addrs: Vec<SocketAddr>, keyed: bool },
+    /// Turned off with `--http off`.
+    Off,
+    /// The default address could not be used; the emulator runs without the API.
+    Unavailable(String),
+}
+
+impl HttpState {
+    /// One line that says where HTTP clients connect, or why they cannot.
+    pub fn describe(&self) -> String {
+        match self {
+            HttpState::Listening { addrs, keyed } => {
+                let list: Vec<String> = addrs.iter().map(|addr| format!("http://{addr}")).collect();
+                let wide = addrs.iter().any(|addr| !addr.ip().is_loopback());
+                let warning = match (wide, keyed) {
+                    (false, _) => "",
+                    (true, true) => " (NOT loopback: reachable from other machines)",
+                    (true, false) => {
+                        " (NOT loopback: reachable from other machines, and no --http-key)"
+                    }
+                };
+                format!(
+                    "Durable Functions HTTP API on {} (/runtime/webhooks/durabletask/){}{warning}",
+                    list.join(" and "),
+                    if *keyed { ", key required" } else { "" },
+                )
+            }
+            HttpState::Off => "Durable Functions HTTP API off (--http off)".to_string(),
+            HttpState::Unavailable(why) => format!("Durable Functions HTTP API off: {why}"),
+        }
+    }
+}
+
+/// The running API: dropping it stops accepting connections. Its thread is not joined: an open
+/// client connection must not hold up the emulator's exit.
+#[derive(Debug)]
+pub struct HttpServer {
+    pub state: HttpState,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    _thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// The base URL other processes reach the API at (`http://127.0.0.1:7071`), if it listens:
+    /// the first address bound, with an unspecified one (`0.0.0.0`, `[::]`) given as the
+    /// loopback address of its family, which always reaches it from this machine.
+    pub fn url(&self) -> Option<String> {
+        let HttpState::Listening { addrs, .. } = &self.state else {
+            return None;
+        };
+        let mut addr = *addrs.first()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Some(format!("http://{addr}"))
+    }
+
+    /// Publishes where the API listens for `db` (the endpoint file other `durable-emu`
+    /// commands look for, `endpoint.rs`); call it once the database is open. Nothing when the
+    /// API does not listen. A file that cannot be written is warned about on stderr and is not
+    /// fatal: the API still serves, other commands just do not find it by themselves.
+    pub fn publish(&self, db: &DbLocation) -> Option<EndpointGuard> {
+        let url = self.url()?;
+        match super::endpoint::publish(db, &url) {
+            Ok(guard) => Some(guard),
+            Err(error) => {
+                eprintln!(
+                    "warning: the HTTP API serves on {url}, but other durable-emu commands will \
+                     not find it: {error:#}"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// The sockets bound for the API (or why there are none), before the engine starts.
+#[derive(Debug)]
+pub struct HttpListeners {
+    state: HttpState,
+    runtime: Option<tokio::runtime::Runtime>,
+    bound: Vec<tokio::net::TcpListener>,
+    config: HttpConfig,
+}
+
+impl HttpArgs {
+    /// Binds the API's addresses on its own runtime (serving starts with
+    /// [`HttpListeners::serve`], once the engine runs).
+    pub fn bind(&self) -> anyhow::Result<HttpListeners> {
+        let config = HttpConfig {
+            key: self.http_key.clone(),
+            ..HttpConfig::default()
+        };
+        let off = |state, config| HttpListeners {
+            state,
+            runtime: None,
+            bound: Vec::new(),
+            config,
+        };
+        let (addrs, explicit) = match self.http {
+            Some(Listen::Off) => return Ok(off(HttpState::Off, config)),
+            Some(Listen::At(addr)) => (vec![addr], true),
+            None => (
+                vec![
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT),
+                ],
+                false,
+            ),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("durable-emu-http")
+            .enable_all()
+            .build()
+            .context("starting the HTTP API's runtime")?;
+        let mut bound = Vec::new();
+        for (index, addr) in addrs.iter().enumerate() {
+            match runtime.block_on(tokio::net::TcpListener::bind(*addr)) {
+                Ok(listener) => bound.push(listener),
+                Err(error) if explicit => {
+                    anyhow::bail!(
+                        "cannot listen for HTTP on {addr}: {}; pick another address with --http \
+                         ADDR or turn the HTTP API off with --http off",
+                        in_use(&error)
+                    );
+                }
+                // The IPv6 twin of the default is a convenience: a machine without ::1, or
+                // with its port taken, still gets the IPv4 listener.
+                Err(_) if index > 0 => {}
+                Err(error) => {
+                    return Ok(off(
+                        HttpState::Unavailable(format!(
+                            "cannot listen on {addr}: {} (another durable-emu or `func start`?); \
+                             start with --http ADDR to serve elsewhere",
+                            in_use(&error)
+                        )),
+                        config,
+                    ));
+                }
+            }
+        }
+        let addrs = bound
+            .iter()
+            .filter_map(|listener| listener.local_addr().ok())
+            .collect();
+        Ok(HttpListeners {
+            state: HttpState::Listening {
+                addrs,
+                keyed: config.key.is_some(),
+            },
+            runtime: Some(runtime),
+            bound,
+            config,
+        })
+    }
+}
+
+/// "address in use" for the common case, the system's words otherwise.
+fn in_use(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        "the address is in use".to_string()
+    } else {
+        error.to_string()
+    }
+}
+
+impl HttpListeners {
+    /// Serves the bound sockets over `engine` on the API's own thread.
+    pub fn serve(self, engine: AsyncEngineHandle) -> anyhow::Result<HttpServer> {
+        let HttpListeners {
+            state,
+            runtime,
+            bound,
+            config,
+        } = self;
+        let Some(runtime) = runtime else {
+            return Ok(HttpServer {
+                state,
+                stop: None,
+                _thread: None,
+            });
+        };
+        let app = durable_emu_http::router(engine, config);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("durable-emu-http".to_string())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut serving = tokio::task::JoinSet::new();
+                    for listener in bound {
+                        let app = app.clone();
+                        let mut stop = stop_rx.clone();
+                        serving.spawn(async move {
+                            let stopped = async move {
+                                let _ = stop.wait_for(|stop| *stop).await;
+                            };
+                            if let Err(error) =
+                                durable_emu_http::serve(listener, app, stopped).await
+                            {
+                                tracing::warn!(target: "durable_emu::http", "the HTTP API stopped: {error}");
+                            }
+                        });
+                    }
+                    while serving.join_next().await.is_some() {}
+                });
+                // Connections still open (a client polling) must not hold the exit.
+                runtime.shutdown_background();
+            })
+            .context("starting the HTTP API's thread")?;
+        Ok(HttpServer {
+            state,
+            stop: Some(stop_tx),
+            _thread: Some(thread),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_alone_listens_on_ipv4_loopback() {
+        assert_eq!(
+            parse_listen("7100"),
+            Ok(Listen::At("127.0.0.1:7100".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn off_and_addresses_parse_and_nonsense_says_what_to_give() {
+        assert_eq!(parse_listen("Off"), Ok(Listen::Off));
+        assert_eq!(
+            parse_listen("[::1]:7071"),
+            Ok(Listen::At("[::1]:7071".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listen("localhost:7072"),
+            Ok(Listen::At("127.0.0.1:7072".parse().unwrap()))
+        );
+        let error = parse_listen("there").unwrap_err();
+        assert!(error.contains("host:port"), "{error}");
+    }
+
+    #[test]
+    fn the_published_url_reaches_an_unspecified_address_through_loopback() {
+        let server = |addr: &str| HttpServer {
+            state: HttpState::Listening {
+                addrs: vec![addr.parse().unwrap()],
+                keyed: false,
+            },
+            stop: None,
+            _thread: None,
+        };
+        assert_eq!(
+            server("0.0.0.0:7071").url().unwrap(),
+            "http://127.0.0.1:7071"
+        );
+        assert_eq!(server("[::]:7072").url().unwrap(), "http://[::1]:7072");
+        assert_eq!(
+            server("127.0.0.1:7073").url().unwrap(),
+            "http://127.0.0.1:7073"
+        );
+        let off = HttpServer {
+            state: HttpState::Off,
+            stop: None,
+            _thread: None,
+        };
+        assert_eq!(off.url(), None);
+    }
+
+    #[test]
+    fn a_wide_address_is_called_out_and_more_loudly_without_a_key() {
+        let wide = |keyed| HttpState::Listening {
+            addrs: vec!["0.0.0.0:7071".parse().unwrap()],
+            keyed,
+        };
+        assert!(wide(true).describe().contains("NOT loopback"));
+        assert!(!wide(true).describe().contains("no --http-key"));
+        assert!(wide(false).describe().contains("no --http-key"));
+        let local = HttpState::Listening {
+            addrs: vec!["127.0.0.1:7071".parse().unwrap()],
+            keyed: false,
+        };
+        assert!(!local.describe().contains("NOT"), "{}", local.describe());
+    }
+}
