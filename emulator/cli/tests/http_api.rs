@@ -312,7 +312,8 @@ fn serve_publishes_its_http_endpoint_beside_the_database_and_removes_it_on_exit(
 }
 
 /// What an HTTP call does shows in the UI at once: an approval started over HTTP appears
-/// running, and the event raised over HTTP completes it on screen.
+/// running, the event raised over HTTP completes it on screen, and the Builds view's log lists
+/// the request with its status and latency.
 #[test]
 fn the_ui_shows_at_once_what_http_calls_do() {
     use binary_support::tmux::{self, Tmux, line_with};
@@ -353,6 +354,10 @@ fn the_ui_shows_at_once_what_http_calls_do() {
     assert_eq!(raised.status, 202, "{:?}", raised.body);
     tmux.wait_for("the approval answered over HTTP", |screen| {
         line_with(screen, &["from-http", "Completed"]).is_some()
+    });
+    tmux.keys("8");
+    tmux.wait_for("the HTTP requests in the Builds view's log", |screen| {
+        line_with(screen, &["POST", "raiseEvent/Approval", "-> 202", "ms"]).is_some()
     });
     tmux.key("q");
     assert_eq!(tmux::wait_for_exit_code(&exit_file), "0");
