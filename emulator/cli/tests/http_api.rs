@@ -310,3 +310,55 @@ fn serve_publishes_its_http_endpoint_beside_the_database_and_removes_it_on_exit(
     assert_eq!(served.child.wait().unwrap().code(), Some(0));
     assert!(!file.exists(), "the endpoint file is removed on exit");
 }
+
+/// What an HTTP call does shows in the UI at once: an approval started over HTTP appears
+/// running, the event raised over HTTP completes it on screen, and the Builds view's log lists
+/// the request with its status and latency.
+#[test]
+fn the_ui_shows_at_once_what_http_calls_do() {
+    use binary_support::tmux::{self, Tmux, line_with};
+    if !tmux::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (tmux, exit_file) = Tmux::start_ui_with(
+        "http-ui",
+        120,
+        30,
+        dir.path(),
+        &format!("--grpc off --http {addr}"),
+    );
+    tmux.wait_for("the instances view", |screen| {
+        screen.contains("1 Instances")
+    });
+    let started = call(
+        &addr,
+        "POST",
+        "/runtime/webhooks/durabletask/orchestrators/ApprovalWorkflow/from-http",
+        r#"{"request": "laptop", "timeout_hours": 72}"#,
+    );
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    tmux.wait_for("the approval started over HTTP", |screen| {
+        line_with(screen, &["from-http", "Running"]).is_some()
+    });
+    poll_until(&addr, "/durabletask/instances/from-http", |answer| {
+        !answer.body["customStatus"].is_null()
+    });
+    let raised = call(
+        &addr,
+        "POST",
+        "/durabletask/instances/from-http/raiseEvent/Approval",
+        "true",
+    );
+    assert_eq!(raised.status, 202, "{:?}", raised.body);
+    tmux.wait_for("the approval answered over HTTP", |screen| {
+        line_with(screen, &["from-http", "Completed"]).is_some()
+    });
+    tmux.keys("8");
+    tmux.wait_for("the HTTP requests in the Builds view's log", |screen| {
+        line_with(screen, &["POST", "raiseEvent/Approval", "-> 202", "ms"]).is_some()
+    });
+    tmux.key("q");
+    assert_eq!(tmux::wait_for_exit_code(&exit_file), "0");
+}

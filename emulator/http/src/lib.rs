@@ -188,13 +188,12 @@ async fn front_door(State(key): State<Option<Arc<str>>>, request: Request, next:
     } else {
         next.run(request).await
     };
+    // One line per request, read in the UI's log stream (Builds view) and its log file.
     tracing::info!(
         target: "durable_emu::http",
-        %method,
-        path,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        "http request"
+        "{method} {path} -> {} ({:.1} ms)",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
     );
     response
 }

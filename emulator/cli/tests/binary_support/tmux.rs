@@ -45,10 +45,12 @@ impl Tmux {
     /// gRPC sidecar (tests run side by side; none may hold the default port); its exit code goes
     /// to the returned file when it quits (read it with [`wait_for_exit_code`]).
     pub fn start_ui(name: &str, width: u16, height: u16, cwd: &Path) -> (Self, PathBuf) {
-        Self::start_ui_with(name, width, height, cwd, "--grpc off")
+        // No listeners: UIs of tests running at once would race for the default ports, and the
+        // loser's status line would say so.
+        Self::start_ui_with(name, width, height, cwd, "--grpc off --http off")
     }
 
-    /// [`Tmux::start_ui`] with `args` (shell words) instead of `--grpc off`.
+    /// [`Tmux::start_ui`] with `args` (shell words) instead of `--grpc off --http off`.
     pub fn start_ui_with(
         name: &str,
         width: u16,
