@@ -10,6 +10,7 @@
 //! or payloads: that is `durable-emu-http`.
 
 use super::endpoint::EndpointGuard;
+use super::listen::{self, Bound, Listen, in_use};
 use anyhow::Context;
 use clap::Args;
 use durable_emu_engine::DbLocation;
@@ -35,32 +36,8 @@ pub struct HttpArgs {
     http_key: Option<String>,
 }
 
-/// A parsed `--http`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listen {
-    Off,
-    At(SocketAddr),
-}
-
 fn parse_listen(text: &str) -> Result<Listen, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(Listen::Off);
-    }
-    let loopback = |port| Listen::At(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(loopback(port));
-    }
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(Listen::At(addr));
-    }
-    if let Some(Ok(port)) = text.strip_prefix("localhost:").map(str::parse::<u16>) {
-        return Ok(loopback(port));
-    }
-    Err(format!(
-        "'{text}' is not an address to listen on: give host:port (127.0.0.1:7071, [::1]:7071, \
-         0.0.0.0:7071), a port, or off"
-    ))
+    listen::parse(text, DEFAULT_PORT)
 }
 
 /// What became of the HTTP API, for the UI's status line and serve's stderr.
@@ -177,49 +154,40 @@ impl HttpArgs {
             bound: Vec::new(),
             config,
         };
-        let (addrs, explicit) = match self.http {
-            Some(Listen::Off) => return Ok(off(HttpState::Off, config)),
-            Some(Listen::At(addr)) => (vec![addr], true),
-            None => (
-                vec![
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
-                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT),
-                ],
-                false,
-            ),
-        };
+        if self.http == Some(Listen::Off) {
+            return Ok(off(HttpState::Off, config));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("durable-emu-http")
             .enable_all()
             .build()
             .context("starting the HTTP API's runtime")?;
-        let mut bound = Vec::new();
-        for (index, addr) in addrs.iter().enumerate() {
-            match runtime.block_on(tokio::net::TcpListener::bind(*addr)) {
-                Ok(listener) => bound.push(listener),
-                Err(error) if explicit => {
-                    anyhow::bail!(
-                        "cannot listen for HTTP on {addr}: {}; pick another address with --http \
-                         ADDR or turn the HTTP API off with --http off",
-                        in_use(&error)
-                    );
-                }
-                // The IPv6 twin of the default is a convenience: a machine without ::1, or
-                // with its port taken, still gets the IPv4 listener.
-                Err(_) if index > 0 => {}
-                Err(error) => {
-                    return Ok(off(
-                        HttpState::Unavailable(format!(
-                            "cannot listen on {addr}: {} (another durable-emu or `func start`?); \
-                             start with --http ADDR to serve elsewhere",
-                            in_use(&error)
-                        )),
-                        config,
-                    ));
-                }
-            }
-        }
+        let bound = listen::bind_each(
+            &runtime,
+            self.http,
+            DEFAULT_PORT,
+            tokio::net::TcpListener::bind,
+            |addr, error| {
+                format!(
+                    "cannot listen for HTTP on {addr}: {}; pick another address with --http \
+                     ADDR or turn the HTTP API off with --http off",
+                    in_use(&error)
+                )
+            },
+            |addr, error| {
+                format!(
+                    "cannot listen on {addr}: {} (another durable-emu or `func start`?); \
+                     start with --http ADDR to serve elsewhere",
+                    in_use(&error)
+                )
+            },
+        )?;
+        let bound = match bound {
+            Bound::Listening(bound) => bound,
+            Bound::Off => return Ok(off(HttpState::Off, config)),
+            Bound::DefaultTaken(why) => return Ok(off(HttpState::Unavailable(why), config)),
+        };
         let addrs = bound
             .iter()
             .filter_map(|listener| listener.local_addr().ok())
@@ -233,15 +201,6 @@ impl HttpArgs {
             bound,
             config,
         })
-    }
-}
-
-/// "address in use" for the common case, the system's words otherwise.
-fn in_use(error: &std::io::Error) -> String {
-    if error.kind() == std::io::ErrorKind::AddrInUse {
-        "the address is in use".to_string()
-    } else {
-        error.to_string()
     }
 }
 

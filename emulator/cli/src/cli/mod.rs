@@ -12,6 +12,7 @@ mod client;
 mod endpoint;
 mod entity;
 mod http;
+mod listen;
 mod manage;
 mod replay;
 mod run;

@@ -6,11 +6,12 @@
 //! without the sidecar and says why. An address the user gave must work, or the command fails
 //! naming the port and the flag. Owns no protocol: that is `durable-emu-grpc`.
 
+use super::listen::{self, Bound, Listen};
 use anyhow::Context;
 use clap::Args;
 use durable_emu_engine::engine::AsyncEngineHandle;
 use durable_emu_grpc::DEFAULT_PORT;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
 /// Where the sidecar listens.
@@ -23,39 +24,8 @@ pub struct GrpcArgs {
     grpc: Option<Listen>,
 }
 
-/// A parsed `--grpc`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listen {
-    Off,
-    At(SocketAddr),
-}
-
 fn parse_listen(text: &str) -> Result<Listen, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("off") {
-        return Ok(Listen::Off);
-    }
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(Listen::At(SocketAddr::new(
-            Ipv4Addr::LOCALHOST.into(),
-            port,
-        )));
-    }
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(Listen::At(addr));
-    }
-    if let Some(port) = text.strip_prefix("localhost:") {
-        if let Ok(port) = port.parse::<u16>() {
-            return Ok(Listen::At(SocketAddr::new(
-                Ipv4Addr::LOCALHOST.into(),
-                port,
-            )));
-        }
-    }
-    Err(format!(
-        "'{text}' is not an address to listen on: give host:port (127.0.0.1:4001, [::1]:4001, \
-         0.0.0.0:4001), a port, or off"
-    ))
+    listen::parse(text, DEFAULT_PORT)
 }
 
 /// What became of the sidecar, for the UI's status line and serve's stderr.
@@ -127,45 +97,39 @@ impl GrpcArgs {
             runtime: None,
             bound: Vec::new(),
         };
-        let (addrs, explicit) = match self.grpc {
-            Some(Listen::Off) => return Ok(off(SidecarState::Off)),
-            Some(Listen::At(addr)) => (vec![addr], true),
-            None => (
-                vec![
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
-                    SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT),
-                ],
-                false,
-            ),
-        };
+        if self.grpc == Some(Listen::Off) {
+            return Ok(off(SidecarState::Off));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("durable-emu-grpc")
             .enable_all()
             .build()
             .context("starting the gRPC sidecar's runtime")?;
-        let mut bound = Vec::new();
-        for (index, addr) in addrs.iter().enumerate() {
-            match runtime.block_on(durable_emu_grpc::bind(*addr)) {
-                Ok(sidecar) => bound.push(sidecar),
-                // The error names the address given with --grpc (SidecarError's message).
-                Err(error) if explicit => {
-                    anyhow::bail!(
-                        "{error}; pick another address with --grpc ADDR or turn the sidecar off \
-                         with --grpc off"
-                    );
-                }
-                // The IPv6 twin of the default is a convenience: a machine without ::1, or
-                // with its port taken, still gets the IPv4 listener.
-                Err(_) if index > 0 => {}
-                Err(error) => {
-                    return Ok(off(SidecarState::Unavailable(format!(
-                        "{error} (another durable-emu or a DTS emulator?); start with --grpc \
-                         ADDR to serve elsewhere"
-                    ))));
-                }
-            }
-        }
+        let bound = listen::bind_each(
+            &runtime,
+            self.grpc,
+            DEFAULT_PORT,
+            durable_emu_grpc::bind,
+            // The error names the address given with --grpc (SidecarError's message).
+            |_, error| {
+                format!(
+                    "{error}; pick another address with --grpc ADDR or turn the sidecar off \
+                     with --grpc off"
+                )
+            },
+            |_, error| {
+                format!(
+                    "{error} (another durable-emu or a DTS emulator?); start with --grpc ADDR \
+                     to serve elsewhere"
+                )
+            },
+        )?;
+        let bound = match bound {
+            Bound::Listening(bound) => bound,
+            Bound::Off => return Ok(off(SidecarState::Off)),
+            Bound::DefaultTaken(why) => return Ok(off(SidecarState::Unavailable(why))),
+        };
         let listening = bound
             .iter()
             .map(durable_emu_grpc::BoundSidecar::local_addr)
