@@ -301,6 +301,18 @@ impl OrchestrationContext {
         DurableTask::from_slot(self.retrying_call(TaskKind::Activity, name, input, None, policy))
     }
 
+    /// Calls an HTTP API as a durable call: the host makes the request and records it; a 202
+    /// Accepted with `Location` is polled (durable timers between polls) until another status
+    /// answers, unless the request turns polling off. Any status is a result; a timeout or a
+    /// connection failure fails the task (`HttpTimeout`, `HttpConnectionFailed`), retried first
+    /// if the request has a retry policy. See [`crate::http`].
+    pub fn call_http(
+        &self,
+        request: crate::http::DurableHttpRequest,
+    ) -> DurableTask<crate::http::DurableHttpResponse> {
+        crate::http::call(self, request)
+    }
+
     /// Calls a sub-orchestration with instance id `<this id>:<sequence id>`.
     pub fn call_sub_orchestrator<T: DeserializeOwned>(
         &self,

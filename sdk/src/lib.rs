@@ -131,6 +131,7 @@ mod executor;
 mod failure;
 pub mod ffi;
 pub mod history;
+pub mod http;
 mod panic;
 pub mod protocol;
 mod registry;
@@ -151,6 +152,7 @@ pub use failure::{
     TaskError, TaskKind,
 };
 pub use history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+pub use http::{DurableHttpRequest, DurableHttpResponse};
 pub use protocol::{LogLevel, OrchestratorInfo};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
