@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod served;
 pub mod tmux;
 
 use serde_json::Value;
