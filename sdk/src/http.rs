@@ -211,12 +211,15 @@ pub(crate) fn call(
 ) -> crate::DurableTask<DurableHttpResponse> {
     // CONTRACT PLACEHOLDER: the SDK helper writes the request/poll/retry loop.
     let _ = &request.body_error;
-    ctx.call_activity(HTTP_ACTIVITY, HttpRequestWire {
-        method: request.method,
-        uri: request.uri,
-        headers: request.headers,
-        content: request.content,
-        timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
-        poll: 0,
-    })
+    ctx.call_activity(
+        HTTP_ACTIVITY,
+        HttpRequestWire {
+            method: request.method,
+            uri: request.uri,
+            headers: request.headers,
+            content: request.content,
+            timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+            poll: 0,
+        },
+    )
 }

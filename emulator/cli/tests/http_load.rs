@@ -53,7 +53,10 @@ fn two_hundred_clients_start_and_poll_through_the_binary_and_none_is_lost() {
                         return body["instanceId"].as_str().unwrap().to_string();
                     }
                     assert_eq!(status, 202, "{body}");
-                    assert!(Instant::now() < deadline, "load-{client} never ended: {body}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "load-{client} never ended: {body}"
+                    );
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
@@ -62,7 +65,11 @@ fn two_hundred_clients_start_and_poll_through_the_binary_and_none_is_lost() {
     let mut ended: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     ended.sort();
     ended.dedup();
-    assert_eq!(ended.len(), CLIENTS, "every client saw its own instance end");
+    assert_eq!(
+        ended.len(),
+        CLIENTS,
+        "every client saw its own instance end"
+    );
 
     // The listing agrees: exactly those instances, all completed (paged with the continuation
     // header until it has none).

@@ -10,14 +10,13 @@
 //! or payloads: that is `durable-emu-http`.
 
 use super::endpoint::EndpointGuard;
-use super::listen::{self, Bound, Listen, in_use};
+use super::listen::{self, Bound, Listen, Serving, in_use};
 use anyhow::Context;
 use clap::Args;
 use durable_emu_engine::DbLocation;
 use durable_emu_engine::engine::AsyncEngineHandle;
 use durable_emu_http::HttpConfig;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::thread::JoinHandle;
 
 /// Azure Functions' local port.
 pub const DEFAULT_PORT: u16 = 7071;
@@ -77,13 +76,11 @@ impl HttpState {
     }
 }
 
-/// The running API: dropping it stops accepting connections. Its thread is not joined: an open
-/// client connection must not hold up the emulator's exit.
+/// The running API: dropping it stops accepting connections.
 #[derive(Debug)]
 pub struct HttpServer {
     pub state: HttpState,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    _thread: Option<JoinHandle<()>>,
+    _serving: Serving,
 }
 
 impl HttpServer {
@@ -119,14 +116,6 @@ impl HttpServer {
                 );
                 None
             }
-        }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
         }
     }
 }
@@ -216,41 +205,22 @@ impl HttpListeners {
         let Some(runtime) = runtime else {
             return Ok(HttpServer {
                 state,
-                stop: None,
-                _thread: None,
+                _serving: Serving::default(),
             });
         };
         let app = durable_emu_http::router(engine, config);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("durable-emu-http".to_string())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let mut serving = tokio::task::JoinSet::new();
-                    for listener in bound {
-                        let app = app.clone();
-                        let mut stop = stop_rx.clone();
-                        serving.spawn(async move {
-                            let stopped = async move {
-                                let _ = stop.wait_for(|stop| *stop).await;
-                            };
-                            if let Err(error) =
-                                durable_emu_http::serve(listener, app, stopped).await
-                            {
-                                tracing::warn!(target: "durable_emu::http", "the HTTP API stopped: {error}");
-                            }
-                        });
-                    }
-                    while serving.join_next().await.is_some() {}
-                });
-                // Connections still open (a client polling) must not hold the exit.
-                runtime.shutdown_background();
-            })
-            .context("starting the HTTP API's thread")?;
+        let serving = listen::serve_on_thread("durable-emu-http", runtime, bound, move |listener, stopped| {
+            let app = app.clone();
+            async move {
+                if let Err(error) = durable_emu_http::serve(listener, app, stopped).await {
+                    tracing::warn!(target: "durable_emu::http", "the HTTP API stopped: {error}");
+                }
+            }
+        })
+        .context("starting the HTTP API's thread")?;
         Ok(HttpServer {
             state,
-            stop: Some(stop_tx),
-            _thread: Some(thread),
+            _serving: serving,
         })
     }
 }
@@ -289,8 +259,7 @@ mod tests {
                 addrs: vec![addr.parse().unwrap()],
                 keyed: false,
             },
-            stop: None,
-            _thread: None,
+            _serving: Serving::default(),
         };
         assert_eq!(
             server("0.0.0.0:7071").url().unwrap(),
@@ -303,8 +272,7 @@ mod tests {
         );
         let off = HttpServer {
             state: HttpState::Off,
-            stop: None,
-            _thread: None,
+            _serving: Serving::default(),
         };
         assert_eq!(off.url(), None);
     }

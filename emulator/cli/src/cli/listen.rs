@@ -97,3 +97,59 @@ pub fn in_use(error: &std::io::Error) -> String {
         error.to_string()
     }
 }
+
+/// A front end serving its bound sockets on a thread of its own: dropping it stops accepting
+/// connections. The thread is not joined: an open connection (a client polling, a worker
+/// waiting for work) must not hold up the emulator's exit.
+#[derive(Debug, Default)]
+pub struct Serving {
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    _thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// Resolves once the front end is told to stop.
+pub type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves every socket in `bound` with `serve_one(socket, stopped)` on `runtime`, on a thread
+/// named `name`, until the returned [`Serving`] drops. `serve_one` reports its own errors.
+pub fn serve_on_thread<T, F, S>(
+    name: &str,
+    runtime: tokio::runtime::Runtime,
+    bound: Vec<T>,
+    serve_one: S,
+) -> std::io::Result<Serving>
+where
+    T: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+    S: Fn(T, Stopped) -> F + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut serving = tokio::task::JoinSet::new();
+                for socket in bound {
+                    let mut stop = stop_rx.clone();
+                    let stopped: Stopped = Box::pin(async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    });
+                    serving.spawn(serve_one(socket, stopped));
+                }
+                while serving.join_next().await.is_some() {}
+            });
+            runtime.shutdown_background();
+        })?;
+    Ok(Serving {
+        stop: Some(stop_tx),
+        _thread: Some(thread),
+    })
+}

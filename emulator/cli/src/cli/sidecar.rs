@@ -6,13 +6,12 @@
 //! without the sidecar and says why. An address the user gave must work, or the command fails
 //! naming the port and the flag. Owns no protocol: that is `durable-emu-grpc`.
 
-use super::listen::{self, Bound, Listen};
+use super::listen::{self, Bound, Listen, Serving};
 use anyhow::Context;
 use clap::Args;
 use durable_emu_engine::engine::AsyncEngineHandle;
 use durable_emu_grpc::DEFAULT_PORT;
 use std::net::SocketAddr;
-use std::thread::JoinHandle;
 
 /// Where the sidecar listens.
 #[derive(Debug, Clone, Args)]
@@ -62,21 +61,11 @@ impl SidecarState {
     }
 }
 
-/// The running sidecar: dropping it stops accepting connections. Its thread is not joined:
-/// a worker's open work-item stream must not hold up the emulator's exit.
+/// The running sidecar: dropping it stops accepting connections.
 #[derive(Debug)]
 pub struct Sidecar {
     pub state: SidecarState,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    _thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-    }
+    _serving: Serving,
 }
 
 /// The sockets bound for the sidecar (or why there are none), before the engine starts: a port
@@ -158,38 +147,21 @@ impl Listeners {
         let Some(runtime) = runtime else {
             return Ok(Sidecar {
                 state,
-                stop: None,
-                _thread: None,
+                _serving: Serving::default(),
             });
         };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("durable-emu-grpc".to_string())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let mut serving = tokio::task::JoinSet::new();
-                    for sidecar in bound {
-                        let engine = engine.clone();
-                        let mut stop = stop_rx.clone();
-                        serving.spawn(async move {
-                            let stopped = async move {
-                                let _ = stop.wait_for(|stop| *stop).await;
-                            };
-                            if let Err(error) = sidecar.serve(engine, stopped).await {
-                                tracing::warn!(target: "durable_emu::grpc", "the gRPC sidecar stopped: {error}");
-                            }
-                        });
-                    }
-                    while serving.join_next().await.is_some() {}
-                });
-                // Streams still open (workers waiting for work) must not hold the exit.
-                runtime.shutdown_background();
-            })
-            .context("starting the gRPC sidecar's thread")?;
+        let serving = listen::serve_on_thread("durable-emu-grpc", runtime, bound, move |sidecar, stopped| {
+            let engine = engine.clone();
+            async move {
+                if let Err(error) = sidecar.serve(engine, stopped).await {
+                    tracing::warn!(target: "durable_emu::grpc", "the gRPC sidecar stopped: {error}");
+                }
+            }
+        })
+        .context("starting the gRPC sidecar's thread")?;
         Ok(Sidecar {
             state,
-            stop: Some(stop_tx),
-            _thread: Some(thread),
+            _serving: serving,
         })
     }
 }
