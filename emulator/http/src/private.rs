@@ -152,10 +152,7 @@ async fn list_entities(
     };
     let mut entities = Vec::new();
     loop {
-        let (page, next) = engine
-            .entities(query.clone())
-            .await
-            .map_err(engine_error)?;
+        let (page, next) = engine.entities(query.clone()).await.map_err(engine_error)?;
         entities.extend(page);
         match next {
             Some(token) => query.continuation_token = Some(token),

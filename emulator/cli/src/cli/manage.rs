@@ -315,7 +315,9 @@ fn purge_where(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     if let Some(running) = statuses.iter().find(|status| !status.is_terminal()) {
-        bail!("--status {running}: only ended instances are purged (Completed, Failed, Canceled, Terminated)");
+        bail!(
+            "--status {running}: only ended instances are purged (Completed, Failed, Canceled, Terminated)"
+        );
     }
     let created_from = args
         .created_from
@@ -329,7 +331,10 @@ fn purge_where(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let deleted = match args.at.via() {
         Via::Emulator(client) => client.purge_where(&PurgeWhere {
-            statuses: statuses.iter().map(|status| status.as_str().to_owned()).collect(),
+            statuses: statuses
+                .iter()
+                .map(|status| status.as_str().to_owned())
+                .collect(),
             created_from,
             created_to,
         })?,
