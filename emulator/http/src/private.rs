@@ -172,15 +172,17 @@ async fn get_entity(
     let params = Params::parse(&uri)?;
     let id = entity_id(&id)?;
     let limit = params.count("operations")?.unwrap_or(DEFAULT_OPERATIONS);
+    // The log first: the entity read after it is at least as new, so an operation found in the
+    // log shows in the state answered with it (what `entity signal` waits for).
+    let operations = engine
+        .entity_operations(&id, limit)
+        .await
+        .map_err(engine_error)?;
     let entity = engine
         .entity(&id, true)
         .await
         .map_err(engine_error)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no entity '{id}'")))?;
-    let operations = engine
-        .entity_operations(&id, limit)
-        .await
-        .map_err(engine_error)?;
     Ok(axum::Json(json!({ "entity": entity, "operations": operations })).into_response())
 }
 
