@@ -291,6 +291,12 @@ fn status_list_wait_export_and_entities_print_the_same_bytes_through_serve_as_fr
         .filter(|event| event["eventType"] == "ExecutionStarted")
         .count();
     assert_eq!(starts, 3, "every execution's history: {status}");
+    // The entity table's backlog column is right-aligned in seven characters, then the lock.
+    assert!(
+        through_serve[8].contains("      0 -"),
+        "{}",
+        through_serve[8]
+    );
     let export: Value = serde_json::from_str(&through_serve[7]).unwrap();
     assert_eq!(export["executions"].as_array().unwrap().len(), 3);
 

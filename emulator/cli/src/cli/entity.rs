@@ -219,7 +219,10 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{:<32} {:>7} {:<24} {:<19}{state}",
             text("instanceId"),
-            entity.get("backlog").unwrap_or(&Value::Null),
+            // A `Value` ignores the width: pad its text.
+            entity
+                .get("backlog")
+                .map_or_else(|| "?".to_string(), Value::to_string),
             lock,
             modified
         );
