@@ -292,19 +292,10 @@ pub struct PurgeArgs {
 /// Deletes an ended instance and its history, or every ended instance a filter matches; prints
 /// `{"instancesDeleted":N}`.
 pub fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
-    let Some(instance_id) = args.instance_id.clone() else {
-        return purge_where(&args);
-    };
-    let args = PurgeOne {
-        instance_id,
-        at: args.at,
-    };
-    purge_one(args)
-}
-
-struct PurgeOne {
-    instance_id: String,
-    at: Destination,
+    match &args.instance_id {
+        Some(instance_id) => purge_one(instance_id, &args.at),
+        None => purge_where(&args),
+    }
 }
 
 fn purge_where(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
@@ -373,18 +364,18 @@ fn parse_time(flag: &str, text: &str) -> anyhow::Result<chrono::DateTime<chrono:
         })
 }
 
-fn purge_one(args: PurgeOne) -> anyhow::Result<ExitCode> {
-    let (deleted, place) = match args.at.via() {
-        Via::Emulator(client) => (client.purge(&args.instance_id)?, client.url().to_string()),
+fn purge_one(instance_id: &str, at: &Destination) -> anyhow::Result<ExitCode> {
+    let (deleted, place) = match at.via() {
+        Via::Emulator(client) => (client.purge(instance_id)?, client.url().to_string()),
         Via::Database => {
-            let engine = query_engine(&args.at.db)?;
-            let deleted = engine.handle().purge(&args.instance_id)?;
+            let engine = query_engine(&at.db)?;
+            let deleted = engine.handle().purge(instance_id)?;
             engine.shutdown();
-            (deleted, args.at.db.db.clone())
+            (deleted, at.db.db.clone())
         }
     };
     if !deleted {
-        bail!("no instance '{}' in {place}", args.instance_id);
+        bail!("no instance '{instance_id}' in {place}");
     }
     println!("{{\"instancesDeleted\":1}}");
     Ok(ExitCode::SUCCESS)
