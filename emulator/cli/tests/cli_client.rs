@@ -1,5 +1,6 @@
 //! The CLI as a client, through the real binary: with `serve` running on a database, the
-//! management commands go through its HTTP API (found by its endpoint file, or `--url`); with
+//! management and entity commands go through its HTTP API (found by its endpoint file, or
+//! `--url`) and print the same bytes as they do from the database once it has stopped; with
 //! none running, they open the database themselves; a stale endpoint file is ignored; JSON
 //! arguments come from `@FILE` or stdin.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,12 +37,18 @@ fn free_port() -> u16 {
 /// Starts `serve` (real clock, so an approval waits for its event) and waits until its API
 /// listens.
 fn serve() -> Served {
+    serve_with(&[])
+}
+
+/// As [`serve`], with `extra` arguments (fault rules).
+fn serve_with(extra: &[&str]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(binary())
         .args([
             "serve", "--clock", "real", "--grpc", "off", "--http", &addr, "--db", "state.db",
         ])
+        .args(extra)
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -209,26 +216,215 @@ fn commands_find_a_running_serve_by_its_endpoint_file() {
     assert!(line(&listed).contains("order-2"), "{}", line(&listed));
 }
 
+/// What each printing command writes on stdout, run in `dir` (through whatever runs there).
+fn printed(dir: &Path, commands: &[Vec<&str>]) -> Vec<String> {
+    commands
+        .iter()
+        .map(|args| String::from_utf8(ok(dir, args).stdout).unwrap())
+        .collect()
+}
+
+/// Kills `serve` (its endpoint file stays behind, stale), so the next commands open the
+/// database it wrote.
+fn stop(served: &mut Served) {
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
+
 #[test]
-fn export_through_a_running_emulator_says_why_it_cannot() {
-    let served = serve();
-    let url = served.url.clone();
-    let dir = served.dir.path();
-    let input = approval_input(dir);
-    let id = line(&ok(
-        dir,
-        &[
+fn status_list_wait_export_and_entities_print_the_same_bytes_through_serve_as_from_the_database() {
+    let mut served = serve();
+    let dir = served.dir.path().to_path_buf();
+    let input = approval_input(&dir);
+    // Three executions (continue-as-new), a completed instance, one still waiting, an entity.
+    let started = [
+        vec![
+            "start",
+            "PeriodicCleanup",
+            "--input",
+            r#"{"iterations": 2, "interval_hours": 0}"#,
+            "--instance-id",
+            "cleanup",
+        ],
+        vec!["start", "HelloSequence", "--instance-id", "hello"],
+        vec![
             "start",
             "ApprovalWorkflow",
             "--input",
             &input,
-            "--url",
-            &url,
+            "--instance-id",
+            "ask",
         ],
-    ));
-    let output = durable_emu(&["export", &id, "--url", &url], dir);
-    assert!(!output.status.success());
-    assert!(stderr(&output).contains("HTTP API has no export"));
+    ];
+    for args in &started {
+        ok(&dir, args);
+    }
+    for id in ["cleanup", "hello"] {
+        let ended = stdout_json(&ok(&dir, &["wait", id, "--timeout", "60s"]));
+        assert_eq!(ended["runtimeStatus"], "Completed", "{ended}");
+    }
+    let signalled = stdout_json(&ok(&dir, &["entity", "signal", "@counter@a", "add", "5"]));
+    assert_eq!(signalled["entity"]["state"], json!(5), "{signalled}");
+    assert_eq!(signalled["operation"]["outcome"]["result"], json!(5));
+
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status", "cleanup", "--history"],
+        vec!["status", "hello"],
+        vec!["status", "ask", "--history"],
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["list", "--status", "Completed", "--json"],
+        vec!["wait", "cleanup"],
+        vec!["export", "cleanup"],
+        vec!["entity", "list"],
+        vec!["entity", "list", "--state"],
+        vec!["entity", "list", "--json"],
+        vec!["entity", "get", "@counter@a"],
+    ];
+    let through_serve = printed(&dir, &commands);
+    let status: Value = serde_json::from_str(&through_serve[0]).unwrap();
+    assert!(status["executionId"].is_string(), "{status}");
+    let starts = status["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["eventType"] == "ExecutionStarted")
+        .count();
+    assert_eq!(starts, 3, "every execution's history: {status}");
+    // The entity table's backlog column is right-aligned in seven characters, then the lock.
+    assert!(
+        through_serve[8].contains("      0 -"),
+        "{}",
+        through_serve[8]
+    );
+    let export: Value = serde_json::from_str(&through_serve[7]).unwrap();
+    assert_eq!(export["executions"].as_array().unwrap().len(), 3);
+
+    stop(&mut served);
+    assert!(
+        dir.join("state.db.endpoint").exists(),
+        "a killed serve leaves its file"
+    );
+    let from_database = printed(&dir, &commands);
+    for ((args, served), read) in commands.iter().zip(&through_serve).zip(&from_database) {
+        assert_eq!(served, read, "`durable-emu {}` differs", args.join(" "));
+    }
+}
+
+#[test]
+fn import_purge_by_filter_and_terminate_recursive_go_through_serve_and_the_database() {
+    // ChargeCard never finishes, so an OrderSaga waits on its ProcessPayment sub-orchestration.
+    let mut served = serve_with(&["--fault", "activity=ChargeCard,timeout"]);
+    let dir = served.dir.path().to_path_buf();
+    ok(&dir, &["start", "HelloSequence", "--instance-id", "hello"]);
+    ok(&dir, &["wait", "hello"]);
+    let history = ok(&dir, &["status", "hello", "--history"]).stdout;
+    let export = ok(&dir, &["export", "hello"]).stdout;
+    let file = dir.join("hello.json");
+    std::fs::write(&file, &export).unwrap();
+
+    // By filter: nothing created before 2000; every Completed one (hello) otherwise.
+    let none = ok(&dir, &["purge", "--created-before", "2000-01-01"]);
+    assert_eq!(stdout_json(&none), json!({"instancesDeleted": 0}));
+    let purged = ok(&dir, &["purge", "--status", "Completed"]);
+    assert_eq!(stdout_json(&purged), json!({"instancesDeleted": 1}));
+    let gone = durable_emu(&["status", "hello", "--db", "state.db"], &dir);
+    assert!(stderr(&gone).contains("no instance"), "{}", stderr(&gone));
+
+    let imported = ok(&dir, &["import", file.to_str().unwrap()]);
+    assert!(
+        stderr(&imported).contains("imported hello into the emulator at"),
+        "{}",
+        stderr(&imported)
+    );
+    assert_eq!(ok(&dir, &["status", "hello", "--history"]).stdout, history);
+    let twice = durable_emu(
+        &["import", file.to_str().unwrap(), "--db", "state.db"],
+        &dir,
+    );
+    assert!(!twice.status.success(), "an id in use is refused");
+    assert!(stderr(&twice).contains("hello"), "{}", stderr(&twice));
+    std::fs::write(dir.join("bad.json"), "{\"format\": \"nope\"}").unwrap();
+    let bad = durable_emu(&["import", "bad.json", "--db", "state.db"], &dir);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("bad.json"), "{}", stderr(&bad));
+
+    ok(
+        &dir,
+        &[
+            "start",
+            "OrderSaga",
+            "--input",
+            r#"{"order_id": "o1", "amount": 5}"#,
+            "--instance-id",
+            "saga",
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    let child = loop {
+        let listed = stdout_json(&ok(&dir, &["list", "--status", "Running", "--json"]));
+        let child = listed.as_array().unwrap().iter().find_map(|status| {
+            (status["name"] == "ProcessPayment")
+                .then(|| status["instanceId"].as_str().unwrap().to_string())
+        });
+        if let Some(child) = child {
+            break child;
+        }
+        assert!(
+            Instant::now() < until,
+            "no sub-orchestration started: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let terminated = ok(&dir, &["terminate", "saga", "--recursive"]);
+    assert!(
+        stderr(&terminated).contains("saga is Terminated"),
+        "{}",
+        stderr(&terminated)
+    );
+    let ended = stdout_json(&ok(&dir, &["wait", &child, "--timeout", "30s"]));
+    assert_eq!(ended["runtimeStatus"], "Terminated", "{ended}");
+
+    // The same filters on the database itself, once serve has stopped.
+    stop(&mut served);
+    let terminated = ok(&dir, &["purge", "--status", "Terminated,Failed"]);
+    assert_eq!(stdout_json(&terminated), json!({"instancesDeleted": 2}));
+    let none = ok(&dir, &["purge", "--created-before", "2000-01-01T00:00:00Z"]);
+    assert_eq!(stdout_json(&none), json!({"instancesDeleted": 0}));
+    let rest = ok(&dir, &["purge", "--created-from", "2000-01-01"]);
+    assert_eq!(stdout_json(&rest), json!({"instancesDeleted": 1}));
+    assert_eq!(stdout_json(&ok(&dir, &["list", "--json"])), json!([]));
+
+    let nothing = durable_emu(&["purge", "--db", "state.db"], &dir);
+    assert!(!nothing.status.success(), "purge needs an id or a filter");
+    let running = durable_emu(&["purge", "--status", "Running", "--db", "state.db"], &dir);
+    assert!(!running.status.success());
+    assert!(
+        stderr(&running).contains("only ended"),
+        "{}",
+        stderr(&running)
+    );
+    let both = durable_emu(
+        &[
+            "purge",
+            "hello",
+            "--status",
+            "Completed",
+            "--db",
+            "state.db",
+        ],
+        &dir,
+    );
+    assert!(!both.status.success(), "an id and a filter conflict");
+    let not_a_time = durable_emu(
+        &["purge", "--created-before", "soon", "--db", "state.db"],
+        &dir,
+    );
+    assert!(
+        stderr(&not_a_time).contains("--created-before soon is not a time"),
+        "{}",
+        stderr(&not_a_time)
+    );
 }
 
 #[test]
@@ -403,6 +599,16 @@ fn an_emulator_with_a_key_is_reached_with_key_and_refused_without() {
         stderr(&refused)
     );
     ok(dir, &["list", "--key", "s3cret"]);
+    // The private routes the printing commands use need the key too.
+    let entities = durable_emu(&["entity", "list", "--db", "state.db"], dir);
+    assert!(!entities.status.success());
+    assert!(
+        stderr(&entities).contains("requires its key"),
+        "{}",
+        stderr(&entities)
+    );
+    ok(dir, &["entity", "list", "--key", "s3cret"]);
+    ok(dir, &["list", "--json", "--key", "s3cret"]);
 }
 
 #[test]

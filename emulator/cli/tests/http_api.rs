@@ -362,3 +362,42 @@ fn the_ui_shows_at_once_what_http_calls_do() {
     tmux.key("q");
     assert_eq!(tmux::wait_for_exit_code(&exit_file), "0");
 }
+
+#[test]
+fn the_private_routes_answer_the_engines_own_status_and_export_on_a_real_socket() {
+    let served = serve(&[]);
+    let started = call(
+        &served.addr,
+        "POST",
+        "/runtime/webhooks/durabletask/orchestrators/HelloSequence/hello",
+        "",
+    );
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let done = poll_until(
+        &served.addr,
+        "/durable-emu/v1/instances/hello?history=true",
+        |answer| answer.body["runtimeStatus"] == "Completed",
+    );
+    assert_eq!(done.status, 200);
+    // What Azure's status lacks: the execution id, exact times, the engine's events.
+    assert!(done.body["executionId"].is_string(), "{:?}", done.body);
+    let created = done.body["createdTime"].as_str().unwrap();
+    assert!(
+        created.contains('.'),
+        "to the fraction of a second: {created}"
+    );
+    let events = done.body["historyEvents"].as_array().unwrap();
+    assert_eq!(events[0]["eventType"], "OrchestratorStarted", "{events:?}");
+    let export = call(
+        &served.addr,
+        "GET",
+        "/durable-emu/v1/instances/hello/export",
+        "",
+    );
+    assert_eq!(export.status, 200);
+    assert_eq!(export.body["format"], "durable-emu/instance-export@1");
+    assert_eq!(export.body["instance"]["instanceId"], "hello");
+    let unknown = call(&served.addr, "GET", "/durable-emu/v1/instances/nobody", "");
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body["Message"].is_string());
+}

@@ -8,8 +8,14 @@
 //! engine only through [`AsyncEngineHandle`]. It knows nothing of sockets' addresses, flags or
 //! the terminal: the binary binds the listener and hands it to [`serve`]. The engine does not
 //! depend on this crate (its layering test forbids axum and hyper there).
+//!
+//! Beside Azure's routes, `private.rs` serves durable-emu's own (under [`PRIVATE_BASE`]) for the
+//! `durable-emu` command line, in the engine's shapes; Azure's routes do not change for them.
 
+mod private;
 mod shape;
+
+pub use private::PRIVATE_BASE;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -86,7 +92,8 @@ pub fn router(engine: AsyncEngineHandle, config: HttpConfig) -> Router {
         };
         app = app.nest(base, routes().with_state(api));
     }
-    app.fallback(unknown_route)
+    app.nest(PRIVATE_BASE, private::routes(engine))
+        .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(key, front_door))
         .layer(DefaultBodyLimit::max(config.body_limit))
 }
@@ -124,20 +131,20 @@ fn routes() -> Router<Api> {
 /// A refusal: its status and a JSON body with the message (`Message`, and `ExceptionMessage`,
 /// which the Python client reads on a 400).
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 }
@@ -150,7 +157,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The engine's own wire table (docs/architecture.md, "Errors at the wire").
-fn engine_error(error: EngineError) -> ApiError {
+pub(crate) fn engine_error(error: EngineError) -> ApiError {
     let status = StatusCode::from_u16(error.kind().http_status())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     ApiError::new(status, error.to_string())
@@ -221,23 +228,23 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
 }
 
 /// A request's query parameters, looked up case-insensitively as Azure does.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(uri: &Uri) -> Result<Self, ApiError> {
+    pub(crate) fn parse(uri: &Uri) -> Result<Self, ApiError> {
         Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|Query(pairs)| Params(pairs))
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
-    fn flag(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+    pub(crate) fn flag(&self, name: &str, default: bool) -> Result<bool, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(default),
             Some(value) if value.eq_ignore_ascii_case("true") => Ok(true),
@@ -248,7 +255,7 @@ impl Params {
         }
     }
 
-    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub(crate) fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(text) = self.get(name).filter(|text| !text.is_empty()) else {
             return Ok(None);
         };
@@ -259,7 +266,7 @@ impl Params {
         })
     }
 
-    fn count(&self, name: &str) -> Result<Option<usize>, ApiError> {
+    pub(crate) fn count(&self, name: &str) -> Result<Option<usize>, ApiError> {
         match self.get(name).filter(|text| !text.is_empty()) {
             None => Ok(None),
             Some(text) => text.parse().map(Some).map_err(|_| {
@@ -269,7 +276,7 @@ impl Params {
     }
 
     /// `runtimeStatus=Running,Completed` (or the parameter repeated).
-    fn statuses(&self) -> Result<Vec<RuntimeStatus>, ApiError> {
+    pub(crate) fn statuses(&self) -> Result<Vec<RuntimeStatus>, ApiError> {
         let mut statuses = Vec::new();
         for (_, value) in self
             .0
@@ -305,19 +312,24 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|at| at.and_utc())
 }
 
-/// A request body as JSON: `None` when empty. A body over the limit is 413, one that is not
-/// JSON is 400. The Python client encodes JSON twice (a JSON string whose text is the JSON);
-/// such a string is taken as the JSON inside it. A string meant as text whose content happens
-/// to be JSON must therefore be sent encoded twice itself.
-fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Option<Value>, ApiError> {
-    let bytes = body.map_err(|rejection| {
+/// A request body's bytes: one over the limit is 413.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         let message = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             "the request body is over the emulator's size limit".to_string()
         } else {
             rejection.body_text()
         };
         ApiError::new(rejection.status(), message)
-    })?;
+    })
+}
+
+/// A request body as JSON: `None` when empty. A body over the limit is 413, one that is not
+/// JSON is 400. The Python client encodes JSON twice (a JSON string whose text is the JSON);
+/// such a string is taken as the JSON inside it. A string meant as text whose content happens
+/// to be JSON must therefore be sent encoded twice itself.
+fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Option<Value>, ApiError> {
+    let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -574,8 +586,14 @@ async fn instance_action(
     let reason = params.get("reason").map(str::to_string);
     let engine = &api.engine;
     match action.as_str() {
+        // `recursive` is durable-emu's extension (Azure's HTTP API has no such parameter): it
+        // also terminates the instance's running sub-orchestrations.
         "terminate" => engine
-            .terminate(&id, reason.map_or(Value::Null, Value::String), false)
+            .terminate(
+                &id,
+                reason.map_or(Value::Null, Value::String),
+                params.flag("recursive", false)?,
+            )
             .await
             .map_err(instance_command_error)?,
         "suspend" => engine

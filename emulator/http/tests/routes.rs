@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use durable_emu_engine::engine::Engine;
+use durable_emu_engine::export::{InstanceExport, InstanceStatus};
 use durable_emu_http::{CONTINUATION_HEADER, HttpConfig, KEY_HEADER, router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -800,4 +801,347 @@ async fn two_hundred_concurrent_clients_each_start_one_and_poll_it_to_the_end_no
         )
         .await;
     assert_eq!(listed.body.as_array().unwrap().len(), 200);
+}
+
+// ----- durable-emu's private routes (`/durable-emu/v1`) ------------------------------------------
+
+const PRIVATE: &str = durable_emu_http::PRIVATE_BASE;
+
+/// Polls `GET {PRIVATE}/instances/{id}` until the instance has ended.
+async fn private_finished(api: &Api, id: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = api
+            .call("GET", &format!("{PRIVATE}/instances/{id}"), "")
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        let status = answer.body["runtimeStatus"].as_str().unwrap().to_string();
+        if ["Completed", "Failed", "Terminated", "Canceled"].contains(&status.as_str()) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} did not end: {:?}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_private_status_is_the_engines_own_with_every_execution_and_404_for_an_unknown_id() {
+    let api = api(HttpConfig::default());
+    api.start(
+        "PeriodicCleanup",
+        "cleanup",
+        r#"{"iterations": 2, "interval_hours": 0}"#,
+    )
+    .await;
+    let ended = private_finished(&api, "cleanup").await;
+    let handle = api._engine.handle();
+    let record = handle.instance("cleanup").unwrap().unwrap();
+    let executions = handle.history("cleanup").unwrap();
+    assert_eq!(executions.len(), 3, "continue-as-new made three executions");
+    assert_eq!(
+        ended.body,
+        serde_json::to_value(InstanceStatus::from_record(&record, None)).unwrap()
+    );
+    assert!(ended.body["executionId"].is_string());
+
+    let with_history = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/instances/cleanup?history=true"),
+            "",
+        )
+        .await;
+    assert_eq!(with_history.status, StatusCode::OK);
+    assert_eq!(
+        with_history.body,
+        serde_json::to_value(InstanceStatus::from_record(&record, Some(&executions))).unwrap(),
+        "every execution's events, exactly as the database path prints them"
+    );
+    let events: usize = executions
+        .iter()
+        .map(|execution| execution.events.len())
+        .sum();
+    assert_eq!(
+        with_history.body["historyEvents"].as_array().unwrap().len(),
+        events
+    );
+
+    let unknown = api
+        .call("GET", &format!("{PRIVATE}/instances/nobody"), "")
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body["Message"].as_str().unwrap().contains("nobody"));
+    let bad_flag = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/instances/cleanup?history=maybe"),
+            "",
+        )
+        .await;
+    assert_eq!(bad_flag.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_private_list_is_every_instance_newest_first_filtered_by_status() {
+    let api = api(HttpConfig::default());
+    api.start("ApprovalWorkflow", "waits", approval_input())
+        .await;
+    api.start("HelloSequence", "hello", "").await;
+    private_finished(&api, "hello").await;
+    let all = api.call("GET", &format!("{PRIVATE}/instances"), "").await;
+    assert_eq!(all.status, StatusCode::OK);
+    let records = api._engine.handle().instances().unwrap();
+    let expected: Vec<InstanceStatus> = records
+        .iter()
+        .map(|record| InstanceStatus::from_record(record, None))
+        .collect();
+    assert_eq!(all.body, serde_json::to_value(&expected).unwrap());
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let completed = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/instances?runtimeStatus=Completed"),
+            "",
+        )
+        .await;
+    let ids: Vec<&str> = completed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|status| status["instanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["hello"]);
+    let bad = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/instances?runtimeStatus=Sleeping"),
+            "",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn export_and_import_round_trip_an_instance_and_a_bad_export_is_400() {
+    let source = api(HttpConfig::default());
+    source.start("HelloSequence", "hello", "").await;
+    private_finished(&source, "hello").await;
+    let exported = source
+        .call("GET", &format!("{PRIVATE}/instances/hello/export"), "")
+        .await;
+    assert_eq!(exported.status, StatusCode::OK);
+    let handle = source._engine.handle();
+    let record = handle.instance("hello").unwrap().unwrap();
+    let executions = handle.history("hello").unwrap();
+    assert_eq!(
+        exported.body,
+        serde_json::to_value(InstanceExport::new(&record, &executions)).unwrap()
+    );
+    let missing = source
+        .call("GET", &format!("{PRIVATE}/instances/nobody/export"), "")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let target = api(HttpConfig::default());
+    let text = exported.body.to_string();
+    let imported = target
+        .call("POST", &format!("{PRIVATE}/import"), &text)
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{:?}", imported.body);
+    assert_eq!(imported.body, json!({"instanceId": "hello"}));
+    let copied = target
+        .call("GET", &format!("{PRIVATE}/instances/hello/export"), "")
+        .await;
+    assert_eq!(
+        copied.body, exported.body,
+        "the import is the exported instance"
+    );
+    let again = target
+        .call("POST", &format!("{PRIVATE}/import"), &text)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+
+    for bad in [
+        "",
+        "{not json",
+        r#"{"format": "something-else", "instance": {}, "executions": []}"#,
+    ] {
+        let refused = target.call("POST", &format!("{PRIVATE}/import"), bad).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(refused.body["Message"].is_string(), "{bad}");
+    }
+    assert_eq!(target._engine.handle().instances().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn private_entity_routes_signal_read_and_list_in_the_engines_shape() {
+    let api = api(HttpConfig::default());
+    let signalled = api
+        .call(
+            "POST",
+            &format!("{PRIVATE}/entities/%40Counter%40k1/signal?op=add"),
+            "5",
+        )
+        .await;
+    assert_eq!(
+        signalled.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        signalled.body
+    );
+    let request = signalled.body["requestId"].as_str().unwrap().to_string();
+    assert_eq!(signalled.body["scheduledTime"], Value::Null);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let answer = api
+            .call("GET", &format!("{PRIVATE}/entities/%40counter%40k1"), "")
+            .await;
+        if answer.status == StatusCode::OK && answer.body["operations"][0]["requestId"] == request {
+            break answer.body;
+        }
+        assert!(Instant::now() < deadline, "the signal never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let handle = api._engine.handle();
+    let entity = handle.entity("@counter@k1", true).unwrap().unwrap();
+    let operations = handle.entity_operations("@counter@k1", 100).unwrap();
+    assert_eq!(
+        got,
+        json!({"entity": serde_json::to_value(&entity).unwrap(),
+               "operations": serde_json::to_value(&operations).unwrap()})
+    );
+    assert_eq!(got["entity"]["state"], json!(5));
+
+    let listed = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/entities?state=true&prefix=%40counter%40"),
+            "",
+        )
+        .await;
+    assert_eq!(listed.body, json!([serde_json::to_value(&entity).unwrap()]));
+    let none = api
+        .call("GET", &format!("{PRIVATE}/entities?prefix=%40timer%40"), "")
+        .await;
+    assert_eq!(none.body, json!([]));
+
+    let later = api
+        .call(
+            "POST",
+            &format!("{PRIVATE}/entities/%40counter%40k1/signal?op=add&after=2h"),
+            "1",
+        )
+        .await;
+    assert_eq!(later.status, StatusCode::ACCEPTED);
+    let now = handle.clock().unwrap().now;
+    let at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(later.body["scheduledTime"].clone()).unwrap();
+    assert_eq!(at - now, chrono::Duration::hours(2));
+
+    let unknown = api
+        .call(
+            "GET",
+            &format!("{PRIVATE}/entities/%40counter%40nobody"),
+            "",
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let not_an_id = api
+        .call("GET", &format!("{PRIVATE}/entities/counter"), "")
+        .await;
+    assert_eq!(not_an_id.status, StatusCode::BAD_REQUEST);
+    let no_op = api
+        .call(
+            "POST",
+            &format!("{PRIVATE}/entities/%40counter%40k1/signal"),
+            "1",
+        )
+        .await;
+    assert_eq!(no_op.status, StatusCode::BAD_REQUEST);
+    let not_json = api
+        .call(
+            "POST",
+            &format!("{PRIVATE}/entities/%40counter%40k1/signal?op=add"),
+            "five",
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_private_routes_need_the_key_when_one_is_set() {
+    let api = api(HttpConfig {
+        key: Some("s3cret".into()),
+        ..HttpConfig::default()
+    });
+    for (method, uri) in [
+        ("GET", format!("{PRIVATE}/instances")),
+        ("GET", format!("{PRIVATE}/instances/x")),
+        ("GET", format!("{PRIVATE}/instances/x/export")),
+        ("POST", format!("{PRIVATE}/import")),
+        ("GET", format!("{PRIVATE}/entities")),
+        (
+            "POST",
+            format!("{PRIVATE}/entities/%40counter%40a/signal?op=add"),
+        ),
+    ] {
+        let refused = api.call(method, &uri, "").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+    let allowed = api
+        .call_with(
+            "GET",
+            &format!("{PRIVATE}/instances"),
+            "",
+            &[(KEY_HEADER, "s3cret")],
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK);
+    assert_eq!(allowed.body, json!([]));
+}
+
+#[tokio::test]
+async fn terminate_with_recursive_true_ends_the_running_sub_orchestrations_too() {
+    let api = api(HttpConfig::default());
+    // ChargeCard fails and ProcessPayment waits on a backoff timer the still clock never fires.
+    api.start("OrderSaga", "saga", r#"{"fail_at": "ChargeCard"}"#)
+        .await;
+    let handle = api._engine.handle();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let child = loop {
+        let running = handle.instances().unwrap();
+        if let Some(child) = running
+            .iter()
+            .find(|record| record.name == "ProcessPayment")
+        {
+            break child.instance_id.clone();
+        }
+        assert!(Instant::now() < deadline, "no sub-orchestration started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let bad = api
+        .call(
+            "POST",
+            &format!("{BASE}/instances/saga/terminate?recursive=maybe"),
+            "",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let answer = api
+        .call(
+            "POST",
+            &format!("{BASE}/instances/saga/terminate?reason=stop&recursive=true"),
+            "",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    for id in ["saga", child.as_str()] {
+        let ended = private_finished(&api, id).await;
+        assert_eq!(ended.body["runtimeStatus"], "Terminated", "{id}");
+    }
 }

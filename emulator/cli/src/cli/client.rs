@@ -1,29 +1,39 @@
-//! A blocking client of a running emulator's Durable Functions HTTP management API (the routes
-//! under `/runtime/webhooks/durabletask/`), for the commands that act on a database another
-//! `durable-emu` holds open.
+//! A blocking client of a running emulator's HTTP API, for the commands that act on a database
+//! another `durable-emu` holds open. It speaks two sets of routes:
+//!
+//! - Azure's Durable Functions management API (under `/runtime/webhooks/durabletask/`) for
+//!   what changes an instance: start, raise, terminate (with durable-emu's `recursive=true`
+//!   extension), suspend, resume, rewind, restart, purge (one instance or by filter).
+//! - durable-emu's private routes (under `/durable-emu/v1/`, [`PRIVATE_BASE`]) for what the
+//!   command line prints: an instance's status with every execution's history, the list, export
+//!   and import, and entities (list, get, signal). They answer in the engine's own shapes
+//!   (`InstanceStatus`, `InstanceExport`, the entity records), which Azure's do not carry
+//!   (execution ids, parents, exact times, every execution), so a command prints the same bytes
+//!   through the emulator as from the database.
 //!
 //! Owns the requests (paths, query parameters, the key header) and turns each answer's status
 //! into a result or an error a user can act on, with the server's message. Knows nothing of
-//! the command line, of how the URL was found (`endpoint.rs`), or of the engine: it speaks
-//! Azure's documented API and nothing private to durable-emu.
+//! the command line or of how the URL was found (`endpoint.rs`); of the engine it knows only
+//! the JSON shapes the private routes answer with.
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use durable_emu_engine::export::{InstanceExport, InstanceStatus};
+use durable_emu_http::PRIVATE_BASE;
 use serde_json::Value;
 use std::time::Duration;
 
 /// Azure's management routes, under the emulator's base URL.
 const BASE_PATH: &str = "/runtime/webhooks/durabletask";
-/// The request header asking for, and the response header giving, a listing's next page.
-const CONTINUATION_HEADER: &str = "x-ms-continuation-token";
 /// The header that carries an access key (`--http-key` on the emulator).
 const KEY_HEADER: &str = "x-functions-key";
 /// A loopback call that takes longer than this is a hung emulator, not a slow one.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An instance command that takes only a reason (`POST instances/{id}/{action}?reason=`).
+/// An instance command that takes only a reason (`POST instances/{id}/{action}?reason=`);
+/// terminate has its own call ([`Client::terminate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Terminate,
     Suspend,
     Resume,
     Rewind,
@@ -37,7 +47,6 @@ impl Action {
 
     fn path(self) -> &'static str {
         match self {
-            Action::Terminate => "terminate",
             Action::Suspend => "suspend",
             Action::Resume => "resume",
             Action::Rewind => "rewind",
@@ -45,12 +54,32 @@ impl Action {
     }
 }
 
-/// An instance's status as the API answers it, and whether it has ended (200) or still runs
-/// (202).
+/// Which ended instances a filtered purge deletes (Azure's `DELETE instances?...`).
+#[derive(Debug, Clone, Default)]
+pub struct PurgeWhere {
+    /// Only these runtime statuses (empty: every ended one).
+    pub statuses: Vec<String>,
+    /// Only instances created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only instances created before this time.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// When a signal is to be delivered: now, at a time, or after a duration on the emulator's
+/// clock.
+#[derive(Debug, Clone, Default)]
+pub struct SignalWhen {
+    pub at: Option<DateTime<Utc>>,
+    /// A duration as the user wrote it (`90m`); the emulator adds it to its own now.
+    pub after: Option<String>,
+}
+
+/// What the emulator answered a signal with.
 #[derive(Debug, Clone)]
-pub struct Status {
-    pub body: Value,
-    pub ended: bool,
+pub struct Signalled {
+    pub request_id: String,
+    /// When it is delivered, for a delayed signal.
+    pub scheduled: Option<DateTime<Utc>>,
 }
 
 /// A connection to one running emulator.
@@ -61,14 +90,25 @@ pub struct Client {
     key: Option<String>,
 }
 
-/// One answer: its status, its continuation header and its body.
+/// One answer: its status and its body.
 struct Answer {
     status: u16,
-    continuation: Option<String>,
     body: String,
 }
 
 impl Answer {
+    /// The body as one of the engine's shapes, read with `parse` (`serde_json::from_str`, its
+    /// type inferred from the caller's).
+    fn decode<T>(&self, parse: impl FnOnce(&str) -> serde_json::Result<T>) -> anyhow::Result<T> {
+        parse(&self.body).with_context(|| {
+            format!(
+                "the emulator answered with a body this build cannot read (another version of \
+                 durable-emu?): {}",
+                self.body
+            )
+        })
+    }
+
     fn json(&self) -> anyhow::Result<Value> {
         serde_json::from_str(&self.body).with_context(|| {
             format!(
@@ -128,50 +168,135 @@ impl Client {
         management_id(&answer)
     }
 
-    /// An instance's status (with every execution's history when `history`); `None` when the
-    /// emulator has no such instance.
-    pub fn status(&self, instance_id: &str, history: bool) -> anyhow::Result<Option<Status>> {
-        let mut query = vec![("showInput", "true".to_owned())];
-        if history {
-            query.push(("showHistory", "true".to_owned()));
-            query.push(("showHistoryOutput", "true".to_owned()));
-        }
-        let answer = self.send(
-            "GET",
-            &format!("instances/{}", segment(instance_id)),
-            &query,
-            None,
-        )?;
+    /// An instance's status in the engine's shape (with every execution's history when
+    /// `history`); `None` when the emulator has no such instance.
+    pub fn status(
+        &self,
+        instance_id: &str,
+        history: bool,
+    ) -> anyhow::Result<Option<InstanceStatus>> {
+        let query = if history {
+            vec![("history", "true".to_owned())]
+        } else {
+            Vec::new()
+        };
+        let path = private(&format!("instances/{}", segment(instance_id)));
+        let answer = self.call("GET", &path, &query, None)?;
         match answer.status {
             404 => Ok(None),
-            200 | 202 | 500 => Ok(Some(Status {
-                body: answer.json()?,
-                ended: answer.status != 202,
-            })),
+            200 => answer.decode(|text| serde_json::from_str(text)).map(Some),
             _ => Err(self.failure(&answer, &format!("reading {instance_id}"))),
         }
     }
 
-    /// Every instance (of `runtime_status` when given), every page.
-    pub fn list(&self, runtime_status: Option<&str>) -> anyhow::Result<Vec<Value>> {
-        let mut query = vec![("showInput", "true".to_owned())];
-        if let Some(status) = runtime_status {
-            query.push(("runtimeStatus", status.to_owned()));
+    /// Every instance (of `runtime_status` when given), newest first, in the engine's shape.
+    pub fn list(&self, runtime_status: Option<&str>) -> anyhow::Result<Vec<InstanceStatus>> {
+        let query: Vec<_> = runtime_status
+            .map(|status| ("runtimeStatus", status.to_owned()))
+            .into_iter()
+            .collect();
+        let answer = self.call("GET", &private("instances"), &query, None)?;
+        self.expect(&answer, 200, "listing the instances")?;
+        answer.decode(|text| serde_json::from_str(text))
+    }
+
+    /// An instance's export, as `durable-emu export` writes it; `None` when there is none.
+    pub fn export(&self, instance_id: &str) -> anyhow::Result<Option<InstanceExport>> {
+        let path = private(&format!("instances/{}/export", segment(instance_id)));
+        let answer = self.call("GET", &path, &[], None)?;
+        match answer.status {
+            404 => Ok(None),
+            200 => answer.decode(|text| serde_json::from_str(text)).map(Some),
+            _ => Err(self.failure(&answer, &format!("exporting {instance_id}"))),
         }
-        let mut all = Vec::new();
-        let mut continuation: Option<String> = None;
-        loop {
-            let answer = self.send_paged("GET", "instances", &query, continuation.as_deref())?;
-            self.expect(&answer, 200, "listing the instances")?;
-            match answer.json()? {
-                Value::Array(page) => all.extend(page),
-                other => bail!("the emulator answered the listing with {other}, not an array"),
-            }
-            match answer.continuation {
-                Some(next) if !next.is_empty() => continuation = Some(next),
-                _ => return Ok(all),
-            }
+    }
+
+    /// Imports an export (its text, as `export` writes it); returns the instance id.
+    pub fn import(&self, export: String) -> anyhow::Result<String> {
+        let answer = self.call("POST", &private("import"), &[], Some(export))?;
+        self.expect(&answer, 201, "importing")?;
+        answer
+            .json()?
+            .get("instanceId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .context("the emulator's answer to the import has no instance id")
+    }
+
+    /// Every entity (whose id starts with `prefix`), ordered by id, with state when `state`.
+    pub fn entities(&self, prefix: Option<&str>, state: bool) -> anyhow::Result<Vec<Value>> {
+        let mut query = vec![("state", state.to_string())];
+        if let Some(prefix) = prefix {
+            query.push(("prefix", prefix.to_owned()));
         }
+        let answer = self.call("GET", &private("entities"), &query, None)?;
+        self.expect(&answer, 200, "listing the entities")?;
+        match answer.json()? {
+            Value::Array(entities) => Ok(entities),
+            other => bail!("the emulator answered the entity listing with {other}, not an array"),
+        }
+    }
+
+    /// An entity with its state, and the last `operations` entries of its log; `None` when it
+    /// does not exist.
+    pub fn entity(
+        &self,
+        entity_id: &str,
+        operations: usize,
+    ) -> anyhow::Result<Option<(Value, Vec<Value>)>> {
+        let path = private(&format!("entities/{}", segment(entity_id)));
+        let query = vec![("operations", operations.to_string())];
+        let answer = self.call("GET", &path, &query, None)?;
+        match answer.status {
+            404 => Ok(None),
+            200 => {
+                let mut body = answer.json()?;
+                let entity = body["entity"].take();
+                match body["operations"].take() {
+                    Value::Array(log) => Ok(Some((entity, log))),
+                    other => bail!("the emulator answered an operation log that is {other}"),
+                }
+            }
+            _ => Err(self.failure(&answer, &format!("reading {entity_id}"))),
+        }
+    }
+
+    /// Sends a one-way operation to an entity.
+    pub fn signal(
+        &self,
+        entity_id: &str,
+        operation: &str,
+        input: &Value,
+        when: &SignalWhen,
+    ) -> anyhow::Result<Signalled> {
+        let path = private(&format!("entities/{}/signal", segment(entity_id)));
+        let mut query = vec![("op", operation.to_owned())];
+        if let Some(at) = when.at {
+            query.push(("at", at.to_rfc3339()));
+        }
+        if let Some(after) = &when.after {
+            query.push(("after", after.clone()));
+        }
+        let body = serde_json::to_string(input).context("serializing the operation's input")?;
+        let answer = self.call("POST", &path, &query, Some(body))?;
+        self.expect(&answer, 202, &format!("signalling {entity_id} {operation}"))?;
+        let body = answer.json()?;
+        let request_id = body
+            .get("requestId")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .context("the emulator's answer to the signal has no request id")?;
+        let scheduled = match body.get("scheduledTime") {
+            None | Some(Value::Null) => None,
+            Some(time) => Some(
+                serde_json::from_value(time.clone())
+                    .context("the emulator's scheduled time is not a time")?,
+            ),
+        };
+        Ok(Signalled {
+            request_id,
+            scheduled,
+        })
     }
 
     /// Raises event `event` with `data` on an instance.
@@ -185,7 +310,24 @@ impl Client {
         self.expect(&answer, 202, &format!("raising {event} on {instance_id}"))
     }
 
-    /// Terminates, suspends, resumes or rewinds an instance.
+    /// Terminates an instance (with `recursive`, its running sub-orchestrations too: durable-emu's
+    /// extension of Azure's route).
+    pub fn terminate(
+        &self,
+        instance_id: &str,
+        reason: &str,
+        recursive: bool,
+    ) -> anyhow::Result<()> {
+        let mut query = vec![("reason", reason.to_owned())];
+        if recursive {
+            query.push(("recursive", "true".to_owned()));
+        }
+        let path = format!("instances/{}/terminate", segment(instance_id));
+        let answer = self.send("POST", &path, &query, None)?;
+        self.expect(&answer, 202, &format!("terminate {instance_id}"))
+    }
+
+    /// Suspends, resumes or rewinds an instance.
     pub fn act(
         &self,
         instance_id: &str,
@@ -230,6 +372,32 @@ impl Client {
         }
     }
 
+    /// Deletes every ended instance `filter` matches; returns how many.
+    pub fn purge_where(&self, filter: &PurgeWhere) -> anyhow::Result<u64> {
+        let mut query = Vec::new();
+        if !filter.statuses.is_empty() {
+            query.push(("runtimeStatus", filter.statuses.join(",")));
+        }
+        if let Some(from) = filter.created_from {
+            query.push(("createdTimeFrom", from.to_rfc3339()));
+        }
+        if let Some(to) = filter.created_to {
+            query.push(("createdTimeTo", to.to_rfc3339()));
+        }
+        let answer = self.send("DELETE", "instances", &query, None)?;
+        match answer.status {
+            // Azure's answer when nothing matched.
+            404 => Ok(0),
+            200 => Ok(answer
+                .json()?
+                .get("instancesDeleted")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)),
+            _ => Err(self.failure(&answer, "purging the matching instances")),
+        }
+    }
+
+    /// A call to one of Azure's routes (`path` relative to its base), with a JSON body.
     fn send(
         &self,
         method: &str,
@@ -237,28 +405,22 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
-        self.call(method, path, query, body, None)
+        let body = body
+            .map(serde_json::to_string)
+            .transpose()
+            .context("serializing the request body")?;
+        self.call(method, &format!("{BASE_PATH}/{path}"), query, body)
     }
 
-    fn send_paged(
-        &self,
-        method: &str,
-        path: &str,
-        query: &[(&str, String)],
-        continuation: Option<&str>,
-    ) -> anyhow::Result<Answer> {
-        self.call(method, path, query, None, continuation)
-    }
-
+    /// A call to `path` (from the server's root) with a JSON `body` already written.
     fn call(
         &self,
         method: &str,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
-        continuation: Option<&str>,
+        body: Option<String>,
     ) -> anyhow::Result<Answer> {
-        let mut url = format!("{}{BASE_PATH}/{path}", self.url);
+        let mut url = format!("{}{path}", self.url);
         for (index, (name, value)) in query.iter().enumerate() {
             let separator = if index == 0 { '?' } else { '&' };
             url.push(separator);
@@ -270,13 +432,10 @@ impl Client {
         if let Some(key) = &self.key {
             request = request.header(KEY_HEADER, key);
         }
-        if let Some(token) = continuation {
-            request = request.header(CONTINUATION_HEADER, token);
-        }
         let text = match body {
-            Some(value) => {
+            Some(text) => {
                 request = request.header("content-type", "application/json");
-                serde_json::to_string(value).context("serializing the request body")?
+                text
             }
             None => String::new(),
         };
@@ -287,21 +446,12 @@ impl Client {
             .agent
             .run(request)
             .with_context(|| format!("calling the emulator at {} ({method} {url})", self.url))?;
-        let continuation = response
-            .headers()
-            .get(CONTINUATION_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .read_to_string()
             .with_context(|| format!("reading the emulator's answer to {method} {url}"))?;
-        Ok(Answer {
-            status,
-            continuation,
-            body,
-        })
+        Ok(Answer { status, body })
     }
 
     fn expect(&self, answer: &Answer, wanted: u16, what: &str) -> anyhow::Result<()> {
@@ -328,6 +478,11 @@ impl Client {
             ),
         }
     }
+}
+
+/// A private route's path from the server's root.
+fn private(path: &str) -> String {
+    format!("{PRIVATE_BASE}/{path}")
 }
 
 /// The instance id of a 202's management payload.
@@ -368,13 +523,11 @@ mod tests {
     fn an_error_body_gives_its_message() {
         let answer = Answer {
             status: 410,
-            continuation: None,
             body: r#"{"Message":"instance x is Completed","ExceptionMessage":"x"}"#.into(),
         };
         assert_eq!(answer.message(), "instance x is Completed");
         let plain = Answer {
             status: 500,
-            continuation: None,
             body: "boom\n".into(),
         };
         assert_eq!(plain.message(), "boom");

@@ -1,14 +1,23 @@
 //! `durable-emu entity list|get|signal`: durable entities from the command line
 //! (docs/semantics.md#entities).
 //!
-//! `list` and `get` only read the database (`Reader`: nothing is created, migrated or locked, so
-//! they work beside a running emulator). `signal` starts an engine with the functions (the
-//! built-in samples unless a library or crate is given), sends the operation and, for a signal
-//! due now, waits until the entity has run it and prints what became of it; a delayed signal
-//! waits in the database for an emulator running at its time.
+//! Each goes one of two ways, as the instance commands do (`manage.rs`, [`Via`]). When an
+//! emulator (the UI or `serve`) runs on the database, the command goes through its HTTP API, on
+//! durable-emu's private entity routes (`client.rs`), and the running emulator's functions run
+//! a signal. When none runs, `list` and `get` only read the database (`Reader`: nothing is
+//! created, migrated or locked), and `signal` starts an engine with the functions (the built-in
+//! samples unless a library or crate is given). Either way `signal` sends the operation and, for
+//! a signal due now, waits until the entity has run it and prints what became of it; a delayed
+//! signal waits for an emulator running at its time.
 //!
-//! Knows the engine's handle and reader and the SDK's `EntityId`; nothing of the store.
+//! Both paths print the same bytes: the engine's entity records are turned into JSON values
+//! (keys in order) before anything is printed, the way they arrive from the emulator.
+//!
+//! Knows the engine's handle and reader, the client, and the SDK's `EntityId`; nothing of the
+//! store.
 
+use super::client::{Client, SignalWhen};
+use super::manage::{EmulatorArgs, Via};
 use super::{DbArgs, EngineArgs, load_target, parse_json, reader};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -48,6 +57,8 @@ pub struct ListArgs {
     json: bool,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    emulator: EmulatorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +70,8 @@ pub struct GetArgs {
     operations: usize,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    emulator: EmulatorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -78,8 +91,8 @@ pub struct SignalArgs {
     /// Deliver it this long after the emulator's now (e.g. `90m`).
     #[arg(long, value_name = "DURATION")]
     after: Option<String>,
-    /// The functions that run the entity: a plugin library or crate directory; default: the
-    /// built-in samples.
+    /// With no emulator running: the functions that run the entity (a plugin library or crate
+    /// directory); default: the built-in samples. A running emulator runs it with its own.
     #[arg(long, value_name = "PATH")]
     functions: Option<PathBuf>,
     /// Give up waiting for the operation to run after this much real time.
@@ -87,6 +100,8 @@ pub struct SignalArgs {
     timeout: String,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    emulator: EmulatorArgs,
 }
 
 pub fn entity(command: EntityCommand) -> anyhow::Result<ExitCode> {
@@ -132,17 +147,31 @@ fn all_entities(reader: &Reader, query: EntityQuery) -> anyhow::Result<Vec<Entit
 }
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let reader = reader(&args.db)?;
-    let entities = all_entities(
-        &reader,
-        EntityQuery {
-            instance_id_starts_with: args.prefix.clone(),
-            include_state: args.state || args.json,
-            include_transient: true,
-            page_size: Some(500),
-            ..EntityQuery::default()
-        },
-    )?;
+    let include_state = args.state || args.json;
+    let (entities, place) = match args.emulator.via(&args.db) {
+        Via::Emulator(client) => (
+            client.entities(args.prefix.as_deref(), include_state)?,
+            format!("the emulator at {}", client.url()),
+        ),
+        Via::Database => {
+            let reader = reader(&args.db)?;
+            let entities = all_entities(
+                &reader,
+                EntityQuery {
+                    instance_id_starts_with: args.prefix.clone(),
+                    include_state,
+                    include_transient: true,
+                    page_size: Some(500),
+                    ..EntityQuery::default()
+                },
+            )?;
+            let entities = entities
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            (entities, args.db.db.clone())
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entities)?);
         return Ok(ExitCode::SUCCESS);
@@ -153,8 +182,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map_or_else(String::new, |prefix| format!(" starting with '{prefix}'"));
         eprintln!(
-            "no entities{which} in {} (an entity exists once an operation was sent to it)",
-            args.db.db
+            "no entities{which} in {place} (an entity exists once an operation was sent to it)"
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -168,24 +196,35 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             format!(
                 " {}",
                 entity
-                    .state
-                    .as_ref()
+                    .get("state")
                     .map_or_else(|| "(none)".to_string(), Value::to_string)
             )
         } else {
             String::new()
         };
-        let lock = match (&entity.locked_by, entity.lock_waiters.len()) {
-            (Some(holder), 0) => holder.clone(),
+        let waiting = entity
+            .get("lockWaiters")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let lock = match (entity.get("lockedBy").and_then(Value::as_str), waiting) {
+            (Some(holder), 0) => holder.to_string(),
             (Some(holder), waiting) => format!("{holder} (+{waiting} waiting)"),
             (None, _) => "-".to_string(),
         };
+        let text = |field: &str| entity.get(field).and_then(Value::as_str).unwrap_or("");
+        let modified = DateTime::parse_from_rfc3339(text("lastModified")).map_or_else(
+            |_| text("lastModified").to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
         println!(
             "{:<32} {:>7} {:<24} {:<19}{state}",
-            entity.instance_id,
-            entity.backlog,
+            text("instanceId"),
+            // A `Value` ignores the width: pad its text.
+            entity
+                .get("backlog")
+                .map_or_else(|| "?".to_string(), Value::to_string),
             lock,
-            entity.last_modified.format("%Y-%m-%d %H:%M:%S")
+            modified
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -193,37 +232,47 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 
 fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let id = entity_id(&args.id)?;
-    let reader = reader(&args.db)?;
-    let entity = reader
-        .entity(&id.to_string(), true)?
-        .with_context(|| no_entity(&id, &args.db.db))?;
-    let operations = reader.entity_operations(&id.to_string(), args.operations)?;
+    let (entity, operations) = match args.emulator.via(&args.db) {
+        Via::Emulator(client) => client
+            .entity(&id.to_string(), args.operations)?
+            .with_context(|| no_entity(&id, &format!("the emulator at {}", client.url())))?,
+        Via::Database => {
+            let reader = reader(&args.db)?;
+            let entity = reader
+                .entity(&id.to_string(), true)?
+                .with_context(|| no_entity(&id, &args.db.db))?;
+            let operations = reader.entity_operations(&id.to_string(), args.operations)?;
+            (serde_json::to_value(&entity)?, log_values(&operations)?)
+        }
+    };
     println!(
         "{}",
-        serde_json::to_string_pretty(&described(&entity, &operations))?
+        serde_json::to_string_pretty(&described(entity, operations))?
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn no_entity(id: &EntityId, db: &str) -> String {
+fn no_entity(id: &EntityId, place: &str) -> String {
     format!(
-        "no entity '{id}' in {db}; an entity exists once an operation was sent to it \
-         (durable-emu entity signal {id} OPERATION [INPUT] --db {db})"
+        "no entity '{id}' in {place}; an entity exists once an operation was sent to it \
+         (durable-emu entity signal {id} OPERATION [INPUT])"
     )
 }
 
+fn log_values(operations: &[EntityOperationRecord]) -> anyhow::Result<Vec<Value>> {
+    Ok(operations
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?)
+}
+
 /// An entity and its operation log, as `get` prints them.
-fn described(entity: &EntityMetadata, operations: &[EntityOperationRecord]) -> Value {
-    let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
+fn described(entity: Value, operations: Vec<Value>) -> Value {
+    let mut value = entity;
     if let Value::Object(fields) = &mut value {
         // `state` is absent from the record when the entity has none: say so.
-        fields
-            .entry("state")
-            .or_insert_with(|| entity.state.clone().unwrap_or(Value::Null));
-        fields.insert(
-            "operations".into(),
-            serde_json::to_value(operations).unwrap_or(Value::Null),
-        );
+        fields.entry("state").or_insert(Value::Null);
+        fields.insert("operations".into(), Value::Array(operations));
     }
     value
 }
@@ -232,6 +281,9 @@ fn signal(args: SignalArgs) -> anyhow::Result<ExitCode> {
     let id = entity_id(&args.id)?;
     let input = json_or_text(args.input.as_deref())?;
     let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
+    if let Via::Emulator(client) = args.emulator.via(&args.engine.db) {
+        return signal_through(&client, &args, &id, &input, timeout);
+    }
     let plugin = load_target(args.functions.as_deref())?;
     let delayed = args.at.is_some() || args.after.is_some();
     let mut config = args.engine.config(Some(plugin))?;
@@ -272,40 +324,112 @@ fn signal(args: SignalArgs) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(10));
         };
         let entity = handle.entity(&id.to_string(), true)?;
-        let failed = matches!(record.outcome, EntityOperationOutcome::Failed { .. });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "requestId": request,
-                "operation": record,
-                "entity": entity,
-            }))?
-        );
-        if let EntityOperationOutcome::Failed { failure } = &record.outcome {
-            eprintln!(
-                "{} {} failed: {failure} (the entity's state is as it was before it)",
-                id, args.operation
-            );
-        }
-        Ok(if failed {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        })
+        report_operation(
+            &id,
+            &args.operation,
+            &request,
+            serde_json::to_value(&record)?,
+            serde_json::to_value(&entity)?,
+        )
     })();
     engine.shutdown();
     result
 }
 
+/// `signal` through a running emulator: its functions run the operation, at its clock's time.
+fn signal_through(
+    client: &Client,
+    args: &SignalArgs,
+    id: &EntityId,
+    input: &Value,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    if args.functions.is_some() {
+        eprintln!(
+            "note: the emulator at {} runs the entity with its own functions; --functions is \
+             not used",
+            client.url()
+        );
+    }
+    let when = SignalWhen {
+        at: args.at.as_deref().map(parse_at).transpose()?,
+        after: match &args.after {
+            Some(after) => {
+                // Checked here for the same message as without an emulator.
+                parse_duration(after).map_err(anyhow::Error::msg)?;
+                Some(after.clone())
+            }
+            None => None,
+        },
+    };
+    let entity_id = id.to_string();
+    let signalled = client.signal(&entity_id, &args.operation, input, &when)?;
+    let request = signalled.request_id;
+    if let Some(at) = signalled.scheduled {
+        eprintln!(
+            "signal {id} {} (request {request}) waits in the emulator at {} until {} on its \
+             clock; it is delivered then",
+            args.operation,
+            client.url(),
+            at.format("%Y-%m-%d %H:%M:%S")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((entity, log)) = client.entity(&entity_id, 1_000)? {
+            let ran = log
+                .into_iter()
+                .find(|record| record.get("requestId").and_then(Value::as_str) == Some(&request));
+            if let Some(record) = ran {
+                return report_operation(id, &args.operation, &request, record, entity);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the entity did not run the operation within {} (request {request} is queued in \
+                 the emulator at {})",
+                args.timeout,
+                client.url()
+            );
+        }
+        std::thread::sleep(SIGNAL_POLL);
+    }
+}
+
+/// How often a signal through a running emulator asks whether the operation ran.
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Prints what became of an operation (its log entry and the entity after it, as JSON values)
+/// the same way by either path; exit 1 when it failed.
+fn report_operation(
+    id: &EntityId,
+    operation: &str,
+    request: &str,
+    record: Value,
+    entity: Value,
+) -> anyhow::Result<ExitCode> {
+    let outcome: EntityOperationOutcome = serde_json::from_value(record["outcome"].clone())
+        .context("the operation's log entry has no outcome")?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "requestId": request,
+            "operation": record,
+            "entity": entity,
+        }))?
+    );
+    if let EntityOperationOutcome::Failed { failure } = &outcome {
+        eprintln!("{id} {operation} failed: {failure} (the entity's state is as it was before it)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `--at` or `--after` as a time on the emulator's clock (`now` is its now).
 fn scheduled_time(args: &SignalArgs, now: DateTime<Utc>) -> anyhow::Result<Option<DateTime<Utc>>> {
     if let Some(at) = &args.at {
-        let at = DateTime::parse_from_rfc3339(at)
-            .with_context(|| {
-                format!("--at {at} is not a time; write RFC 3339, e.g. 2026-12-01T09:00:00Z")
-            })?
-            .with_timezone(&Utc);
-        return Ok(Some(at));
+        return parse_at(at).map(Some);
     }
     if let Some(after) = &args.after {
         let by = parse_duration(after).map_err(anyhow::Error::msg)?;
@@ -313,4 +437,13 @@ fn scheduled_time(args: &SignalArgs, now: DateTime<Utc>) -> anyhow::Result<Optio
         return Ok(Some(now + by));
     }
     Ok(None)
+}
+
+/// `--at` as a time.
+fn parse_at(at: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(at)
+        .with_context(|| {
+            format!("--at {at} is not a time; write RFC 3339, e.g. 2026-12-01T09:00:00Z")
+        })?
+        .with_timezone(&Utc))
 }

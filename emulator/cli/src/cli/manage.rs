@@ -3,20 +3,25 @@
 //!
 //! Each goes one of two ways ([`Via`]). When an emulator (the UI or `serve`) runs on the
 //! database, it holds the file locked, so the command goes through its HTTP API (`client.rs`),
-//! found by the endpoint file it published (`endpoint.rs`) or named with `--url`. When none
-//! runs, the command opens the database itself without loading functions (except `start`, which
-//! needs the name checked against them): list, status, export and wait only read it (`Reader`:
+//! found by the endpoint file it published (`endpoint.rs`) or named with `--url`: Azure's
+//! routes for what changes an instance, durable-emu's private routes (`/durable-emu/v1/`) for
+//! what is printed (status, list, wait, export) and for import. When none runs, the command
+//! opens the database itself without loading functions (except `start` and `restart`, which
+//! need the name checked against them): list, status, export and wait only read it (`Reader`:
 //! they create, migrate and lock nothing); raised events and started instances wait in the
 //! database until an emulator with the functions runs it; the other commands are carried out
-//! directly. What a command prints on stdout is the same either way, except where the HTTP API
-//! has less (see each command).
+//! directly.
+//!
+//! What a command prints on stdout is the same bytes either way: both paths print the engine's
+//! own shapes (`InstanceStatus`, `InstanceExport`) with the same serializer. Only the stderr
+//! notes differ (an event "raised" on a running emulator is "queued" in a database).
 
-use super::client::{Action, Client};
+use super::client::{Action, Client, PurgeWhere};
 use super::{DbArgs, endpoint, load_target, parse_json, query_engine, reader};
 use anyhow::{Context, bail};
 use clap::Args;
 use durable_emu_engine::clock::parse_duration;
-use durable_emu_engine::engine::{Engine, EngineConfig, Limits, StoreFailurePolicy};
+use durable_emu_engine::engine::{Engine, EngineConfig, Limits, PurgeFilter, StoreFailurePolicy};
 use durable_emu_engine::export::{InstanceExport, InstanceStatus};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -28,6 +33,13 @@ use std::time::{Duration, Instant};
 pub struct Destination {
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    emulator: EmulatorArgs,
+}
+
+/// How to reach a running emulator, for commands that also name a database (`--db`).
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
     /// Go through the emulator whose HTTP API is at URL (e.g. `http://127.0.0.1:7071`) instead
     /// of the one found running on --db, or the database itself.
     #[arg(long, value_name = "URL")]
@@ -38,15 +50,16 @@ pub struct Destination {
 }
 
 /// Where a command goes.
-enum Via {
+pub(super) enum Via {
     /// A running emulator's HTTP API.
     Emulator(Client),
     /// The database file itself (nothing runs on it).
     Database,
 }
 
-impl Destination {
-    fn via(&self) -> Via {
+impl EmulatorArgs {
+    /// The emulator named with `--url`, else the one found running on `db`, else `db` itself.
+    pub(super) fn via(&self, db: &DbArgs) -> Via {
         let key = self
             .key
             .clone()
@@ -54,10 +67,16 @@ impl Destination {
         if let Some(url) = &self.url {
             return Via::Emulator(Client::new(url, key));
         }
-        match endpoint::find(&self.db.location()) {
+        match endpoint::find(&db.location()) {
             Some(found) => Via::Emulator(Client::new(&found.url, key)),
             None => Via::Database,
         }
+    }
+}
+
+impl Destination {
+    fn via(&self) -> Via {
+        self.emulator.via(&self.db)
     }
 }
 
@@ -81,25 +100,9 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     if let Via::Emulator(client) = args.at.via() {
-        // Azure's status objects: the same fields but `executionId`, `parent` and, for a
-        // failure, the message as `output`.
+        // Rows of the database the emulator cannot decode are named in its own log.
         let statuses = client.list(wanted.map(|status| status.as_str()))?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&statuses)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        print_table_header();
-        for status in &statuses {
-            let field = |name: &str| status.get(name).and_then(Value::as_str).unwrap_or("");
-            println!(
-                "{:<34} {:<22} {:<11} {:<25} {}",
-                field("instanceId"),
-                field("name"),
-                field("runtimeStatus"),
-                table_time(field("createdTime")),
-                table_time(field("lastUpdatedTime"))
-            );
-        }
+        print_instances(&statuses, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let listing = reader(&args.at.db)?.instances()?;
@@ -116,46 +119,37 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     };
-    let instances: Vec<_> = listing
+    let statuses: Vec<InstanceStatus> = listing
         .instances
-        .into_iter()
+        .iter()
         .filter(|record| wanted.is_none_or(|status| record.status == status))
+        .map(|record| InstanceStatus::from_record(record, None))
         .collect();
-    if args.json {
-        let statuses: Vec<InstanceStatus> = instances
-            .iter()
-            .map(|record| InstanceStatus::from_record(record, None))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
-        return Ok(code);
-    }
-    print_table_header();
-    for record in &instances {
-        println!(
-            "{:<34} {:<22} {:<11} {:<25} {}",
-            record.instance_id,
-            record.name,
-            record.status.as_str(),
-            record.created_at.format("%Y-%m-%d %H:%M:%S"),
-            record.updated_at.format("%Y-%m-%d %H:%M:%S")
-        );
-    }
+    print_instances(&statuses, args.json)?;
     Ok(code)
 }
 
-fn print_table_header() {
+/// The listing as `list` prints it, by either path: a JSON array of statuses, or the table.
+fn print_instances(statuses: &[InstanceStatus], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(statuses)?);
+        return Ok(());
+    }
     println!(
         "{:<34} {:<22} {:<11} {:<25} UPDATED",
         "INSTANCE", "NAME", "STATUS", "CREATED"
     );
-}
-
-/// An API time (RFC 3339) as the table writes the database's.
-fn table_time(text: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(text).map_or_else(
-        |_| text.to_string(),
-        |time| time.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
+    for status in statuses {
+        println!(
+            "{:<34} {:<22} {:<11} {:<25} {}",
+            status.instance_id,
+            status.name,
+            status.runtime_status,
+            status.created_time.format("%Y-%m-%d %H:%M:%S"),
+            status.last_updated_time.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -171,12 +165,10 @@ pub struct StatusArgs {
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Via::Emulator(client) = args.at.via() {
-        // Azure's status, and with --history Azure's projection of the history (scheduled
-        // events merged into their completions).
         let status = client
             .status(&args.instance_id, args.history)?
             .with_context(|| format!("no instance '{}' in {}", args.instance_id, client.url()))?;
-        println!("{}", serde_json::to_string_pretty(&status.body)?);
+        println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
     let db = &args.at.db;
@@ -254,21 +246,10 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 
 pub fn terminate(args: TerminateArgs) -> anyhow::Result<ExitCode> {
     if let Via::Emulator(client) = args.at.via() {
-        if args.recursive {
-            bail!(
-                "--recursive is not part of the HTTP API; stop the emulator at {} to terminate \
-                 sub-orchestrations with it",
-                client.url()
-            );
-        }
-        client.act(&args.instance_id, Action::Terminate, Some(&args.reason))?;
+        client.terminate(&args.instance_id, &args.reason, args.recursive)?;
         let status = poll_until_ended(&client, &args.instance_id, TERMINATE_WAIT)?
             .context("the instance did not terminate")?;
-        let runtime = status
-            .get("runtimeStatus")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        eprintln!("{} is {runtime}", args.instance_id);
+        eprintln!("{} is {}", args.instance_id, status.runtime_status);
         return Ok(ExitCode::SUCCESS);
     }
     let engine = query_engine(&args.at.db)?;
@@ -288,24 +269,113 @@ pub fn terminate(args: TerminateArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// The instance id.
-    instance_id: String,
+    /// The instance id; or, instead of one, a filter (--status, --created-from,
+    /// --created-before) that names every ended instance it matches.
+    #[arg(required_unless_present_any = ["status", "created_from", "created_before"],
+          conflicts_with_all = ["status", "created_from", "created_before"])]
+    instance_id: Option<String>,
+    /// Only ended instances with this runtime status (repeatable, or comma-separated:
+    /// `Completed,Failed`); default: every ended status.
+    #[arg(long, value_name = "STATUS", value_delimiter = ',')]
+    status: Vec<String>,
+    /// Only instances created at or after this time (RFC 3339, e.g. `2026-12-01T09:00:00Z`, or
+    /// a date, `2026-12-01`, taken as UTC).
+    #[arg(long, value_name = "TIME")]
+    created_from: Option<String>,
+    /// Only instances created before this time (same forms as --created-from).
+    #[arg(long, value_name = "TIME")]
+    created_before: Option<String>,
     #[command(flatten)]
     at: Destination,
 }
 
+/// Deletes an ended instance and its history, or every ended instance a filter matches; prints
+/// `{"instancesDeleted":N}`.
 pub fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
-    let (deleted, place) = match args.at.via() {
-        Via::Emulator(client) => (client.purge(&args.instance_id)?, client.url().to_string()),
+    match &args.instance_id {
+        Some(instance_id) => purge_one(instance_id, &args.at),
+        None => purge_where(&args),
+    }
+}
+
+fn purge_where(args: &PurgeArgs) -> anyhow::Result<ExitCode> {
+    let statuses = args
+        .status
+        .iter()
+        .map(|name| name.trim().parse::<durable_sdk::RuntimeStatus>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(running) = statuses.iter().find(|status| !status.is_terminal()) {
+        bail!(
+            "--status {running}: only ended instances are purged (Completed, Failed, Canceled, Terminated)"
+        );
+    }
+    let created_from = args
+        .created_from
+        .as_deref()
+        .map(|text| parse_time("--created-from", text))
+        .transpose()?;
+    let created_to = args
+        .created_before
+        .as_deref()
+        .map(|text| parse_time("--created-before", text))
+        .transpose()?;
+    let deleted = match args.at.via() {
+        Via::Emulator(client) => client.purge_where(&PurgeWhere {
+            statuses: statuses
+                .iter()
+                .map(|status| status.as_str().to_owned())
+                .collect(),
+            created_from,
+            created_to,
+        })?,
         Via::Database => {
             let engine = query_engine(&args.at.db)?;
-            let deleted = engine.handle().purge(&args.instance_id)?;
+            let filter = PurgeFilter {
+                created_from,
+                created_to,
+                statuses,
+            };
+            let deleted = engine.handle().purge_where(filter, false);
             engine.shutdown();
-            (deleted, args.at.db.db.clone())
+            deleted? as u64
+        }
+    };
+    println!("{{\"instancesDeleted\":{deleted}}}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A time argument: RFC 3339, or a date or a date and time without an offset (UTC), the forms
+/// the HTTP API's `createdTimeFrom`/`createdTimeTo` take.
+fn parse_time(flag: &str, text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(at.and_utc());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .with_context(|| {
+            format!("{flag} {text} is not a time; write RFC 3339 (2026-12-01T09:00:00Z) or a date (2026-12-01)")
+        })
+}
+
+fn purge_one(instance_id: &str, at: &Destination) -> anyhow::Result<ExitCode> {
+    let (deleted, place) = match at.via() {
+        Via::Emulator(client) => (client.purge(instance_id)?, client.url().to_string()),
+        Via::Database => {
+            let engine = query_engine(&at.db)?;
+            let deleted = engine.handle().purge(instance_id)?;
+            engine.shutdown();
+            (deleted, at.db.db.clone())
         }
     };
     if !deleted {
-        bail!("no instance '{}' in {place}", args.instance_id);
+        bail!("no instance '{instance_id}' in {place}");
     }
     println!("{{\"instancesDeleted\":1}}");
     Ok(ExitCode::SUCCESS)
@@ -321,15 +391,11 @@ pub struct ExportArgs {
 
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if let Via::Emulator(client) = args.at.via() {
-        // An export is the engine's own history (every event, with its ids); Azure's API
-        // serves only its projection of it, which would not import back.
-        bail!(
-            "export reads the database, which the emulator at {} holds open; the HTTP API has \
-             no export (use `durable-emu status {} --history` for Azure's view), or stop the \
-             emulator first",
-            client.url(),
-            args.instance_id
-        );
+        let export = client
+            .export(&args.instance_id)?
+            .with_context(|| format!("no instance '{}' in {}", args.instance_id, client.url()))?;
+        println!("{}", serde_json::to_string_pretty(&export)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let db = &args.at.db;
     let handle = reader(db)?;
@@ -347,7 +413,7 @@ pub struct ImportArgs {
     /// A file written by `durable-emu export`.
     file: PathBuf,
     #[command(flatten)]
-    db: DbArgs,
+    at: Destination,
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -356,10 +422,16 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let export = InstanceExport::parse(&text)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let engine = query_engine(&args.db)?;
+    if let Via::Emulator(client) = args.at.via() {
+        // The file's own text goes: the emulator reads it exactly as this command would.
+        let id = client.import(text)?;
+        eprintln!("imported {id} into the emulator at {}", client.url());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let engine = query_engine(&args.at.db)?;
     let id = engine.handle().import(export)?;
     engine.shutdown();
-    eprintln!("imported {id} into {}", args.db.db);
+    eprintln!("imported {id} into {}", args.at.db.db);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -466,9 +538,6 @@ fn act(args: ReasonArgs, action: Action, done: &str) -> anyhow::Result<ExitCode>
                 Action::Suspend => handle.suspend(id, reason),
                 Action::Resume => handle.resume(id, reason),
                 Action::Rewind => handle.rewind(id, reason),
-                Action::Terminate => {
-                    handle.terminate(id, reason.map_or(Value::Null, Value::String), false)
-                }
             };
             drop(handle);
             engine.shutdown();
@@ -570,14 +639,19 @@ fn poll_until_ended(
     client: &Client,
     instance_id: &str,
     timeout: Duration,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<InstanceStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         let status = client
             .status(instance_id, false)?
             .with_context(|| format!("no instance '{instance_id}' in {}", client.url()))?;
-        if status.ended {
-            return Ok(Some(status.body));
+        let ended = status
+            .runtime_status
+            .parse::<durable_sdk::RuntimeStatus>()
+            .map_err(anyhow::Error::msg)?
+            .is_terminal();
+        if ended {
+            return Ok(Some(status));
         }
         if Instant::now() >= deadline {
             return Ok(None);

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module and talks to the
-//! engine only through `Engine` / `EngineHandle`; none of them opens the store itself.
+//! engine only through `Engine` / `EngineHandle` (or `Reader`), or, when an emulator already
+//! runs on the database, through that emulator's HTTP API (`client.rs`, chosen per command in
+//! `manage.rs` and `entity.rs`); none of them opens the store itself.
 //!
 //! Output to a closed pipe (`durable-emu list | head -1`) ends the process quietly, the way the
 //! shell's own tools do: every subcommand but `serve` restores the default `SIGPIPE` action, so
@@ -69,7 +71,7 @@ enum Command {
     Raise(manage::RaiseArgs),
     /// Terminate an instance.
     Terminate(manage::TerminateArgs),
-    /// Delete an ended instance and its history.
+    /// Delete an ended instance and its history, or every ended instance a filter matches.
     Purge(manage::PurgeArgs),
     /// Print an instance's histories (all executions) as JSON.
     Export(manage::ExportArgs),
