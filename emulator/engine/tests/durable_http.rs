@@ -12,7 +12,7 @@ use durable_emu_engine::faults::parse_compact;
 use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
 use durable_emu_testing::engine::{current_history, eventually, run, wait};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
-use durable_sdk::http::{DurableHttpResponse, HTTP_ACTIVITY, HttpRequestWire};
+use durable_sdk::http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY, HttpRequestWire};
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{FailureDetails, OrchestrationContext, Registry};
 use std::collections::BTreeMap;
@@ -87,6 +87,15 @@ async fn http_polling(
     }
 }
 
+/// `ctx.call_http` itself: the SDK's loop over the host's requests. Input: `[method, uri]`.
+async fn call_http(
+    ctx: OrchestrationContext,
+    (method, uri): (String, String),
+) -> Result<Value, FailureDetails> {
+    let request = DurableHttpRequest::new(method, uri).body("{\"work\":1}");
+    Ok(outcome(ctx.call_http(request).await))
+}
+
 fn outcome(result: Result<DurableHttpResponse, durable_sdk::TaskError>) -> Value {
     match result {
         Ok(response) => json!({"response": response}),
@@ -103,6 +112,7 @@ fn registry() -> Registry {
         .orchestrator("HttpOnce", http_once)
         .orchestrator("HttpTwice", http_twice)
         .orchestrator("HttpPolling", http_polling)
+        .orchestrator("CallHttp", call_http)
 }
 
 durable_sdk::in_process_plugin!(registry);
@@ -569,4 +579,66 @@ fn an_activity_rule_naming_the_built_in_activity_stays_an_activity_rule() {
     let output = call_once(&engine, get(server.url("/x")));
     assert_eq!(output["failure"], "Flaky");
     assert!(server.requests().is_empty());
+}
+
+// ----- through ctx.call_http --------------------------------------------------------------------
+
+#[test]
+fn call_http_polls_a_job_through_the_host_and_replays_without_calling_again() {
+    let server = TestServer::start(|request, before| match (request, before) {
+        ("POST /jobs", _) => Reply::With(
+            "202 Accepted",
+            vec!["Location: /jobs/7".into(), "Retry-After: 2".into()],
+            String::new(),
+        ),
+        ("GET /jobs/7", 1) => Reply::With(
+            "202 Accepted",
+            vec!["Location: /jobs/7".into()],
+            String::new(),
+        ),
+        ("GET /jobs/7", _) => reply("200 OK", "{\"result\":42}"),
+        _ => reply("404 Not Found", ""),
+    });
+    let engine = engine_with(&[]);
+    let record = run(
+        &engine.handle(),
+        "CallHttp",
+        json!(["POST", server.url("/jobs")]),
+        None,
+    );
+    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
+    assert_eq!(record.output["response"]["content"], "{\"result\":42}");
+    // Each episode replayed the requests before it: each reached the server once.
+    assert_eq!(
+        server.requests(),
+        ["POST /jobs", "GET /jobs/7", "GET /jobs/7"]
+    );
+    let history = current_history(&engine.handle(), &record.instance_id);
+    let polls: Vec<u64> = history
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::TaskScheduled { input, .. } => input["poll"].as_u64(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(polls, [0, 1, 2]);
+}
+
+#[test]
+fn call_http_meets_a_pending_rule_and_then_the_real_answer() {
+    let server = TestServer::start(|_, _| reply("200 OK", "finished"));
+    let engine = engine_with(&["http=*/report,pending=3"]);
+    let record = run(
+        &engine.handle(),
+        "CallHttp",
+        json!(["GET", server.url("/report")]),
+        None,
+    );
+    assert_eq!(
+        record.output["response"]["content"], "finished",
+        "{record:?}"
+    );
+    assert_eq!(server.requests(), ["GET /report"]);
+    let history = current_history(&engine.handle(), &record.instance_id);
+    assert_eq!(markers(&history).len(), 3);
 }
