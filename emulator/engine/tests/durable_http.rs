@@ -96,6 +96,28 @@ async fn call_http(
     Ok(outcome(ctx.call_http(request).await))
 }
 
+/// `n` GETs of `uri` at once; the statuses.
+async fn http_fan_out(
+    ctx: OrchestrationContext,
+    (uri, n): (String, u32),
+) -> Result<Vec<u16>, FailureDetails> {
+    let calls =
+        (0..n).map(|_| ctx.call_activity::<DurableHttpResponse>(HTTP_ACTIVITY, get(uri.clone())));
+    let responses = durable_sdk::when_all(calls).await?;
+    Ok(responses
+        .iter()
+        .map(|response| response.status_code)
+        .collect())
+}
+
+async fn echo(_ctx: durable_sdk::ActivityContext, value: Value) -> Result<Value, FailureDetails> {
+    Ok(value)
+}
+
+async fn echo_once(ctx: OrchestrationContext, value: Value) -> Result<Value, FailureDetails> {
+    Ok(ctx.call_activity::<Value>("Echo", value).await?)
+}
+
 fn outcome(result: Result<DurableHttpResponse, durable_sdk::TaskError>) -> Value {
     match result {
         Ok(response) => json!({"response": response}),
@@ -113,6 +135,9 @@ fn registry() -> Registry {
         .orchestrator("HttpTwice", http_twice)
         .orchestrator("HttpPolling", http_polling)
         .orchestrator("CallHttp", call_http)
+        .orchestrator("HttpFanOut", http_fan_out)
+        .orchestrator("EchoOnce", echo_once)
+        .activity("Echo", echo)
 }
 
 durable_sdk::in_process_plugin!(registry);
@@ -641,4 +666,40 @@ fn call_http_meets_a_pending_rule_and_then_the_real_answer() {
     assert_eq!(server.requests(), ["GET /report"]);
     let history = current_history(&engine.handle(), &record.instance_id);
     assert_eq!(markers(&history).len(), 3);
+}
+
+#[test]
+fn many_requests_wait_at_once_while_activities_and_episodes_go_on() {
+    const IN_FLIGHT: u32 = 24;
+    // Every request waits at the gate until the test opens it.
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let server_gate = gate.clone();
+    let server = TestServer::start(move |_, _| {
+        let (open, opened) = &*server_gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+        reply("200 OK", "")
+    });
+    let engine = engine_with(&[]);
+    let handle = engine.handle();
+    let fan_out = handle
+        .start_orchestration("HttpFanOut", json!([server.url("/slow"), IN_FLIGHT]), None)
+        .unwrap();
+    // All of them are at the server together: none queues behind another.
+    eventually("every request to be at the server at once", || {
+        server.requests().len() == IN_FLIGHT as usize
+    });
+    // Meanwhile the engine runs episodes and activities as usual.
+    let echoed = run(&handle, "EchoOnce", json!("still here"), None);
+    assert_eq!(echoed.output, json!("still here"));
+    {
+        let (open, opened) = &*gate;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+    let record = wait(&handle, &fan_out);
+    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
+    assert_eq!(record.output, json!(vec![200; IN_FLIGHT as usize]));
 }
