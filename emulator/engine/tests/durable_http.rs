@@ -438,6 +438,22 @@ fn a_closed_port_is_a_connection_failure_and_a_bad_uri_an_invalid_request() {
 }
 
 #[test]
+fn a_body_over_the_payload_limit_fails_the_request_non_retriably() {
+    let server = TestServer::start(|_, _| reply("200 OK", &"x".repeat(5000)));
+    let engine = Engine::start(EngineConfig {
+        limits: durable_emu_engine::Limits {
+            max_payload_bytes: 2000,
+            ..Default::default()
+        },
+        ..EngineConfig::in_memory(plugin())
+    })
+    .unwrap();
+    let output = call_once(&engine, get(server.url("/big")));
+    assert_eq!(output["failure"], "PayloadTooLarge", "{output}");
+    assert_eq!(output["nonRetriable"], true);
+}
+
+#[test]
 fn requests_are_the_hosts_even_with_remote_workers_on_and_none_connected() {
     let server = TestServer::start(|_, _| reply("200 OK", "from the host"));
     let engine = Engine::start(EngineConfig {
