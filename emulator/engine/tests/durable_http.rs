@@ -96,6 +96,17 @@ async fn call_http(
     Ok(outcome(ctx.call_http(request).await))
 }
 
+/// `ctx.call_http` of a GET with a 10-minute timeout, retried 3 times 10 s apart.
+async fn call_http_retried(
+    ctx: OrchestrationContext,
+    uri: String,
+) -> Result<Value, FailureDetails> {
+    let request = DurableHttpRequest::get(uri)
+        .timeout(Duration::from_secs(600))
+        .retry(durable_sdk::RetryPolicy::new(3, Duration::from_secs(10)));
+    Ok(outcome(ctx.call_http(request).await))
+}
+
 /// `n` GETs of `uri` at once; the statuses.
 async fn http_fan_out(
     ctx: OrchestrationContext,
@@ -136,6 +147,7 @@ fn registry() -> Registry {
         .orchestrator("HttpPolling", http_polling)
         .orchestrator("CallHttp", call_http)
         .orchestrator("HttpFanOut", http_fan_out)
+        .orchestrator("CallHttpRetried", call_http_retried)
         .orchestrator("EchoOnce", echo_once)
         .activity("Echo", echo)
 }
@@ -718,4 +730,23 @@ fn many_requests_wait_at_once_while_activities_and_episodes_go_on() {
     let record = wait(&handle, &fan_out);
     assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
     assert_eq!(record.output, json!(vec![200; IN_FLIGHT as usize]));
+}
+
+#[test]
+fn a_retry_policys_retries_are_attempts_two_and_three_of_the_request() {
+    let server = TestServer::start(|_, _| reply("200 OK", "third time lucky"));
+    let engine = engine_with(&["http=*,attempts=1-2,refuse"]);
+    let record = run(
+        &engine.handle(),
+        "CallHttpRetried",
+        json!(server.url("/flaky")),
+        None,
+    );
+    assert_eq!(
+        record.output["response"]["content"], "third time lucky",
+        "{record:?}"
+    );
+    assert_eq!(server.requests(), ["GET /flaky"]);
+    let history = current_history(&engine.handle(), &record.instance_id);
+    assert_eq!(markers(&history).len(), 2);
 }
