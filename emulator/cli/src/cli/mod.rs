@@ -19,6 +19,7 @@ mod run;
 mod serve;
 mod sidecar;
 mod ui;
+mod worker;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -30,7 +31,7 @@ use durable_emu_engine::engine::{
 };
 use durable_emu_engine::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu_engine::plugin::LoadedPlugin;
-use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
+use durable_emu_engine::watch::{BuildSink, Target, WatchOptions, Watcher, load_once};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -97,6 +98,9 @@ enum Command {
     /// Measure the engine on standard workloads.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the functions to a Durable Task backend (durable-emu's --grpc, Azure Durable Task
+    /// Scheduler, Dapr) over the sidecar protocol, until interrupted.
+    Worker(worker::WorkerArgs),
 }
 
 /// Where the store is.
@@ -254,6 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Serve(args)) => serve::serve(args),
         Some(Command::Bench(command)) => bench::bench(command),
+        Some(Command::Worker(args)) => worker::worker(args),
     }
 }
 
@@ -314,13 +319,22 @@ fn watch_target(
     engine: &EngineHandle,
     active_hash: String,
 ) -> anyhow::Result<Option<Watcher>> {
+    watch_target_into(target, engine.clone(), active_hash)
+}
+
+/// Like [`watch_target`], handing builds to any [`BuildSink`] (a worker's functions).
+fn watch_target_into(
+    target: Option<Target>,
+    sink: impl BuildSink,
+    active_hash: String,
+) -> anyhow::Result<Option<Watcher>> {
     let Some(target) = target else {
         return Ok(None);
     };
     let watcher = Watcher::start(
         target.clone(),
         WatchOptions::default(),
-        engine.clone(),
+        sink,
         Some(active_hash),
     )
     .with_context(|| format!("watching {target}"))?;
