@@ -192,6 +192,7 @@ impl EngineArgs {
             on_store_failure: StoreFailurePolicy::Retry,
             limits: self.limits.limits(),
             remote_workers: false,
+            isolated: false,
         })
     }
 }
@@ -355,6 +356,7 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: false,
+        isolated: false,
     })
     .with_context(|| format!("opening {}", db.db))
 }
