@@ -32,6 +32,7 @@ struct Held {
     kind: ItemKind,
     name: String,
     instance_id: String,
+    task_id: Option<i32>,
 }
 
 /// Tokens of the items held right now (one worker per process, so one ledger).
@@ -57,6 +58,7 @@ pub(crate) fn accept(
     held: &mut JoinSet<()>,
 ) {
     let token = item.completion_token;
+    let mut task_id = None;
     let (work, kind, name, instance_id) = match item.request {
         None | Some(Request::HealthPing(_)) => return,
         Some(Request::OrchestratorRequest(request)) => {
@@ -76,6 +78,7 @@ pub(crate) fn accept(
                 .map(|instance| instance.instance_id.clone())
                 .unwrap_or_default();
             let name = request.name.clone();
+            task_id = Some(request.task_id);
             let work =
                 mapping::payload_from_wire("ActivityRequest.input", request.input.as_deref())
                     .map(|input| {
@@ -120,6 +123,7 @@ pub(crate) fn accept(
         kind,
         name,
         instance_id,
+        task_id,
     };
     let client = client.clone();
     let shared = Arc::clone(shared);
@@ -168,10 +172,11 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
         kind: what.kind,
         name: what.name.clone(),
         instance_id: what.instance_id.clone(),
+        task_id: what.task_id,
     });
     let started = Instant::now();
     let plugin = shared.functions.current();
-    let sent = match work {
+    let answer = match work {
         Work::Activity(request) => {
             let task_id = request.task_id;
             let outcome =
@@ -186,9 +191,10 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                     failure: FailureDetails::new(PLUGIN_ERROR, join.to_string()),
                 });
             let failed = matches!(outcome, ActivityOutcome::Failed { .. });
-            let answer =
-                mapping::activity_outcome_to_wire(&what.instance_id, task_id, &token, &outcome);
-            client.complete_activity_task(answer).await.map(|_| failed)
+            Answer::Activity(
+                mapping::activity_outcome_to_wire(&what.instance_id, task_id, &token, &outcome),
+                failed,
+            )
         }
         Work::Orchestration(mut request) => {
             if request.requires_history_streaming {
@@ -218,12 +224,10 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                 }
                 Err(reason) => (plugin_failure(&request, reason), true),
             };
-            let answer =
-                mapping::orchestrator_response_to_wire(&what.instance_id, &token, &response);
-            client
-                .complete_orchestrator_task(answer)
-                .await
-                .map(|_| failed)
+            Answer::Orchestration(
+                mapping::orchestrator_response_to_wire(&what.instance_id, &token, &response),
+                failed,
+            )
         }
         Work::Entity(request) => {
             let result = tokio::task::spawn_blocking(move || {
@@ -239,21 +243,48 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                 Err(join) => batch_failure(&token, join.to_string()),
             };
             let failed = answer.failure_details.is_some();
-            client.complete_entity_task(answer).await.map(|_| failed)
+            Answer::Entity(answer, failed)
         }
     };
+    // Reported before the answer is sent: the function has run, so a worker that dies from
+    // here on died in something else (an `--isolate` supervisor says what it was running).
+    (shared.events)(WorkerEvent::Finished {
+        kind: what.kind,
+        name: what.name.clone(),
+        instance_id: what.instance_id.clone(),
+        task_id: what.task_id,
+        failed: answer.failed(),
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
+    let sent = match answer {
+        Answer::Activity(answer, _) => client.complete_activity_task(answer).await.map(drop),
+        Answer::Orchestration(answer, _) => {
+            client.complete_orchestrator_task(answer).await.map(drop)
+        }
+        Answer::Entity(answer, _) => client.complete_entity_task(answer).await.map(drop),
+    };
     match sent {
-        Ok(failed) => {
+        Ok(()) => {
             shared.counters.done.fetch_add(1, Ordering::Relaxed);
-            (shared.events)(WorkerEvent::Finished {
-                kind: what.kind,
-                name: what.name,
-                instance_id: what.instance_id,
-                failed,
-                ms: started.elapsed().as_secs_f64() * 1000.0,
-            });
         }
         Err(status) => report_not_delivered(&shared, &what, &status),
+    }
+}
+
+/// A work item's answer, and whether the function failed.
+enum Answer {
+    Activity(proto::ActivityResponse, bool),
+    Orchestration(proto::OrchestratorResponse, bool),
+    Entity(proto::EntityBatchResult, bool),
+}
+
+impl Answer {
+    fn failed(&self) -> bool {
+        match self {
+            Answer::Activity(_, failed)
+            | Answer::Orchestration(_, failed)
+            | Answer::Entity(_, failed) => *failed,
+        }
     }
 }
 

@@ -135,18 +135,22 @@ pub enum WorkerEvent {
     },
     /// The connection failed or ended; the next attempt is after `retry_in_ms`.
     Reconnecting { reason: String, retry_in_ms: u64 },
-    /// A work item began running.
+    /// A work item began running (`task_id`: an activity's).
     Started {
         kind: ItemKind,
         name: String,
         instance_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task_id: Option<i32>,
     },
-    /// A work item ran and its answer was accepted (`failed`: the function failed, which is
-    /// an answer too).
+    /// A work item ran and its answer is being sent (`failed`: the function failed, which is
+    /// an answer too); a `NotDelivered` follows if the backend did not take it.
     Finished {
         kind: ItemKind,
         name: String,
         instance_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task_id: Option<i32>,
         failed: bool,
         ms: f64,
     },

@@ -12,6 +12,7 @@ mod client;
 mod endpoint;
 mod entity;
 mod http;
+mod isolate;
 mod listen;
 mod manage;
 mod replay;
@@ -56,6 +57,8 @@ pub struct Cli {
     grpc: sidecar::GrpcArgs,
     #[command(flatten)]
     http: http::HttpArgs,
+    #[command(flatten)]
+    isolate: isolate::IsolateArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +243,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.paused,
             &cli.grpc,
             &cli.http,
+            &cli.isolate,
         ),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),

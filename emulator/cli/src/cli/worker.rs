@@ -55,6 +55,14 @@ pub struct WorkerArgs {
     /// stderr).
     #[arg(long, value_name = "FORMAT")]
     events: Option<EventFormat>,
+    /// Do not watch the target: a new build is taken only by restarting (what `--isolate`
+    /// does, after the emulator's replay check).
+    #[arg(long)]
+    no_watch: bool,
+    /// Stop (as on SIGTERM) when stdin closes: how the emulator under `--isolate` stops the
+    /// worker it started, on every platform.
+    #[arg(long, hide = true)]
+    exit_with_stdin: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -78,10 +86,22 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    ctrlc::set_handler(move || {
-        stop_tx.send_replace(true);
-    })
-    .context("installing the Ctrl-C / SIGTERM handler")?;
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = Arc::clone(&stop_tx);
+        ctrlc::set_handler(move || {
+            stop_tx.send_replace(true);
+        })
+        .context("installing the Ctrl-C / SIGTERM handler")?;
+    }
+    if args.exit_with_stdin {
+        let stop_tx = Arc::clone(&stop_tx);
+        std::thread::spawn(move || {
+            // Reads until the other end closes; what it sends is not read for anything.
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            stop_tx.send_replace(true);
+        });
+    }
 
     let mut config = WorkerConfig::new(args.connect.clone());
     config.taskhub = args.taskhub.clone();
@@ -117,7 +137,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         Arc::new(move |event| status.show(&event))
     };
     let _watcher = watch_target_into(
-        target,
+        target.filter(|_| !args.no_watch),
         WorkerBuilds {
             functions: functions.clone(),
             events: Arc::clone(&events),
