@@ -286,6 +286,8 @@ struct Shared {
     core: Sender<CoreMessage>,
     /// Unique per hub (so per process): a token from before a restart never matches.
     token_prefix: String,
+    /// Work lost with its worker this many times is failed (`--max-deliveries`).
+    max_deliveries: u32,
 }
 
 #[derive(Default)]
@@ -319,6 +321,17 @@ struct Worker {
 struct Item {
     work: Work,
     worker: Option<WorkerId>,
+    /// Deliveries of this work whose worker went away before answering (a crash, a kill, a
+    /// lost connection): at the delivery limit the work is given up instead of sent again.
+    lost: u32,
+}
+
+/// What became of a held item when its worker went away.
+enum LostDelivery {
+    /// Sent out again (or queued: the parked work, if nobody takes it).
+    Requeued(Option<ParkedWork>),
+    /// Lost as often as the delivery limit allows: the core fails it.
+    GivenUp(Work, u32),
 }
 
 /// Work as the core submits it (the hub adds the token).
@@ -538,6 +551,11 @@ impl HubState {
 
     /// Adds an item under a new token, handed out or queued; the parked work if nobody takes it.
     fn add(&mut self, prefix: &str, work: Work) -> (String, Option<ParkedWork>) {
+        self.add_lost(prefix, work, 0)
+    }
+
+    /// [`HubState::add`] for work already lost `lost` times.
+    fn add_lost(&mut self, prefix: &str, work: Work, lost: u32) -> (String, Option<ParkedWork>) {
         let token = self.new_token(prefix);
         match &work {
             Work::Episode { request, .. } => {
@@ -565,8 +583,14 @@ impl HubState {
                 .or_default()
                 .insert(token.clone());
         }
-        self.items
-            .insert(token.clone(), Item { work, worker: None });
+        self.items.insert(
+            token.clone(),
+            Item {
+                work,
+                worker: None,
+                lost,
+            },
+        );
         if self.assign(&token) {
             return (token, None);
         }
@@ -624,7 +648,26 @@ impl HubState {
     /// is dropped instead (whoever waits for it hears it was not answered).
     fn requeue(&mut self, prefix: &str, token: &str) -> Option<ParkedWork> {
         let item = self.remove(token)?;
-        let work = match item.work {
+        let lost = item.lost;
+        let work = Self::next_delivery(item.work)?;
+        self.add_lost(prefix, work, lost).1
+    }
+
+    /// An item whose worker went away: requeued with one more lost delivery, or given up at
+    /// `limit`. A probe is dropped.
+    fn requeue_lost(&mut self, prefix: &str, token: &str, limit: u32) -> Option<LostDelivery> {
+        let item = self.remove(token)?;
+        let lost = item.lost.saturating_add(1);
+        let work = Self::next_delivery(item.work)?;
+        if lost >= limit {
+            return Some(LostDelivery::GivenUp(work, lost));
+        }
+        Some(LostDelivery::Requeued(self.add_lost(prefix, work, lost).1))
+    }
+
+    /// The work of an item's next delivery (an activity's attempt counts up); none for a probe.
+    fn next_delivery(work: Work) -> Option<Work> {
+        let work = match work {
             Work::Probe { .. } => return None,
             Work::Activity {
                 name,
@@ -643,7 +686,7 @@ impl HubState {
             },
             other @ (Work::Episode { .. } | Work::Entity { .. }) => other,
         };
-        self.add(prefix, work).1
+        Some(work)
     }
 
     /// The token a completion names: as given, or (empty) found by instance and task id.
@@ -662,13 +705,14 @@ impl HubState {
 }
 
 impl RemoteHub {
-    pub(crate) fn new(core: Sender<CoreMessage>) -> Self {
+    pub(crate) fn new(core: Sender<CoreMessage>, max_deliveries: u32) -> Self {
         let token_prefix = uuid::Uuid::new_v4().simple().to_string();
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(HubState::default()),
                 core,
                 token_prefix: token_prefix[..12].to_string(),
+                max_deliveries: max_deliveries.max(1),
             }),
         }
     }
@@ -741,6 +785,7 @@ impl RemoteHub {
 
     fn disconnect(&self, id: WorkerId) {
         let mut parked = Vec::new();
+        let mut given_up = Vec::new();
         let requeued = {
             let mut state = self.state();
             let Some(worker) = state.workers.remove(&id) else {
@@ -755,13 +800,24 @@ impl RemoteHub {
             held.sort_by_key(|token| token_number(token));
             let count = held.len();
             for token in held {
-                parked.extend(state.requeue(&self.shared.token_prefix, &token));
+                match state.requeue_lost(
+                    &self.shared.token_prefix,
+                    &token,
+                    self.shared.max_deliveries,
+                ) {
+                    Some(LostDelivery::Requeued(queued)) => parked.extend(queued),
+                    Some(LostDelivery::GivenUp(work, lost)) => given_up.push((work, lost)),
+                    None => {}
+                }
             }
-            count
+            count - given_up.len()
         };
         let mut events = vec![EngineEvent::WorkerDisconnected { id, requeued }];
         events.extend(parked.into_iter().map(parked_event));
         self.tell_core(events);
+        for (work, lost) in given_up {
+            self.on_core(move |core| core.remote_delivery_limit(work, lost));
+        }
     }
 
     /// Records an episode's answer (through the core, as a plugin's is recorded); answers once
@@ -782,6 +838,7 @@ impl RemoteHub {
                 if let Some(Item {
                     work: Work::Probe { reply, .. },
                     worker,
+                    ..
                 }) = state.remove(token)
                 {
                     if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {
@@ -1059,7 +1116,7 @@ impl RemoteHub {
         {
             return Err(unknown());
         }
-        let Some(Item { work, worker }) = state.remove(&resolved) else {
+        let Some(Item { work, worker, .. }) = state.remove(&resolved) else {
             return Err(unknown());
         };
         if let Some(worker) = worker.and_then(|id| state.workers.get_mut(&id)) {

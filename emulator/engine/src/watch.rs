@@ -8,8 +8,8 @@
 //! library that does not load is announced as an engine event and changes nothing: the previous
 //! build stays active and the store is untouched.
 //!
-//! Owns the watcher thread. Talks to the engine only through its handle; knows nothing of front
-//! ends.
+//! Owns the watcher thread. Hands builds to a [`BuildSink`]: the engine's handle, or whatever
+//! else runs functions (a `durable-emu worker` process); knows nothing of front ends.
 
 use crate::cargo_build::{BuildError, BuildOptions, CompilerError, build_cdylib_with_progress};
 use crate::engine::{EngineEvent, EngineHandle};
@@ -20,6 +20,25 @@ use notify::{Event, EventKind, Watcher as _};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Where a watcher delivers what it builds: the engine (through its handle), or a worker that
+/// runs the functions for a remote backend.
+pub trait BuildSink: Send + 'static {
+    /// News of a build (started, progress, failed, finished).
+    fn announce(&self, event: EngineEvent);
+    /// Makes `plugin` the active build; returns its build number.
+    fn load_build(&self, plugin: LoadedPlugin) -> Result<u32, String>;
+}
+
+impl BuildSink for EngineHandle {
+    fn announce(&self, event: EngineEvent) {
+        EngineHandle::announce(self, event);
+    }
+
+    fn load_build(&self, plugin: LoadedPlugin) -> Result<u32, String> {
+        EngineHandle::load_build(self, plugin).map_err(|error| error.to_string())
+    }
+}
 
 /// Where the functions come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,12 +161,13 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Watches `target` and loads every good new build into the engine. `active_hash` is the
-    /// content hash of the build already loaded (a change back to it does not reload).
+    /// Watches `target` and loads every good new build into `engine` (any [`BuildSink`]).
+    /// `active_hash` is the content hash of the build already loaded (a change back to it does
+    /// not reload).
     pub fn start(
         target: Target,
         options: WatchOptions,
-        engine: EngineHandle,
+        engine: impl BuildSink,
         active_hash: Option<String>,
     ) -> Result<Self, notify::Error> {
         let (changes_tx, changes) = crossbeam_channel::unbounded::<()>();
@@ -186,7 +206,7 @@ impl Watcher {
                 let mut reloader = Reloader {
                     target,
                     options,
-                    engine,
+                    engine: Box::new(engine),
                     active_hash,
                 };
                 reloader.run(changes);
@@ -233,7 +253,7 @@ impl Target {
 struct Reloader {
     target: Target,
     options: WatchOptions,
-    engine: EngineHandle,
+    engine: Box<dyn BuildSink>,
     active_hash: Option<String>,
 }
 
@@ -260,7 +280,7 @@ impl Reloader {
                 target: target.clone(),
             });
         }
-        let engine = self.engine.clone();
+        let engine = &self.engine;
         let progress_target = target.clone();
         let mut progress = move |line: &str| {
             engine.announce(EngineEvent::BuildProgress {
@@ -307,9 +327,9 @@ impl Reloader {
                     settled_to_active_ms: settled.elapsed().as_secs_f64() * 1000.0,
                 });
             }
-            Err(error) => self.engine.announce(EngineEvent::BuildFailed {
+            Err(reason) => self.engine.announce(EngineEvent::BuildFailed {
                 target,
-                reason: error.to_string(),
+                reason,
                 errors: Vec::new(),
                 first_error: None,
             }),

@@ -344,6 +344,7 @@ pub async fn run_local(
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: true,
+        isolated: false,
     })
     .map_err(|error| LoadgenError::Setup(format!("cannot start the engine: {error}")))?;
     let handle = engine.handle().asynchronous();

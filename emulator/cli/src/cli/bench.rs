@@ -163,6 +163,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
             ..Limits::default()
         },
         remote_workers: false,
+        isolated: false,
     })?;
     println!("database: {label}; workers: {workers}");
     Ok(BenchEngine {
@@ -390,6 +391,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: false,
+        isolated: false,
     })?;
     let handle = engine.handle();
     let instances = if waiting { args.instances } else { 0 };

@@ -491,6 +491,7 @@ fn engine_with_functions(at: &Destination, functions: Option<&Path>) -> anyhow::
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: false,
+        isolated: false,
     })
     .with_context(|| format!("opening {}", at.db.db))
 }

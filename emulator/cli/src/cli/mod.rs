@@ -14,6 +14,7 @@ mod client;
 mod endpoint;
 mod entity;
 mod http;
+mod isolate;
 mod listen;
 mod manage;
 mod replay;
@@ -21,6 +22,7 @@ mod run;
 mod serve;
 mod sidecar;
 mod ui;
+mod worker;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -32,7 +34,7 @@ use durable_emu_engine::engine::{
 };
 use durable_emu_engine::faults::{FaultRule, parse_compact, parse_scenario};
 use durable_emu_engine::plugin::LoadedPlugin;
-use durable_emu_engine::watch::{Target, WatchOptions, Watcher, load_once};
+use durable_emu_engine::watch::{BuildSink, Target, WatchOptions, Watcher, load_once};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,6 +59,8 @@ pub struct Cli {
     grpc: sidecar::GrpcArgs,
     #[command(flatten)]
     http: http::HttpArgs,
+    #[command(flatten)]
+    isolate: isolate::IsolateArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +103,9 @@ enum Command {
     /// Measure the engine on standard workloads.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the functions to a Durable Task backend (durable-emu's --grpc, Azure Durable Task
+    /// Scheduler, Dapr) over the sidecar protocol, until interrupted.
+    Worker(worker::WorkerArgs),
 }
 
 /// Where the store is.
@@ -190,6 +197,7 @@ impl EngineArgs {
             on_store_failure: StoreFailurePolicy::Retry,
             limits: self.limits.limits(),
             remote_workers: false,
+            isolated: false,
         })
     }
 }
@@ -237,6 +245,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.paused,
             &cli.grpc,
             &cli.http,
+            &cli.isolate,
         ),
         Some(Command::Run(args)) => run::run(args),
         Some(Command::List(args)) => manage::list(args),
@@ -256,6 +265,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Replay(args)) => replay::replay(args),
         Some(Command::Serve(args)) => serve::serve(args),
         Some(Command::Bench(command)) => bench::bench(command),
+        Some(Command::Worker(args)) => worker::worker(args),
     }
 }
 
@@ -316,13 +326,22 @@ fn watch_target(
     engine: &EngineHandle,
     active_hash: String,
 ) -> anyhow::Result<Option<Watcher>> {
+    watch_target_into(target, engine.clone(), active_hash)
+}
+
+/// Like [`watch_target`], handing builds to any [`BuildSink`] (a worker's functions).
+fn watch_target_into(
+    target: Option<Target>,
+    sink: impl BuildSink,
+    active_hash: String,
+) -> anyhow::Result<Option<Watcher>> {
     let Some(target) = target else {
         return Ok(None);
     };
     let watcher = Watcher::start(
         target.clone(),
         WatchOptions::default(),
-        engine.clone(),
+        sink,
         Some(active_hash),
     )
     .with_context(|| format!("watching {target}"))?;
@@ -343,6 +362,7 @@ fn query_engine(db: &DbArgs) -> anyhow::Result<Engine> {
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: false,
+        isolated: false,
     })
     .with_context(|| format!("opening {}", db.db))
 }

@@ -68,6 +68,8 @@ pub struct RunArgs {
     history: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    isolate: super::isolate::IsolateArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -87,12 +89,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let deadline = Instant::now() + timeout;
     let (sink, events) = crossbeam_channel::bounded(EVENT_BUFFER);
+    let isolation = args.isolate.bind(&plugin)?;
     let mut config = args.engine.config(Some(plugin))?;
     // A one-shot run reports a failing store and exits rather than waiting for it to recover.
     config.on_store_failure = StoreFailurePolicy::Stop;
+    config.isolated = isolation.is_some();
     let engine = Engine::start_with_sink(config, sink)
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
+    let _isolation = isolation
+        .map(|listener| listener.start(&handle))
+        .transpose()?;
     let tracker = Tracker::spawn(events, instance_id.clone());
 
     match handle.start_orchestration_within(

@@ -42,6 +42,8 @@ pub struct ServeArgs {
     grpc: GrpcArgs,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    isolate: super::isolate::IsolateArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,8 +71,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Bound before the database is opened: an address in use fails the command untouched.
     let listeners = args.grpc.bind()?;
     let http_listeners = args.http.bind()?;
+    let isolation = args.isolate.bind(&plugin)?;
     let mut config = args.engine.config(Some(plugin))?;
     config.remote_workers = listeners.listening();
+    config.isolated = isolation.is_some();
     let db = config.db.clone();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
@@ -84,8 +88,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = engine.with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let watcher = watch_target(target, &handle, active_hash)?;
+    let isolation = isolation
+        .map(|listener| listener.start(&handle))
+        .transpose()?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     eprintln!("{}", sidecar.state.describe());
+    if isolation.is_some() {
+        eprintln!("the functions run in a worker process of their own (--isolate)");
+    }
     let http = http_listeners.serve(handle.asynchronous())?;
     let endpoint = http.publish(&db);
     eprintln!(

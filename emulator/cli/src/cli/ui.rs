@@ -28,6 +28,7 @@ pub fn ui(
     paused: bool,
     grpc: &GrpcArgs,
     http: &HttpArgs,
+    isolate: &super::isolate::IsolateArgs,
 ) -> anyhow::Result<ExitCode> {
     let (target, plugin) = target_or_builtin(target)?;
     if !std::io::stdout().is_terminal() {
@@ -41,9 +42,11 @@ pub fn ui(
     // Bound before the database is opened: an address in use fails the command untouched.
     let listeners = grpc.bind()?;
     let http_listeners = http.bind()?;
+    let isolation = isolate.bind(&plugin)?;
     let mut config = engine_args.config(Some(plugin.clone()))?;
     config.auto_skip = false;
     config.remote_workers = listeners.listening();
+    config.isolated = isolation.is_some();
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
@@ -52,13 +55,23 @@ pub fn ui(
         .with_context(|| format!("opening {}", engine_args.db.db))?;
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
+    let isolation = isolation
+        .map(|listener| listener.start(&handle))
+        .transpose()?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     let http = http_listeners.serve(handle.asynchronous())?;
     // Removed when the UI returns (the guard drops with this function's locals).
     let _endpoint = http.publish(&db);
     let options = AppOptions {
         // The UI has one line for the front ends; a listener that is off shows as its status.
-        sidecar: format!("{} · {}", sidecar.state.describe(), http.state.describe()),
+        sidecar: match &isolation {
+            Some(_) => format!(
+                "{} · {} · functions isolated in a worker process (--isolate)",
+                sidecar.state.describe(),
+                http.state.describe()
+            ),
+            None => format!("{} · {}", sidecar.state.describe(), http.state.describe()),
+        },
         clock,
         auto_skip: false,
         playing,

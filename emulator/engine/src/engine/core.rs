@@ -180,6 +180,8 @@ pub(crate) struct Core {
 /// workers, and the hub they take work from.
 struct RemoteExec {
     enabled: bool,
+    /// Every live episode, activity and entity batch goes to the workers (`--isolate`).
+    isolated: bool,
     hub: crate::remote::RemoteHub,
     /// Reconnect probes out, by instance (see `core/probe.rs`): while one is out, the instance's
     /// next episode waits, so the probe and a real episode never race.
@@ -373,7 +375,8 @@ impl Core {
             faults: FaultRules::default(),
             limits: config.limits,
             remote: RemoteExec {
-                enabled: config.remote_workers,
+                enabled: config.remote_workers || config.isolated,
+                isolated: config.isolated,
                 hub,
                 probing: HashMap::new(),
                 next_probe: 0,

@@ -76,6 +76,11 @@ pub struct EngineConfig {
     /// orchestration the plugin does not have (or with no plugin) is accepted, and the instance
     /// stays Pending until a connected worker takes it. Off, such a start is refused.
     pub remote_workers: bool,
+    /// Run no function in this process: every episode, activity and entity batch goes to remote
+    /// workers (a child `durable-emu worker` under `--isolate`), even the names the loaded plugin
+    /// has. The plugin still serves its manifest, reload checks, the replay stepper and forks,
+    /// which replay orchestrator code without running activities. Implies `remote_workers`.
+    pub isolated: bool,
 }
 
 /// What the engine does when the store refuses a batch: either way nothing of the batch is
@@ -124,6 +129,7 @@ impl EngineConfig {
             on_store_failure: StoreFailurePolicy::Retry,
             limits: Limits::default(),
             remote_workers: false,
+            isolated: false,
         }
     }
 }
@@ -388,7 +394,7 @@ impl Engine {
         let core_stopped_because = stopped_because.clone();
         let core_sink = sink.clone();
         let core_running = Arc::clone(&running);
-        let hub = crate::remote::RemoteHub::new(commands.clone());
+        let hub = crate::remote::RemoteHub::new(commands.clone(), config.limits.max_deliveries);
         let core_hub = hub.clone();
         let core = std::thread::Builder::new()
             .name("durable-emu-core".into())

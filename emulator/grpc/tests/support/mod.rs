@@ -28,6 +28,7 @@ pub async fn harness(auto_skip: bool) -> Harness {
         on_store_failure: StoreFailurePolicy::Stop,
         limits: Limits::default(),
         remote_workers: true,
+        isolated: false,
     })
     .unwrap();
     let service = durable_emu_grpc::service(engine.handle().asynchronous());

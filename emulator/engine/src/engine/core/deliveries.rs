@@ -324,3 +324,84 @@ impl Core {
         });
     }
 }
+
+impl Core {
+    /// Remote work whose worker went away while holding it `lost` times (`--max-deliveries`):
+    /// an activity fails (non-retriable, `DeliveryLimitReached`, which the code can catch); an
+    /// episode fails its instance, recorded by the host without running its code again. An
+    /// entity batch goes out once more: its operations are not the entity's to fail.
+    pub(crate) fn remote_delivery_limit(&mut self, work: crate::remote::Work, lost: u32) {
+        use crate::remote::Work;
+        let limit = self.limits.max_deliveries;
+        let gone = |what: &str| {
+            format!(
+                "{what} was delivered {lost} times and its worker went away each time before it answered (limit: --max-deliveries {limit})"
+            )
+        };
+        match work {
+            Work::Activity {
+                name,
+                instance_id,
+                execution_id,
+                task_id,
+                ..
+            } => {
+                let message = gone(&format!("activity '{name}' (#{task_id})"));
+                tracing::warn!(target: "durable_emu::engine", "instance '{instance_id}': {message}");
+                self.warn(Some(&instance_id), message.clone());
+                self.accept_activity_result(super::ActivityDone {
+                    instance_id,
+                    execution_id,
+                    task_id,
+                    name,
+                    outcome: durable_sdk::protocol::ActivityOutcome::Failed {
+                        failure: FailureDetails::new(DELIVERY_LIMIT, message).non_retriable(),
+                    },
+                });
+            }
+            Work::Episode { name, request } => {
+                let instance_id = request.instance_id;
+                let Some(episode) = self.mirror.remote_episodes.remove(&instance_id) else {
+                    return;
+                };
+                let message = gone(&format!(
+                    "orchestrator '{name}' (episode at event {})",
+                    request.history_len
+                ));
+                tracing::warn!(target: "durable_emu::engine", "instance '{instance_id}': {message}");
+                self.warn(Some(&instance_id), message.clone());
+                let failure = FailureDetails::new(DELIVERY_LIMIT, message).non_retriable();
+                let recorded = self
+                    .record_host_episode(
+                        &instance_id,
+                        episode.delivered,
+                        vec![EventKind::ExecutionCompleted {
+                            status: RuntimeStatus::Failed,
+                            result: Value::Null,
+                            failure: Some(failure.clone()),
+                        }],
+                    )
+                    .and_then(|()| {
+                        self.finish_instance(
+                            &instance_id,
+                            RuntimeStatus::Failed,
+                            Value::Null,
+                            Some(failure),
+                        )
+                    });
+                if let Err(error) = recorded {
+                    self.fail_batch(format!(
+                        "cannot record that instance '{instance_id}' reached the delivery limit: {error}"
+                    ));
+                }
+            }
+            work @ Work::Entity { .. } => {
+                let parked = self.remote.hub.submit(work);
+                if let Some(parked) = parked {
+                    self.batch.outbox.push(crate::remote::parked_event(parked));
+                }
+            }
+            Work::Probe { .. } => {}
+        }
+    }
+}

@@ -810,7 +810,9 @@ impl Core {
         };
         match active {
             Some(plugin)
-                if plugin.manifest.entities.contains(&name) && !samples_step_aside(plugin) =>
+                if !self.remote.isolated
+                    && plugin.manifest.entities.contains(&name)
+                    && !samples_step_aside(plugin) =>
             {
                 Runner::Plugin(plugin.handle)
             }

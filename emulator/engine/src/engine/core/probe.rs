@@ -401,7 +401,7 @@ impl Core {
     ) -> Result<Option<(String, OrchestratorRequest)>, EngineError> {
         let record = self.failed_record(instance_id)?;
         let remote = self.remote.enabled
-            && self.plugin_running(record.build, &record.name).is_none()
+            && (self.remote.isolated || self.plugin_running(record.build, &record.name).is_none())
             && self.remote.hub.runs_orchestration(&record.name);
         if !remote {
             return Ok(None);

@@ -41,10 +41,11 @@ impl Core {
     pub(super) fn runs_remotely(&self, instance_id: &str) -> bool {
         self.remote.enabled
             && self.mirror.live.get(instance_id).is_some_and(|live| {
-                !self.diverged_from_missing_build(instance_id)
-                    && self
-                        .plugin_running(live.record.build, &live.record.name)
-                        .is_none()
+                self.remote.isolated
+                    || (!self.diverged_from_missing_build(instance_id)
+                        && self
+                            .plugin_running(live.record.build, &live.record.name)
+                            .is_none())
             })
     }
 
@@ -148,12 +149,13 @@ impl Core {
                 .live
                 .get(&out.work.instance_id)
                 .and_then(|live| live.record.build);
-            let local = self.plugin_for(build).filter(|(number, _)| {
-                self.builds
-                    .loaded
-                    .get(number)
-                    .is_some_and(|plugin| plugin.manifest.activities.contains(&out.work.name))
-            });
+            let local =
+                self.plugin_for(build).filter(|(number, _)| {
+                    !self.remote.isolated
+                        && self.builds.loaded.get(number).is_some_and(|plugin| {
+                            plugin.manifest.activities.contains(&out.work.name)
+                        })
+                });
             match (local, &self.workers.jobs) {
                 (Some((_, plugin)), Some(jobs)) => {
                     let _ = jobs.send(Job::Activity(ActivityJob {

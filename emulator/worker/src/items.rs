@@ -1,0 +1,435 @@
+//! One work item's life in the worker: read it off the wire, wait for a slot under its kind's
+//! limit, run it on a blocking thread through the plugin boundary with the build active when it
+//! starts, send the answer, report. Items held when the worker stops are abandoned (handed back
+//! to the backend) rather than dropped, so the backend can redeliver them at once.
+//!
+//! Knows the proto and the SDK's protocol (through `durable_emu_grpc::mapping`); knows nothing of
+//! connections or reconnecting (`lib.rs`).
+
+use crate::{Client, ItemKind, Shared, WorkerEvent};
+use durable_emu_grpc::mapping;
+use durable_emu_grpc::proto;
+use durable_emu_grpc::proto::work_item::Request;
+use durable_sdk::FailureDetails;
+use durable_sdk::history::RuntimeStatus;
+use durable_sdk::protocol::{
+    Action, ActionKind, ActivityOutcome, ActivityRequest, EntityBatchRequest, OrchestratorResponse,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// `error_type` of a failure the worker reports for a function the plugin boundary could not run
+/// (the same name the emulator uses in process).
+const PLUGIN_ERROR: &str = "PluginError";
+
+/// A held item, by completion token, for abandoning what is still held when the worker stops.
+#[derive(Debug, Clone)]
+struct Held {
+    kind: ItemKind,
+    name: String,
+    instance_id: String,
+    task_id: Option<i32>,
+}
+
+/// Tokens of the items held right now (one worker per process, so one ledger).
+static HELD: LazyLock<Mutex<HashMap<String, Held>>> = LazyLock::new(Default::default);
+
+fn ledger() -> std::sync::MutexGuard<'static, HashMap<String, Held>> {
+    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A work item ready to run: what it is, and the request in the SDK's types.
+enum Work {
+    Orchestration(proto::OrchestratorRequest),
+    Activity(ActivityRequest),
+    Entity(EntityBatchRequest),
+}
+
+/// Takes one item off the stream: a health ping is nothing; anything else becomes a task in
+/// `held` (or, when stopping or unreadable, is abandoned).
+pub(crate) fn accept(
+    item: proto::WorkItem,
+    client: &Client,
+    shared: &Arc<Shared>,
+    held: &mut JoinSet<()>,
+) {
+    let token = item.completion_token;
+    let mut task_id = None;
+    let (work, kind, name, instance_id) = match item.request {
+        None | Some(Request::HealthPing(_)) => return,
+        Some(Request::OrchestratorRequest(request)) => {
+            let name = orchestration_name(&request.past_events, &request.new_events);
+            let instance_id = request.instance_id.clone();
+            (
+                Ok(Work::Orchestration(request)),
+                ItemKind::Orchestration,
+                name,
+                instance_id,
+            )
+        }
+        Some(Request::ActivityRequest(request)) => {
+            let instance_id = request
+                .orchestration_instance
+                .as_ref()
+                .map(|instance| instance.instance_id.clone())
+                .unwrap_or_default();
+            let name = request.name.clone();
+            task_id = Some(request.task_id);
+            let work =
+                mapping::payload_from_wire("ActivityRequest.input", request.input.as_deref())
+                    .map(|input| {
+                        Work::Activity(ActivityRequest {
+                            name: request.name,
+                            input,
+                            instance_id: instance_id.clone(),
+                            task_id: request.task_id,
+                            // The wire does not say which delivery this is.
+                            attempt: 1,
+                        })
+                    })
+                    .map_err(|error| error.to_string());
+            (work, ItemKind::Activity, name, instance_id)
+        }
+        Some(Request::EntityRequestV2(request)) => {
+            let instance_id = request.instance_id.clone();
+            let work = mapping::entity_request_from_wire(&request)
+                .map(Work::Entity)
+                .map_err(|error| error.to_string());
+            (
+                work,
+                ItemKind::Entity,
+                entity_name(&instance_id),
+                instance_id,
+            )
+        }
+        Some(Request::EntityRequest(request)) => {
+            let instance_id = request.instance_id.clone();
+            let work = mapping::entity_batch_request_from_wire(&request)
+                .map(Work::Entity)
+                .map_err(|error| error.to_string());
+            (
+                work,
+                ItemKind::Entity,
+                entity_name(&instance_id),
+                instance_id,
+            )
+        }
+    };
+    let what = Held {
+        kind,
+        name,
+        instance_id,
+        task_id,
+    };
+    let client = client.clone();
+    let shared = Arc::clone(shared);
+    let stopping = *shared.stopping.borrow();
+    let work = match work {
+        Ok(work) if !stopping => work,
+        Ok(_) => {
+            held.spawn(async move {
+                abandon(&client, &shared, &token, &what, "the worker is stopping").await;
+            });
+            return;
+        }
+        Err(reason) => {
+            held.spawn(async move {
+                let reason = format!("the work item does not decode: {reason}");
+                abandon(&client, &shared, &token, &what, &reason).await;
+            });
+            return;
+        }
+    };
+    ledger().insert(token.clone(), what.clone());
+    shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    held.spawn(async move {
+        run(work, token.clone(), what, client, Arc::clone(&shared)).await;
+        ledger().remove(&token);
+        shared.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+async fn run(work: Work, token: String, what: Held, mut client: Client, shared: Arc<Shared>) {
+    let slots = match what.kind {
+        ItemKind::Orchestration => &shared.orchestrations,
+        ItemKind::Activity => &shared.activities,
+        ItemKind::Entity => &shared.entities,
+    };
+    let permit = tokio::select! {
+        permit = Arc::clone(slots).acquire_owned() => permit,
+        _ = crate::stopped(shared.stopping.clone()) => {
+            ledger().remove(&token);
+            abandon(&client, &shared, &token, &what, "the worker stopped before it ran").await;
+            return;
+        }
+    };
+    let Ok(_permit) = permit else { return };
+    (shared.events)(WorkerEvent::Started {
+        kind: what.kind,
+        name: what.name.clone(),
+        instance_id: what.instance_id.clone(),
+        task_id: what.task_id,
+    });
+    let started = Instant::now();
+    let plugin = shared.functions.current();
+    let answer = match work {
+        Work::Activity(request) => {
+            let task_id = request.task_id;
+            let outcome =
+                tokio::task::spawn_blocking(move || match plugin.handle.run_activity(&request) {
+                    Ok(outcome) => outcome,
+                    Err(error) => ActivityOutcome::Failed {
+                        failure: FailureDetails::new(PLUGIN_ERROR, error.to_string()),
+                    },
+                })
+                .await
+                .unwrap_or_else(|join| ActivityOutcome::Failed {
+                    failure: FailureDetails::new(PLUGIN_ERROR, join.to_string()),
+                });
+            let failed = matches!(outcome, ActivityOutcome::Failed { .. });
+            Answer::Activity(
+                mapping::activity_outcome_to_wire(&what.instance_id, task_id, &token, &outcome),
+                failed,
+            )
+        }
+        Work::Orchestration(mut request) => {
+            if request.requires_history_streaming {
+                match fetch_history(&mut client, &request).await {
+                    Ok(past) => request.past_events = past,
+                    Err(status) => {
+                        report_not_delivered(&shared, &what, &status);
+                        return;
+                    }
+                }
+            }
+            let response = match mapping::orchestrator_request_from_wire(&request) {
+                Ok(request) => tokio::task::spawn_blocking(move || {
+                    plugin
+                        .handle
+                        .orchestrate(&request)
+                        .map_err(|error| error.to_string())
+                })
+                .await
+                .unwrap_or_else(|join| Err(join.to_string())),
+                Err(error) => Err(format!("the episode's history does not decode: {error}")),
+            };
+            let (response, failed) = match response {
+                Ok(response) => {
+                    let failed = ends_failed(&response);
+                    (response, failed)
+                }
+                Err(reason) => (plugin_failure(&request, reason), true),
+            };
+            Answer::Orchestration(
+                mapping::orchestrator_response_to_wire(&what.instance_id, &token, &response),
+                failed,
+            )
+        }
+        Work::Entity(request) => {
+            let result = tokio::task::spawn_blocking(move || {
+                let result = plugin.handle.run_entity_batch(&request);
+                (request, result)
+            })
+            .await;
+            let answer = match result {
+                Ok((request, Ok(result))) => {
+                    mapping::entity_batch_result_to_wire(&token, &request, &result)
+                }
+                Ok((_, Err(error))) => batch_failure(&token, error.to_string()),
+                Err(join) => batch_failure(&token, join.to_string()),
+            };
+            let failed = answer.failure_details.is_some();
+            Answer::Entity(answer, failed)
+        }
+    };
+    // Reported before the answer is sent: the function has run, so a worker that dies from
+    // here on died in something else (an `--isolate` supervisor says what it was running).
+    (shared.events)(WorkerEvent::Finished {
+        kind: what.kind,
+        name: what.name.clone(),
+        instance_id: what.instance_id.clone(),
+        task_id: what.task_id,
+        failed: answer.failed(),
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
+    let sent = match answer {
+        Answer::Activity(answer, _) => client.complete_activity_task(answer).await.map(drop),
+        Answer::Orchestration(answer, _) => {
+            client.complete_orchestrator_task(answer).await.map(drop)
+        }
+        Answer::Entity(answer, _) => client.complete_entity_task(answer).await.map(drop),
+    };
+    match sent {
+        Ok(()) => {
+            shared.counters.done.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(status) => report_not_delivered(&shared, &what, &status),
+    }
+}
+
+/// A work item's answer, and whether the function failed.
+enum Answer {
+    Activity(proto::ActivityResponse, bool),
+    Orchestration(proto::OrchestratorResponse, bool),
+    Entity(proto::EntityBatchResult, bool),
+}
+
+impl Answer {
+    fn failed(&self) -> bool {
+        match self {
+            Answer::Activity(_, failed)
+            | Answer::Orchestration(_, failed)
+            | Answer::Entity(_, failed) => *failed,
+        }
+    }
+}
+
+fn report_not_delivered(shared: &Shared, what: &Held, status: &tonic::Status) {
+    (shared.events)(WorkerEvent::NotDelivered {
+        kind: what.kind,
+        name: what.name.clone(),
+        instance_id: what.instance_id.clone(),
+        reason: format!("{:?}: {}", status.code(), status.message()),
+    });
+}
+
+/// Hands every item still held back to the backend (the worker is stopping past its drain
+/// timeout).
+pub(crate) async fn abandon_remaining(shared: &Arc<Shared>, client: &Client) {
+    let remaining: Vec<(String, Held)> = ledger().drain().collect();
+    for (token, what) in remaining {
+        abandon(
+            client,
+            shared,
+            &token,
+            &what,
+            "still running when the drain timeout ran out",
+        )
+        .await;
+    }
+}
+
+async fn abandon(client: &Client, shared: &Shared, token: &str, what: &Held, reason: &str) {
+    let mut client = client.clone();
+    let completion_token = token.to_string();
+    // An abandon that does not arrive changes nothing: the backend redelivers what a closed
+    // stream held anyway.
+    let _ = match what.kind {
+        ItemKind::Orchestration => client
+            .abandon_task_orchestrator_work_item(proto::AbandonOrchestrationTaskRequest {
+                completion_token,
+            })
+            .await
+            .map(|_| ()),
+        ItemKind::Activity => client
+            .abandon_task_activity_work_item(proto::AbandonActivityTaskRequest { completion_token })
+            .await
+            .map(|_| ()),
+        ItemKind::Entity => client
+            .abandon_task_entity_work_item(proto::AbandonEntityTaskRequest { completion_token })
+            .await
+            .map(|_| ()),
+    };
+    shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+    (shared.events)(WorkerEvent::Abandoned {
+        kind: what.kind,
+        name: what.name.clone(),
+        instance_id: what.instance_id.clone(),
+        reason: reason.to_string(),
+    });
+}
+
+/// The past events of an episode whose backend streams them (`requiresHistoryStreaming`).
+async fn fetch_history(
+    client: &mut Client,
+    request: &proto::OrchestratorRequest,
+) -> Result<Vec<proto::HistoryEvent>, tonic::Status> {
+    let mut chunks = client
+        .stream_instance_history(proto::StreamInstanceHistoryRequest {
+            instance_id: request.instance_id.clone(),
+            execution_id: request.execution_id.clone(),
+            for_work_item_processing: true,
+        })
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(chunk) = chunks.message().await? {
+        events.extend(chunk.events);
+    }
+    Ok(events)
+}
+
+/// The orchestration's name, from its `executionStarted` event.
+fn orchestration_name(past: &[proto::HistoryEvent], new: &[proto::HistoryEvent]) -> String {
+    use proto::history_event::EventType;
+    past.iter()
+        .chain(new)
+        .find_map(|event| match &event.event_type {
+            Some(EventType::ExecutionStarted(started)) => Some(started.name.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// `@counter@a` -> `counter`.
+fn entity_name(instance_id: &str) -> String {
+    instance_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split('@').next())
+        .unwrap_or(instance_id)
+        .to_string()
+}
+
+/// Whether an episode's answer ends the orchestration as failed.
+fn ends_failed(response: &OrchestratorResponse) -> bool {
+    response.actions.iter().any(|action| {
+        matches!(
+            action.kind,
+            ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::Failed,
+                ..
+            }
+        )
+    })
+}
+
+/// The answer for an episode the plugin could not run: the orchestration fails (redelivering
+/// it would fail the same way).
+fn plugin_failure(request: &proto::OrchestratorRequest, reason: String) -> OrchestratorResponse {
+    let next_id = request
+        .past_events
+        .iter()
+        .chain(&request.new_events)
+        .map(|event| event.event_id)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    OrchestratorResponse {
+        actions: vec![Action {
+            id: next_id,
+            kind: ActionKind::CompleteOrchestration {
+                status: RuntimeStatus::Failed,
+                result: Value::Null,
+                failure: Some(FailureDetails::new(PLUGIN_ERROR, reason).non_retriable()),
+                carryover_events: vec![],
+            },
+        }],
+        ..Default::default()
+    }
+}
+
+/// The answer for an entity batch the plugin could not run at all.
+fn batch_failure(token: &str, reason: String) -> proto::EntityBatchResult {
+    proto::EntityBatchResult {
+        failure_details: Some(mapping::failure_to_wire(&FailureDetails::new(
+            PLUGIN_ERROR,
+            reason,
+        ))),
+        completion_token: token.to_string(),
+        ..Default::default()
+    }
+}
