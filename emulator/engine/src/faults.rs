@@ -216,7 +216,7 @@ impl fmt::Display for FaultEffect {
                 Ok(())
             }
             FaultEffect::Pending(polls) => {
-                write!(f, "answer 202 Accepted to polls 0-{}", polls - 1)
+                write!(f, "answer 202 Accepted to polls below {polls}")
             }
             FaultEffect::HttpTimeout => {
                 f.write_str("time out (HttpTimeout after the request's timeout)")
