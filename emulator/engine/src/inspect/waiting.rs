@@ -46,8 +46,12 @@ impl OpenCalls {
             EventKind::TimerFired { timer_id, .. } => {
                 self.timers.remove(timer_id);
             }
-            EventKind::TaskScheduled { name, .. } => {
-                self.activities.insert(event.event_id, name.clone());
+            EventKind::TaskScheduled { name, input } => {
+                // An HTTP request is named by what it asks (`HTTP GET /jobs/1`), not by the
+                // built-in activity every request shares.
+                let shown = super::http::request(name, input)
+                    .map_or_else(|| name.clone(), |wire| super::http::call_name(&wire));
+                self.activities.insert(event.event_id, shown);
             }
             EventKind::TaskCompleted {
                 task_scheduled_id, ..
@@ -387,6 +391,24 @@ mod tests {
             describe(&waits(&[], &after), None),
             "activity Square in flight"
         );
+    }
+
+    #[test]
+    fn an_http_request_in_flight_is_named_by_what_it_asks() {
+        let open = open(
+            r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/jobs/1","timeoutMs":1000,"poll":3}
+            OrchestratorCompleted
+            "#,
+        );
+        let waits = waits(&[], &open);
+        assert_eq!(
+            describe(&waits, None),
+            "activity HTTP GET /jobs/1 in flight"
+        );
+        assert_eq!(summary(&waits, None), "HTTP GET /jobs/1");
     }
 
     #[test]
