@@ -656,7 +656,10 @@ mod tests {
         assert_eq!(
             calls,
             [
-                ("call_http POST http://127.0.0.1:8088/jobs".to_string(), false),
+                (
+                    "call_http POST http://127.0.0.1:8088/jobs".to_string(),
+                    false
+                ),
                 ("create_timer".to_string(), false),
                 (
                     "call_http GET http://127.0.0.1:8088/jobs/1 (poll 1)".to_string(),
@@ -678,6 +681,9 @@ mod tests {
             "after TaskCompleted: HTTP 202 Accepted <- POST /jobs"
         );
         assert_eq!(step_description(&events, 6, &names), "after TimerCreated");
-        assert_eq!(step_description(&events, 0, &names), "before the first event");
+        assert_eq!(
+            step_description(&events, 0, &names),
+            "before the first event"
+        );
     }
 }

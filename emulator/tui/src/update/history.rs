@@ -2,9 +2,9 @@
 //! exchange above it), walk the continue-as-new chain, follow.
 
 use super::{json_overlay, moved, text_overlay};
-use durable_emu_engine::inspect::http;
 use crate::keymap::KeyAction;
 use crate::model::{Model, short_id};
+use durable_emu_engine::inspect::http;
 use ratatui::crossterm::event::KeyEvent;
 use serde_json::Value;
 
@@ -30,19 +30,17 @@ pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows
                     short_id(&history.instance_id)
                 );
                 let json = serde_json::to_value(event).unwrap_or(Value::Null);
-                model.overlay = Some(
-                    match http::exchange(history.events(), history.selected) {
-                        // An HTTP request's event: the exchange first (what a reader wants),
-                        // then the event as recorded.
-                        Some(mut lines) => {
-                            lines.push(String::new());
-                            lines.push("event JSON:".to_string());
-                            lines.push(serde_json::to_string_pretty(&json).unwrap_or_default());
-                            text_overlay(title, &lines.join("\n"))
-                        }
-                        None => json_overlay(title, &json),
-                    },
-                );
+                model.overlay = Some(match http::exchange(history.events(), history.selected) {
+                    // An HTTP request's event: the exchange first (what a reader wants),
+                    // then the event as recorded.
+                    Some(mut lines) => {
+                        lines.push(String::new());
+                        lines.push("event JSON:".to_string());
+                        lines.push(serde_json::to_string_pretty(&json).unwrap_or_default());
+                        text_overlay(title, &lines.join("\n"))
+                    }
+                    None => json_overlay(title, &json),
+                });
             }
         }
         KeyAction::PreviousExecution if history.execution > 0 => {
