@@ -18,6 +18,8 @@
 //! | `BenchFanOut`, `BenchChain` | benchmark workloads | [`mod@bench`] |
 //! | `CounterDemo` + entity `Counter` | durable entities (signals and calls) | [`counter`] |
 //! | `Transfer` + entity `Account` | critical section over two entities, compensation | [`transfer`] |
+//! | `HttpJobWorkflow` | Durable HTTP: a job started on an HTTP API, 202 polling | [`http_job_workflow`] |
+//! | `WatchOrchestration` | Durable HTTP against the emulator's own HTTP API | [`watch_orchestration`] |
 //!
 //! Every activity that simulates work is deterministic from its input, so every run of a sample
 //! gives the same results. `README.md` beside this crate shows how to run each one headless.
@@ -31,17 +33,19 @@ pub mod counter;
 mod durations;
 pub mod fan_out_fan_in;
 pub mod hello_sequence;
+pub mod http_job_workflow;
 pub mod monitor_job;
 pub mod order_saga;
 pub mod periodic_cleanup;
 pub mod process_payment;
 pub mod transfer;
+pub mod watch_orchestration;
 
 use durable_sdk::Registry;
 
 /// Every orchestrator, activity and entity of the samples, by name.
 pub fn registry() -> Registry {
-    let samples: [fn(Registry) -> Registry; 11] = [
+    let samples: [fn(Registry) -> Registry; 13] = [
         hello_sequence::register,
         fan_out_fan_in::register,
         monitor_job::register,
@@ -53,6 +57,8 @@ pub fn registry() -> Registry {
         bench::register,
         counter::register,
         transfer::register,
+        http_job_workflow::register,
+        watch_orchestration::register,
     ];
     samples
         .into_iter()
@@ -172,11 +178,13 @@ mod tests {
                 "CounterDemo",
                 "FanOutFanIn",
                 "HelloSequence",
+                "HttpJobWorkflow",
                 "MonitorJob",
                 "OrderSaga",
                 "PeriodicCleanup",
                 "ProcessPayment",
                 "Transfer",
+                "WatchOrchestration",
             ]
         );
         assert_eq!(

@@ -464,7 +464,7 @@ impl OrchestrationContext {
     }
 
     /// Takes a sequence id, records the action and opens the task's slot.
-    fn schedule_call(
+    pub(crate) fn schedule_call(
         &self,
         kind: TaskKind,
         name: &str,
@@ -506,7 +506,7 @@ impl OrchestrationContext {
 
     /// Schedules attempt 1 now and spawns the loop that schedules the timers and later attempts,
     /// so retries progress even while the caller awaits something else.
-    fn retrying_call(
+    pub(crate) fn retrying_call(
         &self,
         kind: TaskKind,
         name: &str,
@@ -588,7 +588,9 @@ pub(crate) fn failed_without_call(kind: TaskKind, name: &str, failure: FailureDe
     slot
 }
 
-fn add_duration(time: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+/// `time + delay`, saturating at the latest time chrono holds (which `create_timer` then refuses
+/// as out of range rather than wrapping).
+pub(crate) fn add_duration(time: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(delay)
         .ok()
         .and_then(|delay| time.checked_add_signed(delay))

@@ -1,8 +1,9 @@
 //! Fault injection rules: what can go wrong on purpose, where, and when (issue "Fault injection").
 //!
 //! A rule has a target (an activity, orchestration, sub-orchestration or external event, by name
-//! glob, optionally narrowed to instance ids; or an entity operation, by entity id glob and
-//! optionally operation glob), a trigger (attempts, the n-th call, every call, a
+//! glob, optionally narrowed to instance ids; an entity operation, by entity id glob and
+//! optionally operation glob; or a Durable HTTP request, by URL glob and optionally method glob),
+//! a trigger (attempts, the n-th call, every call, a
 //! seeded probability, or from a virtual time on), an optional limit, and one effect. Rules come
 //! from TOML scenario files, a compact command-line form, or the engine handle; both text forms go
 //! through one validation that names the field at fault and the values it accepts.
@@ -35,6 +36,10 @@ pub enum TargetKind {
     /// An entity operation, when it is about to run. The rule's `name` is the operation glob
     /// and its `instance` the entity id glob (`entity=@account@*,operation=withdraw`).
     Entity,
+    /// A Durable HTTP request (each request of a call: the first and every poll), when it is
+    /// scheduled. The rule's `name` is the URL glob and its `method` the method glob
+    /// (`http=http://127.0.0.1:8088/jobs/*,method=GET`).
+    Http,
 }
 
 impl TargetKind {
@@ -45,6 +50,7 @@ impl TargetKind {
             TargetKind::SubOrchestration => "sub-orchestration",
             TargetKind::Event => "event",
             TargetKind::Entity => "entity",
+            TargetKind::Http => "http",
         }
     }
 }
@@ -58,6 +64,9 @@ pub struct FaultTarget {
     pub name: String,
     /// Instance id glob; any instance when absent.
     pub instance: Option<String>,
+    /// For an `http` target: the method glob (upper case); any method when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// When a rule fires (among calls its target matches).
@@ -124,6 +133,22 @@ pub enum FaultEffect {
     /// The host crashes at this point: everything since the last commit is lost and the engine
     /// recovers from the store, as after a restart.
     Crash,
+    /// An HTTP request is answered with this response without reaching the server.
+    Answer {
+        /// The status, 100 to 599.
+        status: u16,
+        /// The body.
+        body: String,
+        /// Response headers (names lower-case).
+        headers: std::collections::BTreeMap<String, String>,
+    },
+    /// An HTTP request whose `poll` index is below this is answered `202 Accepted` with
+    /// `Location` = its own URI and `Retry-After: 1`, without reaching the server; from that
+    /// poll on, requests go through (the rule does not fire on them).
+    Pending(u32),
+    /// An HTTP request fails with `HttpTimeout` once its own timeout has passed on the virtual
+    /// clock, without reaching the server (what `timeout` means for an `http` target).
+    HttpTimeout,
 }
 
 impl FaultEffect {
@@ -138,17 +163,25 @@ impl FaultEffect {
             FaultEffect::Drop => "drop",
             FaultEffect::Duplicate => "duplicate",
             FaultEffect::Crash => "crash",
+            FaultEffect::Answer { .. } => "answer",
+            FaultEffect::Pending(_) => "pending",
+            FaultEffect::HttpTimeout => "timeout",
         }
     }
 
     fn applies_to(&self, kind: TargetKind) -> bool {
+        use TargetKind::{Activity, Entity, Event, Http};
         match self {
-            FaultEffect::Fail { .. } | FaultEffect::Panic { .. } => kind != TargetKind::Event,
-            FaultEffect::Timeout => kind != TargetKind::Event && kind != TargetKind::Entity,
-            FaultEffect::LoseResult | FaultEffect::RunTwice => kind == TargetKind::Activity,
-            FaultEffect::Drop | FaultEffect::Duplicate => kind == TargetKind::Event,
+            FaultEffect::Fail { .. } => kind != Event,
+            FaultEffect::Panic { .. } => kind != Event && kind != Http,
+            FaultEffect::Timeout => kind != Event && kind != Entity && kind != Http,
+            FaultEffect::LoseResult | FaultEffect::RunTwice => kind == Activity,
+            FaultEffect::Drop | FaultEffect::Duplicate => kind == Event,
             FaultEffect::Delay(_) => true,
-            FaultEffect::Crash => kind != TargetKind::Entity,
+            FaultEffect::Crash => kind != Entity && kind != Http,
+            FaultEffect::Answer { .. } | FaultEffect::Pending(_) | FaultEffect::HttpTimeout => {
+                kind == Http
+            }
         }
     }
 }
@@ -175,6 +208,19 @@ impl fmt::Display for FaultEffect {
             FaultEffect::Drop => f.write_str("drop the event"),
             FaultEffect::Duplicate => f.write_str("deliver the event twice"),
             FaultEffect::Crash => f.write_str("crash the host"),
+            FaultEffect::Answer { status, body, .. } => {
+                write!(f, "answer {status}")?;
+                if !body.is_empty() {
+                    write!(f, " with a {}-byte body", body.len())?;
+                }
+                Ok(())
+            }
+            FaultEffect::Pending(polls) => {
+                write!(f, "answer 202 Accepted to polls 0-{}", polls - 1)
+            }
+            FaultEffect::HttpTimeout => {
+                f.write_str("time out (HttpTimeout after the request's timeout)")
+            }
         }
     }
 }
@@ -222,6 +268,8 @@ pub struct RawRule {
     event: Option<String>,
     entity: Option<String>,
     operation: Option<String>,
+    http: Option<String>,
+    method: Option<String>,
     instance: Option<String>,
     attempts: Option<NumberOrText>,
     call: Option<u64>,
@@ -235,6 +283,10 @@ pub struct RawRule {
     message: Option<String>,
     non_retriable: Option<bool>,
     delay: Option<String>,
+    answer: Option<u16>,
+    body: Option<String>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    pending: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,8 +296,10 @@ enum NumberOrText {
     Text(String),
 }
 
-const EFFECTS: &str = "fail, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash";
-const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, entity, operation, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, effect";
+const EFFECTS: &str = "fail, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, refuse, answer, pending";
+const COMPACT_KEYS: &str = "activity, orchestration, sub-orchestration, event, entity, operation, http, method, instance, attempts, call, every, probability, seed, from, limit, name, error, non-retriable, panic, delay, timeout, lose-result, run-twice, drop, duplicate, crash, refuse, answer, body, pending, effect";
+/// What the `refuse` effect fails an HTTP request with.
+const REFUSED: &str = "connection refused (injected)";
 
 impl RawRule {
     /// Validates the fields into a rule; `default_seed` is used by probability rules without
@@ -257,18 +311,27 @@ impl RawRule {
             (TargetKind::SubOrchestration, self.sub_orchestration),
             (TargetKind::Event, self.event),
             (TargetKind::Entity, self.entity),
+            (TargetKind::Http, self.http),
         ];
         let mut given = targets
             .into_iter()
             .filter_map(|(kind, name)| name.map(|name| (kind, name)));
         let (kind, target) = given.next().ok_or_else(|| {
-            invalid("a target is required: one of `activity`, `orchestration`, `sub_orchestration`, `event` or `entity`, set to a name or glob")
+            invalid("a target is required: one of `activity`, `orchestration`, `sub_orchestration`, `event`, `entity` or `http`, set to a name or glob (a URL glob for `http`)")
         })?;
         if given.next().is_some() {
             return Err(invalid(
-                "only one target per rule: `activity`, `orchestration`, `sub_orchestration`, `event` or `entity`",
+                "only one target per rule: `activity`, `orchestration`, `sub_orchestration`, `event`, `entity` or `http`",
             ));
         }
+        let method = match (&self.method, kind) {
+            (Some(method), TargetKind::Http) => {
+                check_glob("`method`", method)?;
+                Some(method.trim().to_ascii_uppercase())
+            }
+            (Some(_), _) => return Err(invalid("`method` goes with `http` targets only")),
+            (None, _) => None,
+        };
         // An entity rule names the entity id (`@account@*`) and, optionally, the operation; it
         // is held as the operation glob (`name`) and the entity id glob (`instance`).
         let (name, instance) = if kind == TargetKind::Entity {
@@ -331,6 +394,8 @@ impl RawRule {
         let effect_name = match (&self.effect, &self.error_type) {
             (Some(effect), _) => effect.to_ascii_lowercase().replace('_', "-"),
             (None, Some(_)) => "fail".to_string(),
+            (None, None) if self.answer.is_some() => "answer".to_string(),
+            (None, None) if self.pending.is_some() => "pending".to_string(),
             (None, None) => {
                 return Err(invalid(format!(
                     "an `effect` is required: one of {EFFECTS}"
@@ -367,7 +432,45 @@ impl RawRule {
                         .map_err(|error| invalid(format!("`delay`: {error}")))?,
                 )
             }
+            "timeout" if kind == TargetKind::Http => FaultEffect::HttpTimeout,
             "timeout" => FaultEffect::Timeout,
+            "refuse" => FaultEffect::Fail {
+                error_type: durable_sdk::http::HTTP_CONNECTION_FAILED.to_string(),
+                message: self.message.clone().unwrap_or_else(|| REFUSED.to_string()),
+                non_retriable: false,
+            },
+            "answer" => {
+                let status = self.answer.ok_or_else(|| {
+                    invalid("effect `answer` needs `answer`, the status to answer, e.g. answer=503")
+                })?;
+                if !(100..=599).contains(&status) {
+                    return Err(invalid(format!(
+                        "`answer` must be an HTTP status from 100 to 599 (got {status})"
+                    )));
+                }
+                FaultEffect::Answer {
+                    status,
+                    body: self.body.clone().unwrap_or_default(),
+                    headers: self
+                        .headers
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value))
+                        .collect(),
+                }
+            }
+            "pending" => {
+                let polls = self.pending.ok_or_else(|| {
+                    invalid("effect `pending` needs `pending`, how many polls answer 202, e.g. pending=3")
+                })?;
+                if polls == 0 {
+                    return Err(invalid(
+                        "`pending` must be at least 1 (the number of requests answered 202)",
+                    ));
+                }
+                FaultEffect::Pending(polls)
+            }
             "lose-result" => FaultEffect::LoseResult,
             "run-twice" => FaultEffect::RunTwice,
             "drop" => FaultEffect::Drop,
@@ -379,6 +482,25 @@ impl RawRule {
                 )));
             }
         };
+        let answers = matches!(effect, FaultEffect::Answer { .. });
+        if !answers && (self.body.is_some() || self.headers.is_some()) {
+            return Err(invalid(format!(
+                "`body` and `headers` go with effect `answer`, not `{}`",
+                effect.keyword()
+            )));
+        }
+        if !answers && self.answer.is_some() {
+            return Err(invalid(format!(
+                "`answer` is an effect of its own: it does not go with `{}`",
+                effect.keyword()
+            )));
+        }
+        if !matches!(effect, FaultEffect::Pending(_)) && self.pending.is_some() {
+            return Err(invalid(format!(
+                "`pending` is an effect of its own: it does not go with `{}`",
+                effect.keyword()
+            )));
+        }
         if !matches!(effect, FaultEffect::Fail { .. }) && self.error_type.is_some() {
             return Err(invalid(format!(
                 "`error_type` goes with effect `fail`, not `{}`",
@@ -387,7 +509,7 @@ impl RawRule {
         }
         if !effect.applies_to(kind) {
             return Err(invalid(format!(
-                "effect `{}` does not apply to {} targets (activities: fail, panic, delay, timeout, lose-result, run-twice, crash; orchestrations and sub-orchestrations: fail, panic, delay, timeout, crash; events: drop, duplicate, delay, crash; entities: fail, panic, delay)",
+                "effect `{}` does not apply to {} targets (activities: fail, panic, delay, timeout, lose-result, run-twice, crash; orchestrations and sub-orchestrations: fail, panic, delay, timeout, crash; events: drop, duplicate, delay, crash; entities: fail, panic, delay; http: refuse, fail, answer, pending, delay, timeout)",
                 effect.keyword(),
                 kind.label()
             )));
@@ -403,6 +525,7 @@ impl RawRule {
                 kind,
                 name,
                 instance,
+                method,
             },
             trigger,
             limit: self.limit,
@@ -503,6 +626,8 @@ fn compact_to_raw(spec: &str) -> Result<RawRule, FaultRuleError> {
             "event" => raw.event = Some(required(value)?),
             "entity" => raw.entity = Some(required(value)?),
             "operation" => raw.operation = Some(required(value)?),
+            "http" => raw.http = Some(required(value)?),
+            "method" => raw.method = Some(required(value)?),
             "instance" => raw.instance = Some(required(value)?),
             "name" => raw.name = Some(required(value)?),
             "attempts" | "attempt" => raw.attempts = Some(NumberOrText::Text(required(value)?)),
@@ -548,8 +673,28 @@ fn compact_to_raw(spec: &str) -> Result<RawRule, FaultRuleError> {
                 raw.effect = Some("delay".into());
                 raw.delay = Some(required(value)?);
             }
-            "timeout" | "lose-result" | "run-twice" | "drop" | "duplicate" | "crash" => {
+            "timeout" | "lose-result" | "run-twice" | "drop" | "duplicate" | "crash" | "refuse" => {
                 raw.effect = Some(key.clone());
+            }
+            "answer" => {
+                let text = required(value)?;
+                raw.answer = Some(text.parse().map_err(|_| {
+                    invalid(format!(
+                        "`answer` must be an HTTP status from 100 to 599 (got '{text}')"
+                    ))
+                })?);
+                raw.effect = Some("answer".into());
+            }
+            // The rest of the field is the body: it may hold `=` but not a comma.
+            "body" => raw.body = Some(value.unwrap_or_default()),
+            "pending" => {
+                let text = required(value)?;
+                raw.pending = Some(text.parse().map_err(|_| {
+                    invalid(format!(
+                        "`pending` must be a whole number of polls (got '{text}')"
+                    ))
+                })?);
+                raw.effect = Some("pending".into());
             }
             "effect" => raw.effect = Some(required(value)?),
             other => {
@@ -630,6 +775,17 @@ pub struct Call<'a> {
     pub occurrence: Occurrence,
     /// The virtual time now.
     pub now: DateTime<Utc>,
+    /// For an HTTP request (kind `Http`, `name` its URI): its method and poll index.
+    pub http: Option<HttpCall<'a>>,
+}
+
+/// What an `http` rule matches besides the URI.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpCall<'a> {
+    /// `GET`, `POST`, ... (upper case).
+    pub method: &'a str,
+    /// 0 the call's first request, then 1, 2, ... for each poll of its `Location`.
+    pub poll: u32,
 }
 
 impl Call<'_> {
@@ -780,18 +936,26 @@ impl FaultRules {
             if state.rule.limit.is_some_and(|limit| state.fired >= limit) {
                 continue;
             }
-            if trigger_fires(&state.rule.trigger, state.matched, call) {
+            // A `pending` rule lets a request through from its K-th poll on: not a firing.
+            let let_through = match (&state.rule.effect, call.http) {
+                (FaultEffect::Pending(polls), Some(http)) => http.poll >= *polls,
+                _ => false,
+            };
+            if !let_through && trigger_fires(&state.rule.trigger, state.matched, call) {
                 state.fired += 1;
                 fired = Some(Fired {
                     rule_id: state.id,
                     label: state.label(),
                     effect: state.rule.effect.clone(),
-                    target: match call.kind {
-                        TargetKind::Entity => format!(
+                    target: match (call.kind, call.http) {
+                        (TargetKind::Http, Some(http)) => {
+                            format!("http {} {} (poll {})", http.method, call.name, http.poll)
+                        }
+                        (TargetKind::Entity, _) => format!(
                             "entity {} operation {} (attempt {})",
                             call.instance_id, call.name, call.occurrence.attempt
                         ),
-                        _ => format!(
+                        (_, _) => format!(
                             "{} {} (attempt {})",
                             call.kind.label(),
                             call.name,
@@ -812,8 +976,14 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 fn target_matches(target: &FaultTarget, call: &Call<'_>) -> bool {
     let kind_matches = target.kind == call.kind
         || (target.kind == TargetKind::Orchestration && call.kind == TargetKind::SubOrchestration);
+    let method_matches = match (&target.method, call.http) {
+        (None, _) => true,
+        (Some(pattern), Some(http)) => glob_matches(pattern, &http.method.to_ascii_uppercase()),
+        (Some(_), None) => false,
+    };
     kind_matches
         && glob_matches(&target.name, call.name)
+        && method_matches
         && target
             .instance
             .as_deref()
@@ -853,6 +1023,7 @@ mod tests {
                 attempt,
             },
             now: now(),
+            http: None,
         }
     }
 
@@ -864,6 +1035,7 @@ mod tests {
             TargetKind::SubOrchestration => "sub-orchestration=*,timeout",
             TargetKind::Event => "event=*,drop",
             TargetKind::Entity => "entity=*,panic",
+            TargetKind::Http => "http=*,refuse",
         };
         let mut rules = FaultRules::default();
         rules.add(
@@ -1055,6 +1227,157 @@ mod tests {
             let error = parse_compact(spec, 0).unwrap_err().to_string();
             assert!(error.contains(expected), "{spec}: {error}");
             assert!(error.contains(spec), "{spec}: {error}");
+        }
+    }
+
+    fn http_call<'a>(uri: &'a str, method: &'a str, poll: u32) -> Call<'a> {
+        Call {
+            kind: TargetKind::Http,
+            http: Some(HttpCall { method, poll }),
+            ..call(uri, 1)
+        }
+    }
+
+    #[test]
+    fn http_rules_match_url_and_method_and_say_which_request_they_hit() {
+        let mut rules = FaultRules::default();
+        rules.add(
+            parse_compact("http=http://127.0.0.1:*/jobs/*,method=get,refuse", 0).unwrap(),
+            now(),
+        );
+        let fired = rules
+            .decide(&http_call("http://127.0.0.1:8088/jobs/1", "GET", 2))
+            .unwrap();
+        assert_eq!(
+            fired.target,
+            "http GET http://127.0.0.1:8088/jobs/1 (poll 2)"
+        );
+        assert_eq!(
+            fired.effect,
+            FaultEffect::Fail {
+                error_type: "HttpConnectionFailed".into(),
+                message: "connection refused (injected)".into(),
+                non_retriable: false
+            }
+        );
+        assert!(
+            rules
+                .decide(&http_call("http://127.0.0.1:8088/jobs/1", "POST", 0))
+                .is_none()
+        );
+        assert!(
+            rules
+                .decide(&http_call("http://example.com/jobs/1", "GET", 0))
+                .is_none()
+        );
+        // An activity named like the URL is not an HTTP request.
+        assert!(
+            rules
+                .decide(&call("http://127.0.0.1:8088/jobs/1", 1))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_pending_rule_fires_below_its_poll_and_lets_the_rest_through() {
+        let mut rules = FaultRules::default();
+        rules.add(parse_compact("http=*,pending=2", 0).unwrap(), now());
+        let fired: Vec<bool> = (0..4)
+            .map(|poll| {
+                rules
+                    .decide(&http_call("http://h/s", "GET", poll))
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(fired, [true, true, false, false]);
+        assert_eq!(rules.list()[0].fired, 2);
+        assert_eq!(rules.list()[0].matched, 4);
+    }
+
+    #[test]
+    fn http_effects_parse_in_both_forms() {
+        let rule = parse_compact("http=*/api/*,answer=503,body=busy=yes", 0).unwrap();
+        assert_eq!(
+            rule.effect,
+            FaultEffect::Answer {
+                status: 503,
+                body: "busy=yes".into(),
+                headers: Default::default()
+            }
+        );
+        assert_eq!(
+            parse_compact("http=*,timeout", 0).unwrap().effect,
+            FaultEffect::HttpTimeout
+        );
+        assert_eq!(
+            parse_compact("activity=*,timeout", 0).unwrap().effect,
+            FaultEffect::Timeout
+        );
+        assert_eq!(
+            parse_compact("http=*,delay=5s", 0).unwrap().effect,
+            FaultEffect::Delay(Duration::from_secs(5))
+        );
+        assert!(matches!(
+            parse_compact("http=*,error=Boom:down", 0).unwrap().effect,
+            FaultEffect::Fail { .. }
+        ));
+        let rules = parse_scenario(
+            r#"
+            [[fault]]
+            http = "http://127.0.0.1:8088/*"
+            method = "POST"
+            answer = 429
+            body = "slow down"
+            headers = { "Retry-After" = "7" }
+            [[fault]]
+            http = "*"
+            pending = 3
+            "#,
+        )
+        .unwrap();
+        assert_eq!(rules[0].target.method.as_deref(), Some("POST"));
+        let FaultEffect::Answer {
+            status, headers, ..
+        } = &rules[0].effect
+        else {
+            panic!("{:?}", rules[0].effect);
+        };
+        assert_eq!((*status, headers["retry-after"].as_str()), (429, "7"));
+        assert_eq!(rules[1].effect, FaultEffect::Pending(3));
+    }
+
+    #[test]
+    fn invalid_http_rules_say_what_applies() {
+        let cases = [
+            (
+                "http=*,panic",
+                "http: refuse, fail, answer, pending, delay, timeout",
+            ),
+            ("http=*,crash", "does not apply to http targets"),
+            (
+                "activity=A,answer=200",
+                "does not apply to activity targets",
+            ),
+            (
+                "activity=A,method=GET,timeout",
+                "`method` goes with `http` targets only",
+            ),
+            ("http=*,answer=700", "from 100 to 599"),
+            ("http=*,answer=ok", "from 100 to 599"),
+            ("http=*,pending=0", "at least 1"),
+            (
+                "http=*,refuse,body=x",
+                "`body` and `headers` go with effect `answer`",
+            ),
+            (
+                "http=*,answer=200,pending=2",
+                "`answer` is an effect of its own",
+            ),
+            ("http=", "`http` needs a value"),
+        ];
+        for (spec, expected) in cases {
+            let error = parse_compact(spec, 0).unwrap_err().to_string();
+            assert!(error.contains(expected), "{spec}: {error}");
         }
     }
 

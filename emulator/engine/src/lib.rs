@@ -11,6 +11,8 @@
 //! - the SQLite store (crate-private; its records are re-exported here). [`clock`]: real and
 //!   virtual time.
 //! - [`engine`]: the core thread, workers, commands in and events out.
+//! - Durable HTTP (crate-private `http_calls`): the host performs each request of the built-in
+//!   activity `BuiltIn::HttpActivity` with a blocking client (no redirects, no proxy).
 //! - [`remote`]: the hub where remote workers (the gRPC sidecar's SDK workers) take episodes and
 //!   activities the loaded plugin lacks, and complete them.
 //! - [`export`]: the status and export JSON shapes.
@@ -18,8 +20,9 @@
 //!   replay stepper's calls and the fork plan) that every front end shares.
 //!
 //! Layering (docs/architecture.md#crates): `durable-sdk` <- this engine <- front ends. The engine knows nothing of
-//! any front end: it does not depend on ratatui, crossterm, clap or a network crate (the
-//! `layering` test fails if `cargo tree` shows one). The store and the core are private to this
+//! any front end: it does not depend on ratatui, crossterm, clap or a network server crate (the
+//! `layering` test fails if `cargo tree` shows one); its one network dependency is the blocking
+//! HTTP client (ureq) that performs orchestrations' Durable HTTP calls. The store and the core are private to this
 //! crate, so front ends reach them only through [`EngineHandle`] (and [`Reader`] for read-only
 //! queries). See `docs/architecture.md` for the whole map.
 
@@ -30,6 +33,7 @@ pub mod clock;
 pub mod engine;
 pub mod export;
 pub mod faults;
+mod http_calls;
 pub mod inspect;
 pub mod plugin;
 pub mod remote;

@@ -41,6 +41,7 @@ pub fn target_key(kind: TargetKind) -> &'static str {
         TargetKind::SubOrchestration => "sub-orchestration",
         TargetKind::Event => "event",
         TargetKind::Entity => "entity",
+        TargetKind::Http => "http",
     }
 }
 

@@ -40,6 +40,7 @@ use crossbeam_channel::Sender;
 use durable_sdk::FailureDetails;
 use durable_sdk::ffi::PluginHandle;
 use durable_sdk::history::{EventKind, HistoryEvent, ParentInstance, RuntimeStatus};
+use durable_sdk::http::HTTP_ACTIVITY;
 use durable_sdk::protocol::{
     ActionKind, ActivityOutcome, ActivityRequest, OrchestratorRequest, OrchestratorResponse,
 };
@@ -50,6 +51,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// Durable HTTP threads: requests mostly wait on the network, so many run at once and a call to
+/// a slow API does not hold up the next ones.
+const HTTP_THREADS: usize = 32;
 /// Most messages taken into one batch, so one transaction stays a reasonable size.
 const MAX_BATCH: usize = 20_000;
 /// Metadata key of the persisted virtual time.
@@ -80,6 +84,11 @@ struct ActivityJob {
     delivery: u32,
     plugin: PluginHandle,
     max_payload: usize,
+}
+
+/// The threads that perform Durable HTTP requests and the queue they take them from.
+struct HttpWorkers {
+    jobs: Sender<WorkRow>,
 }
 
 /// An activity's identity: the execution that scheduled it and its `TaskScheduled` id.
@@ -262,6 +271,11 @@ struct Outlets {
 struct WorkerPool {
     jobs: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
+    /// The Durable HTTP threads, started with the first HTTP call (an engine that makes none,
+    /// or only answers queries, never has them).
+    http: Option<HttpWorkers>,
+    /// What new worker threads report to.
+    outlets: WorkerOutlets,
     /// Starts of user code not yet known to have ended (see `deliveries`); none in memory.
     journal: Option<Arc<deliveries::StartJournal>>,
     /// Recovery counted the journal's starts into the store: empty it after the next commit.
@@ -320,13 +334,13 @@ impl Core {
                 None
             }
         };
-        let (jobs, workers) = spawn_workers(
-            config.workers.max(1),
-            commands,
-            events.clone(),
-            journal.clone(),
-            sink.clone(),
-        );
+        let worker_outlets = WorkerOutlets {
+            results: commands,
+            events: events.clone(),
+            journal: journal.clone(),
+            sink: sink.clone(),
+        };
+        let (jobs, workers) = spawn_workers(config.workers.max(1), &worker_outlets);
         let mut core = Self {
             store,
             clock,
@@ -345,6 +359,8 @@ impl Core {
             workers: WorkerPool {
                 jobs: Some(jobs),
                 threads: workers,
+                http: None,
+                outlets: worker_outlets,
                 journal,
                 journal_counted: false,
             },
@@ -542,6 +558,7 @@ impl Core {
         // the work stays outstanding in the store, to be redelivered on the next start.
         self.workers.jobs = None;
         self.workers.threads.clear();
+        self.workers.http = None;
     }
 
     fn wait_timeout(&self) -> Option<Duration> {
@@ -815,8 +832,15 @@ impl Core {
         self.dispatch_entity_batches();
         if self.remote.enabled {
             self.dispatch_mixed();
-        } else if let Some(jobs) = &self.workers.jobs {
+        } else {
             for InFlight { work, delivery } in std::mem::take(&mut self.batch.to_dispatch) {
+                if work.name == HTTP_ACTIVITY {
+                    self.dispatch_http(work);
+                    continue;
+                }
+                let Some(jobs) = &self.workers.jobs else {
+                    continue;
+                };
                 let build = self
                     .mirror
                     .live
@@ -837,6 +861,22 @@ impl Core {
                 waiter.answer(record.clone());
             }
         }
+    }
+
+    /// Hands a Durable HTTP request to the HTTP threads (whatever functions are loaded, and
+    /// never to a plugin or a remote worker: the host performs it), starting them the first time.
+    fn dispatch_http(&mut self, work: WorkRow) {
+        if self.workers.jobs.is_none() {
+            // Stopping: the work stays outstanding in the store and is redelivered on restart.
+            return;
+        }
+        let max_payload = self.limits.max_payload_bytes;
+        let outlets = &self.workers.outlets;
+        let http = self
+            .workers
+            .http
+            .get_or_insert_with(|| spawn_http_workers(outlets, max_payload));
+        let _ = http.jobs.send(work);
     }
 
     /// Sends one event to every subscriber now (committed state, or a failure report).
@@ -1274,21 +1314,49 @@ fn unstorable_timer(response: &OrchestratorResponse) -> Option<FailureDetails> {
         })
 }
 
-fn spawn_workers(
-    count: usize,
+/// Where a worker thread reports: results to the core, `ActivityStarted` to subscribers, starts
+/// and ends of user code to the start journal.
+#[derive(Clone)]
+struct WorkerOutlets {
     results: Sender<CoreMessage>,
     events: broadcast::Sender<EngineEvent>,
     journal: Option<Arc<deliveries::StartJournal>>,
     sink: Option<Sender<EngineEvent>>,
-) -> (Sender<Job>, Vec<JoinHandle<()>>) {
+}
+
+impl WorkerOutlets {
+    /// Runs one activity attempt as every activity runs: announced as started, noted in the
+    /// journal while it runs, its result sent to the core. False once the core is gone.
+    fn run_activity(&self, work: &WorkRow, run: impl FnOnce() -> ActivityDone) -> bool {
+        if self.sink.is_some() || self.events.receiver_count() > 0 {
+            let started = EngineEvent::ActivityStarted {
+                instance_id: work.instance_id.clone(),
+                task_id: work.task_id,
+                name: work.name.clone(),
+            };
+            if let Some(sink) = &self.sink {
+                let _ = sink.send(started.clone());
+            }
+            let _ = self.events.send(started);
+        }
+        let note = |end| {
+            if let Some(journal) = &self.journal {
+                journal.activity(&work.instance_id, &work.execution_id, work.task_id, end);
+            }
+        };
+        note(false);
+        let done = run();
+        note(true);
+        self.results.send(CoreMessage::ActivityDone(done)).is_ok()
+    }
+}
+
+fn spawn_workers(count: usize, outlets: &WorkerOutlets) -> (Sender<Job>, Vec<JoinHandle<()>>) {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let workers = (0..count)
         .filter_map(|index| {
             let queue = queue.clone();
-            let results = results.clone();
-            let events = events.clone();
-            let journal = journal.clone();
-            let sink = sink.clone();
+            let outlets = outlets.clone();
             std::thread::Builder::new()
                 .name(format!("durable-emu-worker-{index}"))
                 .spawn(move || {
@@ -1297,44 +1365,18 @@ fn spawn_workers(
                             Job::Activity(job) => job,
                             Job::Entity(job) => {
                                 let done = entities::run_entity_job(job);
-                                if results.send(CoreMessage::EntityBatchDone(done)).is_err() {
+                                if outlets
+                                    .results
+                                    .send(CoreMessage::EntityBatchDone(done))
+                                    .is_err()
+                                {
                                     return;
                                 }
                                 continue;
                             }
                         };
-                        if sink.is_some() || events.receiver_count() > 0 {
-                            let started = EngineEvent::ActivityStarted {
-                                instance_id: job.work.instance_id.clone(),
-                                task_id: job.work.task_id,
-                                name: job.work.name.clone(),
-                            };
-                            if let Some(sink) = &sink {
-                                let _ = sink.send(started.clone());
-                            }
-                            let _ = events.send(started);
-                        }
-                        let note = |end| {
-                            if let Some(journal) = &journal {
-                                journal.activity(
-                                    &job.work.instance_id,
-                                    &job.work.execution_id,
-                                    job.work.task_id,
-                                    end,
-                                );
-                            }
-                        };
-                        note(false);
-                        let (instance_id, execution_id, task_id) = (
-                            job.work.instance_id.clone(),
-                            job.work.execution_id.clone(),
-                            job.work.task_id,
-                        );
-                        let done = run_job(job);
-                        if let Some(journal) = &journal {
-                            journal.activity(&instance_id, &execution_id, task_id, true);
-                        }
-                        if results.send(CoreMessage::ActivityDone(done)).is_err() {
+                        let work = job.work.clone();
+                        if !outlets.run_activity(&work, || run_job(job)) {
                             return;
                         }
                     }
@@ -1343,6 +1385,65 @@ fn spawn_workers(
         })
         .collect();
     (jobs, workers)
+}
+
+/// Starts the threads that perform Durable HTTP requests: apart from the activity workers, so a
+/// slow API never holds up activities, and many, because a request mostly waits.
+fn spawn_http_workers(outlets: &WorkerOutlets, max_payload: usize) -> HttpWorkers {
+    let (jobs, queue) = crossbeam_channel::unbounded::<WorkRow>();
+    let client = crate::http_calls::HttpClient::new();
+    // A thread that cannot be started leaves the others to do its share.
+    (0..HTTP_THREADS).for_each(|index| {
+        let queue = queue.clone();
+        let outlets = outlets.clone();
+        let client = client.clone();
+        let _ = std::thread::Builder::new()
+            .name(format!("durable-emu-http-{index}"))
+            .spawn(move || {
+                for work in queue {
+                    let run = || run_http_job(&client, &work, max_payload);
+                    if !outlets.run_activity(&work, run) {
+                        return;
+                    }
+                }
+            });
+    });
+    HttpWorkers { jobs }
+}
+
+/// Performs one Durable HTTP request; every status is a result, and so is a failure to get one.
+fn run_http_job(
+    client: &crate::http_calls::HttpClient,
+    work: &WorkRow,
+    max_payload: usize,
+) -> ActivityDone {
+    let performed = crate::http_calls::parse_wire(&work.input)
+        .and_then(|wire| client.perform(&wire, max_payload));
+    let outcome = match performed {
+        Ok(response) => {
+            let result = serde_json::to_value(&response).unwrap_or(Value::Null);
+            let what = format!("the response of HTTP call #{}", work.task_id);
+            match payload::over_limit(&what, &result, max_payload) {
+                Some(reason) => ActivityOutcome::Failed {
+                    failure: FailureDetails::new(payload::PAYLOAD_TOO_LARGE, reason)
+                        .non_retriable(),
+                },
+                None => ActivityOutcome::Completed { result },
+            }
+        }
+        Err(error) => ActivityOutcome::Failed {
+            failure: error.failure().unwrap_or_else(|| {
+                FailureDetails::new(payload::PAYLOAD_TOO_LARGE, error.to_string()).non_retriable()
+            }),
+        },
+    };
+    ActivityDone {
+        instance_id: work.instance_id.clone(),
+        execution_id: work.execution_id.clone(),
+        task_id: work.task_id,
+        name: work.name.clone(),
+        outcome,
+    }
 }
 
 fn run_job(job: ActivityJob) -> ActivityDone {

@@ -420,6 +420,7 @@ impl Core {
                     }
                     // Outstanding (so a restart redelivers it) but not running yet, or ever.
                     faults::ActivityPlan::Withhold => self.store.add_work(&work)?,
+                    faults::ActivityPlan::Handled => {}
                     faults::ActivityPlan::FailWith(failure) => self.deliver(
                         instance_id,
                         EventKind::TaskFailed {

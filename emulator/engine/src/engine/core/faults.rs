@@ -1,8 +1,9 @@
 //! Carrying out injected faults on the core (the rules and decisions are in `crate::faults`).
 //!
 //! Rules are consulted where work is dispatched: an activity when its `TaskScheduled` is carried
-//! out, an orchestration when its instance is created, an external event when it is raised or
-//! sent. Every fired rule leaves a `FaultInjected` marker in the instance's history (rule, effect,
+//! out (a Durable HTTP request, the built-in activity `BuiltIn::HttpActivity`, meets the `http`
+//! rules then too), an orchestration when its instance is created, an external event when it is
+//! raised or sent. Every fired rule leaves a `FaultInjected` marker in the instance's history (rule, effect,
 //! what it hit), so views and exports can tell an injected failure from a real one.
 //! The host decides everything; no fault needs cooperation from the plugin.
 //!
@@ -12,11 +13,12 @@
 
 use super::{Core, InFlight, Live, Message, WorkKey, work_key};
 use crate::engine::{EngineError, EngineEvent};
-use crate::faults::{Call, FaultEffect, Fired, Occurrence, TargetKind};
+use crate::faults::{Call, FaultEffect, Fired, HttpCall, Occurrence, TargetKind};
 use crate::store::WorkRow;
 use chrono::{DateTime, Utc};
 use durable_sdk::FailureDetails;
 use durable_sdk::history::EventKind;
+use durable_sdk::http::{DurableHttpResponse, HTTP_ACTIVITY, HTTP_TIMEOUT};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -93,6 +95,8 @@ pub(super) enum ActivityPlan {
     Withhold,
     /// Do not run it: deliver this failure instead.
     FailWith(FailureDetails),
+    /// Do not run it: a rule delivered (or scheduled) its outcome already.
+    Handled,
 }
 
 impl Core {
@@ -125,6 +129,7 @@ impl Core {
     /// any rule needs attempts (counts are kept in memory and rebuilt after a restart).
     pub(super) fn prepare_call_counts(&mut self, instance_id: &str) -> Result<(), EngineError> {
         let needed = self.faults.targets(TargetKind::Activity)
+            || self.faults.targets(TargetKind::Http)
             || self.faults.targets(TargetKind::SubOrchestration)
             || self.faults.targets(TargetKind::Event);
         let Some(live) = self.mirror.live.get(instance_id) else {
@@ -173,6 +178,18 @@ impl Core {
         input: &Value,
         occurrence: Occurrence,
     ) -> Option<Fired> {
+        self.decide_call(kind, name, instance_id, input, occurrence, None)
+    }
+
+    fn decide_call(
+        &mut self,
+        kind: TargetKind,
+        name: &str,
+        instance_id: &str,
+        input: &Value,
+        occurrence: Occurrence,
+        http: Option<HttpCall<'_>>,
+    ) -> Option<Fired> {
         if !self.faults.targets(kind) {
             return None;
         }
@@ -184,6 +201,7 @@ impl Core {
             input,
             occurrence,
             now,
+            http,
         })
     }
 
@@ -210,7 +228,8 @@ impl Core {
             twice: false,
             lose_result: false,
         };
-        if !self.faults.targets(TargetKind::Activity) {
+        let http_rules = work.name == HTTP_ACTIVITY && self.faults.targets(TargetKind::Http);
+        if !self.faults.targets(TargetKind::Activity) && !http_rules {
             return dispatch;
         }
         let occurrence =
@@ -222,7 +241,11 @@ impl Core {
             &work.input,
             occurrence,
         ) else {
-            return dispatch;
+            return if http_rules {
+                self.plan_http(work, occurrence)
+            } else {
+                dispatch
+            };
         };
         self.mark(&work.instance_id, &fired, Some(work.task_id));
         if let Some(failure) = injected_failure(&fired) {
@@ -248,8 +271,129 @@ impl Core {
                 self.batch.crash = Some(work.instance_id.clone());
                 dispatch
             }
-            FaultEffect::Drop | FaultEffect::Duplicate => dispatch,
+            FaultEffect::Drop
+            | FaultEffect::Duplicate
+            | FaultEffect::Answer { .. }
+            | FaultEffect::Pending(_)
+            | FaultEffect::HttpTimeout => dispatch,
         }
+    }
+
+    /// Consults the `http` rules for a Durable HTTP request the instance just scheduled (no
+    /// activity rule fired on it). A request whose input is not a request meets no rule: the
+    /// host fails it as invalid.
+    fn plan_http(&mut self, work: &WorkRow, occurrence: Occurrence) -> ActivityPlan {
+        let dispatch = ActivityPlan::Dispatch {
+            twice: false,
+            lose_result: false,
+        };
+        let Ok(wire) = crate::http_calls::parse_wire(&work.input) else {
+            return dispatch;
+        };
+        let method = wire.method.trim().to_ascii_uppercase();
+        let http = HttpCall {
+            method: &method,
+            poll: wire.poll,
+        };
+        let Some(fired) = self.decide_call(
+            TargetKind::Http,
+            &wire.uri,
+            &work.instance_id,
+            &work.input,
+            occurrence,
+            Some(http),
+        ) else {
+            return dispatch;
+        };
+        self.mark(&work.instance_id, &fired, Some(work.task_id));
+        let answer = |status_code: u16, headers, content| {
+            serde_json::to_value(DurableHttpResponse {
+                status_code,
+                headers,
+                content,
+            })
+            .unwrap_or(Value::Null)
+        };
+        match fired.effect {
+            FaultEffect::Fail {
+                error_type,
+                message,
+                non_retriable,
+            } => {
+                let failure = FailureDetails::new(error_type, message);
+                ActivityPlan::FailWith(if non_retriable {
+                    failure.non_retriable()
+                } else {
+                    failure
+                })
+            }
+            FaultEffect::Answer {
+                status,
+                body,
+                headers,
+            } => {
+                self.complete_http(work, answer(status, headers, body));
+                ActivityPlan::Handled
+            }
+            FaultEffect::Pending(_) => {
+                let headers = [
+                    ("location".to_string(), wire.uri.clone()),
+                    ("retry-after".to_string(), "1".to_string()),
+                ];
+                self.complete_http(work, answer(202, headers.into(), String::new()));
+                ActivityPlan::Handled
+            }
+            FaultEffect::Delay(by) => {
+                let due = self.later(by);
+                self.defer(due, Deferred::Dispatch(work.clone()));
+                ActivityPlan::Withhold
+            }
+            FaultEffect::HttpTimeout => {
+                let limit = std::time::Duration::from_millis(wire.timeout_ms);
+                let failure = FailureDetails::new(
+                    HTTP_TIMEOUT,
+                    format!(
+                        "{method} {}: no response within {} (injected)",
+                        wire.uri,
+                        humantime::format_duration(limit)
+                    ),
+                );
+                let failed = EventKind::TaskFailed {
+                    task_scheduled_id: work.task_id,
+                    failure,
+                };
+                // In the inbox with its due time, so a restart keeps it waiting; the request is
+                // never outstanding work, so nothing ever sends it.
+                let due = self.later(limit);
+                if let Err(error) = self.defer_delivery(due, &work.instance_id, vec![failed]) {
+                    self.fail_batch(format!(
+                        "cannot hold back the injected timeout of instance '{}': {error}",
+                        work.instance_id
+                    ));
+                }
+                ActivityPlan::Handled
+            }
+            // Refused for `http` targets when the rule is made; a rule that got here anyway
+            // changes nothing.
+            FaultEffect::Panic { .. }
+            | FaultEffect::Timeout
+            | FaultEffect::LoseResult
+            | FaultEffect::RunTwice
+            | FaultEffect::Drop
+            | FaultEffect::Duplicate
+            | FaultEffect::Crash => dispatch,
+        }
+    }
+
+    /// Delivers a rule's answer to an HTTP request as the request's result.
+    fn complete_http(&mut self, work: &WorkRow, result: Value) {
+        self.deliver(
+            &work.instance_id,
+            EventKind::TaskCompleted {
+                task_scheduled_id: work.task_id,
+                result,
+            },
+        );
     }
 
     /// Consults the rules for an entity operation about to run (`attempt`: how often this
@@ -337,7 +481,10 @@ impl Core {
             | FaultEffect::LoseResult
             | FaultEffect::RunTwice
             | FaultEffect::Drop
-            | FaultEffect::Duplicate => {
+            | FaultEffect::Duplicate
+            | FaultEffect::Answer { .. }
+            | FaultEffect::Pending(_)
+            | FaultEffect::HttpTimeout => {
                 self.deliver(instance_id, started);
                 Ok(())
             }

@@ -135,9 +135,14 @@ impl Core {
     }
 
     /// After a commit, with remote workers on: each activity to the plugin if its build has the
-    /// name, else to the hub; prepared episodes to the hub.
+    /// name, else to the hub; prepared episodes to the hub. A Durable HTTP request is the host's
+    /// to perform, never a worker's.
     pub(super) fn dispatch_mixed(&mut self) {
         for out in std::mem::take(&mut self.batch.to_dispatch) {
+            if out.work.name == durable_sdk::http::HTTP_ACTIVITY {
+                self.dispatch_http(out.work);
+                continue;
+            }
             let build = self
                 .mirror
                 .live
