@@ -919,6 +919,26 @@ mod tests {
     }
 
     #[test]
+    fn an_http_failure_the_orchestration_rethrew_says_so() {
+        // The SDK names the request's task by the built-in activity in the failure it rethrows.
+        let text = r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/a","timeoutMs":1000,"poll":0}
+            OrchestratorStarted @1
+            TaskFailed #0 HttpTimeout: no answer within 1000 ms
+            ExecutionCompleted #1 Failed TaskFailed: Activity 'BuiltIn::HttpActivity' (#0) failed: no answer within 1000 ms > HttpTimeout: no answer within 1000 ms
+        "#;
+        assert_eq!(
+            failure_lines(text)[1..],
+            [
+                "✗ HTTP GET http://h/a #0: HttpTimeout: no answer within 1000 ms",
+                "→ rethrew",
+            ]
+        );
+    }
+
+    #[test]
     fn a_retried_sub_orchestration_numbers_its_attempts_and_a_plain_one_does_not() {
         let text = "
             OrchestratorStarted @0

@@ -15,6 +15,7 @@ use super::rows::{Answers, format_offset, truncate};
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent};
 use durable_sdk::http::{DurableHttpResponse, HTTP_ACTIVITY, HttpRequestWire};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 /// Whether an activity named `name` is an HTTP request.
@@ -27,7 +28,7 @@ pub fn request(name: &str, input: &Value) -> Option<HttpRequestWire> {
     if !is_http(name) {
         return None;
     }
-    serde_json::from_value(input.clone()).ok()
+    HttpRequestWire::deserialize(input).ok()
 }
 
 /// The request a `TaskScheduled` event records, if it is an HTTP request.
@@ -40,7 +41,7 @@ pub fn scheduled_request(kind: &EventKind) -> Option<HttpRequestWire> {
 
 /// The response an HTTP request's result carries, if it is one.
 pub fn response(result: &Value) -> Option<DurableHttpResponse> {
-    serde_json::from_value(result.clone()).ok()
+    DurableHttpResponse::deserialize(result).ok()
 }
 
 /// What a URI's request line names: its path and query (`/jobs/1?full=true`), `/` for none.
