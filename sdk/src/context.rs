@@ -298,7 +298,14 @@ impl OrchestrationContext {
         input: impl Serialize,
         policy: RetryPolicy,
     ) -> DurableTask<T> {
-        DurableTask::from_slot(self.retrying_call(TaskKind::Activity, name, input, None, policy))
+        DurableTask::from_slot(self.retrying_call(
+            TaskKind::Activity,
+            name,
+            input,
+            None,
+            policy,
+            None,
+        ))
     }
 
     /// Calls an HTTP API as a durable call: the host makes the request and records it; a 202
@@ -343,6 +350,7 @@ impl OrchestrationContext {
                 input,
                 options.instance_id,
                 policy,
+                None,
             ),
             None => {
                 self.schedule_call(TaskKind::SubOrchestration, name, input, options.instance_id)
@@ -505,7 +513,8 @@ impl OrchestrationContext {
     }
 
     /// Schedules attempt 1 now and spawns the loop that schedules the timers and later attempts,
-    /// so retries progress even while the caller awaits something else.
+    /// so retries progress even while the caller awaits something else. With a `deadline` (an
+    /// HTTP call's timeout), no attempt starts at or after it: the last failure stands.
     pub(crate) fn retrying_call(
         &self,
         kind: TaskKind,
@@ -513,6 +522,7 @@ impl OrchestrationContext {
         input: impl Serialize,
         instance_id: Option<String>,
         policy: RetryPolicy,
+        deadline: Option<DateTime<Utc>>,
     ) -> SlotRef {
         let input = match serde_json::to_value(input) {
             Ok(input) => input,
@@ -539,9 +549,13 @@ impl OrchestrationContext {
                 if !policy.should_retry(attempt, &error.failure, elapsed) {
                     break Err(error);
                 }
-                let delay = context.create_timer_after(policy.delay_after(attempt));
+                let retry_at =
+                    add_duration(context.current_utc_date_time(), policy.delay_after(attempt));
+                if deadline.is_some_and(|deadline| retry_at >= deadline) {
+                    break Err(error);
+                }
                 // A timer only fails if the host says so; either way the next attempt follows.
-                let _ = delay.await;
+                let _ = context.create_timer(retry_at).await;
                 attempt += 1;
                 current = context.schedule_call(kind, &name, &input, instance_id.clone());
             };

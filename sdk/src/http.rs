@@ -310,21 +310,19 @@ impl HttpCall {
     }
 
     /// Schedules one request, retried as the request's policy says. The policy's own limits
-    /// stand, and the call's deadline is one more: no attempt is retried once the budget the
-    /// request started with has passed.
+    /// stand, and the call's deadline is one more: no attempt starts at or after it. Every
+    /// attempt sends the same wire (fault rules count attempts of the same input).
     fn schedule(&self, ctx: &OrchestrationContext, wire: HttpRequestWire) -> SlotRef {
         match &self.request.retry {
             None => ctx.schedule_call(TaskKind::Activity, HTTP_ACTIVITY, &wire, None),
-            Some(policy) => {
-                let mut policy = policy.clone();
-                if let Some(remaining) = self.remaining(ctx.current_utc_date_time()) {
-                    let bounded = policy
-                        .retry_timeout
-                        .map_or(remaining, |own| own.min(remaining));
-                    policy = policy.with_retry_timeout(bounded);
-                }
-                ctx.retrying_call(TaskKind::Activity, HTTP_ACTIVITY, &wire, None, policy)
-            }
+            Some(policy) => ctx.retrying_call(
+                TaskKind::Activity,
+                HTTP_ACTIVITY,
+                &wire,
+                None,
+                policy.clone(),
+                self.deadline,
+            ),
         }
     }
 

@@ -56,6 +56,17 @@ async fn check_health(
     Ok(ctx.call_http(request).await?)
 }
 
+/// Retried every 4 s, but the whole call may take 10 s.
+async fn check_health_within(
+    ctx: OrchestrationContext,
+    _: Value,
+) -> Result<DurableHttpResponse, FailureDetails> {
+    let request = DurableHttpRequest::get("http://jobs.test:8088/health")
+        .timeout(Duration::from_secs(10))
+        .retry(RetryPolicy::new(5, Duration::from_secs(4)));
+    Ok(ctx.call_http(request).await?)
+}
+
 /// A body serde_json refuses (a map whose keys are not strings).
 async fn submit_bad_body(
     ctx: OrchestrationContext,
@@ -94,6 +105,7 @@ fn registry() -> Registry {
         .orchestrator("SubmitWithin", submit_within)
         .orchestrator("SubmitOnce", submit_once)
         .orchestrator("CheckHealth", check_health)
+        .orchestrator("CheckHealthWithin", check_health_within)
         .orchestrator("SubmitBadBody", submit_bad_body)
         .orchestrator("SubmitOrReport", submit_or_report)
         .orchestrator("SubmitTwo", submit_two)
@@ -488,6 +500,40 @@ fn a_retry_policy_retries_a_connection_failure_with_the_same_request() {
         submitted("CheckHealth", &health()),
     );
     assert_actions(&registry(), &history, &schedule(2, &health()));
+}
+
+#[test]
+fn no_retry_starts_past_the_calls_timeout() {
+    let health = wire(
+        "GET",
+        "http://jobs.test:8088/health",
+        json!({}),
+        false,
+        10_000,
+        0,
+    );
+    // Failed at 0:03: the retry at 0:07 is within the 10 s.
+    let history = format!(
+        "{}---\nOrchestratorStarted @0:03\nTaskFailed #0 HttpConnectionFailed: refused",
+        submitted("CheckHealthWithin", &health),
+    );
+    assert_actions(&registry(), &history, "CreateTimer #1 @0:07");
+    // Failed again at 0:08: a retry at 0:12 would start past the deadline; the failure stands.
+    // (The retry sends the same wire: fault rules count attempts of the same input.)
+    let history = format!(
+        "{}OrchestratorStarted @0:03\nTaskFailed #0 HttpConnectionFailed: refused\n\
+         TimerCreated #1 @0:07\nOrchestratorCompleted\nOrchestratorStarted @0:07\n\
+         TimerFired #1 @0:07\n{}\nOrchestratorCompleted\n---\nOrchestratorStarted @0:08\n\
+         TaskFailed #2 HttpConnectionFailed: refused",
+        submitted("CheckHealthWithin", &health),
+        scheduled(2, &health),
+    );
+    assert_actions(
+        &registry(),
+        &history,
+        "Complete #3 Failed TaskFailed: Activity 'BuiltIn::HttpActivity' (#2) failed: refused \
+         > HttpConnectionFailed: refused",
+    );
 }
 
 #[test]

@@ -81,7 +81,8 @@ pub fn instance_status(db: &str, instance_id: &str) -> PrintedStatus {
 }
 
 impl PrintedStatus {
-    fn from_output(output: Output) -> Self {
+    /// What a `run` or `status` command printed, read (for runs with arguments of their own).
+    pub fn from_output(output: Output) -> Self {
         Self {
             exit_code: output.status.code(),
             json: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),

@@ -421,6 +421,30 @@ mod tests {
     }
 
     #[test]
+    fn https_is_spoken_and_a_failed_handshake_is_a_connection_failure() {
+        // A server that answers plain HTTP to a TLS handshake.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.write_all(&response("200 OK", &[], "not tls"));
+                // Until the client hangs up.
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+            }
+        });
+        let error = HttpClient::new()
+            .perform(&wire("GET", format!("https://{address}/")), 1024)
+            .unwrap_err();
+        assert_eq!(
+            error.failure().unwrap().error_type,
+            HTTP_CONNECTION_FAILED,
+            "{error}"
+        );
+        // rustls read the answer as a TLS record: https is really spoken.
+        assert!(error.to_string().contains("corrupt message"), "{error}");
+    }
+
+    #[test]
     fn bad_requests_are_invalid_and_non_retriable_before_anything_is_sent() {
         let cases = [
             (wire("GET", "ftp://example.com/file".into()), "scheme 'ftp'"),

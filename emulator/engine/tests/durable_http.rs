@@ -12,7 +12,7 @@ use durable_emu_engine::faults::parse_compact;
 use durable_emu_engine::plugin::{LoadedPlugin, PluginOrigin};
 use durable_emu_testing::engine::{current_history, eventually, run, wait};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
-use durable_sdk::http::{DurableHttpResponse, HTTP_ACTIVITY, HttpRequestWire};
+use durable_sdk::http::{DurableHttpRequest, DurableHttpResponse, HTTP_ACTIVITY, HttpRequestWire};
 use durable_sdk::serde_json::{Value, json};
 use durable_sdk::{FailureDetails, OrchestrationContext, Registry};
 use std::collections::BTreeMap;
@@ -87,6 +87,48 @@ async fn http_polling(
     }
 }
 
+/// `ctx.call_http` itself: the SDK's loop over the host's requests. Input: `[method, uri]`.
+async fn call_http(
+    ctx: OrchestrationContext,
+    (method, uri): (String, String),
+) -> Result<Value, FailureDetails> {
+    let request = DurableHttpRequest::new(method, uri).body("{\"work\":1}");
+    Ok(outcome(ctx.call_http(request).await))
+}
+
+/// `ctx.call_http` of a GET with a 10-minute timeout, retried 3 times 10 s apart.
+async fn call_http_retried(
+    ctx: OrchestrationContext,
+    uri: String,
+) -> Result<Value, FailureDetails> {
+    let request = DurableHttpRequest::get(uri)
+        .timeout(Duration::from_secs(600))
+        .retry(durable_sdk::RetryPolicy::new(3, Duration::from_secs(10)));
+    Ok(outcome(ctx.call_http(request).await))
+}
+
+/// `n` GETs of `uri` at once; the statuses.
+async fn http_fan_out(
+    ctx: OrchestrationContext,
+    (uri, n): (String, u32),
+) -> Result<Vec<u16>, FailureDetails> {
+    let calls =
+        (0..n).map(|_| ctx.call_activity::<DurableHttpResponse>(HTTP_ACTIVITY, get(uri.clone())));
+    let responses = durable_sdk::when_all(calls).await?;
+    Ok(responses
+        .iter()
+        .map(|response| response.status_code)
+        .collect())
+}
+
+async fn echo(_ctx: durable_sdk::ActivityContext, value: Value) -> Result<Value, FailureDetails> {
+    Ok(value)
+}
+
+async fn echo_once(ctx: OrchestrationContext, value: Value) -> Result<Value, FailureDetails> {
+    Ok(ctx.call_activity::<Value>("Echo", value).await?)
+}
+
 fn outcome(result: Result<DurableHttpResponse, durable_sdk::TaskError>) -> Value {
     match result {
         Ok(response) => json!({"response": response}),
@@ -103,6 +145,11 @@ fn registry() -> Registry {
         .orchestrator("HttpOnce", http_once)
         .orchestrator("HttpTwice", http_twice)
         .orchestrator("HttpPolling", http_polling)
+        .orchestrator("CallHttp", call_http)
+        .orchestrator("HttpFanOut", http_fan_out)
+        .orchestrator("CallHttpRetried", call_http_retried)
+        .orchestrator("EchoOnce", echo_once)
+        .activity("Echo", echo)
 }
 
 durable_sdk::in_process_plugin!(registry);
@@ -403,6 +450,22 @@ fn a_closed_port_is_a_connection_failure_and_a_bad_uri_an_invalid_request() {
 }
 
 #[test]
+fn a_body_over_the_payload_limit_fails_the_request_non_retriably() {
+    let server = TestServer::start(|_, _| reply("200 OK", &"x".repeat(5000)));
+    let engine = Engine::start(EngineConfig {
+        limits: durable_emu_engine::Limits {
+            max_payload_bytes: 2000,
+            ..Default::default()
+        },
+        ..EngineConfig::in_memory(plugin())
+    })
+    .unwrap();
+    let output = call_once(&engine, get(server.url("/big")));
+    assert_eq!(output["failure"], "PayloadTooLarge", "{output}");
+    assert_eq!(output["nonRetriable"], true);
+}
+
+#[test]
 fn requests_are_the_hosts_even_with_remote_workers_on_and_none_connected() {
     let server = TestServer::start(|_, _| reply("200 OK", "from the host"));
     let engine = Engine::start(EngineConfig {
@@ -569,4 +632,121 @@ fn an_activity_rule_naming_the_built_in_activity_stays_an_activity_rule() {
     let output = call_once(&engine, get(server.url("/x")));
     assert_eq!(output["failure"], "Flaky");
     assert!(server.requests().is_empty());
+}
+
+// ----- through ctx.call_http --------------------------------------------------------------------
+
+#[test]
+fn call_http_polls_a_job_through_the_host_and_replays_without_calling_again() {
+    let server = TestServer::start(|request, before| match (request, before) {
+        ("POST /jobs", _) => Reply::With(
+            "202 Accepted",
+            vec!["Location: /jobs/7".into(), "Retry-After: 2".into()],
+            String::new(),
+        ),
+        ("GET /jobs/7", 1) => Reply::With(
+            "202 Accepted",
+            vec!["Location: /jobs/7".into()],
+            String::new(),
+        ),
+        ("GET /jobs/7", _) => reply("200 OK", "{\"result\":42}"),
+        _ => reply("404 Not Found", ""),
+    });
+    let engine = engine_with(&[]);
+    let record = run(
+        &engine.handle(),
+        "CallHttp",
+        json!(["POST", server.url("/jobs")]),
+        None,
+    );
+    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
+    assert_eq!(record.output["response"]["content"], "{\"result\":42}");
+    // Each episode replayed the requests before it: each reached the server once.
+    assert_eq!(
+        server.requests(),
+        ["POST /jobs", "GET /jobs/7", "GET /jobs/7"]
+    );
+    let history = current_history(&engine.handle(), &record.instance_id);
+    let polls: Vec<u64> = history
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::TaskScheduled { input, .. } => input["poll"].as_u64(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(polls, [0, 1, 2]);
+}
+
+#[test]
+fn call_http_meets_a_pending_rule_and_then_the_real_answer() {
+    let server = TestServer::start(|_, _| reply("200 OK", "finished"));
+    let engine = engine_with(&["http=*/report,pending=3"]);
+    let record = run(
+        &engine.handle(),
+        "CallHttp",
+        json!(["GET", server.url("/report")]),
+        None,
+    );
+    assert_eq!(
+        record.output["response"]["content"], "finished",
+        "{record:?}"
+    );
+    assert_eq!(server.requests(), ["GET /report"]);
+    let history = current_history(&engine.handle(), &record.instance_id);
+    assert_eq!(markers(&history).len(), 3);
+}
+
+#[test]
+fn many_requests_wait_at_once_while_activities_and_episodes_go_on() {
+    const IN_FLIGHT: u32 = 24;
+    // Every request waits at the gate until the test opens it.
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let server_gate = gate.clone();
+    let server = TestServer::start(move |_, _| {
+        let (open, opened) = &*server_gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = opened.wait(open).unwrap();
+        }
+        reply("200 OK", "")
+    });
+    let engine = engine_with(&[]);
+    let handle = engine.handle();
+    let fan_out = handle
+        .start_orchestration("HttpFanOut", json!([server.url("/slow"), IN_FLIGHT]), None)
+        .unwrap();
+    // All of them are at the server together: none queues behind another.
+    eventually("every request to be at the server at once", || {
+        server.requests().len() == IN_FLIGHT as usize
+    });
+    // Meanwhile the engine runs episodes and activities as usual.
+    let echoed = run(&handle, "EchoOnce", json!("still here"), None);
+    assert_eq!(echoed.output, json!("still here"));
+    {
+        let (open, opened) = &*gate;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+    let record = wait(&handle, &fan_out);
+    assert_eq!(record.status, RuntimeStatus::Completed, "{record:?}");
+    assert_eq!(record.output, json!(vec![200; IN_FLIGHT as usize]));
+}
+
+#[test]
+fn a_retry_policys_retries_are_attempts_two_and_three_of_the_request() {
+    let server = TestServer::start(|_, _| reply("200 OK", "third time lucky"));
+    let engine = engine_with(&["http=*,attempts=1-2,refuse"]);
+    let record = run(
+        &engine.handle(),
+        "CallHttpRetried",
+        json!(server.url("/flaky")),
+        None,
+    );
+    assert_eq!(
+        record.output["response"]["content"], "third time lucky",
+        "{record:?}"
+    );
+    assert_eq!(server.requests(), ["GET /flaky"]);
+    let history = current_history(&engine.handle(), &record.instance_id);
+    assert_eq!(markers(&history).len(), 2);
 }

@@ -686,8 +686,17 @@ impl Core {
     }
 }
 
-/// What makes two calls of one execution "the same call" for attempts.
+/// What makes two calls of one execution "the same call" for attempts. A Durable HTTP request's
+/// own timeout is left out: the SDK cuts it to what is left of the call's budget, so a retry of
+/// the same request carries a smaller one and would otherwise never count as attempt 2.
 fn call_key(kind: &str, name: &str, input: &Value) -> String {
+    if kind == "activity" && name == HTTP_ACTIVITY {
+        if let Some(fields) = input.as_object() {
+            let mut request = fields.clone();
+            request.remove("timeoutMs");
+            return format!("{kind}\u{0}{name}\u{0}{}", Value::Object(request));
+        }
+    }
     format!("{kind}\u{0}{name}\u{0}{input}")
 }
 
@@ -720,5 +729,22 @@ fn marker(fired: &Fired, task_scheduled_id: Option<i32>) -> EventKind {
         effect: fired.effect.to_string(),
         target: fired.target.clone(),
         task_scheduled_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_same_http_request_with_a_smaller_timeout_is_the_same_call() {
+        let request = |timeout_ms: u64, poll: u32| json!({"method": "GET", "uri": "http://h/x", "timeoutMs": timeout_ms, "poll": poll});
+        let key = |input: &Value| call_key("activity", HTTP_ACTIVITY, input);
+        assert_eq!(key(&request(600_000, 0)), key(&request(590_000, 0)));
+        assert_ne!(key(&request(600_000, 0)), key(&request(600_000, 1)));
+        // Another activity's input is taken whole.
+        let other = |input: &Value| call_key("activity", "Charge", input);
+        assert_ne!(other(&request(600_000, 0)), other(&request(590_000, 0)));
     }
 }
