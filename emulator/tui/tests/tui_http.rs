@@ -96,6 +96,17 @@ struct Ui {
 
 impl Ui {
     fn new(width: u16, height: u16, view_key: char) -> Self {
+        Self::with(width, height, view_key, RuntimeStatus::Completed, job_events())
+    }
+
+    /// The job instance in `status` with `events` as its history, in the view of `view_key`.
+    fn with(
+        width: u16,
+        height: u16,
+        view_key: char,
+        status: RuntimeStatus,
+        events: Vec<HistoryEvent>,
+    ) -> Self {
         let mut ui = Self {
             model: Model::new(
                 Rect::new(0, 0, width, height),
@@ -116,7 +127,7 @@ impl Ui {
         }));
         ui.send(Msg::Engine(EngineEvent::InstanceChanged {
             instance_id: "job-1".into(),
-            status: RuntimeStatus::Completed,
+            status,
             custom_status: None,
         }));
         ui.send(Msg::Tick);
@@ -130,7 +141,6 @@ impl Ui {
             }),
             "{asked:?}"
         );
-        let events = job_events();
         ui.send(Msg::Done(Outcome::History {
             instance_id: "job-1".into(),
             result: Ok(vec![ExecutionHistory {
@@ -385,6 +395,27 @@ fn the_stepper_names_an_http_request_the_code_emits_next() {
     let screen = ui.screen();
     assert!(
         screen.contains("#2 call_http GET http://127.0.0.1:8088/jobs/1 (poll 1)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_history_header_says_which_request_the_instance_waits_for() {
+    // Cut after the first poll was sent (event 10): it is in flight.
+    let mut events = job_events();
+    events.truncate(12);
+    let mut ui = Ui::with(100, 30, '2', RuntimeStatus::Running, events.clone());
+    // The instance list follows live events, as the engine sends them.
+    ui.send(Msg::Engine(EngineEvent::HistoryAppended {
+        instance_id: "job-1".into(),
+        execution_id: "e1".into(),
+        first_seq: 0,
+        events,
+    }));
+    ui.send(Msg::Tick);
+    let screen = ui.screen();
+    assert!(
+        screen.contains("waits for: HTTP GET /jobs/1 in flight"),
         "{screen}"
     );
 }
