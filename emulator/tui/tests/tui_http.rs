@@ -96,7 +96,13 @@ struct Ui {
 
 impl Ui {
     fn new(width: u16, height: u16, view_key: char) -> Self {
-        Self::with(width, height, view_key, RuntimeStatus::Completed, job_events())
+        Self::with(
+            width,
+            height,
+            view_key,
+            RuntimeStatus::Completed,
+            job_events(),
+        )
     }
 
     /// The job instance in `status` with `events` as its history, in the view of `view_key`.
