@@ -19,13 +19,13 @@ pub use durable_emu_engine::inspect::Tone;
 use durable_emu_engine::inspect::errors::ErrorRow;
 use durable_emu_engine::inspect::fanout::FanOutGroup;
 use durable_emu_engine::inspect::replay::{CallRow, StepResult};
-use durable_emu_engine::inspect::rows::{Answers, CallCounts, compact_json};
+use durable_emu_engine::inspect::rows::{CallCounts, compact_json};
 use durable_emu_engine::inspect::timeline::Timeline;
 use durable_emu_engine::inspect::waiting::{self, OpenCalls, Wait};
 use durable_emu_engine::remote::{ParkedWork, WorkerSnapshot};
 use durable_emu_engine::{BuildRecord, Divergence, InstanceRecord, TimerRow};
 use durable_sdk::OrchestratorInfo;
-use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
+use durable_sdk::history::{HistoryEvent, RuntimeStatus};
 use durable_sdk::protocol::NonDeterminism;
 use ratatui::layout::Rect;
 use serde_json::Value;
@@ -548,7 +548,9 @@ impl HistoryState {
             .builds
             .extend(std::iter::repeat_n(None, events.len()));
         if let Some(names) = self.names.get_mut(position) {
-            add_call_names(names, events);
+            for event in events {
+                names.record(event);
+            }
         }
         if self.follow && position == self.execution {
             self.selected = execution.events.len().saturating_sub(1);
@@ -569,73 +571,19 @@ impl HistoryState {
         self.executions.get(self.execution)
     }
 
-    /// The name of the call `answers` answers, in the execution shown.
-    pub fn call_name(&self, answers: Answers<'_>) -> Option<&str> {
-        self.names.get(self.execution)?.get(answers)
+    /// The names of the calls of the execution shown (empty while none is).
+    pub fn call_names(&self) -> &CallNames {
+        static NONE: std::sync::LazyLock<CallNames> = std::sync::LazyLock::new(CallNames::default);
+        self.names.get(self.execution).unwrap_or(&NONE)
     }
 }
 
-/// The name of every call of an execution, by what its answer names it by: activities,
-/// sub-orchestrations and timers by sequence id, entity calls and lock requests by request id
-/// (`@account@a withdraw`, `lock @account@a, @account@b`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallNames {
-    by_id: HashMap<i32, String>,
-    by_request: HashMap<String, String>,
-}
-
-impl CallNames {
-    /// The name of the call `answers` answers.
-    pub fn get(&self, answers: Answers<'_>) -> Option<&str> {
-        match answers {
-            Answers::Call(id) => self.by_id.get(&id),
-            Answers::Request(request) => self.by_request.get(request),
-        }
-        .map(String::as_str)
-    }
-}
+/// The name of every call of an execution (shared with every view that names an answer's call).
+pub use durable_emu_engine::inspect::rows::CallNames;
 
 /// The names of every call in `events`.
 pub fn call_names(events: &[HistoryEvent]) -> CallNames {
-    let mut names = CallNames::default();
-    add_call_names(&mut names, events);
-    names
-}
-
-fn add_call_names(names: &mut CallNames, events: &[HistoryEvent]) {
-    for event in events {
-        match &event.kind {
-            EventKind::TaskScheduled { name, .. }
-            | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-                names.by_id.insert(event.event_id, name.clone());
-            }
-            EventKind::TimerCreated { .. } => {
-                names.by_id.insert(event.event_id, "timer".to_string());
-            }
-            EventKind::EntityOperationCalled {
-                request_id,
-                operation,
-                target_instance_id,
-                ..
-            } => {
-                names.by_request.insert(
-                    request_id.clone(),
-                    format!("{target_instance_id} {operation}"),
-                );
-            }
-            EventKind::EntityLockRequested {
-                critical_section_id,
-                lock_set,
-                ..
-            } => {
-                names.by_request.insert(
-                    critical_section_id.clone(),
-                    format!("lock {}", lock_set.join(", ")),
-                );
-            }
-            _ => {}
-        }
-    }
+    CallNames::of(events)
 }
 
 /// Derived views of the selected history, recomputed when it changes.

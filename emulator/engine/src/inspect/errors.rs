@@ -1,5 +1,6 @@
 //! The error-propagation tree of an instance: orchestration ->
-//! sub-orchestration -> activity or entity operation, each failure with its error type and message
+//! sub-orchestration -> activity, HTTP request (named by method and URI: [`super::http`]) or entity
+//! operation, each failure with its error type and message
 //! (and, for a call retried by a retry policy, its attempt number: [`super::retries`]), whether a
 //! fault was injected, and what the orchestrator did next (retried, compensated, rethrew,
 //! handled). Built from history alone (docs/semantics.md#failures: each level wraps the failure
@@ -166,14 +167,20 @@ fn execution_rows(
     let child_of = child_ids(events);
     let requests = super::entities::requests(events);
     let final_failure = final_failure(events);
-    let mut names: HashMap<i32, String> = HashMap::new();
+    // By sequence id: the name the code called (what its failure message names) and what the
+    // row shows (an HTTP request as `HTTP GET http://.../jobs/1 (poll 1)`).
+    let mut names: HashMap<i32, (String, String)> = HashMap::new();
     let attempts = super::retries::attempts(events);
     let mut injected: HashMap<i32, String> = HashMap::new();
     for event in events {
         match &event.kind {
             EventKind::TaskScheduled { name, .. }
             | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
-                names.insert(event.event_id, name.clone());
+                let shown = super::http::scheduled_request(&event.kind).map_or_else(
+                    || name.clone(),
+                    |wire| format!("HTTP {}", super::http::request_line(&wire)),
+                );
+                names.insert(event.event_id, (name.clone(), shown));
             }
             _ if is_fault(event) => {
                 if let Some(task) = fault_task(event) {
@@ -221,7 +228,9 @@ fn execution_rows(
             Failed::Child(id) => (id, true),
             Failed::Entity(_) => continue,
         };
-        let name = names.get(&id).map_or("?", String::as_str);
+        let (name, shown) = names
+            .get(&id)
+            .map_or(("?", "?"), |(name, shown)| (name.as_str(), shown.as_str()));
         let attempt = attempts.get(&id);
         let numbered = attempt.map_or_else(String::new, |attempt| {
             format!(" attempt {}", attempt.number)
@@ -235,7 +244,7 @@ fn execution_rows(
         rows.push(ErrorRow {
             depth,
             text: format!(
-                "✗ {what}{name} #{id}{numbered}: {}: {}",
+                "✗ {what}{shown} #{id}{numbered}: {}: {}",
                 cause.error_type, cause.error_message
             ),
             tone: Tone::Error,
@@ -474,8 +483,13 @@ fn reaction_after(after: &[HistoryEvent], rethrown: bool, failed: bool) -> Strin
     let mut later_calls: Vec<String> = Vec::new();
     for event in after {
         match &event.kind {
-            EventKind::TaskScheduled { name: next, .. }
-            | EventKind::SubOrchestrationInstanceCreated { name: next, .. } => {
+            EventKind::TaskScheduled { name: next, input } => {
+                later_calls.push(
+                    super::http::request(next, input)
+                        .map_or_else(|| next.clone(), |wire| super::http::call_name(&wire)),
+                );
+            }
+            EventKind::SubOrchestrationInstanceCreated { name: next, .. } => {
                 later_calls.push(next.clone());
             }
             EventKind::EntityOperationCalled {
@@ -869,6 +883,57 @@ mod tests {
                 "→ retried after 1m00s",
                 "✗ ChargeCard #4 attempt 3: Down: three",
                 "→ handled",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_http_call_and_its_retries_read_as_http() {
+        let text = r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"POST","uri":"http://h/jobs","timeoutMs":100000,"poll":0}
+            OrchestratorStarted @1
+            TaskFailed #0 HttpConnectionFailed: connection refused (injected)
+            TimerCreated #1 @2
+            OrchestratorStarted @2
+            TimerFired #1 @2
+            TaskScheduled #2 BuiltIn::HttpActivity {"method":"POST","uri":"http://h/jobs","timeoutMs":100000,"poll":0}
+            OrchestratorStarted @3
+            TaskFailed #2 HttpTimeout: no answer within 100000 ms
+            TaskScheduled #3 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/jobs/1","timeoutMs":100000,"poll":1}
+            OrchestratorStarted @4
+            TaskFailed #3 HttpInvalidRequest: bad header [non-retriable]
+        "#;
+        assert_eq!(
+            failure_lines(text),
+            [
+                "✗ HTTP POST http://h/jobs #0 attempt 1: HttpConnectionFailed: connection refused (injected)",
+                "→ retried after 1m00s",
+                "✗ HTTP POST http://h/jobs #2 attempt 2: HttpTimeout: no answer within 100000 ms",
+                "→ handled, continued with HTTP GET /jobs/1",
+                "✗ HTTP GET http://h/jobs/1 (poll 1) #3: HttpInvalidRequest: bad header",
+                "→ handled",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_http_failure_the_orchestration_rethrew_says_so() {
+        // The SDK names the request's task by the built-in activity in the failure it rethrows.
+        let text = r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/a","timeoutMs":1000,"poll":0}
+            OrchestratorStarted @1
+            TaskFailed #0 HttpTimeout: no answer within 1000 ms
+            ExecutionCompleted #1 Failed TaskFailed: Activity 'BuiltIn::HttpActivity' (#0) failed: no answer within 1000 ms > HttpTimeout: no answer within 1000 ms
+        "#;
+        assert_eq!(
+            failure_lines(text)[1..],
+            [
+                "✗ HTTP GET http://h/a #0: HttpTimeout: no answer within 1000 ms",
+                "→ rethrew",
             ]
         );
     }

@@ -48,8 +48,13 @@ pub fn fanout_groups(events: &[HistoryEvent]) -> Vec<FanOutGroup> {
     let mut episode_completions: HashMap<usize, u64> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
         match &event.kind {
-            EventKind::TaskScheduled { name, .. }
-            | EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+            EventKind::TaskScheduled { name, input } => {
+                // HTTP requests fanned out together form one `HTTP GET` group, whatever URIs.
+                let shown = super::http::request(name, input)
+                    .map_or_else(|| name.clone(), |wire| format!("HTTP {}", wire.method));
+                episode_calls.push((CallKey::Id(event.event_id), shown, index));
+            }
+            EventKind::SubOrchestrationInstanceCreated { name, .. } => {
                 episode_calls.push((CallKey::Id(event.event_id), name.clone(), index));
             }
             EventKind::EntityOperationCalled {
@@ -239,5 +244,26 @@ mod tests {
         assert_eq!((group.total, group.done, group.running()), (3, 2, 1));
         assert_eq!(group.name, "Square");
         assert_eq!(group.throughput, [2]);
+    }
+
+    #[test]
+    fn http_requests_made_together_form_one_group_named_by_method() {
+        let events = durable_emu_testing::history::events(
+            r#"
+            OrchestratorStarted @0
+            ExecutionStarted Prices null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://a/price","timeoutMs":1000,"poll":0}
+            TaskScheduled #1 BuiltIn::HttpActivity {"method":"GET","uri":"http://b/price","timeoutMs":1000,"poll":0}
+            TaskScheduled #2 Square 3
+            OrchestratorCompleted
+            OrchestratorStarted @1
+            TaskCompleted #0 {"statusCode":200,"headers":{},"content":"1"}
+            OrchestratorCompleted
+            "#,
+        );
+        let groups = fanout_groups(&events);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].name, "HTTP GET, Square");
+        assert_eq!((groups[0].total, groups[0].done), (3, 1));
     }
 }

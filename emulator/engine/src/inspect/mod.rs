@@ -2,7 +2,8 @@
 //! through one (the terminal UI today; an HTTP history projection, gRPC rewind and history
 //! streaming, or a remote stepper tomorrow).
 //!
-//! Owns: one line per event and the small text forms views share ([`rows`]), entity calls and
+//! Owns: one line per event and the small text forms views share ([`rows`]), HTTP requests and
+//! their answers as HTTP ([`http`]), entity calls and
 //! their answers paired by request id ([`entities`]), bars over virtual
 //! time ([`timeline`]), `when_all` groups and their throughput ([`fanout`]), the
 //! failure-propagation tree ([`errors`]), which calls are attempts of one retried call
@@ -17,6 +18,7 @@
 pub mod entities;
 pub mod errors;
 pub mod fanout;
+pub mod http;
 pub mod replay;
 pub mod retries;
 pub mod rows;

@@ -90,10 +90,10 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
             }
             rows.push(CallRow {
                 sequence_id: event.event_id,
-                call: if call.name.is_empty() {
-                    call.kind.method().to_string()
-                } else {
-                    format!("{} {}", call.kind.method(), call.name)
+                call: match super::http::scheduled_request(&event.kind) {
+                    Some(wire) => super::http::call_text(&wire),
+                    None if call.name.is_empty() => call.kind.method().to_string(),
+                    None => format!("{} {}", call.kind.method(), call.name),
                 },
                 scheduled_at: index,
                 completed_at: None,
@@ -113,6 +113,30 @@ pub fn calls_at(events: &[HistoryEvent], step: usize) -> Vec<CallRow> {
         }
     }
     rows
+}
+
+/// Where the stepper stands after replaying `step` events: `before the first event`, or `after`
+/// the last event's kind; an HTTP request's event also says what it sent or got (`after
+/// TaskCompleted: HTTP 202 Accepted <- POST /jobs`). `names` names the calls of `events`.
+pub fn step_description(
+    events: &[HistoryEvent],
+    step: usize,
+    names: &super::rows::CallNames,
+) -> String {
+    let Some(event) = step.checked_sub(1).and_then(|index| events.get(index)) else {
+        return "before the first event".to_string();
+    };
+    let kind = event.kind.type_name();
+    let answers_http = super::rows::answers(&event.kind)
+        .and_then(|answers| names.get(answers))
+        .is_some_and(|call| call.http.is_some());
+    if answers_http || super::http::scheduled_request(&event.kind).is_some() {
+        let start = super::rows::history_start(events).unwrap_or(event.timestamp);
+        let row = super::rows::event_row(event, start, names);
+        format!("after {kind}: {}", row.detail)
+    } else {
+        format!("after {kind}")
+    }
 }
 
 /// The first event at or after `step` that completes something the code waits for (a task, a
@@ -620,5 +644,46 @@ mod tests {
         let events = two_episodes();
         let error = plan_fork("src", &events, 1, None, DateTime::UNIX_EPOCH, "f".into());
         assert!(error.unwrap_err().contains("ExecutionStarted"));
+    }
+
+    #[test]
+    fn the_stepper_names_http_requests_in_its_calls_and_its_step() {
+        let events = durable_emu_testing::history::events(crate::inspect::http::HTTP_JOB);
+        let calls: Vec<(String, bool)> = calls_at(&events, events.len())
+            .into_iter()
+            .map(|call| (call.call, call.failed))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (
+                    "call_http POST http://127.0.0.1:8088/jobs".to_string(),
+                    false
+                ),
+                ("create_timer".to_string(), false),
+                (
+                    "call_http GET http://127.0.0.1:8088/jobs/1 (poll 1)".to_string(),
+                    true
+                ),
+                (
+                    "call_http GET http://127.0.0.1:8088/jobs/1 (poll 2)".to_string(),
+                    false
+                ),
+            ]
+        );
+        let names = super::super::rows::CallNames::of(&events);
+        assert_eq!(
+            step_description(&events, 3, &names),
+            "after TaskScheduled: HTTP POST http://127.0.0.1:8088/jobs {\"steps\":3}"
+        );
+        assert_eq!(
+            step_description(&events, 5, &names),
+            "after TaskCompleted: HTTP 202 Accepted <- POST /jobs"
+        );
+        assert_eq!(step_description(&events, 6, &names), "after TimerCreated");
+        assert_eq!(
+            step_description(&events, 0, &names),
+            "before the first event"
+        );
     }
 }

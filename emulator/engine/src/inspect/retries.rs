@@ -11,7 +11,9 @@
 //!
 //! So a call `S` is the next attempt of a failed call `P` when `P`'s failure was retriable, a timer
 //! created in the episode of `P`'s failure fired in the episode that scheduled `S`, and `S` has
-//! `P`'s kind, name and input. Each failed call is continued at most once.
+//! `P`'s kind, name and input. Each failed call is continued at most once. An HTTP request's input
+//! is compared without its time limit (`timeoutMs`): under a whole-call timeout each attempt may
+//! only take what remains of it, so the limit shrinks from attempt to attempt.
 //!
 //! Limits: an orchestrator that retries by hand (catch, sleep on a durable timer, call again with
 //! the same input) is indistinguishable and shows as attempts too; two failed calls with the same
@@ -61,7 +63,7 @@ pub fn attempts(events: &[HistoryEvent]) -> HashMap<i32, Attempt> {
                 );
                 let found = eligible.iter().position(|id| {
                     calls.get(id).is_some_and(|call| {
-                        call.sub == sub && call.name == name && call.input == input
+                        call.sub == sub && call.name == name && same_input(name, call.input, input)
                     })
                 });
                 if let Some(position) = found {
@@ -119,6 +121,21 @@ pub fn attempts(events: &[HistoryEvent]) -> HashMap<i32, Attempt> {
             .retried_by = Some(retry);
     }
     result
+}
+
+/// Whether two calls of `name` have the same input: an HTTP request's time limit aside.
+fn same_input(name: &str, first: &Value, second: &Value) -> bool {
+    if !super::http::is_http(name) {
+        return first == second;
+    }
+    let without_limit = |input: &Value| {
+        let mut input = input.clone();
+        if let Some(fields) = input.as_object_mut() {
+            fields.remove("timeoutMs");
+        }
+        input
+    };
+    without_limit(first) == without_limit(second)
 }
 
 #[cfg(test)]

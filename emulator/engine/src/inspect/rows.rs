@@ -1,11 +1,14 @@
 //! One line per history event, and the small text forms every view shares: virtual time offsets,
-//! ages, JSON shortened to fit a column, and the call counters behind an instance's progress.
-//! Pure functions of events.
+//! ages, JSON shortened to fit a column, the name of each call (what its answer's row is named
+//! by: [`CallNames`]) and the call counters behind an instance's progress. HTTP requests read as
+//! HTTP ([`super::http`]). Pure functions of events.
 
 use super::Tone;
+use super::http;
 use chrono::{DateTime, Utc};
 use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// What the history view shows of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +119,101 @@ pub fn answers(kind: &EventKind) -> Option<Answers<'_>> {
         .or_else(|| kind.answers_entity_request().map(Answers::Request))
 }
 
-/// The row of `event`; `name_of` finds the name of the call an answer answers.
-pub fn event_row(
-    event: &HistoryEvent,
-    start: DateTime<Utc>,
-    name_of: impl Fn(Answers<'_>) -> Option<String>,
-) -> EventRow {
+/// How the rows of a call's answer name the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallName {
+    /// The name column's text: the activity or sub-orchestration, `timer`, `@account@a withdraw`,
+    /// `lock @account@a, @account@b`, or `HTTP POST /jobs` for an HTTP request.
+    pub name: String,
+    /// For an HTTP request, its short form (`POST /jobs`, `poll 1 GET /jobs/1`): its answer's
+    /// row reads `HTTP 202 Accepted <- POST /jobs`.
+    pub http: Option<String>,
+}
+
+impl CallName {
+    fn plain(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            http: None,
+        }
+    }
+}
+
+/// The name of every call of an execution, by what its answer names it by: activities,
+/// sub-orchestrations and timers by sequence id, entity calls and lock requests by request id.
+/// Built once per history and grown as events arrive, so a row is named without a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallNames {
+    by_id: HashMap<i32, CallName>,
+    by_request: HashMap<String, CallName>,
+}
+
+impl CallNames {
+    /// The names of every call in `events`.
+    pub fn of(events: &[HistoryEvent]) -> Self {
+        let mut names = Self::default();
+        for event in events {
+            names.record(event);
+        }
+        names
+    }
+
+    /// Adds the call `event` makes, if it makes one.
+    pub fn record(&mut self, event: &HistoryEvent) {
+        match &event.kind {
+            EventKind::TaskScheduled { name, input } => {
+                let call = match http::request(name, input) {
+                    Some(wire) => CallName {
+                        name: http::call_name(&wire),
+                        http: Some(http::short_request(&wire)),
+                    },
+                    None => CallName::plain(name.clone()),
+                };
+                self.by_id.insert(event.event_id, call);
+            }
+            EventKind::SubOrchestrationInstanceCreated { name, .. } => {
+                self.by_id
+                    .insert(event.event_id, CallName::plain(name.clone()));
+            }
+            EventKind::TimerCreated { .. } => {
+                self.by_id.insert(event.event_id, CallName::plain("timer"));
+            }
+            EventKind::EntityOperationCalled {
+                request_id,
+                operation,
+                target_instance_id,
+                ..
+            } => {
+                self.by_request.insert(
+                    request_id.clone(),
+                    CallName::plain(format!("{target_instance_id} {operation}")),
+                );
+            }
+            EventKind::EntityLockRequested {
+                critical_section_id,
+                lock_set,
+                ..
+            } => {
+                self.by_request.insert(
+                    critical_section_id.clone(),
+                    CallName::plain(format!("lock {}", lock_set.join(", "))),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The name of the call `answers` answers.
+    pub fn get(&self, answers: Answers<'_>) -> Option<&CallName> {
+        match answers {
+            Answers::Call(id) => self.by_id.get(&id),
+            Answers::Request(request) => self.by_request.get(request),
+        }
+    }
+}
+
+/// The row of `event`; `names` names the call an answer answers.
+pub fn event_row(event: &HistoryEvent, start: DateTime<Utc>, names: &CallNames) -> EventRow {
     let offset = format_offset(event.timestamp - start);
     let kind = short_kind(event.kind.type_name());
     let completes = event.kind.completes_task();
@@ -130,13 +222,45 @@ pub fn event_row(
         None if event.event_id >= 0 => format!("#{}", event.event_id),
         None => String::new(),
     };
+    let request = http::scheduled_request(&event.kind);
+    let answered = answers(&event.kind).and_then(|answers| names.get(answers));
     let name = entity_target(&event.kind)
+        .or_else(|| request.as_ref().map(http::call_name))
         .or_else(|| event.kind.name().map(str::to_string))
-        .or_else(|| answers(&event.kind).and_then(&name_of))
+        .or_else(|| answered.map(|call| call.name.clone()))
         .unwrap_or_default();
+    let answered_http = answered.and_then(|call| call.http.as_deref());
     let entity_detail = super::entities::detail(&event.kind, |at| format_offset(at - start));
     let (detail, tone) = match &event.kind {
         _ if is_fault(event) => (fault_text(event), Tone::Warn),
+        _ if request.is_some() => (
+            request
+                .as_ref()
+                .map(|wire| http::request_detail(wire, DETAIL_CHARS))
+                .unwrap_or_default(),
+            Tone::Info,
+        ),
+        EventKind::TaskCompleted { result, .. } if answered_http.is_some() => {
+            let short = answered_http.unwrap_or_default();
+            match http::response(result) {
+                Some(response) => (
+                    http::response_detail(&response, short, DETAIL_CHARS),
+                    if http::is_error_status(response.status_code) {
+                        Tone::Warn
+                    } else {
+                        Tone::Ok
+                    },
+                ),
+                None => (compact_json(result, DETAIL_CHARS), Tone::Ok),
+            }
+        }
+        EventKind::TaskFailed { failure, .. } if answered_http.is_some() => (
+            truncate(
+                &format!("{failure} <- {}", answered_http.unwrap_or_default()),
+                DETAIL_CHARS,
+            ),
+            Tone::Error,
+        ),
         _ if entity_detail.is_some() => (entity_detail.unwrap_or_default(), Tone::Info),
         EventKind::EntityOperationCompleted { output, .. } => {
             (compact_json(output, DETAIL_CHARS), Tone::Ok)
@@ -352,7 +476,11 @@ mod tests {
         let start = history_start(&events).unwrap();
         assert_eq!(start, at(10));
         for event in &events {
-            assert!(event_row(event, start, |_| None).offset.starts_with('+'));
+            assert!(
+                event_row(event, start, &CallNames::default())
+                    .offset
+                    .starts_with('+')
+            );
         }
         assert_eq!(history_start(&[]), None);
     }
@@ -367,9 +495,15 @@ mod tests {
                 result: json!("Hello Tokyo!"),
             },
         };
-        let row = event_row(&event, DateTime::UNIX_EPOCH, |answers| {
-            (answers == Answers::Call(2)).then(|| "SayHello".to_string())
-        });
+        let names = CallNames::of(&[HistoryEvent {
+            event_id: 2,
+            timestamp: DateTime::UNIX_EPOCH,
+            kind: EventKind::TaskScheduled {
+                name: "SayHello".into(),
+                input: json!("Tokyo"),
+            },
+        }]);
+        let row = event_row(&event, DateTime::UNIX_EPOCH, &names);
         assert_eq!(row.id, "#2");
         assert_eq!(row.name, "SayHello");
         assert_eq!(row.detail, "\"Hello Tokyo!\"");
@@ -407,27 +541,22 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
             kind,
         };
-        let call = event_row(
-            &at(EventKind::EntityOperationCalled {
-                request_id: "r-1".into(),
-                operation: "withdraw".into(),
-                input: json!(50),
-                target_instance_id: "@account@a".into(),
-                scheduled_time: None,
-                parent_instance_id: "transfer".into(),
-                parent_execution_id: "e".into(),
-            }),
-            DateTime::UNIX_EPOCH,
-            |_| None,
-        );
+        let called = at(EventKind::EntityOperationCalled {
+            request_id: "r-1".into(),
+            operation: "withdraw".into(),
+            input: json!(50),
+            target_instance_id: "@account@a".into(),
+            scheduled_time: None,
+            parent_instance_id: "transfer".into(),
+            parent_execution_id: "e".into(),
+        });
+        let call = event_row(&called, DateTime::UNIX_EPOCH, &CallNames::default());
         assert_eq!(
             (call.kind, call.id.as_str(), call.name.as_str()),
             ("EntityOpCalled", "#3", "@account@a")
         );
         assert_eq!(call.detail, "call @account@a withdraw 50");
-        let name_of = |answers: Answers<'_>| {
-            (answers == Answers::Request("r-1")).then(|| "@account@a withdraw".to_string())
-        };
+        let name_of = &CallNames::of(std::slice::from_ref(&called));
         let mut failed = at(EventKind::EntityOperationFailed {
             request_id: "r-1".into(),
             failure: durable_sdk::FailureDetails::new("Overdrawn", "balance 20"),
@@ -453,6 +582,74 @@ mod tests {
         ] {
             assert!(short_kind(kind).len() < 21, "{kind} fits the EVENT column");
         }
+    }
+
+    #[test]
+    fn http_requests_and_their_answers_read_as_http() {
+        let events = durable_emu_testing::history::events(http::HTTP_JOB);
+        let start = history_start(&events).unwrap();
+        let names = CallNames::of(&events);
+        let rows: Vec<(String, String, Tone)> = events
+            .iter()
+            .map(|event| event_row(event, start, &names))
+            .filter(|row| row.kind.starts_with("Task"))
+            .map(|row| (row.name, row.detail, row.tone))
+            .collect();
+        let http = |name: &str, detail: &str, tone| (name.to_string(), detail.to_string(), tone);
+        assert_eq!(
+            rows,
+            [
+                http(
+                    "HTTP POST /jobs",
+                    "HTTP POST http://127.0.0.1:8088/jobs {\"steps\":3}",
+                    Tone::Info
+                ),
+                http(
+                    "HTTP POST /jobs",
+                    "HTTP 202 Accepted <- POST /jobs",
+                    Tone::Ok
+                ),
+                http(
+                    "HTTP GET /jobs/1",
+                    "HTTP GET http://127.0.0.1:8088/jobs/1 (poll 1)",
+                    Tone::Info
+                ),
+                http(
+                    "HTTP GET /jobs/1",
+                    "HttpConnectionFailed: connection refused <- poll 1 GET /jobs/1",
+                    Tone::Error
+                ),
+                http(
+                    "HTTP GET /jobs/1",
+                    "HTTP GET http://127.0.0.1:8088/jobs/1 (poll 2)",
+                    Tone::Info
+                ),
+                http(
+                    "HTTP GET /jobs/1",
+                    "HTTP 500 Internal Server Error <- poll 2 GET /jobs/1 oops",
+                    Tone::Warn
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_http_activity_whose_input_is_not_a_request_reads_as_a_plain_activity() {
+        let events = durable_emu_testing::history::events(
+            r#"
+            OrchestratorStarted @0
+            ExecutionStarted Odd null
+            TaskScheduled #0 BuiltIn::HttpActivity {"url":"http://h/"}
+            OrchestratorStarted @1
+            TaskCompleted #0 {"statusCode":200}
+            "#,
+        );
+        let names = CallNames::of(&events);
+        let row = event_row(&events[4], DateTime::UNIX_EPOCH, &names);
+        assert_eq!(
+            (row.name.as_str(), row.detail.as_str()),
+            ("BuiltIn::HttpActivity", "{\"statusCode\":200}")
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The timeline: every activity, timer, sub-orchestration and entity call (or lock request) of an
-//! execution as a bar over
-//! virtual time, each attempt of a retried call as a bar of its own labelled `(attempt N)` (the rule
+//! execution as a bar over virtual time (an HTTP call as one bar per request, `POST /jobs`, `poll
+//! 1 GET /jobs/1`, with its polling timers between them: [`super::http`]), each attempt of a retried call as a bar of its own labelled `(attempt N)` (the rule
 //! is [`super::retries`]; a plain call has no attempt), so parallelism and waiting show at a glance.
 //! Pure: a history (and the clock's now, for bars still open) in, bars out.
 
@@ -19,6 +19,8 @@ pub enum BarKind {
     SubOrchestration,
     /// An entity call awaiting its answer, or a lock request awaiting its grant.
     Entity,
+    /// One HTTP request (the first of a call, or a poll of its `Location`) until its answer.
+    Http,
 }
 
 /// One call over time.
@@ -62,9 +64,14 @@ pub fn timeline(events: &[HistoryEvent], now: Option<DateTime<Utc>>) -> Timeline
     };
     for event in events {
         let bar = match &event.kind {
-            EventKind::TaskScheduled { name, .. } => {
-                Some((call_label(name, event.event_id), BarKind::Activity, None))
-            }
+            EventKind::TaskScheduled { name, input } => match super::http::request(name, input) {
+                Some(wire) => Some((
+                    call_label(&super::http::short_request(&wire), event.event_id),
+                    BarKind::Http,
+                    None,
+                )),
+                None => Some((call_label(name, event.event_id), BarKind::Activity, None)),
+            },
             EventKind::SubOrchestrationInstanceCreated { name, .. } => Some((
                 call_label(name, event.event_id),
                 BarKind::SubOrchestration,
@@ -360,6 +367,49 @@ mod tests {
                 "ChargeCard #4 (attempt 3)",
                 "ChargeCard #5",
             ]
+        );
+    }
+
+    #[test]
+    fn an_http_call_is_a_bar_per_request_with_its_polling_timers_between() {
+        let line = timeline(
+            &durable_emu_testing::history::events(crate::inspect::http::HTTP_JOB),
+            None,
+        );
+        let bars: Vec<(&str, BarKind, bool)> = line
+            .bars
+            .iter()
+            .map(|bar| (bar.label.as_str(), bar.kind, bar.failed))
+            .collect();
+        assert_eq!(
+            bars,
+            [
+                ("POST /jobs #0", BarKind::Http, false),
+                ("timer #1", BarKind::Timer, false),
+                ("poll 1 GET /jobs/1 #2", BarKind::Http, true),
+                ("poll 2 GET /jobs/1 #3", BarKind::Http, false),
+            ]
+        );
+        assert!(line.bars.iter().all(|bar| bar.end.is_some()));
+    }
+
+    #[test]
+    fn a_retried_http_request_numbers_its_attempts_though_its_time_limit_shrank() {
+        // With a whole-call timeout, each attempt's limit is what remains of it.
+        let text = r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/a","timeoutMs":600000,"poll":0}
+            OrchestratorStarted @1
+            TaskFailed #0 HttpTimeout: no answer
+            TimerCreated #1 @2
+            OrchestratorStarted @2
+            TimerFired #1 @2
+            TaskScheduled #2 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/a","timeoutMs":480000,"poll":0}
+        "#;
+        assert_eq!(
+            labels(text),
+            ["GET /a #0 (attempt 1)", "timer #1", "GET /a #2 (attempt 2)"]
         );
     }
 

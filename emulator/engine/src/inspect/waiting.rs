@@ -1,6 +1,7 @@
 //! What an instance waits for: the external events its code waits for by name, its timers not yet
-//! fired (with their due time), its activities and sub-orchestrations scheduled but without a
-//! result, and its entity calls and lock requests without an answer; with the two text forms front ends show (a header line, a list cell).
+//! fired (with their due time), its activities, HTTP requests (`HTTP GET /jobs/1`:
+//! [`super::http`]) and sub-orchestrations scheduled but without a result, and its entity calls
+//! and lock requests without an answer; with the two text forms front ends show (a header line, a list cell).
 //!
 //! History records no wait for an event (a wait is not an action), so the event names come from
 //! the caller: the plugin reports them with each episode and the engine keeps them on the
@@ -20,6 +21,8 @@ use std::collections::BTreeMap;
 pub struct OpenCalls {
     timers: BTreeMap<i32, DateTime<Utc>>,
     activities: BTreeMap<i32, String>,
+    /// HTTP requests (the built-in activity), by what they ask: `HTTP GET /jobs/1`.
+    http: BTreeMap<i32, String>,
     sub_orchestrations: BTreeMap<i32, String>,
     /// Entity calls awaiting their answer and lock requests awaiting their grant, by request
     /// id: the entity called, or `lock` for a lock request.
@@ -46,9 +49,15 @@ impl OpenCalls {
             EventKind::TimerFired { timer_id, .. } => {
                 self.timers.remove(timer_id);
             }
-            EventKind::TaskScheduled { name, .. } => {
-                self.activities.insert(event.event_id, name.clone());
-            }
+            EventKind::TaskScheduled { name, input } => match super::http::request(name, input) {
+                Some(wire) => {
+                    self.http
+                        .insert(event.event_id, super::http::call_name(&wire));
+                }
+                None => {
+                    self.activities.insert(event.event_id, name.clone());
+                }
+            },
             EventKind::TaskCompleted {
                 task_scheduled_id, ..
             }
@@ -56,6 +65,7 @@ impl OpenCalls {
                 task_scheduled_id, ..
             } => {
                 self.activities.remove(task_scheduled_id);
+                self.http.remove(task_scheduled_id);
             }
             EventKind::SubOrchestrationInstanceCreated { name, .. } => {
                 self.sub_orchestrations.insert(event.event_id, name.clone());
@@ -98,6 +108,7 @@ impl OpenCalls {
     pub fn is_empty(&self) -> bool {
         self.timers.is_empty()
             && self.activities.is_empty()
+            && self.http.is_empty()
             && self.sub_orchestrations.is_empty()
             && self.entities.is_empty()
     }
@@ -120,6 +131,14 @@ pub enum Wait {
         /// Activities scheduled without a result.
         count: usize,
         /// Their common name, if they have one.
+        name: Option<String>,
+    },
+    /// HTTP requests in flight: how many, and what they ask (`HTTP GET /jobs/1`) when they all
+    /// ask the same.
+    Http {
+        /// Requests sent without an answer.
+        count: usize,
+        /// Their common method and target, if they have one.
         name: Option<String>,
     },
     /// Sub-orchestrations in flight: how many, and their name when they all share one.
@@ -153,6 +172,12 @@ pub fn waits(awaited_events: &[String], open: &OpenCalls) -> Vec<Wait> {
         waits.push(Wait::Activities {
             count: open.activities.len(),
             name: common_name(open.activities.values()),
+        });
+    }
+    if !open.http.is_empty() {
+        waits.push(Wait::Http {
+            count: open.http.len(),
+            name: common_name(open.http.values()),
         });
     }
     if !open.sub_orchestrations.is_empty() {
@@ -193,6 +218,11 @@ pub fn describe(waits: &[Wait], now: Option<DateTime<Utc>>) -> String {
                 }
             }
             Wait::Activities { count, name } => in_flight(*count, name, "activity", "activities"),
+            Wait::Http { count, name } => match (count, name) {
+                (1, Some(name)) => format!("{name} in flight"),
+                (_, Some(name)) => format!("{count} requests in flight ({name})"),
+                _ => format!("{count} HTTP requests in flight"),
+            },
             Wait::SubOrchestrations { count, name } => {
                 in_flight(*count, name, "sub-orchestration", "sub-orchestrations")
             }
@@ -256,6 +286,11 @@ pub fn summary(waits: &[Wait], now: Option<DateTime<Utc>>) -> String {
                     _ => format!("{count} {}", kind.1),
                 }
             }
+            Wait::Http { count, name } => match (count, name) {
+                (1, Some(name)) => name.clone(),
+                (_, Some(name)) => format!("{count}× {name}"),
+                _ => format!("{count} HTTP requests"),
+            },
             Wait::Entities { count, name } => match (count, name) {
                 (1, Some(name)) => name.clone(),
                 (_, Some(name)) => format!("{count}× {name}"),
@@ -387,6 +422,39 @@ mod tests {
             describe(&waits(&[], &after), None),
             "activity Square in flight"
         );
+    }
+
+    #[test]
+    fn an_http_request_in_flight_is_named_by_what_it_asks() {
+        let open = open(
+            r#"
+            OrchestratorStarted @0
+            ExecutionStarted Job null
+            TaskScheduled #0 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/jobs/1","timeoutMs":1000,"poll":3}
+            OrchestratorCompleted
+            "#,
+        );
+        let waits = waits(&[], &open);
+        assert_eq!(describe(&waits, None), "HTTP GET /jobs/1 in flight");
+        assert_eq!(summary(&waits, None), "HTTP GET /jobs/1");
+        let (mut two, text) = (
+            open.clone(),
+            r#"
+            TaskScheduled #1 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/other","timeoutMs":1000,"poll":0}
+            TaskScheduled #2 Square 2
+            TaskCompleted #0 {"statusCode":200}
+            TaskScheduled #3 BuiltIn::HttpActivity {"method":"GET","uri":"http://h/third","timeoutMs":1000,"poll":0}
+            "#,
+        );
+        for event in events(text) {
+            two.record(&event);
+        }
+        let waits = super::waits(&[], &two);
+        assert_eq!(
+            describe(&waits, None),
+            "activity Square in flight · 2 HTTP requests in flight"
+        );
+        assert_eq!(summary(&waits, None), "Square, 2 HTTP requests");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Keys of the history view: move, an event's JSON, walk the continue-as-new chain, follow.
+//! Keys of the history view: move, an event's JSON (for an HTTP request's event, the whole
+//! exchange above it), walk the continue-as-new chain, follow.
 
-use super::{json_overlay, moved};
+use super::{json_overlay, moved, text_overlay};
 use crate::keymap::KeyAction;
 use crate::model::{Model, short_id};
+use durable_emu_engine::inspect::http;
 use ratatui::crossterm::event::KeyEvent;
 use serde_json::Value;
 
@@ -22,14 +24,23 @@ pub(super) fn key(model: &mut Model, action: KeyAction, key: KeyEvent, page_rows
     match action {
         KeyAction::EventJson => {
             if let Some(event) = history.events().get(history.selected) {
-                model.overlay = Some(json_overlay(
-                    format!(
-                        "event {} of {}",
-                        history.selected,
-                        short_id(&history.instance_id)
-                    ),
-                    &serde_json::to_value(event).unwrap_or(Value::Null),
-                ));
+                let title = format!(
+                    "event {} of {}",
+                    history.selected,
+                    short_id(&history.instance_id)
+                );
+                let json = serde_json::to_value(event).unwrap_or(Value::Null);
+                model.overlay = Some(match http::exchange(history.events(), history.selected) {
+                    // An HTTP request's event: the exchange first (what a reader wants),
+                    // then the event as recorded.
+                    Some(mut lines) => {
+                        lines.push(String::new());
+                        lines.push("event JSON:".to_string());
+                        lines.push(serde_json::to_string_pretty(&json).unwrap_or_default());
+                        text_overlay(title, &lines.join("\n"))
+                    }
+                    None => json_overlay(title, &json),
+                });
             }
         }
         KeyAction::PreviousExecution if history.execution > 0 => {

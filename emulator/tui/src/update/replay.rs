@@ -255,7 +255,7 @@ pub(super) fn open_fork_form(model: &mut Model) {
         .and_then(|answers| {
             crate::model::call_names(&stepper.events[..target])
                 .get(answers)
-                .map(str::to_string)
+                .map(|call| call.name.clone())
         })
         .or_else(|| event.kind.name().map(str::to_string))
         .unwrap_or_default();

@@ -119,6 +119,7 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
                 BarKind::Timer => ('─', "bar_timer"),
                 BarKind::SubOrchestration => ('▓', "bar_suborchestration"),
                 BarKind::Entity => (ENTITY_GLYPH, "accent"),
+                BarKind::Http => (HTTP_GLYPH, "bar_activity"),
             };
             let style = if bar.failed {
                 theme.bar_failed()
@@ -143,8 +144,8 @@ pub fn timeline(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect)
         })
         .collect();
     frame.render_widget(Paragraph::new(rows), list);
-    let entities = line.bars.iter().any(|bar| bar.kind == BarKind::Entity);
-    legend(frame, theme, body, entities);
+    let has = |kind: BarKind| line.bars.iter().any(|bar| bar.kind == kind);
+    legend(frame, theme, body, has(BarKind::Entity), has(BarKind::Http));
 }
 
 /// The end of a failed bar.
@@ -153,14 +154,20 @@ const FAILED_MARK: char = '✗';
 /// An entity call's (or lock request's) bar.
 const ENTITY_GLYPH: char = '▒';
 
+/// An HTTP request's bar: an activity's colour (the host runs it as one), a lower block, so the
+/// requests and polls of a call stand out from the activities around them.
+const HTTP_GLYPH: char = '▆';
+
 /// What the timeline's glyphs and colours mean, on the body's last line.
-/// The entity entry is there only when entity bars are (the 80-column line has no room to spare).
-fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect, entities: bool) {
+/// The entity and HTTP entries are there only when such bars are (the 80-column line has no room
+/// to spare).
+fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect, entities: bool, http: bool) {
     if body.height < 4 {
         return;
     }
     let failed = FAILED_MARK.to_string();
     let entity = ENTITY_GLYPH.to_string();
+    let http_glyph = HTTP_GLYPH.to_string();
     let mut entries: Vec<(&str, Style, &str)> = vec![
         ("█", theme.fg("bar_activity"), "activity"),
         ("─", theme.fg("bar_timer"), "timer"),
@@ -168,6 +175,9 @@ fn legend(frame: &mut Frame<'_>, theme: &Theme, body: Rect, entities: bool) {
     ];
     if entities {
         entries.push((entity.as_str(), theme.fg("accent"), "entity"));
+    }
+    if http {
+        entries.push((http_glyph.as_str(), theme.fg("bar_activity"), "http"));
     }
     entries.extend([
         ("░", theme.dim(), "still open"),

@@ -1,7 +1,8 @@
 //! The history view: a header (the instance, then what it waits for: events by name, timers
 //! with their due time, calls in flight), then one line per event of the selected instance
 //! (virtual time since the execution started, kind, sequence id, name, short payload), failures
-//! in red with their message, injected faults marked; only the visible lines are formatted.
+//! in red with their message, injected faults marked, HTTP requests as `HTTP POST /jobs` and their
+//! answers as `HTTP 202 Accepted <- POST /jobs`; only the visible lines are formatted.
 
 use super::{col, fit, placeholder, tone};
 use crate::layout::list_area;
@@ -92,12 +93,11 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     };
     let end = (history.offset + usize::from(list.height)).min(events.len());
     let detail_width = width.saturating_sub(7 + 11 + 22 + 5 + 17);
+    let names = history.call_names();
     let lines: Vec<Line<'_>> = (history.offset..end)
         .map(|index| {
             let event = &events[index];
-            let row = event_row(event, start, |answers| {
-                history.call_name(answers).map(str::to_string)
-            });
+            let row = event_row(event, start, names);
             let style = tone(theme, row.tone);
             let mut spans = vec![
                 Span::styled(col(&index.to_string(), 7), theme.dim()),

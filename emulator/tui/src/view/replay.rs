@@ -8,6 +8,8 @@ use super::{fit, placeholder, tone};
 use crate::layout::{list_area, replay_split};
 use crate::model::{Model, Stepper, Tone, View};
 use crate::theme::Theme;
+use durable_emu_engine::inspect::http;
+use durable_emu_engine::inspect::replay::step_description;
 use durable_emu_engine::inspect::rows::{compact_json, event_row, history_start, truncate};
 use durable_sdk::protocol::{ActionKind, DurableCall, NonDeterminism};
 use ratatui::Frame;
@@ -37,14 +39,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
         .rows
         .get(&stepper.instance_id)
         .map_or("", |row| row.name.as_str());
-    let at = stepper
-        .step
-        .checked_sub(1)
-        .and_then(|index| events.get(index))
-        .map_or_else(
-            || "before the first event".to_string(),
-            |event| format!("after {}", event.kind.type_name()),
-        );
+    let at = step_description(events, stepper.step, &stepper.names);
     let heading = Line::from(vec![
         Span::styled(format!("Replay of {name} "), theme.accent()),
         Span::styled(format!("{} · ", stepper.instance_id), theme.dim()),
@@ -85,9 +80,7 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     let left_width = usize::from(left.width).saturating_sub(1);
     let lines: Vec<Line<'_>> = (stepper.offset..last)
         .map(|index| {
-            let row = event_row(&events[index], start, |answers| {
-                names.get(answers).map(str::to_string)
-            });
+            let row = event_row(&events[index], start, names);
             let mark = if diverges_at == Some(index) {
                 "≠"
             } else {
@@ -223,13 +216,14 @@ fn code_panel<'a>(model: &'a Model, theme: &Theme, width: usize) -> Vec<Line<'a>
     }
     for action in &response.actions {
         let text = match &action.kind {
-            ActionKind::ScheduleTask { name, input } => {
-                format!(
+            ActionKind::ScheduleTask { name, input } => match http::request(name, input) {
+                Some(wire) => format!("  #{} {}", action.id, http::call_text(&wire)),
+                None => format!(
                     "  #{} call_activity {name} {}",
                     action.id,
                     compact_json(input, 30)
-                )
-            }
+                ),
+            },
             ActionKind::CreateTimer { fire_at } => {
                 format!(
                     "  #{} create_timer until {}",
