@@ -61,7 +61,8 @@ pub struct AppOptions {
     pub playing: bool,
     /// Where the rolling log file goes.
     pub log_dir: PathBuf,
-    /// Where the gRPC sidecar listens, or why it does not (one line; empty: not started).
+    /// Where the front ends listen, or why they do not: the gRPC sidecar's line first, then one
+    /// line per other front end (the HTTP API, isolation); empty: none started.
     pub sidecar: String,
 }
 
@@ -109,9 +110,14 @@ pub fn run(
     .with_orchestrator_info(info)
     .with_playing(options.playing)
     .with_sidecar(options.sidecar.clone());
-    if options.sidecar.contains(" off: ") {
-        // The default port was taken: say so where the user looks first.
-        model.status = Some((options.sidecar.clone(), true));
+    let unavailable: Vec<&str> = options
+        .sidecar
+        .lines()
+        .filter(|line| line.contains(" off: "))
+        .collect();
+    if !unavailable.is_empty() {
+        // A default port was taken: say so where the user looks first.
+        model.status = Some((unavailable.join(" · "), true));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let signals = input_tx.clone();

@@ -263,8 +263,10 @@ fn clock_view() {
 #[test]
 fn builds_view_lists_remote_workers_and_work_waiting_for_one() {
     let mut ui = Harness::with_config(100, 24, |config| config.remote_workers = true);
-    ui.model.workers.sidecar =
-        "Durable Task gRPC sidecar on 127.0.0.1:4001 and [::1]:4001".to_string();
+    // One line per front end: the sidecar's heads the list, the HTTP API's follows.
+    ui.model.workers.sidecar = "Durable Task gRPC sidecar on 127.0.0.1:4001 and [::1]:4001\n\
+        Durable Functions HTTP API on http://127.0.0.1:7071 (/runtime/webhooks/durabletask/)"
+        .to_string();
     let hub = ui.handle.remote_hub();
     let _worker = hub.connect(WorkerInfo {
         peer: "127.0.0.1:50412".to_string(),

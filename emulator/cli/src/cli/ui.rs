@@ -64,13 +64,14 @@ pub fn ui(
     let _endpoint = http.publish(&db);
     let options = AppOptions {
         // The UI has one line for the front ends; a listener that is off shows as its status.
+        // One line per front end (the Builds view lists them under each other).
         sidecar: match &isolation {
             Some(_) => format!(
-                "{} · {} · functions isolated in a worker process (--isolate)",
+                "{}\n{}\nfunctions isolated in a worker process (--isolate)",
                 sidecar.state.describe(),
                 http.state.describe()
             ),
-            None => format!("{} · {}", sidecar.state.describe(), http.state.describe()),
+            None => format!("{}\n{}", sidecar.state.describe(), http.state.describe()),
         },
         clock,
         auto_skip: false,

@@ -103,19 +103,26 @@ pub fn render(frame: &mut Frame<'_>, model: &Model, theme: &Theme, body: Rect) {
     frame.render_widget(Paragraph::new(logs), logs_area);
 }
 
-/// The sidecar's line, then one line per worker (connected first), then what is parked.
+/// The front ends' lines (the sidecar's first, then one per other front end: the HTTP API,
+/// isolation), then one line per worker (connected first), then what is parked.
 fn worker_lines(model: &Model, theme: &Theme, width: usize, height: u16) -> Vec<Line<'static>> {
     let workers = &model.workers;
+    let mut front_ends = workers.sidecar.lines();
     let title = format!(
         "Workers · {}",
-        if workers.sidecar.is_empty() {
-            "no gRPC sidecar in this session"
-        } else {
-            &workers.sidecar
-        }
+        front_ends
+            .next()
+            .filter(|line| !line.is_empty())
+            .unwrap_or("no gRPC sidecar in this session")
     );
     let mut lines = vec![Line::from(Span::styled(fit(&title, width), theme.accent()))];
-    let room = usize::from(height).saturating_sub(1);
+    for front_end in front_ends {
+        lines.push(Line::from(Span::styled(
+            fit(&format!("          {front_end}"), width),
+            theme.accent(),
+        )));
+    }
+    let room = usize::from(height).saturating_sub(lines.len());
     let mut rows: Vec<(String, Tone)> = Vec::new();
     let mut listed: Vec<&WorkerSnapshot> = workers.workers.iter().collect();
     listed.sort_by_key(|worker| (worker.disconnected_at.is_some(), worker.id));
