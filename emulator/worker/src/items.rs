@@ -208,10 +208,7 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
             }
             let response = match mapping::orchestrator_request_from_wire(&request) {
                 Ok(request) => tokio::task::spawn_blocking(move || {
-                    plugin
-                        .handle
-                        .orchestrate(&request)
-                        .map_err(|error| error.to_string())
+                    continue_session(&plugin, request).map_err(|error| error.to_string())
                 })
                 .await
                 .unwrap_or_else(|join| Err(join.to_string())),
@@ -295,6 +292,26 @@ fn report_not_delivered(shared: &Shared, what: &Held, status: &tonic::Status) {
         instance_id: what.instance_id.clone(),
         reason: format!("{:?}: {}", status.code(), status.message()),
     });
+}
+
+/// Runs an episode on the plugin's cached session of the instance when it has one at this point
+/// of history (the request without its past events, as the emulator does in process), and with
+/// the whole history when it has not (it answers `needs_history`). A worker that ran the
+/// previous episode so skips replaying everything before this one.
+fn continue_session(
+    plugin: &durable_emu_engine::LoadedPlugin,
+    mut request: durable_sdk::protocol::OrchestratorRequest,
+) -> Result<OrchestratorResponse, durable_sdk::ffi::BoundaryError> {
+    if request.past_events.is_empty() {
+        return plugin.handle.orchestrate(&request);
+    }
+    let past = std::mem::take(&mut request.past_events);
+    let answer = plugin.handle.orchestrate(&request)?;
+    if !answer.needs_history {
+        return Ok(answer);
+    }
+    request.past_events = past;
+    plugin.handle.orchestrate(&request)
 }
 
 /// Hands every item still held back to the backend (the worker is stopping past its drain

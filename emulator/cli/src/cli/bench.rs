@@ -34,6 +34,10 @@ pub enum BenchCommand {
     /// The gRPC sidecar's own cost per work item: a native load generator acting as a Durable
     /// Task worker over loopback runs fan-outs of no-op activities through `TaskHubSidecarService`.
     Sidecar(SidecarArgs),
+    /// `--isolate`'s cost: a fan-out of N `Echo` activities in process, then with the functions
+    /// in a child `durable-emu worker` (over the private loopback sidecar), in one run; prints
+    /// both and their ratio.
+    Isolate(BenchArgs),
     /// Terminal UI frame time: a key, a tick and a redraw of each view, with 10,000 instances and
     /// a 100,000-event history selected (drawn off-screen).
     Ui(UiArgs),
@@ -121,6 +125,7 @@ pub struct BenchArgs {
 pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Fanout(args) => fanout(&args),
+        BenchCommand::Isolate(args) => isolate(&args),
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Entities(args) => entities(&args),
@@ -139,6 +144,15 @@ struct BenchEngine {
 }
 
 fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
+    start_engine_isolated(args, false).map(|(bench, _)| bench)
+}
+
+/// [`start_engine`], with the functions in a child worker when `isolate` (returned with the
+/// engine; the worker is connected when this returns).
+fn start_engine_isolated(
+    args: &BenchArgs,
+    isolate: bool,
+) -> anyhow::Result<(BenchEngine, Option<super::isolate::Isolation>)> {
     let (db, dir) = match &args.db {
         Some(db) => (DbLocation::parse(db), None),
         None => {
@@ -147,6 +161,7 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
         }
     };
     let plugin = LoadedPlugin::builtin()?;
+    let listener = super::isolate::IsolateArgs { isolate }.bind(&plugin)?;
     let workers = super::workers_or_default(args.workers);
     let label = db.to_string();
     let engine = Engine::start(EngineConfig {
@@ -163,14 +178,82 @@ fn start_engine(args: &BenchArgs) -> anyhow::Result<BenchEngine> {
             ..Limits::default()
         },
         remote_workers: false,
-        isolated: false,
+        isolated: listener.is_some(),
     })?;
-    println!("database: {label}; workers: {workers}");
-    Ok(BenchEngine {
-        engine,
-        _dir: dir,
-        db: label,
-    })
+    let isolation = match listener {
+        Some(listener) => {
+            let isolation = listener.start(&engine.handle())?;
+            let hub = engine.handle().remote_hub();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !hub
+                .workers()
+                .iter()
+                .any(|worker| worker.disconnected_at.is_none())
+            {
+                if Instant::now() > deadline {
+                    bail!("the isolated worker did not connect within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Some(isolation)
+        }
+        None => None,
+    };
+    println!(
+        "database: {label}; workers: {workers}{}",
+        if isolate {
+            "; functions in a worker process"
+        } else {
+            ""
+        }
+    );
+    Ok((
+        BenchEngine {
+            engine,
+            _dir: dir,
+            db: label,
+        },
+        isolation,
+    ))
+}
+
+/// A fan-out of `n` timed on `bench`'s engine, every result checked; seconds.
+fn timed_fanout(bench: &BenchEngine, n: u64) -> anyhow::Result<f64> {
+    let handle = bench.engine.handle();
+    let started = Instant::now();
+    let id = handle.start_orchestration("BenchFanOut", json!(n), None)?;
+    let record = handle
+        .wait_until_terminal(&id, Duration::from_secs(3600))?
+        .context("the fan-out did not finish within an hour")?;
+    let secs = started.elapsed().as_secs_f64();
+    if record.status != RuntimeStatus::Completed || record.output != json!(n) {
+        bail!("the fan-out ended {} with {}", record.status, record.output);
+    }
+    Ok(secs)
+}
+
+fn isolate(args: &BenchArgs) -> anyhow::Result<()> {
+    let in_process = {
+        let (bench, _) = start_engine_isolated(args, false)?;
+        let secs = timed_fanout(&bench, args.n)?;
+        println!("in process: fan-out of {} in {secs:.3} s", args.n);
+        bench.engine.shutdown();
+        secs
+    };
+    let isolated = {
+        let (bench, isolation) = start_engine_isolated(args, true)?;
+        let secs = timed_fanout(&bench, args.n)?;
+        println!("isolated: fan-out of {} in {secs:.3} s", args.n);
+        drop(isolation);
+        bench.engine.shutdown();
+        secs
+    };
+    println!(
+        "RESULT workload=isolate n={} in_process_secs={in_process:.3} isolated_secs={isolated:.3} ratio={:.2}",
+        args.n,
+        isolated / in_process
+    );
+    Ok(())
 }
 
 fn fanout(args: &BenchArgs) -> anyhow::Result<()> {

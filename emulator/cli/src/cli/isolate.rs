@@ -295,7 +295,10 @@ impl Supervisor {
         command
             .args(["worker", "--connect", &self.url, "--events", "jsonl"])
             .args(["--no-watch", "--exit-with-stdin"])
-            .args(["--drain-timeout", "4s"]);
+            .args(["--drain-timeout", "4s"])
+            // Many activities in flight at once: each round trip to the emulator costs a
+            // commit, so a narrow worker would serialise a fan-out on them (bench isolate).
+            .args(["--max-activities", "512"]);
         if let Some(library) = &self.library {
             command.arg(library);
         }
