@@ -168,6 +168,24 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
         }
     };
     let Ok(_permit) = permit else { return };
+    let (mut work, mut what) = (work, what);
+    if let Work::Orchestration(request) = &mut work {
+        if request.requires_history_streaming {
+            match fetch_history(&mut client, request).await {
+                Ok(past) => {
+                    request.past_events = past;
+                    request.requires_history_streaming = false;
+                    if what.name.is_empty() {
+                        what.name = orchestration_name(&request.past_events, &request.new_events);
+                    }
+                }
+                Err(status) => {
+                    report_not_delivered(&shared, &what, &status);
+                    return;
+                }
+            }
+        }
+    }
     (shared.events)(WorkerEvent::Started {
         kind: what.kind,
         name: what.name.clone(),
@@ -196,16 +214,7 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                 failed,
             )
         }
-        Work::Orchestration(mut request) => {
-            if request.requires_history_streaming {
-                match fetch_history(&mut client, &request).await {
-                    Ok(past) => request.past_events = past,
-                    Err(status) => {
-                        report_not_delivered(&shared, &what, &status);
-                        return;
-                    }
-                }
-            }
+        Work::Orchestration(request) => {
             let response = match mapping::orchestrator_request_from_wire(&request) {
                 Ok(request) => tokio::task::spawn_blocking(move || {
                     continue_session(&plugin, request).map_err(|error| error.to_string())
