@@ -325,7 +325,7 @@ fn every_subcommand_has_help() {
             "{subcommand}"
         );
     }
-    for bench in ["fanout", "chain", "replay", "sidecar"] {
+    for bench in ["fanout", "chain", "replay", "sidecar", "http", "isolate"] {
         let output = durable_emu(&["bench", bench, "--help"], dir.path());
         assert_eq!(output.status.code(), Some(0), "bench {bench}");
     }
@@ -370,6 +370,66 @@ fn bench_sidecar_runs_fan_outs_through_the_sidecar_and_reports_a_result_line() {
         assert_eq!(instance["runtimeStatus"], "Completed");
         assert_eq!(instance["output"], json!(25));
     }
+}
+
+/// `bench http` starts its orchestrations over the HTTP API and polls them to the end, fills
+/// the store to `--instances`, times status requests, and reports one RESULT line; every
+/// instance it made is in the database, completed with the right output.
+#[test]
+fn bench_http_polls_its_orchestrations_over_http_and_reports_status_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("http.db");
+    let db = db.to_str().unwrap();
+    let output = durable_emu(
+        &[
+            "bench",
+            "http",
+            "-n",
+            "12",
+            "--clients",
+            "4",
+            "--instances",
+            "30",
+            "--requests",
+            "40",
+            "--poll-interval-ms",
+            "1",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = stdout.lines().last().expect("bench http printed nothing");
+    assert!(
+        result.starts_with("RESULT workload=http n=12 clients=4 "),
+        "{stdout}"
+    );
+    for field in [
+        " requests_per_sec=",
+        " instances=30 ",
+        " status_p50_ms=",
+        " status_p99_ms=",
+        " concurrent_status_p99_ms=",
+    ] {
+        assert!(result.contains(field), "{field} in {stdout}");
+    }
+    let listed = stdout_json(&durable_emu(&["list", "--db", db, "--json"], dir.path()));
+    let instances = listed.as_array().unwrap();
+    assert_eq!(instances.len(), 30, "{listed}");
+    let mut inputs: Vec<u64> = instances
+        .iter()
+        .map(|instance| {
+            assert_eq!(instance["name"], "BenchChain");
+            assert_eq!(instance["runtimeStatus"], "Completed");
+            let input = instance["input"].as_u64().unwrap();
+            assert_eq!(instance["output"], json!(input + 5));
+            input
+        })
+        .collect();
+    inputs.sort();
+    assert_eq!(inputs, (0..30).collect::<Vec<u64>>());
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub enum BenchCommand {
     /// The gRPC sidecar's own cost per work item: a native load generator acting as a Durable
     /// Task worker over loopback runs fan-outs of no-op activities through `TaskHubSidecarService`.
     Sidecar(SidecarArgs),
+    /// The Durable Functions HTTP API: clients start `BenchChain` orchestrations over HTTP and
+    /// poll their status URLs to completion (requests per second), then status requests are
+    /// timed with the store holding `--instances` instances (p50/p99).
+    Http(HttpBenchArgs),
     /// `--isolate`'s cost: a fan-out of N `Echo` activities in process, then with the functions
     /// in a child `durable-emu worker` (over the private loopback sidecar), in one run; prints
     /// both and their ratio.
@@ -60,6 +64,33 @@ pub struct UiArgs {
     /// Also time keys and frames while a real `BenchFanOut` of N activities runs (0: skip).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     live_fanout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpBenchArgs {
+    /// Orchestrations the clients start and poll to completion.
+    #[arg(long, short = 'n', default_value_t = 2_000)]
+    n: u64,
+    /// Clients at once, each on its own thread and connection.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// A client's pause between two polls of a running instance (the API's `Retry-After` says
+    /// 1 s; a benchmark that waited that long would measure the pause).
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    poll_interval_ms: u64,
+    /// Instances in the store while status requests are timed (topped up directly through
+    /// the engine, untimed).
+    #[arg(long, default_value_t = 10_000)]
+    instances: u64,
+    /// Status requests timed, by one client and again spread over `--clients` clients.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
+    /// The database: a file (default: a fresh one in a temporary directory) or `:memory:`.
+    #[arg(long, value_name = "PATH")]
+    db: Option<String>,
+    /// Activity worker threads, 1 to 256; default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = super::workers_in_range())]
+    workers: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +157,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Fanout(args) => fanout(&args),
         BenchCommand::Isolate(args) => isolate(&args),
+        BenchCommand::Http(args) => http(&args),
         BenchCommand::Chain(args) => chain(&args),
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Entities(args) => entities(&args),
@@ -253,6 +285,254 @@ fn isolate(args: &BenchArgs) -> anyhow::Result<()> {
         args.n,
         isolated / in_process
     );
+    Ok(())
+}
+
+/// The public status route of instance `id` under the API at `url`.
+fn status_url(url: &str, id: &str) -> String {
+    format!("{url}/runtime/webhooks/durabletask/instances/{id}")
+}
+
+/// One client's connection: keeps its socket alive between requests, reads every status.
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+/// GETs `url`; its status and JSON body.
+fn get_json(agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string()?;
+    let value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body).with_context(|| format!("GET {url} answered {body}"))?
+    };
+    Ok((status, value))
+}
+
+/// What one client of the first workload did.
+#[derive(Default)]
+struct HttpClientTally {
+    requests: u64,
+    orchestrations: u64,
+}
+
+/// Starts `BenchChain` for each of `inputs` over HTTP and polls its status URL until it ends,
+/// checking the output.
+fn http_client(
+    url: &str,
+    inputs: impl Iterator<Item = u64>,
+    poll: Duration,
+) -> anyhow::Result<HttpClientTally> {
+    let agent = http_agent();
+    let mut tally = HttpClientTally::default();
+    let start = format!("{url}/runtime/webhooks/durabletask/orchestrators/BenchChain");
+    for input in inputs {
+        let mut response = agent
+            .post(&start)
+            .header("content-type", "application/json")
+            .send(input.to_string())
+            .with_context(|| format!("POST {start}"))?;
+        tally.requests += 1;
+        let body = response.body_mut().read_to_string()?;
+        if response.status().as_u16() != 202 {
+            bail!("starting BenchChain answered {}: {body}", response.status());
+        }
+        let payload: serde_json::Value = serde_json::from_str(&body)?;
+        let status_uri = payload["statusQueryGetUri"]
+            .as_str()
+            .with_context(|| format!("no statusQueryGetUri in {body}"))?
+            .to_owned();
+        loop {
+            let (code, status) = get_json(&agent, &status_uri)?;
+            tally.requests += 1;
+            match code {
+                202 => std::thread::sleep(poll),
+                200 => {
+                    if status["runtimeStatus"] != "Completed"
+                        || status["output"] != json!(input + 5)
+                    {
+                        bail!("chain {input} ended as {status}");
+                    }
+                    break;
+                }
+                other => bail!("polling {status_uri} answered {other}: {status}"),
+            }
+        }
+        tally.orchestrations += 1;
+    }
+    Ok(tally)
+}
+
+/// Times `count` status requests of `ids` (a fixed pseudo-random walk over them) by one
+/// client; every answer must be 200 for a completed instance. The latencies, sorted.
+fn timed_status_requests(
+    url: &str,
+    ids: &[String],
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let agent = http_agent();
+    let mut state = seed | 1;
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        // xorshift: no dependency, and every run asks for the same instances.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let id = &ids[(state % ids.len() as u64) as usize];
+        let url = status_url(url, id);
+        let asked = Instant::now();
+        let (code, status) = get_json(&agent, &url)?;
+        times.push(asked.elapsed());
+        if code != 200 || status["runtimeStatus"] != "Completed" {
+            bail!("GET {url} answered {code}: {status}");
+        }
+    }
+    times.sort();
+    Ok(times)
+}
+
+fn percentile_ms(sorted: &[Duration], percent: f64) -> f64 {
+    let index =
+        ((sorted.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted
+        .get(index)
+        .map_or(0.0, |time| time.as_secs_f64() * 1000.0)
+}
+
+fn http(args: &HttpBenchArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.n == 0 || args.requests == 0 {
+        bail!("-n, --clients and --requests must be at least 1");
+    }
+    let bench = start_engine(&BenchArgs {
+        n: args.n,
+        db: args.db.clone(),
+        workers: args.workers,
+        faults: super::FaultArgs::default(),
+    })?;
+    let handle = bench.engine.handle();
+    let server = super::http::HttpArgs::at(std::net::SocketAddr::from((
+        std::net::Ipv4Addr::LOCALHOST,
+        0,
+    )))
+    .bind()?
+    .serve(handle.asynchronous())?;
+    let url = server
+        .url()
+        .context("the HTTP API did not start on a loopback port")?;
+    println!("HTTP API on {url}");
+
+    let poll = Duration::from_millis(args.poll_interval_ms);
+    let clients = args.clients.min(args.n as usize);
+    let started = Instant::now();
+    let tallies = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients as u64)
+            .map(|client| {
+                let url = url.as_str();
+                let inputs = (client..args.n).step_by(clients);
+                scope.spawn(move || http_client(url, inputs, poll))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let requests: u64 = tallies.iter().map(|tally| tally.requests).sum();
+    let orchestrations: u64 = tallies.iter().map(|tally| tally.orchestrations).sum();
+    if orchestrations != args.n {
+        bail!("{orchestrations} of {} orchestrations completed", args.n);
+    }
+    println!(
+        "{clients} clients started {} BenchChain orchestrations over HTTP and polled them to completion every {} ms: {requests} requests in {secs:.3} s, every output checked",
+        args.n, args.poll_interval_ms
+    );
+
+    let filling = Instant::now();
+    let more: Vec<String> = (args.n..args.instances.max(args.n))
+        .map(|i| handle.start_orchestration("BenchChain", json!(i), None))
+        .collect::<Result<_, _>>()?;
+    for id in &more {
+        handle
+            .wait_until_terminal(id, Duration::from_secs(3600))?
+            .context("filling the store did not finish within an hour")?;
+    }
+    let ids: Vec<String> = handle
+        .instances()?
+        .into_iter()
+        .map(|instance| instance.instance_id)
+        .collect();
+    println!(
+        "store filled to {} instances in {:.1} s (untimed)",
+        ids.len(),
+        filling.elapsed().as_secs_f64()
+    );
+
+    let one = timed_status_requests(&url, &ids, args.requests, 0x9e37_79b9_7f4a_7c15)?;
+    let share = args.requests.div_ceil(clients);
+    let concurrent_started = Instant::now();
+    let mut many = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients as u64)
+            .map(|client| {
+                let (url, ids) = (url.as_str(), ids.as_slice());
+                scope.spawn(move || timed_status_requests(url, ids, share, client + 1))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?
+    .concat();
+    let concurrent_secs = concurrent_started.elapsed().as_secs_f64();
+    many.sort();
+    println!(
+        "status of one of {} instances, one client: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} requests)",
+        ids.len(),
+        percentile_ms(&one, 50.0),
+        percentile_ms(&one, 99.0),
+        percentile_ms(&one, 100.0),
+        one.len()
+    );
+    println!(
+        "status, {clients} clients at once: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} requests, {:.1} requests/s)",
+        percentile_ms(&many, 50.0),
+        percentile_ms(&many, 99.0),
+        percentile_ms(&many, 100.0),
+        many.len(),
+        many.len() as f64 / concurrent_secs
+    );
+    println!(
+        "RESULT workload=http n={} clients={clients} secs={secs:.3} requests_per_sec={:.1} orchestrations_per_sec={:.1} instances={} status_p50_ms={:.3} status_p99_ms={:.3} concurrent_status_p50_ms={:.3} concurrent_status_p99_ms={:.3}",
+        args.n,
+        requests as f64 / secs,
+        args.n as f64 / secs,
+        ids.len(),
+        percentile_ms(&one, 50.0),
+        percentile_ms(&one, 99.0),
+        percentile_ms(&many, 50.0),
+        percentile_ms(&many, 99.0),
+    );
+    drop(server);
     Ok(())
 }
 

@@ -35,6 +35,16 @@ pub struct HttpArgs {
     http_key: Option<String>,
 }
 
+impl HttpArgs {
+    /// The API on exactly `addr`, without a key (what `bench http` serves on).
+    pub fn at(addr: SocketAddr) -> HttpArgs {
+        HttpArgs {
+            http: Some(Listen::At(addr)),
+            http_key: None,
+        }
+    }
+}
+
 fn parse_listen(text: &str) -> Result<Listen, String> {
     listen::parse(text, DEFAULT_PORT)
 }
