@@ -6,69 +6,13 @@
 
 mod binary_support;
 
+use binary_support::served::{free_port, serve};
 use binary_support::{durable_emu, stderr};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A `serve` child with its HTTP API on a free loopback port; killed when dropped.
-struct Served {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
-
-/// Starts `serve` (real clock, so an approval waits for its event) and waits for the line
-/// that says where the API listens.
-fn serve(extra: &[&str]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(binary_support::binary())
-        .args([
-            "serve", "--clock", "real", "--grpc", "off", "--http", &addr, "--db", "state.db",
-        ])
-        .args(extra)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("serve ended before listening: {seen:?}"))
-            .unwrap();
-        if line.contains("HTTP API on") {
-            assert!(line.contains(&addr), "{line}");
-            break;
-        }
-        seen.push(line);
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
 
 struct Answer {
     status: u16,
@@ -297,7 +241,7 @@ fn serve_with_the_default_http_port_taken_runs_without_the_api_and_says_why() {
 #[test]
 fn serve_publishes_its_http_endpoint_beside_the_database_and_removes_it_on_exit() {
     let served = serve(&[]);
-    let file = served._dir.path().join("state.db.endpoint");
+    let file = served.dir.path().join("state.db.endpoint");
     let published: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(published["url"], format!("http://{}", served.addr).as_str());
     assert_eq!(published["pid"], served.child.id());

@@ -214,7 +214,7 @@ fn start_engine_isolated(
     })?;
     let isolation = match listener {
         Some(listener) => {
-            let isolation = listener.start(&engine.handle())?;
+            let isolation = listener.start(&engine.handle(), workers)?;
             let hub = engine.handle().remote_hub();
             let deadline = Instant::now() + Duration::from_secs(60);
             while !hub

@@ -97,8 +97,9 @@ impl IsolateArgs {
 }
 
 impl IsolationListener {
-    /// Serves the private sidecar over `engine` and starts the supervised worker.
-    pub fn start(self, engine: &EngineHandle) -> anyhow::Result<Isolation> {
+    /// Serves the private sidecar over `engine` and starts the supervised worker, which runs
+    /// functions on `threads` threads (the engine's `--workers`, as in process).
+    pub fn start(self, engine: &EngineHandle, threads: usize) -> anyhow::Result<Isolation> {
         let url = format!("http://{}", self.bound.local_addr());
         let serving = listen::serve_on_thread(
             "durable-emu-isolate",
@@ -123,6 +124,7 @@ impl IsolationListener {
             exe,
             url,
             library: self.library,
+            threads: threads.max(1),
             engine: engine.clone(),
             stopped,
         };
@@ -160,6 +162,8 @@ struct Supervisor {
     exe: PathBuf,
     url: String,
     library: Option<PathBuf>,
+    /// `--threads` for the worker.
+    threads: usize,
     engine: EngineHandle,
     stopped: crossbeam_channel::Receiver<()>,
 }
@@ -298,7 +302,10 @@ impl Supervisor {
             .args(["--drain-timeout", "4s"])
             // Many activities in flight at once: each round trip to the emulator costs a
             // commit, so a narrow worker would serialise a fan-out on them (bench isolate).
-            .args(["--max-activities", "512"]);
+            .args(["--max-activities", "512"])
+            // ...but run on as many threads as in process: a thread per item in flight spent
+            // most of a fan-out creating threads (docs/benchmarks.md, --isolate).
+            .args(["--threads", &self.threads.to_string()]);
         if let Some(library) = &self.library {
             command.arg(library);
         }

@@ -94,11 +94,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // A one-shot run reports a failing store and exits rather than waiting for it to recover.
     config.on_store_failure = StoreFailurePolicy::Stop;
     config.isolated = isolation.is_some();
+    let threads = config.workers;
     let engine = Engine::start_with_sink(config, sink)
         .with_context(|| format!("opening {}", args.engine.db.db))?;
     let handle = engine.handle();
     let _isolation = isolation
-        .map(|listener| listener.start(&handle))
+        .map(|listener| listener.start(&handle, threads))
         .transpose()?;
     let tracker = Tracker::spawn(events, instance_id.clone());
 

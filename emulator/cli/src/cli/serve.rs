@@ -75,6 +75,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.engine.config(Some(plugin))?;
     config.remote_workers = listeners.listening();
     config.isolated = isolation.is_some();
+    let threads = config.workers;
     let db = config.db.clone();
     let (engine, events) = match args.events {
         Some(EventFormat::Jsonl) => {
@@ -89,7 +90,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let handle = engine.handle();
     let watcher = watch_target(target, &handle, active_hash)?;
     let isolation = isolation
-        .map(|listener| listener.start(&handle))
+        .map(|listener| listener.start(&handle, threads))
         .transpose()?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     eprintln!("{}", sidecar.state.describe());

@@ -47,6 +47,7 @@ pub fn ui(
     config.auto_skip = false;
     config.remote_workers = listeners.listening();
     config.isolated = isolation.is_some();
+    let threads = config.workers;
     // Playing means nothing to the real clock (it always runs).
     config.playing = !paused && config.clock == ClockKind::Virtual;
     let (clock, playing) = (config.clock, config.playing);
@@ -56,7 +57,7 @@ pub fn ui(
     let handle = engine.handle();
     let _watcher = watch_target(target, &handle, active_hash)?;
     let isolation = isolation
-        .map(|listener| listener.start(&handle))
+        .map(|listener| listener.start(&handle, threads))
         .transpose()?;
     let sidecar = listeners.serve(handle.asynchronous())?;
     let http = http_listeners.serve(handle.asynchronous())?;

@@ -48,6 +48,10 @@ pub struct WorkerArgs {
     /// Most entity batches running at once.
     #[arg(long, value_name = "N")]
     max_entities: Option<usize>,
+    /// Threads that run functions (each work item runs on one until it returns); default: as
+    /// many as the largest --max-* limit, so every item in progress has its own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    threads: Option<u16>,
     /// On Ctrl-C / SIGTERM, how long to let held work finish before handing it back.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -145,8 +149,19 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         active_hash,
     )?;
 
+    let threads = args.threads.map_or_else(
+        || {
+            config
+                .limits
+                .orchestrations
+                .max(config.limits.activities)
+                .max(config.limits.entities)
+        },
+        usize::from,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(threads)
         .thread_name("durable-emu-worker")
         .enable_all()
         .build()
