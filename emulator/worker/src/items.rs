@@ -186,19 +186,18 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
             }
         }
     }
-    (shared.events)(WorkerEvent::Started {
-        kind: what.kind,
-        name: what.name.clone(),
-        instance_id: what.instance_id.clone(),
-        task_id: what.task_id,
-    });
-    let started = Instant::now();
+    let started = Arc::new(Mutex::new(None::<Instant>));
+    let on_thread = FunctionThread {
+        shared: Arc::clone(&shared),
+        what: what.clone(),
+        started: Arc::clone(&started),
+    };
     let plugin = shared.functions.current();
     let answer = match work {
         Work::Activity(request) => {
             let task_id = request.task_id;
-            let outcome =
-                tokio::task::spawn_blocking(move || match plugin.handle.run_activity(&request) {
+            let outcome = on_thread
+                .spawn(move || match plugin.handle.run_activity(&request) {
                     Ok(outcome) => outcome,
                     Err(error) => ActivityOutcome::Failed {
                         failure: FailureDetails::new(PLUGIN_ERROR, error.to_string()),
@@ -216,11 +215,12 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
         }
         Work::Orchestration(request) => {
             let response = match mapping::orchestrator_request_from_wire(&request) {
-                Ok(request) => tokio::task::spawn_blocking(move || {
-                    continue_session(&plugin, request).map_err(|error| error.to_string())
-                })
-                .await
-                .unwrap_or_else(|join| Err(join.to_string())),
+                Ok(request) => on_thread
+                    .spawn(move || {
+                        continue_session(&plugin, request).map_err(|error| error.to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|join| Err(join.to_string())),
                 Err(error) => Err(format!("the episode's history does not decode: {error}")),
             };
             let (response, failed) = match response {
@@ -236,11 +236,12 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
             )
         }
         Work::Entity(request) => {
-            let result = tokio::task::spawn_blocking(move || {
-                let result = plugin.handle.run_entity_batch(&request);
-                (request, result)
-            })
-            .await;
+            let result = on_thread
+                .spawn(move || {
+                    let result = plugin.handle.run_entity_batch(&request);
+                    (request, result)
+                })
+                .await;
             let answer = match result {
                 Ok((request, Ok(result))) => {
                     mapping::entity_batch_result_to_wire(&token, &request, &result)
@@ -260,7 +261,10 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
         instance_id: what.instance_id.clone(),
         task_id: what.task_id,
         failed: answer.failed(),
-        ms: started.elapsed().as_secs_f64() * 1000.0,
+        ms: started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
     });
     let sent = match answer {
         Answer::Activity(answer, _) => client.complete_activity_task(answer).await.map(drop),
@@ -274,6 +278,40 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
             shared.counters.done.fetch_add(1, Ordering::Relaxed);
         }
         Err(status) => report_not_delivered(&shared, &what, &status),
+    }
+}
+
+/// Where a work item's function runs: a thread of the runtime's blocking pool, which the
+/// worker's `--threads` bounds, so items past that wait for a thread. `Started` is said there,
+/// when the function begins, not when the item was taken: a worker that dies is said to have
+/// died in what was running, not in everything that was waiting.
+struct FunctionThread {
+    shared: Arc<Shared>,
+    what: Held,
+    /// When the function began (for `Finished`'s `ms`); none if it never did.
+    started: Arc<Mutex<Option<Instant>>>,
+}
+
+impl FunctionThread {
+    fn spawn<T: Send + 'static>(
+        self,
+        function: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        tokio::task::spawn_blocking(move || {
+            let FunctionThread {
+                shared,
+                what,
+                started,
+            } = self;
+            (shared.events)(WorkerEvent::Started {
+                kind: what.kind,
+                name: what.name,
+                instance_id: what.instance_id,
+                task_id: what.task_id,
+            });
+            *started.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+            function()
+        })
     }
 }
 
