@@ -139,6 +139,15 @@ impl IsolatedServe {
                 }
             }
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !stderr.lock().unwrap().contains("HTTP API on") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve never listened:\n{}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         IsolatedServe {
             child,
             url: format!("http://{addr}"),
@@ -267,4 +276,72 @@ fn a_hot_reload_restarts_the_worker_on_the_new_build() {
     assert_eq!(serve.finish(&c), json!(["HELLO one", "HELLO two"]));
     let said = serve.stderr.lock().unwrap().clone();
     assert!(!said.contains("worker exited"), "no worker died: {said}");
+}
+
+/// The replay check before the worker is restarted, under `--isolate` as in process: a build
+/// whose code no longer replays a running instance's history suspends that instance with the
+/// diff (it stays on its build) instead of handing it to the new worker.
+#[test]
+fn a_build_that_does_not_replay_an_instance_suspends_it_with_the_diff() {
+    use durable_emu_testing::functions_crate::{FunctionsCrate, TIMER_BEFORE_FIRST_CALL};
+    use serde_json::json;
+
+    let functions = FunctionsCrate::new("isolate-diverge");
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libflow.so");
+    std::fs::write(&library, functions.build_bytes()).unwrap();
+    let mut serve = IsolatedServe::start(dir, &library);
+    let b = serve.client(&["start", "Flow"]);
+    serve.next("b's first greeting", |event| {
+        event["event"] == "historyAppended"
+            && event["instanceId"] == b.as_str()
+            && event["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|event| event["eventType"] == "TaskCompleted")
+    });
+
+    functions.write("GREETING", TIMER_BEFORE_FIRST_CALL);
+    let staged = serve.dir.path().join("libflow.so.staged");
+    std::fs::write(&staged, functions.build_bytes()).unwrap();
+    std::fs::rename(&staged, &library).unwrap();
+    let diverged = serve.next("b diverging from build #2", |event| {
+        event["event"] == "instanceDiverged" && event["instanceId"] == b.as_str()
+    });
+    // The check in process: the diff, and the build the instance stays on.
+    assert_eq!(diverged["build"], 2, "{diverged}");
+    assert_eq!(diverged["pinnedBuild"], 1, "{diverged}");
+    assert_eq!(diverged["diff"]["sequenceId"], 0, "{diverged}");
+    assert_eq!(
+        serve.next("the reload", |event| event["event"] == "reloadFinished")["number"],
+        2
+    );
+    serve.next("the new worker", |event| {
+        event["event"] == "workerConnected" && event["id"] != 1
+    });
+    // Another instance runs start to end on the new build's worker (its timer skipped): by
+    // then a probe of b by the new worker would have been answered too, and have said nothing
+    // more than the check did.
+    let c = serve.client(&["start", "Flow"]);
+    assert_eq!(serve.finish(&c), json!(["GREETING one", "GREETING two"]));
+    let status: serde_json::Value = serde_json::from_str(&serve.client(&["status", &b])).unwrap();
+    assert_eq!(status["runtimeStatus"], "Suspended", "{status}");
+    let diverged_again: Vec<&serde_json::Value> = serve
+        .seen
+        .iter()
+        .filter(|event| event["event"] == "instanceDiverged")
+        .collect();
+    assert_eq!(diverged_again.len(), 1, "{diverged_again:?}");
+
+    // It cannot resume on build #1: the worker runs only the active build.
+    let mut resume = vec!["resume", b.as_str(), "--url"];
+    resume.push(&serve.url);
+    let refused = durable_emu(&resume, serve.dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("under --isolate the worker runs only the active build"),
+        "{}",
+        stderr(&refused)
+    );
 }
