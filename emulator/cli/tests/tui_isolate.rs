@@ -60,8 +60,9 @@ fn history_clock_stepper_fork_and_faults_work_with_the_functions_in_a_worker_pro
     });
     tmux.keys("n");
     tmux.keys("1");
-    tmux.wait_for("the monitor to complete", |screen| {
-        line_with(screen, &["MonitorJob", "Completed"]).is_some()
+    // On build #1, the build the worker runs (not an anonymous remote build).
+    tmux.wait_for("the monitor to complete on build #1", |screen| {
+        line_with(screen, &["MonitorJob", "Completed", "#1"]).is_some()
     });
     tmux.key("Enter");
     tmux.wait_for("the fired timer and the end in the history", |screen| {
