@@ -167,7 +167,13 @@ impl Core {
             delivered,
             now,
         } = episode;
-        let build = runner.map(|(build, _)| build);
+        let in_process = runner.is_some();
+        // The isolated worker runs the active build (it is restarted on each new one).
+        let build = runner.map(|(build, _)| build).or(if self.remote.isolated {
+            self.builds.active
+        } else {
+            None
+        });
         let OrchestratorRequest {
             instance_id,
             execution_id,
@@ -202,7 +208,7 @@ impl Core {
         let Some(live) = self.mirror.live.get_mut(&instance_id) else {
             return Ok(None);
         };
-        live.has_session = build.is_some();
+        live.has_session = in_process;
         if build.is_some() {
             live.record.build = build;
         }

@@ -140,6 +140,7 @@ impl Core {
             && !self.mirror.remote_episodes.contains_key(instance_id)
             && !self.remote.probing.contains_key(instance_id)
             && self.runs_remotely(instance_id)
+            && !self.isolated_on_loaded_build(instance_id)
             && self.remote.hub.worker_runs(worker, &live.record.name);
         if !checkable {
             return Ok(None);

@@ -84,8 +84,12 @@ impl Core {
 
     fn check_instance_on(&mut self, instance_id: &str, number: u32) -> Result<(), EngineError> {
         // Remote workers run it: the new build is not its code (a reconnecting worker's probe
-        // is its check).
-        if self.remote.enabled && self.runs_remotely(instance_id) {
+        // is its check). Except the isolated worker: it runs the build loaded here, and is
+        // restarted on this one once the check is done.
+        if self.remote.enabled
+            && self.runs_remotely(instance_id)
+            && !self.isolated_on_loaded_build(instance_id)
+        {
             return Ok(());
         }
         let Some(live) = self.mirror.live.get(instance_id) else {
@@ -266,7 +270,8 @@ impl Core {
     /// build must be loaded: running it on another would fail it with a nondeterminism, so the
     /// resume is refused instead and changes nothing. Remote workers' code has no build to pin
     /// to: resuming an instance a reconnect probe suspended lets whichever worker connects run
-    /// it (the user's call: connect code that replays it first, or let it fail).
+    /// it (the user's call: connect code that replays it first, or let it fail). Under
+    /// `--isolate` there is no old build to pin to (the worker runs the active one): refused.
     pub(super) fn pin_if_diverged(&mut self, instance_id: &str) -> Result<(), EngineError> {
         let Some(live) = self.mirror.live.get_mut(instance_id) else {
             return Ok(());
@@ -278,6 +283,14 @@ impl Core {
             live.record.divergence = None;
             self.store.put_instance(&live.record)?;
             return Ok(());
+        }
+        // The isolated worker runs only the active build: pinned to its old one, the instance
+        // would be run on the new code and fail with a nondeterminism.
+        if self.remote.isolated {
+            return Err(EngineError::InvalidArgument(format!(
+                "instance '{instance_id}' cannot resume: it is suspended because build #{} does not replay it, and under --isolate the worker runs only the active build; restart it on the active build or terminate it",
+                divergence.build
+            )));
         }
         if let Some(build) = live
             .record

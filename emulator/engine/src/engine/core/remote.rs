@@ -37,6 +37,17 @@ impl Core {
         has.then_some((number, handle))
     }
 
+    /// Under `--isolate`, whether the build loaded in this process is the code the isolated
+    /// worker runs the instance with (the build has its orchestration): then the reload check
+    /// judges it in process, as without isolation, and a worker's connect does not probe it.
+    pub(super) fn isolated_on_loaded_build(&self, instance_id: &str) -> bool {
+        self.remote.isolated
+            && self.mirror.live.get(instance_id).is_some_and(|live| {
+                self.plugin_running(live.record.build, &live.record.name)
+                    .is_some()
+            })
+    }
+
     /// Whether remote workers run this instance (the plugin lacks its orchestration).
     pub(super) fn runs_remotely(&self, instance_id: &str) -> bool {
         self.remote.enabled
