@@ -309,6 +309,15 @@ fn the_ui_shows_at_once_what_http_calls_do() {
 
 #[test]
 fn the_private_routes_answer_the_engines_own_status_and_export_on_a_real_socket() {
+    let served = serve(&["--http-key", "sesame"]);
+    // Who answers is open without the key: other commands check an endpoint file with it.
+    let about = call(&served.addr, "GET", "/durable-emu/v1/about", "");
+    assert_eq!(about.status, 200, "{:?}", about.body);
+    assert_eq!(about.body["product"], "durable-emu");
+    assert_eq!(about.body["pid"], served.child.id());
+    let refused = call(&served.addr, "GET", "/durable-emu/v1/instances", "");
+    assert_eq!(refused.status, 401, "everything else needs the key");
+    drop(served);
     let served = serve(&[]);
     let started = call(
         &served.addr,

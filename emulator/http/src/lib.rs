@@ -15,7 +15,7 @@
 mod private;
 mod shape;
 
-pub use private::PRIVATE_BASE;
+pub use private::{ABOUT_PATH, PRIVATE_BASE};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -181,9 +181,10 @@ async fn front_door(State(key): State<Option<Arc<str>>>, request: Request, next:
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = if key
-        .as_deref()
-        .is_some_and(|key| !carries_key(request.headers(), request.uri(), key))
+    let response = if path != private::ABOUT_PATH
+        && key
+            .as_deref()
+            .is_some_and(|key| !carries_key(request.headers(), request.uri(), key))
     {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

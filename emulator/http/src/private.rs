@@ -31,6 +31,20 @@ use serde_json::{Value, json};
 /// Where the private routes live (not under Azure's base paths: no Azure client calls them).
 pub const PRIVATE_BASE: &str = "/durable-emu/v1";
 
+/// Who answers here: `{"product": "durable-emu", "version", "pid"}`. Open without the access
+/// key (it says nothing about the data), so a command can tell that the emulator an endpoint
+/// file names is the one still listening, not another program that took its port since.
+pub const ABOUT_PATH: &str = "/durable-emu/v1/about";
+
+async fn about() -> Response {
+    axum::Json(json!({
+        "product": "durable-emu",
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+    }))
+    .into_response()
+}
+
 /// How many operations of an entity's log `GET entities/{id}` answers when not told.
 const DEFAULT_OPERATIONS: usize = 100;
 
@@ -40,6 +54,7 @@ const ENTITY_PAGE: usize = 500;
 /// The private routes, relative to [`PRIVATE_BASE`].
 pub(crate) fn routes(engine: AsyncEngineHandle) -> Router {
     Router::new()
+        .route("/about", get(about))
         .route("/instances", get(list_instances))
         .route("/instances/{id}", get(instance_status))
         .route("/instances/{id}/export", get(export_instance))

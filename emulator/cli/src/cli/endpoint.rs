@@ -11,18 +11,19 @@
 //!
 //! Written once the HTTP listener is bound ([`publish`]); removed when the returned guard drops
 //! (the process exits normally). A process that was killed leaves its file behind: [`find`]
-//! takes a file only when its pid is alive and its URL accepts a connection, and ignores a
-//! stale one (the next [`publish`] replaces it). Owns no HTTP and no engine: only the file.
+//! takes a file only when its pid is alive and the emulator answering at its URL says it is that
+//! process (`GET /durable-emu/v1/about`), so a port reused since by another program or another
+//! emulator is not mistaken for it; a stale file is ignored (the next [`publish`] replaces it).
+//! Owns no server and no engine: only the file and that one question.
 
 use anyhow::Context;
 use durable_emu_engine::DbLocation;
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How long [`find`] waits for the published URL to accept a connection: it is a loopback
-/// socket of a live process, so a refusal or silence this long means nobody serves there.
+/// How long [`find`] waits for the published URL to answer: it is a loopback socket of a live
+/// process, so a refusal or silence this long means nobody serves there.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A running emulator's published endpoint.
@@ -105,7 +106,7 @@ pub fn publish(db: &DbLocation, url: &str) -> anyhow::Result<EndpointGuard> {
 /// alive and its URL accepts a connection). A stale or unreadable file is ignored.
 pub fn find(db: &DbLocation) -> Option<Endpoint> {
     let endpoint = read(&file_for(db)?)?;
-    (pid_alive(endpoint.pid) && answers(&endpoint.url)).then_some(endpoint)
+    (pid_alive(endpoint.pid) && answers_as(&endpoint.url, endpoint.pid)).then_some(endpoint)
 }
 
 /// The file's contents, if it is there and well-formed.
@@ -146,35 +147,58 @@ fn pid_alive(_pid: u32) -> bool {
     true
 }
 
-/// Whether something accepts a TCP connection at the URL's host and port.
-fn answers(url: &str) -> bool {
-    socket_addrs(url)
-        .iter()
-        .any(|addr| TcpStream::connect_timeout(addr, PROBE_TIMEOUT).is_ok())
-}
-
-/// The addresses of an `http://host:port[/...]` URL (port 80 when none is given).
-fn socket_addrs(url: &str) -> Vec<SocketAddr> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let with_port = if authority.ends_with(']') || !authority.contains(':') {
-        format!("{authority}:80")
-    } else {
-        authority.to_owned()
+/// Whether the emulator answering at `url` is process `pid` (its `about` route says so).
+fn answers_as(url: &str, pid: u32) -> bool {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(PROBE_TIMEOUT))
+            .build(),
+    );
+    let about = format!(
+        "{}{}",
+        url.trim_end_matches('/'),
+        durable_emu_http::ABOUT_PATH
+    );
+    let Ok(mut response) = agent.get(&about).call() else {
+        return false;
     };
-    with_port
-        .to_socket_addrs()
-        .map(Iterator::collect)
-        .unwrap_or_default()
+    let Ok(body) = response.body_mut().read_to_string() else {
+        return false;
+    };
+    serde_json::from_str::<Value>(&body).is_ok_and(|about| {
+        about["product"] == "durable-emu" && about["pid"].as_u64() == Some(u64::from(pid))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn db_in(dir: &Path) -> DbLocation {
         DbLocation::File(dir.join("state.db"))
+    }
+
+    /// Answers every request on `listener` with `body` (200, JSON) on a thread of its own.
+    fn answer_with(listener: TcpListener, body: Value) {
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let body = body.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+
+    fn about(pid: u32) -> Value {
+        json!({"product": "durable-emu", "version": "0.1.0", "pid": pid})
     }
 
     #[test]
@@ -193,6 +217,7 @@ mod tests {
         let db = db_in(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
+        answer_with(listener, about(std::process::id()));
         let guard = publish(&db, &url).unwrap();
         let file = guard.path().unwrap().to_owned();
         assert!(file.exists());
@@ -218,11 +243,35 @@ mod tests {
     }
 
     #[test]
+    fn a_port_taken_since_by_another_emulator_or_program_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_in(dir.path());
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", other.local_addr().unwrap());
+        answer_with(other, about(std::process::id() + 1));
+        let _guard = publish(&db, &url).unwrap();
+        assert_eq!(find(&db), None, "another emulator's pid");
+
+        let program = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", program.local_addr().unwrap());
+        answer_with(program, json!({"hello": "world"}));
+        let _guard = publish(&db, &url).unwrap();
+        assert_eq!(find(&db), None, "not an emulator");
+
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let _guard = publish(&db, &url).unwrap();
+        assert_eq!(find(&db), None, "accepts connections but never answers");
+        drop(silent);
+    }
+
+    #[test]
     fn a_file_left_by_a_dead_process_is_stale_and_the_next_publish_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = db_in(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        answer_with(listener, about(std::process::id()));
         // A process that has exited: its pid is not alive (the child is reaped by `wait`).
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead_pid = child.id();
@@ -266,21 +315,5 @@ mod tests {
         let guard = publish(&DbLocation::Memory, "http://127.0.0.1:7071").unwrap();
         assert_eq!(guard.path(), None);
         assert_eq!(find(&DbLocation::Memory), None);
-    }
-
-    #[test]
-    fn urls_resolve_with_and_without_a_port() {
-        assert_eq!(
-            socket_addrs("http://127.0.0.1:7071/runtime"),
-            vec!["127.0.0.1:7071".parse().unwrap()]
-        );
-        assert_eq!(
-            socket_addrs("http://[::1]:9"),
-            vec!["[::1]:9".parse().unwrap()]
-        );
-        assert_eq!(
-            socket_addrs("http://127.0.0.1"),
-            vec!["127.0.0.1:80".parse().unwrap()]
-        );
     }
 }
