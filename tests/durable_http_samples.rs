@@ -386,10 +386,15 @@ fn watch_orchestration_starts_hello_sequence_over_the_api_and_polls_it_to_the_en
         .as_array()
         .unwrap()
         .iter()
-        .filter(|event| event["FunctionName"] == "BuiltIn::HttpActivity")
-        .map(|event| &event["Input"])
+        // The CLI prints the engine's own history shape, as it does on a database.
+        .filter(|event| {
+            event["eventType"] == "TaskScheduled" && event["name"] == "BuiltIn::HttpActivity"
+        })
+        .map(|event| &event["input"])
         .collect();
-    let (start, polls) = calls.split_first().expect("the start request is recorded");
+    let (start, polls) = calls
+        .split_first()
+        .unwrap_or_else(|| panic!("the start request is recorded: {history}"));
     assert_eq!(start["method"], "POST");
     assert_eq!(
         start["uri"],
