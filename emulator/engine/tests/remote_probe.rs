@@ -622,3 +622,49 @@ fn probe_remote_refuses_a_step_past_history_an_unknown_instance_and_a_name_no_wo
         "{nobody:?}"
     );
 }
+
+/// A worker that connects while another worker's probe of an instance is out is not skipped:
+/// it gets its own probe of that instance once the first one is answered.
+#[test]
+fn a_worker_that_connects_during_another_workers_probe_is_probed_after_it() {
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    waiting_instance(&handle, "b-idle");
+    let mut holder = hub.connect(WorkerInfo::default());
+    let RemoteWorkItem::Orchestrator {
+        token,
+        request,
+        probe: true,
+        ..
+    } = next_item(&rt, &mut holder)
+    else {
+        panic!("the first worker is sent a probe of the waiting instance");
+    };
+    assert_eq!(request.instance_id, "b-idle");
+
+    // The second worker connects while that probe is out (unanswered).
+    let checker = TestWorker::spawn(hub.clone(), v2);
+    rt.block_on(hub.complete_orchestrator(&token, "b-idle", v1().orchestrate_uncached(request)))
+        .unwrap();
+    let seen = checker.until_probe_of("b-idle");
+    assert_eq!(
+        seen,
+        vec![Seen::Episode {
+            instance_id: "b-idle".into(),
+            probe: true
+        }]
+    );
+    eventually(
+        "b-idle (probed by the second worker) to be marked diverged",
+        || {
+            handle
+                .instance("b-idle")
+                .unwrap()
+                .is_some_and(|record| record.divergence.is_some())
+        },
+    );
+    drop(holder);
+    drop(checker);
+}

@@ -402,6 +402,30 @@ fn timed_status_requests(
     Ok(times)
 }
 
+/// Runs `client(0..clients)` on a thread each, all at once; their results in client order, or
+/// the first error.
+fn on_client_threads<T: Send>(
+    clients: usize,
+    client: impl Fn(u64) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients as u64)
+            .map(|index| {
+                let client = &client;
+                scope.spawn(move || client(index))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?
+            })
+            .collect()
+    })
+}
+
 fn percentile_ms(sorted: &[Duration], percent: f64) -> f64 {
     let index =
         ((sorted.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
@@ -435,22 +459,8 @@ fn http(args: &HttpBenchArgs) -> anyhow::Result<()> {
     let poll = Duration::from_millis(args.poll_interval_ms);
     let clients = args.clients.min(args.n as usize);
     let started = Instant::now();
-    let tallies = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..clients as u64)
-            .map(|client| {
-                let url = url.as_str();
-                let inputs = (client..args.n).step_by(clients);
-                scope.spawn(move || http_client(url, inputs, poll))
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?
-            })
-            .collect::<anyhow::Result<Vec<_>>>()
+    let tallies = on_client_threads(clients, |client| {
+        http_client(&url, (client..args.n).step_by(clients), poll)
     })?;
     let secs = started.elapsed().as_secs_f64();
     let requests: u64 = tallies.iter().map(|tally| tally.requests).sum();
@@ -486,21 +496,8 @@ fn http(args: &HttpBenchArgs) -> anyhow::Result<()> {
     let one = timed_status_requests(&url, &ids, args.requests, 0x9e37_79b9_7f4a_7c15)?;
     let share = args.requests.div_ceil(clients);
     let concurrent_started = Instant::now();
-    let mut many = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..clients as u64)
-            .map(|client| {
-                let (url, ids) = (url.as_str(), ids.as_slice());
-                scope.spawn(move || timed_status_requests(url, ids, share, client + 1))
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a benchmark client panicked"))?
-            })
-            .collect::<anyhow::Result<Vec<_>>>()
+    let mut many = on_client_threads(clients, |client| {
+        timed_status_requests(&url, &ids, share, client + 1)
     })?
     .concat();
     let concurrent_secs = concurrent_started.elapsed().as_secs_f64();

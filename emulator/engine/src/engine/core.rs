@@ -186,6 +186,9 @@ struct RemoteExec {
     /// Reconnect probes out, by instance (see `core/probe.rs`): while one is out, the instance's
     /// next episode waits, so the probe and a real episode never race.
     probing: HashMap<String, probe::Probing>,
+    /// Workers that connected while an instance's probe for another worker was out: each is
+    /// sent its own probe of that instance once that one is over.
+    probe_after: HashMap<String, Vec<(crate::remote::WorkerId, String)>>,
     /// Numbers the probes, so an answer is matched to the probe that asked.
     next_probe: u64,
 }
@@ -379,6 +382,7 @@ impl Core {
                 isolated: config.isolated,
                 hub,
                 probing: HashMap::new(),
+                probe_after: HashMap::new(),
                 next_probe: 0,
             },
         };

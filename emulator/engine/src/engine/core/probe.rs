@@ -7,7 +7,8 @@
 //! history in `past_events` and one new `OrchestratorStarted`. Probes are awaited on a
 //! background thread (never on the core thread); each answer comes back as a core command. While
 //! an instance's probe is out its next episode waits, so a probe never races a real episode, and
-//! an answer is judged only if history is still the one probed. A replay that disagrees with
+//! an answer is judged only if history is still the one probed. A worker that connects while
+//! another worker's probe of an instance is out is probed on it once that probe is over. A replay that disagrees with
 //! history marks the instance diverged exactly as a reload check does (a [`Divergence`] with
 //! build [`REMOTE_CODE`], `InstanceDiverged`, suspended by the host); a clean replay clears an
 //! earlier remote divergence. Nothing a probe answers is ever recorded in history.
@@ -66,8 +67,22 @@ impl Core {
         }
         let mut ids: Vec<String> = self.mirror.live.keys().cloned().collect();
         ids.sort();
+        self.probe_instances(worker, peer, ids);
+    }
+
+    /// Probes `ids` (in that order) against worker `worker`'s code, those it can check. One
+    /// whose probe for another worker is still out is probed for this one when that is over.
+    fn probe_instances(&mut self, worker: WorkerId, peer: &str, ids: Vec<String>) {
         let mut jobs = Vec::new();
         for instance_id in ids {
+            if self.remote.probing.contains_key(&instance_id) {
+                self.remote
+                    .probe_after
+                    .entry(instance_id)
+                    .or_default()
+                    .push((worker, peer.to_string()));
+                continue;
+            }
             match self.reconnect_probe_job(worker, &instance_id) {
                 Ok(Some(job)) => jobs.push(job),
                 Ok(None) => {}
@@ -198,6 +213,12 @@ impl Core {
         }
         let probing = self.remote.probing.remove(instance_id);
         self.mark_runnable(instance_id);
+        if let Some(waiting) = self.remote.probe_after.remove(instance_id) {
+            // A worker gone meanwhile is skipped by the job's own check.
+            for (worker, peer) in waiting {
+                self.probe_instances(worker, &peer, vec![instance_id.to_string()]);
+            }
+        }
         probing
     }
 
