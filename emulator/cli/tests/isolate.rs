@@ -77,6 +77,46 @@ fn an_activity_that_always_aborts_fails_its_instance_at_the_delivery_limit() {
     );
 }
 
+/// An entity operation that ends the process on every delivery: each delivery ends only the
+/// worker, and at the limit the batch's operation fails, so its caller catches
+/// `DeliveryLimitReached` instead of the entity being sent to worker after worker forever.
+#[test]
+fn an_entity_that_always_aborts_fails_its_operation_at_the_delivery_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = durable_emu(
+        &[
+            "run",
+            hostile_plugin().to_str().unwrap(),
+            "-o",
+            "CallCrasher",
+            "--input",
+            "\"k\"",
+            "--db",
+            "state.db",
+            "--isolate",
+            "--max-deliveries",
+            "2",
+            "--timeout",
+            "60s",
+        ],
+        dir.path(),
+    );
+    let status = stdout_json(&output);
+    assert_eq!(status["runtimeStatus"], "Completed", "{}", stderr(&output));
+    let caught = status["output"].as_str().unwrap();
+    assert!(
+        caught.starts_with("caught DeliveryLimitReached: the batch of 1 operation(s) of entity '@crasher@k' was delivered 2 times"),
+        "{caught}"
+    );
+    let said = stderr(&output);
+    assert_eq!(
+        said.matches("worker exited with signal 6").count(),
+        2,
+        "one worker per delivery: {said}"
+    );
+    assert!(said.contains("while running entity"), "{said}");
+}
+
 /// A `serve --isolate` child on a library file in its own directory: its engine events (JSON
 /// lines on stdout) come through a channel, stderr is kept; killed when dropped.
 struct IsolatedServe {

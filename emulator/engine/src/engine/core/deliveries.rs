@@ -328,8 +328,8 @@ impl Core {
 impl Core {
     /// Remote work whose worker went away while holding it `lost` times (`--max-deliveries`):
     /// an activity fails (non-retriable, `DeliveryLimitReached`, which the code can catch); an
-    /// episode fails its instance, recorded by the host without running its code again. An
-    /// entity batch goes out once more: its operations are not the entity's to fail.
+    /// episode fails its instance, recorded by the host without running its code again; each
+    /// operation of an entity batch fails (its caller gets the failure), the state unchanged.
     pub(crate) fn remote_delivery_limit(&mut self, work: crate::remote::Work, lost: u32) {
         use crate::remote::Work;
         let limit = self.limits.max_deliveries;
@@ -395,11 +395,16 @@ impl Core {
                     ));
                 }
             }
-            work @ Work::Entity { .. } => {
-                let parked = self.remote.hub.submit(work);
-                if let Some(parked) = parked {
-                    self.batch.outbox.push(crate::remote::parked_event(parked));
-                }
+            Work::Entity { request, .. } => {
+                let message = gone(&format!(
+                    "the batch of {} operation(s) of entity '{}'",
+                    request.operations.len(),
+                    request.instance_id
+                ));
+                tracing::warn!(target: "durable_emu::engine", "{message}");
+                self.warn(Some(&request.instance_id), message.clone());
+                let failure = FailureDetails::new(DELIVERY_LIMIT, message).non_retriable();
+                self.fail_remote_entity_batch(&request, failure);
             }
             Work::Probe { .. } => {}
         }

@@ -936,6 +936,48 @@ impl Core {
         }
     }
 
+    /// The number of entity `instance_id`'s running batch, if `request` is that batch.
+    fn running_batch_number(&self, instance_id: &str, request: &EntityBatchRequest) -> Option<u64> {
+        self.mirror
+            .entities
+            .entities
+            .get(instance_id)
+            .and_then(|entity| entity.running.as_ref())
+            .filter(|running| {
+                running.request_ids.len() == request.operations.len()
+                    && running
+                        .request_ids
+                        .iter()
+                        .zip(&request.operations)
+                        .all(|(id, operation)| *id == operation.request_id)
+            })
+            .map(|running| running.number)
+    }
+
+    /// A remote batch that can no longer run (its workers kept going away): every operation
+    /// fails with `failure`, state unchanged, as if the entity had thrown it; a caller gets it
+    /// as the operation's failure, a signal is logged failed.
+    pub(crate) fn fail_remote_entity_batch(
+        &mut self,
+        request: &EntityBatchRequest,
+        failure: FailureDetails,
+    ) {
+        let instance_id = request.instance_id.as_str();
+        let Some(number) = self.running_batch_number(instance_id, request) else {
+            return;
+        };
+        let outcomes = request
+            .operations
+            .iter()
+            .map(|_| failed(failure.clone(), &request.state))
+            .collect();
+        if let Err(error) = self.finish_entity_batch(instance_id, number, outcomes) {
+            self.fail_batch(format!(
+                "the batch of entity {instance_id} could not be recorded: {error}"
+            ));
+        }
+    }
+
     /// A remote worker's answer to an entity batch (`RemoteHub::complete_entity`).
     pub(crate) fn accept_remote_entity_batch(
         &mut self,
@@ -950,20 +992,7 @@ impl Core {
         };
         let request = self.remote.hub.take_entity(token, instance_id)?;
         let number = self
-            .mirror
-            .entities
-            .entities
-            .get(instance_id)
-            .and_then(|entity| entity.running.as_ref())
-            .filter(|running| {
-                running.request_ids.len() == request.operations.len()
-                    && running
-                        .request_ids
-                        .iter()
-                        .zip(&request.operations)
-                        .all(|(id, operation)| *id == operation.request_id)
-            })
-            .map(|running| running.number)
+            .running_batch_number(instance_id, &request)
             .ok_or_else(unknown)?;
         // An answer with more results than operations breaks the protocol: its operations fail
         // with `InvalidWorkerResponse` (a worker that answers so would answer so again, so
