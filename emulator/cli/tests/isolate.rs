@@ -9,27 +9,31 @@ mod binary_support;
 
 use binary_support::{durable_emu, hostile_plugin, stderr, stdout_json};
 
+/// `run --isolate` of the hostile plugin's orchestration `name` in `dir` (database `state.db`,
+/// at most 60 s), with `extra` arguments.
+fn run_isolated(dir: &std::path::Path, name: &str, extra: &[&str]) -> std::process::Output {
+    let plugin = hostile_plugin().to_str().unwrap();
+    let mut args = vec![
+        "run",
+        plugin,
+        "-o",
+        name,
+        "--db",
+        "state.db",
+        "--isolate",
+        "--timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    durable_emu(&args, dir)
+}
+
 #[test]
 fn an_activity_that_aborts_on_its_first_delivery_ends_only_the_worker_and_completes_on_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("aborted-once");
     let input = serde_json::to_string(marker.to_str().unwrap()).unwrap();
-    let output = durable_emu(
-        &[
-            "run",
-            hostile_plugin().to_str().unwrap(),
-            "-o",
-            "AbortOnceFlow",
-            "--input",
-            &input,
-            "--db",
-            "state.db",
-            "--isolate",
-            "--timeout",
-            "60s",
-        ],
-        dir.path(),
-    );
+    let output = run_isolated(dir.path(), "AbortOnceFlow", &["--input", &input]);
     let status = stdout_json(&output);
     assert_eq!(status["runtimeStatus"], "Completed", "{}", stderr(&output));
     assert_eq!(status["output"], "survived");
@@ -44,22 +48,7 @@ fn an_activity_that_aborts_on_its_first_delivery_ends_only_the_worker_and_comple
 #[test]
 fn an_activity_that_always_aborts_fails_its_instance_at_the_delivery_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let output = durable_emu(
-        &[
-            "run",
-            hostile_plugin().to_str().unwrap(),
-            "-o",
-            "AbortAlways",
-            "--db",
-            "state.db",
-            "--isolate",
-            "--max-deliveries",
-            "2",
-            "--timeout",
-            "60s",
-        ],
-        dir.path(),
-    );
+    let output = run_isolated(dir.path(), "AbortAlways", &["--max-deliveries", "2"]);
     let status = stdout_json(&output);
     assert_eq!(status["runtimeStatus"], "Failed", "{}", stderr(&output));
     let failure = &status["failureDetails"];
@@ -83,23 +72,10 @@ fn an_activity_that_always_aborts_fails_its_instance_at_the_delivery_limit() {
 #[test]
 fn an_entity_that_always_aborts_fails_its_operation_at_the_delivery_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let output = durable_emu(
-        &[
-            "run",
-            hostile_plugin().to_str().unwrap(),
-            "-o",
-            "CallCrasher",
-            "--input",
-            "\"k\"",
-            "--db",
-            "state.db",
-            "--isolate",
-            "--max-deliveries",
-            "2",
-            "--timeout",
-            "60s",
-        ],
+    let output = run_isolated(
         dir.path(),
+        "CallCrasher",
+        &["--input", "\"k\"", "--max-deliveries", "2"],
     );
     let status = stdout_json(&output);
     assert_eq!(status["runtimeStatus"], "Completed", "{}", stderr(&output));

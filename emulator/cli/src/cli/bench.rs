@@ -153,6 +153,17 @@ pub struct BenchArgs {
     faults: super::FaultArgs,
 }
 
+impl BenchArgs {
+    fn without_faults(n: u64, db: &Option<String>, workers: Option<u16>) -> Self {
+        BenchArgs {
+            n,
+            db: db.clone(),
+            workers,
+            faults: super::FaultArgs::default(),
+        }
+    }
+}
+
 pub fn bench(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Fanout(args) => fanout(&args),
@@ -438,12 +449,7 @@ fn http(args: &HttpBenchArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.n == 0 || args.requests == 0 {
         bail!("-n, --clients and --requests must be at least 1");
     }
-    let bench = start_engine(&BenchArgs {
-        n: args.n,
-        db: args.db.clone(),
-        workers: args.workers,
-        faults: super::FaultArgs::default(),
-    })?;
+    let bench = start_engine(&BenchArgs::without_faults(args.n, &args.db, args.workers))?;
     let handle = bench.engine.handle();
     let server = super::http::HttpArgs::at(std::net::SocketAddr::from((
         std::net::Ipv4Addr::LOCALHOST,
@@ -602,12 +608,7 @@ fn entities(args: &EntityBenchArgs) -> anyhow::Result<()> {
     if args.n == 0 || args.entities == 0 {
         bail!("-n and --entities must be at least 1");
     }
-    let bench = start_engine(&BenchArgs {
-        n: args.n,
-        db: args.db.clone(),
-        workers: args.workers,
-        faults: super::FaultArgs::default(),
-    })?;
+    let bench = start_engine(&BenchArgs::without_faults(args.n, &args.db, args.workers))?;
     let handle = bench.engine.handle();
     let one = vec!["@counter@bench-one".to_string()];
     let spread: Vec<String> = (0..args.entities)
