@@ -167,6 +167,69 @@ fn output_to_a_closed_pipe_ends_quietly_without_a_panic() {
     );
 }
 
+/// Whether process `pid` ignores `SIGPIPE` (bit 13 of `SigIgn` in `/proc/PID/status`).
+#[cfg(target_os = "linux")]
+fn ignores_sigpipe(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(mask, 16).unwrap() & (1 << (13 - 1)) != 0
+}
+
+/// The commands that hold sockets keep `SIGPIPE` ignored, unlike `list` above: the HTTP/2 and
+/// HTTP stacks write with `writev`, which raises `SIGPIPE` on a connection its peer has closed
+/// (`bench sidecar` died of it now and then), and a client that goes away must not end the UI,
+/// `serve` or a worker.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_commands_that_hold_sockets_keep_sigpipe_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    // A worker with no backend keeps reconnecting; its first status line comes after start-up.
+    let mut worker = spawn(
+        &["worker", "--connect", "http://127.0.0.1:1", "--no-watch"],
+        dir.path(),
+        Stdio::null(),
+    );
+    let mut said = String::new();
+    BufReader::new(worker.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.starts_with("worker:"), "{said}");
+    assert!(ignores_sigpipe(worker.id()), "worker");
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    let served = served::serve(&[]);
+    assert!(ignores_sigpipe(served.child.id()), "serve");
+
+    if !tmux::available() {
+        return;
+    }
+    let pid_file = dir.path().join("ui.pid");
+    let ui = tmux::Tmux::start(
+        "sigpipe",
+        100,
+        30,
+        dir.path(),
+        &format!(
+            "echo $$ > '{}'; exec '{}' --db state.db --grpc off --http off",
+            pid_file.display(),
+            binary()
+        ),
+    );
+    ui.wait_for("the UI", |screen| screen.contains("Instances"));
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ignores_sigpipe(pid), "the UI");
+    ui.key("q");
+}
+
 /// `run --timeout 0s` on a file: the instance is recorded with its first episode and left for
 /// a later `serve` to carry on.
 fn left_running(dir: &Path, db: &str, args: &[&str]) -> String {

@@ -4,10 +4,12 @@
 //! `manage.rs` and `entity.rs`); none of them opens the store itself.
 //!
 //! Output to a closed pipe (`durable-emu list | head -1`) ends the process quietly, the way the
-//! shell's own tools do: every subcommand but `serve` restores the default `SIGPIPE` action, so
-//! the write that finds no reader ends the process with that signal (status 141 in a shell),
-//! with no message and no panic. `serve` keeps `SIGPIPE` ignored and treats the broken pipe as
-//! a request to stop, so its engine stops cleanly.
+//! shell's own tools do: the commands that print and exit restore the default `SIGPIPE` action,
+//! so the write that finds no reader ends the process with that signal (status 141 in a shell),
+//! with no message and no panic. The commands that hold sockets (the UI, `serve`, `bench`,
+//! `worker`, `run --isolate`) keep `SIGPIPE` ignored: the HTTP/2 and HTTP stacks write with
+//! `writev`, which raises `SIGPIPE` on a connection its peer has closed, and a client that
+//! disconnects must not end the emulator. `serve` treats a broken stdout as a request to stop.
 
 mod bench;
 mod client;
@@ -232,7 +234,12 @@ impl FaultArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if !matches!(cli.command, Some(Command::Serve(_))) {
+    let holds_sockets = match &cli.command {
+        None | Some(Command::Serve(_) | Command::Bench(_) | Command::Worker(_)) => true,
+        Some(Command::Run(args)) => args.isolated(),
+        Some(_) => false,
+    };
+    if !holds_sockets {
         die_quietly_on_a_closed_pipe();
     }
     if matches!(cli.command, Some(Command::Run(_) | Command::Serve(_))) {

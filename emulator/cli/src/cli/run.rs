@@ -72,6 +72,13 @@ pub struct RunArgs {
     isolate: super::isolate::IsolateArgs,
 }
 
+impl RunArgs {
+    /// Whether the functions run in a child worker (`--isolate`), over a sidecar of this process.
+    pub fn isolated(&self) -> bool {
+        self.isolate.isolate
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = parse_json("--input", &args.input)?;
     let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
