@@ -113,6 +113,17 @@ impl Drop for IsolatedServe {
 }
 
 impl IsolatedServe {
+    /// `serve --isolate` in a fresh directory on `libflow.so`, the first build of `functions`;
+    /// the library's path, for replacing it with the next build.
+    fn on_first_build(
+        functions: &durable_emu_testing::functions_crate::FunctionsCrate,
+    ) -> (Self, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let library = dir.path().join("libflow.so");
+        std::fs::write(&library, functions.build_bytes()).unwrap();
+        (Self::start(dir, &library), library)
+    }
+
     fn start(dir: tempfile::TempDir, library: &std::path::Path) -> Self {
         use std::io::{BufRead, BufReader, Read};
         use std::process::{Command, Stdio};
@@ -233,10 +244,7 @@ fn a_hot_reload_restarts_the_worker_on_the_new_build() {
     use serde_json::json;
 
     let functions = FunctionsCrate::new("isolate-reload");
-    let dir = tempfile::tempdir().unwrap();
-    let library = dir.path().join("libflow.so");
-    std::fs::write(&library, functions.build_bytes()).unwrap();
-    let mut serve = IsolatedServe::start(dir, &library);
+    let (mut serve, library) = IsolatedServe::on_first_build(&functions);
     let first = serve.next("buildLoaded", |event| event["event"] == "buildLoaded");
     assert_eq!(first["number"], 1);
     let worker = serve.next("workerConnected", |event| {
@@ -303,10 +311,7 @@ fn a_build_that_does_not_replay_an_instance_suspends_it_with_the_diff() {
     use serde_json::json;
 
     let functions = FunctionsCrate::new("isolate-diverge");
-    let dir = tempfile::tempdir().unwrap();
-    let library = dir.path().join("libflow.so");
-    std::fs::write(&library, functions.build_bytes()).unwrap();
-    let mut serve = IsolatedServe::start(dir, &library);
+    let (mut serve, library) = IsolatedServe::on_first_build(&functions);
     let b = serve.client(&["start", "Flow"]);
     serve.next("b's first greeting", |event| {
         event["event"] == "historyAppended"
