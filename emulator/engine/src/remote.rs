@@ -17,6 +17,7 @@
 use crate::engine::{Core, CoreMessage, EngineError, EngineEvent, core_call};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
+use durable_sdk::history::HistoryEvent;
 use durable_sdk::protocol::{ActivityOutcome, OrchestratorRequest, OrchestratorResponse};
 use serde::Serialize;
 use serde_json::Value;
@@ -79,17 +80,20 @@ pub struct NameFilter {
 /// Work handed to a worker.
 #[derive(Clone, Debug)]
 pub enum RemoteWorkItem {
-    /// An episode: `request.past_events` is always the FULL history before this episode;
-    /// `request.new_events` starts with `OrchestratorStarted` (the first episode's:
-    /// `OrchestratorStarted`, `ExecutionStarted`). `probe`: a replay probe whose answer is shown,
-    /// never committed.
+    /// An episode: `past` is always the FULL history before this episode (`request.past_events`
+    /// is empty: the history is shared, not copied, on its way to the worker, and
+    /// `request.history_len` is its length); `request.new_events` starts with
+    /// `OrchestratorStarted` (the first episode's: `OrchestratorStarted`, `ExecutionStarted`).
+    /// `probe`: a replay probe whose answer is shown, never committed.
     Orchestrator {
         /// Echoed back with the completion.
         token: String,
         /// The orchestration.
         name: String,
-        /// History in.
+        /// This episode's events (and the history's length).
         request: OrchestratorRequest,
+        /// The history before it.
+        past: Arc<Vec<HistoryEvent>>,
         /// A replay probe (answered to whoever probes; nothing is recorded).
         probe: bool,
     },
@@ -122,6 +126,15 @@ pub enum RemoteWorkItem {
 }
 
 impl RemoteWorkItem {
+    /// This item with an episode's history copied into `request.past_events` too, the request
+    /// as an in-process executor (the SDK's `orchestrate`) takes it; other items as they are.
+    pub fn with_past_in_request(mut self) -> Self {
+        if let Self::Orchestrator { request, past, .. } = &mut self {
+            request.past_events = past.to_vec();
+        }
+        self
+    }
+
     /// The completion token of this delivery.
     pub fn token(&self) -> &str {
         match self {
@@ -339,6 +352,7 @@ pub(crate) enum Work {
     Episode {
         name: String,
         request: OrchestratorRequest,
+        past: Arc<Vec<HistoryEvent>>,
     },
     Activity {
         name: String,
@@ -351,6 +365,7 @@ pub(crate) enum Work {
     Probe {
         name: String,
         request: OrchestratorRequest,
+        past: Arc<Vec<HistoryEvent>>,
         reply: oneshot::Sender<OrchestratorResponse>,
         /// Only this worker may answer it (a reconnect check asks the code that connected).
         only: Option<WorkerId>,
@@ -383,8 +398,7 @@ impl Work {
     /// The orchestration's version, from the `ExecutionStarted` the episode's history holds.
     fn version(&self) -> Option<&str> {
         match self {
-            Self::Episode { request, .. } | Self::Probe { request, .. } => request
-                .past_events
+            Self::Episode { request, past, .. } | Self::Probe { request, past, .. } => past
                 .iter()
                 .chain(&request.new_events)
                 .find_map(|event| match &event.kind {
@@ -407,14 +421,23 @@ impl Work {
 
     fn to_item(&self, token: &str) -> RemoteWorkItem {
         match self {
-            Self::Episode { name, request } | Self::Probe { name, request, .. } => {
-                RemoteWorkItem::Orchestrator {
-                    token: token.to_string(),
-                    name: name.clone(),
-                    request: request.clone(),
-                    probe: matches!(self, Self::Probe { .. }),
-                }
+            Self::Episode {
+                name,
+                request,
+                past,
             }
+            | Self::Probe {
+                name,
+                request,
+                past,
+                ..
+            } => RemoteWorkItem::Orchestrator {
+                token: token.to_string(),
+                name: name.clone(),
+                request: request.clone(),
+                past: Arc::clone(past),
+                probe: matches!(self, Self::Probe { .. }),
+            },
             Self::Activity {
                 name,
                 input,
@@ -991,10 +1014,11 @@ impl RemoteHub {
         &self,
         only: Option<WorkerId>,
         name: &str,
-        request: OrchestratorRequest,
+        mut request: OrchestratorRequest,
         deadline: Duration,
     ) -> Result<OrchestratorResponse, RemoteError> {
         let (reply, answer) = oneshot::channel();
+        let past = Arc::new(std::mem::take(&mut request.past_events));
         let token = {
             let mut state = self.state();
             let anyone = state.workers.iter().any(|(id, worker)| {
@@ -1010,6 +1034,7 @@ impl RemoteHub {
                 Work::Probe {
                     name: name.to_string(),
                     request,
+                    past,
                     reply,
                     only,
                 },

@@ -971,16 +971,31 @@ impl Store {
         instance_id: &str,
         execution_id: &str,
     ) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.history_from(instance_id, execution_id, 0)
+    }
+
+    /// An execution's history from event `first_seq` on, in order.
+    pub fn history_from(
+        &self,
+        instance_id: &str,
+        execution_id: &str,
+        first_seq: usize,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
+            "SELECT event FROM history WHERE instance_id = ?1 AND execution_id = ?2 AND seq >= ?3 ORDER BY seq",
         )?;
-        let rows =
-            statement.query_map([instance_id, execution_id], |row| row.get::<_, String>(0))?;
+        let rows = statement.query_map(
+            params![instance_id, execution_id, first_seq as i64],
+            |row| row.get::<_, String>(0),
+        )?;
         rows.enumerate()
-            .map(|(seq, row)| {
+            .map(|(offset, row)| {
                 from_json(
                     &row?,
-                    &format!("history event {seq} of {instance_id} (execution {execution_id})"),
+                    &format!(
+                        "history event {} of {instance_id} (execution {execution_id})",
+                        first_seq + offset
+                    ),
                 )
             })
             .collect()

@@ -376,6 +376,7 @@ fn next_item(rt: &tokio::runtime::Runtime, connection: &mut WorkerConnection) ->
     rt.block_on(async { tokio::time::timeout(WAIT, connection.items.recv()).await })
         .expect("an item within the wait")
         .expect("the hub keeps the connection open")
+        .with_past_in_request()
 }
 
 /// Like [`next_item`], answering (as the test's code) the replay probes a connect brings first
@@ -450,6 +451,7 @@ fn an_episode_item_carries_the_full_history_and_starts_with_orchestrator_started
         request,
         name,
         probe,
+        ..
     } = next_item(&rt, &mut worker)
     else {
         panic!("an episode first")
@@ -489,6 +491,77 @@ fn an_episode_item_carries_the_full_history_and_starts_with_orchestrator_started
     };
     assert_eq!(request.past_events.len(), request.history_len);
     assert_eq!(request.past_events, current_history(&handle, &id));
+}
+
+#[test]
+fn every_episode_of_a_long_chain_carries_exactly_the_stored_history() {
+    // The core keeps a remote instance's history between episodes and reads only what was
+    // recorded since; what the host records in between (a raised event's episode) must be in
+    // the next episode's past all the same.
+    let (_dir, engine) = remote_engine();
+    let handle = engine.handle();
+    let hub = handle.remote_hub();
+    let rt = runtime();
+    let registry = registry();
+    let mut worker = hub.connect(WorkerInfo::default());
+    let id = handle.start_orchestration("Chain", json!(6), None).unwrap();
+    let mut episodes = 0;
+    loop {
+        match next_item(&rt, &mut worker) {
+            RemoteWorkItem::Orchestrator {
+                token,
+                request,
+                past,
+                ..
+            } => {
+                episodes += 1;
+                assert_eq!(past.len(), request.history_len, "episode {episodes}");
+                assert_eq!(
+                    request.past_events,
+                    current_history(&handle, &id),
+                    "episode {episodes} carries the stored history"
+                );
+                let response = registry.orchestrate_uncached(request);
+                let done = response
+                    .actions
+                    .iter()
+                    .any(|action| matches!(action.kind, ActionKind::CompleteOrchestration { .. }));
+                rt.block_on(hub.complete_orchestrator(&token, &id, response))
+                    .unwrap();
+                if done {
+                    break;
+                }
+            }
+            RemoteWorkItem::Activity {
+                token,
+                task_id,
+                input,
+                ..
+            } => {
+                if episodes == 3 {
+                    // A message the host records while the activity is out: it is in the inbox
+                    // until the next episode, then in history like the activity's result.
+                    handle
+                        .raise_event(&id, "unrelated", json!("noise"))
+                        .unwrap();
+                }
+                rt.block_on(hub.complete_activity(
+                    &token,
+                    &id,
+                    task_id,
+                    ActivityOutcome::Completed { result: input },
+                ))
+                .unwrap();
+            }
+            RemoteWorkItem::Entity { .. } => panic!("no entities here"),
+        }
+    }
+    assert!(
+        episodes >= 7,
+        "one episode per step, and the event's: {episodes}"
+    );
+    let record = wait(&handle, &id);
+    assert_eq!(record.output, json!([0, 1, 2, 3, 4, 5]));
 }
 
 #[test]

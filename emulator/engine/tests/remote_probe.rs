@@ -228,6 +228,7 @@ fn next_item(rt: &tokio::runtime::Runtime, connection: &mut WorkerConnection) ->
     rt.block_on(async { tokio::time::timeout(WAIT, connection.items.recv()).await })
         .expect("an item within the wait")
         .expect("the hub keeps the connection open")
+        .with_past_in_request()
 }
 
 fn no_item_yet(rt: &tokio::runtime::Runtime, connection: &mut WorkerConnection) -> bool {

@@ -660,7 +660,8 @@ fn fault_from_generic(generic: &proto::GenericEvent) -> Result<EventKind, Mappin
     }
 }
 
-fn events_from_wire(events: &[proto::HistoryEvent]) -> Result<Vec<HistoryEvent>, MappingError> {
+/// History events in the SDK's types.
+pub fn events_from_wire(events: &[proto::HistoryEvent]) -> Result<Vec<HistoryEvent>, MappingError> {
     events.iter().map(event_from_wire).collect()
 }
 
@@ -1065,28 +1066,67 @@ fn non_empty(field: &'static str, text: &str) -> Result<String, MappingError> {
 // Episodes and activities
 // ---------------------------------------------------------------------------------------------
 
-/// An episode as an orchestrator work item. With `stream_history`, `pastEvents` are left out and
-/// `requiresHistoryStreaming` is set (the worker fetches them with StreamInstanceHistory).
+/// `OrchestratorRequest.properties` key under which durable-emu says how many events the
+/// history before an episode holds, when it leaves them out (`requiresHistoryStreaming`). Not in
+/// the protocol, so other backends do not send it and other workers ignore it: with it, a worker
+/// that ran the instance's previous episode can tell its cached state is current and skip
+/// fetching the past (`durable-emu worker` does); without it, a worker fetches as usual.
+pub const PAST_EVENT_COUNT_PROPERTY: &str = "durable-emu.pastEventCount";
+
+/// An episode as an orchestrator work item, its history before it given apart (`past`;
+/// `request.past_events` is not read). With `stream_history`, `pastEvents` are left out,
+/// `requiresHistoryStreaming` is set and [`PAST_EVENT_COUNT_PROPERTY`] says how many there are
+/// (the worker fetches them with StreamInstanceHistory if it needs them).
 pub fn orchestrator_request_to_wire(
     request: &OrchestratorRequest,
+    past: &[HistoryEvent],
     stream_history: bool,
 ) -> proto::OrchestratorRequest {
+    let streamed = stream_history && !past.is_empty();
+    let mut properties = std::collections::HashMap::new();
+    if streamed {
+        properties.insert(
+            PAST_EVENT_COUNT_PROPERTY.to_string(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::NumberValue(past.len() as f64)),
+            },
+        );
+    }
     proto::OrchestratorRequest {
         instance_id: request.instance_id.clone(),
         execution_id: Some(request.execution_id.clone()),
-        past_events: if stream_history {
+        past_events: if streamed {
             Vec::new()
         } else {
-            request.past_events.iter().map(event_to_wire).collect()
+            past.iter().map(event_to_wire).collect()
         },
         new_events: request.new_events.iter().map(event_to_wire).collect(),
-        requires_history_streaming: stream_history && !request.past_events.is_empty(),
+        requires_history_streaming: streamed,
+        properties,
         ..Default::default()
     }
 }
 
+/// How many events a streamed episode's history holds, if the backend said
+/// ([`PAST_EVENT_COUNT_PROPERTY`]; only for an episode whose `pastEvents` were left out).
+pub fn streamed_past_event_count(request: &proto::OrchestratorRequest) -> Option<usize> {
+    if !request.requires_history_streaming || !request.past_events.is_empty() {
+        return None;
+    }
+    match request.properties.get(PAST_EVENT_COUNT_PROPERTY)?.kind {
+        Some(prost_types::value::Kind::NumberValue(count))
+            if count >= 0.0 && count.fract() == 0.0 && count <= u32::MAX as f64 =>
+        {
+            Some(count as usize)
+        }
+        _ => None,
+    }
+}
+
 /// An orchestrator work item in the SDK's types (what a worker reads; used by the load
-/// generator and tests).
+/// generator and tests). `history_len` is the number of past events; for a streamed episode
+/// whose backend gave their count ([`streamed_past_event_count`]), that count, with no past
+/// events: the request a cached session answers, or asks for the history.
 pub fn orchestrator_request_from_wire(
     request: &proto::OrchestratorRequest,
 ) -> Result<OrchestratorRequest, MappingError> {
@@ -1094,7 +1134,7 @@ pub fn orchestrator_request_from_wire(
     Ok(OrchestratorRequest {
         instance_id: request.instance_id.clone(),
         execution_id: request.execution_id.clone().unwrap_or_default(),
-        history_len: past_events.len(),
+        history_len: streamed_past_event_count(request).unwrap_or(past_events.len()),
         past_events,
         new_events: events_from_wire(&request.new_events)?,
         include_replay_logs: false,

@@ -507,13 +507,23 @@ impl TaskHubSidecarService for Sidecar {
     ) -> Result<Response<Self::StreamInstanceHistoryStream>, Status> {
         let request = request.into_inner();
         let id = required_id("StreamInstanceHistoryRequest", &request.instance_id)?;
+        let wanted = request.execution_id.as_deref().filter(|id| !id.is_empty());
+        // A worker fetching the history of the episode it holds gets the copy that episode was
+        // sent with: the store is not read again.
+        if let Some(past) = request
+            .for_work_item_processing
+            .then(|| self.worker.streamed_past(id, wanted))
+            .flatten()
+        {
+            return Ok(history_stream(&past));
+        }
         let executions = self.engine.history(id).await.map_err(engine_status)?;
         if executions.is_empty() {
             return Err(Status::not_found(format!(
                 "no instance '{id}' in this database"
             )));
         }
-        let execution = match request.execution_id.as_deref().filter(|id| !id.is_empty()) {
+        let execution = match wanted {
             None => executions.last(),
             Some(wanted) => executions
                 .iter()
@@ -525,16 +535,7 @@ impl TaskHubSidecarService for Sidecar {
                 request.execution_id.clone().unwrap_or_default()
             ))
         })?;
-        let chunks: Vec<Result<proto::HistoryChunk, Status>> = execution
-            .events
-            .chunks(HISTORY_CHUNK_EVENTS)
-            .map(|events| {
-                Ok(proto::HistoryChunk {
-                    events: events.iter().map(mapping::event_to_wire).collect(),
-                })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        Ok(history_stream(&execution.events))
     }
 
     async fn create_task_hub(
@@ -650,6 +651,19 @@ impl TaskHubSidecarService for Sidecar {
             },
         ))
     }
+}
+
+/// A history as StreamInstanceHistory's chunks.
+fn history_stream(events: &[durable_sdk::history::HistoryEvent]) -> Response<HistoryStream> {
+    let chunks: Vec<Result<proto::HistoryChunk, Status>> = events
+        .chunks(HISTORY_CHUNK_EVENTS)
+        .map(|events| {
+            Ok(proto::HistoryChunk {
+                events: events.iter().map(mapping::event_to_wire).collect(),
+            })
+        })
+        .collect();
+    Response::new(Box::pin(tokio_stream::iter(chunks)))
 }
 
 /// Events per StreamInstanceHistory chunk: small enough to stay far below gRPC's 4 MB default

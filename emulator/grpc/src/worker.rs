@@ -28,6 +28,7 @@ use durable_emu_engine::{
     NameFilter, RemoteError, RemoteHub, RemoteWorkItem, WorkFilters, WorkerConnection, WorkerId,
     WorkerInfo,
 };
+use durable_sdk::history::HistoryEvent;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -55,6 +56,9 @@ struct Sent {
     worker: WorkerId,
     instance_id: String,
     work: SentWork,
+    /// An episode's history before it, kept until its answer arrives: StreamInstanceHistory
+    /// serves a worker that fetches it from here, not from the store.
+    past: Option<Arc<Vec<HistoryEvent>>>,
     /// Actions of the chunks of a chunked answer received so far.
     chunks: Vec<proto::OrchestratorAction>,
     /// How many chunks have arrived.
@@ -78,6 +82,7 @@ impl Sent {
             worker,
             instance_id,
             work,
+            past: None,
             chunks: Vec::new(),
             chunk_count: 0,
         }
@@ -258,6 +263,9 @@ impl WorkerSide {
         if let Some(key) = &key {
             let mut sent = self.sent();
             if let Some(entry) = sent.get_mut(key) {
+                // Answered, the worker fetches no more; let go of the history so the core
+                // extends its own copy for the next episode instead of copying it.
+                entry.past = None;
                 check_chunk_index(entry, &response)?;
                 let mut actions = std::mem::take(&mut entry.chunks);
                 entry.chunk_count = 0;
@@ -278,6 +286,26 @@ impl WorkerSide {
             self.sent().remove(&key);
         }
         Ok(())
+    }
+
+    /// The history before an episode out to a worker that streams it: of `instance_id`'s
+    /// execution `execution_id` (or of any, when none is named). The newest such episode is
+    /// the one a worker fetches for; there is at most one per instance anyway.
+    pub(crate) fn streamed_past(
+        &self,
+        instance_id: &str,
+        execution_id: Option<&str>,
+    ) -> Option<Arc<Vec<HistoryEvent>>> {
+        self.sent().values().find_map(|sent| match &sent.work {
+            SentWork::Orchestrator {
+                execution_id: sent_execution,
+            } if sent.instance_id == instance_id
+                && execution_id.is_none_or(|wanted| wanted == sent_execution) =>
+            {
+                sent.past.clone()
+            }
+            _ => None,
+        })
     }
 
     /// The execution an outstanding orchestrator item was sent for.
@@ -473,22 +501,22 @@ impl WorkStream {
             RemoteWorkItem::Orchestrator {
                 token,
                 request,
+                past,
                 probe,
                 ..
             } => {
                 // A probe replays a prefix of history, which StreamInstanceHistory cannot give.
                 let stream = self.history_streaming && !probe;
-                let wire = mapping::orchestrator_request_to_wire(&request, stream);
-                self.side.sent().insert(
-                    token.clone(),
-                    Sent::new(
-                        worker,
-                        request.instance_id,
-                        SentWork::Orchestrator {
-                            execution_id: request.execution_id,
-                        },
-                    ),
+                let wire = mapping::orchestrator_request_to_wire(&request, &past, stream);
+                let mut sent = Sent::new(
+                    worker,
+                    request.instance_id,
+                    SentWork::Orchestrator {
+                        execution_id: request.execution_id,
+                    },
                 );
+                sent.past = stream.then_some(past);
+                self.side.sent().insert(token.clone(), sent);
                 proto::WorkItem {
                     request: Some(Item::OrchestratorRequest(wire)),
                     completion_token: token,

@@ -35,6 +35,49 @@ fn payloads_absent_and_empty_are_null_and_non_json_is_refused_naming_the_field()
 }
 
 #[test]
+fn a_streamed_episode_takes_its_history_length_from_the_count_only_when_the_count_is_sound() {
+    use durable_emu_grpc::proto;
+    let streamed = |count: Option<prost_types::value::Kind>| {
+        let mut request = proto::OrchestratorRequest {
+            instance_id: "i".into(),
+            requires_history_streaming: true,
+            ..Default::default()
+        };
+        if let Some(kind) = count {
+            request.properties.insert(
+                PAST_EVENT_COUNT_PROPERTY.to_string(),
+                prost_types::Value { kind: Some(kind) },
+            );
+        }
+        request
+    };
+    use prost_types::value::Kind;
+    let table = [
+        (Some(Kind::NumberValue(12.0)), Some(12)),
+        (Some(Kind::NumberValue(0.0)), Some(0)),
+        (None, None),
+        (Some(Kind::NumberValue(-1.0)), None),
+        (Some(Kind::NumberValue(2.5)), None),
+        (Some(Kind::StringValue("12".into())), None),
+    ];
+    for (count, expected) in table {
+        let request = streamed(count.clone());
+        assert_eq!(streamed_past_event_count(&request), expected, "{count:?}");
+        let sdk = orchestrator_request_from_wire(&request).unwrap();
+        assert_eq!(sdk.history_len, expected.unwrap_or(0), "{count:?}");
+        assert!(sdk.past_events.is_empty());
+    }
+    // Not streamed, the count means nothing: the past events sent are the history.
+    let mut sent = streamed(Some(Kind::NumberValue(12.0)));
+    sent.requires_history_streaming = false;
+    assert_eq!(streamed_past_event_count(&sent), None);
+    assert_eq!(
+        orchestrator_request_from_wire(&sent).unwrap().history_len,
+        0
+    );
+}
+
+#[test]
 fn every_runtime_status_round_trips_through_the_wire_enum() {
     for status in [
         RuntimeStatus::Pending,

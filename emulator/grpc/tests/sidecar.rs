@@ -182,6 +182,112 @@ async fn run_chain(
 }
 
 #[tokio::test]
+async fn a_streaming_worker_gets_the_past_by_count_and_fetches_exactly_that_many_events() {
+    let mut h = harness().await;
+    let mut stream = h
+        .client
+        .get_work_items(proto::GetWorkItemsRequest {
+            capabilities: vec![proto::WorkerCapability::HistoryStreaming as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    h.client
+        .start_instance(start("Chain", "streamed", "\"ada\""))
+        .await
+        .unwrap();
+    let first = next_item(&mut stream).await;
+    let Some(Item::OrchestratorRequest(request)) = &first.request else {
+        panic!("first item is an episode");
+    };
+    assert!(
+        !request.requires_history_streaming && request.properties.is_empty(),
+        "a first episode has no past to stream"
+    );
+    h.client
+        .complete_orchestrator_task(answer(&first, vec![schedule(0, "Greet", "\"ada\"")]))
+        .await
+        .unwrap();
+    let activity = next_item(&mut stream).await;
+    let Some(Item::ActivityRequest(task)) = &activity.request else {
+        panic!("then the activity");
+    };
+    h.client
+        .complete_activity_task(proto::ActivityResponse {
+            instance_id: "streamed".into(),
+            task_id: task.task_id,
+            result: Some("\"Hello, ada\"".into()),
+            completion_token: activity.completion_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let second = next_item(&mut stream).await;
+    let Some(Item::OrchestratorRequest(request)) = &second.request else {
+        panic!("then the second episode");
+    };
+    assert!(request.requires_history_streaming);
+    assert!(
+        request.past_events.is_empty(),
+        "the past is streamed, not sent"
+    );
+    assert_eq!(
+        durable_emu_grpc::mapping::streamed_past_event_count(request),
+        Some(4),
+        "the count of the past rides in the properties"
+    );
+    let fetched: Vec<proto::HistoryEvent> = {
+        let mut chunks = h
+            .client
+            .stream_instance_history(proto::StreamInstanceHistoryRequest {
+                instance_id: "streamed".into(),
+                execution_id: request.execution_id.clone(),
+                for_work_item_processing: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(chunk) = chunks.message().await.unwrap() {
+            events.extend(chunk.events);
+        }
+        events
+    };
+    assert_eq!(
+        event_names(&fetched),
+        [
+            "orchestratorStarted",
+            "executionStarted",
+            "taskScheduled",
+            "orchestratorCompleted"
+        ],
+        "exactly the history before the episode, as many events as the count said"
+    );
+    let sdk = durable_emu_grpc::mapping::orchestrator_request_from_wire(request).unwrap();
+    assert_eq!((sdk.history_len, sdk.past_events.len()), (4, 0));
+    h.client
+        .complete_orchestrator_task(answer(&second, vec![complete(1, "\"Hello, ada\"")]))
+        .await
+        .unwrap();
+    let done = h
+        .client
+        .wait_for_instance_completion(get("streamed", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        done.orchestration_state.unwrap().orchestration_status(),
+        proto::OrchestrationStatus::Completed
+    );
+    assert_eq!(
+        history_of(&mut h.client, "streamed").await.len(),
+        4 + 2 + 2,
+        "after the answer the history comes from the store, with the last episode in it"
+    );
+}
+
+#[tokio::test]
 async fn a_chain_runs_through_a_worker_and_the_client_reads_it_with_and_without_payloads() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;

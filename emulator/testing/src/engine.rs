@@ -87,7 +87,7 @@ pub async fn answer_remote(
     item: durable_emu_engine::RemoteWorkItem,
 ) {
     use durable_emu_engine::RemoteWorkItem;
-    match item {
+    match item.with_past_in_request() {
         RemoteWorkItem::Orchestrator { token, request, .. } => {
             let instance_id = request.instance_id.clone();
             let response = registry.orchestrate_uncached(request);

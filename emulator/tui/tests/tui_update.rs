@@ -2283,7 +2283,7 @@ fn the_stepper_of_a_remote_instance_shows_what_the_worker_answers_and_records_no
                 std::thread::sleep(std::time::Duration::from_millis(5));
                 continue;
             };
-            match item {
+            match item.with_past_in_request() {
                 RemoteWorkItem::Orchestrator {
                     token,
                     request,

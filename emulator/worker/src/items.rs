@@ -170,7 +170,11 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
     let Ok(_permit) = permit else { return };
     let (mut work, mut what) = (work, what);
     if let Work::Orchestration(request) = &mut work {
-        if request.requires_history_streaming {
+        // A backend that says how long the history is lets a cached session answer without it
+        // (fetched below only if the session asks); others' histories are fetched first.
+        if request.requires_history_streaming
+            && mapping::streamed_past_event_count(request).is_none()
+        {
             match fetch_history(&mut client, request).await {
                 Ok(past) => {
                     request.past_events = past;
@@ -204,8 +208,8 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                     },
                 })
                 .await
-                .unwrap_or_else(|join| ActivityOutcome::Failed {
-                    failure: FailureDetails::new(PLUGIN_ERROR, join.to_string()),
+                .unwrap_or_else(|reason| ActivityOutcome::Failed {
+                    failure: FailureDetails::new(PLUGIN_ERROR, reason),
                 });
             let failed = matches!(outcome, ActivityOutcome::Failed { .. });
             Answer::Activity(
@@ -215,12 +219,9 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
         }
         Work::Orchestration(request) => {
             let response = match mapping::orchestrator_request_from_wire(&request) {
-                Ok(request) => on_thread
-                    .spawn(move || {
-                        continue_session(&plugin, request).map_err(|error| error.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|join| Err(join.to_string())),
+                Ok(episode) => {
+                    run_episode(&on_thread, &plugin, &mut client, &request, episode).await
+                }
                 Err(error) => Err(format!("the episode's history does not decode: {error}")),
             };
             let (response, failed) = match response {
@@ -247,7 +248,7 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
                     mapping::entity_batch_result_to_wire(&token, &request, &result)
                 }
                 Ok((_, Err(error))) => batch_failure(&token, error.to_string()),
-                Err(join) => batch_failure(&token, join.to_string()),
+                Err(reason) => batch_failure(&token, reason),
             };
             let failed = answer.failure_details.is_some();
             Answer::Entity(answer, failed)
@@ -281,10 +282,47 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
     }
 }
 
-/// Where a work item's function runs: a thread of the runtime's blocking pool, which the
-/// worker's `--threads` bounds, so items past that wait for a thread. `Started` is said there,
-/// when the function begins, not when the item was taken: a worker that dies is said to have
-/// died in what was running, not in everything that was waiting.
+/// Runs an episode on the plugin (see [`continue_session`]). One whose history the backend left
+/// out, saying only how long it is, goes first to the cached session without it; the history is
+/// fetched only if the session asks for it (it has not run the previous episode).
+async fn run_episode(
+    on_thread: &FunctionThread,
+    plugin: &Arc<durable_emu_engine::LoadedPlugin>,
+    client: &mut Client,
+    wire: &proto::OrchestratorRequest,
+    episode: durable_sdk::protocol::OrchestratorRequest,
+) -> Result<OrchestratorResponse, String> {
+    let on_plugin = |episode: durable_sdk::protocol::OrchestratorRequest| {
+        let plugin = Arc::clone(plugin);
+        on_thread
+            .spawn(move || continue_session(&plugin, episode).map_err(|error| error.to_string()))
+    };
+    let left_out = episode.past_events.is_empty() && episode.history_len > 0;
+    let (instance_id, execution_id) = (episode.instance_id.clone(), episode.execution_id.clone());
+    // Kept for asking again with the history (its new events are all it holds).
+    let again = left_out.then(|| episode.clone());
+    let answer = on_plugin(episode).await.and_then(|answer| answer)?;
+    let Some(mut replayed) = again.filter(|_| answer.needs_history) else {
+        return Ok(answer);
+    };
+    let past = fetch_history(client, wire).await.map_err(|status| {
+        format!(
+            "fetching the episode's history failed: {}",
+            status.message()
+        )
+    })?;
+    replayed.past_events = mapping::events_from_wire(&past).map_err(|error| {
+        format!("the history of instance '{instance_id}' (execution {execution_id}) does not decode: {error}")
+    })?;
+    replayed.history_len = replayed.past_events.len();
+    on_plugin(replayed).await.and_then(|answer| answer)
+}
+
+/// Where a work item's function runs: an activity or entity batch on a thread of the runtime's
+/// blocking pool, which the worker's `--threads` bounds (items past that wait for a thread), an
+/// episode on its instance's lane ([`crate::lanes`]). `Started` is said there, when the
+/// function first begins, not when the item was taken: a worker that dies is said to have died
+/// in what was running, not in everything that was waiting.
 struct FunctionThread {
     shared: Arc<Shared>,
     what: Held,
@@ -293,25 +331,43 @@ struct FunctionThread {
 }
 
 impl FunctionThread {
-    fn spawn<T: Send + 'static>(
-        self,
+    /// Runs `function` there and gives its result, or why it did not run to the end.
+    async fn spawn<T: Send + 'static>(
+        &self,
         function: impl FnOnce() -> T + Send + 'static,
-    ) -> tokio::task::JoinHandle<T> {
-        tokio::task::spawn_blocking(move || {
-            let FunctionThread {
-                shared,
-                what,
-                started,
-            } = self;
-            (shared.events)(WorkerEvent::Started {
-                kind: what.kind,
-                name: what.name,
-                instance_id: what.instance_id,
-                task_id: what.task_id,
-            });
-            *started.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    ) -> Result<T, String> {
+        let (shared, what, started) = (
+            Arc::clone(&self.shared),
+            self.what.clone(),
+            Arc::clone(&self.started),
+        );
+        let kind = what.kind;
+        let instance_id = what.instance_id.clone();
+        let job = move || {
+            let mut started = started.lock().unwrap_or_else(PoisonError::into_inner);
+            if started.is_none() {
+                (shared.events)(WorkerEvent::Started {
+                    kind: what.kind,
+                    name: what.name,
+                    instance_id: what.instance_id,
+                    task_id: what.task_id,
+                });
+                *started = Some(Instant::now());
+            }
+            drop(started);
             function()
-        })
+        };
+        match kind {
+            ItemKind::Orchestration => self
+                .shared
+                .episode_lanes
+                .run(&instance_id, job)
+                .await
+                .map_err(|gone| gone.to_string()),
+            ItemKind::Activity | ItemKind::Entity => tokio::task::spawn_blocking(job)
+                .await
+                .map_err(|join| join.to_string()),
+        }
     }
 }
 

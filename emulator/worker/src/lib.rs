@@ -4,7 +4,8 @@
 //!
 //! The worker connects (TLS for `https://`), opens a `GetWorkItems` stream with its filters (the
 //! names in the library's manifest) and serves what comes: orchestrator episodes, activities and
-//! entity batches, each on a blocking thread through the plugin boundary, translated between the
+//! entity batches through the plugin boundary (activities and entities on blocking threads,
+//! episodes on per-instance lanes, see `lanes.rs`), translated between the
 //! proto and the SDK's protocol by `durable_emu_grpc::mapping`. A new build (hot reload) replaces
 //! the old one between work items; when its names differ, the stream is reopened with the new
 //! filters. When the backend goes away the worker reconnects with backoff; what it held is the
@@ -16,6 +17,7 @@
 //! [`WorkerEvent`]s to whoever runs it.
 
 mod items;
+mod lanes;
 
 use durable_emu_engine::LoadedPlugin;
 use durable_emu_grpc::proto;
@@ -305,6 +307,8 @@ pub(crate) struct Shared {
     pub orchestrations: Arc<Semaphore>,
     pub activities: Arc<Semaphore>,
     pub entities: Arc<Semaphore>,
+    /// Where episodes run (each instance on one thread, for the plugin's session cache).
+    pub episode_lanes: lanes::EpisodeLanes,
     /// Flips to true when the worker stops taking work.
     pub stopping: watch::Receiver<bool>,
 }
@@ -325,6 +329,11 @@ pub async fn run(
         orchestrations: Arc::new(Semaphore::new(config.limits.orchestrations.max(1))),
         activities: Arc::new(Semaphore::new(config.limits.activities.max(1))),
         entities: Arc::new(Semaphore::new(config.limits.entities.max(1))),
+        episode_lanes: lanes::EpisodeLanes::new(
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(config.limits.orchestrations.max(1)),
+        ),
         stopping: stop.clone(),
     });
     let mut held = tokio::task::JoinSet::new();

@@ -302,7 +302,7 @@ impl Supervisor {
             .args(["--drain-timeout", "4s"])
             // Many activities in flight at once: each round trip to the emulator costs a
             // commit, so a narrow worker would serialise a fan-out on them (bench isolate).
-            .args(["--max-activities", "512"])
+            .args(["--max-activities", "2048"])
             // ...but run on as many threads as in process: a thread per item in flight spent
             // most of a fan-out creating threads (docs/benchmarks.md, --isolate).
             .args(["--threads", &self.threads.to_string()]);

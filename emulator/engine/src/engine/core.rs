@@ -234,6 +234,9 @@ struct Mirror {
     remote_episodes: HashMap<String, episode::PreparedEpisode>,
     /// Which of `in_flight` went to remote workers.
     remote_work: HashSet<WorkKey>,
+    /// The history of instances remote workers run, as their last episode saw it: the next
+    /// reads from the store only what was recorded since (see `Core::remote_past`).
+    remote_pasts: HashMap<String, remote::RemotePast>,
     /// Entities: their queues, locks and batches out (see `core/entities.rs`).
     entities: entities::EntityMirror,
 }

@@ -359,7 +359,7 @@ impl Core {
                     },
                 });
             }
-            Work::Episode { name, request } => {
+            Work::Episode { name, request, .. } => {
                 let instance_id = request.instance_id;
                 let Some(episode) = self.mirror.remote_episodes.remove(&instance_id) else {
                     return;

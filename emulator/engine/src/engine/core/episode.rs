@@ -13,11 +13,15 @@ use durable_sdk::protocol::{
     Action, ActionKind, LogLevel, LogLine, OrchestratorRequest, OrchestratorResponse,
 };
 use serde_json::Value;
+use std::sync::Arc;
 
 /// An episode ready to run: the request the executor answers, and what recording it needs.
 pub(super) struct PreparedEpisode {
     /// What the orchestrator code gets (history in).
     pub(super) request: OrchestratorRequest,
+    /// For remote workers, the history before it (`request.past_events` stays empty: shared,
+    /// it goes to the hub and the sidecar without a copy); empty in process.
+    pub(super) past: Arc<Vec<HistoryEvent>>,
     /// The build that runs it, and its functions; `None`: remote workers run it.
     runner: Option<(u32, PluginHandle)>,
     /// The messages this episode delivers (their inbox rows go once it is recorded).
@@ -96,10 +100,16 @@ impl Core {
         let history_len = live.record.history_len;
         let has_session = live.has_session && runner.is_some();
         // Read before the messages are taken: a history that does not decode leaves them queued.
-        let past_events = if !has_session && history_len > 0 {
-            self.store.history(instance_id, &execution_id)?
+        let (past_events, past) = if runner.is_none() {
+            let past = self.remote_past(instance_id, &execution_id, history_len)?;
+            (Vec::new(), past)
+        } else if !has_session && history_len > 0 {
+            (
+                self.store.history(instance_id, &execution_id)?,
+                Arc::default(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Arc::default())
         };
         let delivered = self.take_deliverable(instance_id, suspended);
         if delivered.is_empty() {
@@ -123,6 +133,7 @@ impl Core {
                 include_replay_logs: false,
                 max_actions: Some(self.limits.max_actions_per_episode),
             },
+            past,
             runner,
             delivered,
             now,
@@ -163,6 +174,7 @@ impl Core {
     ) -> Result<Option<RecordedEpisode>, EngineError> {
         let PreparedEpisode {
             request,
+            past: _,
             runner,
             delivered,
             now,
@@ -615,6 +627,7 @@ impl Core {
         let Some(mut live) = self.mirror.live.remove(instance_id) else {
             return Ok(());
         };
+        self.mirror.remote_pasts.remove(instance_id);
         // The copy of an old build it kept may be needed by no one now.
         self.builds.sweep_due |= live.record.build != self.builds.active;
         self.drop_outstanding(instance_id)?;

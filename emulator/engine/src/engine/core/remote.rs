@@ -11,10 +11,17 @@ use crate::engine::{EngineError, EngineEvent};
 use crate::remote::{RemoteError, Work, parked_event};
 use durable_sdk::FailureDetails;
 use durable_sdk::ffi::PluginHandle;
-use durable_sdk::history::{EventKind, RuntimeStatus};
+use durable_sdk::history::{EventKind, HistoryEvent, RuntimeStatus};
 use durable_sdk::protocol::{ActionKind, ActivityOutcome, OrchestratorResponse};
 use serde_json::Value;
 use std::collections::HashSet;
+use std::sync::Arc;
+
+/// An instance's history as its last remote episode saw it.
+pub(super) struct RemotePast {
+    execution_id: String,
+    events: Arc<Vec<HistoryEvent>>,
+}
 
 /// The failure type of an instance whose remote worker answered with something that breaks its
 /// history (docs/architecture.md#executors).
@@ -133,6 +140,39 @@ impl Core {
         Ok(())
     }
 
+    /// The history before an instance's next remote episode: what its last one saw, plus what
+    /// was recorded since, read from the store. A remote episode needs all of it (to send, and
+    /// to check the answer against), and reading the whole history back for every episode of a
+    /// long fan-in was most of its cost. What is kept lives in the mirror, so a batch that
+    /// rolls back (or an injected crash) drops it with everything else in memory.
+    pub(super) fn remote_past(
+        &mut self,
+        instance_id: &str,
+        execution_id: &str,
+        history_len: usize,
+    ) -> Result<Arc<Vec<HistoryEvent>>, EngineError> {
+        let kept =
+            self.mirror.remote_pasts.remove(instance_id).filter(|kept| {
+                kept.execution_id == execution_id && kept.events.len() <= history_len
+            });
+        let mut events = kept.map_or_else(Arc::default, |kept| kept.events);
+        if events.len() < history_len {
+            let recorded_since =
+                self.store
+                    .history_from(instance_id, execution_id, events.len())?;
+            // The hub or the sidecar may still hold the last episode's copy: then this one is new.
+            Arc::make_mut(&mut events).extend(recorded_since);
+        }
+        self.mirror.remote_pasts.insert(
+            instance_id.to_string(),
+            RemotePast {
+                execution_id: execution_id.to_string(),
+                events: Arc::clone(&events),
+            },
+        );
+        Ok(events)
+    }
+
     /// Messages of an episode that was not recorded go back to the front of the queue.
     fn put_back(&mut self, instance_id: &str, delivered: Vec<Message>) {
         let queue = self
@@ -195,6 +235,7 @@ impl Core {
             let parked = self.remote.hub.submit(Work::Episode {
                 name,
                 request: episode.request.clone(),
+                past: Arc::clone(&episode.past),
             });
             if let Some(parked) = parked {
                 self.publish_now(parked_event(parked));
@@ -263,11 +304,8 @@ impl Core {
             self.put_back(instance_id, episode.delivered);
             return Err(unknown());
         }
-        if let Err(reason) = check_completion(
-            &episode.request.past_events,
-            &episode.request.new_events,
-            &response,
-        ) {
+        if let Err(reason) = check_completion(&episode.past, &episode.request.new_events, &response)
+        {
             let failure = FailureDetails::new(
                 INVALID_WORKER_RESPONSE,
                 format!("the worker's answer to an episode breaks history: {reason}"),
