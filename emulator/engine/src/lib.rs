@@ -47,8 +47,8 @@ pub use engine::{
 };
 pub use plugin::LoadedPlugin;
 pub use remote::{
-    NameFilter, PROBE_DEADLINE, ParkedWork, REMOTE_CODE, RemoteError, RemoteHub, RemoteWorkItem,
-    WorkFilters, WorkKind, WorkerConnection, WorkerId, WorkerInfo, WorkerSnapshot,
+    ActivityAnswer, NameFilter, PROBE_DEADLINE, ParkedWork, REMOTE_CODE, RemoteError, RemoteHub,
+    RemoteWorkItem, WorkFilters, WorkKind, WorkerConnection, WorkerId, WorkerInfo, WorkerSnapshot,
 };
 pub use store::{
     APPLICATION_ID, BuildRecord, DbLocation, Divergence, ExecutionRecord, InstanceListing,

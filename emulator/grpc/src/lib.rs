@@ -22,22 +22,36 @@ pub mod proto {
     tonic::include_proto!("_");
 }
 
+/// durable-emu's own batch extension, between its sidecar and `durable-emu worker` only
+/// (`proto/durable_emu_worker.proto`).
+#[allow(
+    missing_docs,
+    clippy::all,
+    missing_debug_implementations,
+    rust_2018_idioms
+)]
+pub mod batches {
+    tonic::include_proto!("durable_emu.worker.v1");
+}
+
 /// The served contract as an encoded `google.protobuf.FileDescriptorSet` (our
 /// `proto/orchestrator_service.proto` with the well-known types it imports), so a test can check
 /// every message, field number, enum value and rpc against the official SDKs' own descriptors.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/orchestrator_service.bin"));
 
+mod batch_service;
 mod entities;
 pub mod loadgen;
 pub mod mapping;
 mod server;
 mod worker;
 
+pub use batch_service::Batches;
 pub use proto::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 pub use proto::task_hub_sidecar_service_server::TaskHubSidecarServiceServer;
 pub use server::Sidecar;
-pub use worker::{ENTITY_REQUEST_METADATA, HEALTH_PING_INTERVAL};
+pub use worker::{ENTITY_REQUEST_METADATA, HEALTH_PING_INTERVAL, WORKER_BATCHES_METADATA};
 
 use durable_emu_engine::engine::AsyncEngineHandle;
 use std::future::Future;
@@ -113,11 +127,13 @@ impl BoundSidecar {
     ) -> Result<(), SidecarError> {
         let addr = self.addr;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let (sidecar, batches) = services(engine);
         tonic::transport::Server::builder()
             // Idle worker streams stay up through NATs and proxies; the SDKs do the same.
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .tcp_nodelay(true)
-            .add_service(service(engine))
+            .add_service(sidecar)
+            .add_service(batches)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|source| SidecarError::Serve { addr, source })
@@ -129,6 +145,29 @@ pub fn service(engine: AsyncEngineHandle) -> TaskHubSidecarServiceServer<Sidecar
     TaskHubSidecarServiceServer::new(Sidecar::new(engine))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The service for `engine` with durable-emu's own `WorkerBatches` beside it, sharing its
+/// worker side (the sidecar then tells workers it serves the batches).
+pub fn services(
+    engine: AsyncEngineHandle,
+) -> (
+    TaskHubSidecarServiceServer<Sidecar>,
+    batches::worker_batches_server::WorkerBatchesServer<Batches>,
+) {
+    let mut sidecar = Sidecar::new(engine);
+    sidecar.worker.batches_served = true;
+    let batches = Batches {
+        worker: sidecar.worker.clone(),
+    };
+    (
+        TaskHubSidecarServiceServer::new(sidecar)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        batches::worker_batches_server::WorkerBatchesServer::new(batches)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
 /// Largest message either way: histories of big fan-outs exceed gRPC's 4 MB default, and the

@@ -25,8 +25,8 @@ use crate::proto;
 use crate::server::{engine_status, mapping_status};
 use durable_emu_engine::engine::AsyncEngineHandle;
 use durable_emu_engine::{
-    NameFilter, RemoteError, RemoteHub, RemoteWorkItem, WorkFilters, WorkerConnection, WorkerId,
-    WorkerInfo,
+    ActivityAnswer, NameFilter, RemoteError, RemoteHub, RemoteWorkItem, WorkFilters,
+    WorkerConnection, WorkerId, WorkerInfo,
 };
 use durable_sdk::history::HistoryEvent;
 use std::collections::HashMap;
@@ -48,7 +48,13 @@ const SHOWN_METADATA: [&str; 4] = ["taskhub", "workerid", "x-user-agent", "autho
 pub(crate) struct WorkerSide {
     hub: RemoteHub,
     sent: Arc<Mutex<HashMap<String, Sent>>>,
+    /// Whether this server also serves `WorkerBatches` (said to workers in the stream's metadata).
+    pub(crate) batches_served: bool,
 }
+
+/// The initial metadata of a `GetWorkItems` stream by which the sidecar says it also serves its
+/// own `WorkerBatches` (`proto/durable_emu_worker.proto`); its value is the version, `v1`.
+pub const WORKER_BATCHES_METADATA: &str = "durable-emu-worker-batches";
 
 /// A work item this side sent and has not seen finished.
 #[derive(Debug)]
@@ -176,6 +182,7 @@ impl WorkerSide {
         Self {
             hub: engine.remote_hub(),
             sent: Arc::default(),
+            batches_served: false,
         }
     }
 
@@ -224,7 +231,14 @@ impl WorkerSide {
             history_streaming,
             entity_format,
         };
-        Ok(Response::new(Box::pin(stream)))
+        let mut response = Response::new(Box::pin(stream) as crate::server::WorkItemStream);
+        if self.batches_served {
+            response.metadata_mut().insert(
+                WORKER_BATCHES_METADATA,
+                tonic::metadata::MetadataValue::from_static("v1"),
+            );
+        }
+        Ok(response)
     }
 
     pub(crate) async fn complete_activity(
@@ -246,6 +260,58 @@ impl WorkerSide {
             self.sent().remove(&response.completion_token);
         }
         Ok(())
+    }
+
+    /// Records many activity answers together (one core call, one commit); each one's fate, in
+    /// order, as `complete_activity` would have answered it alone.
+    pub(crate) async fn complete_activities(
+        &self,
+        responses: Vec<proto::ActivityResponse>,
+    ) -> Vec<Result<(), Status>> {
+        let mut outcomes: Vec<Result<(), Status>> = Vec::with_capacity(responses.len());
+        let mut answers = Vec::new();
+        let mut answered_at = Vec::new();
+        for response in &responses {
+            let read = crate::server::required_id("ActivityResponse", &response.instance_id)
+                .and_then(|_| {
+                    mapping::activity_outcome_from_wire(response).map_err(mapping_status)
+                });
+            match read {
+                Ok(outcome) => {
+                    answered_at.push(outcomes.len());
+                    outcomes.push(Ok(()));
+                    answers.push(ActivityAnswer {
+                        token: response.completion_token.clone(),
+                        instance_id: response.instance_id.clone(),
+                        task_id: response.task_id,
+                        outcome,
+                    });
+                }
+                Err(status) => outcomes.push(Err(status)),
+            }
+        }
+        match self.hub.complete_activities(answers).await {
+            Ok(results) => {
+                for (at, result) in answered_at.into_iter().zip(results) {
+                    if let Err(error) = result {
+                        outcomes[at] = Err(remote_status(error));
+                    }
+                }
+            }
+            Err(error) => {
+                let status = remote_status(error);
+                for at in answered_at {
+                    outcomes[at] = Err(status.clone());
+                }
+            }
+        }
+        let mut sent = self.sent();
+        for (response, outcome) in responses.iter().zip(&outcomes) {
+            if outcome.is_ok() && !response.completion_token.is_empty() {
+                sent.remove(&response.completion_token);
+            }
+        }
+        outcomes
     }
 
     // Chunking is deprecated in the proto, yet the .NET and Java workers still chunk large answers.

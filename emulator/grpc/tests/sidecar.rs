@@ -288,6 +288,128 @@ async fn a_streaming_worker_gets_the_past_by_count_and_fetches_exactly_that_many
 }
 
 #[tokio::test]
+async fn activity_answers_in_one_batch_are_recorded_together_and_each_is_acknowledged() {
+    use durable_emu_grpc::batches::ActivityAnswers;
+    use durable_emu_grpc::batches::worker_batches_client::WorkerBatchesClient;
+    use prost::Message as _;
+
+    // The plain sidecar does not say it serves batches; serve's (with them) does.
+    let mut plain = harness().await;
+    let opened = plain
+        .client
+        .get_work_items(proto::GetWorkItemsRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        opened
+            .metadata()
+            .get(durable_emu_grpc::WORKER_BATCHES_METADATA)
+            .is_none()
+    );
+
+    let mut h = support::harness_with_batches().await;
+    let opened = h
+        .client
+        .get_work_items(proto::GetWorkItemsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        opened
+            .metadata()
+            .get(durable_emu_grpc::WORKER_BATCHES_METADATA)
+            .map(|value| value.to_str().unwrap()),
+        Some("v1")
+    );
+    let mut stream = opened.into_inner();
+    h.client
+        .start_instance(start("FanOut", "batched", "3"))
+        .await
+        .unwrap();
+    let first = next_item(&mut stream).await;
+    h.client
+        .complete_orchestrator_task(answer(
+            &first,
+            (0..3)
+                .map(|i| schedule(i, "Square", &i.to_string()))
+                .collect(),
+        ))
+        .await
+        .unwrap();
+    let mut activities = Vec::new();
+    for _ in 0..3 {
+        let item = next_item(&mut stream).await;
+        let Some(Item::ActivityRequest(request)) = &item.request else {
+            panic!("three activities");
+        };
+        activities.push(proto::ActivityResponse {
+            instance_id: "batched".into(),
+            task_id: request.task_id,
+            result: Some((request.task_id * request.task_id).to_string()),
+            completion_token: item.completion_token.clone(),
+            ..Default::default()
+        });
+    }
+    let stale = proto::ActivityResponse {
+        completion_token: "no-such-token".into(),
+        ..activities[0].clone()
+    };
+    let (send, answers) = tokio::sync::mpsc::channel(4);
+    let mut acknowledgements = WorkerBatchesClient::new(h.channel.clone())
+        .complete_activity_tasks(tokio_stream::wrappers::ReceiverStream::new(answers))
+        .await
+        .unwrap()
+        .into_inner();
+    send.send(ActivityAnswers {
+        responses: vec![
+            activities[0].encode_to_vec(),
+            b"\xff\xff not a message".to_vec(),
+            activities[1].encode_to_vec(),
+        ],
+    })
+    .await
+    .unwrap();
+    let codes = |message: durable_emu_grpc::batches::Acknowledgements| {
+        message
+            .outcomes
+            .iter()
+            .map(|outcome| Code::from(outcome.code))
+            .collect::<Vec<_>>()
+    };
+    let first_acks = acknowledgements.message().await.unwrap().unwrap();
+    assert_eq!(
+        codes(first_acks.clone()),
+        [Code::Ok, Code::InvalidArgument, Code::Ok],
+        "each answer on its own: {first_acks:?}"
+    );
+    assert!(first_acks.outcomes[1].message.contains("does not decode"));
+    send.send(ActivityAnswers {
+        responses: vec![stale.encode_to_vec(), activities[2].encode_to_vec()],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        codes(acknowledgements.message().await.unwrap().unwrap()),
+        [Code::NotFound, Code::Ok],
+        "a stale token is refused as CompleteActivityTask refuses it"
+    );
+    // A token already recorded is stale too: the unary call says so, and changes nothing.
+    let again = h.client.complete_activity_task(activities[0].clone()).await;
+    assert_eq!(again.unwrap_err().code(), Code::NotFound);
+    let second = next_item(&mut stream).await;
+    let Some(Item::OrchestratorRequest(request)) = &second.request else {
+        panic!("then an episode");
+    };
+    assert_eq!(
+        event_names(&request.new_events)
+            .iter()
+            .filter(|name| **name == "taskCompleted")
+            .count(),
+        2,
+        "the first message's two answers were recorded together, so one episode has both"
+    );
+}
+
+#[tokio::test]
 async fn a_chain_runs_through_a_worker_and_the_client_reads_it_with_and_without_payloads() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;

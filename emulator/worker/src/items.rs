@@ -6,6 +6,7 @@
 //! Knows the proto and the SDK's protocol (through `durable_emu_grpc::mapping`); knows nothing of
 //! connections or reconnecting (`lib.rs`).
 
+use crate::answers::AnswerBatches;
 use crate::{Client, ItemKind, Shared, WorkerEvent};
 use durable_emu_grpc::mapping;
 use durable_emu_grpc::proto;
@@ -54,6 +55,7 @@ enum Work {
 pub(crate) fn accept(
     item: proto::WorkItem,
     client: &Client,
+    batches: Option<&AnswerBatches>,
     shared: &Arc<Shared>,
     held: &mut JoinSet<()>,
 ) {
@@ -146,14 +148,43 @@ pub(crate) fn accept(
     };
     ledger().insert(token.clone(), what.clone());
     shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    let batches = batches.cloned();
     held.spawn(async move {
-        run(work, token.clone(), what, client, Arc::clone(&shared)).await;
+        let backend = Backend { client, batches };
+        run(work, token.clone(), what, backend, Arc::clone(&shared)).await;
         ledger().remove(&token);
         shared.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     });
 }
 
-async fn run(work: Work, token: String, what: Held, mut client: Client, shared: Arc<Shared>) {
+/// Where a held item's answer goes.
+struct Backend {
+    client: Client,
+    /// Activity answers in batches, when the backend takes them so.
+    batches: Option<AnswerBatches>,
+}
+
+impl Backend {
+    /// An activity's answer, in a batch if the backend takes them so (and the batch carried
+    /// it), else alone as the protocol says.
+    async fn complete_activity(
+        &mut self,
+        answer: proto::ActivityResponse,
+    ) -> Result<(), tonic::Status> {
+        if let Some(batches) = &self.batches {
+            if let Some(recorded) = batches.complete(answer.clone()).await {
+                return recorded;
+            }
+        }
+        self.client.complete_activity_task(answer).await.map(drop)
+    }
+}
+
+async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Arc<Shared>) {
+    let Backend {
+        mut client,
+        batches,
+    } = backend;
     let slots = match what.kind {
         ItemKind::Orchestration => &shared.orchestrations,
         ItemKind::Activity => &shared.activities,
@@ -268,7 +299,7 @@ async fn run(work: Work, token: String, what: Held, mut client: Client, shared: 
             .map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
     });
     let sent = match answer {
-        Answer::Activity(answer, _) => client.complete_activity_task(answer).await.map(drop),
+        Answer::Activity(answer, _) => Backend { client, batches }.complete_activity(answer).await,
         Answer::Orchestration(answer, _) => {
             client.complete_orchestrator_task(answer).await.map(drop)
         }

@@ -16,6 +16,7 @@
 //! command line, of how the library was built or loaded, or of how events are shown: it reports
 //! [`WorkerEvent`]s to whoever runs it.
 
+mod answers;
 mod items;
 mod lanes;
 
@@ -345,19 +346,30 @@ pub async fn run(
         });
         let opened = async {
             let channel = endpoint.connect().await.map_err(|error| describe(&error))?;
-            let client = TaskHubSidecarServiceClient::with_interceptor(channel, metadata.clone())
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX);
+            let client =
+                TaskHubSidecarServiceClient::with_interceptor(channel.clone(), metadata.clone())
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX);
             let plugin = functions.current();
-            let stream = client
+            let opened = client
                 .clone()
                 .get_work_items(work_items_request(&plugin, &config.limits))
                 .await
-                .map_err(|status| describe_status(&status))?
-                .into_inner();
-            Ok::<_, String>((client, stream, plugin))
+                .map_err(|status| describe_status(&status))?;
+            // A durable-emu sidecar takes activity answers in batches, over a stream of its own.
+            let batches = opened
+                .metadata()
+                .get(durable_emu_grpc::WORKER_BATCHES_METADATA)
+                .is_some_and(|version| version == "v1")
+                .then(|| {
+                    answers::AnswerBatches::open(InterceptedService::new(
+                        channel.clone(),
+                        metadata.clone(),
+                    ))
+                });
+            Ok::<_, String>((client, batches, opened.into_inner(), plugin))
         };
-        let (client, mut stream, plugin) = tokio::select! {
+        let (client, batches, mut stream, plugin) = tokio::select! {
             opened = opened => match opened {
                 Ok(opened) => opened,
                 Err(reason) => {
@@ -381,7 +393,7 @@ pub async fn run(
             tokio::select! {
                 message = stream.message() => match message {
                     Ok(Some(item)) => {
-                        items::accept(item, &client, &shared, &mut held);
+                        items::accept(item, &client, batches.as_ref(), &shared, &mut held);
                     }
                     Ok(None) => {
                         let reason = "the backend closed the work-item stream".to_string();
@@ -406,7 +418,8 @@ pub async fn run(
                     continue 'connections;
                 }
                 _ = stopped(stop.clone()) => {
-                    drain(&shared, &mut held, &mut stream, &client, config.drain_timeout).await;
+                    let backend = (&client, batches.as_ref());
+                    drain(&shared, &mut held, &mut stream, backend, config.drain_timeout).await;
                     break 'connections;
                 }
             }
@@ -439,7 +452,7 @@ async fn drain(
     shared: &Arc<Shared>,
     held: &mut tokio::task::JoinSet<()>,
     stream: &mut tonic::Streaming<proto::WorkItem>,
-    client: &Client,
+    (client, batches): (&Client, Option<&answers::AnswerBatches>),
     timeout: Duration,
 ) {
     (shared.events)(WorkerEvent::Draining {
@@ -450,7 +463,7 @@ async fn drain(
         tokio::select! {
             message = stream.message() => match message {
                 // `accept` sees `stopping` and abandons it.
-                Ok(Some(item)) => items::accept(item, client, shared, held),
+                Ok(Some(item)) => items::accept(item, client, batches, shared, held),
                 Ok(None) | Err(_) => break,
             },
             next = held.join_next() => if next.is_none() { break },

@@ -8,6 +8,10 @@ use tonic::transport::{Channel, Endpoint, Server, Uri};
 
 pub struct Harness {
     pub client: TaskHubSidecarServiceClient<Channel>,
+    /// The connection under `client`, for a test's other clients (durable-emu's own
+    /// `WorkerBatches`).
+    #[allow(dead_code)]
+    pub channel: Channel,
     /// The engine behind the service (kept alive with the harness; some test files also read it,
     /// which each test binary compiling this module sees on its own).
     #[allow(dead_code)]
@@ -17,6 +21,17 @@ pub struct Harness {
 /// A sidecar over a fresh engine; `auto_skip`: whether the virtual clock skips to the next
 /// timer when the engine is idle.
 pub async fn harness(auto_skip: bool) -> Harness {
+    serving(auto_skip, false).await
+}
+
+/// [`harness`], with durable-emu's own `WorkerBatches` served beside the sidecar, as `serve`
+/// and `--isolate` serve it.
+#[allow(dead_code)]
+pub async fn harness_with_batches() -> Harness {
+    serving(true, true).await
+}
+
+async fn serving(auto_skip: bool, batches: bool) -> Harness {
     let engine = Engine::start(EngineConfig {
         db: DbLocation::Memory,
         clock: ClockKind::Virtual,
@@ -31,13 +46,23 @@ pub async fn harness(auto_skip: bool) -> Harness {
         isolated: false,
     })
     .unwrap();
-    let service = durable_emu_grpc::service(engine.handle().asynchronous());
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let incoming = tokio_stream::once(Ok::<_, std::io::Error>(server_io));
+    let asynchronous = engine.handle().asynchronous();
     tokio::spawn(async move {
-        Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(server_io)))
-            .await
+        if batches {
+            let (sidecar, batches) = durable_emu_grpc::services(asynchronous);
+            Server::builder()
+                .add_service(sidecar)
+                .add_service(batches)
+                .serve_with_incoming(incoming)
+                .await
+        } else {
+            Server::builder()
+                .add_service(durable_emu_grpc::service(asynchronous))
+                .serve_with_incoming(incoming)
+                .await
+        }
     });
     let mut client_io = Some(client_io);
     let channel = Endpoint::try_from("http://in-memory")
@@ -52,7 +77,8 @@ pub async fn harness(auto_skip: bool) -> Harness {
         .await
         .unwrap();
     Harness {
-        client: TaskHubSidecarServiceClient::new(channel),
+        client: TaskHubSidecarServiceClient::new(channel.clone()),
+        channel,
         engine,
     }
 }

@@ -174,11 +174,13 @@ impl Core {
     ) -> Result<Option<RecordedEpisode>, EngineError> {
         let PreparedEpisode {
             request,
-            past: _,
+            past,
             runner,
             delivered,
             now,
         } = episode;
+        // The core's kept copy is extended below; a second owner would make that a copy.
+        drop(past);
         let in_process = runner.is_some();
         // The isolated worker runs the active build (it is restarted on each new one).
         let build = runner.map(|(build, _)| build).or(if self.remote.isolated {
@@ -211,6 +213,9 @@ impl Core {
         });
         self.store
             .append_history(&instance_id, &execution_id, history_len, &appended, build)?;
+        if !in_process {
+            self.remember_remote_history(&instance_id, &execution_id, history_len, &appended);
+        }
         for message in &delivered {
             if let Some(inbox_id) = message.inbox_id {
                 self.store.remove_inbox(inbox_id)?;

@@ -173,6 +173,22 @@ impl Core {
         Ok(events)
     }
 
+    /// What a remote episode just appended to history at `first_seq`, added to the kept copy if
+    /// that copy ends there (so the next episode reads nothing back from the store).
+    pub(super) fn remember_remote_history(
+        &mut self,
+        instance_id: &str,
+        execution_id: &str,
+        first_seq: usize,
+        appended: &[HistoryEvent],
+    ) {
+        if let Some(kept) = self.mirror.remote_pasts.get_mut(instance_id) {
+            if kept.execution_id == execution_id && kept.events.len() == first_seq {
+                Arc::make_mut(&mut kept.events).extend_from_slice(appended);
+            }
+        }
+    }
+
     /// Messages of an episode that was not recorded go back to the front of the queue.
     fn put_back(&mut self, instance_id: &str, delivered: Vec<Message>) {
         let queue = self
