@@ -126,18 +126,34 @@ impl BoundSidecar {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SidecarError> {
         let addr = self.addr;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let incoming = without_nagle(self.listener);
         let (sidecar, batches) = services(engine);
         tonic::transport::Server::builder()
             // Idle worker streams stay up through NATs and proxies; the SDKs do the same.
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .tcp_nodelay(true)
             .add_service(sidecar)
             .add_service(batches)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(|source| SidecarError::Serve { addr, source })
     }
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off. tonic's own `tcp_nodelay`
+/// applies only to sockets it accepts itself; left on, a small frame (a work item to a waiting
+/// worker) sat until the peer's delayed ACK, 40 ms later, for every one.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.inspect(|stream| {
+                // A socket that refuses only delays its small frames.
+                let _ = stream.set_nodelay(true);
+            })
+        },
+    )
 }
 
 /// The service for `engine`, to mount on any tonic server or in-memory transport.
@@ -173,3 +189,21 @@ pub fn services(
 /// Largest message either way: histories of big fan-outs exceed gRPC's 4 MB default, and the
 /// engine's own payload limit (16 MB per payload by default) is what bounds a single value.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_frames_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut incoming = std::pin::pin!(without_nagle(listener));
+        let accepted = tokio_stream::StreamExt::next(&mut incoming)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
+}
