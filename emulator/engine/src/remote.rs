@@ -935,40 +935,34 @@ impl RemoteHub {
         &self,
         answers: Vec<ActivityAnswer>,
     ) -> Result<Vec<Result<(), RemoteError>>, RemoteError> {
-        let (reply, answer) = oneshot::channel();
-        let call = core_call(
-            move |core| {
-                Ok(answers
-                    .into_iter()
-                    .map(|answer| {
-                        core.accept_remote_activity(
-                            &answer.token,
-                            &answer.instance_id,
-                            answer.task_id,
-                            answer.outcome,
-                        )
-                    })
-                    .collect::<Vec<_>>())
-            },
-            move |result| {
-                let _ = reply.send(result);
-            },
-        );
-        self.shared
-            .core
-            .send(CoreMessage::Call(call))
-            .map_err(|_| RemoteError::Engine(EngineError::Stopped))?;
-        match answer.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(error)) => Err(RemoteError::Engine(error)),
-            Err(_) => Err(RemoteError::Engine(EngineError::Stopped)),
-        }
+        self.core_answer(move |core| {
+            Ok(answers
+                .into_iter()
+                .map(|answer| {
+                    core.accept_remote_activity(
+                        &answer.token,
+                        &answer.instance_id,
+                        answer.task_id,
+                        answer.outcome,
+                    )
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
     }
 
     async fn through_core(
         &self,
         f: impl FnOnce(&mut Core) -> Result<Result<(), RemoteError>, EngineError> + Send + 'static,
     ) -> Result<(), RemoteError> {
+        self.core_answer(f).await?
+    }
+
+    /// Runs `f` on the core; its answer once the batch it ran in is committed.
+    async fn core_answer<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<R, EngineError> + Send + 'static,
+    ) -> Result<R, RemoteError> {
         let (reply, answer) = oneshot::channel();
         let call = core_call(f, move |result| {
             let _ = reply.send(result);
@@ -978,8 +972,7 @@ impl RemoteHub {
             .send(CoreMessage::Call(call))
             .map_err(|_| RemoteError::Engine(EngineError::Stopped))?;
         match answer.await {
-            Ok(Ok(result)) => result,
-            Ok(Err(error)) => Err(RemoteError::Engine(error)),
+            Ok(result) => result.map_err(RemoteError::Engine),
             Err(_) => Err(RemoteError::Engine(EngineError::Stopped)),
         }
     }
