@@ -5,6 +5,7 @@
 //! second check; the replay stepper steps through its history; `f` forks it after its first
 //! check, and the fork (its timer fired with `:next`) completes on the worker too; a fault rule
 //! added with `:fault` fails `HelloSequence`'s first activity, marked as injected, as in process.
+//! An `ApprovalWorkflow` shows the event it waits for (the WAITING column, the history view).
 //! The Builds view then shows the one worker process that ran all of it.
 //!
 //! Needs tmux (`.ci/run` installs it); skipped without it, except under CI.
@@ -97,6 +98,18 @@ fn history_clock_stepper_fork_and_faults_work_with_the_functions_in_a_worker_pro
     tmux.wait_for("the fork to complete", |screen| {
         line_with(screen, &["MonitorJob", "Completed", "-fork1"]).is_some()
     });
+
+    // What the code waits for, which the sidecar protocol's answer cannot carry, reaches the UI
+    // all the same (durable-emu's own note beside the answer).
+    tmux.command(r#"start ApprovalWorkflow {"request":"isolated","timeout_hours":72}"#);
+    tmux.wait_for("the approval to wait", |screen| {
+        line_with(screen, &["ApprovalWorkflow", "Running"]).is_some()
+    });
+    tmux.key("Enter");
+    tmux.wait_for("the awaited event in the history view", |screen| {
+        screen.contains("waits for: event 'Approval' · timer due")
+    });
+    tmux.keys("1");
 
     // A fault rule fails the first greeting, marked as injected.
     tmux.command("fault activity=SayHello,attempts=1,error=Injected:no greeting today");

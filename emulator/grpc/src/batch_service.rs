@@ -1,6 +1,7 @@
 //! durable-emu's own `WorkerBatches` service (`proto/durable_emu_worker.proto`): activity answers
 //! from `durable-emu worker`, many to a message over one stream, each message recorded in one
-//! core call and acknowledged, in order, with one outcome per answer. The sidecar protocol's
+//! core call and acknowledged, in order, with one outcome per answer; and an episode's notes
+//! (awaited events, log lines), kept until its answer arrives. The sidecar protocol's
 //! unary `CompleteActivityTask` stays what every other worker uses; an answer means the same
 //! either way (the same checks, the same refusals, the same codes).
 //!
@@ -8,7 +9,9 @@
 //! sockets or of how the engine records work.
 
 use crate::batches::worker_batches_server::WorkerBatches;
-use crate::batches::{Acknowledgement, Acknowledgements, ActivityAnswers};
+use crate::batches::{
+    Acknowledgement, Acknowledgements, ActivityAnswers, EpisodeNoted, EpisodeNotes,
+};
 use crate::proto;
 use crate::worker::WorkerSide;
 use prost::Message as _;
@@ -52,6 +55,31 @@ impl WorkerBatches for Batches {
         Ok(Response::new(Box::pin(ReceiverStream::new(
             acknowledgements,
         ))))
+    }
+
+    async fn note_episode(
+        &self,
+        request: Request<EpisodeNotes>,
+    ) -> Result<Response<EpisodeNoted>, Status> {
+        let notes = request.into_inner();
+        let logs = if notes.logs_json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&notes.logs_json).map_err(|error| {
+                Status::invalid_argument(format!(
+                    "EpisodeNotes.logsJson is not a JSON array of log lines: {error}"
+                ))
+            })?
+        };
+        self.worker.note_episode(
+            &notes.completion_token,
+            crate::worker::EpisodeNotes {
+                awaited_events: notes.awaited_events,
+                logs,
+                warnings: notes.warnings,
+            },
+        )?;
+        Ok(Response::new(EpisodeNoted {}))
     }
 }
 

@@ -52,6 +52,14 @@ pub(crate) struct WorkerSide {
     pub(crate) batches_served: bool,
 }
 
+/// What an episode's answer cannot carry in the sidecar protocol (`NoteEpisode`), read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EpisodeNotes {
+    pub(crate) awaited_events: Vec<String>,
+    pub(crate) logs: Vec<durable_sdk::protocol::LogLine>,
+    pub(crate) warnings: Vec<String>,
+}
+
 /// The initial metadata of a `GetWorkItems` stream by which the sidecar says it also serves its
 /// own `WorkerBatches` (`proto/durable_emu_worker.proto`); its value is the version, `v1`.
 pub const WORKER_BATCHES_METADATA: &str = "durable-emu-worker-batches";
@@ -65,6 +73,8 @@ struct Sent {
     /// An episode's history before it, kept until its answer arrives: StreamInstanceHistory
     /// serves a worker that fetches it from here, not from the store.
     past: Option<Arc<Vec<HistoryEvent>>>,
+    /// What durable-emu's worker said about the episode before answering it (`NoteEpisode`).
+    notes: Option<EpisodeNotes>,
     /// Actions of the chunks of a chunked answer received so far.
     chunks: Vec<proto::OrchestratorAction>,
     /// How many chunks have arrived.
@@ -89,6 +99,7 @@ impl Sent {
             instance_id,
             work,
             past: None,
+            notes: None,
             chunks: Vec::new(),
             chunk_count: 0,
         }
@@ -341,6 +352,11 @@ impl WorkerSide {
         }
         let mut answer =
             mapping::orchestrator_response_from_wire(&response).map_err(mapping_status)?;
+        if let Some(notes) = key.as_ref().and_then(|key| self.take_notes(key)) {
+            answer.awaited_events = notes.awaited_events;
+            answer.logs = notes.logs;
+            answer.warnings = notes.warnings;
+        }
         if let Some(execution_id) = key.as_ref().and_then(|key| self.execution_of(key)) {
             fill_entity_parents(&mut answer.actions, &response.instance_id, &execution_id);
         }
@@ -372,6 +388,24 @@ impl WorkerSide {
             }
             _ => None,
         })
+    }
+
+    /// Keeps what durable-emu's worker says about an episode it is about to answer.
+    pub(crate) fn note_episode(&self, token: &str, notes: EpisodeNotes) -> Result<(), Status> {
+        let mut sent = self.sent();
+        match sent.get_mut(token) {
+            Some(entry) if matches!(entry.work, SentWork::Orchestrator { .. }) => {
+                entry.notes = Some(notes);
+                Ok(())
+            }
+            _ => Err(Status::not_found(format!(
+                "no episode with token '{token}' is outstanding; it was answered, abandoned or redelivered"
+            ))),
+        }
+    }
+
+    fn take_notes(&self, token: &str) -> Option<EpisodeNotes> {
+        self.sent().get_mut(token)?.notes.take()
     }
 
     /// The execution an outstanding orchestrator item was sent for.

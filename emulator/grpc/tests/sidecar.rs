@@ -410,6 +410,59 @@ async fn activity_answers_in_one_batch_are_recorded_together_and_each_is_acknowl
 }
 
 #[tokio::test]
+async fn an_episodes_notes_reach_the_instance_with_its_answer_and_a_stale_token_is_refused() {
+    use durable_emu_grpc::batches::EpisodeNotes;
+    use durable_emu_grpc::batches::worker_batches_client::WorkerBatchesClient;
+
+    let mut h = support::harness_with_batches().await;
+    let mut stream = connect_worker(&mut h.client).await;
+    h.client
+        .start_instance(start("Approval", "noted", "null"))
+        .await
+        .unwrap();
+    let first = next_item(&mut stream).await;
+    let mut notes = WorkerBatchesClient::new(h.channel.clone());
+    let refused = notes
+        .note_episode(EpisodeNotes {
+            completion_token: first.completion_token.clone(),
+            logs_json: "not json".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("logsJson"), "{refused:?}");
+    notes
+        .note_episode(EpisodeNotes {
+            completion_token: first.completion_token.clone(),
+            awaited_events: vec!["Approved".into()],
+            logs_json: r#"[{"level":"Info","message":"waiting for a person","timestamp":"2026-12-02T00:00:00Z"}]"#.into(),
+            warnings: vec![],
+        })
+        .await
+        .unwrap();
+    let before = h.engine.handle().instance("noted").unwrap().unwrap();
+    assert!(
+        before.awaited_events.is_empty(),
+        "nothing until the answer is recorded"
+    );
+    h.client
+        .complete_orchestrator_task(answer(&first, vec![]))
+        .await
+        .unwrap();
+    let record = h.engine.handle().instance("noted").unwrap().unwrap();
+    assert_eq!(record.awaited_events, ["Approved"]);
+    let stale = notes
+        .note_episode(EpisodeNotes {
+            completion_token: first.completion_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::NotFound, "the episode was answered");
+}
+
+#[tokio::test]
 async fn a_chain_runs_through_a_worker_and_the_client_reads_it_with_and_without_payloads() {
     let mut h = harness().await;
     let mut stream = connect_worker(&mut h.client).await;

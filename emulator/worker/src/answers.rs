@@ -1,5 +1,6 @@
-//! Activity answers to a durable-emu sidecar, many to a message: durable-emu's own
-//! `WorkerBatches` stream (`proto/durable_emu_worker.proto` in the grpc crate), used only when the
+//! Activity answers to a durable-emu sidecar, many to a message (and an episode's notes: what
+//! the UI shows that the protocol's answer cannot carry): durable-emu's own `WorkerBatches`
+//! stream (`proto/durable_emu_worker.proto` in the grpc crate), used only when the
 //! backend says it serves it (`durable-emu-worker-batches: v1` on the work-item stream). Every
 //! other backend gets the protocol's unary `CompleteActivityTask`, and so does an answer whose
 //! batch went unacknowledged (a broken stream): sent again alone, it is either recorded or, if
@@ -13,7 +14,7 @@
 
 use crate::Metadata;
 use durable_emu_grpc::batches::worker_batches_client::WorkerBatchesClient;
-use durable_emu_grpc::batches::{Acknowledgements, ActivityAnswers};
+use durable_emu_grpc::batches::{Acknowledgements, ActivityAnswers, EpisodeNotes};
 use durable_emu_grpc::proto;
 use prost::Message as _;
 use std::collections::VecDeque;
@@ -34,6 +35,7 @@ type Reply = oneshot::Sender<Result<(), Status>>;
 #[derive(Clone, Debug)]
 pub(crate) struct AnswerBatches {
     queue: mpsc::UnboundedSender<(proto::ActivityResponse, Reply)>,
+    client: WorkerBatchesClient<InterceptedService<Channel, Metadata>>,
 }
 
 impl AnswerBatches {
@@ -41,8 +43,14 @@ impl AnswerBatches {
     /// first answers, which then go unary).
     pub(crate) fn open(channel: InterceptedService<Channel, Metadata>) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
-        tokio::spawn(pump(WorkerBatchesClient::new(channel), queued));
-        Self { queue }
+        let client = WorkerBatchesClient::new(channel);
+        tokio::spawn(pump(client.clone(), queued));
+        Self { queue, client }
+    }
+
+    /// Tells the sidecar what an episode's answer cannot carry, before the answer goes.
+    pub(crate) async fn note_episode(&self, notes: EpisodeNotes) -> Result<(), Status> {
+        self.client.clone().note_episode(notes).await.map(drop)
     }
 
     /// Sends one answer in a batch; `None` when the batch could not carry it (the stream is

@@ -265,6 +265,7 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
             Answer::Orchestration(
                 mapping::orchestrator_response_to_wire(&what.instance_id, &token, &response),
                 failed,
+                episode_notes(&token, &response),
             )
         }
         Work::Entity(request) => {
@@ -300,7 +301,11 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
     });
     let sent = match answer {
         Answer::Activity(answer, _) => Backend { client, batches }.complete_activity(answer).await,
-        Answer::Orchestration(answer, _) => {
+        Answer::Orchestration(answer, _, notes) => {
+            if let (Some(batches), Some(notes)) = (&batches, notes) {
+                // Only what the UI shows rides on it: an answer without its notes is still whole.
+                let _ = batches.note_episode(notes).await;
+            }
             client.complete_orchestrator_task(answer).await.map(drop)
         }
         Answer::Entity(answer, _) => client.complete_entity_task(answer).await.map(drop),
@@ -311,6 +316,26 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
         }
         Err(status) => report_not_delivered(&shared, &what, &status),
     }
+}
+
+/// What an episode's answer says that the sidecar protocol has no field for (the events the code
+/// waits for, its log lines, its warnings), for a durable-emu backend; none if it says nothing.
+fn episode_notes(
+    token: &str,
+    response: &OrchestratorResponse,
+) -> Option<durable_emu_grpc::batches::EpisodeNotes> {
+    if response.awaited_events.is_empty()
+        && response.logs.is_empty()
+        && response.warnings.is_empty()
+    {
+        return None;
+    }
+    Some(durable_emu_grpc::batches::EpisodeNotes {
+        completion_token: token.to_string(),
+        awaited_events: response.awaited_events.clone(),
+        logs_json: serde_json::to_string(&response.logs).unwrap_or_default(),
+        warnings: response.warnings.clone(),
+    })
 }
 
 /// Runs an episode on the plugin (see [`continue_session`]). One whose history the backend left
@@ -405,7 +430,12 @@ impl FunctionThread {
 /// A work item's answer, and whether the function failed.
 enum Answer {
     Activity(proto::ActivityResponse, bool),
-    Orchestration(proto::OrchestratorResponse, bool),
+    /// With what only durable-emu takes (`NoteEpisode`), if there is any.
+    Orchestration(
+        proto::OrchestratorResponse,
+        bool,
+        Option<durable_emu_grpc::batches::EpisodeNotes>,
+    ),
     Entity(proto::EntityBatchResult, bool),
 }
 
@@ -413,7 +443,7 @@ impl Answer {
     fn failed(&self) -> bool {
         match self {
             Answer::Activity(_, failed)
-            | Answer::Orchestration(_, failed)
+            | Answer::Orchestration(_, failed, _)
             | Answer::Entity(_, failed) => *failed,
         }
     }
