@@ -251,7 +251,17 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
         Work::Orchestration(request) => {
             let response = match mapping::orchestrator_request_from_wire(&request) {
                 Ok(episode) => {
-                    run_episode(&on_thread, &plugin, &mut client, &request, episode).await
+                    match run_episode(&on_thread, &plugin, &mut client, &request, episode).await {
+                        Ok(answer) => answer,
+                        // The history could not be fetched: not the code's failure, so the
+                        // item stays the backend's to hand out again, as when fetched first.
+                        Err(status) => {
+                            // Its first try ran: the function is not running any more.
+                            on_thread.finished(false);
+                            report_not_delivered(&shared, &what, &status);
+                            return;
+                        }
+                    }
                 }
                 Err(error) => Err(format!("the episode's history does not decode: {error}")),
             };
@@ -288,17 +298,7 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
     };
     // Reported before the answer is sent: the function has run, so a worker that dies from
     // here on died in something else (an `--isolate` supervisor says what it was running).
-    (shared.events)(WorkerEvent::Finished {
-        kind: what.kind,
-        name: what.name.clone(),
-        instance_id: what.instance_id.clone(),
-        task_id: what.task_id,
-        failed: answer.failed(),
-        ms: started
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
-    });
+    on_thread.finished(answer.failed());
     let sent = match answer {
         Answer::Activity(answer, _) => Backend { client, batches }.complete_activity(answer).await,
         Answer::Orchestration(answer, _, notes) => {
@@ -340,14 +340,15 @@ fn episode_notes(
 
 /// Runs an episode on the plugin (see [`continue_session`]). One whose history the backend left
 /// out, saying only how long it is, goes first to the cached session without it; the history is
-/// fetched only if the session asks for it (it has not run the previous episode).
+/// fetched only if the session asks for it (it has not run the previous episode). The outer
+/// error: the history could not be fetched; the inner: the plugin could not run the episode.
 async fn run_episode(
     on_thread: &FunctionThread,
     plugin: &Arc<durable_emu_engine::LoadedPlugin>,
     client: &mut Client,
     wire: &proto::OrchestratorRequest,
     episode: durable_sdk::protocol::OrchestratorRequest,
-) -> Result<OrchestratorResponse, String> {
+) -> Result<Result<OrchestratorResponse, String>, tonic::Status> {
     let on_plugin = |episode: durable_sdk::protocol::OrchestratorRequest| {
         let plugin = Arc::clone(plugin);
         on_thread
@@ -357,21 +358,24 @@ async fn run_episode(
     let (instance_id, execution_id) = (episode.instance_id.clone(), episode.execution_id.clone());
     // Kept for asking again with the history (its new events are all it holds).
     let again = left_out.then(|| episode.clone());
-    let answer = on_plugin(episode).await.and_then(|answer| answer)?;
-    let Some(mut replayed) = again.filter(|_| answer.needs_history) else {
-        return Ok(answer);
+    let answer = match on_plugin(episode).await.and_then(|answer| answer) {
+        Ok(answer) => answer,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let past = fetch_history(client, wire).await.map_err(|status| {
-        format!(
-            "fetching the episode's history failed: {}",
-            status.message()
-        )
-    })?;
-    replayed.past_events = mapping::events_from_wire(&past).map_err(|error| {
-        format!("the history of instance '{instance_id}' (execution {execution_id}) does not decode: {error}")
-    })?;
+    let Some(mut replayed) = again.filter(|_| answer.needs_history) else {
+        return Ok(Ok(answer));
+    };
+    let past = fetch_history(client, wire).await?;
+    replayed.past_events = match mapping::events_from_wire(&past) {
+        Ok(past) => past,
+        Err(error) => {
+            return Ok(Err(format!(
+                "the history of instance '{instance_id}' (execution {execution_id}) does not decode: {error}"
+            )));
+        }
+    };
     replayed.history_len = replayed.past_events.len();
-    on_plugin(replayed).await.and_then(|answer| answer)
+    Ok(on_plugin(replayed).await.and_then(|answer| answer))
 }
 
 /// Where a work item's function runs: an activity or entity batch on a thread of the runtime's
@@ -387,6 +391,20 @@ struct FunctionThread {
 }
 
 impl FunctionThread {
+    /// Says the item's function is done, with how long it took since it first began (0 if it
+    /// never did).
+    fn finished(&self, failed: bool) {
+        let began = *self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.shared.events)(WorkerEvent::Finished {
+            kind: self.what.kind,
+            name: self.what.name.clone(),
+            instance_id: self.what.instance_id.clone(),
+            task_id: self.what.task_id,
+            failed,
+            ms: began.map_or(0.0, |began| began.elapsed().as_secs_f64() * 1000.0),
+        });
+    }
+
     /// Runs `function` there and gives its result, or why it did not run to the end.
     async fn spawn<T: Send + 'static>(
         &self,
