@@ -104,15 +104,21 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Nagle's algorithm off, as on the gRPC listener: a response written in more than one piece
-    // must not wait for the client's delayed ACK.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    axum::serve(listener, app)
+    axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// `listener` with Nagle's algorithm off on what it accepts, as on the gRPC listener: a response
+/// written in more than one piece must not wait for the client's delayed ACK.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|stream| {
+        // A socket that refuses only delays its small writes.
+        let _ = stream.set_nodelay(true);
+    })
 }
 
 fn routes() -> Router<Api> {
@@ -713,4 +719,19 @@ async fn signal_entity(
         .await
         .map_err(engine_error)?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = without_nagle(listener).accept().await;
+        assert!(accepted.nodelay().unwrap());
+    }
 }
