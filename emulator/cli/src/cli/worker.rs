@@ -48,8 +48,9 @@ pub struct WorkerArgs {
     /// Most entity batches running at once.
     #[arg(long, value_name = "N")]
     max_entities: Option<usize>,
-    /// Threads that run functions (each work item runs on one until it returns); default: as
-    /// many as the largest --max-* limit, so every item in progress has its own.
+    /// Threads that run activities and entity batches (each runs on one until it returns;
+    /// episodes have threads of their own, one per instance); default: as many as the largest
+    /// --max-* limit, so every item in progress has its own.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     threads: Option<u16>,
     /// On Ctrl-C / SIGTERM, how long to let held work finish before handing it back.
