@@ -158,7 +158,11 @@ fn without_nagle(
 
 /// The service for `engine`, to mount on any tonic server or in-memory transport.
 pub fn service(engine: AsyncEngineHandle) -> TaskHubSidecarServiceServer<Sidecar> {
-    TaskHubSidecarServiceServer::new(Sidecar::new(engine))
+    sidecar_server(Sidecar::new(engine))
+}
+
+fn sidecar_server(sidecar: Sidecar) -> TaskHubSidecarServiceServer<Sidecar> {
+    TaskHubSidecarServiceServer::new(sidecar)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -177,9 +181,7 @@ pub fn services(
         worker: sidecar.worker.clone(),
     };
     (
-        TaskHubSidecarServiceServer::new(sidecar)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        sidecar_server(sidecar),
         batches::worker_batches_server::WorkerBatchesServer::new(batches)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),

@@ -337,12 +337,14 @@ impl WorkerSide {
             return self.collect_chunk(key, response);
         }
         // The last chunk (or the only one): prepend what the earlier chunks carried.
+        let mut notes = None;
         if let Some(key) = &key {
             let mut sent = self.sent();
             if let Some(entry) = sent.get_mut(key) {
                 // Answered, the worker fetches no more; let go of the history so the core
                 // extends its own copy for the next episode instead of copying it.
                 entry.past = None;
+                notes = entry.notes.take();
                 check_chunk_index(entry, &response)?;
                 let mut actions = std::mem::take(&mut entry.chunks);
                 entry.chunk_count = 0;
@@ -352,7 +354,7 @@ impl WorkerSide {
         }
         let mut answer =
             mapping::orchestrator_response_from_wire(&response).map_err(mapping_status)?;
-        if let Some(notes) = key.as_ref().and_then(|key| self.take_notes(key)) {
+        if let Some(notes) = notes {
             answer.awaited_events = notes.awaited_events;
             answer.logs = notes.logs;
             answer.warnings = notes.warnings;
@@ -402,10 +404,6 @@ impl WorkerSide {
                 "no episode with token '{token}' is outstanding; it was answered, abandoned or redelivered"
             ))),
         }
-    }
-
-    fn take_notes(&self, token: &str) -> Option<EpisodeNotes> {
-        self.sent().get_mut(token)?.notes.take()
     }
 
     /// The execution an outstanding orchestrator item was sent for.

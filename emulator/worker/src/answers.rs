@@ -34,7 +34,9 @@ type Reply = oneshot::Sender<Result<(), Status>>;
 /// The sending end of one connection's answer stream; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct AnswerBatches {
-    queue: mpsc::UnboundedSender<(proto::ActivityResponse, Reply)>,
+    /// Encoded answers (encoded by their senders, each on its own task) and where their
+    /// outcome goes.
+    queue: mpsc::UnboundedSender<(Vec<u8>, Reply)>,
     client: WorkerBatchesClient<InterceptedService<Channel, Metadata>>,
 }
 
@@ -57,10 +59,10 @@ impl AnswerBatches {
     /// gone or refused), so the caller sends it alone.
     pub(crate) async fn complete(
         &self,
-        answer: proto::ActivityResponse,
+        answer: &proto::ActivityResponse,
     ) -> Option<Result<(), Status>> {
         let (reply, replied) = oneshot::channel();
-        self.queue.send((answer, reply)).ok()?;
+        self.queue.send((answer.encode_to_vec(), reply)).ok()?;
         replied.await.ok()
     }
 }
@@ -70,7 +72,7 @@ impl AnswerBatches {
 /// nothing, and sends its answer alone).
 async fn pump(
     mut client: WorkerBatchesClient<InterceptedService<Channel, Metadata>>,
-    mut queued: mpsc::UnboundedReceiver<(proto::ActivityResponse, Reply)>,
+    mut queued: mpsc::UnboundedReceiver<(Vec<u8>, Reply)>,
 ) {
     let (messages, outgoing) = mpsc::channel::<ActivityAnswers>(MESSAGES_AHEAD);
     let opened = client
@@ -91,7 +93,7 @@ async fn pump(
                     .chain(std::iter::from_fn(|| queued.try_recv().ok()))
                     .take(MOST_PER_MESSAGE)
                 {
-                    responses.push(answer.encode_to_vec());
+                    responses.push(answer);
                     replies.push(reply);
                 }
                 if messages.send(ActivityAnswers { responses }).await.is_err() {
@@ -136,12 +138,12 @@ mod tests {
         };
         let carried = tokio::time::timeout(
             std::time::Duration::from_secs(20),
-            batches.complete(answer.clone()),
+            batches.complete(&answer),
         )
         .await
         .expect("the batch gives up");
         assert!(carried.is_none(), "{carried:?}");
         // And so does every later answer, at once.
-        assert!(batches.complete(answer).await.is_none());
+        assert!(batches.complete(&answer).await.is_none());
     }
 }

@@ -150,41 +150,44 @@ pub(crate) fn accept(
     shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
     let batches = batches.cloned();
     held.spawn(async move {
-        let backend = Backend { client, batches };
-        run(work, token.clone(), what, backend, Arc::clone(&shared)).await;
+        run(
+            work,
+            token.clone(),
+            what,
+            client,
+            batches,
+            Arc::clone(&shared),
+        )
+        .await;
         ledger().remove(&token);
         shared.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     });
 }
 
-/// Where a held item's answer goes.
-struct Backend {
-    client: Client,
-    /// Activity answers in batches, when the backend takes them so.
-    batches: Option<AnswerBatches>,
-}
-
-impl Backend {
-    /// An activity's answer, in a batch if the backend takes them so (and the batch carried
-    /// it), else alone as the protocol says.
-    async fn complete_activity(
-        &mut self,
-        answer: proto::ActivityResponse,
-    ) -> Result<(), tonic::Status> {
-        if let Some(batches) = &self.batches {
-            if let Some(recorded) = batches.complete(answer.clone()).await {
-                return recorded;
-            }
+/// An activity's answer, in a batch if the backend takes them so (`batches`) and the batch
+/// carried it, else alone as the protocol says.
+async fn complete_activity(
+    client: &mut Client,
+    batches: Option<&AnswerBatches>,
+    answer: proto::ActivityResponse,
+) -> Result<(), tonic::Status> {
+    if let Some(batches) = batches {
+        if let Some(recorded) = batches.complete(&answer).await {
+            return recorded;
         }
-        self.client.complete_activity_task(answer).await.map(drop)
     }
+    client.complete_activity_task(answer).await.map(drop)
 }
 
-async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Arc<Shared>) {
-    let Backend {
-        mut client,
-        batches,
-    } = backend;
+/// `batches`: the connection's batch stream, when the backend serves one.
+async fn run(
+    work: Work,
+    token: String,
+    what: Held,
+    mut client: Client,
+    batches: Option<AnswerBatches>,
+    shared: Arc<Shared>,
+) {
     let slots = match what.kind {
         ItemKind::Orchestration => &shared.orchestrations,
         ItemKind::Activity => &shared.activities,
@@ -300,7 +303,9 @@ async fn run(work: Work, token: String, what: Held, backend: Backend, shared: Ar
     // here on died in something else (an `--isolate` supervisor says what it was running).
     on_thread.finished(answer.failed());
     let sent = match answer {
-        Answer::Activity(answer, _) => Backend { client, batches }.complete_activity(answer).await,
+        Answer::Activity(answer, _) => {
+            complete_activity(&mut client, batches.as_ref(), answer).await
+        }
         Answer::Orchestration(answer, _, notes) => {
             if let (Some(batches), Some(notes)) = (&batches, notes) {
                 // Only what the UI shows rides on it: an answer without its notes is still whole.
